@@ -1,0 +1,113 @@
+//! Every limit and option of the server in one place, with its unit in its name.
+//!
+//! Defaults are chosen for a small host; each can be changed by a `tskv-server` flag.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// When a write is acknowledged relative to the fdatasync that makes it durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FsyncMode {
+    /// Acknowledge only after the fdatasync covering the write completed (group commit).
+    Always,
+    /// Acknowledge after the WAL write; fdatasync every `fsync_period_ms`.
+    Periodic,
+    /// Acknowledge after the WAL write; never fdatasync (the OS decides).
+    Never,
+}
+
+/// Limits on what one client may send or leave unread.
+#[derive(Clone, Copy, Debug)]
+pub struct ProtocolLimits {
+    /// Largest bulk string a request may carry (Redis: `proto-max-bulk-len`, 512 MiB).
+    pub bulk_bytes_max: usize,
+    /// Largest number of elements in a request array (`*<n>`).
+    pub array_len_max: usize,
+    /// Longest inline command line, without its line ending (Redis: 64 KiB).
+    pub inline_bytes_max: usize,
+}
+
+/// Default for [`ProtocolLimits::bulk_bytes_max`]: 64 MiB.
+pub const BULK_BYTES_MAX_DEFAULT: usize = 64 << 20;
+/// Default for [`ProtocolLimits::array_len_max`]: 1,048,576 elements.
+pub const ARRAY_LEN_MAX_DEFAULT: usize = 1 << 20;
+/// Default for [`ProtocolLimits::inline_bytes_max`]: 64 KiB, as Redis.
+pub const INLINE_BYTES_MAX_DEFAULT: usize = 64 << 10;
+
+impl Default for ProtocolLimits {
+    fn default() -> Self {
+        Self {
+            bulk_bytes_max: BULK_BYTES_MAX_DEFAULT,
+            array_len_max: ARRAY_LEN_MAX_DEFAULT,
+            inline_bytes_max: INLINE_BYTES_MAX_DEFAULT,
+        }
+    }
+}
+
+/// Options of the per-shard storage engine.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Size at which the active memtable is frozen and flushed to an SSTable.
+    pub memtable_bytes: usize,
+    /// Size each WAL segment is preallocated to; a segment is closed when the next batch
+    /// would not fit.
+    pub wal_segment_bytes: u64,
+    /// Target size of one SSTable data block before compression-free encoding.
+    pub sstable_block_bytes: usize,
+    /// Bloom filter bits per key (10 gives about 1% false positives).
+    pub bloom_bits_per_key: usize,
+}
+
+/// Default for [`StoreOptions::memtable_bytes`]: 32 MiB.
+pub const MEMTABLE_BYTES_DEFAULT: usize = 32 << 20;
+/// Default for [`StoreOptions::wal_segment_bytes`]: 64 MiB.
+pub const WAL_SEGMENT_BYTES_DEFAULT: u64 = 64 << 20;
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            memtable_bytes: MEMTABLE_BYTES_DEFAULT,
+            wal_segment_bytes: WAL_SEGMENT_BYTES_DEFAULT,
+            sstable_block_bytes: 4096,
+            bloom_bits_per_key: 10,
+        }
+    }
+}
+
+/// Everything a running server needs to know, built from the command line.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub bind: IpAddr,
+    /// TCP port; 0 lets the kernel pick a free one.
+    pub port: u16,
+    /// Directory holding one sub-directory per shard.
+    pub data_dir: PathBuf,
+    /// Number of shard threads (each pinned to a core when possible).
+    pub shards: usize,
+    /// When writes are acknowledged.
+    pub fsync: FsyncMode,
+    /// Period of the background fdatasync in [`FsyncMode::Periodic`].
+    pub fsync_period_ms: u64,
+    /// Request size limits.
+    pub limits: ProtocolLimits,
+    /// Unsent reply bytes above which a connection is no longer read (backpressure).
+    pub client_output_bytes_max: usize,
+    /// Maximum number of client connections per shard; more are accepted and closed with an error.
+    pub clients_per_shard_max: usize,
+    /// Capacity of each cross-shard queue, in messages; also the cap on requests one shard
+    /// has in flight to another.
+    pub shard_queue_len: usize,
+    /// Storage engine options.
+    pub store: StoreOptions,
+}
+
+/// Default for [`ServerConfig::client_output_bytes_max`]: 16 MiB.
+pub const CLIENT_OUTPUT_BYTES_MAX_DEFAULT: usize = 16 << 20;
+/// Default for [`ServerConfig::shard_queue_len`]: 4096 messages.
+pub const SHARD_QUEUE_LEN_DEFAULT: usize = 4096;
+
+// A reply to a maximal request must fit under the output cap for backpressure to make progress.
+const _: () = assert!(CLIENT_OUTPUT_BYTES_MAX_DEFAULT >= INLINE_BYTES_MAX_DEFAULT);
+// The memtable must hold at least one maximal value.
+const _: () = assert!(MEMTABLE_BYTES_DEFAULT >= 2 * (1 << 20));

@@ -1,0 +1,34 @@
+//! # tskv — a crash-safe, thread-per-core time-series key-value server
+//!
+//! The modules follow the data path of one request:
+//!
+//! ```text
+//!  client bytes ──► resp (parse) ──► command ──► shard (route by xxh3(key) % N)
+//!                                                   │
+//!        ┌──────────────────────────────────────────┘
+//!        ▼
+//!   store ──► wal (group commit through io_uring) ──► memtable
+//!        │                                                │ full
+//!        │                                                ▼
+//!        └──────────── manifest ◄── sstable (flush through io_uring)
+//! ```
+//!
+//! * [`config`] holds every limit and option, with units in the names.
+//! * [`resp`] is the incremental RESP2 request parser and reply encoder.
+//! * [`command`] turns parsed arguments into typed commands and Redis-worded errors.
+//! * [`runtime`] is the only place with `unsafe`: epoll, io_uring, eventfd and a few syscalls.
+//! * [`wal`], [`memtable`], [`sstable`], [`manifest`] and [`store`] are the per-shard storage engine.
+//! * [`shard`] is the per-core event loop: connections, cross-shard queues, group commit.
+//! * [`server`] starts the shards, owns the data directory lock and handles shutdown.
+
+pub mod config;
+pub mod resp;
+pub mod command;
+pub mod runtime;
+pub mod wal;
+pub mod memtable;
+pub mod sstable;
+pub mod manifest;
+pub mod store;
+pub mod shard;
+pub mod server;

@@ -1,0 +1,1 @@
+//! The manifest: which SSTables are live, installed by durable rename.

@@ -1,0 +1,1 @@
+//! Server start-up and shutdown.

@@ -1,0 +1,1 @@
+//! SSTables: immutable sorted files of blocks, index, Bloom filter and footer.
