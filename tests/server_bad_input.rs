@@ -41,7 +41,12 @@ fn send_and_read_to_close(server: &TestServer, bytes: &[u8], half_close: bool) -
 /// the connection (without waiting for us to close ours).
 fn assert_protocol_error(server: &TestServer, bytes: &[u8], message: &str) {
     let replies = send_and_read_to_close(server, bytes, false);
-    assert_eq!(replies, vec![Reply::err(message)], "reply to {:?}", String::from_utf8_lossy(bytes));
+    assert_eq!(
+        replies,
+        vec![Reply::err(message)],
+        "reply to {:?}",
+        String::from_utf8_lossy(bytes)
+    );
 }
 
 #[test]
@@ -53,14 +58,22 @@ fn random_garbage() {
         let garbage: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
         let replies = send_and_read_to_close(&server, &garbage, true);
         for reply in &replies {
-            assert!(reply.is_error(), "round {round}: garbage got a non-error reply {reply:?}");
+            assert!(
+                reply.is_error(),
+                "round {round}: garbage got a non-error reply {reply:?}"
+            );
         }
         assert_serving(&server, &sentinel);
     }
     // Garbage that is all CR, LF, spaces and zero bytes.
-    let blanks: Vec<u8> = (0..50_000).map(|i| [b'\r', b'\n', b' ', 0][i % 4]).collect();
+    let blanks: Vec<u8> = (0..50_000)
+        .map(|i| [b'\r', b'\n', b' ', 0][i % 4])
+        .collect();
     for reply in send_and_read_to_close(&server, &blanks, true) {
-        assert!(reply.is_error(), "blank garbage got a non-error reply {reply:?}");
+        assert!(
+            reply.is_error(),
+            "blank garbage got a non-error reply {reply:?}"
+        );
     }
     assert_serving(&server, &sentinel);
 }
@@ -71,8 +84,16 @@ fn non_positive_multibulk_count_is_skipped() {
     let mut raw = server.raw();
     // Redis ignores `*-5` and `*0` without a reply and goes on with the next request.
     raw.send(b"*-5\r\n*0\r\n*1\r\n$4\r\nPING\r\n").unwrap();
-    assert_eq!(raw.reply(), Reply::Status("PONG".into()), "only PING is answered");
-    assert_eq!(raw.request(&["GET", "sentinel:0"]), Reply::bulk("value-sentinel-0"), "same connection");
+    assert_eq!(
+        raw.reply(),
+        Reply::Status("PONG".into()),
+        "only PING is answered"
+    );
+    assert_eq!(
+        raw.request(&["GET", "sentinel:0"]),
+        Reply::bulk("value-sentinel-0"),
+        "same connection"
+    );
     assert_serving(&server, &sentinel);
 }
 
@@ -91,12 +112,27 @@ fn huge_bulk_length_is_refused() {
 fn malformed_headers_are_refused() {
     let (server, sentinel) = start(&[]);
     let cases: [(&[u8], &str); 6] = [
-        (b"*2\r\n$3\r\nGET\r\n$-1\r\n", "ERR Protocol error: invalid bulk length"),
-        (b"*2\r\n$3\r\nGET\r\n$abc\r\n", "ERR Protocol error: invalid bulk length"),
-        (b"*3000000000\r\n", "ERR Protocol error: invalid multibulk length"),
+        (
+            b"*2\r\n$3\r\nGET\r\n$-1\r\n",
+            "ERR Protocol error: invalid bulk length",
+        ),
+        (
+            b"*2\r\n$3\r\nGET\r\n$abc\r\n",
+            "ERR Protocol error: invalid bulk length",
+        ),
+        (
+            b"*3000000000\r\n",
+            "ERR Protocol error: invalid multibulk length",
+        ),
         (b"*x\r\n", "ERR Protocol error: invalid multibulk length"),
-        (b"*1\r\nxyz\r\n", "ERR Protocol error: expected '$', got 'x'"),
-        (b"SET \"abc\r\n", "ERR Protocol error: unbalanced quotes in request"),
+        (
+            b"*1\r\nxyz\r\n",
+            "ERR Protocol error: expected '$', got 'x'",
+        ),
+        (
+            b"SET \"abc\r\n",
+            "ERR Protocol error: unbalanced quotes in request",
+        ),
     ];
     for (bytes, message) in cases {
         assert_protocol_error(&server, bytes, message);
@@ -117,7 +153,12 @@ fn request_cut_off_by_close() {
     for bytes in cut {
         // Half-close: the server must close without answering the partial request.
         let replies = send_and_read_to_close(&server, bytes, true);
-        assert_eq!(replies, vec![], "no reply to {:?}", String::from_utf8_lossy(bytes));
+        assert_eq!(
+            replies,
+            vec![],
+            "no reply to {:?}",
+            String::from_utf8_lossy(bytes)
+        );
         // Full close straight after sending.
         let mut raw = server.raw();
         let _ = raw.send(bytes);
@@ -126,7 +167,11 @@ fn request_cut_off_by_close() {
     }
     let mut raw = server.raw();
     for i in 1..=5 {
-        assert_eq!(raw.request(&["GET", &format!("torn:{i}")]), Reply::Nil, "torn:{i} was never written");
+        assert_eq!(
+            raw.request(&["GET", &format!("torn:{i}")]),
+            Reply::Nil,
+            "torn:{i} was never written"
+        );
     }
 }
 
@@ -134,19 +179,33 @@ fn request_cut_off_by_close() {
 fn inline_line_past_the_limit() {
     let (server, sentinel) = start(&[]);
     // Default limit 64 KiB: 70,000 bytes with no line end.
-    assert_protocol_error(&server, &vec![b'a'; 70_000], "ERR Protocol error: too big inline request");
+    assert_protocol_error(
+        &server,
+        &vec![b'a'; 70_000],
+        "ERR Protocol error: too big inline request",
+    );
     assert_serving(&server, &sentinel);
 }
 
 #[test]
 fn limits_set_by_flags() {
-    let (server, sentinel) =
-        start(&["--max-bulk-bytes", "1024", "--max-array-len", "16", "--max-inline-bytes", "1024"]);
+    let (server, sentinel) = start(&[
+        "--max-bulk-bytes",
+        "1024",
+        "--max-array-len",
+        "16",
+        "--max-inline-bytes",
+        "1024",
+    ]);
     let mut raw = server.raw();
 
     // At the limits: accepted.
     let value = "v".repeat(1024);
-    assert_eq!(raw.request(&["SET", "at-limit", &value]), Reply::ok(), "1024-byte bulk");
+    assert_eq!(
+        raw.request(&["SET", "at-limit", &value]),
+        Reply::ok(),
+        "1024-byte bulk"
+    );
     let mut mget = vec!["MGET".to_string()];
     mget.extend((0..15).map(|i| format!("sentinel:{i}")));
     let Reply::Array(items) = raw.request(&mget) else {
@@ -155,17 +214,40 @@ fn limits_set_by_flags() {
     assert_eq!(items.len(), 15);
     let inline = format!("ECHO {}\r\n", "b".repeat(1000));
     raw.send(inline.as_bytes()).unwrap();
-    assert_eq!(raw.reply(), Reply::bulk("b".repeat(1000)), "1005-byte inline line");
+    assert_eq!(
+        raw.reply(),
+        Reply::bulk("b".repeat(1000)),
+        "1005-byte inline line"
+    );
 
     // Past them: refused, connection closed.
-    let over = format!("*3\r\n$3\r\nSET\r\n$4\r\nover\r\n$1025\r\n{}\r\n", "v".repeat(1025));
-    assert_protocol_error(&server, over.as_bytes(), "ERR Protocol error: invalid bulk length");
+    let over = format!(
+        "*3\r\n$3\r\nSET\r\n$4\r\nover\r\n$1025\r\n{}\r\n",
+        "v".repeat(1025)
+    );
+    assert_protocol_error(
+        &server,
+        over.as_bytes(),
+        "ERR Protocol error: invalid bulk length",
+    );
     let mut mget = vec!["MGET".to_string()];
     mget.extend((0..16).map(|i| format!("sentinel:{i}")));
-    assert_protocol_error(&server, &common::encode(&mget), "ERR Protocol error: invalid multibulk length");
-    assert_protocol_error(&server, &vec![b'a'; 2000], "ERR Protocol error: too big inline request");
+    assert_protocol_error(
+        &server,
+        &common::encode(&mget),
+        "ERR Protocol error: invalid multibulk length",
+    );
+    assert_protocol_error(
+        &server,
+        &vec![b'a'; 2000],
+        "ERR Protocol error: too big inline request",
+    );
 
-    assert_eq!(raw.request(&["GET", "over"]), Reply::Nil, "the refused SET wrote nothing");
+    assert_eq!(
+        raw.request(&["GET", "over"]),
+        Reply::Nil,
+        "the refused SET wrote nothing"
+    );
     assert_eq!(raw.request(&["GET", "at-limit"]), Reply::bulk(&value));
     assert_serving(&server, &sentinel);
 }
@@ -190,6 +272,10 @@ fn ten_thousand_pipelined_unknown_commands() {
         assert_eq!(raw.reply(), want, "reply {i}");
     }
     sender.join().unwrap().expect("write the pipeline");
-    assert_eq!(raw.request(&["PING"]), Reply::Status("PONG".into()), "connection still usable");
+    assert_eq!(
+        raw.request(&["PING"]),
+        Reply::Status("PONG".into()),
+        "connection still usable"
+    );
     assert_serving(&server, &sentinel);
 }

@@ -30,7 +30,8 @@ fn query(con: &mut Connection, args: &[String]) -> Value {
     for arg in &args[1..] {
         cmd.arg(arg);
     }
-    cmd.query(con).unwrap_or_else(|e| panic!("{:?}: {e:?}", &args[..args.len().min(4)]))
+    cmd.query(con)
+        .unwrap_or_else(|e| panic!("{:?}: {e:?}", &args[..args.len().min(4)]))
 }
 
 fn strings(parts: &[&str], rest: impl IntoIterator<Item = String>) -> Vec<String> {
@@ -65,7 +66,9 @@ fn every_connection_sees_every_key() {
                 );
             }
             let keys = (0..KEYS_PER_CONNECTION).map(|j| key(writer, j));
-            let want = (0..KEYS_PER_CONNECTION).map(|j| bulk(&value(writer, j))).collect();
+            let want = (0..KEYS_PER_CONNECTION)
+                .map(|j| bulk(&value(writer, j)))
+                .collect();
             assert_eq!(
                 query(con, &strings(&["MGET"], keys)),
                 Value::Array(want),
@@ -76,7 +79,11 @@ fn every_connection_sees_every_key() {
 
     let written = (CONNECTION_COUNT * KEYS_PER_CONNECTION) as i64;
     for (c, con) in conns.iter_mut().enumerate() {
-        assert_eq!(query(con, &strings(&["DBSIZE"], [])), Value::Int(written), "DBSIZE via {c}");
+        assert_eq!(
+            query(con, &strings(&["DBSIZE"], [])),
+            Value::Int(written),
+            "DBSIZE via {c}"
+        );
     }
 }
 
@@ -87,8 +94,14 @@ fn multi_key_commands_span_shards() {
     let keys: Vec<String> = (0..100).map(|i| format!("m:{i}")).collect();
     let values: Vec<String> = (0..100).map(|i| format!("mset value {i}")).collect();
 
-    let pairs = keys.iter().zip(&values).flat_map(|(k, v)| [k.clone(), v.clone()]);
-    assert_eq!(query(&mut conns[0], &strings(&["MSET"], pairs)), Value::Okay);
+    let pairs = keys
+        .iter()
+        .zip(&values)
+        .flat_map(|(k, v)| [k.clone(), v.clone()]);
+    assert_eq!(
+        query(&mut conns[0], &strings(&["MSET"], pairs)),
+        Value::Okay
+    );
 
     // MGET of all keys, with a missing key between every ten, from every connection.
     let mut mget = Vec::new();
@@ -111,8 +124,16 @@ fn multi_key_commands_span_shards() {
 
     // DEL the even keys (each named twice) plus missing keys, from another connection.
     let even: Vec<String> = keys.iter().step_by(2).cloned().collect();
-    let del = even.iter().cloned().chain(even.iter().cloned()).chain(["missing:a".into(), "missing:b".into()]);
-    assert_eq!(query(&mut conns[1], &strings(&["DEL"], del)), Value::Int(50), "DEL counts each key once");
+    let del = even
+        .iter()
+        .cloned()
+        .chain(even.iter().cloned())
+        .chain(["missing:a".into(), "missing:b".into()]);
+    assert_eq!(
+        query(&mut conns[1], &strings(&["DEL"], del)),
+        Value::Int(50),
+        "DEL counts each key once"
+    );
 
     let want: Vec<Value> = keys
         .iter()
@@ -121,21 +142,40 @@ fn multi_key_commands_span_shards() {
         .map(|(i, (_, v))| if i % 2 == 0 { Value::Nil } else { bulk(v) })
         .collect();
     for (c, con) in conns.iter_mut().enumerate() {
-        assert_eq!(query(con, &strings(&["EXISTS"], keys.clone())), Value::Int(50), "EXISTS via {c}");
+        assert_eq!(
+            query(con, &strings(&["EXISTS"], keys.clone())),
+            Value::Int(50),
+            "EXISTS via {c}"
+        );
         assert_eq!(
             query(con, &strings(&["MGET"], keys.clone())),
             Value::Array(want.clone()),
             "MGET after DEL via connection {c}"
         );
-        assert_eq!(query(con, &strings(&["DBSIZE"], [])), Value::Int(50), "DBSIZE via {c}");
+        assert_eq!(
+            query(con, &strings(&["DBSIZE"], [])),
+            Value::Int(50),
+            "DBSIZE via {c}"
+        );
     }
 
     // MSET over deleted and live keys from a third connection; all connections agree.
     let pairs = keys.iter().flat_map(|k| [k.clone(), format!("again {k}")]);
-    assert_eq!(query(&mut conns[2], &strings(&["MSET"], pairs)), Value::Okay);
+    assert_eq!(
+        query(&mut conns[2], &strings(&["MSET"], pairs)),
+        Value::Okay
+    );
     let want: Vec<Value> = keys.iter().map(|k| bulk(&format!("again {k}"))).collect();
     for (c, con) in conns.iter_mut().enumerate() {
-        assert_eq!(query(con, &strings(&["MGET"], keys.clone())), Value::Array(want.clone()), "via {c}");
-        assert_eq!(query(con, &strings(&["DBSIZE"], [])), Value::Int(100), "DBSIZE via {c}");
+        assert_eq!(
+            query(con, &strings(&["MGET"], keys.clone())),
+            Value::Array(want.clone()),
+            "via {c}"
+        );
+        assert_eq!(
+            query(con, &strings(&["DBSIZE"], [])),
+            Value::Int(100),
+            "DBSIZE via {c}"
+        );
     }
 }

@@ -27,7 +27,11 @@ fn ready_line_has_the_documented_shape() {
         dir.path().display()
     );
     assert_eq!(server.ready_line(), expected);
-    assert_ne!(server.port(), 0, "--port 0 reports the port the kernel chose");
+    assert_ne!(
+        server.port(),
+        0,
+        "--port 0 reports the port the kernel chose"
+    );
 }
 
 #[test]
@@ -40,7 +44,10 @@ fn shutdown_command_exits_zero_and_keeps_data() {
     raw.send(&encode(&["SHUTDOWN"])).unwrap();
     // Redis answers a successful SHUTDOWN by closing the connection, without a reply.
     let replies = raw.replies_until_closed();
-    assert!(replies.iter().all(|r| !r.is_error()), "SHUTDOWN was refused: {replies:?}");
+    assert!(
+        replies.iter().all(|r| !r.is_error()),
+        "SHUTDOWN was refused: {replies:?}"
+    );
     let status = server.wait_exit();
     assert_eq!(status.code(), Some(0), "exit status after SHUTDOWN");
 
@@ -114,7 +121,11 @@ fn stop_under_write_load(signal: &str) {
     common::assert_serving(&server, &keys);
     let mut raw = server.raw();
     for (key, value) in &acked {
-        assert_eq!(raw.request(&["GET", key]), Reply::bulk(value), "acknowledged {key} after SIG{signal}");
+        assert_eq!(
+            raw.request(&["GET", key]),
+            Reply::bulk(value),
+            "acknowledged {key} after SIG{signal}"
+        );
     }
 }
 
@@ -125,15 +136,31 @@ fn second_server_on_the_same_data_dir_is_refused() {
     let keys = seed_keys(&server, "locked", 50);
 
     let data_dir = dir.path().to_str().unwrap();
-    let second = run_server_to_exit(&["--bind", "127.0.0.1", "--port", "0", "--data-dir", data_dir, "--shards", "2"]);
-    assert!(!second.status.success(), "the second server must fail, got {}", second.status);
+    let second = run_server_to_exit(&[
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--data-dir",
+        data_dir,
+        "--shards",
+        "2",
+    ]);
+    assert!(
+        !second.status.success(),
+        "the second server must fail, got {}",
+        second.status
+    );
     assert!(
         !second.stdout.contains("ready:"),
         "the second server must not announce itself: {:?}",
         second.stdout
     );
     let said = format!("{}{}", second.stdout, second.stderr).to_lowercase();
-    assert!(said.contains("lock"), "the refusal mentions the lock:\n{said}");
+    assert!(
+        said.contains("lock"),
+        "the refusal mentions the lock:\n{said}"
+    );
 
     common::assert_serving(&server, &keys);
 }
@@ -147,15 +174,27 @@ fn restart_after_clean_shutdown_twice() {
         let mut server = TestServer::start_in(dir.path(), ARGS);
         common::assert_serving(&server, &all);
         all.extend(seed_keys(&server, &format!("life{life}"), 100));
-        assert_eq!(server.shutdown().code(), Some(0), "exit status after SIGTERM in life {life}");
+        assert_eq!(
+            server.shutdown().code(),
+            Some(0),
+            "exit status after SIGTERM in life {life}"
+        );
     }
-    assert!(!is_empty_dir(dir.path()), "the data directory holds the data");
+    assert!(
+        !is_empty_dir(dir.path()),
+        "the data directory holds the data"
+    );
 }
 
 #[test]
 fn help_lists_every_flag() {
     let help = run_server_to_exit(&["--help"]);
-    assert!(help.status.success(), "--help exits 0: {}\n{}", help.status, help.stderr);
+    assert!(
+        help.status.success(),
+        "--help exits 0: {}\n{}",
+        help.status,
+        help.stderr
+    );
     for flag in [
         "--bind",
         "--port",
@@ -169,15 +208,31 @@ fn help_lists_every_flag() {
         "--max-inline-bytes",
         "--client-output-bytes-max",
     ] {
-        assert!(help.stdout.contains(flag), "--help mentions {flag}:\n{}", help.stdout);
+        assert!(
+            help.stdout.contains(flag),
+            "--help mentions {flag}:\n{}",
+            help.stdout
+        );
     }
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_str().unwrap();
-    let bad = run_server_to_exit(&["--port", "0", "--data-dir", data_dir, "--fsync", "sometimes"]);
+    let bad = run_server_to_exit(&[
+        "--port",
+        "0",
+        "--data-dir",
+        data_dir,
+        "--fsync",
+        "sometimes",
+    ]);
     assert!(!bad.status.success(), "an invalid --fsync value is refused");
-    assert!(!bad.stdout.contains("ready:"), "and the server does not start");
+    assert!(
+        !bad.stdout.contains("ready:"),
+        "and the server does not start"
+    );
 }
 
 fn is_empty_dir(path: &Path) -> bool {
-    std::fs::read_dir(path).map(|mut d| d.next().is_none()).unwrap_or(true)
+    std::fs::read_dir(path)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true)
 }

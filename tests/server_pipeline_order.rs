@@ -48,12 +48,23 @@ impl Model {
             }
             "GET" => self.map.get(arg(1)).map_or(Reply::Nil, Reply::bulk),
             "DEL" => {
-                let removed = args[1..].iter().filter(|k| self.map.remove(*k).is_some()).count();
+                let removed = args[1..]
+                    .iter()
+                    .filter(|k| self.map.remove(*k).is_some())
+                    .count();
                 Reply::Int(removed as i64)
             }
-            "EXISTS" => Reply::Int(args[1..].iter().filter(|k| self.map.contains_key(*k)).count() as i64),
+            "EXISTS" => Reply::Int(
+                args[1..]
+                    .iter()
+                    .filter(|k| self.map.contains_key(*k))
+                    .count() as i64,
+            ),
             "MGET" => Reply::Array(
-                args[1..].iter().map(|k| self.map.get(k).map_or(Reply::Nil, Reply::bulk)).collect(),
+                args[1..]
+                    .iter()
+                    .map(|k| self.map.get(k).map_or(Reply::Nil, Reply::bulk))
+                    .collect(),
             ),
             "MSET" => {
                 for pair in args[1..].chunks(2) {
@@ -128,7 +139,11 @@ fn ten_thousand_pipelined_requests_answer_in_order() {
     let sender = thread::spawn(move || writer.write_all(&wire));
     for (i, want) in expected.iter().enumerate() {
         let got = raw.reply();
-        assert_eq!(&got, want, "reply {i} to {:?} (replies before it matched)", requests[i]);
+        assert_eq!(
+            &got, want,
+            "reply {i} to {:?} (replies before it matched)",
+            requests[i]
+        );
     }
     sender.join().unwrap().expect("write the pipeline");
 

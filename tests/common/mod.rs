@@ -181,8 +181,10 @@ impl TestServer {
             .client()
             .get_connection_with_timeout(IO_TIMEOUT)
             .unwrap_or_else(|e| panic!("connect to {}: {e}", self.addr()));
-        con.set_read_timeout(Some(IO_TIMEOUT)).expect("set read timeout");
-        con.set_write_timeout(Some(IO_TIMEOUT)).expect("set write timeout");
+        con.set_read_timeout(Some(IO_TIMEOUT))
+            .expect("set read timeout");
+        con.set_write_timeout(Some(IO_TIMEOUT))
+            .expect("set write timeout");
         con
     }
 
@@ -247,7 +249,10 @@ impl Drop for TestServer {
         if thread::panicking() {
             let log = self.stderr_log();
             let tail: Vec<&str> = log.lines().rev().take(60).collect();
-            eprintln!("--- last lines of tskv-server stderr (port {}) ---", self.port());
+            eprintln!(
+                "--- last lines of tskv-server stderr (port {}) ---",
+                self.port()
+            );
             for line in tail.iter().rev() {
                 eprintln!("{line}");
             }
@@ -295,7 +300,9 @@ fn wait_for_ready(child: &mut Child, lines: &mpsc::Receiver<String>) -> Result<S
             return Err(format!("exited with {status} (other stdout: {other:?})"));
         }
         if Instant::now() >= deadline {
-            return Err(format!("no ready line within {READY_TIMEOUT:?} (other stdout: {other:?})"));
+            return Err(format!(
+                "no ready line within {READY_TIMEOUT:?} (other stdout: {other:?})"
+            ));
         }
     }
 }
@@ -493,7 +500,10 @@ fn read_line(r: &mut impl BufRead) -> io::Result<Option<Vec<u8>>> {
     if !line.ends_with(b"\r\n") {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("reply line not terminated by CRLF: {:?}", String::from_utf8_lossy(&line)),
+            format!(
+                "reply line not terminated by CRLF: {:?}",
+                String::from_utf8_lossy(&line)
+            ),
         ));
     }
     line.truncate(line.len() - 2);
@@ -511,11 +521,18 @@ impl RawConn {
     pub fn connect(addr: SocketAddr) -> Self {
         let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)
             .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
-        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("read timeout");
-        stream.set_write_timeout(Some(IO_TIMEOUT)).expect("write timeout");
+        stream
+            .set_read_timeout(Some(IO_TIMEOUT))
+            .expect("read timeout");
+        stream
+            .set_write_timeout(Some(IO_TIMEOUT))
+            .expect("write timeout");
         stream.set_nodelay(true).expect("nodelay");
         let reader = BufReader::with_capacity(64 << 10, stream.try_clone().expect("clone"));
-        Self { writer: stream, reader }
+        Self {
+            writer: stream,
+            reader,
+        }
     }
 
     /// Writes `bytes` as they are.
@@ -534,6 +551,14 @@ impl RawConn {
         match read_reply(&mut self.reader) {
             Ok(Some(reply)) => reply,
             Ok(None) => panic!("server closed the connection where a reply was expected"),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                panic!("no reply within {IO_TIMEOUT:?}")
+            }
             Err(e) => panic!("reading a reply: {e}"),
         }
     }
@@ -552,6 +577,14 @@ impl RawConn {
                 Ok(Some(reply)) => replies.push(reply),
                 Ok(None) => return replies,
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return replies,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    panic!("the server neither replied nor closed the connection within {IO_TIMEOUT:?} (replies so far: {replies:?})")
+                }
                 Err(e) => panic!("reading until close (after {replies:?}): {e}"),
             }
         }
@@ -571,9 +604,17 @@ impl RawConn {
 /// Fails the test unless a new connection gets PONG and each `(key, value)` reads back.
 pub fn assert_serving(server: &TestServer, expected: &[(String, String)]) {
     let mut raw = server.raw();
-    assert_eq!(raw.request(&["PING"]), Reply::Status("PONG".into()), "PING on a new connection");
+    assert_eq!(
+        raw.request(&["PING"]),
+        Reply::Status("PONG".into()),
+        "PING on a new connection"
+    );
     for (key, value) in expected {
-        assert_eq!(raw.request(&["GET", key]), Reply::bulk(value), "GET {key} on a new connection");
+        assert_eq!(
+            raw.request(&["GET", key]),
+            Reply::bulk(value),
+            "GET {key} on a new connection"
+        );
     }
 }
 
