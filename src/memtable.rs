@@ -23,11 +23,22 @@ pub struct MemEntry {
 }
 
 /// A sorted in-memory table of the newest version of each key.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Memtable {
     map: SkipMap<Vec<u8>, MemEntry>,
     size_bytes: usize,
     max_seq: SeqNo,
+}
+
+impl std::fmt::Debug for Memtable {
+    // Summarized: the entries are far too many to print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Memtable")
+            .field("entries", &self.map.len())
+            .field("size_bytes", &self.size_bytes)
+            .field("max_seq", &self.max_seq)
+            .finish()
+    }
 }
 
 fn entry_size_bytes(key: &[u8], value: Option<&[u8]>) -> usize {

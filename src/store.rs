@@ -149,6 +149,8 @@ struct Frozen {
 /// What WAL replay recovered.
 #[derive(Debug, Default)]
 struct Replay {
+    /// Highest sequence number in the live SSTables.
+    tables_last_seq: SeqNo,
     memtable: Memtable,
     last_seq: SeqNo,
     records: u64,
@@ -168,7 +170,9 @@ struct Listing {
 /// Files in the shard directory: `MANIFEST` (see [`crate::manifest`]),
 /// `wal-<NNNNNNNNNN>.log` segments (see [`crate::wal`]) and `sst-<NNNNNNNNNN>.sst` tables
 /// (see [`crate::sstable`]).
-#[derive(Debug)]
+///
+/// [`StoreStats::recovery_truncated_bytes`] counts the bytes from the end of the valid
+/// records to the last non-zero byte of the last segment (zero bytes need no cutting).
 pub struct ShardStore {
     dir: PathBuf,
     opts: StoreOptions,
@@ -191,6 +195,19 @@ pub struct ShardStore {
     flushes: u64,
     recovery_truncated_bytes: u64,
     recovery_replayed_records: u64,
+}
+
+impl std::fmt::Debug for ShardStore {
+    // Summarized: the memtables and indexes are far too large to print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardStore")
+            .field("dir", &self.dir)
+            .field("current_segment", &self.wal.current().number)
+            .field("manifest", &self.manifest)
+            .field("flush_in_flight", &self.flush_in_flight)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ShardStore {
@@ -216,6 +233,7 @@ impl ShardStore {
             .max()
             .unwrap_or_default();
         let mut replay = Replay {
+            tables_last_seq,
             last_seq: tables_last_seq,
             ..Replay::default()
         };
@@ -685,6 +703,10 @@ fn replay_segment(
         .map_err(io_error(format!("reading WAL segment {shown}")))?;
     let mut reader = SegmentReader::new(&data);
     for record in reader.by_ref() {
+        if record.seq <= replay.tables_last_seq {
+            // Already in an SSTable; a memtable copy could shadow a newer table version.
+            continue;
+        }
         let value = match record.kind {
             RecordKind::Put => Some(record.value),
             RecordKind::Delete => None,

@@ -144,7 +144,7 @@ pub fn find<'a>(payload: &'a [u8], key: &[u8]) -> Result<Option<EntryRef<'a>>, F
     for entry in BlockEntries::new(payload) {
         let entry = entry?;
         match entry.key.cmp(key) {
-            std::cmp::Ordering::Less => continue,
+            std::cmp::Ordering::Less => {}
             std::cmp::Ordering::Equal => return Ok(Some(entry)),
             std::cmp::Ordering::Greater => return Ok(None),
         }

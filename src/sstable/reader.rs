@@ -15,7 +15,6 @@ use super::{TableEntry, TableId};
 use crate::store::{io_error, StoreError};
 
 /// An open SSTable.
-#[derive(Debug)]
 pub struct Table {
     id: TableId,
     path: PathBuf,
@@ -23,6 +22,18 @@ pub struct Table {
     footer: Footer,
     index: Vec<IndexEntry>,
     bloom: Bloom,
+}
+
+impl std::fmt::Debug for Table {
+    // Summarized: index and Bloom filter are too large to print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table")
+            .field("id", &self.id)
+            .field("path", &self.path)
+            .field("footer", &self.footer)
+            .field("blocks", &self.index.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Table {
