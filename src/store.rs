@@ -219,7 +219,12 @@ impl ShardStore {
     /// SSTables not named by the manifest (a crash between writing a table and installing
     /// the manifest) and WAL segments below the manifest's `wal_start` are deleted.
     pub fn open(dir: &Path, opts: &StoreOptions) -> Result<Self, StoreError> {
-        fs::create_dir_all(dir).map_err(io_error(format!("creating {}", dir.display())))?;
+        if !dir.exists() {
+            fs::create_dir_all(dir).map_err(io_error(format!("creating {}", dir.display())))?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent)?;
+            }
+        }
         let manifest = Manifest::load(dir)?.unwrap_or_default();
         let listing = list_dir(dir)?;
         remove_leftovers(dir, &manifest, &listing)?;
@@ -237,34 +242,13 @@ impl ShardStore {
             last_seq: tables_last_seq,
             ..Replay::default()
         };
-        let segments: Vec<SegmentNo> = listing
-            .segments
-            .iter()
-            .copied()
-            .filter(|&n| n >= manifest.wal_start)
-            .collect();
-        let mut tail = None;
-        for (i, &number) in segments.iter().enumerate() {
-            let is_last = i + 1 == segments.len();
-            tail = replay_segment(dir, number, is_last, &mut replay)?;
-        }
-        let (current, append_offset) = match tail {
-            Some(tail) => tail,
-            None => {
-                let number = SegmentNo(manifest.wal_start.0.max(1));
-                (Segment::create(dir, number, opts.wal_segment_bytes)?, 0)
-            }
-        };
-        if replay.records > 0 || replay.truncated_bytes > 0 {
-            tracing::info!(
-                dir = %dir.display(),
-                records = replay.records,
-                truncated_bytes = replay.truncated_bytes,
-                last_seq = replay.last_seq.0,
-                "WAL replayed"
-            );
-        }
-        let oldest_segment = segments.first().copied().unwrap_or(current.number);
+        let (current, append_offset, oldest_segment) = replay_wal(
+            dir,
+            opts,
+            manifest.wal_start,
+            &listing.segments,
+            &mut replay,
+        )?;
         let mut store = Self {
             dir: dir.to_path_buf(),
             opts: opts.clone(),
@@ -681,6 +665,46 @@ fn remove_leftovers(dir: &Path, manifest: &Manifest, listing: &Listing) -> Resul
         sync_dir(dir)?;
     }
     Ok(())
+}
+
+/// Replays the WAL segments from `wal_start` on (`segments` is the sorted listing) into
+/// `replay`. Returns the segment appends continue in (created if there is none), the
+/// offset where they continue, and the oldest segment left on disk.
+fn replay_wal(
+    dir: &Path,
+    opts: &StoreOptions,
+    wal_start: SegmentNo,
+    segments: &[SegmentNo],
+    replay: &mut Replay,
+) -> Result<(Segment, u64, SegmentNo), StoreError> {
+    let segments: Vec<SegmentNo> = segments
+        .iter()
+        .copied()
+        .filter(|&n| n >= wal_start)
+        .collect();
+    let mut tail = None;
+    for (i, &number) in segments.iter().enumerate() {
+        let is_last = i + 1 == segments.len();
+        tail = replay_segment(dir, number, is_last, replay)?;
+    }
+    let (current, append_offset) = match tail {
+        Some(tail) => tail,
+        None => {
+            let number = SegmentNo(wal_start.0.max(1));
+            (Segment::create(dir, number, opts.wal_segment_bytes)?, 0)
+        }
+    };
+    if replay.records > 0 || replay.truncated_bytes > 0 {
+        tracing::info!(
+            dir = %dir.display(),
+            records = replay.records,
+            truncated_bytes = replay.truncated_bytes,
+            last_seq = replay.last_seq.0,
+            "WAL replayed"
+        );
+    }
+    let oldest_segment = segments.first().copied().unwrap_or(current.number);
+    Ok((current, append_offset, oldest_segment))
 }
 
 /// Replays one segment into `replay`. Returns the segment and the end of its valid data

@@ -115,6 +115,41 @@ mod tests {
         assert!(all.windows(2).all(|w| w[0].key < w[1].key));
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+        /// Arbitrary bytes, with or without a valid footer pointing anywhere, make open,
+        /// get and iteration fail cleanly, never panic.
+        #[test]
+        fn arbitrary_files_never_panic(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            fields in proptest::prelude::any::<(u64, u32, u64, u32)>(),
+            small in proptest::prelude::any::<bool>(),
+        ) {
+            use crate::sstable::format::Footer;
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(TableId(1).file_name());
+            let len = body.len() as u64;
+            let clamp = |x: u64| if small && len > 0 { x % len } else { x };
+            let footer = Footer {
+                index_offset: clamp(fields.0),
+                index_len_bytes: if small { fields.1 % 64 } else { fields.1 },
+                bloom_offset: clamp(fields.2),
+                bloom_len_bytes: if small { fields.3 % 64 } else { fields.3 },
+                ..Footer::default()
+            };
+            let mut bytes = body.clone();
+            bytes.extend_from_slice(&footer.encode());
+            for contents in [&body, &bytes] {
+                std::fs::write(&path, contents).unwrap();
+                if let Ok(table) = Table::open(&path, TableId(1)) {
+                    let _ = table.get(b"key");
+                    let _ = TableIter::new(&table).count();
+                }
+            }
+        }
+    }
+
     #[test]
     fn empty_table_opens() {
         let dir = tempfile::tempdir().unwrap();

@@ -51,7 +51,7 @@ impl Table {
             .len();
         let corrupt = |offset: u64, e: FormatError| StoreError::Corruption {
             file: path.display().to_string(),
-            offset: offset + e.offset as u64,
+            offset: offset.saturating_add(e.offset as u64),
             reason: e.reason.to_string(),
         };
         let Some(footer_offset) = file_len.checked_sub(FOOTER_BYTES as u64) else {
@@ -73,9 +73,14 @@ impl Table {
         };
         let footer_bytes = table.read(footer_offset, FOOTER_BYTES as u32)?;
         let footer = Footer::decode(&footer_bytes).map_err(|e| corrupt(footer_offset, e))?;
-        let region_ok = |offset: u64, len: u32| offset + u64::from(len) <= footer_offset;
-        if !region_ok(footer.index_offset, footer.index_len_bytes)
-            || !region_ok(footer.bloom_offset, footer.bloom_len_bytes)
+        // Offsets come from disk: add them without overflowing.
+        let ends_by = |offset: u64, len: u32, limit: u64| {
+            offset
+                .checked_add(u64::from(len))
+                .is_some_and(|end| end <= limit)
+        };
+        if !ends_by(footer.index_offset, footer.index_len_bytes, footer_offset)
+            || !ends_by(footer.bloom_offset, footer.bloom_len_bytes, footer_offset)
         {
             let e = FormatError {
                 reason: "footer points past the end of the file",
@@ -87,10 +92,10 @@ impl Table {
         let index = open_block(&index_block)
             .and_then(decode_index)
             .map_err(|e| corrupt(footer.index_offset, e))?;
-        if let Some(bad) = index.iter().find(|e| {
-            !region_ok(e.offset, e.len_bytes)
-                || e.offset + u64::from(e.len_bytes) > footer.index_offset
-        }) {
+        if let Some(bad) = index
+            .iter()
+            .find(|e| !ends_by(e.offset, e.len_bytes, footer.index_offset))
+        {
             let e = FormatError {
                 reason: "index entry points outside the data blocks",
                 offset: 0,
@@ -157,7 +162,7 @@ impl Table {
     pub fn corruption(&self, block_offset: u64, e: FormatError) -> StoreError {
         StoreError::Corruption {
             file: self.path.display().to_string(),
-            offset: block_offset + e.offset as u64,
+            offset: block_offset.saturating_add(e.offset as u64),
             reason: e.reason.to_string(),
         }
     }
