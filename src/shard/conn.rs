@@ -134,8 +134,8 @@ pub struct Conn {
     pub rbuf: Vec<u8>,
     /// Start of the unconsumed part of `rbuf`.
     pub rstart: usize,
-    /// The request parser.
-    pub parser: RequestParser,
+    /// The request parser; `None` only while the shard executes this connection's requests.
+    pub parser: Option<RequestParser>,
     /// Encoded replies; `wbuf[wstart..]` is not yet sent.
     pub wbuf: Vec<u8>,
     /// Start of the unsent part of `wbuf`.
@@ -169,7 +169,7 @@ impl Conn {
             name: None,
             rbuf: Vec::with_capacity(READ_CHUNK_BYTES),
             rstart: 0,
-            parser,
+            parser: Some(parser),
             wbuf: Vec::new(),
             wstart: 0,
             slots: VecDeque::new(),
@@ -300,5 +300,83 @@ impl Conn {
     /// Whether some queued slot waits for the acknowledgement point.
     pub fn has_gated_slots(&self, ack: SeqNo) -> bool {
         self.slots.iter().any(|slot| slot.gate > ack)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(gate: u64, parts_left: u32, reply: Reply) -> Slot {
+        Slot {
+            gate: SeqNo(gate),
+            parts_left,
+            reply,
+            error: None,
+        }
+    }
+
+    fn test_conn() -> Conn {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        Conn::new(stream, 1, 1, RequestParser::new(Default::default()))
+    }
+
+    /// Promotion must stop at the first slot that is not ready, even if later ones are.
+    #[test]
+    fn replies_leave_in_request_order() {
+        let mut conn = test_conn();
+        let a = conn.push_slot(slot(5, 0, Reply::Static(b"+A\r\n")), SeqNo(4));
+        let b = conn.push_slot(slot(0, 1, Reply::Single(None)), SeqNo(4));
+        conn.push_slot(slot(0, 0, Reply::Static(b"+C\r\n")), SeqNo(4));
+        assert_eq!((a, b), (0, 1));
+        assert!(!conn.promote(SeqNo(4), None), "gate 5 not reached yet");
+        assert!(conn.wbuf.is_empty());
+        assert!(conn.promote(SeqNo(5), None));
+        assert_eq!(conn.wbuf, b"+A\r\n");
+        let pending = conn.slot_mut(b).unwrap();
+        pending.apply(0, OpResult::Value(Some(b"b".to_vec())));
+        pending.parts_left = 0;
+        conn.promote(SeqNo(5), None);
+        assert_eq!(conn.wbuf, b"+A\r\n$1\r\nb\r\n+C\r\n");
+        assert!(conn.slots.is_empty());
+        // Nothing queued: a ready reply goes straight out.
+        assert_eq!(
+            conn.push_slot(slot(0, 0, Reply::Static(b"+D\r\n")), SeqNo(5)),
+            3
+        );
+        assert!(conn.wbuf.ends_with(b"+D\r\n"));
+    }
+
+    #[test]
+    fn poisoning_fails_gated_replies_instead_of_acknowledging() {
+        let mut conn = test_conn();
+        conn.push_slot(slot(9, 0, Reply::Single(Some(OpResult::Ok))), SeqNo(1));
+        conn.promote(SeqNo(1), Some("ERR shard refuses writes"));
+        assert_eq!(conn.wbuf, b"-ERR shard refuses writes\r\n");
+    }
+
+    #[test]
+    fn gathered_parts_and_errors() {
+        let mut mget = slot(0, 2, Reply::Values(vec![None, None, None]));
+        mget.apply(2, OpResult::Value(Some(b"z".to_vec())));
+        mget.apply(0, OpResult::Value(Some(b"x".to_vec())));
+        let mut out = Vec::new();
+        mget.encode(&mut out);
+        assert_eq!(out, b"*3\r\n$1\r\nx\r\n$-1\r\n$1\r\nz\r\n");
+
+        let mut del = slot(0, 0, Reply::Sum(0));
+        del.apply(0, OpResult::Int(1));
+        del.apply(1, OpResult::Int(1));
+        let mut out = Vec::new();
+        del.encode(&mut out);
+        assert_eq!(out, b":2\r\n");
+
+        let mut mset = slot(0, 0, Reply::AllOk);
+        mset.apply(0, OpResult::Ok);
+        mset.apply(1, OpResult::Err("ERR refused".into()));
+        let mut out = Vec::new();
+        mset.encode(&mut out);
+        assert_eq!(out, b"-ERR refused\r\n");
     }
 }

@@ -1,8 +1,6 @@
 //! Executing requests: parse, route each key to its owning shard, run local operations
 //! against the store, and queue the reply slot.
 
-use std::ops::Range;
-
 use super::conn::{Reply, Slot};
 use super::mesh::{self, Message, Op, OpResult, ReplyTo, ShardId};
 use super::metrics::ShardMetrics;
@@ -38,6 +36,9 @@ impl Shard {
         };
         let mut rbuf = std::mem::take(&mut conn.rbuf);
         let mut rstart = conn.rstart;
+        let Some(mut parser) = conn.parser.take() else {
+            return Progress::Closed;
+        };
         let mut args = std::mem::take(&mut self.args);
         let mut progress = Progress::Done;
         while rstart < rbuf.len() {
@@ -49,13 +50,14 @@ impl Shard {
                 rstart = rbuf.len();
                 break;
             }
-            let parsed = conn.parser.parse(&rbuf[rstart..], &mut args);
+            let parsed = parser.parse(&rbuf[rstart..], &mut args);
             let consumed = match parsed {
                 Ok(Parsed::Incomplete) => break,
                 Ok(Parsed::Request { consumed }) => consumed,
                 Err(e) => {
                     conn.rbuf = std::mem::take(&mut rbuf);
                     conn.rstart = conn.rbuf.len();
+                    conn.parser = Some(parser);
                     self.args = args;
                     self.protocol_error(key, &format!("ERR {e}"));
                     return Progress::Done;
@@ -65,17 +67,15 @@ impl Shard {
                 rstart += consumed;
                 continue;
             }
-            let base = rstart;
-            let slices: Vec<&[u8]> = args
-                .iter()
-                .map(|r: &Range<usize>| &rbuf[base + r.start..base + r.end])
-                .collect();
+            let slices: Vec<&[u8]> = parser.args(&rbuf[rstart..], &args).collect();
             match self.execute(key, &slices) {
                 Ok(()) => rstart += consumed,
                 Err(wait) => {
                     if let Wait::Output = wait {
                         ShardMetrics::add(&self.metrics().backpressure_events, 1);
                     }
+                    // The parser is reset so the same request is parsed again when retried.
+                    parser.reset();
                     progress = Progress::Blocked;
                     break;
                 }
@@ -86,6 +86,7 @@ impl Shard {
             Some(conn) => {
                 conn.rbuf = rbuf;
                 conn.rstart = rstart;
+                conn.parser = Some(parser);
                 if matches!(progress, Progress::Blocked) {
                     conn.blocked = true;
                     self.blocked.push(key);

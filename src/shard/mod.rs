@@ -280,7 +280,9 @@ impl Shard {
     fn wait_timeout_ms(&self) -> i32 {
         let has_work = !self.ready.is_empty()
             || self.outbox.iter().any(|q| !q.is_empty())
-            || (self.wal_write.is_none() && self.store.last_seq() > self.store.written_seq());
+            || (self.wal_write.is_none()
+                && self.poisoned.is_none()
+                && self.store.last_seq() > self.store.written_seq());
         if has_work {
             return 0;
         }
