@@ -1,1 +1,455 @@
-//! Typed commands.
+//! Typed commands: turns a request's arguments into a [`Command`], or into the error reply
+//! Redis would give (same wording, see Redis's `server.c` `processCommand`).
+
+/// The commands tskv knows, for per-command statistics (`INFO commandstats`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum CommandKind {
+    /// PING.
+    Ping,
+    /// ECHO.
+    Echo,
+    /// QUIT.
+    Quit,
+    /// HELLO.
+    Hello,
+    /// SELECT.
+    Select,
+    /// CLIENT and its subcommands.
+    Client,
+    /// COMMAND and its subcommands.
+    Command,
+    /// CONFIG and its subcommands.
+    Config,
+    /// SET.
+    Set,
+    /// GET.
+    Get,
+    /// DEL.
+    Del,
+    /// EXISTS.
+    Exists,
+    /// MGET.
+    MGet,
+    /// MSET.
+    MSet,
+    /// DBSIZE.
+    DbSize,
+    /// INFO.
+    Info,
+    /// SHUTDOWN.
+    Shutdown,
+}
+
+impl CommandKind {
+    /// Every kind, in `repr` order.
+    pub const ALL: [CommandKind; 17] = [
+        Self::Ping,
+        Self::Echo,
+        Self::Quit,
+        Self::Hello,
+        Self::Select,
+        Self::Client,
+        Self::Command,
+        Self::Config,
+        Self::Set,
+        Self::Get,
+        Self::Del,
+        Self::Exists,
+        Self::MGet,
+        Self::MSet,
+        Self::DbSize,
+        Self::Info,
+        Self::Shutdown,
+    ];
+
+    /// The lower-case command name, as Redis prints it in errors and `INFO commandstats`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ping => "ping",
+            Self::Echo => "echo",
+            Self::Quit => "quit",
+            Self::Hello => "hello",
+            Self::Select => "select",
+            Self::Client => "client",
+            Self::Command => "command",
+            Self::Config => "config",
+            Self::Set => "set",
+            Self::Get => "get",
+            Self::Del => "del",
+            Self::Exists => "exists",
+            Self::MGet => "mget",
+            Self::MSet => "mset",
+            Self::DbSize => "dbsize",
+            Self::Info => "info",
+            Self::Shutdown => "shutdown",
+        }
+    }
+
+    /// Whether the command writes (refused when the shard is poisoned or stalled).
+    pub fn is_write(self) -> bool {
+        matches!(self, Self::Set | Self::Del | Self::MSet)
+    }
+
+    /// Arity in Redis's convention: `n > 0` exactly n arguments including the name,
+    /// `n < 0` at least `-n`.
+    fn arity(self) -> i32 {
+        match self {
+            Self::Ping => -1,
+            Self::Echo => 2,
+            Self::Quit => -1,
+            Self::Hello => -1,
+            Self::Select => 2,
+            Self::Client => -2,
+            Self::Command => -1,
+            Self::Config => -2,
+            Self::Set => -3,
+            Self::Get => 2,
+            Self::Del => -2,
+            Self::Exists => -2,
+            Self::MGet => -2,
+            Self::MSet => -3,
+            Self::DbSize => 1,
+            Self::Info => -1,
+            Self::Shutdown => -1,
+        }
+    }
+
+    fn lookup(name: &[u8]) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| name.eq_ignore_ascii_case(kind.name().as_bytes()))
+    }
+}
+
+/// The condition of `SET key value [NX|XX]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetCondition {
+    /// Always set.
+    Always,
+    /// Only if the key does not exist (`NX`).
+    IfAbsent,
+    /// Only if the key exists (`XX`).
+    IfPresent,
+}
+
+/// `CLIENT` subcommands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientSub<'a> {
+    /// `CLIENT SETNAME name`.
+    SetName(&'a [u8]),
+    /// `CLIENT GETNAME`.
+    GetName,
+    /// `CLIENT ID`.
+    Id,
+    /// `CLIENT SETINFO LIB-NAME|LIB-VER value` (accepted and ignored).
+    SetInfo,
+}
+
+/// `COMMAND` subcommands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommandSub {
+    /// `COMMAND`: the command table.
+    List,
+    /// `COMMAND COUNT`.
+    Count,
+    /// `COMMAND DOCS [name...]`: an empty map is enough for clients.
+    Docs,
+}
+
+/// A parsed request; byte slices borrow the connection's read buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command<'a> {
+    /// `PING [message]`.
+    Ping(Option<&'a [u8]>),
+    /// `ECHO message`.
+    Echo(&'a [u8]),
+    /// `QUIT`.
+    Quit,
+    /// `HELLO [protover ...]`, with the requested protocol version if any.
+    Hello(Option<i64>),
+    /// `SELECT 0`.
+    Select,
+    /// `CLIENT ...`.
+    Client(ClientSub<'a>),
+    /// `COMMAND ...`.
+    Command(CommandSub),
+    /// `CONFIG GET pattern...`.
+    ConfigGet(Vec<&'a [u8]>),
+    /// `SET key value [NX|XX]`.
+    Set {
+        /// The key.
+        key: &'a [u8],
+        /// The value.
+        value: &'a [u8],
+        /// NX / XX.
+        condition: SetCondition,
+    },
+    /// `GET key`.
+    Get(&'a [u8]),
+    /// `DEL key [key ...]`.
+    Del(Vec<&'a [u8]>),
+    /// `EXISTS key [key ...]`.
+    Exists(Vec<&'a [u8]>),
+    /// `MGET key [key ...]`.
+    MGet(Vec<&'a [u8]>),
+    /// `MSET key value [key value ...]`.
+    MSet(Vec<(&'a [u8], &'a [u8])>),
+    /// `DBSIZE`.
+    DbSize,
+    /// `INFO [section ...]`.
+    Info(Vec<&'a [u8]>),
+    /// `SHUTDOWN [NOSAVE|SAVE|NOW|FORCE|ABORT]`.
+    Shutdown,
+}
+
+/// Parses `args` (name first). Returns the kind (for statistics, when the name is known)
+/// and the command or the full error reply text without the leading `-`.
+pub fn parse<'a>(args: &[&'a [u8]]) -> (Option<CommandKind>, Result<Command<'a>, String>) {
+    let Some(kind) = args.first().and_then(|name| CommandKind::lookup(name)) else {
+        return (None, Err(unknown_command(args)));
+    };
+    let arity = kind.arity();
+    let n = args.len() as i32;
+    if (arity > 0 && n != arity) || (arity < 0 && n < -arity) {
+        return (Some(kind), Err(wrong_arity(kind.name())));
+    }
+    (Some(kind), parse_known(kind, args))
+}
+
+fn parse_known<'a>(kind: CommandKind, args: &[&'a [u8]]) -> Result<Command<'a>, String> {
+    let rest = &args[1..];
+    match kind {
+        CommandKind::Ping => match rest {
+            [] => Ok(Command::Ping(None)),
+            [msg] => Ok(Command::Ping(Some(msg))),
+            _ => Err(wrong_arity("ping")),
+        },
+        CommandKind::Echo => Ok(Command::Echo(rest[0])),
+        CommandKind::Quit => Ok(Command::Quit),
+        CommandKind::Hello => match rest.first() {
+            None => Ok(Command::Hello(None)),
+            Some(version) => match parse_i64(version) {
+                Some(v) => Ok(Command::Hello(Some(v))),
+                None => Err("ERR Protocol version is not an integer or out of range".into()),
+            },
+        },
+        CommandKind::Select => match parse_i64(rest[0]) {
+            Some(0) => Ok(Command::Select),
+            Some(_) => Err("ERR DB index is out of range".into()),
+            None => Err("ERR value is not an integer or out of range".into()),
+        },
+        CommandKind::Client => parse_client(rest),
+        CommandKind::Command => match rest.first() {
+            None => Ok(Command::Command(CommandSub::List)),
+            Some(sub) if sub.eq_ignore_ascii_case(b"COUNT") => {
+                Ok(Command::Command(CommandSub::Count))
+            }
+            Some(sub) if sub.eq_ignore_ascii_case(b"DOCS") => {
+                Ok(Command::Command(CommandSub::Docs))
+            }
+            Some(sub) => Err(unknown_subcommand(sub, "COMMAND")),
+        },
+        CommandKind::Config => {
+            if rest[0].eq_ignore_ascii_case(b"GET") {
+                if rest.len() < 2 {
+                    return Err(wrong_arity("config|get"));
+                }
+                Ok(Command::ConfigGet(rest[1..].to_vec()))
+            } else {
+                Err(unknown_subcommand(rest[0], "CONFIG"))
+            }
+        }
+        CommandKind::Set => parse_set(rest),
+        CommandKind::Get => Ok(Command::Get(rest[0])),
+        CommandKind::Del => Ok(Command::Del(rest.to_vec())),
+        CommandKind::Exists => Ok(Command::Exists(rest.to_vec())),
+        CommandKind::MGet => Ok(Command::MGet(rest.to_vec())),
+        CommandKind::MSet => {
+            if rest.len() % 2 != 0 {
+                return Err(wrong_arity("mset"));
+            }
+            Ok(Command::MSet(
+                rest.chunks_exact(2).map(|kv| (kv[0], kv[1])).collect(),
+            ))
+        }
+        CommandKind::DbSize => Ok(Command::DbSize),
+        CommandKind::Info => Ok(Command::Info(rest.to_vec())),
+        CommandKind::Shutdown => Ok(Command::Shutdown),
+    }
+}
+
+fn parse_client<'a>(rest: &[&'a [u8]]) -> Result<Command<'a>, String> {
+    let sub = rest[0];
+    let args = &rest[1..];
+    let (name, expected) = if sub.eq_ignore_ascii_case(b"SETNAME") {
+        ("client|setname", 1)
+    } else if sub.eq_ignore_ascii_case(b"GETNAME") {
+        ("client|getname", 0)
+    } else if sub.eq_ignore_ascii_case(b"ID") {
+        ("client|id", 0)
+    } else if sub.eq_ignore_ascii_case(b"SETINFO") {
+        ("client|setinfo", 2)
+    } else {
+        return Err(unknown_subcommand(sub, "CLIENT"));
+    };
+    if args.len() != expected {
+        return Err(wrong_arity(name));
+    }
+    Ok(Command::Client(match name {
+        "client|setname" => {
+            if args[0].iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
+                return Err(
+                    "ERR Client names cannot contain spaces, newlines or special characters."
+                        .into(),
+                );
+            }
+            ClientSub::SetName(args[0])
+        }
+        "client|getname" => ClientSub::GetName,
+        "client|id" => ClientSub::Id,
+        _ => ClientSub::SetInfo,
+    }))
+}
+
+fn parse_set<'a>(rest: &[&'a [u8]]) -> Result<Command<'a>, String> {
+    let mut condition = SetCondition::Always;
+    for option in &rest[2..] {
+        let wanted = if option.eq_ignore_ascii_case(b"NX") {
+            SetCondition::IfAbsent
+        } else if option.eq_ignore_ascii_case(b"XX") {
+            SetCondition::IfPresent
+        } else {
+            return Err("ERR syntax error".into());
+        };
+        if condition != SetCondition::Always && condition != wanted {
+            return Err("ERR syntax error".into());
+        }
+        condition = wanted;
+    }
+    Ok(Command::Set {
+        key: rest[0],
+        value: rest[1],
+        condition,
+    })
+}
+
+/// Parses a decimal `i64` the way Redis's `string2ll` does (no spaces, no `+`).
+pub fn parse_i64(bytes: &[u8]) -> Option<i64> {
+    if bytes.is_empty() || bytes[0] == b'+' || bytes.len() > 20 {
+        return None;
+    }
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
+/// `ERR wrong number of arguments for '<name>' command`.
+pub fn wrong_arity(name: &str) -> String {
+    format!("ERR wrong number of arguments for '{name}' command")
+}
+
+fn unknown_subcommand(sub: &[u8], command: &str) -> String {
+    format!(
+        "ERR unknown subcommand '{}'. Try {command} HELP.",
+        truncated(sub, 128)
+    )
+}
+
+/// Redis's text for an unknown command: the name and the first arguments, each quoted and
+/// followed by a space, cut at 128 bytes each.
+fn unknown_command(args: &[&[u8]]) -> String {
+    let name = args.first().copied().unwrap_or_default();
+    let mut text = format!(
+        "ERR unknown command '{}', with args beginning with: ",
+        truncated(name, 128)
+    );
+    for arg in args.iter().skip(1) {
+        if text.len() >= 128 + 64 {
+            break;
+        }
+        text.push('\'');
+        text.push_str(&truncated(arg, 128));
+        text.push_str("' ");
+    }
+    text
+}
+
+fn truncated(bytes: &[u8], max: usize) -> String {
+    String::from_utf8_lossy(&bytes[..bytes.len().min(max)])
+        .chars()
+        .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_words(words: &[&str]) -> Result<Command<'static>, String> {
+        let args: Vec<&'static [u8]> = words
+            .iter()
+            .map(|w| w.to_string().leak().as_bytes() as &'static [u8])
+            .collect();
+        parse(&args).1
+    }
+
+    #[test]
+    fn unknown_command_lists_args_like_redis() {
+        assert_eq!(
+            parse_words(&["FOO", "a", "b"]).unwrap_err(),
+            "ERR unknown command 'FOO', with args beginning with: 'a' 'b' "
+        );
+        assert_eq!(
+            parse_words(&["foo"]).unwrap_err(),
+            "ERR unknown command 'foo', with args beginning with: "
+        );
+    }
+
+    #[test]
+    fn arity_errors_use_lower_case_name() {
+        assert_eq!(
+            parse_words(&["GET"]).unwrap_err(),
+            "ERR wrong number of arguments for 'get' command"
+        );
+        assert_eq!(
+            parse_words(&["MSET", "a", "1", "b"]).unwrap_err(),
+            "ERR wrong number of arguments for 'mset' command"
+        );
+        assert_eq!(
+            parse_words(&["PING", "a", "b"]).unwrap_err(),
+            "ERR wrong number of arguments for 'ping' command"
+        );
+    }
+
+    #[test]
+    fn set_options() {
+        assert_eq!(
+            parse_words(&["set", "k", "v", "nx"]).unwrap(),
+            Command::Set {
+                key: b"k",
+                value: b"v",
+                condition: SetCondition::IfAbsent
+            }
+        );
+        assert_eq!(
+            parse_words(&["set", "k", "v", "nx", "xx"]).unwrap_err(),
+            "ERR syntax error"
+        );
+        assert_eq!(
+            parse_words(&["set", "k", "v", "ex"]).unwrap_err(),
+            "ERR syntax error"
+        );
+    }
+
+    #[test]
+    fn select_only_db_zero() {
+        assert_eq!(parse_words(&["select", "0"]).unwrap(), Command::Select);
+        assert_eq!(
+            parse_words(&["select", "1"]).unwrap_err(),
+            "ERR DB index is out of range"
+        );
+        assert_eq!(
+            parse_words(&["select", "x"]).unwrap_err(),
+            "ERR value is not an integer or out of range"
+        );
+    }
+}

@@ -21,14 +21,14 @@
 //! * [`shard`] is the per-core event loop: connections, cross-shard queues, group commit.
 //! * [`server`] starts the shards, owns the data directory lock and handles shutdown.
 
-pub mod config;
-pub mod resp;
 pub mod command;
-pub mod runtime;
-pub mod wal;
-pub mod memtable;
-pub mod sstable;
+pub mod config;
 pub mod manifest;
-pub mod store;
-pub mod shard;
+pub mod memtable;
+pub mod resp;
+pub mod runtime;
 pub mod server;
+pub mod shard;
+pub mod sstable;
+pub mod store;
+pub mod wal;

@@ -1,1 +1,216 @@
 //! The manifest: which SSTables are live, installed by durable rename.
+//!
+//! The file `MANIFEST` in the shard directory, little-endian:
+//!
+//! ```text
+//!  offset      field           type
+//!  0           magic           u64        MAGIC ("TSKVMANI" read as little-endian u64)
+//!  8           version         u32        FORMAT_VERSION
+//!  12          next_table_id   u64        id the next SSTable will get
+//!  20          wal_start       u64        first WAL segment replay must read
+//!  28          table_count     u32        n
+//!  32          table ids       u64 × n    live SSTables, oldest first
+//!  32 + 8n     crc32           u32        of all bytes before it
+//! ```
+//!
+//! WAL segments below `wal_start` hold only writes that are in live SSTables. The manifest
+//! is replaced atomically: write `MANIFEST.tmp`, fdatasync it, rename it over `MANIFEST`,
+//! fsync the directory. A missing manifest is an empty store.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::Path;
+
+use crate::sstable::format::{open_block, seal_block, Cursor, FormatError};
+use crate::sstable::TableId;
+use crate::store::{io_error, sync_dir, StoreError};
+use crate::wal::SegmentNo;
+
+/// Identifies a manifest file.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"TSKVMANI");
+/// The format version this code writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// Name of the manifest file.
+pub const FILE_NAME: &str = "MANIFEST";
+/// Name of the manifest being installed.
+pub const TEMP_FILE_NAME: &str = "MANIFEST.tmp";
+
+/// The durable state of a shard's table set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Manifest {
+    /// The id the next SSTable will get.
+    pub next_table_id: TableId,
+    /// Live SSTables, oldest first.
+    pub tables: Vec<TableId>,
+    /// The first WAL segment replay must read.
+    pub wal_start: SegmentNo,
+}
+
+impl Default for Manifest {
+    fn default() -> Self {
+        Self {
+            next_table_id: TableId(1),
+            tables: Vec::new(),
+            wal_start: SegmentNo(0),
+        }
+    }
+}
+
+impl Manifest {
+    /// The file's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(36 + 8 * self.tables.len());
+        buf.extend_from_slice(&MAGIC.to_le_bytes());
+        buf.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        buf.extend_from_slice(&self.next_table_id.0.to_le_bytes());
+        buf.extend_from_slice(&self.wal_start.0.to_le_bytes());
+        let count = u32::try_from(self.tables.len()).expect("more than u32::MAX tables");
+        buf.extend_from_slice(&count.to_le_bytes());
+        for id in &self.tables {
+            buf.extend_from_slice(&id.0.to_le_bytes());
+        }
+        seal_block(&mut buf, 0);
+        buf
+    }
+
+    /// Decodes and checks a manifest file's bytes.
+    ///
+    /// # Errors
+    /// Bad checksum, magic, version or length, or table ids not below `next_table_id`.
+    pub fn decode(bytes: &[u8]) -> Result<Self, FormatError> {
+        let payload = open_block(bytes)?;
+        let mut c = Cursor::new(payload);
+        let fail = |reason, offset| Err(FormatError { reason, offset });
+        if c.u64()? != MAGIC {
+            return fail("bad manifest magic", 0);
+        }
+        if c.u32()? != FORMAT_VERSION {
+            return fail("unsupported manifest version", 8);
+        }
+        let next_table_id = TableId(c.u64()?);
+        let wal_start = SegmentNo(c.u64()?);
+        let count = c.u32()? as usize;
+        if payload.len() - c.position() != count.saturating_mul(8) {
+            return fail("table count does not match the length", 28);
+        }
+        let mut tables = Vec::with_capacity(count);
+        for _ in 0..count {
+            let at = c.position();
+            let id = TableId(c.u64()?);
+            if id >= next_table_id || tables.last().is_some_and(|&prev| prev >= id) {
+                return fail("table ids not increasing and below next_table_id", at);
+            }
+            tables.push(id);
+        }
+        Ok(Self {
+            next_table_id,
+            tables,
+            wal_start,
+        })
+    }
+
+    /// Reads `dir/MANIFEST`; `None` if it does not exist.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] on a read error, [`StoreError::Corruption`] if it does not decode.
+    pub fn load(dir: &Path) -> Result<Option<Self>, StoreError> {
+        let path = dir.join(FILE_NAME);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error(format!("reading {}", path.display()))(e)),
+        };
+        Self::decode(&bytes)
+            .map(Some)
+            .map_err(|e| StoreError::Corruption {
+                file: path.display().to_string(),
+                offset: e.offset as u64,
+                reason: e.reason.to_string(),
+            })
+    }
+
+    /// Makes this the durable manifest of `dir`: write the temp file, fdatasync, rename,
+    /// fsync the directory.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] naming the step and file. The old manifest stays in force unless
+    /// the rename happened.
+    pub fn install(&self, dir: &Path) -> Result<(), StoreError> {
+        let tmp = dir.join(TEMP_FILE_NAME);
+        let shown = tmp.display();
+        let mut file: File = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io_error(format!("creating {shown}")))?;
+        file.write_all(&self.encode())
+            .map_err(io_error(format!("writing {shown}")))?;
+        file.sync_data()
+            .map_err(io_error(format!("syncing {shown}")))?;
+        drop(file);
+        let path = dir.join(FILE_NAME);
+        fs::rename(&tmp, &path)
+            .map_err(io_error(format!("renaming {shown} to {}", path.display())))?;
+        sync_dir(dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample() -> Manifest {
+        Manifest {
+            next_table_id: TableId(9),
+            tables: vec![TableId(2), TableId(5), TableId(8)],
+            wal_start: SegmentNo(17),
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let m = sample();
+        assert_eq!(Manifest::decode(&m.encode()), Ok(m));
+        let empty = Manifest::default();
+        assert_eq!(Manifest::decode(&empty.encode()), Ok(empty));
+    }
+
+    #[test]
+    fn every_flipped_byte_is_detected() {
+        let bytes = sample().encode();
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x20;
+            assert!(Manifest::decode(&bad).is_err(), "flip at {i}");
+        }
+    }
+
+    #[test]
+    fn install_then_load() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Manifest::load(dir.path()).unwrap(), None);
+        sample().install(dir.path()).unwrap();
+        assert_eq!(Manifest::load(dir.path()).unwrap(), Some(sample()));
+        assert!(!dir.path().join(TEMP_FILE_NAME).exists());
+        fs::write(dir.path().join(FILE_NAME), b"garbage").unwrap();
+        assert!(matches!(
+            Manifest::load(dir.path()),
+            Err(StoreError::Corruption { .. })
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..120)) {
+            let _ = Manifest::decode(&bytes);
+        }
+
+        #[test]
+        fn arbitrary_bytes_with_valid_crc_never_panic(mut bytes in proptest::collection::vec(any::<u8>(), 0..120)) {
+            seal_block(&mut bytes, 0);
+            let _ = Manifest::decode(&bytes);
+        }
+    }
+}

@@ -13,11 +13,25 @@
 //! writes in the batch be acknowledged. Memtable flushes go the same way with
 //! [`ShardStore::take_flush`] / [`ShardStore::flush_written`].
 
-use std::fs::File;
-use std::path::Path;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::StoreOptions;
+use crate::manifest::{self, Manifest};
+use crate::memtable::Memtable;
+use crate::sstable::iter::TableIter;
+use crate::sstable::reader::Table;
+use crate::sstable::writer::SstWriter;
+use crate::sstable::TableId;
+use crate::wal::reader::{nonzero_end, SegmentReader};
+use crate::wal::record::RecordKind;
+use crate::wal::writer::{Segment, WalWriter};
+use crate::wal::SegmentNo;
 
 /// A sequence number: the position of a write in its shard's history, starting at 1.
 /// Every write (put or tombstone) gets the next one.
@@ -107,9 +121,93 @@ pub struct StoreStats {
     pub recovery_replayed_records: u64,
 }
 
+/// Builds the error mapper for an I/O failure while doing `context` (which names the file).
+pub(crate) fn io_error(context: String) -> impl FnOnce(io::Error) -> StoreError {
+    move |source| StoreError::Io { context, source }
+}
+
+/// Fsyncs directory `dir`, making entries created, renamed or removed in it durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    let context = || format!("syncing directory {}", dir.display());
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_error(context())(e))
+}
+
+/// Bytes of zeros written at a time when wiping a torn WAL tail.
+const ZERO_CHUNK_BYTES: usize = 1 << 20;
+
+/// A frozen memtable waiting to be flushed.
+#[derive(Debug)]
+struct Frozen {
+    memtable: Memtable,
+    /// The first WAL segment holding writes newer than this memtable's: the manifest's
+    /// `wal_start` once it is flushed.
+    next_segment: SegmentNo,
+}
+
+/// What WAL replay recovered.
+#[derive(Debug, Default)]
+struct Replay {
+    /// Highest sequence number in the live SSTables.
+    tables_last_seq: SeqNo,
+    memtable: Memtable,
+    last_seq: SeqNo,
+    records: u64,
+    truncated_bytes: u64,
+}
+
+/// The files found in a shard directory.
+#[derive(Debug, Default)]
+struct Listing {
+    tables: Vec<TableId>,
+    segments: Vec<SegmentNo>,
+    manifest_temp: bool,
+}
+
 /// One shard's storage engine. Not `Sync`: owned by its shard thread.
+///
+/// Files in the shard directory: `MANIFEST` (see [`crate::manifest`]),
+/// `wal-<NNNNNNNNNN>.log` segments (see [`crate::wal`]) and `sst-<NNNNNNNNNN>.sst` tables
+/// (see [`crate::sstable`]).
+///
+/// [`StoreStats::recovery_truncated_bytes`] counts the bytes from the end of the valid
+/// records to the last non-zero byte of the last segment (zero bytes need no cutting).
 pub struct ShardStore {
-    _private: (),
+    dir: PathBuf,
+    opts: StoreOptions,
+    wal: WalWriter,
+    /// The lowest-numbered WAL segment that may still exist on disk.
+    oldest_segment: SegmentNo,
+    active: Memtable,
+    /// Oldest first; at most one, see [`ShardStore::can_accept_writes`].
+    immutables: VecDeque<Frozen>,
+    /// Live SSTables, oldest first.
+    tables: Vec<Table>,
+    /// The installed manifest.
+    manifest: Manifest,
+    next_table_id: TableId,
+    flush_in_flight: Option<TableId>,
+    batch_in_flight: bool,
+    last_seq: SeqNo,
+    written_seq: SeqNo,
+    durable_seq: SeqNo,
+    flushes: u64,
+    recovery_truncated_bytes: u64,
+    recovery_replayed_records: u64,
+}
+
+impl std::fmt::Debug for ShardStore {
+    // Summarized: the memtables and indexes are far too large to print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardStore")
+            .field("dir", &self.dir)
+            .field("current_segment", &self.wal.current().number)
+            .field("manifest", &self.manifest)
+            .field("flush_in_flight", &self.flush_in_flight)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ShardStore {
@@ -117,36 +215,114 @@ impl ShardStore {
     /// WAL replay. A torn or corrupt record at the tail of the last WAL segment is truncated
     /// away and logged (`tracing::warn!`); corruption anywhere else is
     /// [`StoreError::Corruption`] naming file and offset. Replayed records count as durable.
+    ///
+    /// SSTables not named by the manifest (a crash between writing a table and installing
+    /// the manifest) and WAL segments below the manifest's `wal_start` are deleted.
     pub fn open(dir: &Path, opts: &StoreOptions) -> Result<Self, StoreError> {
-        let _ = (dir, opts);
-        todo!()
+        if !dir.exists() {
+            fs::create_dir_all(dir).map_err(io_error(format!("creating {}", dir.display())))?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent)?;
+            }
+        }
+        let manifest = Manifest::load(dir)?.unwrap_or_default();
+        let listing = list_dir(dir)?;
+        remove_leftovers(dir, &manifest, &listing)?;
+        let mut tables = Vec::with_capacity(manifest.tables.len());
+        for &id in &manifest.tables {
+            tables.push(Table::open(&dir.join(id.file_name()), id)?);
+        }
+        let tables_last_seq = tables
+            .iter()
+            .map(|t: &Table| t.footer().largest_seq)
+            .max()
+            .unwrap_or_default();
+        let mut replay = Replay {
+            tables_last_seq,
+            last_seq: tables_last_seq,
+            ..Replay::default()
+        };
+        let (current, append_offset, oldest_segment) = replay_wal(
+            dir,
+            opts,
+            manifest.wal_start,
+            &listing.segments,
+            &mut replay,
+        )?;
+        let mut store = Self {
+            dir: dir.to_path_buf(),
+            opts: opts.clone(),
+            wal: WalWriter::new(dir, opts.wal_segment_bytes, current, append_offset),
+            oldest_segment,
+            active: replay.memtable,
+            immutables: VecDeque::new(),
+            tables,
+            next_table_id: manifest.next_table_id,
+            manifest,
+            flush_in_flight: None,
+            batch_in_flight: false,
+            last_seq: replay.last_seq,
+            written_seq: replay.last_seq,
+            durable_seq: replay.last_seq,
+            flushes: 0,
+            recovery_truncated_bytes: replay.truncated_bytes,
+            recovery_replayed_records: replay.records,
+        };
+        store.maybe_freeze();
+        Ok(store)
     }
 
     /// Looks `key` up: active memtable, immutable memtables, then SSTables newest first
     /// (Bloom filter to skip). `Ok(None)` if no version exists. A block whose checksum
     /// fails is an error, never a value.
     pub fn get(&self, key: &[u8]) -> Result<Option<Lookup>, StoreError> {
-        let _ = key;
-        todo!()
+        let memtables =
+            std::iter::once(&self.active).chain(self.immutables.iter().rev().map(|f| &f.memtable));
+        for memtable in memtables {
+            if let Some(entry) = memtable.get(key) {
+                return Ok(Some(Lookup {
+                    value: entry.value,
+                    seq: entry.seq,
+                }));
+            }
+        }
+        for table in self.tables.iter().rev() {
+            if let Some(entry) = table.get(key)? {
+                return Ok(Some(Lookup {
+                    value: entry.value,
+                    seq: entry.seq,
+                }));
+            }
+        }
+        Ok(None)
     }
 
     /// Writes `key = value`: assigns the next sequence number, inserts into the active
     /// memtable and appends a WAL record to the pending batch. Returns the sequence number.
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> SeqNo {
-        let _ = (key, value);
-        todo!()
+        let seq = self.next_seq();
+        self.active.insert(key, seq, Some(value));
+        self.wal.append(RecordKind::Put, seq, key, value);
+        seq
     }
 
     /// Writes a tombstone for `key`, like [`ShardStore::put`].
     pub fn delete(&mut self, key: &[u8]) -> SeqNo {
-        let _ = key;
-        todo!()
+        let seq = self.next_seq();
+        self.active.insert(key, seq, None);
+        self.wal.append(RecordKind::Delete, seq, key, &[]);
+        seq
+    }
+
+    fn next_seq(&mut self) -> SeqNo {
+        self.last_seq = SeqNo(self.last_seq.0 + 1);
+        self.last_seq
     }
 
     /// False while the memtable is full and the previous one is still being flushed: the
     /// shard must stop taking writes (write stall) until [`ShardStore::flush_written`].
     pub fn can_accept_writes(&self) -> bool {
-        todo!()
+        self.active.size_bytes() < self.opts.memtable_bytes || self.immutables.is_empty()
     }
 
     /// Takes the pending WAL records as one batch, or `None` if there are none. Handles
@@ -155,82 +331,458 @@ impl ShardStore {
     /// memtable freezing: when the active memtable is over `memtable_bytes`, it is frozen
     /// right after this batch, and later records go to a new segment. Must not be called
     /// again until [`ShardStore::wal_batch_written`] returned the previous batch.
+    ///
+    /// The memtable is frozen only while no other frozen memtable waits; it is also
+    /// checked (and frozen) when there is no pending record, so call this every loop
+    /// iteration even while writes stall.
     pub fn take_wal_batch(&mut self) -> Result<Option<WalBatch>, StoreError> {
-        todo!()
+        debug_assert!(
+            !self.batch_in_flight,
+            "take_wal_batch with a batch in flight"
+        );
+        let batch = match self.wal.take_batch()? {
+            None => None,
+            Some(taken) => {
+                if taken.left.is_some() {
+                    // The segment left behind was fdatasynced after its last batch was
+                    // written, so everything written so far is durable.
+                    self.durable_seq = self.durable_seq.max(self.written_seq);
+                    self.delete_covered_segments();
+                }
+                self.batch_in_flight = true;
+                Some(taken.batch)
+            }
+        };
+        self.maybe_freeze();
+        Ok(batch)
+    }
+
+    /// Freezes the active memtable if it is full, no other one waits, and all its records
+    /// have been handed out in batches (so they all lie in segments before the next one).
+    fn maybe_freeze(&mut self) {
+        let full = self.active.size_bytes() >= self.opts.memtable_bytes;
+        if !full || self.active.is_empty() || !self.immutables.is_empty() || self.wal.has_pending()
+        {
+            return;
+        }
+        let next_segment = self.wal.request_rotation();
+        let memtable = std::mem::take(&mut self.active);
+        tracing::debug!(
+            bytes = memtable.size_bytes(),
+            entries = memtable.len(),
+            "memtable frozen"
+        );
+        self.immutables.push_back(Frozen {
+            memtable,
+            next_segment,
+        });
     }
 
     /// The ring wrote the whole batch (the caller handles short writes). Gives the buffer
     /// back for reuse. Records up to `batch.last_seq` are now *written* (not yet durable).
     pub fn wal_batch_written(&mut self, batch: WalBatch) {
-        let _ = batch;
-        todo!()
+        self.batch_in_flight = false;
+        self.written_seq = self.written_seq.max(batch.last_seq);
+        self.wal.recycle(batch.buf);
     }
 
     /// An fdatasync of the current segment completed after everything up to `seq` had been
     /// written: records up to `seq` are durable. Older segments are durable once the next
     /// one was started (the store fdatasyncs a segment before leaving it).
     pub fn wal_synced(&mut self, seq: SeqNo) {
-        let _ = seq;
-        todo!()
+        debug_assert!(seq <= self.written_seq, "synced beyond what was written");
+        self.durable_seq = self.durable_seq.max(seq);
     }
 
     /// Highest sequence number written to the WAL (acknowledgement point for
     /// `--fsync periodic|never`).
     pub fn written_seq(&self) -> SeqNo {
-        todo!()
+        self.written_seq
     }
 
     /// Highest sequence number known durable (acknowledgement point for `--fsync always`).
     pub fn durable_seq(&self) -> SeqNo {
-        todo!()
+        self.durable_seq
     }
 
     /// Highest sequence number assigned so far.
     pub fn last_seq(&self) -> SeqNo {
-        todo!()
+        self.last_seq
     }
 
     /// The file the shard should fdatasync for a periodic sync (the current WAL segment).
     pub fn current_wal_file(&self) -> Arc<File> {
-        todo!()
+        Arc::clone(&self.wal.current().file)
     }
 
     /// If an immutable memtable is waiting and no flush is in flight, encodes it as an
     /// SSTable (blocks, index, Bloom filter, checksummed footer) and returns the job.
+    ///
+    /// The file is created empty under its final name `sst-<id>.sst`; it becomes live only
+    /// when [`ShardStore::flush_written`] installs the manifest naming it.
     pub fn take_flush(&mut self) -> Result<Option<FlushJob>, StoreError> {
-        todo!()
+        if self.flush_in_flight.is_some() {
+            return Ok(None);
+        }
+        let Some(frozen) = self.immutables.front() else {
+            return Ok(None);
+        };
+        let mut writer =
+            SstWriter::new(self.opts.sstable_block_bytes, self.opts.bloom_bits_per_key);
+        for entry in frozen.memtable.iter() {
+            let version = entry.value();
+            writer.add(entry.key(), version.seq, version.value.as_deref());
+        }
+        let buf = writer.finish();
+        let id = self.next_table_id;
+        let path = self.dir.join(id.file_name());
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(io_error(format!("creating SSTable {}", path.display())))?;
+        self.next_table_id = TableId(id.0 + 1);
+        self.flush_in_flight = Some(id);
+        Ok(Some(FlushJob {
+            file: Arc::new(file),
+            buf,
+            table_id: id.0,
+        }))
     }
 
     /// The ring wrote and fdatasynced the SSTable of `job`: install it in the manifest
     /// (temp file, fdatasync, rename, fsync directory), drop the immutable memtable and
     /// delete the WAL segments it covered. Only WAL segments whose records are all durable
     /// may be deleted.
+    ///
+    /// On error the flush is abandoned (the immutable memtable stays and a later
+    /// [`ShardStore::take_flush`] starts over with a new table id); the shard should treat
+    /// it as an I/O failure on the durable path.
+    ///
+    /// # Panics
+    /// If `job` is not the flush in flight.
     pub fn flush_written(&mut self, job: FlushJob) -> Result<(), StoreError> {
-        let _ = job;
-        todo!()
+        let id = TableId(job.table_id);
+        assert_eq!(
+            self.flush_in_flight,
+            Some(id),
+            "completion of an unknown flush"
+        );
+        drop(job);
+        self.flush_in_flight = None;
+        let table = Table::open(&self.dir.join(id.file_name()), id)?;
+        let frozen = self
+            .immutables
+            .front()
+            .expect("a flush in flight has its memtable");
+        debug_assert_eq!(table.footer().entry_count, frozen.memtable.len() as u64);
+        let mut manifest = self.manifest.clone();
+        manifest.tables.push(id);
+        manifest.next_table_id = self.next_table_id;
+        manifest.wal_start = frozen.next_segment;
+        manifest.install(&self.dir)?;
+        self.manifest = manifest;
+        self.tables.push(table);
+        self.immutables.pop_front();
+        self.flushes += 1;
+        self.delete_covered_segments();
+        self.maybe_freeze();
+        Ok(())
+    }
+
+    /// Deletes WAL segments below the manifest's `wal_start`, except the current one
+    /// (which is fdatasynced only when left; its writes are in an installed SSTable, and
+    /// the next open deletes it). Failures are logged, not returned: a leftover segment is
+    /// deleted at the next open.
+    fn delete_covered_segments(&mut self) {
+        let end = self.manifest.wal_start.min(self.wal.current().number);
+        while self.oldest_segment < end {
+            let path = self.dir.join(self.oldest_segment.file_name());
+            match fs::remove_file(&path) {
+                Ok(()) => tracing::debug!(segment = %path.display(), "WAL segment deleted"),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(segment = %path.display(), error = %e, "cannot delete WAL segment")
+                }
+            }
+            self.oldest_segment = self.oldest_segment.next();
+        }
     }
 
     /// Exact count of live keys (not tombstoned), by a merged scan over memtables and
     /// SSTables: O(entries), used by `DBSIZE`.
     pub fn len(&self) -> Result<u64, StoreError> {
-        todo!()
+        let mut sources: Vec<Source<'_>> = Vec::new();
+        for memtable in
+            std::iter::once(&self.active).chain(self.immutables.iter().map(|f| &f.memtable))
+        {
+            sources.push(Box::new(memtable.iter().map(|e| {
+                Ok((e.key().clone(), e.value().seq, e.value().value.is_some()))
+            })));
+        }
+        for table in &self.tables {
+            sources.push(Box::new(
+                TableIter::new(table).map(|e| e.map(|e| (e.key, e.seq, e.value.is_some()))),
+            ));
+        }
+        count_live(sources)
+    }
+
+    /// Whether the store holds no live key; as costly as [`ShardStore::len`].
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.len()? == 0)
     }
 
     /// Counters for `INFO`.
     pub fn stats(&self) -> StoreStats {
-        todo!()
+        StoreStats {
+            memtable_bytes: self.active.size_bytes(),
+            immutable_memtables: self.immutables.len(),
+            sstables: self.tables.len(),
+            memtable_entries: self.active.len()
+                + self
+                    .immutables
+                    .iter()
+                    .map(|f| f.memtable.len())
+                    .sum::<usize>(),
+            last_seq: self.last_seq,
+            durable_seq: self.durable_seq,
+            flushes: self.flushes,
+            recovery_truncated_bytes: self.recovery_truncated_bytes,
+            recovery_replayed_records: self.recovery_replayed_records,
+        }
     }
 
     /// Executes `batch` synchronously with `pwrite` + `fdatasync` (tests, `tskv-tool`, and
     /// the fallback path) and reports it written and synced.
     pub fn write_batch_sync(&mut self, batch: WalBatch) -> Result<(), StoreError> {
-        let _ = batch;
-        todo!()
+        let shown = self.wal.current().path.display().to_string();
+        batch
+            .file
+            .write_all_at(&batch.buf, batch.offset)
+            .map_err(io_error(format!(
+                "writing WAL batch at offset {} of {shown}",
+                batch.offset
+            )))?;
+        batch
+            .file
+            .sync_data()
+            .map_err(io_error(format!("syncing {shown}")))?;
+        let last_seq = batch.last_seq;
+        self.wal_batch_written(batch);
+        self.wal_synced(last_seq);
+        Ok(())
     }
 
     /// Executes `job` synchronously and installs it, like the ring path.
     pub fn flush_sync(&mut self, job: FlushJob) -> Result<(), StoreError> {
-        let _ = job;
-        todo!()
+        let path = self.dir.join(TableId(job.table_id).file_name());
+        let shown = path.display();
+        job.file
+            .write_all_at(&job.buf, 0)
+            .map_err(io_error(format!("writing SSTable {shown}")))?;
+        job.file
+            .sync_data()
+            .map_err(io_error(format!("syncing SSTable {shown}")))?;
+        self.flush_written(job)
     }
+}
+
+/// A sorted stream of `(key, seq, is_live)` from one memtable or table.
+type Source<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, SeqNo, bool), StoreError>> + 'a>;
+
+/// Counts keys whose newest version over all `sources` is live, by a k-way merge.
+fn count_live(mut sources: Vec<Source<'_>>) -> Result<u64, StoreError> {
+    // Min-heap on key, and for equal keys the highest sequence number first.
+    let mut heap = BinaryHeap::new();
+    for (i, source) in sources.iter_mut().enumerate() {
+        if let Some(item) = source.next() {
+            let (key, seq, live) = item?;
+            heap.push(Reverse((key, Reverse(seq), i, live)));
+        }
+    }
+    let mut count = 0;
+    let mut prev_key: Option<Vec<u8>> = None;
+    while let Some(Reverse((key, _, i, live))) = heap.pop() {
+        if let Some(item) = sources[i].next() {
+            let (next_key, seq, next_live) = item?;
+            heap.push(Reverse((next_key, Reverse(seq), i, next_live)));
+        }
+        if prev_key.as_ref() == Some(&key) {
+            continue;
+        }
+        count += u64::from(live);
+        prev_key = Some(key);
+    }
+    Ok(count)
+}
+
+fn list_dir(dir: &Path) -> Result<Listing, StoreError> {
+    let mut listing = Listing::default();
+    let entries = fs::read_dir(dir).map_err(io_error(format!("listing {}", dir.display())))?;
+    for entry in entries {
+        let entry = entry.map_err(io_error(format!("listing {}", dir.display())))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(id) = TableId::from_file_name(name) {
+            listing.tables.push(id);
+        } else if let Some(n) = SegmentNo::from_file_name(name) {
+            listing.segments.push(n);
+        } else if name == manifest::TEMP_FILE_NAME {
+            listing.manifest_temp = true;
+        }
+    }
+    listing.tables.sort_unstable();
+    listing.segments.sort_unstable();
+    Ok(listing)
+}
+
+/// Deletes what a crash can leave behind: SSTables the manifest does not name, WAL
+/// segments it says are covered, and a half-written manifest.
+fn remove_leftovers(dir: &Path, manifest: &Manifest, listing: &Listing) -> Result<(), StoreError> {
+    let orphan_tables = listing
+        .tables
+        .iter()
+        .filter(|id| !manifest.tables.contains(id))
+        .map(|id| id.file_name());
+    let covered_segments = listing
+        .segments
+        .iter()
+        .filter(|&&n| n < manifest.wal_start)
+        .map(|n| n.file_name());
+    let temp = listing
+        .manifest_temp
+        .then(|| manifest::TEMP_FILE_NAME.to_string());
+    let mut removed = false;
+    for name in orphan_tables.chain(covered_segments).chain(temp) {
+        let path = dir.join(name);
+        tracing::info!(file = %path.display(), "removing file left over from before the last manifest");
+        fs::remove_file(&path).map_err(io_error(format!("removing {}", path.display())))?;
+        removed = true;
+    }
+    if removed {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Replays the WAL segments from `wal_start` on (`segments` is the sorted listing) into
+/// `replay`. Returns the segment appends continue in (created if there is none), the
+/// offset where they continue, and the oldest segment left on disk.
+fn replay_wal(
+    dir: &Path,
+    opts: &StoreOptions,
+    wal_start: SegmentNo,
+    segments: &[SegmentNo],
+    replay: &mut Replay,
+) -> Result<(Segment, u64, SegmentNo), StoreError> {
+    let segments: Vec<SegmentNo> = segments
+        .iter()
+        .copied()
+        .filter(|&n| n >= wal_start)
+        .collect();
+    let mut tail = None;
+    for (i, &number) in segments.iter().enumerate() {
+        let is_last = i + 1 == segments.len();
+        tail = replay_segment(dir, number, is_last, replay)?;
+    }
+    let (current, append_offset) = match tail {
+        Some(tail) => tail,
+        None => {
+            let number = SegmentNo(wal_start.0.max(1));
+            (Segment::create(dir, number, opts.wal_segment_bytes)?, 0)
+        }
+    };
+    if replay.records > 0 || replay.truncated_bytes > 0 {
+        tracing::info!(
+            dir = %dir.display(),
+            records = replay.records,
+            truncated_bytes = replay.truncated_bytes,
+            last_seq = replay.last_seq.0,
+            "WAL replayed"
+        );
+    }
+    let oldest_segment = segments.first().copied().unwrap_or(current.number);
+    Ok((current, append_offset, oldest_segment))
+}
+
+/// Replays one segment into `replay`. Returns the segment and the end of its valid data
+/// if it is the last one (appends continue there).
+fn replay_segment(
+    dir: &Path,
+    number: SegmentNo,
+    is_last: bool,
+    replay: &mut Replay,
+) -> Result<Option<(Segment, u64)>, StoreError> {
+    let path = dir.join(number.file_name());
+    let shown = path.display();
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(io_error(format!("opening WAL segment {shown}")))?;
+    let mut data = Vec::new();
+    file.read_to_end(&mut data)
+        .map_err(io_error(format!("reading WAL segment {shown}")))?;
+    let mut reader = SegmentReader::new(&data);
+    for record in reader.by_ref() {
+        if record.seq <= replay.tables_last_seq {
+            // Already in an SSTable; a memtable copy could shadow a newer table version.
+            continue;
+        }
+        let value = match record.kind {
+            RecordKind::Put => Some(record.value),
+            RecordKind::Delete => None,
+        };
+        replay.memtable.insert(record.key, record.seq, value);
+        replay.last_seq = replay.last_seq.max(record.seq);
+        replay.records += 1;
+    }
+    let valid_end = reader.valid_end();
+    let reason = reader.stop().map_or("", |s| s.reason());
+    if let Some(garbage_end) = nonzero_end(&data, valid_end) {
+        if !is_last {
+            return Err(StoreError::Corruption {
+                file: shown.to_string(),
+                offset: valid_end as u64,
+                reason: format!("{reason} in a WAL segment that is not the last"),
+            });
+        }
+        let dropped_bytes = garbage_end - valid_end;
+        tracing::warn!(
+            file = %shown,
+            offset = valid_end,
+            bytes_dropped = dropped_bytes,
+            reason,
+            "truncating torn WAL tail"
+        );
+        zero_range(&file, valid_end, garbage_end)
+            .and_then(|()| file.sync_data())
+            .map_err(io_error(format!("wiping torn tail of WAL segment {shown}")))?;
+        replay.truncated_bytes += dropped_bytes as u64;
+    }
+    if !is_last {
+        return Ok(None);
+    }
+    let segment = Segment {
+        number,
+        file: Arc::new(file),
+        path: path.clone(),
+        capacity_bytes: data.len() as u64,
+    };
+    Ok(Some((segment, valid_end as u64)))
+}
+
+/// Overwrites bytes `start..end` of `file` with zeros, so the next append lands in a
+/// clean region and a later replay sees the clean end after it.
+fn zero_range(file: &File, start: usize, end: usize) -> io::Result<()> {
+    let zeros = vec![0; ZERO_CHUNK_BYTES.min(end - start)];
+    let mut at = start;
+    while at < end {
+        let len = zeros.len().min(end - at);
+        file.write_all_at(&zeros[..len], at as u64)?;
+        at += len;
+    }
+    Ok(())
 }

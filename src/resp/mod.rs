@@ -9,16 +9,47 @@
 //!   words, with Redis's `"..."`/`'...'` quoting, ending in `\n` or `\r\n`, as `redis-cli`,
 //!   `telnet` and `nc` send). Empty inline lines are skipped.
 //! * The reply functions append RESP2 replies to a `Vec<u8>`.
+//!
+//! # Reading the arguments
+//!
+//! A multibulk argument, and an inline word without backslash escapes, is a plain range of
+//! the caller's buffer. An inline word with escapes (`"a\x41\n"`) or glued quoted pieces
+//! (`ab"c d"`) has no such range: its decoded bytes live in the parser until the next
+//! [`RequestParser::parse`], and its range lies past the end of the buffer. Read arguments
+//! with [`RequestParser::arg`] or [`RequestParser::args`], which handle both, rather than by
+//! slicing the buffer.
+//!
+//! # Layout
+//!
+//! * `parser.rs`: [`RequestParser`], the multibulk state machine and inline line framing.
+//! * `inline.rs`: splitting an inline line into words (Redis's `sdssplitargs`).
+//! * `reply.rs`: the reply encoders.
 
-use std::ops::Range;
+mod inline;
+mod parser;
+mod reply;
 
-use crate::config::ProtocolLimits;
+pub use parser::RequestParser;
+pub use reply::{array_header, bulk, error, integer, null_array, null_bulk, simple};
 
 /// A request the server cannot parse. The connection must get `-ERR <Display>` and then be
-/// closed, as Redis does. Texts follow Redis's `networking.c`, e.g.
-/// `Protocol error: invalid multibulk length`, `Protocol error: invalid bulk length`,
-/// `Protocol error: expected '$', got 'x'`, `Protocol error: too big inline request`,
-/// `Protocol error: unbalanced quotes in request`.
+/// closed, as Redis does. Texts follow Redis's `networking.c`:
+///
+/// * `Protocol error: invalid multibulk length`: the count of `*<n>` is not a number, is
+///   above `array_len_max`, or its line does not end in CRLF.
+/// * `Protocol error: invalid bulk length`: the length of `$<len>` is not a number, is
+///   negative, is above `bulk_bytes_max`, or its line does not end in CRLF.
+/// * `Protocol error: expected '$', got 'x'`: an array element is not a bulk string. A byte
+///   outside printable ASCII is shown as `\xHH` (Redis sends the raw byte).
+/// * `Protocol error: too big mbulk count string` / `too big bulk count string`: a `*` or
+///   `$` line longer than `inline_bytes_max` bytes (Redis: `PROTO_INLINE_MAX_SIZE`).
+/// * `Protocol error: too big inline request`: an inline line longer than
+///   `inline_bytes_max` bytes, not counting its line ending.
+/// * `Protocol error: unbalanced quotes in request`: an unclosed quote in an inline line,
+///   or a closing quote followed by something other than a blank.
+/// * `Protocol error: bulk string not followed by CRLF`: the two bytes after a bulk
+///   string's payload are not `\r\n` (Redis does not check; we do, so that a wrong length
+///   cannot shift the framing of the rest of the stream).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("Protocol error: {0}")]
 pub struct ProtocolError(pub String);
@@ -30,85 +61,11 @@ pub enum Parsed {
     /// same (grown) buffer. Nothing was consumed.
     Incomplete,
     /// One request was parsed: its arguments are in `args`, and the first `consumed` bytes
-    /// of the buffer are used up. `args` may be empty only for a skipped empty inline line.
+    /// of the buffer are used up (`consumed` is always at least 1). `args` may be empty
+    /// only for a request to skip: an empty or blank inline line, or an array header with a
+    /// count of zero or less (`*0\r\n`, `*-1\r\n`), which Redis skips as well.
     Request {
         /// Bytes of the buffer used by this request.
         consumed: usize,
     },
-}
-
-/// An incremental RESP2 request parser. Keeps a little state between calls so that a
-/// large bulk string arriving in many small reads is not rescanned from the start each time
-/// (it remembers how many bytes it needs before trying again).
-#[derive(Debug)]
-pub struct RequestParser {
-    limits: ProtocolLimits,
-}
-
-impl RequestParser {
-    /// A parser enforcing `limits`.
-    pub fn new(limits: ProtocolLimits) -> Self {
-        Self { limits }
-    }
-
-    /// Parses the next request at the start of `buf`. On `Parsed::Request`, `args` is
-    /// cleared and filled with the byte range of each argument inside `buf`. On
-    /// `Parsed::Incomplete` the caller keeps the bytes and calls again when more arrived.
-    /// Never panics, whatever the bytes.
-    ///
-    /// # Errors
-    /// [`ProtocolError`] for malformed input or input past `limits` (a bulk length above
-    /// `bulk_bytes_max` or negative, an array length above `array_len_max`, an inline line
-    /// longer than `inline_bytes_max` without its end, a bulk string not followed by CRLF).
-    pub fn parse(
-        &mut self,
-        buf: &[u8],
-        args: &mut Vec<Range<usize>>,
-    ) -> Result<Parsed, ProtocolError> {
-        let _ = (buf, args, &self.limits);
-        todo!()
-    }
-}
-
-/// Appends a simple string: `+<s>\r\n`. `s` must not contain CR or LF.
-pub fn simple(out: &mut Vec<u8>, s: &str) {
-    let _ = (out, s);
-    todo!()
-}
-
-/// Appends an error: `-<msg>\r\n` (`msg` starts with its code, e.g. `ERR ...`); CR and LF in
-/// `msg` are replaced by spaces.
-pub fn error(out: &mut Vec<u8>, msg: &str) {
-    let _ = (out, msg);
-    todo!()
-}
-
-/// Appends an integer: `:<n>\r\n`.
-pub fn integer(out: &mut Vec<u8>, n: i64) {
-    let _ = (out, n);
-    todo!()
-}
-
-/// Appends a bulk string: `$<len>\r\n<bytes>\r\n`.
-pub fn bulk(out: &mut Vec<u8>, bytes: &[u8]) {
-    let _ = (out, bytes);
-    todo!()
-}
-
-/// Appends the null bulk string: `$-1\r\n`.
-pub fn null_bulk(out: &mut Vec<u8>) {
-    let _ = out;
-    todo!()
-}
-
-/// Appends an array header: `*<len>\r\n`; the caller appends the `len` elements.
-pub fn array_header(out: &mut Vec<u8>, len: usize) {
-    let _ = (out, len);
-    todo!()
-}
-
-/// Appends the null array: `*-1\r\n`.
-pub fn null_array(out: &mut Vec<u8>) {
-    let _ = out;
-    todo!()
 }

@@ -4,4 +4,6 @@
 //! the crate can `deny(unsafe_code)`.
 #![allow(unsafe_code)]
 
+pub mod epoll;
 pub mod sys;
+pub mod uring;

@@ -1,1 +1,945 @@
-//! The per-core event loop.
+//! The per-core shard: one thread, one edge-triggered epoll loop over its own listening
+//! socket (`SO_REUSEPORT`), its connections, its cross-shard queues' waker and its
+//! io_uring's completion eventfd.
+//!
+//! One loop iteration:
+//! 1. wait for readiness (or not at all when work is queued);
+//! 2. reap io_uring completions: a finished WAL write + fdatasync advances the
+//!    acknowledgement point and releases the replies gated on it;
+//! 3. drain the cross-shard queues (execute requests, fill replies);
+//! 4. read and execute requests of ready connections;
+//! 5. group commit: everything written during the iteration becomes one WAL batch, one
+//!    write and (with `--fsync always`) one linked fdatasync, submitted while the next
+//!    batch gathers; start a memtable flush if one is due;
+//! 6. push queued messages to peers and send replies.
+
+pub mod conn;
+mod exec;
+mod info;
+pub mod mesh;
+pub mod metrics;
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io;
+use std::net::TcpListener;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::{FsyncMode, ServerConfig};
+use crate::resp::{self, RequestParser};
+use crate::runtime::epoll::{Epoll, Event, Interest};
+use crate::runtime::sys::EventFd;
+use crate::runtime::uring::{Completion, OpKind, Ring};
+use crate::store::{FlushJob, SeqNo, ShardStore, WalBatch};
+
+use conn::{Conn, ReadOutcome};
+use mesh::{Links, Message, ShardId, Waker};
+use metrics::ShardMetrics;
+
+/// State shared by all shards and the main thread. Only atomics and eventfds: no lock on
+/// the data path.
+pub struct Shared {
+    /// The configuration.
+    pub config: ServerConfig,
+    /// One waker per shard.
+    pub wakers: Vec<Waker>,
+    /// One metrics block per shard.
+    pub metrics: Vec<ShardMetrics>,
+    /// Set when the server is stopping.
+    pub stop: AtomicBool,
+    /// Shards that have stopped taking new requests (shutdown phase one).
+    pub intake_stopped: AtomicUsize,
+    /// Written by a shard that received `SHUTDOWN`; watched by the main thread.
+    pub shutdown_requested: EventFd,
+    /// Source of client ids.
+    pub next_client_id: AtomicU64,
+    /// When the server started.
+    pub started: Instant,
+}
+
+const TOKEN_LISTENER: u64 = 0;
+const TOKEN_WAKER: u64 = 1;
+const TOKEN_RING: u64 = 2;
+const TOKEN_CONN_BASE: u64 = 16;
+
+const TAG_WAL_WRITE: u64 = 1;
+const TAG_WAL_SYNC: u64 = 2;
+const TAG_FLUSH_WRITE: u64 = 3;
+const TAG_FLUSH_SYNC: u64 = 4;
+const TAG_PERIODIC_SYNC: u64 = 5;
+
+/// Reads per connection per loop iteration, so one busy client cannot starve the others.
+const READS_PER_ITERATION_MAX: usize = 8;
+/// Epoll events handled per wait.
+const EPOLL_EVENTS_MAX: usize = 1024;
+/// io_uring submission queue entries.
+const RING_ENTRIES: u32 = 256;
+
+/// A write through the ring with its linked fdatasync, tracked until both completed.
+struct InFlightWrite {
+    file: Arc<File>,
+    offset: u64,
+    len: usize,
+    written: usize,
+    buf: Option<Vec<u8>>,
+    synced: bool,
+    /// Fdatasync completions still expected (a short write cancels its linked fdatasync).
+    syncs_pending: u32,
+}
+
+impl InFlightWrite {
+    fn new(file: Arc<File>, offset: u64, len: usize) -> Self {
+        Self {
+            file,
+            offset,
+            len,
+            written: 0,
+            buf: None,
+            synced: false,
+            syncs_pending: 0,
+        }
+    }
+
+    fn done(&self, need_sync: bool) -> bool {
+        self.written == self.len && self.buf.is_some() && (!need_sync || self.synced)
+    }
+}
+
+/// One shard thread's state.
+pub struct Shard {
+    id: ShardId,
+    shards: usize,
+    shared: Arc<Shared>,
+    store: ShardStore,
+    epoll: Epoll,
+    ring: Ring,
+    listener: Option<TcpListener>,
+    links: Links,
+    /// Requests in flight to each peer (sent, reply not yet received).
+    in_flight_to: Vec<usize>,
+    /// Messages waiting for room in a peer's queue.
+    outbox: Vec<VecDeque<Message>>,
+    /// Replies to peers waiting for the acknowledgement point, in gate order.
+    remote_waiting: VecDeque<(SeqNo, ShardId, Message)>,
+    conns: Vec<Option<Conn>>,
+    free_conns: Vec<u32>,
+    next_gen: u32,
+    /// Connections with readable input to process.
+    ready: Vec<(u32, u32)>,
+    /// Connections blocked on backpressure, a full queue or a write stall.
+    blocked: Vec<(u32, u32)>,
+    /// Connections with replies gated on the acknowledgement point.
+    durable_waiters: Vec<(u32, u32)>,
+    /// Connections with unsent bytes.
+    dirty: Vec<(u32, u32)>,
+    wal_write: Option<(InFlightWrite, SeqNo)>,
+    flush_write: Option<(InFlightWrite, u64)>,
+    periodic_sync: Option<SeqNo>,
+    next_periodic_sync: Instant,
+    poisoned: Option<String>,
+    draining: bool,
+    args: Vec<std::ops::Range<usize>>,
+    events: Vec<Event>,
+    completions: Vec<Completion>,
+}
+
+impl Shard {
+    /// Opens the shard's store (recovering it), creates its epoll instance and io_uring
+    /// and registers the listener, the waker and the ring's eventfd.
+    ///
+    /// # Errors
+    /// A message naming what failed: store recovery, io_uring set-up (e.g. refused by a
+    /// seccomp policy), or epoll registration.
+    pub fn open(
+        id: ShardId,
+        shared: Arc<Shared>,
+        listener: TcpListener,
+        links: Links,
+        store_dir: &std::path::Path,
+    ) -> Result<Self, String> {
+        let config = &shared.config;
+        let store = ShardStore::open(store_dir, &config.store).map_err(|e| {
+            format!(
+                "shard {}: cannot open store in {}: {e}",
+                id.0,
+                store_dir.display()
+            )
+        })?;
+        let ring = Ring::new(RING_ENTRIES)
+            .map_err(|e| format!("shard {}: cannot set up io_uring: {e}", id.0))?;
+        let epoll =
+            Epoll::new(EPOLL_EVENTS_MAX).map_err(|e| format!("shard {}: epoll: {e}", id.0))?;
+        let register = || -> io::Result<()> {
+            epoll.add(listener.as_raw_fd(), TOKEN_LISTENER, Interest::Read)?;
+            epoll.add(
+                shared.wakers[id.0].eventfd().raw(),
+                TOKEN_WAKER,
+                Interest::Read,
+            )?;
+            epoll.add(ring.eventfd().raw(), TOKEN_RING, Interest::Read)
+        };
+        register().map_err(|e| format!("shard {}: epoll registration: {e}", id.0))?;
+        let shards = config.shards;
+        let stats = store.stats();
+        let metrics = &shared.metrics[id.0];
+        ShardMetrics::set(
+            &metrics.recovery_replayed_records,
+            stats.recovery_replayed_records,
+        );
+        ShardMetrics::set(
+            &metrics.recovery_truncated_bytes,
+            stats.recovery_truncated_bytes,
+        );
+        let period = Duration::from_millis(config.fsync_period_ms.max(1));
+        let shard = Self {
+            id,
+            shards,
+            store,
+            epoll,
+            ring,
+            listener: Some(listener),
+            links,
+            in_flight_to: vec![0; shards],
+            outbox: (0..shards).map(|_| VecDeque::new()).collect(),
+            remote_waiting: VecDeque::new(),
+            conns: Vec::new(),
+            free_conns: Vec::new(),
+            next_gen: 1,
+            ready: Vec::new(),
+            blocked: Vec::new(),
+            durable_waiters: Vec::new(),
+            dirty: Vec::new(),
+            wal_write: None,
+            flush_write: None,
+            periodic_sync: None,
+            next_periodic_sync: Instant::now() + period,
+            poisoned: None,
+            draining: false,
+            args: Vec::new(),
+            events: Vec::with_capacity(EPOLL_EVENTS_MAX),
+            completions: Vec::new(),
+            shared,
+        };
+        shard.publish_store_stats();
+        Ok(shard)
+    }
+
+    fn config(&self) -> &ServerConfig {
+        &self.shared.config
+    }
+
+    fn metrics(&self) -> &ShardMetrics {
+        &self.shared.metrics[self.id.0]
+    }
+
+    /// The acknowledgement point: durable in `--fsync always`, written otherwise.
+    fn ack_seq(&self) -> SeqNo {
+        match self.config().fsync {
+            FsyncMode::Always => self.store.durable_seq(),
+            FsyncMode::Periodic | FsyncMode::Never => self.store.written_seq(),
+        }
+    }
+
+    /// Runs the loop until the server stops and this shard's in-flight work is finished.
+    ///
+    /// # Errors
+    /// A fatal error of epoll itself.
+    pub fn run(mut self) -> io::Result<()> {
+        loop {
+            let timeout_ms = self.wait_timeout_ms();
+            self.wait(timeout_ms)?;
+            self.handle_events();
+            self.reap_ring();
+            self.drain_queues();
+            if self.shared.stop.load(Ordering::SeqCst) && !self.draining {
+                self.begin_drain();
+            }
+            if !self.draining {
+                self.service_connections();
+            }
+            self.group_commit();
+            self.start_flush();
+            self.periodic_fsync();
+            if let Err(e) = self.ring.submit() {
+                self.poison(format!("io_uring submit failed: {e}"));
+            }
+            self.send_outbox();
+            self.write_dirty();
+            self.publish_store_stats();
+            if self.draining && self.drained() {
+                break;
+            }
+        }
+        self.finish();
+        Ok(())
+    }
+
+    fn wait_timeout_ms(&self) -> i32 {
+        let has_work = !self.ready.is_empty()
+            || self.outbox.iter().any(|q| !q.is_empty())
+            || (self.wal_write.is_none()
+                && self.poisoned.is_none()
+                && self.store.last_seq() > self.store.written_seq());
+        if has_work {
+            return 0;
+        }
+        if self.draining || !self.blocked.is_empty() {
+            return 1;
+        }
+        if self.config().fsync == FsyncMode::Periodic
+            && self.store.written_seq() > self.store.durable_seq()
+        {
+            let left = self
+                .next_periodic_sync
+                .saturating_duration_since(Instant::now());
+            return left.as_millis().min(i32::MAX as u128) as i32;
+        }
+        -1
+    }
+
+    fn wait(&mut self, timeout_ms: i32) -> io::Result<()> {
+        self.events.clear();
+        if timeout_ms == 0 {
+            return self.epoll.wait(&mut self.events, 0);
+        }
+        let waker = &self.shared.wakers[self.id.0];
+        waker.set_sleeping(true);
+        let queued = self
+            .links
+            .incoming
+            .iter()
+            .flatten()
+            .any(|consumer| !consumer.is_empty());
+        let result = if queued {
+            self.epoll.wait(&mut self.events, 0)
+        } else {
+            self.epoll.wait(&mut self.events, timeout_ms)
+        };
+        waker.set_sleeping(false);
+        result
+    }
+
+    fn handle_events(&mut self) {
+        let events = std::mem::take(&mut self.events);
+        for event in &events {
+            match event.token {
+                TOKEN_LISTENER => self.accept(),
+                TOKEN_WAKER => self.shared.wakers[self.id.0].eventfd().drain(),
+                TOKEN_RING => {}
+                token => {
+                    let index = (token & 0xffff_ffff) - TOKEN_CONN_BASE;
+                    let key = (index as u32, (token >> 32) as u32);
+                    if self.conn(key).is_none() {
+                        continue;
+                    }
+                    if event.readable {
+                        let conn = self.conn_mut(key).expect("checked");
+                        if !conn.readable {
+                            conn.readable = true;
+                        }
+                        self.ready.push(key);
+                    }
+                    if event.writable {
+                        self.flush_conn(key);
+                    }
+                }
+            }
+        }
+        self.events = events;
+    }
+
+    fn conn(&self, (index, gen): (u32, u32)) -> Option<&Conn> {
+        self.conns
+            .get(index as usize)?
+            .as_ref()
+            .filter(|c| c.gen == gen)
+    }
+
+    fn conn_mut(&mut self, (index, gen): (u32, u32)) -> Option<&mut Conn> {
+        self.conns
+            .get_mut(index as usize)?
+            .as_mut()
+            .filter(|c| c.gen == gen)
+    }
+
+    fn accept(&mut self) {
+        loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            let stream = match listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: log and retry on the next readiness edge.
+                    tracing::warn!(shard = self.id.0, "accept failed: {e}");
+                    return;
+                }
+            };
+            let open = self.conns.len() - self.free_conns.len();
+            if open >= self.config().clients_per_shard_max {
+                ShardMetrics::add(&self.metrics().rejected_connections, 1);
+                let mut stream = stream;
+                let _ =
+                    io::Write::write_all(&mut stream, b"-ERR max number of clients reached\r\n");
+                continue;
+            }
+            if stream.set_nonblocking(true).is_err() {
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            let gen = self.next_gen;
+            self.next_gen = self.next_gen.wrapping_add(1).max(1);
+            let index = self.free_conns.pop().unwrap_or_else(|| {
+                self.conns.push(None);
+                (self.conns.len() - 1) as u32
+            });
+            let token = ((gen as u64) << 32) | (index as u64 + TOKEN_CONN_BASE);
+            if let Err(e) = self
+                .epoll
+                .add(stream.as_raw_fd(), token, Interest::ReadWrite)
+            {
+                tracing::warn!(shard = self.id.0, "epoll add failed: {e}");
+                self.free_conns.push(index);
+                continue;
+            }
+            let client_id = self.shared.next_client_id.fetch_add(1, Ordering::Relaxed);
+            let parser = RequestParser::new(self.config().limits);
+            self.conns[index as usize] = Some(Conn::new(stream, gen, client_id, parser));
+            ShardMetrics::add(&self.metrics().connected_clients, 1);
+            ShardMetrics::add(&self.metrics().total_connections, 1);
+            self.ready.push((index, gen));
+        }
+    }
+
+    fn close_conn(&mut self, (index, gen): (u32, u32)) {
+        let Some(slot) = self.conns.get_mut(index as usize) else {
+            return;
+        };
+        if slot.as_ref().is_some_and(|c| c.gen == gen) {
+            // Dropping the socket closes it, which also removes it from epoll.
+            *slot = None;
+            self.free_conns.push(index);
+            self.metrics()
+                .connected_clients
+                .fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Reads and executes requests of every ready connection, within a per-iteration budget.
+    fn service_connections(&mut self) {
+        let mut blocked = std::mem::take(&mut self.blocked);
+        for key in blocked.drain(..) {
+            if let Some(conn) = self.conn_mut(key) {
+                conn.blocked = false;
+                self.ready.push(key);
+            }
+        }
+        self.blocked = blocked;
+        let mut ready = std::mem::take(&mut self.ready);
+        let mut again = Vec::new();
+        ready.sort_unstable();
+        ready.dedup();
+        for key in ready.drain(..) {
+            if self.service(key) {
+                again.push(key);
+            }
+        }
+        self.ready = ready;
+        self.ready.extend(again);
+    }
+
+    /// Processes one connection. Returns true if it should be serviced again next
+    /// iteration (budget exhausted with input left).
+    fn service(&mut self, key: (u32, u32)) -> bool {
+        for _ in 0..READS_PER_ITERATION_MAX {
+            match self.process_requests(key) {
+                exec::Progress::Blocked | exec::Progress::Closed => return false,
+                exec::Progress::Done => {}
+            }
+            let Some(conn) = self.conn_mut(key) else {
+                return false;
+            };
+            if conn.close_after_flush || !conn.readable {
+                return false;
+            }
+            let query_max = self.query_buffer_bytes_max();
+            let conn = self.conn_mut(key).expect("exists");
+            if conn.unparsed_bytes() > query_max {
+                self.protocol_error(key, "ERR max query buffer length exceeded");
+                return false;
+            }
+            let conn = self.conn_mut(key).expect("exists");
+            match conn.read_once() {
+                ReadOutcome::Data => {}
+                ReadOutcome::Drained => conn.readable = false,
+                ReadOutcome::Closed => {
+                    self.close_conn(key);
+                    return false;
+                }
+            }
+        }
+        self.conn(key).is_some_and(|c| c.readable)
+    }
+
+    /// Largest buffered request: a maximal bulk string plus headers and a maximal inline line.
+    fn query_buffer_bytes_max(&self) -> usize {
+        let limits = &self.config().limits;
+        limits
+            .bulk_bytes_max
+            .saturating_mul(2)
+            .saturating_add(limits.inline_bytes_max)
+            + 1024
+    }
+
+    /// Replies with a protocol error and closes the connection once it is sent.
+    fn protocol_error(&mut self, key: (u32, u32), message: &str) {
+        ShardMetrics::add(&self.metrics().protocol_errors, 1);
+        let ack = self.ack_seq();
+        let Some(conn) = self.conn_mut(key) else {
+            return;
+        };
+        let mut reply = Vec::new();
+        resp::error(&mut reply, message);
+        conn.push_slot(conn::Slot::ready(conn::Reply::Encoded(reply)), ack);
+        conn.close_after_flush = true;
+        conn.rstart = conn.rbuf.len();
+        self.mark_dirty(key);
+    }
+
+    fn mark_dirty(&mut self, key: (u32, u32)) {
+        if let Some(conn) = self.conn_mut(key) {
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(key);
+            }
+        }
+    }
+
+    fn write_dirty(&mut self) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for &key in &dirty {
+            if let Some(conn) = self.conn_mut(key) {
+                conn.dirty = false;
+            }
+            self.flush_conn(key);
+        }
+        self.dirty = dirty;
+        self.dirty.clear();
+    }
+
+    /// Sends what the socket takes; closes the connection when it failed or was asked to
+    /// close and everything is out; unblocks it when it drained below the cap.
+    fn flush_conn(&mut self, key: (u32, u32)) {
+        let Some(conn) = self.conn_mut(key) else {
+            return;
+        };
+        if conn.write_out().is_err() {
+            self.close_conn(key);
+            return;
+        }
+        if conn.close_after_flush && conn.unsent_bytes() == 0 && conn.slots.is_empty() {
+            self.close_conn(key);
+        }
+    }
+
+    fn reap_ring(&mut self) {
+        let mut completions = std::mem::take(&mut self.completions);
+        self.ring.reap(&mut completions);
+        let before = self.ack_seq();
+        for completion in completions.drain(..) {
+            match completion.tag {
+                TAG_WAL_WRITE | TAG_WAL_SYNC => self.wal_completion(completion),
+                TAG_FLUSH_WRITE | TAG_FLUSH_SYNC => self.flush_completion(completion),
+                TAG_PERIODIC_SYNC => self.periodic_sync_completion(completion),
+                tag => debug_assert!(false, "unknown io_uring tag {tag}"),
+            }
+        }
+        self.completions = completions;
+        if self.ack_seq() > before || self.poisoned.is_some() {
+            self.release_acknowledged();
+        }
+    }
+
+    /// Marks the shard read-only after a failed WAL or SSTable write: the reason is logged,
+    /// shown in `INFO`, and every write waiting for durability gets it as an error.
+    fn poison(&mut self, reason: String) {
+        if self.poisoned.is_some() {
+            return;
+        }
+        tracing::error!(shard = self.id.0, "refusing writes from now on: {reason}");
+        let message = format!(
+            "ERR shard {} refuses writes after a failed WAL/SSTable write (restart to recover from the WAL): {reason}",
+            self.id.0
+        );
+        *self
+            .metrics()
+            .poisoned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(reason);
+        self.poisoned = Some(message);
+        self.release_acknowledged();
+    }
+
+    fn wal_completion(&mut self, completion: Completion) {
+        let need_sync = self.config().fsync == FsyncMode::Always;
+        let Some((write, _)) = self.wal_write.as_mut() else {
+            debug_assert!(false, "WAL completion without a WAL write in flight");
+            return;
+        };
+        match advance_write(
+            write,
+            completion,
+            &mut self.ring,
+            TAG_WAL_WRITE,
+            TAG_WAL_SYNC,
+            need_sync,
+        ) {
+            Err(reason) => {
+                self.poison(format!("WAL {reason}"));
+            }
+            Ok(false) => {}
+            Ok(true) => {
+                let (mut write, last_seq) = self.wal_write.take().expect("in flight");
+                let batch = WalBatch {
+                    file: write.file.clone(),
+                    offset: write.offset,
+                    buf: write.buf.take().expect("done"),
+                    last_seq,
+                };
+                let metrics = &self.shared.metrics[self.id.0];
+                ShardMetrics::add(&metrics.wal_batches, 1);
+                ShardMetrics::add(&metrics.wal_bytes, write.len as u64);
+                self.store.wal_batch_written(batch);
+                if need_sync {
+                    ShardMetrics::add(&metrics.wal_fsyncs, 1);
+                    self.store.wal_synced(last_seq);
+                }
+            }
+        }
+    }
+
+    fn flush_completion(&mut self, completion: Completion) {
+        let Some((write, _)) = self.flush_write.as_mut() else {
+            debug_assert!(false, "flush completion without a flush in flight");
+            return;
+        };
+        match advance_write(
+            write,
+            completion,
+            &mut self.ring,
+            TAG_FLUSH_WRITE,
+            TAG_FLUSH_SYNC,
+            true,
+        ) {
+            Err(reason) => self.poison(format!("SSTable {reason}")),
+            Ok(false) => {}
+            Ok(true) => {
+                let (mut write, table_id) = self.flush_write.take().expect("in flight");
+                let job = FlushJob {
+                    file: write.file.clone(),
+                    buf: write.buf.take().expect("done"),
+                    table_id,
+                };
+                match self.store.flush_written(job) {
+                    Ok(()) => ShardMetrics::add(&self.metrics().flushes, 1),
+                    Err(e) => self.poison(format!("installing flushed SSTable failed: {e}")),
+                }
+                // Connections stalled on a full memtable may go on.
+                self.unblock_all();
+            }
+        }
+    }
+
+    fn periodic_sync_completion(&mut self, completion: Completion) {
+        let Some(seq) = self.periodic_sync.take() else {
+            return;
+        };
+        match completion.result {
+            Ok(_) => {
+                ShardMetrics::add(&self.metrics().wal_fsyncs, 1);
+                self.store.wal_synced(seq);
+            }
+            Err(e) => self.poison(format!("WAL fdatasync failed: {e}")),
+        }
+    }
+
+    fn unblock_all(&mut self) {
+        let blocked = std::mem::take(&mut self.blocked);
+        for key in blocked {
+            if let Some(conn) = self.conn_mut(key) {
+                conn.blocked = false;
+                self.ready.push(key);
+            }
+        }
+    }
+
+    /// Releases replies (local and to peers) whose gate the acknowledgement point passed.
+    fn release_acknowledged(&mut self) {
+        let ack = self.ack_seq();
+        let poisoned = self.poisoned.clone();
+        let waiters = std::mem::take(&mut self.durable_waiters);
+        for key in waiters {
+            let Some(conn) = self.conn_mut(key) else {
+                continue;
+            };
+            conn.waiting_durable = false;
+            conn.promote(ack, poisoned.as_deref());
+            let still_waiting = conn.has_gated_slots(ack) && poisoned.is_none();
+            if still_waiting {
+                conn.waiting_durable = true;
+                self.durable_waiters.push(key);
+            }
+            self.mark_dirty(key);
+        }
+        while let Some((gate, _, _)) = self.remote_waiting.front() {
+            if *gate > ack && poisoned.is_none() {
+                break;
+            }
+            let (gate, to, mut message) = self.remote_waiting.pop_front().expect("front exists");
+            if gate > ack {
+                if let (Message::Reply { result, .. }, Some(reason)) = (&mut message, &poisoned) {
+                    *result = mesh::OpResult::Err(reason.clone());
+                }
+            }
+            self.outbox[to.0].push_back(message);
+        }
+    }
+
+    /// Group commit: submit the WAL records gathered since the last batch as one write
+    /// (and one linked fdatasync with `--fsync always`), if none is in flight.
+    fn group_commit(&mut self) {
+        if self.wal_write.is_some() || self.poisoned.is_some() {
+            return;
+        }
+        let batch = match self.store.take_wal_batch() {
+            Ok(Some(batch)) => batch,
+            Ok(None) => return,
+            Err(e) => {
+                self.poison(format!("preparing WAL batch failed: {e}"));
+                return;
+            }
+        };
+        let need_sync = self.config().fsync == FsyncMode::Always;
+        let mut write = InFlightWrite::new(batch.file.clone(), batch.offset, batch.buf.len());
+        let submitted = self
+            .ring
+            .write_at(
+                batch.file.clone(),
+                batch.buf,
+                0,
+                batch.offset,
+                TAG_WAL_WRITE,
+                need_sync,
+            )
+            .and_then(|()| {
+                if need_sync {
+                    write.syncs_pending += 1;
+                    self.ring.fdatasync(batch.file.clone(), TAG_WAL_SYNC)
+                } else {
+                    Ok(())
+                }
+            });
+        self.wal_write = Some((write, batch.last_seq));
+        if let Err(e) = submitted {
+            self.poison(format!("WAL write submission failed: {e}"));
+        }
+    }
+
+    fn start_flush(&mut self) {
+        if self.flush_write.is_some() || self.poisoned.is_some() {
+            return;
+        }
+        let job = match self.store.take_flush() {
+            Ok(Some(job)) => job,
+            Ok(None) => return,
+            Err(e) => {
+                self.poison(format!("preparing memtable flush failed: {e}"));
+                return;
+            }
+        };
+        let mut write = InFlightWrite::new(job.file.clone(), 0, job.buf.len());
+        write.syncs_pending = 1;
+        let submitted = self
+            .ring
+            .write_at(job.file.clone(), job.buf, 0, 0, TAG_FLUSH_WRITE, true)
+            .and_then(|()| self.ring.fdatasync(job.file.clone(), TAG_FLUSH_SYNC));
+        self.flush_write = Some((write, job.table_id));
+        if let Err(e) = submitted {
+            self.poison(format!("SSTable write submission failed: {e}"));
+        }
+    }
+
+    fn periodic_fsync(&mut self) {
+        if self.config().fsync != FsyncMode::Periodic
+            || self.periodic_sync.is_some()
+            || self.poisoned.is_some()
+        {
+            return;
+        }
+        let now = Instant::now();
+        if now < self.next_periodic_sync && !self.draining {
+            return;
+        }
+        self.next_periodic_sync = now + Duration::from_millis(self.config().fsync_period_ms.max(1));
+        let written = self.store.written_seq();
+        if written <= self.store.durable_seq() {
+            return;
+        }
+        let file = self.store.current_wal_file();
+        match self.ring.fdatasync(file, TAG_PERIODIC_SYNC) {
+            Ok(()) => self.periodic_sync = Some(written),
+            Err(e) => self.poison(format!("WAL fdatasync submission failed: {e}")),
+        }
+    }
+
+    fn send_outbox(&mut self) {
+        for to in 0..self.shards {
+            let queue = &mut self.outbox[to];
+            if queue.is_empty() {
+                continue;
+            }
+            let Some(producer) = self.links.outgoing[to].as_mut() else {
+                continue;
+            };
+            let mut sent = false;
+            while let Some(message) = queue.pop_front() {
+                match producer.push(message) {
+                    Ok(()) => sent = true,
+                    Err(rtrb::PushError::Full(message)) => {
+                        queue.push_front(message);
+                        break;
+                    }
+                }
+            }
+            if sent {
+                std::sync::atomic::fence(Ordering::SeqCst);
+                self.shared.wakers[to].wake_if_sleeping();
+            }
+        }
+    }
+
+    fn drain_queues(&mut self) {
+        for from in 0..self.shards {
+            loop {
+                let Some(consumer) = self.links.incoming[from].as_mut() else {
+                    break;
+                };
+                let Ok(message) = consumer.pop() else { break };
+                self.handle_message(ShardId(from), message);
+            }
+        }
+    }
+
+    fn begin_drain(&mut self) {
+        self.draining = true;
+        if let Some(listener) = self.listener.take() {
+            let _ = self.epoll.delete(listener.as_raw_fd());
+        }
+        self.shared.intake_stopped.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// True once no work of this shard or addressed to it can still be pending.
+    fn drained(&self) -> bool {
+        self.shared.intake_stopped.load(Ordering::SeqCst) == self.shards
+            && self.links.incoming.iter().flatten().all(|c| c.is_empty())
+            && self.outbox.iter().all(VecDeque::is_empty)
+            && self.remote_waiting.is_empty()
+            && self.in_flight_to.iter().all(|&n| n == 0)
+            && self.wal_write.is_none()
+            && (self.poisoned.is_some() || self.store.last_seq() == self.store.written_seq())
+            && (self.config().fsync != FsyncMode::Always
+                || self.poisoned.is_some()
+                || self.store.durable_seq() == self.store.last_seq())
+            && self.conns.iter().flatten().all(|c| c.slots.is_empty())
+    }
+
+    /// Last chance to deliver replies before the thread exits.
+    fn finish(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        for conn in self.conns.iter_mut().flatten() {
+            while conn.unsent_bytes() > 0 && Instant::now() < deadline {
+                if conn.write_out().is_err() {
+                    break;
+                }
+                if conn.unsent_bytes() > 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+        if self.flush_write.is_some() {
+            tracing::info!(
+                shard = self.id.0,
+                "exiting with a memtable flush in flight; the WAL still covers it"
+            );
+        }
+    }
+
+    fn publish_store_stats(&self) {
+        let stats = self.store.stats();
+        let metrics = self.metrics();
+        ShardMetrics::set(&metrics.memtable_bytes, stats.memtable_bytes as u64);
+        ShardMetrics::set(&metrics.sstables, stats.sstables as u64);
+        ShardMetrics::set(&metrics.last_seq, stats.last_seq.0);
+        ShardMetrics::set(&metrics.durable_seq, stats.durable_seq.0);
+    }
+}
+
+/// Advances a ring write with its linked fdatasync by one completion: resubmits the rest
+/// of a short write (which cancels the linked fdatasync, so a new one is linked), and
+/// reports `Ok(true)` once all bytes are written and, if `need_sync`, synced. A failed
+/// write or fdatasync is returned as `Err` and never retried.
+fn advance_write(
+    write: &mut InFlightWrite,
+    completion: Completion,
+    ring: &mut Ring,
+    write_tag: u64,
+    sync_tag: u64,
+    need_sync: bool,
+) -> Result<bool, String> {
+    match completion.kind {
+        OpKind::Write => {
+            let n = completion
+                .result
+                .map_err(|e| format!("write failed: {e}"))?;
+            if n == 0 {
+                return Err("write made no progress".into());
+            }
+            write.written += n;
+            if write.written < write.len {
+                let start = completion.buf_start + n;
+                let offset = write.offset + write.written as u64;
+                ring.write_at(
+                    completion.file.clone(),
+                    completion.buf,
+                    start,
+                    offset,
+                    write_tag,
+                    need_sync,
+                )
+                .map_err(|e| format!("write resubmission failed: {e}"))?;
+                if need_sync {
+                    write.syncs_pending += 1;
+                    ring.fdatasync(completion.file, sync_tag)
+                        .map_err(|e| format!("fdatasync submission failed: {e}"))?;
+                }
+                return Ok(false);
+            }
+            write.buf = Some(completion.buf);
+        }
+        OpKind::Fdatasync => {
+            write.syncs_pending = write.syncs_pending.saturating_sub(1);
+            match completion.result {
+                Ok(_) => write.synced = true,
+                // The linked fdatasync of a short write: a new one was submitted.
+                Err(e) if e.raw_os_error() == Some(libc::ECANCELED) && write.syncs_pending > 0 => {}
+                Err(e) => return Err(format!("fdatasync failed: {e}")),
+            }
+        }
+    }
+    Ok(write.done(need_sync))
+}

@@ -1,1 +1,65 @@
 //! Write-ahead log: segments of CRC-checked records.
+//!
+//! The WAL of a shard is a sequence of segment files `wal-<NNNNNNNNNN>.log` (the segment
+//! number, zero-padded to ten digits) in the shard directory. Each segment is preallocated
+//! with `fallocate` when it is created, so its tail is zero bytes until records are written
+//! there:
+//!
+//! ```text
+//!  wal-0000000007.log
+//!  ┌──────────┬──────────┬─────┬──────────┬──────────────────────────────┐
+//!  │ record 1 │ record 2 │ ... │ record n │ 0 0 0 0 ... (preallocated)   │
+//!  └──────────┴──────────┴─────┴──────────┴──────────────────────────────┘
+//!  0                                      end of valid data        file length
+//! ```
+//!
+//! The record layout is drawn in [`record`]. Replay ([`reader`]) stops at the first record
+//! that does not decode: a zero length field is the clean end of the written part. A bad
+//! record in the last segment is a torn write and is cut away; in an older segment (which
+//! was fdatasynced before the WAL moved on) it is corruption unless only zero bytes follow.
+//!
+//! [`writer`] gathers records into batches, rotates segments and freezes nothing itself:
+//! the store decides when a segment must be left.
+
+pub mod reader;
+pub mod record;
+pub mod writer;
+
+/// The number of a WAL segment; segments are written in increasing number order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SegmentNo(pub u64);
+
+impl SegmentNo {
+    /// The segment after this one.
+    pub fn next(self) -> Self {
+        Self(self.0 + 1)
+    }
+
+    /// The segment's file name, e.g. `wal-0000000007.log`.
+    pub fn file_name(self) -> String {
+        format!("wal-{:010}.log", self.0)
+    }
+
+    /// Parses a file name made by [`SegmentNo::file_name`]; `None` for any other name.
+    pub fn from_file_name(name: &str) -> Option<Self> {
+        let digits = name.strip_prefix("wal-")?.strip_suffix(".log")?;
+        if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok().map(Self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SegmentNo;
+
+    #[test]
+    fn file_name_round_trips() {
+        let n = SegmentNo(42);
+        assert_eq!(n.file_name(), "wal-0000000042.log");
+        assert_eq!(SegmentNo::from_file_name(&n.file_name()), Some(n));
+        assert_eq!(SegmentNo::from_file_name("wal-42.log"), None);
+        assert_eq!(SegmentNo::from_file_name("sst-0000000042.sst"), None);
+    }
+}

@@ -1,0 +1,944 @@
+//! The incremental, zero-copy RESP2 request parser.
+//!
+//! # State machine
+//!
+//! Positions are offsets into the caller's buffer, which begins with the request being
+//! parsed (the caller drops the bytes of each finished request, or passes the rest).
+//!
+//! ```text
+//!        first byte '*'                  count n >= 1
+//!  Idle ────────────────► ArrayHeader ────────────────► BulkHeader ◄──────────┐
+//!   │                         │ n <= 0                       │ "$<len>\r\n"   │ elements left
+//!   │ any other first byte    │                              ▼                │
+//!   └──────► Inline ──────────┴──────────► Request ◄─── BulkPayload ──────────┘
+//!            whole line                  (back to Idle)  last element
+//! ```
+//!
+//! Each state records how far it has looked (`scanned`, or where the current element
+//! starts), so a call with a grown buffer resumes there instead of rescanning. The parser
+//! also keeps `need`, the buffer length below which no progress is possible: one byte past
+//! what was searched for a line end, or the end of a bulk payload plus its CRLF. A call with
+//! a shorter buffer returns `Incomplete` at once, so a 64 MiB value arriving in 16 KiB reads
+//! costs one comparison per read. A finished request or an error puts the parser back in
+//! `Idle` with `need` zero.
+//!
+//! Errors are reported as soon as the bytes present prove the request malformed, never
+//! later, and the outcome never depends on how the stream was split into reads.
+
+use std::ops::Range;
+
+use crate::config::ProtocolLimits;
+
+use super::inline;
+use super::{Parsed, ProtocolError};
+
+const INVALID_MULTIBULK_LENGTH: &str = "invalid multibulk length";
+const INVALID_BULK_LENGTH: &str = "invalid bulk length";
+const TOO_BIG_MBULK_COUNT: &str = "too big mbulk count string";
+const TOO_BIG_BULK_COUNT: &str = "too big bulk count string";
+const TOO_BIG_INLINE: &str = "too big inline request";
+const BULK_NOT_FOLLOWED_BY_CRLF: &str = "bulk string not followed by CRLF";
+
+/// Where the parser is inside the current request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Before the first byte of a request.
+    Idle,
+    /// In an inline line starting at offset 0; `buf[..scanned]` holds no `\n`.
+    Inline { scanned: usize },
+    /// In the `*<n>\r\n` line at offset 0; `buf[..scanned]` holds no `\r`.
+    ArrayHeader { scanned: usize },
+    /// In the `$<len>\r\n` line of the next element, which starts at `start`;
+    /// `buf[start..scanned]` holds no `\r`. `left` elements remain, this one included.
+    BulkHeader {
+        start: usize,
+        scanned: usize,
+        left: usize,
+    },
+    /// Waiting for the payload `start..start + len` of an element and its CRLF. `left`
+    /// elements remain, this one included.
+    BulkPayload {
+        start: usize,
+        len: usize,
+        left: usize,
+    },
+}
+
+/// What one step of the state machine achieved.
+enum Flow {
+    /// The state moved on; take another step.
+    Continue,
+    /// No progress is possible until the buffer holds `need` bytes.
+    Incomplete { need: usize },
+    /// A request ends at `consumed`; its arguments are in `RequestParser::ranges`.
+    Done { consumed: usize },
+}
+
+/// A `*<n>` or `$<len>` line, read as far as the buffer allows.
+enum Header {
+    /// The line's number, and the offset just past its CRLF.
+    Number { value: i64, next: usize },
+    /// The line's end is not in the buffer yet; `buf[..scanned]` holds no `\r` after the
+    /// line's start.
+    Partial { scanned: usize, need: usize },
+}
+
+/// An incremental RESP2 request parser. Keeps a little state between calls so that a
+/// large bulk string arriving in many small reads is not rescanned from the start each time
+/// (it remembers how many bytes it needs before trying again).
+///
+/// One parser serves one connection. Between an `Incomplete` and the next call, the buffer
+/// may only grow at its end; after a `Request`, the next call starts afresh at the start of
+/// whatever buffer it is given.
+#[derive(Debug)]
+pub struct RequestParser {
+    limits: ProtocolLimits,
+    state: State,
+    /// Buffer length, in bytes, below which `parse` cannot make progress.
+    need: usize,
+    /// Arguments of the request in progress; swapped into the caller's vector when done.
+    ranges: Vec<Range<usize>>,
+    /// Decoded inline words that are not a plain range of the buffer (see [`Self::arg`]).
+    scratch: Vec<u8>,
+}
+
+impl RequestParser {
+    /// A parser enforcing `limits`.
+    pub fn new(limits: ProtocolLimits) -> Self {
+        Self {
+            limits,
+            state: State::Idle,
+            need: 0,
+            ranges: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Parses the next request at the start of `buf`. On `Parsed::Request`, `args` is
+    /// cleared and filled with the byte range of each argument inside `buf`. On
+    /// `Parsed::Incomplete` the caller keeps the bytes and calls again when more arrived.
+    /// Never panics, whatever the bytes.
+    ///
+    /// A request is a multibulk array if its first byte is `*`, else an inline line
+    /// (RESP spec, "Sending commands to a Redis server" and "Inline commands"). Read the
+    /// arguments with [`Self::arg`] or [`Self::args`]: an inline word with backslash escapes
+    /// has a range past the end of `buf` (see the [module docs](super)).
+    ///
+    /// # Errors
+    /// [`ProtocolError`] for malformed input or input past `limits` (a bulk length above
+    /// `bulk_bytes_max` or negative, an array length above `array_len_max`, an inline line
+    /// longer than `inline_bytes_max` (line ending not counted), a bulk string not followed
+    /// by CRLF).
+    /// The texts are listed on [`ProtocolError`]. After an error the parser is reset, but
+    /// the connection should be closed: the rest of the stream cannot be framed.
+    pub fn parse(
+        &mut self,
+        buf: &[u8],
+        args: &mut Vec<Range<usize>>,
+    ) -> Result<Parsed, ProtocolError> {
+        if buf.len() < self.need {
+            return Ok(Parsed::Incomplete);
+        }
+        loop {
+            let flow = match self.step(buf) {
+                Ok(flow) => flow,
+                Err(error) => {
+                    self.reset();
+                    return Err(error);
+                }
+            };
+            match flow {
+                Flow::Continue => {}
+                Flow::Incomplete { need } => {
+                    debug_assert!(need > buf.len(), "Incomplete must ask for more bytes");
+                    self.need = need;
+                    return Ok(Parsed::Incomplete);
+                }
+                Flow::Done { consumed } => {
+                    debug_assert!(consumed > 0 && consumed <= buf.len());
+                    args.clear();
+                    std::mem::swap(args, &mut self.ranges);
+                    self.state = State::Idle;
+                    self.need = 0;
+                    return Ok(Parsed::Request { consumed });
+                }
+            }
+        }
+    }
+
+    /// The bytes of one argument of the request the last [`Self::parse`] returned, given
+    /// the same `buf`: `&buf[range]` for a multibulk argument or a plain inline word, the
+    /// decoded bytes held by the parser for an inline word with escapes. Valid until the
+    /// next `parse`. A range that did not come from that call yields an empty slice.
+    pub fn arg<'a>(&'a self, buf: &'a [u8], range: &Range<usize>) -> &'a [u8] {
+        let bytes = if range.end <= buf.len() {
+            buf.get(range.clone())
+        } else {
+            let base = buf.len();
+            self.scratch
+                .get(range.start.saturating_sub(base)..range.end - base)
+        };
+        debug_assert!(
+            bytes.is_some(),
+            "argument range {range:?} is not from this parse"
+        );
+        bytes.unwrap_or_default()
+    }
+
+    /// The bytes of each argument in `ranges`, in order, as [`Self::arg`] gives them.
+    pub fn args<'a>(
+        &'a self,
+        buf: &'a [u8],
+        ranges: &'a [Range<usize>],
+    ) -> impl Iterator<Item = &'a [u8]> + 'a {
+        ranges.iter().map(move |range| self.arg(buf, range))
+    }
+
+    /// The buffer length, in bytes, that the next [`Self::parse`] needs before it can make
+    /// progress: after `Incomplete`, at least one byte more than the buffer held, and for a
+    /// bulk string whose header has been read, the end of its payload and CRLF. A reader
+    /// can reserve this much room. Zero when no request is in progress.
+    pub fn buf_bytes_min(&self) -> usize {
+        self.need
+    }
+
+    /// Forgets any partly parsed request, so the next [`Self::parse`] starts at the start of
+    /// a request. Needed only if the caller replaces its buffer mid-request.
+    pub fn reset(&mut self) {
+        self.state = State::Idle;
+        self.need = 0;
+        self.ranges.clear();
+    }
+
+    /// Runs the handler of the current state.
+    fn step(&mut self, buf: &[u8]) -> Result<Flow, ProtocolError> {
+        match self.state {
+            State::Idle => {
+                self.ranges.clear();
+                self.state = match buf.first() {
+                    None => return Ok(Flow::Incomplete { need: 1 }),
+                    Some(b'*') => State::ArrayHeader { scanned: 1 },
+                    Some(_) => State::Inline { scanned: 0 },
+                };
+                Ok(Flow::Continue)
+            }
+            State::Inline { scanned } => self.inline(buf, scanned),
+            State::ArrayHeader { scanned } => self.array_header(buf, scanned),
+            State::BulkHeader {
+                start,
+                scanned,
+                left,
+            } => self.bulk_header(buf, start, scanned, left),
+            State::BulkPayload { start, len, left } => self.bulk_payload(buf, start, len, left),
+        }
+    }
+
+    /// An inline line: at most `inline_bytes_max` bytes, then `\n` or `\r\n`.
+    fn inline(&mut self, buf: &[u8], scanned: usize) -> Result<Flow, ProtocolError> {
+        let line_bytes_max = self.limits.inline_bytes_max;
+        // The `\n` of a line within the limit lies before this offset (line, `\r`, `\n`).
+        let lf_end = line_bytes_max.saturating_add(2);
+        let window = buf.get(scanned..buf.len().min(lf_end)).unwrap_or_default();
+        let Some(lf) = window.iter().position(|&b| b == b'\n').map(|i| scanned + i) else {
+            // Past the limit already unless the byte at the limit starts the line ending.
+            let past_limit = buf.get(line_bytes_max).is_some_and(|&byte| byte != b'\r');
+            if past_limit || buf.len() >= lf_end {
+                return Err(protocol_error(TOO_BIG_INLINE));
+            }
+            self.state = State::Inline { scanned: buf.len() };
+            return Ok(Flow::Incomplete {
+                need: buf.len() + 1,
+            });
+        };
+        let line_end = if lf > 0 && buf[lf - 1] == b'\r' {
+            lf - 1
+        } else {
+            lf
+        };
+        if line_end > line_bytes_max {
+            return Err(protocol_error(TOO_BIG_INLINE));
+        }
+        inline::split(
+            &buf[..line_end],
+            buf.len(),
+            &mut self.ranges,
+            &mut self.scratch,
+        )?;
+        Ok(Flow::Done { consumed: lf + 1 })
+    }
+
+    /// The `*<n>\r\n` line. A count of zero or less is a request to skip, as in Redis
+    /// (`*-1` is the null array; Redis skips every count <= 0 alike).
+    fn array_header(&mut self, buf: &[u8], scanned: usize) -> Result<Flow, ProtocolError> {
+        let header = self.header(
+            buf,
+            0,
+            scanned,
+            TOO_BIG_MBULK_COUNT,
+            INVALID_MULTIBULK_LENGTH,
+        )?;
+        let (count, next) = match header {
+            Header::Partial { scanned, need } => {
+                self.state = State::ArrayHeader { scanned };
+                return Ok(Flow::Incomplete { need });
+            }
+            Header::Number { value, next } => (value, next),
+        };
+        if count <= 0 {
+            return Ok(Flow::Done { consumed: next });
+        }
+        let left = usize::try_from(count)
+            .ok()
+            .filter(|&count| count <= self.limits.array_len_max)
+            .ok_or_else(|| protocol_error(INVALID_MULTIBULK_LENGTH))?;
+        self.state = State::BulkHeader {
+            start: next,
+            scanned: next + 1,
+            left,
+        };
+        Ok(Flow::Continue)
+    }
+
+    /// The `$<len>\r\n` line of an array element.
+    fn bulk_header(
+        &mut self,
+        buf: &[u8],
+        start: usize,
+        scanned: usize,
+        left: usize,
+    ) -> Result<Flow, ProtocolError> {
+        // The type byte decides at once; Redis waits for the line end to say the same.
+        match buf.get(start) {
+            None => return Ok(Flow::Incomplete { need: start + 1 }),
+            Some(b'$') => {}
+            Some(&other) => return Err(expected_dollar(other)),
+        }
+        let header = self.header(buf, start, scanned, TOO_BIG_BULK_COUNT, INVALID_BULK_LENGTH)?;
+        let (len, next) = match header {
+            Header::Partial { scanned, need } => {
+                self.state = State::BulkHeader {
+                    start,
+                    scanned,
+                    left,
+                };
+                return Ok(Flow::Incomplete { need });
+            }
+            Header::Number { value, next } => (value, next),
+        };
+        // A length past the limit is refused now, before any of its bytes are awaited.
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|&len| len <= self.limits.bulk_bytes_max)
+            .ok_or_else(|| protocol_error(INVALID_BULK_LENGTH))?;
+        self.state = State::BulkPayload {
+            start: next,
+            len,
+            left,
+        };
+        Ok(Flow::Continue)
+    }
+
+    /// The payload of an array element and its CRLF.
+    fn bulk_payload(
+        &mut self,
+        buf: &[u8],
+        start: usize,
+        len: usize,
+        left: usize,
+    ) -> Result<Flow, ProtocolError> {
+        let end = start.saturating_add(len);
+        let need = end.saturating_add(2);
+        // Check what has arrived of the CRLF now, so a wrong length fails without waiting.
+        let tail = buf.get(end..need.min(buf.len())).unwrap_or_default();
+        if !b"\r\n".starts_with(tail) {
+            return Err(protocol_error(BULK_NOT_FOLLOWED_BY_CRLF));
+        }
+        if buf.len() < need {
+            return Ok(Flow::Incomplete { need });
+        }
+        self.ranges.push(start..end);
+        if left == 1 {
+            return Ok(Flow::Done { consumed: need });
+        }
+        self.state = State::BulkHeader {
+            start: need,
+            scanned: need + 1,
+            left: left - 1,
+        };
+        Ok(Flow::Continue)
+    }
+
+    /// Reads the header line starting at `start` (its `*` or `$`), searching for its `\r`
+    /// from `scanned`. The line, without CRLF, may be at most `inline_bytes_max` bytes, as
+    /// Redis bounds it by `PROTO_INLINE_MAX_SIZE`, the inline limit; past that it is
+    /// `too_big`. A number Redis's `string2ll` would refuse, or a `\r` not followed by `\n`,
+    /// is `invalid`.
+    fn header(
+        &self,
+        buf: &[u8],
+        start: usize,
+        scanned: usize,
+        too_big: &str,
+        invalid: &str,
+    ) -> Result<Header, ProtocolError> {
+        // The `\r` of a line within the limit lies before this offset.
+        let cr_end = start
+            .saturating_add(self.limits.inline_bytes_max)
+            .saturating_add(1);
+        let window = buf.get(scanned..buf.len().min(cr_end)).unwrap_or_default();
+        let Some(cr) = window.iter().position(|&b| b == b'\r').map(|i| scanned + i) else {
+            if buf.len() >= cr_end {
+                return Err(protocol_error(too_big));
+            }
+            return Ok(Header::Partial {
+                scanned: buf.len().max(scanned),
+                need: buf.len() + 1,
+            });
+        };
+        match buf.get(cr + 1) {
+            None => Ok(Header::Partial {
+                scanned: cr,
+                need: cr + 2,
+            }),
+            Some(b'\n') => {
+                let value =
+                    parse_number(&buf[start + 1..cr]).ok_or_else(|| protocol_error(invalid))?;
+                Ok(Header::Number {
+                    value,
+                    next: cr + 2,
+                })
+            }
+            Some(_) => Err(protocol_error(invalid)),
+        }
+    }
+}
+
+/// A `ProtocolError` with one of the fixed texts.
+fn protocol_error(text: &str) -> ProtocolError {
+    ProtocolError(text.to_owned())
+}
+
+/// `expected '$', got 'x'`, with a byte outside printable ASCII written `\xHH` so the text
+/// stays valid UTF-8 and cannot break the reply's framing.
+fn expected_dollar(got: u8) -> ProtocolError {
+    let shown = if got.is_ascii_graphic() || got == b' ' {
+        char::from(got).to_string()
+    } else {
+        format!("\\x{got:02x}")
+    };
+    ProtocolError(format!("expected '$', got '{shown}'"))
+}
+
+/// A decimal integer as Redis's `string2ll` accepts it: an optional `-`, then `0` alone or
+/// digits not starting with `0`; no `+`, no blanks, no overflow of `i64`.
+fn parse_number(text: &[u8]) -> Option<i64> {
+    let (negative, digits) = match text {
+        [b'-', digits @ ..] => (true, digits),
+        _ => (false, text),
+    };
+    match digits {
+        [b'0'] if !negative => return Some(0),
+        [b'1'..=b'9', ..] => {}
+        _ => return None,
+    }
+    let mut value: i64 = 0;
+    for &digit in digits {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        let digit = i64::from(digit - b'0');
+        value = value.checked_mul(10)?;
+        // Accumulating toward the sign lets `i64::MIN` parse, as in Redis.
+        value = if negative {
+            value.checked_sub(digit)?
+        } else {
+            value.checked_add(digit)?
+        };
+    }
+    Some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Small limits, to reach every limit with short inputs.
+    fn small_limits() -> ProtocolLimits {
+        ProtocolLimits {
+            bulk_bytes_max: 16,
+            array_len_max: 4,
+            inline_bytes_max: 16,
+        }
+    }
+
+    /// What a whole stream parses to: the argument lists in order, then the error that
+    /// stopped it, if any, and the bytes left unconsumed.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Outcome {
+        requests: Vec<Vec<Vec<u8>>>,
+        error: Option<ProtocolError>,
+        left: usize,
+    }
+
+    /// Feeds `chunks` one after another as a connection would: append, parse until
+    /// `Incomplete`, dropping the bytes of each request.
+    fn feed(limits: ProtocolLimits, chunks: &[&[u8]]) -> Outcome {
+        let mut parser = RequestParser::new(limits);
+        let mut buf = Vec::new();
+        let mut args = Vec::new();
+        let mut requests = Vec::new();
+        for chunk in chunks {
+            buf.extend_from_slice(chunk);
+            loop {
+                match parser.parse(&buf, &mut args) {
+                    Ok(Parsed::Incomplete) => break,
+                    Ok(Parsed::Request { consumed }) => {
+                        assert!(consumed > 0 && consumed <= buf.len());
+                        requests.push(parser.args(&buf, &args).map(<[u8]>::to_vec).collect());
+                        buf.drain(..consumed);
+                    }
+                    Err(error) => {
+                        return Outcome {
+                            requests,
+                            error: Some(error),
+                            left: buf.len(),
+                        }
+                    }
+                }
+            }
+        }
+        Outcome {
+            requests,
+            error: None,
+            left: buf.len(),
+        }
+    }
+
+    fn words(list: &[&str]) -> Vec<Vec<u8>> {
+        list.iter().map(|word| word.as_bytes().to_vec()).collect()
+    }
+
+    /// The error text a whole stream ends in, with default limits unless given.
+    fn error_of(limits: ProtocolLimits, input: &[u8]) -> String {
+        match feed(limits, &[input]).error {
+            Some(error) => error.to_string(),
+            None => panic!("no error for {:?}", String::from_utf8_lossy(input)),
+        }
+    }
+
+    const SAMPLE_PIPELINE: &[u8] = b"*3\r\n$3\r\nSET\r\n$5\r\nkey:1\r\n$10\r\nva\r\nl\x00ue!!\r\n\
+PING\r\n\
+*0\r\n\
+GET \"a b\" 'c\\'d' \"\\x41\\n\"\n\
+\r\n\
+*2\r\n$3\r\nGET\r\n$0\r\n\r\n\
+*-1\r\n\
+  ECHO\thi  \r\n";
+
+    fn sample_requests() -> Vec<Vec<Vec<u8>>> {
+        vec![
+            vec![
+                b"SET".to_vec(),
+                b"key:1".to_vec(),
+                b"va\r\nl\x00ue!!".to_vec(),
+            ],
+            words(&["PING"]),
+            vec![],
+            words(&["GET", "a b", "c'd", "A\n"]),
+            vec![],
+            words(&["GET", ""]),
+            vec![],
+            words(&["ECHO", "hi"]),
+        ]
+    }
+
+    #[test]
+    fn sample_pipeline_parses_whole() {
+        let outcome = feed(ProtocolLimits::default(), &[SAMPLE_PIPELINE]);
+        assert_eq!(outcome.requests, sample_requests());
+        assert_eq!((outcome.error, outcome.left), (None, 0));
+    }
+
+    #[test]
+    fn sample_pipeline_parses_at_every_split_point() {
+        for split in 0..=SAMPLE_PIPELINE.len() {
+            let (head, tail) = SAMPLE_PIPELINE.split_at(split);
+            let outcome = feed(ProtocolLimits::default(), &[head, tail]);
+            assert_eq!(outcome.requests, sample_requests(), "split at {split}");
+            assert_eq!((outcome.error, outcome.left), (None, 0), "split at {split}");
+        }
+    }
+
+    #[test]
+    fn sample_pipeline_parses_byte_by_byte() {
+        let chunks: Vec<&[u8]> = SAMPLE_PIPELINE.chunks(1).collect();
+        let outcome = feed(ProtocolLimits::default(), &chunks);
+        assert_eq!(outcome.requests, sample_requests());
+        assert_eq!((outcome.error, outcome.left), (None, 0));
+    }
+
+    #[test]
+    fn pipeline_is_parsed_one_request_at_a_time() {
+        let buf = b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nECHO\r\n$1\r\nx\r\n";
+        let mut parser = RequestParser::new(ProtocolLimits::default());
+        let mut args = Vec::new();
+        assert_eq!(
+            parser.parse(buf, &mut args),
+            Ok(Parsed::Request { consumed: 14 })
+        );
+        assert_eq!(args, vec![8..12]);
+        assert_eq!(&buf[args[0].clone()], b"PING");
+        let rest = &buf[14..];
+        assert_eq!(
+            parser.parse(rest, &mut args),
+            Ok(Parsed::Request {
+                consumed: rest.len()
+            })
+        );
+        assert_eq!(
+            parser.args(rest, &args).collect::<Vec<_>>(),
+            [b"ECHO".as_slice(), b"x"]
+        );
+    }
+
+    #[test]
+    fn incomplete_is_stable_when_the_same_buffer_comes_again() {
+        let full = b"*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n";
+        let mut parser = RequestParser::new(ProtocolLimits::default());
+        let mut args = vec![0..1, 2..3];
+        for len in 0..full.len() {
+            for _ in 0..3 {
+                assert_eq!(
+                    parser.parse(&full[..len], &mut args),
+                    Ok(Parsed::Incomplete)
+                );
+            }
+        }
+        assert_eq!(
+            parser.parse(full, &mut args),
+            Ok(Parsed::Request {
+                consumed: full.len()
+            })
+        );
+        assert_eq!(args, vec![8..11, 17..20]);
+    }
+
+    #[test]
+    fn state_is_reset_after_a_request() {
+        let buf = b"*1\r\n$4\r\nPING\r\n";
+        let mut parser = RequestParser::new(ProtocolLimits::default());
+        let mut args = Vec::new();
+        for _ in 0..2 {
+            // The caller forgot to drop the bytes: the same request parses again.
+            assert_eq!(
+                parser.parse(buf, &mut args),
+                Ok(Parsed::Request { consumed: 14 })
+            );
+            assert_eq!(args, vec![8..12]);
+            assert_eq!(parser.buf_bytes_min(), 0);
+        }
+    }
+
+    #[test]
+    fn large_bulk_waits_on_the_hint() {
+        let mut stream = b"*2\r\n$3\r\nSET\r\n$100000\r\n".to_vec();
+        let header_len = stream.len();
+        let mut parser = RequestParser::new(ProtocolLimits::default());
+        let mut args = Vec::new();
+        assert_eq!(parser.parse(&stream, &mut args), Ok(Parsed::Incomplete));
+        assert_eq!(parser.buf_bytes_min(), header_len + 100_000 + 2);
+        stream.extend(std::iter::repeat_n(b'v', 100_000));
+        assert_eq!(parser.parse(&stream, &mut args), Ok(Parsed::Incomplete));
+        assert_eq!(parser.buf_bytes_min(), header_len + 100_000 + 2);
+        stream.extend_from_slice(b"\r\n");
+        assert_eq!(
+            parser.parse(&stream, &mut args),
+            Ok(Parsed::Request {
+                consumed: stream.len()
+            })
+        );
+        assert_eq!(args[1], header_len..header_len + 100_000);
+    }
+
+    #[test]
+    fn hint_moves_past_scanned_bytes_of_a_line() {
+        let mut parser = RequestParser::new(ProtocolLimits::default());
+        let mut args = Vec::new();
+        assert_eq!(parser.parse(b"", &mut args), Ok(Parsed::Incomplete));
+        assert_eq!(parser.buf_bytes_min(), 1);
+        assert_eq!(parser.parse(b"SET a b", &mut args), Ok(Parsed::Incomplete));
+        assert_eq!(parser.buf_bytes_min(), 8);
+        assert_eq!(
+            parser.parse(b"SET a b\r", &mut args),
+            Ok(Parsed::Incomplete)
+        );
+        assert_eq!(parser.buf_bytes_min(), 9);
+        assert_eq!(
+            parser.parse(b"SET a b\r\n", &mut args),
+            Ok(Parsed::Request { consumed: 9 })
+        );
+        assert_eq!(args, vec![0..3, 4..5, 6..7]);
+    }
+
+    #[test]
+    fn reset_forgets_a_partial_request() {
+        let mut parser = RequestParser::new(ProtocolLimits::default());
+        let mut args = Vec::new();
+        assert_eq!(
+            parser.parse(b"*2\r\n$3\r\nGET\r\n", &mut args),
+            Ok(Parsed::Incomplete)
+        );
+        parser.reset();
+        assert_eq!(
+            parser.parse(b"PING\n", &mut args),
+            Ok(Parsed::Request { consumed: 5 })
+        );
+        assert_eq!(args, vec![0..4]);
+    }
+
+    #[test]
+    fn counts_of_zero_or_less_are_skipped() {
+        for input in [
+            &b"*0\r\n"[..],
+            b"*-1\r\n",
+            b"*-5\r\n",
+            b"*-9223372036854775808\r\n",
+        ] {
+            let mut parser = RequestParser::new(ProtocolLimits::default());
+            let mut args = vec![0..1, 2..3];
+            assert_eq!(
+                parser.parse(input, &mut args),
+                Ok(Parsed::Request {
+                    consumed: input.len()
+                })
+            );
+            assert!(args.is_empty());
+        }
+    }
+
+    #[test]
+    fn empty_inline_lines_are_empty_requests() {
+        let outcome = feed(ProtocolLimits::default(), &[b"\n\r\n \t \r\nPING\n"]);
+        assert_eq!(
+            outcome.requests,
+            vec![vec![], vec![], vec![], words(&["PING"])]
+        );
+    }
+
+    #[test]
+    fn limits_are_inclusive() {
+        let limits = small_limits();
+        let at_limits = b"*4\r\n$16\r\n0123456789abcdef\r\n$0\r\n\r\n$1\r\nx\r\n$1\r\ny\r\n\
+0123456789 abcde\r\n";
+        let outcome = feed(limits, &[at_limits]);
+        assert_eq!((outcome.error, outcome.left), (None, 0));
+        assert_eq!(
+            outcome.requests,
+            vec![
+                words(&["0123456789abcdef", "", "x", "y"]),
+                words(&["0123456789", "abcde"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn invalid_multibulk_length() {
+        let text = "Protocol error: invalid multibulk length";
+        let limits = ProtocolLimits::default();
+        for input in [
+            &b"*abc\r\n"[..],
+            b"*\r\n",
+            b"*01\r\n",
+            b"*+1\r\n",
+            b"*-0\r\n",
+            b"*1 \r\n",
+            b"*99999999999999999999\r\n",
+            b"*3\rx",
+        ] {
+            assert_eq!(error_of(limits, input), text, "{input:?}");
+        }
+        assert_eq!(error_of(small_limits(), b"*5\r\n"), text);
+    }
+
+    #[test]
+    fn invalid_bulk_length() {
+        let text = "Protocol error: invalid bulk length";
+        let limits = ProtocolLimits::default();
+        for input in [
+            &b"*1\r\n$abc\r\n"[..],
+            b"*1\r\n$\r\n",
+            b"*1\r\n$-1\r\n",
+            b"*1\r\n$-5\r\n",
+            b"*1\r\n$01\r\n",
+            b"*1\r\n$3\rx",
+            b"*2\r\n$1\r\nx\r\n$ 1\r\n",
+        ] {
+            assert_eq!(error_of(limits, input), text, "{input:?}");
+        }
+        assert_eq!(error_of(small_limits(), b"*1\r\n$17\r\n"), text);
+    }
+
+    #[test]
+    fn huge_bulk_length_is_refused_at_its_header() {
+        let mut parser = RequestParser::new(ProtocolLimits::default());
+        let mut args = Vec::new();
+        assert_eq!(
+            parser.parse(b"*2\r\n$3\r\nSET\r\n$3000000000\r\n", &mut args),
+            Err(protocol_error(INVALID_BULK_LENGTH))
+        );
+    }
+
+    #[test]
+    fn expected_dollar_names_the_byte() {
+        let limits = ProtocolLimits::default();
+        assert_eq!(
+            error_of(limits, b"*1\r\nfoo\r\n"),
+            "Protocol error: expected '$', got 'f'"
+        );
+        // Refused as soon as the byte is there, without its line.
+        assert_eq!(
+            error_of(limits, b"*2\r\n$1\r\nx\r\n:"),
+            "Protocol error: expected '$', got ':'"
+        );
+        assert_eq!(
+            error_of(limits, b"*1\r\n\r\n"),
+            "Protocol error: expected '$', got '\\x0d'"
+        );
+        assert_eq!(
+            error_of(limits, b"*1\r\n\xff"),
+            "Protocol error: expected '$', got '\\xff'"
+        );
+    }
+
+    #[test]
+    fn too_big_count_strings() {
+        let limits = small_limits();
+        // 16 bytes of line without a `\r` yet: still within the limit.
+        assert_eq!(feed(limits, &[b"*000000000000000"]).error, None);
+        assert_eq!(
+            error_of(limits, b"*0000000000000000"),
+            "Protocol error: too big mbulk count string"
+        );
+        assert_eq!(feed(limits, &[b"*1\r\n$000000000000000"]).error, None);
+        assert_eq!(
+            error_of(limits, b"*1\r\n$0000000000000000"),
+            "Protocol error: too big bulk count string"
+        );
+        // A line longer than the limit is too big even when its end is already there.
+        assert_eq!(
+            error_of(limits, b"*0000000000000000\r\n"),
+            "Protocol error: too big mbulk count string"
+        );
+    }
+
+    #[test]
+    fn too_big_inline_request() {
+        let limits = small_limits();
+        let text = "Protocol error: too big inline request";
+        // Up to 16 bytes of line, then `\r\n` or `\n`, are fine.
+        for input in [&b"0123456789abcdef"[..], b"0123456789abcdef\r"] {
+            let outcome = feed(limits, &[input]);
+            assert_eq!((outcome.error, outcome.left), (None, input.len()));
+        }
+        for input in [&b"0123456789abcdef\r\n"[..], b"0123456789abcdef\n"] {
+            assert_eq!(
+                feed(limits, &[input]).requests,
+                vec![words(&["0123456789abcdef"])]
+            );
+        }
+        for input in [
+            &b"0123456789abcdefg"[..],
+            b"0123456789abcdefg\n",
+            b"0123456789abcdefg\r\n",
+            b"0123456789abcdef\r\r\n",
+        ] {
+            assert_eq!(error_of(limits, input), text, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn unbalanced_quotes_in_request() {
+        let text = "Protocol error: unbalanced quotes in request";
+        for input in [
+            &b"GET \"a\n"[..],
+            b"GET 'a\r\n",
+            b"GET \"a\"b\n",
+            b"GET 'a'b\n",
+        ] {
+            assert_eq!(
+                error_of(ProtocolLimits::default(), input),
+                text,
+                "{input:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bulk_not_followed_by_crlf() {
+        let text = "Protocol error: bulk string not followed by CRLF";
+        let limits = ProtocolLimits::default();
+        for input in [
+            &b"*1\r\n$3\r\nfooXY"[..],
+            b"*1\r\n$3\r\nfoo\rX",
+            b"*1\r\n$3\r\nfooo",
+        ] {
+            assert_eq!(error_of(limits, input), text, "{input:?}");
+        }
+        let outcome = feed(limits, &[b"*1\r\n$3\r\nfoo\r"]);
+        assert_eq!((outcome.error, outcome.left), (None, 12));
+    }
+
+    #[test]
+    fn parser_is_usable_after_an_error() {
+        let mut parser = RequestParser::new(ProtocolLimits::default());
+        let mut args = Vec::new();
+        assert!(parser.parse(b"*x\r\n", &mut args).is_err());
+        assert_eq!(parser.buf_bytes_min(), 0);
+        assert_eq!(
+            parser.parse(b"PING\n", &mut args),
+            Ok(Parsed::Request { consumed: 5 })
+        );
+    }
+
+    #[test]
+    fn inline_words_index_the_buffer_unless_escaped() {
+        let buf = b"SET \"a b\" 'x\\'y' \"\\x41\" tail";
+        let line = [buf.as_slice(), b"\r\n"].concat();
+        let mut parser = RequestParser::new(ProtocolLimits::default());
+        let mut args = Vec::new();
+        assert_eq!(
+            parser.parse(&line, &mut args),
+            Ok(Parsed::Request {
+                consumed: line.len()
+            })
+        );
+        assert_eq!(args[0], 0..3);
+        assert_eq!(args[1], 5..8);
+        assert!(args[2].end > line.len() && args[3].end > line.len());
+        assert_eq!(
+            parser.args(&line, &args).collect::<Vec<_>>(),
+            [&b"SET"[..], b"a b", b"x'y", b"A", b"tail"]
+        );
+    }
+
+    #[test]
+    fn parse_number_follows_string2ll() {
+        assert_eq!(parse_number(b"0"), Some(0));
+        assert_eq!(parse_number(b"-1"), Some(-1));
+        assert_eq!(parse_number(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_number(b"-9223372036854775808"), Some(i64::MIN));
+        for text in [
+            &b""[..],
+            b"-",
+            b"-0",
+            b"00",
+            b"+1",
+            b" 1",
+            b"1 ",
+            b"1a",
+            b"9223372036854775808",
+        ] {
+            assert_eq!(parse_number(text), None, "{text:?}");
+        }
+    }
+}

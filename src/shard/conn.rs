@@ -1,0 +1,382 @@
+//! One client connection: bounded read and write buffers, the incremental parser, and the
+//! queue of reply slots that keeps replies in request order while some wait for an
+//! fdatasync or for another shard.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+
+use crate::resp::{self, RequestParser};
+use crate::shard::mesh::OpResult;
+use crate::store::SeqNo;
+
+/// How a reply is assembled from its parts.
+#[derive(Debug)]
+pub enum Reply {
+    /// A finished reply, encoded.
+    Encoded(Vec<u8>),
+    /// A finished reply from a constant.
+    Static(&'static [u8]),
+    /// One single-key result, formatted like its command (`GET`, `SET`, ...).
+    Single(Option<OpResult>),
+    /// `MGET`: one value per key.
+    Values(Vec<Option<Vec<u8>>>),
+    /// `DEL`, `EXISTS`, `DBSIZE`: the sum of the parts' counts.
+    Sum(i64),
+    /// `MSET`: `+OK` once every part is written.
+    AllOk,
+}
+
+/// A reply in the connection's order. It may be sent once all its parts arrived and the
+/// shard's acknowledgement point has reached `gate`.
+#[derive(Debug)]
+pub struct Slot {
+    /// Highest local sequence number this reply depends on (written or read).
+    pub gate: SeqNo,
+    /// Parts still expected from other shards.
+    pub parts_left: u32,
+    /// The reply under assembly.
+    pub reply: Reply,
+    /// The first error a part returned; replaces the reply.
+    pub error: Option<String>,
+}
+
+impl Slot {
+    /// A slot whose reply is complete and depends on nothing.
+    pub fn ready(reply: Reply) -> Self {
+        Self {
+            gate: SeqNo(0),
+            parts_left: 0,
+            reply,
+            error: None,
+        }
+    }
+
+    /// Folds one part's result into the reply.
+    pub fn apply(&mut self, part: u32, result: OpResult) {
+        if let OpResult::Err(message) = result {
+            self.error.get_or_insert(message);
+            return;
+        }
+        match (&mut self.reply, result) {
+            (Reply::Single(slot), result) => *slot = Some(result),
+            (Reply::Values(values), OpResult::Value(value)) => {
+                if let Some(entry) = values.get_mut(part as usize) {
+                    *entry = value;
+                }
+            }
+            (Reply::Sum(total), OpResult::Int(n)) => *total += n,
+            (Reply::AllOk, OpResult::Ok) => {}
+            (_, other) => {
+                debug_assert!(false, "part result {other:?} does not fit its reply");
+            }
+        }
+    }
+
+    /// Appends the finished reply's RESP encoding to `out`.
+    pub fn encode(self, out: &mut Vec<u8>) {
+        if let Some(message) = self.error {
+            resp::error(out, &message);
+            return;
+        }
+        match self.reply {
+            Reply::Encoded(bytes) => out.extend_from_slice(&bytes),
+            Reply::Static(bytes) => out.extend_from_slice(bytes),
+            Reply::Single(result) => encode_result(out, result),
+            Reply::Values(values) => {
+                resp::array_header(out, values.len());
+                for value in values {
+                    match value {
+                        Some(v) => resp::bulk(out, &v),
+                        None => resp::null_bulk(out),
+                    }
+                }
+            }
+            Reply::Sum(n) => resp::integer(out, n),
+            Reply::AllOk => out.extend_from_slice(b"+OK\r\n"),
+        }
+    }
+}
+
+fn encode_result(out: &mut Vec<u8>, result: Option<OpResult>) {
+    match result {
+        Some(OpResult::Value(Some(v))) => resp::bulk(out, &v),
+        Some(OpResult::Value(None)) | Some(OpResult::NotApplied) => resp::null_bulk(out),
+        Some(OpResult::Int(n)) => resp::integer(out, n),
+        Some(OpResult::Ok) => out.extend_from_slice(b"+OK\r\n"),
+        Some(OpResult::Err(message)) => resp::error(out, &message),
+        None => resp::error(out, "ERR internal error: missing reply"),
+    }
+}
+
+/// What reading from the socket found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// Bytes were added to the read buffer.
+    Data,
+    /// Nothing more to read now (`EAGAIN`).
+    Drained,
+    /// The peer closed its side, or the socket failed.
+    Closed,
+}
+
+/// A client connection owned by one shard.
+pub struct Conn {
+    /// The socket (non-blocking).
+    pub stream: TcpStream,
+    /// Generation, to tell a reused slab index from the connection a message was for.
+    pub gen: u32,
+    /// Server-wide unique client id (`CLIENT ID`).
+    pub id: u64,
+    /// `CLIENT SETNAME`.
+    pub name: Option<Vec<u8>>,
+    /// Received bytes; `rbuf[rstart..]` is not yet consumed.
+    pub rbuf: Vec<u8>,
+    /// Start of the unconsumed part of `rbuf`.
+    pub rstart: usize,
+    /// The request parser; `None` only while the shard executes this connection's requests.
+    pub parser: Option<RequestParser>,
+    /// Encoded replies; `wbuf[wstart..]` is not yet sent.
+    pub wbuf: Vec<u8>,
+    /// Start of the unsent part of `wbuf`.
+    pub wstart: usize,
+    /// Replies not yet sendable, in request order.
+    pub slots: VecDeque<Slot>,
+    /// Id of `slots[0]` (ids increase by one per request).
+    pub first_slot_id: u64,
+    /// The socket may have more bytes (edge-triggered readiness not yet consumed).
+    pub readable: bool,
+    /// Close once everything queued is sent (QUIT, protocol error).
+    pub close_after_flush: bool,
+    /// Stopped until the client reads its replies or a queue/flush frees up.
+    pub blocked: bool,
+    /// Listed in the shard's durability waiters.
+    pub waiting_durable: bool,
+    /// Listed in the shard's list of connections with unsent bytes.
+    pub dirty: bool,
+}
+
+/// Bytes read from a socket per `read` call at least.
+const READ_CHUNK_BYTES: usize = 16 * 1024;
+
+impl Conn {
+    /// Wraps an accepted, non-blocking socket.
+    pub fn new(stream: TcpStream, gen: u32, id: u64, parser: RequestParser) -> Self {
+        Self {
+            stream,
+            gen,
+            id,
+            name: None,
+            rbuf: Vec::with_capacity(READ_CHUNK_BYTES),
+            rstart: 0,
+            parser: Some(parser),
+            wbuf: Vec::new(),
+            wstart: 0,
+            slots: VecDeque::new(),
+            first_slot_id: 0,
+            readable: true,
+            close_after_flush: false,
+            blocked: false,
+            waiting_durable: false,
+            dirty: false,
+        }
+    }
+
+    /// Unconsumed request bytes.
+    pub fn unparsed_bytes(&self) -> usize {
+        self.rbuf.len() - self.rstart
+    }
+
+    /// Unsent reply bytes (not counting replies still waiting in slots).
+    pub fn unsent_bytes(&self) -> usize {
+        self.wbuf.len() - self.wstart
+    }
+
+    /// Reads once into the read buffer, compacting it first.
+    pub fn read_once(&mut self) -> ReadOutcome {
+        if self.rstart > 0
+            && (self.rstart == self.rbuf.len() || self.rstart >= self.rbuf.capacity() / 2)
+        {
+            self.rbuf.drain(..self.rstart);
+            self.rstart = 0;
+        }
+        let len = self.rbuf.len();
+        if self.rbuf.capacity() - len < READ_CHUNK_BYTES {
+            self.rbuf.reserve(READ_CHUNK_BYTES.max(len));
+        }
+        let spare = self.rbuf.capacity() - len;
+        self.rbuf.resize(len + spare, 0);
+        let result = self.stream.read(&mut self.rbuf[len..]);
+        match result {
+            Ok(0) => {
+                self.rbuf.truncate(len);
+                ReadOutcome::Closed
+            }
+            Ok(n) => {
+                self.rbuf.truncate(len + n);
+                ReadOutcome::Data
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.rbuf.truncate(len);
+                ReadOutcome::Drained
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                self.rbuf.truncate(len);
+                ReadOutcome::Data
+            }
+            Err(_) => {
+                self.rbuf.truncate(len);
+                ReadOutcome::Closed
+            }
+        }
+    }
+
+    /// Writes as much of the unsent bytes as the socket takes. `Err` means the connection
+    /// is dead.
+    pub fn write_out(&mut self) -> io::Result<()> {
+        while self.wstart < self.wbuf.len() {
+            match self.stream.write(&self.wbuf[self.wstart..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.wstart += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.wstart == self.wbuf.len() {
+            self.wbuf.clear();
+            self.wstart = 0;
+            if self.wbuf.capacity() > 1 << 20 {
+                self.wbuf.shrink_to(64 * 1024);
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues a new reply slot and returns its id; a complete reply goes straight to the
+    /// write buffer when nothing is queued before it.
+    pub fn push_slot(&mut self, slot: Slot, ack: SeqNo) -> u64 {
+        let id = self.first_slot_id + self.slots.len() as u64;
+        if self.slots.is_empty() && slot.parts_left == 0 && slot.gate <= ack {
+            slot.encode(&mut self.wbuf);
+            self.first_slot_id += 1;
+        } else {
+            self.slots.push_back(slot);
+        }
+        id
+    }
+
+    /// The slot with `id`, if still queued.
+    pub fn slot_mut(&mut self, id: u64) -> Option<&mut Slot> {
+        let index = id.checked_sub(self.first_slot_id)?;
+        self.slots.get_mut(usize::try_from(index).ok()?)
+    }
+
+    /// Moves every leading slot that is complete and acknowledged (or, after a poisoning,
+    /// failed) into the write buffer. Returns true if bytes were added.
+    pub fn promote(&mut self, ack: SeqNo, poisoned: Option<&str>) -> bool {
+        let mut added = false;
+        while let Some(front) = self.slots.front() {
+            if front.parts_left > 0 {
+                break;
+            }
+            let mut slot = self.slots.pop_front().expect("front exists");
+            if slot.gate > ack {
+                match poisoned {
+                    Some(reason) => slot.error = Some(reason.to_owned()),
+                    None => {
+                        self.slots.push_front(slot);
+                        break;
+                    }
+                }
+            }
+            slot.encode(&mut self.wbuf);
+            self.first_slot_id += 1;
+            added = true;
+        }
+        added
+    }
+
+    /// Whether some queued slot waits for the acknowledgement point.
+    pub fn has_gated_slots(&self, ack: SeqNo) -> bool {
+        self.slots.iter().any(|slot| slot.gate > ack)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(gate: u64, parts_left: u32, reply: Reply) -> Slot {
+        Slot {
+            gate: SeqNo(gate),
+            parts_left,
+            reply,
+            error: None,
+        }
+    }
+
+    fn test_conn() -> Conn {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        Conn::new(stream, 1, 1, RequestParser::new(Default::default()))
+    }
+
+    /// Promotion must stop at the first slot that is not ready, even if later ones are.
+    #[test]
+    fn replies_leave_in_request_order() {
+        let mut conn = test_conn();
+        let a = conn.push_slot(slot(5, 0, Reply::Static(b"+A\r\n")), SeqNo(4));
+        let b = conn.push_slot(slot(0, 1, Reply::Single(None)), SeqNo(4));
+        conn.push_slot(slot(0, 0, Reply::Static(b"+C\r\n")), SeqNo(4));
+        assert_eq!((a, b), (0, 1));
+        assert!(!conn.promote(SeqNo(4), None), "gate 5 not reached yet");
+        assert!(conn.wbuf.is_empty());
+        assert!(conn.promote(SeqNo(5), None));
+        assert_eq!(conn.wbuf, b"+A\r\n");
+        let pending = conn.slot_mut(b).unwrap();
+        pending.apply(0, OpResult::Value(Some(b"b".to_vec())));
+        pending.parts_left = 0;
+        conn.promote(SeqNo(5), None);
+        assert_eq!(conn.wbuf, b"+A\r\n$1\r\nb\r\n+C\r\n");
+        assert!(conn.slots.is_empty());
+        // Nothing queued: a ready reply goes straight out.
+        assert_eq!(
+            conn.push_slot(slot(0, 0, Reply::Static(b"+D\r\n")), SeqNo(5)),
+            3
+        );
+        assert!(conn.wbuf.ends_with(b"+D\r\n"));
+    }
+
+    #[test]
+    fn poisoning_fails_gated_replies_instead_of_acknowledging() {
+        let mut conn = test_conn();
+        conn.push_slot(slot(9, 0, Reply::Single(Some(OpResult::Ok))), SeqNo(1));
+        conn.promote(SeqNo(1), Some("ERR shard refuses writes"));
+        assert_eq!(conn.wbuf, b"-ERR shard refuses writes\r\n");
+    }
+
+    #[test]
+    fn gathered_parts_and_errors() {
+        let mut mget = slot(0, 2, Reply::Values(vec![None, None, None]));
+        mget.apply(2, OpResult::Value(Some(b"z".to_vec())));
+        mget.apply(0, OpResult::Value(Some(b"x".to_vec())));
+        let mut out = Vec::new();
+        mget.encode(&mut out);
+        assert_eq!(out, b"*3\r\n$1\r\nx\r\n$-1\r\n$1\r\nz\r\n");
+
+        let mut del = slot(0, 0, Reply::Sum(0));
+        del.apply(0, OpResult::Int(1));
+        del.apply(1, OpResult::Int(1));
+        let mut out = Vec::new();
+        del.encode(&mut out);
+        assert_eq!(out, b":2\r\n");
+
+        let mut mset = slot(0, 0, Reply::AllOk);
+        mset.apply(0, OpResult::Ok);
+        mset.apply(1, OpResult::Err("ERR refused".into()));
+        let mut out = Vec::new();
+        mset.encode(&mut out);
+        assert_eq!(out, b"-ERR refused\r\n");
+    }
+}

@@ -1,0 +1,452 @@
+//! Executing requests: parse, route each key to its owning shard, run local operations
+//! against the store, and queue the reply slot.
+
+use super::conn::{Reply, Slot};
+use super::mesh::{self, Message, Op, OpResult, ReplyTo, ShardId};
+use super::metrics::ShardMetrics;
+use super::Shard;
+use crate::command::{self, ClientSub, Command, CommandKind, SetCondition};
+use crate::config::FsyncMode;
+use crate::resp::{self, Parsed};
+use crate::store::SeqNo;
+
+/// What processing a connection's buffered requests ended with.
+pub(super) enum Progress {
+    /// Every complete request was executed.
+    Done,
+    /// Stopped before a request that must wait (backpressure, full queue, write stall).
+    Blocked,
+    /// The connection was closed.
+    Closed,
+}
+
+/// Why a request cannot run now.
+enum Wait {
+    /// The connection's unsent replies passed the cap.
+    Output,
+    /// A peer's queue is at its in-flight cap, or the memtable is stalled.
+    Capacity,
+}
+
+impl Shard {
+    /// Executes the complete requests buffered on `key`'s connection, in order.
+    pub(super) fn process_requests(&mut self, key: (u32, u32)) -> Progress {
+        let Some(conn) = self.conn_mut(key) else {
+            return Progress::Closed;
+        };
+        let mut rbuf = std::mem::take(&mut conn.rbuf);
+        let mut rstart = conn.rstart;
+        let Some(mut parser) = conn.parser.take() else {
+            return Progress::Closed;
+        };
+        let mut args = std::mem::take(&mut self.args);
+        let mut progress = Progress::Done;
+        while rstart < rbuf.len() {
+            let Some(conn) = self.conn_mut(key) else {
+                progress = Progress::Closed;
+                break;
+            };
+            if conn.close_after_flush {
+                rstart = rbuf.len();
+                break;
+            }
+            let parsed = parser.parse(&rbuf[rstart..], &mut args);
+            let consumed = match parsed {
+                Ok(Parsed::Incomplete) => break,
+                Ok(Parsed::Request { consumed }) => consumed,
+                Err(e) => {
+                    conn.rbuf = std::mem::take(&mut rbuf);
+                    conn.rstart = conn.rbuf.len();
+                    conn.parser = Some(parser);
+                    self.args = args;
+                    self.protocol_error(key, &format!("ERR {e}"));
+                    return Progress::Done;
+                }
+            };
+            if args.is_empty() {
+                rstart += consumed;
+                continue;
+            }
+            let slices: Vec<&[u8]> = parser.args(&rbuf[rstart..], &args).collect();
+            match self.execute(key, &slices) {
+                Ok(()) => rstart += consumed,
+                Err(wait) => {
+                    if let Wait::Output = wait {
+                        ShardMetrics::add(&self.metrics().backpressure_events, 1);
+                    }
+                    // The parser is reset so the same request is parsed again when retried.
+                    parser.reset();
+                    progress = Progress::Blocked;
+                    break;
+                }
+            }
+        }
+        self.args = args;
+        match self.conn_mut(key) {
+            Some(conn) => {
+                conn.rbuf = rbuf;
+                conn.rstart = rstart;
+                conn.parser = Some(parser);
+                if matches!(progress, Progress::Blocked) {
+                    conn.blocked = true;
+                    self.blocked.push(key);
+                }
+                progress
+            }
+            None => Progress::Closed,
+        }
+    }
+
+    /// Executes one request, or says why it must wait (nothing was done then).
+    fn execute(&mut self, key: (u32, u32), args: &[&[u8]]) -> Result<(), Wait> {
+        let output_max = self.config().client_output_bytes_max;
+        let conn = self.conn(key).expect("caller checked");
+        if conn.unsent_bytes() > output_max || conn.slots.len() > output_max / 16 {
+            return Err(Wait::Output);
+        }
+        let (kind, parsed) = command::parse(args);
+        let metrics = self.metrics();
+        ShardMetrics::add(&metrics.total_commands, 1);
+        if let Some(kind) = kind {
+            ShardMetrics::add(&metrics.command_calls[kind as usize], 1);
+        }
+        let command = match parsed {
+            Ok(command) => command,
+            Err(message) => {
+                ShardMetrics::add(&metrics.command_errors, 1);
+                let mut reply = Vec::new();
+                resp::error(&mut reply, &message);
+                self.push_ready(key, Reply::Encoded(reply));
+                return Ok(());
+            }
+        };
+        if kind.is_some_and(CommandKind::is_write) {
+            if let Some(reason) = &self.poisoned {
+                let mut reply = Vec::new();
+                resp::error(&mut reply, reason);
+                self.push_ready(key, Reply::Encoded(reply));
+                return Ok(());
+            }
+            if !self.store.can_accept_writes() {
+                return Err(Wait::Capacity);
+            }
+        }
+        self.execute_command(key, command)
+    }
+
+    fn push_ready(&mut self, key: (u32, u32), reply: Reply) {
+        let ack = self.ack_seq();
+        if let Some(conn) = self.conn_mut(key) {
+            conn.push_slot(Slot::ready(reply), ack);
+        }
+        self.mark_dirty(key);
+    }
+
+    fn execute_command(&mut self, key: (u32, u32), command: Command<'_>) -> Result<(), Wait> {
+        match command {
+            Command::Ping(None) => self.push_ready(key, Reply::Static(b"+PONG\r\n")),
+            Command::Ping(Some(msg)) | Command::Echo(msg) => {
+                let mut reply = Vec::new();
+                resp::bulk(&mut reply, msg);
+                self.push_ready(key, Reply::Encoded(reply));
+            }
+            Command::Quit => {
+                self.push_ready(key, Reply::Static(b"+OK\r\n"));
+                if let Some(conn) = self.conn_mut(key) {
+                    conn.close_after_flush = true;
+                }
+            }
+            Command::Hello(version) => self.hello(key, version),
+            Command::Select => self.push_ready(key, Reply::Static(b"+OK\r\n")),
+            Command::Client(sub) => self.client(key, sub),
+            Command::Command(sub) => {
+                let mut reply = Vec::new();
+                super::info::command_reply(&mut reply, sub);
+                self.push_ready(key, Reply::Encoded(reply));
+            }
+            Command::ConfigGet(patterns) => {
+                let mut reply = Vec::new();
+                super::info::config_get(&mut reply, self.config(), &patterns);
+                self.push_ready(key, Reply::Encoded(reply));
+            }
+            Command::Info(sections) => {
+                let text = super::info::info_text(&self.shared, &sections);
+                let mut reply = Vec::new();
+                resp::bulk(&mut reply, text.as_bytes());
+                self.push_ready(key, Reply::Encoded(reply));
+            }
+            Command::Shutdown => {
+                tracing::info!(shard = self.id.0, "SHUTDOWN requested by a client");
+                self.shared.shutdown_requested.notify();
+                self.push_ready(key, Reply::Static(b"+OK\r\n"));
+            }
+            Command::Set {
+                key: k,
+                value,
+                condition,
+            } => {
+                let op = Op::Set {
+                    key: k,
+                    value,
+                    condition,
+                };
+                self.scatter(key, Reply::Single(None), &[op])?;
+            }
+            Command::Get(k) => self.scatter(key, Reply::Single(None), &[Op::Get(k)])?,
+            Command::Del(keys) => {
+                let ops: Vec<_> = keys.iter().map(|k| Op::Del(*k)).collect();
+                self.scatter(key, Reply::Sum(0), &ops)?;
+            }
+            Command::Exists(keys) => {
+                let ops: Vec<_> = keys.iter().map(|k| Op::Exists(*k)).collect();
+                self.scatter(key, Reply::Sum(0), &ops)?;
+            }
+            Command::MGet(keys) => {
+                let ops: Vec<_> = keys.iter().map(|k| Op::Get(*k)).collect();
+                self.scatter(key, Reply::Values(vec![None; keys.len()]), &ops)?;
+            }
+            Command::MSet(pairs) => {
+                let ops: Vec<_> = pairs
+                    .iter()
+                    .map(|(k, v)| Op::Set {
+                        key: *k,
+                        value: *v,
+                        condition: SetCondition::Always,
+                    })
+                    .collect();
+                self.scatter(key, Reply::AllOk, &ops)?;
+            }
+            Command::DbSize => {
+                let ops = vec![Op::DbSize; self.shards];
+                self.scatter(key, Reply::Sum(0), &ops)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn hello(&mut self, key: (u32, u32), version: Option<i64>) {
+        let mut reply = Vec::new();
+        match version {
+            Some(v) if v != 2 => {
+                resp::error(
+                    &mut reply,
+                    "NOPROTO sorry, this protocol version is not supported",
+                );
+            }
+            _ => {
+                let id = self.conn(key).map_or(0, |c| c.id);
+                resp::array_header(&mut reply, 14);
+                for (name, value) in [("server", "tskv"), ("version", env!("CARGO_PKG_VERSION"))] {
+                    resp::bulk(&mut reply, name.as_bytes());
+                    resp::bulk(&mut reply, value.as_bytes());
+                }
+                resp::bulk(&mut reply, b"proto");
+                resp::integer(&mut reply, 2);
+                resp::bulk(&mut reply, b"id");
+                resp::integer(&mut reply, id as i64);
+                for (name, value) in [("mode", "standalone"), ("role", "master")] {
+                    resp::bulk(&mut reply, name.as_bytes());
+                    resp::bulk(&mut reply, value.as_bytes());
+                }
+                resp::bulk(&mut reply, b"modules");
+                resp::array_header(&mut reply, 0);
+            }
+        }
+        self.push_ready(key, Reply::Encoded(reply));
+    }
+
+    fn client(&mut self, key: (u32, u32), sub: ClientSub<'_>) {
+        let mut reply = Vec::new();
+        let Some(conn) = self.conn_mut(key) else {
+            return;
+        };
+        match sub {
+            ClientSub::SetName(name) => {
+                conn.name = (!name.is_empty()).then(|| name.to_vec());
+                reply.extend_from_slice(b"+OK\r\n");
+            }
+            ClientSub::GetName => match &conn.name {
+                Some(name) => resp::bulk(&mut reply, name),
+                None => resp::null_bulk(&mut reply),
+            },
+            ClientSub::Id => resp::integer(&mut reply, conn.id as i64),
+            ClientSub::SetInfo => reply.extend_from_slice(b"+OK\r\n"),
+        }
+        self.push_ready(key, Reply::Encoded(reply));
+    }
+
+    /// Runs each single-key part on its owning shard: local parts now, remote parts by
+    /// message. Checks capacity for every remote part first, so a command is never half
+    /// sent.
+    fn scatter(&mut self, key: (u32, u32), reply: Reply, ops: &[Op<&[u8]>]) -> Result<(), Wait> {
+        let owners: Vec<ShardId> = ops
+            .iter()
+            .enumerate()
+            .map(|(i, op)| match op {
+                Op::Get(k) | Op::Exists(k) | Op::Del(k) | Op::Set { key: k, .. } => {
+                    mesh::shard_of(k, self.shards)
+                }
+                Op::DbSize => ShardId(i),
+            })
+            .collect();
+        let cap = self.config().shard_queue_len;
+        let mut wanted = vec![0usize; self.shards];
+        for owner in &owners {
+            if *owner != self.id {
+                wanted[owner.0] += 1;
+            }
+        }
+        if wanted
+            .iter()
+            .zip(&self.in_flight_to)
+            .any(|(&w, &f)| w > 0 && w + f > cap.max(w))
+        {
+            return Err(Wait::Capacity);
+        }
+        let remote_parts = wanted.iter().sum::<usize>() as u32;
+        let ack = self.ack_seq();
+        let conn = self.conn_mut(key).expect("caller checked");
+        let slot_id = conn.first_slot_id + conn.slots.len() as u64;
+        let mut slot = Slot {
+            gate: SeqNo(0),
+            parts_left: remote_parts,
+            reply,
+            error: None,
+        };
+        for (part, (op, owner)) in ops.iter().zip(&owners).enumerate() {
+            if *owner == self.id {
+                let (result, gate) = self.run_op(op);
+                slot.gate = slot.gate.max(gate);
+                slot.apply(part as u32, result);
+            } else {
+                let reply_to = ReplyTo {
+                    conn_index: key.0,
+                    conn_gen: key.1,
+                    slot_id,
+                    part: part as u32,
+                };
+                self.outbox[owner.0].push_back(Message::Request {
+                    reply_to,
+                    op: op.to_owned_op(),
+                });
+                self.in_flight_to[owner.0] += 1;
+                ShardMetrics::add(&self.metrics().forwarded_requests, 1);
+            }
+        }
+        let gated = slot.gate > ack;
+        let conn = self.conn_mut(key).expect("caller checked");
+        let id = conn.push_slot(slot, ack);
+        debug_assert_eq!(id, slot_id);
+        if gated && !conn.waiting_durable {
+            conn.waiting_durable = true;
+            self.durable_waiters.push(key);
+        }
+        self.mark_dirty(key);
+        Ok(())
+    }
+
+    /// Executes one operation on this shard's store. Returns the result and the sequence
+    /// number the reply must wait for: the write's own, or that of the version read (so a
+    /// reader never sees a value that a crash could still take back).
+    pub(super) fn run_op(&mut self, op: &Op<&[u8]>) -> (OpResult, SeqNo) {
+        let is_write = matches!(op, Op::Set { .. } | Op::Del(_));
+        if is_write {
+            if let Some(reason) = &self.poisoned {
+                return (OpResult::Err(reason.clone()), SeqNo(0));
+            }
+        }
+        match *op {
+            Op::Get(k) => match self.store.get(k) {
+                Ok(Some(found)) => (OpResult::Value(found.value), found.seq),
+                Ok(None) => (OpResult::Value(None), SeqNo(0)),
+                Err(e) => (OpResult::Err(storage_error(&e)), SeqNo(0)),
+            },
+            Op::Exists(k) => match self.store.get(k) {
+                Ok(Some(found)) => (OpResult::Int(found.value.is_some() as i64), found.seq),
+                Ok(None) => (OpResult::Int(0), SeqNo(0)),
+                Err(e) => (OpResult::Err(storage_error(&e)), SeqNo(0)),
+            },
+            Op::Set {
+                key,
+                value,
+                condition,
+            } => {
+                if condition != SetCondition::Always {
+                    let found = match self.store.get(key) {
+                        Ok(found) => found,
+                        Err(e) => return (OpResult::Err(storage_error(&e)), SeqNo(0)),
+                    };
+                    let seen = found.as_ref().map_or(SeqNo(0), |f| f.seq);
+                    let exists = found.is_some_and(|f| f.value.is_some());
+                    if exists == (condition == SetCondition::IfAbsent) {
+                        return (OpResult::NotApplied, seen);
+                    }
+                }
+                let seq = self.store.put(key, value);
+                (OpResult::Ok, seq)
+            }
+            Op::Del(k) => match self.store.get(k) {
+                Ok(Some(found)) if found.value.is_some() => {
+                    let seq = self.store.delete(k);
+                    (OpResult::Int(1), seq)
+                }
+                Ok(found) => (OpResult::Int(0), found.map_or(SeqNo(0), |f| f.seq)),
+                Err(e) => (OpResult::Err(storage_error(&e)), SeqNo(0)),
+            },
+            Op::DbSize => match self.store.len() {
+                Ok(n) => (OpResult::Int(n as i64), self.store.last_seq()),
+                Err(e) => (OpResult::Err(storage_error(&e)), SeqNo(0)),
+            },
+        }
+    }
+
+    /// Handles one message from shard `from`.
+    pub(super) fn handle_message(&mut self, from: ShardId, message: Message) {
+        match message {
+            Message::Request { reply_to, op } => {
+                let (result, gate) = self.run_op(&op.as_borrowed());
+                let reply = Message::Reply { reply_to, result };
+                let ack = self.ack_seq();
+                let tail_gate = self.remote_waiting.back().map_or(SeqNo(0), |(g, _, _)| *g);
+                if gate <= ack {
+                    self.outbox[from.0].push_back(reply);
+                } else {
+                    // Keep the queue ordered by gate, so it drains from the front.
+                    self.remote_waiting
+                        .push_back((gate.max(tail_gate), from, reply));
+                }
+            }
+            Message::Reply { reply_to, result } => {
+                self.in_flight_to[from.0] = self.in_flight_to[from.0].saturating_sub(1);
+                let key = (reply_to.conn_index, reply_to.conn_gen);
+                let ack = self.ack_seq();
+                let poisoned = self.poisoned.clone();
+                let Some(conn) = self.conn_mut(key) else {
+                    return;
+                };
+                let Some(slot) = conn.slot_mut(reply_to.slot_id) else {
+                    return;
+                };
+                slot.apply(reply_to.part, result);
+                slot.parts_left -= 1;
+                if conn.promote(ack, poisoned.as_deref()) {
+                    self.mark_dirty(key);
+                }
+            }
+        }
+    }
+}
+
+fn storage_error(e: &crate::store::StoreError) -> String {
+    tracing::error!("storage error: {e}");
+    format!("ERR storage error: {e}")
+}
+
+/// Whether replies wait for fdatasync (for `INFO`).
+pub(super) fn ack_mode_name(mode: FsyncMode) -> &'static str {
+    match mode {
+        FsyncMode::Always => "always",
+        FsyncMode::Periodic => "periodic",
+        FsyncMode::Never => "never",
+    }
+}

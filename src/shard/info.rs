@@ -1,0 +1,225 @@
+//! Replies built from server state: `INFO`, `CONFIG GET`, `COMMAND`.
+
+use std::fmt::Write as _;
+
+use super::exec::ack_mode_name;
+use super::metrics::{sum, ShardMetrics};
+use super::Shared;
+use crate::command::{CommandKind, CommandSub};
+use crate::config::{FsyncMode, ServerConfig};
+use crate::resp;
+
+/// `INFO [section ...]` text: sections `server`, `clients`, `persistence`, `stats`,
+/// `commandstats`, `keyspace`; `all`/`everything`/none gives every section. Counters are
+/// summed over all shards. Lines end in CRLF as Redis's do.
+pub fn info_text(shared: &Shared, sections: &[&[u8]]) -> String {
+    let wants = |name: &str| {
+        sections.is_empty()
+            || sections.iter().any(|s| {
+                s.eq_ignore_ascii_case(name.as_bytes())
+                    || s.eq_ignore_ascii_case(b"all")
+                    || s.eq_ignore_ascii_case(b"everything")
+                    || (s.eq_ignore_ascii_case(b"default") && name != "commandstats")
+            })
+    };
+    let m = &shared.metrics[..];
+    let config = &shared.config;
+    let mut out = String::new();
+    if wants("server") {
+        let uptime_s = shared.started.elapsed().as_secs();
+        let _ = write!(
+            out,
+            "# Server\r\nredis_version:7.0.0\r\ntskv_version:{}\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:64\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{uptime_s}\r\nshards:{}\r\ndata_dir:{}\r\n\r\n",
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS,
+            std::process::id(),
+            config.port,
+            config.shards,
+            config.data_dir.display(),
+        );
+    }
+    if wants("clients") {
+        let _ = write!(
+            out,
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nclient_output_bytes_max:{}\r\n\r\n",
+            sum(m, |s| &s.connected_clients),
+            config.clients_per_shard_max * config.shards,
+            config.client_output_bytes_max,
+        );
+    }
+    if wants("persistence") {
+        persistence(&mut out, m, config);
+    }
+    if wants("stats") {
+        let _ = write!(
+            out,
+            "# Stats\r\ntotal_connections_received:{}\r\nrejected_connections:{}\r\ntotal_commands_processed:{}\r\nunknown_or_invalid_commands:{}\r\nprotocol_errors:{}\r\nbackpressure_events:{}\r\nforwarded_requests:{}\r\n",
+            sum(m, |s| &s.total_connections),
+            sum(m, |s| &s.rejected_connections),
+            sum(m, |s| &s.total_commands),
+            sum(m, |s| &s.command_errors),
+            sum(m, |s| &s.protocol_errors),
+            sum(m, |s| &s.backpressure_events),
+            sum(m, |s| &s.forwarded_requests),
+        );
+        command_counts(&mut out, m);
+        out.push_str("\r\n");
+    }
+    if wants("commandstats") {
+        out.push_str("# Commandstats\r\n");
+        command_counts(&mut out, m);
+        out.push_str("\r\n");
+    }
+    if wants("keyspace") {
+        out.push_str("# Keyspace\r\n\r\n");
+    }
+    out
+}
+
+fn command_counts(out: &mut String, m: &[ShardMetrics]) {
+    for kind in CommandKind::ALL {
+        let calls = sum(m, |s| &s.command_calls[kind as usize]);
+        if calls > 0 {
+            let _ = write!(out, "cmdstat_{}:calls={calls}\r\n", kind.name());
+        }
+    }
+}
+
+fn persistence(out: &mut String, m: &[ShardMetrics], config: &ServerConfig) {
+    let poisoned: Vec<String> = m
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let reason = s
+                .poisoned
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()?;
+            Some(format!("shard {i}: {reason}"))
+        })
+        .collect();
+    let _ = write!(
+        out,
+        "# Persistence\r\nloading:0\r\nfsync:{}\r\nfsync_period_ms:{}\r\nwal_batches:{}\r\nwal_bytes:{}\r\nwal_fsyncs:{}\r\nmemtable_bytes:{}\r\nmemtable_bytes_max:{}\r\nsstables:{}\r\nflushes:{}\r\nlast_seq_sum:{}\r\ndurable_seq_sum:{}\r\nrecovery_replayed_records:{}\r\nrecovery_truncated_bytes:{}\r\nwrites_refused:{}\r\nwrites_refused_reason:{}\r\n\r\n",
+        ack_mode_name(config.fsync),
+        if config.fsync == FsyncMode::Periodic { config.fsync_period_ms } else { 0 },
+        sum(m, |s| &s.wal_batches),
+        sum(m, |s| &s.wal_bytes),
+        sum(m, |s| &s.wal_fsyncs),
+        sum(m, |s| &s.memtable_bytes),
+        config.store.memtable_bytes,
+        sum(m, |s| &s.sstables),
+        sum(m, |s| &s.flushes),
+        sum(m, |s| &s.last_seq),
+        sum(m, |s| &s.durable_seq),
+        sum(m, |s| &s.recovery_replayed_records),
+        sum(m, |s| &s.recovery_truncated_bytes),
+        u8::from(!poisoned.is_empty()),
+        poisoned.join("; ").replace(['\r', '\n'], " "),
+    );
+}
+
+/// `CONFIG GET pattern...`: the parameters clients and redis-benchmark ask about, as a
+/// flat array of name/value pairs. Patterns support `*` as in Redis (glob, any run).
+pub fn config_get(out: &mut Vec<u8>, config: &ServerConfig, patterns: &[&[u8]]) {
+    let appendfsync = match config.fsync {
+        FsyncMode::Always => "always",
+        FsyncMode::Periodic => "everysec",
+        FsyncMode::Never => "no",
+    };
+    let params: [(&str, String); 8] = [
+        ("save", String::new()),
+        ("appendonly", "yes".into()),
+        ("appendfsync", appendfsync.into()),
+        ("databases", "1".into()),
+        ("port", config.port.to_string()),
+        ("bind", config.bind.to_string()),
+        ("dir", config.data_dir.display().to_string()),
+        (
+            "proto-max-bulk-len",
+            config.limits.bulk_bytes_max.to_string(),
+        ),
+    ];
+    let matched: Vec<&(&str, String)> = params
+        .iter()
+        .filter(|(name, _)| {
+            patterns
+                .iter()
+                .any(|p| glob_match(&p.to_ascii_lowercase(), name.as_bytes()))
+        })
+        .collect();
+    resp::array_header(out, matched.len() * 2);
+    for (name, value) in matched {
+        resp::bulk(out, name.as_bytes());
+        resp::bulk(out, value.as_bytes());
+    }
+}
+
+/// Matches `text` against a glob with `*` (any run) and `?` (any byte).
+fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => text.is_empty(),
+        Some((b'*', rest)) => (0..=text.len()).any(|i| glob_match(rest, &text[i..])),
+        Some((&c, rest)) => match text.split_first() {
+            Some((&t, text_rest)) if c == b'?' || c == t => glob_match(rest, text_rest),
+            _ => false,
+        },
+    }
+}
+
+/// `COMMAND`, `COMMAND COUNT`, `COMMAND DOCS`. The table gives name, arity, flags and key
+/// positions (Redis's first six fields), enough for client libraries.
+pub fn command_reply(out: &mut Vec<u8>, sub: CommandSub) {
+    // (name, arity, flags, first key, last key, step)
+    const TABLE: [(&str, i64, &[&str], i64, i64, i64); 17] = [
+        ("ping", -1, &["fast"], 0, 0, 0),
+        ("echo", 2, &["fast"], 0, 0, 0),
+        ("quit", -1, &["fast"], 0, 0, 0),
+        ("hello", -1, &["fast"], 0, 0, 0),
+        ("select", 2, &["fast"], 0, 0, 0),
+        ("client", -2, &[], 0, 0, 0),
+        ("command", -1, &[], 0, 0, 0),
+        ("config", -2, &["admin"], 0, 0, 0),
+        ("set", -3, &["write", "denyoom"], 1, 1, 1),
+        ("get", 2, &["readonly", "fast"], 1, 1, 1),
+        ("del", -2, &["write"], 1, -1, 1),
+        ("exists", -2, &["readonly", "fast"], 1, -1, 1),
+        ("mget", -2, &["readonly", "fast"], 1, -1, 1),
+        ("mset", -3, &["write", "denyoom"], 1, -1, 2),
+        ("dbsize", 1, &["readonly", "fast"], 0, 0, 0),
+        ("info", -1, &[], 0, 0, 0),
+        ("shutdown", -1, &["admin"], 0, 0, 0),
+    ];
+    match sub {
+        CommandSub::Count => resp::integer(out, TABLE.len() as i64),
+        CommandSub::Docs => resp::array_header(out, 0),
+        CommandSub::List => {
+            resp::array_header(out, TABLE.len());
+            for (name, arity, flags, first, last, step) in TABLE {
+                resp::array_header(out, 6);
+                resp::bulk(out, name.as_bytes());
+                resp::integer(out, arity);
+                resp::array_header(out, flags.len());
+                for flag in flags {
+                    resp::simple(out, flag);
+                }
+                resp::integer(out, first);
+                resp::integer(out, last);
+                resp::integer(out, step);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn glob() {
+        assert!(glob_match(b"*", b"save"));
+        assert!(glob_match(b"append*", b"appendfsync"));
+        assert!(!glob_match(b"append", b"appendfsync"));
+        assert!(glob_match(b"s?ve", b"save"));
+    }
+}

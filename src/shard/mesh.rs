@@ -1,0 +1,214 @@
+//! Cross-shard messaging: one bounded single-producer/single-consumer queue per ordered
+//! pair of shards, and a waker per shard.
+//!
+//! A shard that needs a key owned by another sends it a [`Message::Request`]; the owner
+//! executes it and sends a [`Message::Reply`] back on its own queue to the sender. A sender
+//! keeps at most `shard_queue_len` requests in flight to each peer, and each queue holds
+//! `2 × shard_queue_len` messages, so both requests and the replies they cause always fit.
+//!
+//! Wake-ups follow the usual sleeping-flag protocol: a shard about to block sets its
+//! `sleeping` flag, re-checks its queues, and only then waits; a sender pushes, then writes
+//! the receiver's eventfd only if the flag is set. Both sides use sequentially consistent
+//! operations, so a message is never left unseen by a sleeping shard.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::command::SetCondition;
+use crate::runtime::sys::EventFd;
+
+/// Index of a shard, `0..N`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ShardId(pub usize);
+
+/// The shard that owns `key` among `shards`: `xxh3_64(key) % shards`.
+pub fn shard_of(key: &[u8], shards: usize) -> ShardId {
+    if shards <= 1 {
+        return ShardId(0);
+    }
+    ShardId((xxhash_rust::xxh3::xxh3_64(key) % shards as u64) as usize)
+}
+
+/// A single-key operation, borrowed (local execution) or owned (sent to another shard).
+#[derive(Clone, Debug)]
+pub enum Op<K> {
+    /// Read a key's value.
+    Get(K),
+    /// Whether a key exists.
+    Exists(K),
+    /// Write a value under a condition.
+    Set {
+        /// The key.
+        key: K,
+        /// The value.
+        value: K,
+        /// NX / XX.
+        condition: SetCondition,
+    },
+    /// Delete a key; the result counts 1 if it existed.
+    Del(K),
+    /// Count the shard's live keys.
+    DbSize,
+}
+
+/// An [`Op`] that owns its bytes, for a queue.
+pub type OwnedOp = Op<Box<[u8]>>;
+
+impl OwnedOp {
+    /// Borrows the bytes.
+    pub fn as_borrowed(&self) -> Op<&[u8]> {
+        match self {
+            Op::Get(k) => Op::Get(k),
+            Op::Exists(k) => Op::Exists(k),
+            Op::Set {
+                key,
+                value,
+                condition,
+            } => Op::Set {
+                key,
+                value,
+                condition: *condition,
+            },
+            Op::Del(k) => Op::Del(k),
+            Op::DbSize => Op::DbSize,
+        }
+    }
+}
+
+impl Op<&[u8]> {
+    /// Copies the bytes, to send the operation to another shard.
+    pub fn to_owned_op(&self) -> OwnedOp {
+        match *self {
+            Op::Get(k) => Op::Get(k.into()),
+            Op::Exists(k) => Op::Exists(k.into()),
+            Op::Set {
+                key,
+                value,
+                condition,
+            } => Op::Set {
+                key: key.into(),
+                value: value.into(),
+                condition,
+            },
+            Op::Del(k) => Op::Del(k.into()),
+            Op::DbSize => Op::DbSize,
+        }
+    }
+}
+
+/// The outcome of an [`Op`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpResult {
+    /// A value or none (`GET`).
+    Value(Option<Vec<u8>>),
+    /// A count (`EXISTS`, `DEL`, `DBSIZE`).
+    Int(i64),
+    /// Written (`SET`).
+    Ok,
+    /// Not written because of `NX`/`XX` (null reply).
+    NotApplied,
+    /// An error reply text without the leading `-`.
+    Err(String),
+}
+
+/// Names the connection slot a reply belongs to on the requesting shard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplyTo {
+    /// Connection slab index.
+    pub conn_index: u32,
+    /// Connection generation (a reused index has another).
+    pub conn_gen: u32,
+    /// Reply slot id within the connection.
+    pub slot_id: u64,
+    /// Part of a multi-key command (key position).
+    pub part: u32,
+}
+
+/// A message on a cross-shard queue.
+#[derive(Debug)]
+pub enum Message {
+    /// Execute `op` and reply.
+    Request {
+        /// Where the reply goes.
+        reply_to: ReplyTo,
+        /// The operation.
+        op: OwnedOp,
+    },
+    /// The result of an earlier request, already acknowledged by the owner's durability rule.
+    Reply {
+        /// The request's slot.
+        reply_to: ReplyTo,
+        /// Its result.
+        result: OpResult,
+    },
+}
+
+/// Wakes one shard's loop.
+#[derive(Debug)]
+pub struct Waker {
+    eventfd: EventFd,
+    sleeping: AtomicBool,
+}
+
+impl Waker {
+    /// A waker with a fresh eventfd.
+    ///
+    /// # Errors
+    /// The OS error of `eventfd`.
+    pub fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            eventfd: EventFd::new()?,
+            sleeping: AtomicBool::new(false),
+        })
+    }
+
+    /// The eventfd the owning shard registers with epoll.
+    pub fn eventfd(&self) -> &EventFd {
+        &self.eventfd
+    }
+
+    /// Wakes the shard if it may be asleep (call after pushing to its queue).
+    pub fn wake_if_sleeping(&self) {
+        if self.sleeping.load(Ordering::SeqCst) {
+            self.eventfd.notify();
+        }
+    }
+
+    /// Wakes the shard unconditionally (shutdown).
+    pub fn wake(&self) {
+        self.eventfd.notify();
+    }
+
+    /// Sets or clears the owner's sleeping flag.
+    pub fn set_sleeping(&self, sleeping: bool) {
+        self.sleeping.store(sleeping, Ordering::SeqCst);
+    }
+}
+
+/// One shard's ends of the queues: `outgoing[b]` sends to shard b, `incoming[b]` receives
+/// from shard b (`None` at the shard's own index).
+pub struct Links {
+    /// Producers towards each peer.
+    pub outgoing: Vec<Option<rtrb::Producer<Message>>>,
+    /// Consumers from each peer.
+    pub incoming: Vec<Option<rtrb::Consumer<Message>>>,
+}
+
+/// Builds the queues for `shards` shards, each of capacity `2 × queue_len`.
+pub fn build_links(shards: usize, queue_len: usize) -> Vec<Links> {
+    let mut links: Vec<Links> = (0..shards)
+        .map(|_| Links {
+            outgoing: (0..shards).map(|_| None).collect(),
+            incoming: (0..shards).map(|_| None).collect(),
+        })
+        .collect();
+    for from in 0..shards {
+        for to in 0..shards {
+            if from != to {
+                let (producer, consumer) = rtrb::RingBuffer::new(2 * queue_len.max(1));
+                links[from].outgoing[to] = Some(producer);
+                links[to].incoming[from] = Some(consumer);
+            }
+        }
+    }
+    links
+}

@@ -1,0 +1,72 @@
+//! Per-shard counters, written only by their shard (relaxed atomics) and summed by any
+//! shard that answers `INFO`. No lock is taken on the data path.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use crate::command::CommandKind;
+
+/// Counters of one shard.
+#[derive(Default)]
+pub struct ShardMetrics {
+    /// Open client connections.
+    pub connected_clients: AtomicU64,
+    /// Connections accepted since start.
+    pub total_connections: AtomicU64,
+    /// Connections refused because the shard was at `clients_per_shard_max`.
+    pub rejected_connections: AtomicU64,
+    /// Commands processed since start.
+    pub total_commands: AtomicU64,
+    /// Commands per [`CommandKind`], by its `repr`.
+    pub command_calls: [AtomicU64; CommandKind::ALL.len()],
+    /// Unknown or malformed commands.
+    pub command_errors: AtomicU64,
+    /// Times a connection stopped being read because its unsent replies passed the cap.
+    pub backpressure_events: AtomicU64,
+    /// Connections closed for a protocol error or an oversized request.
+    pub protocol_errors: AtomicU64,
+    /// Requests forwarded to other shards.
+    pub forwarded_requests: AtomicU64,
+    /// WAL batches written (group commits).
+    pub wal_batches: AtomicU64,
+    /// WAL bytes written.
+    pub wal_bytes: AtomicU64,
+    /// fdatasync calls completed on the WAL.
+    pub wal_fsyncs: AtomicU64,
+    /// Memtable flushes completed.
+    pub flushes: AtomicU64,
+    /// Bytes in the active memtable.
+    pub memtable_bytes: AtomicU64,
+    /// Live SSTables.
+    pub sstables: AtomicU64,
+    /// Highest sequence number assigned.
+    pub last_seq: AtomicU64,
+    /// Highest sequence number durable.
+    pub durable_seq: AtomicU64,
+    /// WAL records replayed at start.
+    pub recovery_replayed_records: AtomicU64,
+    /// Torn WAL tail bytes truncated at start.
+    pub recovery_truncated_bytes: AtomicU64,
+    /// Why the shard refuses writes, once a WAL or flush I/O failed.
+    pub poisoned: Mutex<Option<String>>,
+}
+
+impl ShardMetrics {
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Sets a gauge.
+    pub fn set(gauge: &AtomicU64, value: u64) {
+        gauge.store(value, Ordering::Relaxed);
+    }
+}
+
+/// Sums one counter over all shards.
+pub fn sum(shards: &[ShardMetrics], field: impl Fn(&ShardMetrics) -> &AtomicU64) -> u64 {
+    shards
+        .iter()
+        .map(|m| field(m).load(Ordering::Relaxed))
+        .sum()
+}

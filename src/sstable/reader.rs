@@ -1,0 +1,196 @@
+//! Opening an SSTable file and point lookups in it.
+//!
+//! Opening reads and checks the footer, the index block and the Bloom block, and keeps
+//! index and filter in memory. Data blocks are read on demand with `pread` and their
+//! checksum verified before any byte of them is used.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::block::find;
+use super::bloom::Bloom;
+use super::format::{decode_index, open_block, Footer, FormatError, IndexEntry, FOOTER_BYTES};
+use super::{TableEntry, TableId};
+use crate::store::{io_error, StoreError};
+
+/// An open SSTable.
+pub struct Table {
+    id: TableId,
+    path: PathBuf,
+    file: File,
+    footer: Footer,
+    index: Vec<IndexEntry>,
+    bloom: Bloom,
+}
+
+impl std::fmt::Debug for Table {
+    // Summarized: index and Bloom filter are too large to print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table")
+            .field("id", &self.id)
+            .field("path", &self.path)
+            .field("footer", &self.footer)
+            .field("blocks", &self.index.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Table {
+    /// Opens table `id` at `path` and checks its footer, index and Bloom filter.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] if the file cannot be read, [`StoreError::Corruption`] if a
+    /// check fails.
+    pub fn open(path: &Path, id: TableId) -> Result<Self, StoreError> {
+        let shown = path.display();
+        let file = File::open(path).map_err(io_error(format!("opening SSTable {shown}")))?;
+        let file_len = file
+            .metadata()
+            .map_err(io_error(format!("reading metadata of SSTable {shown}")))?
+            .len();
+        let corrupt = |offset: u64, e: FormatError| StoreError::Corruption {
+            file: path.display().to_string(),
+            offset: offset.saturating_add(e.offset as u64),
+            reason: e.reason.to_string(),
+        };
+        let Some(footer_offset) = file_len.checked_sub(FOOTER_BYTES as u64) else {
+            return Err(corrupt(
+                0,
+                FormatError {
+                    reason: "file shorter than an SSTable footer",
+                    offset: 0,
+                },
+            ));
+        };
+        let mut table = Self {
+            id,
+            path: path.to_path_buf(),
+            file,
+            footer: Footer::default(),
+            index: Vec::new(),
+            bloom: Bloom::build(&[], 1),
+        };
+        let footer_bytes = table.read(footer_offset, FOOTER_BYTES as u32)?;
+        let footer = Footer::decode(&footer_bytes).map_err(|e| corrupt(footer_offset, e))?;
+        // Offsets come from disk: add them without overflowing.
+        let ends_by = |offset: u64, len: u32, limit: u64| {
+            offset
+                .checked_add(u64::from(len))
+                .is_some_and(|end| end <= limit)
+        };
+        if !ends_by(footer.index_offset, footer.index_len_bytes, footer_offset)
+            || !ends_by(footer.bloom_offset, footer.bloom_len_bytes, footer_offset)
+        {
+            let e = FormatError {
+                reason: "footer points past the end of the file",
+                offset: 0,
+            };
+            return Err(corrupt(footer_offset, e));
+        }
+        let index_block = table.read(footer.index_offset, footer.index_len_bytes)?;
+        let index = open_block(&index_block)
+            .and_then(decode_index)
+            .map_err(|e| corrupt(footer.index_offset, e))?;
+        if let Some(bad) = index
+            .iter()
+            .find(|e| !ends_by(e.offset, e.len_bytes, footer.index_offset))
+        {
+            let e = FormatError {
+                reason: "index entry points outside the data blocks",
+                offset: 0,
+            };
+            return Err(corrupt(bad.offset, e));
+        }
+        let bloom_block = table.read(footer.bloom_offset, footer.bloom_len_bytes)?;
+        let bloom = open_block(&bloom_block)
+            .and_then(Bloom::decode)
+            .map_err(|e| corrupt(footer.bloom_offset, e))?;
+        table.footer = footer;
+        table.index = index;
+        table.bloom = bloom;
+        Ok(table)
+    }
+
+    fn read(&self, offset: u64, len_bytes: u32) -> Result<Vec<u8>, StoreError> {
+        let mut buf = vec![0; len_bytes as usize];
+        self.file
+            .read_exact_at(&mut buf, offset)
+            .map_err(io_error(format!(
+                "reading {len_bytes} bytes at offset {offset} of SSTable {}",
+                self.path.display()
+            )))?;
+        Ok(buf)
+    }
+
+    /// The table's id.
+    pub fn id(&self) -> TableId {
+        self.id
+    }
+
+    /// The table's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The decoded footer (entry count, sequence number range).
+    pub fn footer(&self) -> &Footer {
+        &self.footer
+    }
+
+    /// Number of data blocks.
+    pub fn block_count(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Reads data block `block_index`, verifies its checksum, and returns its payload.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] on a read error, [`StoreError::Corruption`] (naming the block's
+    /// offset) if the checksum fails.
+    pub fn read_block(&self, block_index: usize) -> Result<Vec<u8>, StoreError> {
+        let entry = &self.index[block_index];
+        let mut block = self.read(entry.offset, entry.len_bytes)?;
+        let payload_len = open_block(&block)
+            .map_err(|e| self.corruption(entry.offset, e))?
+            .len();
+        block.truncate(payload_len);
+        Ok(block)
+    }
+
+    /// Builds the error for a format failure `e` in the block at `block_offset`.
+    pub fn corruption(&self, block_offset: u64, e: FormatError) -> StoreError {
+        StoreError::Corruption {
+            file: self.path.display().to_string(),
+            offset: block_offset.saturating_add(e.offset as u64),
+            reason: e.reason.to_string(),
+        }
+    }
+
+    /// Offset of data block `block_index` in the file.
+    pub fn block_offset(&self, block_index: usize) -> u64 {
+        self.index[block_index].offset
+    }
+
+    /// The version of `key` in this table, if any (`value` `None` = tombstone).
+    ///
+    /// # Errors
+    /// As [`Table::read_block`], or corruption inside the block.
+    pub fn get(&self, key: &[u8]) -> Result<Option<TableEntry>, StoreError> {
+        if !self.bloom.may_contain(key) {
+            return Ok(None);
+        }
+        let block_index = self.index.partition_point(|e| e.last_key.as_slice() < key);
+        if block_index == self.index.len() {
+            return Ok(None);
+        }
+        let payload = self.read_block(block_index)?;
+        let found =
+            find(&payload, key).map_err(|e| self.corruption(self.index[block_index].offset, e))?;
+        Ok(found.map(|e| TableEntry {
+            key: e.key.to_vec(),
+            seq: e.seq,
+            value: e.value.map(<[u8]>::to_vec),
+        }))
+    }
+}
