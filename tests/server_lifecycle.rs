@@ -1,7 +1,8 @@
 //! Goal: the server starts, announces itself and stops as documented: one ready line on stdout;
 //! SHUTDOWN, SIGTERM and SIGINT end it with exit status 0 after finishing in-flight writes, so
 //! every acknowledged write is there after a restart; a second server on the same data
-//! directory is refused because of the lock; `--help` lists every flag.
+//! directory is refused because of the lock, and a restart with another `--shards` is refused;
+//! `--help` lists every flag.
 //!
 //! Method: run the real binary in a temporary data directory, write keys (some while the stop
 //! arrives, from a pipelining writer thread that records which writes were acknowledged), stop
@@ -166,6 +167,35 @@ fn second_server_on_the_same_data_dir_is_refused() {
 }
 
 #[test]
+fn restart_with_another_shard_count_is_refused() {
+    // Keys are hashed to shards, so reopening with another count would hide data.
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start_in(dir.path(), ARGS);
+    let keys = seed_keys(&server, "shards", 50);
+    assert_eq!(server.shutdown().code(), Some(0));
+
+    let data_dir = dir.path().to_str().unwrap();
+    let other = run_server_to_exit(&["--port", "0", "--data-dir", data_dir, "--shards", "3"]);
+    assert!(
+        !other.status.success(),
+        "--shards 3 on a 2-shard directory must fail"
+    );
+    assert!(
+        !other.stdout.contains("ready:"),
+        "and must not announce itself: {:?}",
+        other.stdout
+    );
+    assert!(
+        other.stderr.contains("--shards 2"),
+        "the refusal names the shard count to use:\n{}",
+        other.stderr
+    );
+
+    let server = TestServer::start_in(dir.path(), ARGS);
+    common::assert_serving(&server, &keys);
+}
+
+#[test]
 fn restart_after_clean_shutdown_twice() {
     // Data written across two lifetimes, stopped cleanly each time, survives both.
     let dir = tempfile::tempdir().unwrap();
@@ -207,6 +237,9 @@ fn help_lists_every_flag() {
         "--max-array-len",
         "--max-inline-bytes",
         "--client-output-bytes-max",
+        "--wal-segment-bytes",
+        "--max-clients-per-shard",
+        "--shard-queue-len",
     ] {
         assert!(
             help.stdout.contains(flag),
