@@ -18,10 +18,10 @@
 //! The third test, after a kill, chops the highest-numbered `wal-*.log` of one shard in the
 //! middle of a record: it finds the bytes of a value the test wrote (values start with
 //! `VAL|`) in the later half of the segment's data and cuts the file a few bytes into that
-//! value. On restart the server
-//! must start, log the truncation, and keep the contract for every key except those whose
-//! name appears in the segment from 32 KiB before the cut on (the records that may be lost);
-//! those keys may only hold some state the test ever gave them, or none.
+//! value. On restart the server must start, log the truncation (and count it in
+//! `INFO persistence`), and keep the contract for every key except those whose name appears in
+//! the segment from 32 KiB before the cut on (the records that may be lost); those keys may
+//! only hold some state the test ever gave them, or none.
 
 mod common;
 
@@ -524,6 +524,19 @@ fn torn_wal_tail_is_truncated_on_recovery() {
             l.contains("trunc") || l.contains("torn") || l.contains(&segment_name)
         }),
         "the server logs that it truncated the torn tail of {segment_name}:\n{log}"
+    );
+    let Reply::Bulk(info) = server.raw().request(&["INFO", "persistence"]) else {
+        panic!("INFO persistence answers a bulk string");
+    };
+    let info = String::from_utf8_lossy(&info).into_owned();
+    let truncated: u64 = info
+        .lines()
+        .find_map(|l| l.trim_end().strip_prefix("recovery_truncated_bytes:"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("INFO persistence has recovery_truncated_bytes:\n{info}"));
+    assert!(
+        truncated > 0,
+        "INFO persistence counts the truncated bytes:\n{info}"
     );
     verify_and_reset(
         &server,
