@@ -144,8 +144,10 @@ pub struct Conn {
     pub first_slot_id: u64,
     /// The socket may have more bytes (edge-triggered readiness not yet consumed).
     pub readable: bool,
-    /// Close once everything queued is sent (QUIT, protocol error).
+    /// Close once everything queued is sent (QUIT, protocol error, peer closed).
     pub close_after_flush: bool,
+    /// The peer closed its sending side (read returned 0) or the socket failed.
+    pub peer_closed: bool,
     /// Stopped until the client reads its replies or a queue/flush frees up.
     pub blocked: bool,
     /// Listed in the shard's durability waiters.
@@ -227,6 +229,7 @@ impl Conn {
             first_slot_id: 0,
             readable: true,
             close_after_flush: false,
+            peer_closed: false,
             blocked: false,
             waiting_durable: false,
             dirty: false,

@@ -470,6 +470,12 @@ impl Shard {
             let Some(conn) = self.conn_mut(key) else {
                 return false;
             };
+            if conn.peer_closed && !conn.close_after_flush {
+                // The client half-closed after sending: answer what it sent, then close.
+                conn.close_after_flush = true;
+                self.mark_dirty(key);
+                return false;
+            }
             if conn.close_after_flush || !conn.readable {
                 return false;
             }
@@ -484,8 +490,8 @@ impl Shard {
                 ReadOutcome::Data => {}
                 ReadOutcome::Drained => conn.readable = false,
                 ReadOutcome::Closed => {
-                    self.close_conn(key);
-                    return false;
+                    conn.readable = false;
+                    conn.peer_closed = true;
                 }
             }
         }
