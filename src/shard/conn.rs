@@ -130,10 +130,8 @@ pub struct Conn {
     pub id: u64,
     /// `CLIENT SETNAME`.
     pub name: Option<Vec<u8>>,
-    /// Received bytes; `rbuf[rstart..]` is not yet consumed.
-    pub rbuf: Vec<u8>,
-    /// Start of the unconsumed part of `rbuf`.
-    pub rstart: usize,
+    /// Received, not yet executed request bytes.
+    pub rbuf: ReadBuf,
     /// The request parser; `None` only while the shard executes this connection's requests.
     pub parser: Option<RequestParser>,
     /// Encoded replies; `wbuf[wstart..]` is not yet sent.
@@ -146,8 +144,10 @@ pub struct Conn {
     pub first_slot_id: u64,
     /// The socket may have more bytes (edge-triggered readiness not yet consumed).
     pub readable: bool,
-    /// Close once everything queued is sent (QUIT, protocol error).
+    /// Close once everything queued is sent (QUIT, protocol error, peer closed).
     pub close_after_flush: bool,
+    /// The peer closed its sending side (read returned 0) or the socket failed.
+    pub peer_closed: bool,
     /// Stopped until the client reads its replies or a queue/flush frees up.
     pub blocked: bool,
     /// Listed in the shard's durability waiters.
@@ -159,6 +159,60 @@ pub struct Conn {
 /// Bytes read from a socket per `read` call at least.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
 
+/// A read buffer whose storage is initialised once, so reads do not zero it each time:
+/// `buf[start..end]` holds received bytes not yet consumed.
+#[derive(Default)]
+pub struct ReadBuf {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl ReadBuf {
+    /// The received, unconsumed bytes.
+    pub fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Marks the first `n` bytes of [`ReadBuf::data`] consumed.
+    pub fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Drops everything received.
+    pub fn clear(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+
+    /// Reads once from `source`, first making room for at least [`READ_CHUNK_BYTES`].
+    pub fn read_from(&mut self, source: &mut impl Read) -> ReadOutcome {
+        if self.start > 0 && self.buf.len() - self.end < READ_CHUNK_BYTES {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() - self.end < READ_CHUNK_BYTES {
+            let grown = (self.buf.len() * 2).max(self.end + READ_CHUNK_BYTES);
+            self.buf.resize(grown, 0);
+        }
+        match source.read(&mut self.buf[self.end..]) {
+            Ok(0) => ReadOutcome::Closed,
+            Ok(n) => {
+                self.end += n;
+                ReadOutcome::Data
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => ReadOutcome::Drained,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => ReadOutcome::Data,
+            Err(_) => ReadOutcome::Closed,
+        }
+    }
+}
+
 impl Conn {
     /// Wraps an accepted, non-blocking socket.
     pub fn new(stream: TcpStream, gen: u32, id: u64, parser: RequestParser) -> Self {
@@ -167,8 +221,7 @@ impl Conn {
             gen,
             id,
             name: None,
-            rbuf: Vec::with_capacity(READ_CHUNK_BYTES),
-            rstart: 0,
+            rbuf: ReadBuf::default(),
             parser: Some(parser),
             wbuf: Vec::new(),
             wstart: 0,
@@ -176,6 +229,7 @@ impl Conn {
             first_slot_id: 0,
             readable: true,
             close_after_flush: false,
+            peer_closed: false,
             blocked: false,
             waiting_durable: false,
             dirty: false,
@@ -184,7 +238,7 @@ impl Conn {
 
     /// Unconsumed request bytes.
     pub fn unparsed_bytes(&self) -> usize {
-        self.rbuf.len() - self.rstart
+        self.rbuf.data().len()
     }
 
     /// Unsent reply bytes (not counting replies still waiting in slots).
@@ -192,43 +246,9 @@ impl Conn {
         self.wbuf.len() - self.wstart
     }
 
-    /// Reads once into the read buffer, compacting it first.
+    /// Reads once from the socket into the read buffer.
     pub fn read_once(&mut self) -> ReadOutcome {
-        if self.rstart > 0
-            && (self.rstart == self.rbuf.len() || self.rstart >= self.rbuf.capacity() / 2)
-        {
-            self.rbuf.drain(..self.rstart);
-            self.rstart = 0;
-        }
-        let len = self.rbuf.len();
-        if self.rbuf.capacity() - len < READ_CHUNK_BYTES {
-            self.rbuf.reserve(READ_CHUNK_BYTES.max(len));
-        }
-        let spare = self.rbuf.capacity() - len;
-        self.rbuf.resize(len + spare, 0);
-        let result = self.stream.read(&mut self.rbuf[len..]);
-        match result {
-            Ok(0) => {
-                self.rbuf.truncate(len);
-                ReadOutcome::Closed
-            }
-            Ok(n) => {
-                self.rbuf.truncate(len + n);
-                ReadOutcome::Data
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.rbuf.truncate(len);
-                ReadOutcome::Drained
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                self.rbuf.truncate(len);
-                ReadOutcome::Data
-            }
-            Err(_) => {
-                self.rbuf.truncate(len);
-                ReadOutcome::Closed
-            }
-        }
+        self.rbuf.read_from(&mut self.stream)
     }
 
     /// Writes as much of the unsent bytes as the socket takes. `Err` means the connection

@@ -35,46 +35,50 @@ impl Shard {
             return Progress::Closed;
         };
         let mut rbuf = std::mem::take(&mut conn.rbuf);
-        let mut rstart = conn.rstart;
         let Some(mut parser) = conn.parser.take() else {
             return Progress::Closed;
         };
         let mut args = std::mem::take(&mut self.args);
+        let mut slices_storage = std::mem::take(&mut self.arg_slices);
         let mut progress = Progress::Done;
-        while rstart < rbuf.len() {
-            let Some(conn) = self.conn_mut(key) else {
+        let mut protocol_error = None;
+        loop {
+            let Some(conn) = self.conn(key) else {
                 progress = Progress::Closed;
                 break;
             };
             if conn.close_after_flush {
-                rstart = rbuf.len();
+                rbuf.clear();
                 break;
             }
-            let parsed = parser.parse(&rbuf[rstart..], &mut args);
-            let consumed = match parsed {
+            let data = rbuf.data();
+            if data.is_empty() {
+                break;
+            }
+            let consumed = match parser.parse(data, &mut args) {
                 Ok(Parsed::Incomplete) => break,
                 Ok(Parsed::Request { consumed }) => consumed,
                 Err(e) => {
-                    conn.rbuf = std::mem::take(&mut rbuf);
-                    conn.rstart = conn.rbuf.len();
-                    conn.parser = Some(parser);
-                    self.args = args;
-                    self.protocol_error(key, &format!("ERR {e}"));
-                    return Progress::Done;
+                    protocol_error = Some(format!("ERR {e}"));
+                    rbuf.clear();
+                    break;
                 }
             };
             if args.is_empty() {
-                rstart += consumed;
+                rbuf.consume(consumed);
                 continue;
             }
-            let slices: Vec<&[u8]> = parser.args(&rbuf[rstart..], &args).collect();
-            match self.execute(key, &slices) {
-                Ok(()) => rstart += consumed,
+            let mut slices = recycle(slices_storage);
+            slices.extend(parser.args(data, &args));
+            let executed = self.execute(key, &slices);
+            slices_storage = recycle(slices);
+            match executed {
+                Ok(()) => rbuf.consume(consumed),
                 Err(wait) => {
                     if let Wait::Output = wait {
                         ShardMetrics::add(&self.metrics().backpressure_events, 1);
                     }
-                    // The parser is reset so the same request is parsed again when retried.
+                    // The same request is parsed again when retried.
                     parser.reset();
                     progress = Progress::Blocked;
                     break;
@@ -82,19 +86,21 @@ impl Shard {
             }
         }
         self.args = args;
-        match self.conn_mut(key) {
-            Some(conn) => {
-                conn.rbuf = rbuf;
-                conn.rstart = rstart;
-                conn.parser = Some(parser);
-                if matches!(progress, Progress::Blocked) {
-                    conn.blocked = true;
-                    self.blocked.push(key);
-                }
-                progress
-            }
-            None => Progress::Closed,
+        self.arg_slices = slices_storage;
+        let Some(conn) = self.conn_mut(key) else {
+            return Progress::Closed;
+        };
+        conn.rbuf = rbuf;
+        conn.parser = Some(parser);
+        if let Some(message) = protocol_error {
+            self.protocol_error(key, &message);
+            return Progress::Done;
         }
+        if matches!(progress, Progress::Blocked) {
+            conn.blocked = true;
+            self.blocked.push(key);
+        }
+        progress
     }
 
     /// Executes one request, or says why it must wait (nothing was done then).
@@ -279,31 +285,35 @@ impl Shard {
     /// message. Checks capacity for every remote part first, so a command is never half
     /// sent.
     fn scatter(&mut self, key: (u32, u32), reply: Reply, ops: &[Op<&[u8]>]) -> Result<(), Wait> {
-        let owners: Vec<ShardId> = ops
-            .iter()
-            .enumerate()
-            .map(|(i, op)| match op {
-                Op::Get(k) | Op::Exists(k) | Op::Del(k) | Op::Set { key: k, .. } => {
-                    mesh::shard_of(k, self.shards)
+        let shards = self.shards;
+        let owner = move |part: usize, op: &Op<&[u8]>| match op {
+            Op::Get(k) | Op::Exists(k) | Op::Del(k) | Op::Set { key: k, .. } => {
+                mesh::shard_of(k, shards)
+            }
+            Op::DbSize => ShardId(part),
+        };
+        let mut remote_parts = 0u32;
+        if self.shards > 1 {
+            let cap = self.config().shard_queue_len;
+            let mut wanted = std::mem::take(&mut self.wanted_scratch);
+            wanted.clear();
+            wanted.resize(self.shards, 0);
+            for (part, op) in ops.iter().enumerate() {
+                let to = owner(part, op);
+                if to != self.id {
+                    wanted[to.0] += 1;
+                    remote_parts += 1;
                 }
-                Op::DbSize => ShardId(i),
-            })
-            .collect();
-        let cap = self.config().shard_queue_len;
-        let mut wanted = vec![0usize; self.shards];
-        for owner in &owners {
-            if *owner != self.id {
-                wanted[owner.0] += 1;
+            }
+            let full = wanted
+                .iter()
+                .zip(&self.in_flight_to)
+                .any(|(&w, &f)| w > 0 && w + f > cap.max(w));
+            self.wanted_scratch = wanted;
+            if full {
+                return Err(Wait::Capacity);
             }
         }
-        if wanted
-            .iter()
-            .zip(&self.in_flight_to)
-            .any(|(&w, &f)| w > 0 && w + f > cap.max(w))
-        {
-            return Err(Wait::Capacity);
-        }
-        let remote_parts = wanted.iter().sum::<usize>() as u32;
         let ack = self.ack_seq();
         let conn = self.conn_mut(key).expect("caller checked");
         let slot_id = conn.first_slot_id + conn.slots.len() as u64;
@@ -313,8 +323,9 @@ impl Shard {
             reply,
             error: None,
         };
-        for (part, (op, owner)) in ops.iter().zip(&owners).enumerate() {
-            if *owner == self.id {
+        for (part, op) in ops.iter().enumerate() {
+            let to = owner(part, op);
+            if to == self.id {
                 let (result, gate) = self.run_op(op);
                 slot.gate = slot.gate.max(gate);
                 slot.apply(part as u32, result);
@@ -325,11 +336,11 @@ impl Shard {
                     slot_id,
                     part: part as u32,
                 };
-                self.outbox[owner.0].push_back(Message::Request {
+                self.outbox[to.0].push_back(Message::Request {
                     reply_to,
                     op: op.to_owned_op(),
                 });
-                self.in_flight_to[owner.0] += 1;
+                self.in_flight_to[to.0] += 1;
                 ShardMetrics::add(&self.metrics().forwarded_requests, 1);
             }
         }
@@ -435,6 +446,16 @@ impl Shard {
             }
         }
     }
+}
+
+/// Empties a vector of borrowed slices and gives its allocation a new lifetime, so one
+/// buffer of argument slices serves every request without reallocating.
+fn recycle<'b>(mut slices: Vec<&[u8]>) -> Vec<&'b [u8]> {
+    slices.clear();
+    slices
+        .into_iter()
+        .map(|_| -> &'b [u8] { unreachable!("cleared") })
+        .collect()
 }
 
 fn storage_error(e: &crate::store::StoreError) -> String {

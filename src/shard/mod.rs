@@ -142,6 +142,10 @@ pub struct Shard {
     poisoned: Option<String>,
     draining: bool,
     args: Vec<std::ops::Range<usize>>,
+    /// Reused storage for the argument slices of one request.
+    arg_slices: Vec<&'static [u8]>,
+    /// Reused per-peer part counts of one command.
+    wanted_scratch: Vec<usize>,
     events: Vec<Event>,
     completions: Vec<Completion>,
 }
@@ -219,6 +223,8 @@ impl Shard {
             poisoned: None,
             draining: false,
             args: Vec::new(),
+            arg_slices: Vec::new(),
+            wanted_scratch: Vec::new(),
             events: Vec::with_capacity(EPOLL_EVENTS_MAX),
             completions: Vec::new(),
             shared,
@@ -464,6 +470,12 @@ impl Shard {
             let Some(conn) = self.conn_mut(key) else {
                 return false;
             };
+            if conn.peer_closed && !conn.close_after_flush {
+                // The client half-closed after sending: answer what it sent, then close.
+                conn.close_after_flush = true;
+                self.mark_dirty(key);
+                return false;
+            }
             if conn.close_after_flush || !conn.readable {
                 return false;
             }
@@ -478,8 +490,8 @@ impl Shard {
                 ReadOutcome::Data => {}
                 ReadOutcome::Drained => conn.readable = false,
                 ReadOutcome::Closed => {
-                    self.close_conn(key);
-                    return false;
+                    conn.readable = false;
+                    conn.peer_closed = true;
                 }
             }
         }
@@ -507,7 +519,7 @@ impl Shard {
         resp::error(&mut reply, message);
         conn.push_slot(conn::Slot::ready(conn::Reply::Encoded(reply)), ack);
         conn.close_after_flush = true;
-        conn.rstart = conn.rbuf.len();
+        conn.rbuf.clear();
         self.mark_dirty(key);
     }
 
