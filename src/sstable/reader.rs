@@ -172,6 +172,13 @@ impl Table {
         self.index[block_index].offset
     }
 
+    /// The decoded index block: one entry per data block, in file order, each with the
+    /// block's last key, offset and length. Read-only; used by inspection tools
+    /// (`tskv-tool`) to cross-check blocks against the index.
+    pub fn index(&self) -> &[IndexEntry] {
+        &self.index
+    }
+
     /// The version of `key` in this table, if any (`value` `None` = tombstone).
     ///
     /// # Errors

@@ -1,0 +1,181 @@
+//! An offline point read with the engine's rules, without opening the store.
+//!
+//! The key is hashed to its shard as the server does ([`shard_of`]). In that shard, what
+//! recovery would put in the memtable wins: the newest record for the key in the valid
+//! prefix of the WAL segments at or above the manifest's WAL start, ignoring records whose
+//! sequence number is already covered by the SSTables (replay skips those too). Otherwise
+//! the live SSTables are asked newest first, as [`tskv::store::ShardStore::get`] does.
+
+use std::path::Path;
+
+use serde::Serialize;
+use tskv::shard::mesh::shard_of;
+use tskv::sstable::reader::Table;
+use tskv::wal::record::RecordKind;
+
+use crate::datadir::{list_shard_dir, load_manifest, read_shard_count, shard_dir, ManifestState};
+use crate::repr::repr;
+use crate::segment::{self, Tail};
+use crate::ToolError;
+
+/// Where a version was found.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "in", rename_all = "snake_case")]
+pub enum Source {
+    /// A WAL record.
+    Wal {
+        /// The segment file.
+        file: String,
+        /// Offset of the record.
+        offset: u64,
+    },
+    /// An SSTable entry.
+    Sstable {
+        /// The table file.
+        file: String,
+        /// The table id.
+        table_id: u64,
+        /// Offset of the data block holding the entry.
+        block_offset: u64,
+    },
+}
+
+/// The newest version of the key.
+#[derive(Clone, Debug, Serialize)]
+pub struct Found {
+    /// The value, escaped; `None` for a tombstone.
+    pub value: Option<String>,
+    /// The value's length in bytes; `None` for a tombstone.
+    pub value_bytes: Option<usize>,
+    /// Its sequence number.
+    pub seq: u64,
+    /// Where it is.
+    pub source: Source,
+}
+
+/// The outcome of `get`.
+#[derive(Clone, Debug, Serialize)]
+pub struct GetReport {
+    /// The key, escaped.
+    pub key: String,
+    /// The shard that owns the key.
+    pub shard: usize,
+    /// Its directory.
+    pub shard_dir: String,
+    /// The newest version, if any.
+    pub found: Option<Found>,
+    /// Damage that recovery would refuse but that did not stop the read.
+    pub warnings: Vec<String>,
+}
+
+/// The newest version of `key` in `data_dir`.
+///
+/// # Errors
+/// [`ToolError::Corrupt`] if the manifest or a table needed for the answer is corrupt.
+pub fn get(data_dir: &Path, key: &[u8]) -> Result<GetReport, ToolError> {
+    let shard_count = read_shard_count(data_dir)?;
+    let shard = shard_of(key, shard_count).0;
+    let dir = shard_dir(data_dir, shard);
+    let mut report = GetReport {
+        key: repr(key),
+        shard,
+        shard_dir: dir.display().to_string(),
+        found: None,
+        warnings: Vec::new(),
+    };
+    if !dir.is_dir() {
+        report
+            .warnings
+            .push(format!("{} does not exist: an empty shard", dir.display()));
+        return Ok(report);
+    }
+    let (state, manifest) = load_manifest(&dir)?;
+    if let ManifestState::Corrupt { offset, reason } = state {
+        return Err(ToolError::Corrupt(format!(
+            "corruption in {} at offset {offset}: {reason}",
+            dir.join(tskv::manifest::FILE_NAME).display()
+        )));
+    }
+    let tables = manifest
+        .tables
+        .iter()
+        .map(|&id| Table::open(&dir.join(id.file_name()), id))
+        .collect::<Result<Vec<_>, _>>()?;
+    let tables_last_seq = tables
+        .iter()
+        .map(|t| t.footer().largest_seq.0)
+        .max()
+        .unwrap_or(0);
+    report.found = find_in_wal(&dir, manifest.wal_start, key, tables_last_seq, &mut report)?;
+    if report.found.is_none() {
+        report.found = find_in_tables(&tables, key)?;
+    }
+    Ok(report)
+}
+
+/// The newest WAL record for `key` above `tables_last_seq` in the live segments.
+fn find_in_wal(
+    dir: &Path,
+    wal_start: tskv::wal::SegmentNo,
+    key: &[u8],
+    tables_last_seq: u64,
+    report: &mut GetReport,
+) -> Result<Option<Found>, ToolError> {
+    let listing = list_shard_dir(dir)?;
+    let live: Vec<_> = listing
+        .segments
+        .into_iter()
+        .filter(|&n| n >= wal_start)
+        .collect();
+    let mut found: Option<Found> = None;
+    for (i, n) in live.iter().enumerate() {
+        let path = dir.join(n.file_name());
+        let file = path.display().to_string();
+        let scan = segment::scan_with(&path, |offset, record| {
+            let newer = found.as_ref().is_none_or(|f| record.seq.0 > f.seq);
+            if record.key != key || record.seq.0 <= tables_last_seq || !newer {
+                return;
+            }
+            let value = (record.kind == RecordKind::Put).then_some(record.value);
+            found = Some(Found {
+                value: value.map(repr),
+                value_bytes: value.map(<[u8]>::len),
+                seq: record.seq.0,
+                source: Source::Wal {
+                    file: file.clone(),
+                    offset,
+                },
+            });
+        })?;
+        if let (Tail::Garbage { offset, reason, .. }, false) = (&scan.tail, i + 1 == live.len()) {
+            report.warnings.push(format!(
+                "{file} at offset {offset}: {reason} in a WAL segment that is not the last; \
+                 the server would refuse to start; read its valid prefix only"
+            ));
+        }
+    }
+    Ok(found)
+}
+
+/// The version of `key` in the newest table that has one.
+fn find_in_tables(tables: &[Table], key: &[u8]) -> Result<Option<Found>, ToolError> {
+    for table in tables.iter().rev() {
+        let Some(entry) = table.get(key)? else {
+            continue;
+        };
+        let block_index = table
+            .index()
+            .partition_point(|e| e.last_key.as_slice() < key);
+        return Ok(Some(Found {
+            value: entry.value.as_deref().map(repr),
+            value_bytes: entry.value.as_ref().map(Vec::len),
+            seq: entry.seq.0,
+            source: Source::Sstable {
+                file: table.path().display().to_string(),
+                table_id: table.id().0,
+                block_offset: table.block_offset(block_index),
+            },
+        }));
+    }
+    Ok(None)
+}

@@ -1,0 +1,198 @@
+//! `tskv-tool`: offline, read-only inspection of a tskv data directory.
+//!
+//! The tool never modifies anything: every file is opened read-only, and the store is not
+//! opened through [`tskv::store::ShardStore::open`] (which truncates torn WAL tails and
+//! deletes leftover files). It decodes the on-disk formats with the library's own
+//! decoders, so it sees exactly what recovery would see.
+//!
+//! Modules, in the order a data directory is read:
+//!
+//! * [`datadir`]: the `TSKV` file, the `LOCK` state and the shard directories, and the
+//!   problems found in them (`info`, `verify`).
+//! * [`segment`]: one WAL segment: records, valid prefix and tail state (`wal`).
+//! * [`table`]: one SSTable: footer, blocks, Bloom filter, checksums (`sst`).
+//! * [`lookup`]: an offline point read with the engine's rules (`get`).
+//! * [`render`]: text output; `--json` output is the serde form of the same reports.
+//! * [`repr`]: key and value escaping, as Redis's `sdscatrepr`.
+//!
+//! Exit codes: 0 success, 1 corruption found, 2 usage or I/O error.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+mod datadir;
+mod lookup;
+mod render;
+mod repr;
+mod segment;
+mod table;
+
+/// Offline, read-only inspection of a tskv data directory.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tskv-tool",
+    version,
+    about = "Offline, read-only inspection of a tskv data directory",
+    long_about = None
+)]
+struct Args {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Summarize a data directory: shards, manifests, SSTables, WAL segments, orphan files
+    /// and whether a server holds the LOCK.
+    Info {
+        /// The data directory (holding TSKV and shard-NNN/).
+        data_dir: PathBuf,
+    },
+    /// Show one WAL segment: record count, sequence range, valid bytes and tail state.
+    Wal {
+        /// A segment file, wal-NNNNNNNNNN.log.
+        segment: PathBuf,
+        /// Also list every record (offset, sequence number, kind, key, value length).
+        #[arg(long)]
+        records: bool,
+    },
+    /// Show one SSTable: footer fields, blocks and Bloom filter; verifies every block
+    /// checksum (exit 1 if one fails).
+    Sst {
+        /// An SSTable file, sst-NNNNNNNNNN.sst.
+        sst: PathBuf,
+        /// Also list every entry (key, sequence number, value length or tombstone).
+        #[arg(long)]
+        entries: bool,
+    },
+    /// Check every manifest, SSTable block and WAL record of a data directory. Prints each
+    /// problem with file and offset; exit 0 when clean (warnings allowed), 1 on corruption.
+    Verify {
+        /// The data directory (holding TSKV and shard-NNN/).
+        data_dir: PathBuf,
+    },
+    /// Read one key offline with the engine's rules: newest WAL record in the valid
+    /// prefix of the live segments, then SSTables newest first.
+    Get {
+        /// The data directory (holding TSKV and shard-NNN/).
+        data_dir: PathBuf,
+        /// The key, as raw bytes.
+        key: OsString,
+    },
+}
+
+/// Why the tool could not do its job.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    /// The arguments do not name what the command needs.
+    #[error("{0}")]
+    Usage(String),
+    /// An I/O error, with what was being done and to which file.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, naming the file.
+        context: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Data the command needs is corrupt.
+    #[error("{0}")]
+    Corrupt(String),
+}
+
+impl ToolError {
+    /// Builds the error mapper for an I/O failure while doing `context`.
+    pub fn io(context: String) -> impl FnOnce(io::Error) -> ToolError {
+        move |source| ToolError::Io { context, source }
+    }
+
+    fn exit_code(&self) -> u8 {
+        match self {
+            ToolError::Corrupt(_) => 1,
+            ToolError::Usage(_) | ToolError::Io { .. } => 2,
+        }
+    }
+}
+
+impl From<tskv::store::StoreError> for ToolError {
+    fn from(e: tskv::store::StoreError) -> Self {
+        match e {
+            tskv::store::StoreError::Io { context, source } => ToolError::Io { context, source },
+            other => ToolError::Corrupt(other.to_string()),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tskv-tool: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Prints `report` as JSON, or as text with `text`.
+fn emit<T: Serialize>(json: bool, report: &T, text: impl FnOnce(&T) -> String) {
+    if json {
+        let out = serde_json::to_string_pretty(report).expect("reports serialize");
+        println!("{out}");
+    } else {
+        print!("{}", text(report));
+    }
+}
+
+fn run(args: &Args) -> Result<ExitCode, ToolError> {
+    let json = args.json;
+    match &args.command {
+        Command::Info { data_dir } => {
+            let scan = datadir::scan(data_dir, datadir::Depth::Summary)?;
+            emit(json, &scan, render::info);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Wal { segment, records } => {
+            let scan = segment::scan(segment, *records)?;
+            emit(json, &scan, render::wal);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sst { sst, entries } => {
+            let scan = table::scan(sst, table::Depth::Blocks { entries: *entries })?;
+            emit(json, &scan, render::sst);
+            Ok(exit_for(scan.problems.is_empty()))
+        }
+        Command::Verify { data_dir } => {
+            let scan = datadir::scan(data_dir, datadir::Depth::Verify)?;
+            let report = datadir::VerifyReport::from_scan(&scan);
+            emit(json, &report, render::verify);
+            Ok(exit_for(report.error_count == 0))
+        }
+        Command::Get { data_dir, key } => {
+            let found = lookup::get(data_dir, key.as_bytes())?;
+            for warning in &found.warnings {
+                eprintln!("tskv-tool: warning: {warning}");
+            }
+            emit(json, &found, render::get);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn exit_for(clean: bool) -> ExitCode {
+    if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
