@@ -266,7 +266,7 @@ fn parse_known<'a>(kind: CommandKind, args: &[&'a [u8]]) -> Result<Command<'a>, 
         CommandKind::Exists => Ok(Command::Exists(rest.to_vec())),
         CommandKind::MGet => Ok(Command::MGet(rest.to_vec())),
         CommandKind::MSet => {
-            if rest.len() % 2 != 0 {
+            if !rest.len().is_multiple_of(2) {
                 return Err(wrong_arity("mset"));
             }
             Ok(Command::MSet(

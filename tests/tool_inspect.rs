@@ -195,8 +195,6 @@ fn inspects_a_clean_directory_without_changing_it() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nowhere"));
 }
 
-// `File::try_lock` is Rust 1.89, above the MSRV Cargo.toml states (the server uses it too).
-#[allow(clippy::incompatible_msrv)]
 #[test]
 fn info_tells_whether_a_server_holds_the_lock() {
     let tmp = tempfile::tempdir().unwrap();

@@ -170,8 +170,9 @@ fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
 /// `COMMAND`, `COMMAND COUNT`, `COMMAND DOCS`. The table gives name, arity, flags and key
 /// positions (Redis's first six fields), enough for client libraries.
 pub fn command_reply(out: &mut Vec<u8>, sub: CommandSub) {
-    // (name, arity, flags, first key, last key, step)
-    const TABLE: [(&str, i64, &[&str], i64, i64, i64); 17] = [
+    /// Name, arity, flags, first key, last key, key step.
+    type CommandInfo = (&'static str, i64, &'static [&'static str], i64, i64, i64);
+    const TABLE: [CommandInfo; 17] = [
         ("ping", -1, &["fast"], 0, 0, 0),
         ("echo", 2, &["fast"], 0, 0, 0),
         ("quit", -1, &["fast"], 0, 0, 0),

@@ -837,11 +837,7 @@ impl Shard {
 
     fn drain_queues(&mut self) {
         for from in 0..self.shards {
-            loop {
-                let Some(consumer) = self.links.incoming[from].as_mut() else {
-                    break;
-                };
-                let Ok(message) = consumer.pop() else { break };
+            while let Some(Ok(message)) = self.links.incoming[from].as_mut().map(|c| c.pop()) {
                 self.handle_message(ShardId(from), message);
             }
         }

@@ -84,9 +84,6 @@ pub enum LockState {
 }
 
 /// Tests the LOCK of `data_dir` with a non-blocking shared `flock`, released at once.
-// `File::try_lock_shared` is Rust 1.89; the server already needs 1.89 for `File::try_lock`
-// although Cargo.toml still says 1.85.
-#[allow(clippy::incompatible_msrv)]
 pub fn lock_state(data_dir: &Path) -> LockState {
     let file = match File::open(data_dir.join("LOCK")) {
         Ok(file) => file,
