@@ -52,6 +52,16 @@ impl Slot {
         }
     }
 
+    /// Bytes of reply data this slot holds (values and encoded replies), for the output cap.
+    pub fn held_bytes(&self) -> usize {
+        match &self.reply {
+            Reply::Encoded(bytes) => bytes.len(),
+            Reply::Single(Some(OpResult::Value(Some(value)))) => value.len(),
+            Reply::Values(values) => values.iter().flatten().map(Vec::len).sum(),
+            _ => 0,
+        }
+    }
+
     /// Folds one part's result into the reply.
     pub fn apply(&mut self, part: u32, result: OpResult) {
         if let OpResult::Err(message) = result {
@@ -154,7 +164,16 @@ pub struct Conn {
     pub waiting_durable: bool,
     /// Listed in the shard's list of connections with unsent bytes.
     pub dirty: bool,
+    /// Reply bytes held in `slots` (see [`Slot::held_bytes`]).
+    pub slot_bytes: usize,
+    /// Parts sent to other shards whose replies have not arrived.
+    pub remote_parts_in_flight: usize,
+    /// Running estimate of one remote reply's size, to size the window of remote parts.
+    pub remote_reply_bytes_estimate: usize,
 }
+
+/// Most parts one connection may have in flight at other shards.
+pub const REMOTE_PARTS_PER_CONN_MAX: usize = 1024;
 
 /// Bytes read from a socket per `read` call at least.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
@@ -233,6 +252,9 @@ impl Conn {
             blocked: false,
             waiting_durable: false,
             dirty: false,
+            slot_bytes: 0,
+            remote_parts_in_flight: 0,
+            remote_reply_bytes_estimate: usize::MAX,
         }
     }
 
@@ -281,9 +303,49 @@ impl Conn {
             slot.encode(&mut self.wbuf);
             self.first_slot_id += 1;
         } else {
+            self.slot_bytes += slot.held_bytes();
             self.slots.push_back(slot);
         }
         id
+    }
+
+    /// Whether `parts` more remote parts fit the connection's window. The window holds as
+    /// many replies of the estimated size as fit in `output_bytes_max` (a sixteenth of it
+    /// before any reply was seen), between 1 and [`REMOTE_PARTS_PER_CONN_MAX`]; a command
+    /// always goes when nothing is in flight, so a large MGET cannot wait forever.
+    pub fn remote_window_allows(&self, parts: usize, output_bytes_max: usize) -> bool {
+        if self.remote_parts_in_flight == 0 {
+            return true;
+        }
+        let estimate = match self.remote_reply_bytes_estimate {
+            usize::MAX => (output_bytes_max / 16).max(1),
+            bytes => bytes.max(1),
+        };
+        let window = (output_bytes_max / estimate).clamp(1, REMOTE_PARTS_PER_CONN_MAX);
+        self.remote_parts_in_flight + parts <= window
+    }
+
+    /// Applies a remote part's result to slot `id`; returns false if the slot is gone.
+    pub fn apply_remote(&mut self, id: u64, part: u32, result: OpResult) -> bool {
+        self.remote_parts_in_flight = self.remote_parts_in_flight.saturating_sub(1);
+        let reply_bytes = match &result {
+            OpResult::Value(Some(value)) => value.len(),
+            _ => 0,
+        };
+        // Grow at once for a large reply, shrink slowly for small ones.
+        self.remote_reply_bytes_estimate = match self.remote_reply_bytes_estimate {
+            usize::MAX => reply_bytes,
+            estimate => reply_bytes.max((estimate * 7 + reply_bytes) / 8),
+        };
+        let Some(slot) = self.slot_mut(id) else {
+            return false;
+        };
+        let before = slot.held_bytes();
+        slot.apply(part, result);
+        slot.parts_left -= 1;
+        let after = slot.held_bytes();
+        self.slot_bytes = self.slot_bytes + after - before;
+        true
     }
 
     /// The slot with `id`, if still queued.
@@ -310,6 +372,7 @@ impl Conn {
                     }
                 }
             }
+            self.slot_bytes -= slot.held_bytes();
             slot.encode(&mut self.wbuf);
             self.first_slot_id += 1;
             added = true;
@@ -354,10 +417,11 @@ mod tests {
         assert!(conn.wbuf.is_empty());
         assert!(conn.promote(SeqNo(5), None));
         assert_eq!(conn.wbuf, b"+A\r\n");
-        let pending = conn.slot_mut(b).unwrap();
-        pending.apply(0, OpResult::Value(Some(b"b".to_vec())));
-        pending.parts_left = 0;
+        conn.remote_parts_in_flight = 1;
+        assert!(conn.apply_remote(b, 0, OpResult::Value(Some(b"b".to_vec()))));
+        assert_eq!(conn.slot_bytes, 1, "the value waits behind nothing but is counted");
         conn.promote(SeqNo(5), None);
+        assert_eq!(conn.slot_bytes, 0);
         assert_eq!(conn.wbuf, b"+A\r\n$1\r\nb\r\n+C\r\n");
         assert!(conn.slots.is_empty());
         // Nothing queued: a ready reply goes straight out.

@@ -107,7 +107,8 @@ impl Shard {
     fn execute(&mut self, key: (u32, u32), args: &[&[u8]]) -> Result<(), Wait> {
         let output_max = self.config().client_output_bytes_max;
         let conn = self.conn(key).expect("caller checked");
-        if conn.unsent_bytes() > output_max || conn.slots.len() > output_max / 16 {
+        if conn.unsent_bytes() + conn.slot_bytes > output_max || conn.slots.len() > output_max / 16
+        {
             return Err(Wait::Output);
         }
         let (kind, parsed) = command::parse(args);
@@ -313,6 +314,11 @@ impl Shard {
             if full {
                 return Err(Wait::Capacity);
             }
+            let output_max = self.config().client_output_bytes_max;
+            let conn = self.conn(key).expect("caller checked");
+            if remote_parts > 0 && !conn.remote_window_allows(remote_parts as usize, output_max) {
+                return Err(Wait::Output);
+            }
         }
         let ack = self.ack_seq();
         let conn = self.conn_mut(key).expect("caller checked");
@@ -346,6 +352,7 @@ impl Shard {
         }
         let gated = slot.gate > ack;
         let conn = self.conn_mut(key).expect("caller checked");
+        conn.remote_parts_in_flight += remote_parts as usize;
         let id = conn.push_slot(slot, ack);
         debug_assert_eq!(id, slot_id);
         if gated && !conn.waiting_durable {
@@ -435,11 +442,9 @@ impl Shard {
                 let Some(conn) = self.conn_mut(key) else {
                     return;
                 };
-                let Some(slot) = conn.slot_mut(reply_to.slot_id) else {
+                if !conn.apply_remote(reply_to.slot_id, reply_to.part, result) {
                     return;
-                };
-                slot.apply(reply_to.part, result);
-                slot.parts_left -= 1;
+                }
                 if conn.promote(ack, poisoned.as_deref()) {
                     self.mark_dirty(key);
                 }
