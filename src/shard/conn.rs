@@ -419,7 +419,10 @@ mod tests {
         assert_eq!(conn.wbuf, b"+A\r\n");
         conn.remote_parts_in_flight = 1;
         assert!(conn.apply_remote(b, 0, OpResult::Value(Some(b"b".to_vec()))));
-        assert_eq!(conn.slot_bytes, 1, "the value waits behind nothing but is counted");
+        assert_eq!(
+            conn.slot_bytes, 1,
+            "the value waits behind nothing but is counted"
+        );
         conn.promote(SeqNo(5), None);
         assert_eq!(conn.slot_bytes, 0);
         assert_eq!(conn.wbuf, b"+A\r\n$1\r\nb\r\n+C\r\n");
