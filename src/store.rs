@@ -429,9 +429,8 @@ impl ShardStore {
         };
         let mut writer =
             SstWriter::new(self.opts.sstable_block_bytes, self.opts.bloom_bits_per_key);
-        for entry in frozen.memtable.iter() {
-            let version = entry.value();
-            writer.add(entry.key(), version.seq, version.value.as_deref());
+        for (key, version) in frozen.memtable.iter() {
+            writer.add(key, version.seq, version.value.as_deref());
         }
         let buf = writer.finish();
         let id = self.next_table_id;
@@ -517,9 +516,11 @@ impl ShardStore {
         for memtable in
             std::iter::once(&self.active).chain(self.immutables.iter().map(|f| &f.memtable))
         {
-            sources.push(Box::new(memtable.iter().map(|e| {
-                Ok((e.key().clone(), e.value().seq, e.value().value.is_some()))
-            })));
+            sources.push(Box::new(
+                memtable
+                    .iter()
+                    .map(|(key, e)| Ok((key.to_vec(), e.seq, e.value.is_some()))),
+            ));
         }
         for table in &self.tables {
             sources.push(Box::new(
