@@ -7,6 +7,12 @@ use std::process::ExitCode;
 use clap::{Parser, ValueEnum};
 use tskv::config::{self, FsyncMode, ProtocolLimits, ServerConfig, StoreOptions};
 
+/// mimalloc instead of glibc malloc: the data path allocates many small keys and values per
+/// request, and frees whole memtables at once after a flush, where glibc's consolidation
+/// showed up in profiles.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Fsync {
     /// Acknowledge a write only after the fdatasync covering it (group commit).
