@@ -391,11 +391,14 @@ impl Recorder {
         let _ = self.tx.send(WorkerMessage::Interval(Box::new(report)));
     }
 
-    fn on_send(&mut self, command: Command, measured: bool, behind: bool) {
+    fn on_send(&mut self, command: Command, measured: bool, behind: bool, lag_ns: u64) {
         let stats = &mut self.commands[command.index()];
         stats.sent += 1;
-        if measured && behind {
-            stats.behind_schedule += 1;
+        if measured && self.open_loop {
+            stats.send_lag.saturating_record(lag_ns);
+            if behind {
+                stats.behind_schedule += 1;
+            }
         }
     }
 
@@ -461,7 +464,12 @@ impl Issuer {
                 *quota = quota.saturating_sub(1);
             }
         }
-        rec.on_send(request.command, measured, behind);
+        rec.on_send(
+            request.command,
+            measured,
+            behind,
+            now_ns.saturating_sub(intended_ns),
+        );
         conn.inflight.push_back(InFlight {
             command: request.command,
             intended_ns,

@@ -14,6 +14,7 @@ use hdrhistogram::serialization::interval_log::{IntervalLogWriter, IntervalLogWr
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
 
+use crate::limits;
 use crate::stats::{new_histogram, IntervalClock, PerCommand, ThreadSummary, WorkerMessage};
 use crate::sys;
 use crate::workload::Command;
@@ -273,7 +274,9 @@ impl Progress {
         commands: &PerCommand,
         open_loop: bool,
     ) {
-        if self.quiet {
+        // The last interval of a run can be a few milliseconds of draining replies: a
+        // rate over it would be noise.
+        if self.quiet || end_ns - start_ns < limits::PROGRESS_INTERVAL_MIN_NS {
             return;
         }
         let mut merged = new_histogram();

@@ -251,6 +251,12 @@ impl RunReport<'_> {
                 "behind schedule (sent late because the connection's pipeline was full): {}",
                 all.behind_schedule
             );
+            let lag = Percentiles::of(&all.send_lag);
+            let _ = writeln!(
+                out,
+                "send lag (actual - intended send time): p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs, max {:.1} µs",
+                lag.p50_us, lag.p99_us, lag.p99_9_us, lag.max_us
+            );
         }
         let lost: u64 = self.collected.threads.iter().map(|t| t.lost).sum();
         let unsent: u64 = self.collected.threads.iter().map(|t| t.unsent).sum();
@@ -300,6 +306,7 @@ impl RunReport<'_> {
             let mut latency = serde_json::Map::new();
             if self.open_loop() {
                 latency.insert("corrected".into(), json!(Percentiles::of(&stats.corrected)));
+                latency.insert("send_lag".into(), json!(Percentiles::of(&stats.send_lag)));
             }
             latency.insert(
                 "uncorrected".into(),

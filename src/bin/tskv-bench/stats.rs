@@ -29,6 +29,9 @@ pub struct CommandStats {
     pub corrected: Histogram<u64>,
     /// Latency from the actual send (all a closed loop has).
     pub uncorrected: Histogram<u64>,
+    /// Open loop: actual send time − intended send time of each measured request: how late
+    /// the client itself was (a full pipeline, or a slow wake-up).
+    pub send_lag: Histogram<u64>,
 }
 
 impl Default for CommandStats {
@@ -41,6 +44,7 @@ impl Default for CommandStats {
             behind_schedule: 0,
             corrected: new_histogram(),
             uncorrected: new_histogram(),
+            send_lag: new_histogram(),
         }
     }
 }
@@ -58,6 +62,9 @@ impl CommandStats {
             .expect("histograms share bounds");
         self.uncorrected
             .add(&other.uncorrected)
+            .expect("histograms share bounds");
+        self.send_lag
+            .add(&other.send_lag)
             .expect("histograms share bounds");
     }
 }
