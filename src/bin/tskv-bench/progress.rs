@@ -221,8 +221,8 @@ impl CollectState {
     }
 }
 
-fn write_interval(
-    log: &mut IntervalLogWriter<'_, '_, BufWriter<File>, V2DeflateSerializer>,
+fn write_interval<W: Write>(
+    log: &mut IntervalLogWriter<'_, '_, W, V2DeflateSerializer>,
     start_ns: u64,
     end_ns: u64,
     commands: &PerCommand,
@@ -325,5 +325,61 @@ impl Progress {
         if self.shown && self.terminal {
             eprintln!();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+
+    #[test]
+    fn interval_log_reads_back_with_tags_per_command() {
+        let mut commands = PerCommand::default();
+        commands[Command::Set.index()]
+            .corrected
+            .record(2_000)
+            .unwrap();
+        commands[Command::Get.index()]
+            .corrected
+            .record(5_000)
+            .unwrap();
+        commands[Command::Get.index()]
+            .corrected
+            .record(7_000)
+            .unwrap();
+        commands[Command::Get.index()]
+            .uncorrected
+            .record(1_000)
+            .unwrap();
+        let mut bytes = Vec::new();
+        let mut serializer = V2DeflateSerializer::new();
+        {
+            let mut log = IntervalLogWriterBuilder::new()
+                .with_max_value_divisor(1e6)
+                .begin_log_with(&mut bytes, &mut serializer)
+                .unwrap();
+            write_interval(&mut log, 1_000_000_000, 2_000_000_000, &commands, true).unwrap();
+        }
+        let mut seen = Vec::new();
+        for entry in IntervalLogIterator::new(&bytes) {
+            if let LogEntry::Interval(interval) = entry.unwrap() {
+                assert_eq!(interval.start_timestamp(), Duration::from_secs(1));
+                assert_eq!(interval.duration(), Duration::from_secs(1));
+                assert!(!interval.encoded_histogram().is_empty());
+                // The max column is in ms (divisor 1e6 over nanoseconds).
+                let max_us = (interval.max() * 1e3).round() as u64;
+                seen.push((interval.tag().unwrap().as_str().to_string(), max_us));
+            }
+        }
+        let expected = [
+            ("set", 2),
+            ("set-uncorrected", 0),
+            ("get", 7),
+            ("get-uncorrected", 1),
+        ];
+        let expected: Vec<(String, u64)> =
+            expected.iter().map(|(t, n)| (t.to_string(), *n)).collect();
+        assert_eq!(seen, expected);
     }
 }
