@@ -1,0 +1,346 @@
+//! Command-line flags and their value parsers.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::{Parser, ValueEnum};
+use serde::Serialize;
+
+use crate::limits;
+
+/// The flags of `tskv-bench`.
+#[derive(Debug, Clone, Parser, Serialize)]
+#[command(
+    name = "tskv-bench",
+    version,
+    about = "Load generator for RESP servers (tskv, Redis): closed or open loop, SET/GET mix, \
+             HdrHistogram latencies, its own CPU use and a host manifest"
+)]
+pub struct Args {
+    /// Server host (ignored when --target is given).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+
+    /// Server port (ignored when --target is given).
+    #[arg(long, default_value_t = 6380)]
+    pub port: u16,
+
+    /// A server as HOST:PORT; repeat to spread connections over several servers round-robin.
+    #[arg(long = "target", value_name = "HOST:PORT")]
+    pub targets: Vec<String>,
+
+    /// Client threads, each with its own epoll loop.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+
+    /// CPUs to pin client threads to, e.g. `1`, `0,1` or `2-3`; thread i gets the
+    /// (i mod len)-th CPU.
+    #[arg(long, value_name = "LIST")]
+    pub cpus: Option<CpuList>,
+
+    /// Connections in total, spread over the threads.
+    #[arg(long, default_value_t = 50)]
+    pub clients: usize,
+
+    /// Requests each connection keeps outstanding at most.
+    #[arg(long, default_value_t = 1)]
+    pub pipeline: usize,
+
+    /// Total request rate in ops/s: open loop. Without it the run is closed loop.
+    #[arg(long, value_name = "OPS_PER_S")]
+    pub rate: Option<f64>,
+
+    /// Open loop with exponential inter-arrival times instead of evenly spaced sends.
+    #[arg(long, requires = "rate")]
+    pub poisson: bool,
+
+    /// Measured seconds (after warm-up). Default 10 unless --requests is given.
+    #[arg(long, value_name = "SECS", conflicts_with = "requests")]
+    pub duration: Option<f64>,
+
+    /// Measured requests in total (after warm-up).
+    #[arg(long, value_name = "N")]
+    pub requests: Option<u64>,
+
+    /// Seconds of load before measuring; excluded from all statistics.
+    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
+    pub warmup: f64,
+
+    /// SET:GET mix, e.g. `1:10`.
+    #[arg(long, default_value = "1:10")]
+    pub ratio: Ratio,
+
+    /// Keyspace size.
+    #[arg(long, default_value_t = 100_000)]
+    pub keys: u64,
+
+    /// How keys are drawn from the keyspace.
+    #[arg(long, value_enum, default_value_t = KeyDistKind::Uniform)]
+    pub key_dist: KeyDistKind,
+
+    /// Prefix of every key; the key index follows, zero-padded to 12 digits.
+    #[arg(long, default_value = "key:")]
+    pub key_prefix: String,
+
+    /// SET value size in bytes: `N` or `MIN-MAX` (uniform).
+    #[arg(long, value_name = "N|MIN-MAX", default_value = "32")]
+    pub value_size: ValueSize,
+
+    /// Seed; thread i uses seed + i, so the same flags give the same key sequence.
+    #[arg(long)]
+    pub seed: Option<u64>,
+
+    /// Write everything (flags, statistics, CPU use, host manifest) as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Write an HdrHistogram interval log (one interval per second per command) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub hdr_log: Option<PathBuf>,
+
+    /// No live progress line.
+    #[arg(long)]
+    pub quiet: bool,
+
+    /// Print the first N requests (command and key) of thread 0 and exit.
+    #[arg(long, hide = true, value_name = "N")]
+    pub dump_keys: Option<u64>,
+}
+
+/// Key distributions, see [`crate::keydist`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyDistKind {
+    /// Every key equally likely.
+    Uniform,
+    /// Keys in order, wrapping around.
+    Sequential,
+    /// Normal around the middle of the keyspace, standard deviation keyspace/8.
+    Gaussian,
+    /// YCSB scrambled zipfian, θ = 0.99.
+    Zipfian,
+    /// SETs write new keys in order; GETs are zipfian over recency.
+    Latest,
+}
+
+/// A list of CPU ids such as `0,2-3`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct CpuList(pub Vec<usize>);
+
+impl FromStr for CpuList {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut cpus = Vec::new();
+        for part in s.split(',').map(str::trim) {
+            let (first, last) = match part.split_once('-') {
+                Some((a, b)) => (parse_usize(a)?, parse_usize(b)?),
+                None => {
+                    let cpu = parse_usize(part)?;
+                    (cpu, cpu)
+                }
+            };
+            if first > last {
+                return Err(format!("CPU range {part} runs backwards"));
+            }
+            cpus.extend(first..=last);
+        }
+        Ok(CpuList(cpus))
+    }
+}
+
+impl fmt::Display for CpuList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ids: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&ids.join(","))
+    }
+}
+
+/// The SET:GET mix as two weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Ratio {
+    /// Weight of SET.
+    pub set: u32,
+    /// Weight of GET.
+    pub get: u32,
+}
+
+impl FromStr for Ratio {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (set, get) = s
+            .split_once(':')
+            .ok_or_else(|| format!("ratio {s:?} is not SET:GET"))?;
+        let ratio = Ratio {
+            set: set.trim().parse().map_err(|e| format!("SET weight: {e}"))?,
+            get: get.trim().parse().map_err(|e| format!("GET weight: {e}"))?,
+        };
+        if ratio.set == 0 && ratio.get == 0 {
+            return Err("ratio 0:0 sends nothing".into());
+        }
+        Ok(ratio)
+    }
+}
+
+/// SET value size: a fixed size or a uniform range, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ValueSize {
+    /// Smallest value size.
+    pub min_bytes: usize,
+    /// Largest value size.
+    pub max_bytes: usize,
+}
+
+impl FromStr for ValueSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (min_bytes, max_bytes) = match s.split_once('-') {
+            Some((a, b)) => (parse_usize(a)?, parse_usize(b)?),
+            None => {
+                let n = parse_usize(s)?;
+                (n, n)
+            }
+        };
+        if min_bytes > max_bytes {
+            return Err(format!("value size range {s} runs backwards"));
+        }
+        if max_bytes > limits::VALUE_SIZE_MAX_BYTES {
+            return Err(format!(
+                "value size {max_bytes} exceeds {} bytes",
+                limits::VALUE_SIZE_MAX_BYTES
+            ));
+        }
+        Ok(ValueSize {
+            min_bytes,
+            max_bytes,
+        })
+    }
+}
+
+fn parse_usize(s: &str) -> Result<usize, String> {
+    s.trim()
+        .parse()
+        .map_err(|e| format!("{s:?} is not a number: {e}"))
+}
+
+impl Args {
+    /// Checks the relations between flags that clap cannot express.
+    ///
+    /// # Errors
+    /// A sentence naming the offending flag.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.threads == 0 || self.clients == 0 {
+            return Err("--threads and --clients must be at least 1".into());
+        }
+        if self.clients < self.threads {
+            return Err(format!(
+                "--clients {} is fewer than --threads {}: each thread needs a connection",
+                self.clients, self.threads
+            ));
+        }
+        if self.pipeline == 0 || self.pipeline > limits::PIPELINE_MAX {
+            return Err(format!("--pipeline must be 1..={}", limits::PIPELINE_MAX));
+        }
+        if self.keys == 0 {
+            return Err("--keys must be at least 1".into());
+        }
+        if let Some(rate) = self.rate {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err("--rate must be a positive number of ops/s".into());
+            }
+        }
+        if let Some(d) = self.duration {
+            if !(d.is_finite() && d > 0.0) {
+                return Err("--duration must be positive".into());
+            }
+        }
+        if self.requests == Some(0) {
+            return Err("--requests must be at least 1".into());
+        }
+        if !(self.warmup.is_finite() && self.warmup >= 0.0) {
+            return Err("--warmup must be zero or positive".into());
+        }
+        if let Some(cpus) = &self.cpus {
+            if cpus.0.is_empty() {
+                return Err("--cpus is empty".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The servers to connect to, as given: `--target`s, or `--host:--port`.
+    pub fn target_strings(&self) -> Vec<String> {
+        if self.targets.is_empty() {
+            vec![format!("{}:{}", self.host, self.port)]
+        } else {
+            self.targets.clone()
+        }
+    }
+
+    /// Measured seconds in duration mode, `None` in requests mode.
+    pub fn duration_secs(&self) -> Option<f64> {
+        match (self.duration, self.requests) {
+            (Some(d), _) => Some(d),
+            (None, Some(_)) => None,
+            (None, None) => Some(10.0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists_parse() {
+        assert_eq!("1".parse::<CpuList>().unwrap().0, vec![1]);
+        assert_eq!("0,1".parse::<CpuList>().unwrap().0, vec![0, 1]);
+        assert_eq!("2-3".parse::<CpuList>().unwrap().0, vec![2, 3]);
+        assert_eq!("0,2-4".parse::<CpuList>().unwrap().0, vec![0, 2, 3, 4]);
+        assert!("3-2".parse::<CpuList>().is_err());
+        assert!("a".parse::<CpuList>().is_err());
+    }
+
+    #[test]
+    fn ratios_and_value_sizes_parse() {
+        assert_eq!("1:10".parse::<Ratio>().unwrap(), Ratio { set: 1, get: 10 });
+        assert!("0:0".parse::<Ratio>().is_err());
+        assert!("1".parse::<Ratio>().is_err());
+        let v: ValueSize = "16-64".parse().unwrap();
+        assert_eq!((v.min_bytes, v.max_bytes), (16, 64));
+        let v: ValueSize = "3".parse().unwrap();
+        assert_eq!((v.min_bytes, v.max_bytes), (3, 3));
+        assert!("64-16".parse::<ValueSize>().is_err());
+    }
+
+    #[test]
+    fn flags_parse_and_validate() {
+        let args = Args::try_parse_from([
+            "tskv-bench",
+            "--target",
+            "a:1",
+            "--target",
+            "b:2",
+            "--rate",
+            "100",
+            "--poisson",
+            "--requests",
+            "5",
+        ])
+        .unwrap();
+        assert_eq!(args.target_strings(), vec!["a:1", "b:2"]);
+        assert_eq!(args.duration_secs(), None);
+        args.validate().unwrap();
+        assert!(Args::try_parse_from(["tskv-bench", "--poisson"]).is_err());
+        assert!(
+            Args::try_parse_from(["tskv-bench", "--duration", "1", "--requests", "1"]).is_err()
+        );
+        let args =
+            Args::try_parse_from(["tskv-bench", "--clients", "1", "--threads", "2"]).unwrap();
+        assert!(args.validate().is_err());
+    }
+}
