@@ -281,7 +281,7 @@ impl ShardStore {
         for memtable in memtables {
             if let Some(entry) = memtable.get(key) {
                 return Ok(Some(Lookup {
-                    value: entry.value,
+                    value: entry.value.map(|v| v.to_vec()),
                     seq: entry.seq,
                 }));
             }

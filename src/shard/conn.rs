@@ -122,8 +122,12 @@ fn encode_result(out: &mut Vec<u8>, result: Option<OpResult>) {
 /// What reading from the socket found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReadOutcome {
-    /// Bytes were added to the read buffer.
+    /// Bytes were added to the read buffer and the socket may hold more.
     Data,
+    /// Bytes were added and the read came back short, so the socket is drained for now:
+    /// with edge-triggered epoll, later bytes raise a new edge. Saves the `read` that
+    /// would only return `EAGAIN`.
+    DataDrained,
     /// Nothing more to read now (`EAGAIN`).
     Drained,
     /// The peer closed its side, or the socket failed.
@@ -219,11 +223,16 @@ impl ReadBuf {
             let grown = (self.buf.len() * 2).max(self.end + READ_CHUNK_BYTES);
             self.buf.resize(grown, 0);
         }
+        let room = self.buf.len() - self.end;
         match source.read(&mut self.buf[self.end..]) {
             Ok(0) => ReadOutcome::Closed,
             Ok(n) => {
                 self.end += n;
-                ReadOutcome::Data
+                if n < room {
+                    ReadOutcome::DataDrained
+                } else {
+                    ReadOutcome::Data
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => ReadOutcome::Drained,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => ReadOutcome::Data,

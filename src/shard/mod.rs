@@ -334,7 +334,7 @@ impl Shard {
             match event.token {
                 TOKEN_LISTENER => self.accept(),
                 TOKEN_WAKER => self.shared.wakers[self.id.0].eventfd().drain(),
-                TOKEN_RING => {}
+                TOKEN_RING => self.ring.eventfd().drain(),
                 token => {
                     let index = (token & 0xffff_ffff) - TOKEN_CONN_BASE;
                     let key = (index as u32, (token >> 32) as u32);
@@ -488,7 +488,7 @@ impl Shard {
             let conn = self.conn_mut(key).expect("exists");
             match conn.read_once() {
                 ReadOutcome::Data => {}
-                ReadOutcome::Drained => conn.readable = false,
+                ReadOutcome::DataDrained | ReadOutcome::Drained => conn.readable = false,
                 ReadOutcome::Closed => {
                     conn.readable = false;
                     conn.peer_closed = true;
