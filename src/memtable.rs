@@ -14,10 +14,11 @@
 //! Skiplist keys carry their first 16 bytes as a big-endian integer, so most comparisons
 //! during an insert are one integer comparison instead of a `memcmp` call.
 //!
-//! Its size counts every write, key + value + [`ENTRY_OVERHEAD_BYTES`], including writes
-//! that replaced an older version (as RocksDB's arena usage does): that is what
-//! [`crate::config::StoreOptions::memtable_bytes`] is compared with, so it also bounds the
-//! WAL bytes a memtable covers.
+//! Its size, which [`crate::config::StoreOptions::memtable_bytes`] is compared with, is the
+//! larger of two counts (key + value + [`ENTRY_OVERHEAD_BYTES`] each): the live bytes of the
+//! newest versions, which bound memory, and a quarter of all bytes ever written to it,
+//! which bounds the WAL one memtable covers, so overwriting one key forever still leads to
+//! flushes and recovery never replays more than about four memtables' worth of records.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -87,16 +88,21 @@ pub struct Memtable {
     /// Seeded per process (foldhash), so clients cannot aim keys at one bucket chain.
     newest: HashMap<HashKey, MemEntry, foldhash::fast::RandomState>,
     order: SkipSet<OrderKey>,
-    size_bytes: usize,
+    live_bytes: usize,
+    written_bytes: usize,
     max_seq: SeqNo,
 }
+
+/// How many bytes of writes a memtable may cover per byte of its size limit.
+pub const WRITTEN_PER_SIZE_BYTES: usize = 4;
 
 impl std::fmt::Debug for Memtable {
     // Summarized: the entries are far too many to print.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Memtable")
             .field("entries", &self.newest.len())
-            .field("size_bytes", &self.size_bytes)
+            .field("live_bytes", &self.live_bytes)
+            .field("written_bytes", &self.written_bytes)
             .field("max_seq", &self.max_seq)
             .finish()
     }
@@ -118,14 +124,19 @@ impl Memtable {
             seq > self.max_seq,
             "memtable sequence numbers must increase"
         );
-        self.size_bytes += entry_size_bytes(key, value);
+        let size = entry_size_bytes(key, value);
+        self.written_bytes += size;
+        self.live_bytes += size;
         self.max_seq = self.max_seq.max(seq);
         let entry = MemEntry {
             seq,
             value: value.map(MemValue::from_slice),
         };
         match self.newest.get_mut(key) {
-            Some(newest) => *newest = entry,
+            Some(newest) => {
+                self.live_bytes -= entry_size_bytes(key, newest.value.as_deref());
+                *newest = entry;
+            }
             None => {
                 self.newest.insert(HashKey::from_slice(key), entry);
                 self.order.insert(OrderKey::new(key));
@@ -138,9 +149,11 @@ impl Memtable {
         self.newest.get(key).cloned()
     }
 
-    /// Accounted size in bytes: the sum over every write since the memtable was created.
+    /// Accounted size in bytes: live bytes, or a quarter of all bytes written, whichever is
+    /// larger (see the module documentation).
     pub fn size_bytes(&self) -> usize {
-        self.size_bytes
+        self.live_bytes
+            .max(self.written_bytes / WRITTEN_PER_SIZE_BYTES)
     }
 
     /// Number of keys (tombstones included).
@@ -175,14 +188,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn newest_version_wins_and_size_counts_every_write() {
+    fn newest_version_wins_and_size_follows_live_and_written_bytes() {
         let mut m = Memtable::new();
         m.insert(b"a", SeqNo(1), Some(b"1234"));
         assert_eq!(m.size_bytes(), 1 + 4 + ENTRY_OVERHEAD_BYTES);
         m.insert(b"a", SeqNo(2), None);
         assert_eq!(
             m.size_bytes(),
-            (1 + 4 + ENTRY_OVERHEAD_BYTES) + (1 + ENTRY_OVERHEAD_BYTES)
+            1 + ENTRY_OVERHEAD_BYTES,
+            "live bytes of the tombstone"
         );
         m.insert(b"b", SeqNo(3), Some(b"x"));
         assert_eq!(m.len(), 2);
@@ -194,6 +208,13 @@ mod tests {
             })
         );
         assert_eq!(m.max_seq(), SeqNo(3));
+        // Overwriting one key forever still grows the size, through the written bytes.
+        let mut seq = 3;
+        for _ in 0..1000 {
+            seq += 1;
+            m.insert(b"a", SeqNo(seq), Some(b"1234"));
+        }
+        assert!(m.size_bytes() >= 1000 * (1 + 4 + ENTRY_OVERHEAD_BYTES) / WRITTEN_PER_SIZE_BYTES);
         let keys: Vec<&[u8]> = m.iter().map(|(k, _)| k).collect();
         assert_eq!(keys, vec![b"a".as_slice(), b"b"]);
     }
