@@ -10,7 +10,6 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use tskv::config::StoreOptions;
 use tskv::store::{ShardStore, StoreError};
@@ -55,13 +54,21 @@ fn record_len() -> usize {
     encoded_len("key-0".len(), "value-0".len())
 }
 
-/// A `tracing` subscriber writing into a shared buffer, to check what was logged.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+thread_local! {
+    /// What `tracing` logged on this thread while capturing (`None`: not capturing).
+    static CAPTURED: std::cell::RefCell<Option<Vec<u8>>> = const { std::cell::RefCell::new(None) };
+}
 
-impl Write for Captured {
+/// Writes log lines into this thread's capture buffer, if one is open.
+struct ThreadCapture;
+
+impl Write for ThreadCapture {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        CAPTURED.with(|c| {
+            if let Some(text) = c.borrow_mut().as_mut() {
+                text.extend_from_slice(buf);
+            }
+        });
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -69,21 +76,23 @@ impl Write for Captured {
     }
 }
 
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
+/// Opens the store and returns what it logged. One global subscriber serves every test
+/// thread: a scoped (`with_default`) subscriber is flaky while other threads use the same
+/// log call sites without one, because `tracing` caches per call site whether anyone
+/// listens.
 fn open_logged(dir: &Path, opts: &StoreOptions) -> (Result<ShardStore, StoreError>, String) {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let result = tracing::subscriber::with_default(subscriber, || ShardStore::open(dir, opts));
-    (result, captured.text())
+    static GLOBAL: std::sync::Once = std::sync::Once::new();
+    GLOBAL.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(|| ThreadCapture)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+    });
+    CAPTURED.with(|c| *c.borrow_mut() = Some(Vec::new()));
+    let result = ShardStore::open(dir, opts);
+    let text = CAPTURED.with(|c| c.borrow_mut().take()).unwrap_or_default();
+    (result, String::from_utf8_lossy(&text).into_owned())
 }
 
 #[test]
