@@ -140,7 +140,8 @@ const ZERO_CHUNK_BYTES: usize = 1 << 20;
 /// A frozen memtable waiting to be flushed.
 #[derive(Debug)]
 struct Frozen {
-    memtable: Memtable,
+    /// Shared with the background thread that encodes it as an SSTable.
+    memtable: Arc<Memtable>,
     /// The first WAL segment holding writes newer than this memtable's: the manifest's
     /// `wal_start` once it is flushed.
     next_segment: SegmentNo,
@@ -188,6 +189,9 @@ pub struct ShardStore {
     manifest: Manifest,
     next_table_id: TableId,
     flush_in_flight: Option<TableId>,
+    /// The oldest frozen memtable being encoded as an SSTable on a background thread, so
+    /// the shard keeps serving while its keys are sorted and blocks built.
+    encoding: Option<std::thread::JoinHandle<Vec<u8>>>,
     batch_in_flight: bool,
     last_seq: SeqNo,
     written_seq: SeqNo,
@@ -260,6 +264,7 @@ impl ShardStore {
             next_table_id: manifest.next_table_id,
             manifest,
             flush_in_flight: None,
+            encoding: None,
             batch_in_flight: false,
             last_seq: replay.last_seq,
             written_seq: replay.last_seq,
@@ -277,7 +282,7 @@ impl ShardStore {
     /// fails is an error, never a value.
     pub fn get(&self, key: &[u8]) -> Result<Option<Lookup>, StoreError> {
         let memtables =
-            std::iter::once(&self.active).chain(self.immutables.iter().rev().map(|f| &f.memtable));
+            std::iter::once(&self.active).chain(self.immutables.iter().rev().map(|f| &*f.memtable));
         for memtable in memtables {
             if let Some(entry) = memtable.get(key) {
                 return Ok(Some(Lookup {
@@ -373,7 +378,7 @@ impl ShardStore {
             "memtable frozen"
         );
         self.immutables.push_back(Frozen {
-            memtable,
+            memtable: Arc::new(memtable),
             next_segment,
         });
     }
@@ -427,12 +432,34 @@ impl ShardStore {
         let Some(frozen) = self.immutables.front() else {
             return Ok(None);
         };
-        let mut writer =
-            SstWriter::new(self.opts.sstable_block_bytes, self.opts.bloom_bits_per_key);
-        for (key, version) in frozen.memtable.iter() {
-            writer.add(key, version.seq, version.value.as_deref());
+        let Some(encoding) = self.encoding.take() else {
+            let memtable = Arc::clone(&frozen.memtable);
+            let (block_bytes, bits_per_key) =
+                (self.opts.sstable_block_bytes, self.opts.bloom_bits_per_key);
+            let encode = move || {
+                let mut writer = SstWriter::new(block_bytes, bits_per_key);
+                for (key, version) in memtable.iter() {
+                    writer.add(key, version.seq, version.value.as_deref());
+                }
+                writer.finish()
+            };
+            match std::thread::Builder::new()
+                .name("tskv-flush-encode".into())
+                .spawn(encode)
+            {
+                Ok(handle) => self.encoding = Some(handle),
+                Err(e) => tracing::warn!(error = %e, "cannot start the SSTable encoder; retrying"),
+            }
+            return Ok(None);
+        };
+        if !encoding.is_finished() {
+            self.encoding = Some(encoding);
+            return Ok(None);
         }
-        let buf = writer.finish();
+        let buf = encoding.join().map_err(|_| StoreError::Io {
+            context: "encoding an SSTable".into(),
+            source: io::Error::other("the SSTable encoder panicked"),
+        })?;
         let id = self.next_table_id;
         let path = self.dir.join(id.file_name());
         let file = OpenOptions::new()
@@ -448,6 +475,26 @@ impl ShardStore {
             buf,
             table_id: id.0,
         }))
+    }
+
+    /// [`ShardStore::take_flush`] that waits for the background encoding: for tests and
+    /// tools that drive the store synchronously.
+    pub fn take_flush_blocking(&mut self) -> Result<Option<FlushJob>, StoreError> {
+        loop {
+            if let Some(job) = self.take_flush()? {
+                return Ok(Some(job));
+            }
+            if !self.flush_encoding() {
+                return Ok(None);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    /// Whether a frozen memtable is being encoded in the background: the caller should
+    /// call [`ShardStore::take_flush`] again soon (the encoder does not wake the shard).
+    pub fn flush_encoding(&self) -> bool {
+        self.encoding.is_some()
     }
 
     /// The ring wrote and fdatasynced the SSTable of `job`: install it in the manifest
@@ -483,7 +530,11 @@ impl ShardStore {
         manifest.install(&self.dir)?;
         self.manifest = manifest;
         self.tables.push(table);
-        self.immutables.pop_front();
+        let flushed = self.immutables.pop_front().expect("checked above");
+        // Freeing a large memtable takes a while; do it off the shard thread.
+        let _ = std::thread::Builder::new()
+            .name("tskv-memtable-free".into())
+            .spawn(move || drop(flushed));
         self.flushes += 1;
         self.delete_covered_segments();
         self.maybe_freeze();
@@ -514,7 +565,7 @@ impl ShardStore {
     pub fn len(&self) -> Result<u64, StoreError> {
         let mut sources: Vec<Source<'_>> = Vec::new();
         for memtable in
-            std::iter::once(&self.active).chain(self.immutables.iter().map(|f| &f.memtable))
+            std::iter::once(&self.active).chain(self.immutables.iter().map(|f| &*f.memtable))
         {
             sources.push(Box::new(
                 memtable

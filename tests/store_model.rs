@@ -86,7 +86,7 @@ impl Harness {
     }
 
     fn flush(&mut self) {
-        if let Some(job) = self.store.take_flush().unwrap() {
+        if let Some(job) = self.store.take_flush_blocking().unwrap() {
             self.store.flush_sync(job).unwrap();
         }
     }

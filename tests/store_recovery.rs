@@ -253,7 +253,7 @@ fn store_with_one_sstable(dir: &Path, opts: &StoreOptions) -> ShardStore {
     sync(&mut store);
     assert_eq!(store.stats().immutable_memtables, 1);
     let job = store
-        .take_flush()
+        .take_flush_blocking()
         .unwrap()
         .expect("a frozen memtable to flush");
     store.flush_sync(job).unwrap();
@@ -304,7 +304,7 @@ fn crash_between_sstable_write_and_manifest_install_recovers_from_the_wal() {
     store.delete(b"a-007");
     sync(&mut store);
     let job = store
-        .take_flush()
+        .take_flush_blocking()
         .unwrap()
         .expect("a frozen memtable to flush");
     // The table reaches the disk, but the crash comes before the manifest names it.
@@ -324,7 +324,7 @@ fn crash_between_sstable_write_and_manifest_install_recovers_from_the_wal() {
 
     // The replayed memtable is over its limit, so it is frozen again and flushes normally.
     let job = store
-        .take_flush()
+        .take_flush_blocking()
         .unwrap()
         .expect("the replayed memtable is frozen");
     store.flush_sync(job).unwrap();

@@ -35,7 +35,7 @@ fn persist(store: &mut ShardStore) {
     if let Some(batch) = store.take_wal_batch().unwrap() {
         store.write_batch_sync(batch).unwrap();
     }
-    if let Some(job) = store.take_flush().unwrap() {
+    if let Some(job) = store.take_flush_blocking().unwrap() {
         store.flush_sync(job).unwrap();
     }
 }

@@ -292,7 +292,7 @@ impl Shard {
         if has_work {
             return 0;
         }
-        if self.draining || !self.blocked.is_empty() {
+        if self.draining || !self.blocked.is_empty() || self.store.flush_encoding() {
             return 1;
         }
         if self.config().fsync == FsyncMode::Periodic
