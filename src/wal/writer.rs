@@ -324,3 +324,15 @@ impl WalWriter {
         Ok(old.number)
     }
 }
+
+impl Drop for WalWriter {
+    /// Waits for the segment being prepared and removes it, so nothing writes into the
+    /// directory once the store is gone (a reopen in the same process, a tool reading it).
+    fn drop(&mut self) {
+        if let Some(next) = self.next.take() {
+            if let Ok(Ok(prepared)) = next.thread.join() {
+                prepared.discard();
+            }
+        }
+    }
+}
