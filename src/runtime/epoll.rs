@@ -24,6 +24,9 @@ pub struct Event {
     pub readable: bool,
     /// Writable.
     pub writable: bool,
+    /// The peer closed its side or the socket failed (`EPOLLRDHUP`, `EPOLLHUP`, `EPOLLERR`):
+    /// read until end of stream, even after a short read.
+    pub hangup: bool,
 }
 
 /// An epoll instance and its event buffer.
@@ -111,6 +114,7 @@ impl Epoll {
                     & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR)
                     != 0,
                 writable: flags & (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) != 0,
+                hangup: flags & (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) != 0,
             });
         }
         Ok(())

@@ -162,6 +162,9 @@ pub struct Conn {
     pub close_after_flush: bool,
     /// The peer closed its sending side (read returned 0) or the socket failed.
     pub peer_closed: bool,
+    /// Epoll reported a hang-up: a short read no longer means "drained", since the end of
+    /// stream raises no further edge.
+    pub hangup_seen: bool,
     /// Stopped until the client reads its replies or a queue/flush frees up.
     pub blocked: bool,
     /// Listed in the shard's durability waiters.
@@ -258,6 +261,7 @@ impl Conn {
             readable: true,
             close_after_flush: false,
             peer_closed: false,
+            hangup_seen: false,
             blocked: false,
             waiting_durable: false,
             dirty: false,

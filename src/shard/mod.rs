@@ -343,9 +343,8 @@ impl Shard {
                     }
                     if event.readable {
                         let conn = self.conn_mut(key).expect("checked");
-                        if !conn.readable {
-                            conn.readable = true;
-                        }
+                        conn.readable = true;
+                        conn.hangup_seen |= event.hangup;
                         self.ready.push(key);
                     }
                     if event.writable {
@@ -488,6 +487,7 @@ impl Shard {
             let conn = self.conn_mut(key).expect("exists");
             match conn.read_once() {
                 ReadOutcome::Data => {}
+                ReadOutcome::DataDrained if conn.hangup_seen => {}
                 ReadOutcome::DataDrained | ReadOutcome::Drained => conn.readable = false,
                 ReadOutcome::Closed => {
                     conn.readable = false;
