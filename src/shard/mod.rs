@@ -737,25 +737,14 @@ impl Shard {
             }
         };
         let need_sync = self.config().fsync == FsyncMode::Always;
-        let mut write = InFlightWrite::new(batch.file.clone(), batch.offset, batch.buf.len());
-        let submitted = self
-            .ring
-            .write_at(
-                batch.file.clone(),
-                batch.buf,
-                0,
-                batch.offset,
-                TAG_WAL_WRITE,
-                need_sync,
-            )
-            .and_then(|()| {
-                if need_sync {
-                    write.syncs_pending += 1;
-                    self.ring.fdatasync(batch.file.clone(), TAG_WAL_SYNC)
-                } else {
-                    Ok(())
-                }
-            });
+        let (write, submitted) = submit_write(
+            &mut self.ring,
+            batch.file,
+            batch.buf,
+            batch.offset,
+            (TAG_WAL_WRITE, TAG_WAL_SYNC),
+            need_sync,
+        );
         self.wal_write = Some((write, batch.last_seq));
         if let Err(e) = submitted {
             self.poison(format!("WAL write submission failed: {e}"));
@@ -774,12 +763,14 @@ impl Shard {
                 return;
             }
         };
-        let mut write = InFlightWrite::new(job.file.clone(), 0, job.buf.len());
-        write.syncs_pending = 1;
-        let submitted = self
-            .ring
-            .write_at(job.file.clone(), job.buf, 0, 0, TAG_FLUSH_WRITE, true)
-            .and_then(|()| self.ring.fdatasync(job.file.clone(), TAG_FLUSH_SYNC));
+        let (write, submitted) = submit_write(
+            &mut self.ring,
+            job.file,
+            job.buf,
+            0,
+            (TAG_FLUSH_WRITE, TAG_FLUSH_SYNC),
+            true,
+        );
         self.flush_write = Some((write, job.table_id));
         if let Err(e) = submitted {
             self.poison(format!("SSTable write submission failed: {e}"));
@@ -895,6 +886,26 @@ impl Shard {
         ShardMetrics::set(&metrics.last_seq, stats.last_seq.0);
         ShardMetrics::set(&metrics.durable_seq, stats.durable_seq.0);
     }
+}
+
+/// Queues a write of `buf` at `offset` of `file` and, with `need_sync`, a linked
+/// fdatasync after it; returns the tracking state (kept even if queueing failed, so the
+/// caller can poison and still account for what was lent to the ring).
+fn submit_write(
+    ring: &mut Ring,
+    file: Arc<File>,
+    buf: Vec<u8>,
+    offset: u64,
+    (write_tag, sync_tag): (u64, u64),
+    need_sync: bool,
+) -> (InFlightWrite, io::Result<()>) {
+    let mut write = InFlightWrite::new(file.clone(), offset, buf.len());
+    let mut submitted = ring.write_at(file.clone(), buf, 0, offset, write_tag, need_sync);
+    if submitted.is_ok() && need_sync {
+        write.syncs_pending = 1;
+        submitted = ring.fdatasync(file, sync_tag);
+    }
+    (write, submitted)
 }
 
 /// Advances a ring write with its linked fdatasync by one completion: resubmits the rest
