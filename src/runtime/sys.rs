@@ -132,3 +132,13 @@ impl SignalFd {
         (n == size as isize).then_some(info.ssi_signo)
     }
 }
+
+/// Restores the default action of `SIGPIPE` (terminate quietly), which Rust programs
+/// ignore by default, so a command-line tool piped into `head` stops like other Unix tools
+/// instead of panicking on a failed `println!`.
+pub fn restore_default_sigpipe() {
+    // SAFETY: installs the default disposition; no handler code runs in our process.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}

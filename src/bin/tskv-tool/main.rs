@@ -134,6 +134,7 @@ impl From<tskv::store::StoreError> for ToolError {
 }
 
 fn main() -> ExitCode {
+    tskv::runtime::sys::restore_default_sigpipe();
     let args = Args::parse();
     match run(&args) {
         Ok(code) => code,
