@@ -396,12 +396,15 @@ impl Args {
         if self.ts_span_hours == 0 {
             return Err("--ts-span-hours must be at least 1".into());
         }
-        if self.perf_cmd.as_deref().is_some_and(|c| c.trim().is_empty()) {
+        if self
+            .perf_cmd
+            .as_deref()
+            .is_some_and(|c| c.trim().is_empty())
+        {
             return Err("--perf-cmd is empty".into());
         }
         Ok(())
     }
-
 
     /// The servers to connect to, as given: `--target`s, or `--host:--port`.
     pub fn target_strings(&self) -> Vec<String> {

@@ -396,10 +396,16 @@ mod tests {
         let reads: Vec<u64> = (0..10_000)
             .map(|_| gen.next_key(&mut rng, Access::Read))
             .collect();
-        assert!(reads.iter().all(|&k| (51..=150).contains(&k)), "outside the live window");
+        assert!(
+            reads.iter().all(|&k| (51..=150).contains(&k)),
+            "outside the live window"
+        );
         let newest = reads.iter().filter(|&&k| k == 150).count();
         let oldest = reads.iter().filter(|&&k| k == 51).count();
-        assert!(newest > 10 * oldest.max(1), "newest {newest}, oldest {oldest}");
+        assert!(
+            newest > 10 * oldest.max(1),
+            "newest {newest}, oldest {oldest}"
+        );
     }
 
     #[test]

@@ -307,10 +307,7 @@ fn run_ramp(
 
 /// Runs one phase: spawns the client threads, starts them together, collects their
 /// intervals, and starts / stops the profiler around the measured window if asked.
-fn run_phase(
-    ctx: &RunContext<'_>,
-    spec: &PhaseSpec,
-) -> Result<(Collected, f64), Box<dyn Error>> {
+fn run_phase(ctx: &RunContext<'_>, spec: &PhaseSpec) -> Result<(Collected, f64), Box<dyn Error>> {
     let args = ctx.args;
     let config = Arc::new(EngineConfig {
         pipeline: spec.info.pipeline,
@@ -603,7 +600,6 @@ fn dump_commands(
     while left > 0 {
         emit(&mut generator, &mut left)?;
     }
-    drop(emit);
     out.flush()
 }
 

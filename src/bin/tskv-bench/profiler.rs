@@ -101,7 +101,10 @@ impl Profiler {
                 self.fail(format!("it exited at once ({status})"));
             }
             Ok(None) | Err(_) => {
-                eprintln!("tskv-bench: profiling the measured window: {}", self.spec.describe());
+                eprintln!(
+                    "tskv-bench: profiling the measured window: {}",
+                    self.spec.describe()
+                );
                 self.child = Some(child);
                 self.ran = true;
             }

@@ -333,7 +333,12 @@ impl RunReport<'_> {
             corrected_p99_9_us: corrected.p99_9_us,
             behind_schedule: all.behind_schedule,
             errors: all.errors + all.unexpected,
-            lost_or_unsent: self.collected.threads.iter().map(|t| t.lost + t.unsent).sum(),
+            lost_or_unsent: self
+                .collected
+                .threads
+                .iter()
+                .map(|t| t.lost + t.unsent)
+                .sum(),
         }
     }
 

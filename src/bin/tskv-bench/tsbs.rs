@@ -56,7 +56,10 @@ pub const VALUE_MAX: f64 = 100.0;
 pub const STEP_MAX: f64 = 3.0;
 
 const REGIONS: [(&str, &[&str]); 9] = [
-    ("us-east-1", &["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1e"]),
+    (
+        "us-east-1",
+        &["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1e"],
+    ),
     ("us-west-1", &["us-west-1a", "us-west-1b"]),
     ("us-west-2", &["us-west-2a", "us-west-2b", "us-west-2c"]),
     ("eu-west-1", &["eu-west-1a", "eu-west-1b", "eu-west-1c"]),
@@ -118,7 +121,10 @@ pub fn series_labels(series_index: u64) -> Vec<(&'static str, String)> {
         ("team", pick(&mut rng, &TEAMS).to_string()),
         ("service", rng.gen_range(0..20u32).to_string()),
         ("service_version", rng.gen_range(0..2u32).to_string()),
-        ("service_environment", pick(&mut rng, &ENVIRONMENTS).to_string()),
+        (
+            "service_environment",
+            pick(&mut rng, &ENVIRONMENTS).to_string(),
+        ),
         ("measurement", "cpu".to_string()),
         (
             "field",
@@ -157,7 +163,10 @@ impl CpuIngest {
         let hosts: Vec<u64> = (thread_index as u64..config.hosts)
             .step_by(threads as usize)
             .collect();
-        assert!(!hosts.is_empty(), "client thread {thread_index} has no host");
+        assert!(
+            !hosts.is_empty(),
+            "client thread {thread_index} has no host"
+        );
         let mut rng = SmallRng::seed_from_u64(seed);
         let values = hosts
             .iter()

@@ -425,10 +425,7 @@ impl Workload {
     /// Appends `SET key value` of `request` (an RMW's write, once its GET was answered).
     pub fn encode_set(&mut self, request: &Request, out: &mut Vec<u8>) {
         self.key_text(request.key_index);
-        resp_client::encode_command(
-            out,
-            &[b"SET", &self.key, &self.value[..request.value_len]],
-        );
+        resp_client::encode_command(out, &[b"SET", &self.key, &self.value[..request.value_len]]);
     }
 
     fn encode_create(&mut self, series: u64, out: &mut Vec<u8>) {
@@ -735,7 +732,10 @@ mod tests {
         let mut out = Vec::new();
         Workload::new(&cfg, 0, 0, 1).next(&mut out);
         let args = &args_of(&out)[0];
-        assert_eq!(args[..4], ["TS.CREATE", "cpu:host_0:usage_user", "LABELS", "hostname"]);
+        assert_eq!(
+            args[..4],
+            ["TS.CREATE", "cpu:host_0:usage_user", "LABELS", "hostname"]
+        );
     }
 
     #[test]
