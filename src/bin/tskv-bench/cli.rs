@@ -8,14 +8,17 @@ use clap::{Parser, ValueEnum};
 use serde::Serialize;
 
 use crate::limits;
+use crate::ramp::RateRamp;
 
 /// The flags of `tskv-bench`.
 #[derive(Debug, Clone, Parser, Serialize)]
+#[command(group(clap::ArgGroup::new("open_loop").args(["rate", "rate_ramp"])))]
 #[command(
     name = "tskv-bench",
     version,
-    about = "Load generator for RESP servers (tskv, Redis): closed or open loop, SET/GET mix, \
-             HdrHistogram latencies, its own CPU use and a host manifest"
+    about = "Load generator for RESP servers (tskv, Redis): closed or open loop, SET/GET mix \
+             or YCSB / TSBS presets, rate ramps, HdrHistogram latencies, its own CPU use and a \
+             host manifest"
 )]
 pub struct Args {
     /// Server host (ignored when --target is given).
@@ -52,7 +55,7 @@ pub struct Args {
     pub rate: Option<f64>,
 
     /// Open loop with exponential inter-arrival times instead of evenly spaced sends.
-    #[arg(long, requires = "rate")]
+    #[arg(long, requires = "open_loop")]
     pub poisson: bool,
 
     /// Measured seconds (after warm-up). Default 10 unless --requests is given.
@@ -67,25 +70,76 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 0.0)]
     pub warmup: f64,
 
-    /// SET:GET mix, e.g. `1:10`.
-    #[arg(long, default_value = "1:10")]
-    pub ratio: Ratio,
+    /// SET:GET mix, e.g. `1:10` [default: 1:10].
+    #[arg(long, conflicts_with = "workload")]
+    pub ratio: Option<Ratio>,
+
+    /// A preset workload instead of --ratio. YCSB presets send 1000-byte values unless
+    /// --value-size is given; INSERTs write keys beyond --keys, which `latest` follows.
+    /// There are no range commands yet, so a YCSB SCAN of L keys is an MGET of L
+    /// consecutive keys from the drawn one. The TSBS presets send TS.* commands (see
+    /// --hosts, --create-series, --dump-commands).
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub workload: Option<Preset>,
+
+    /// First SET every one of --keys keys in order (pipelined, closed loop), reported as a
+    /// separate load phase before the measured run.
+    #[arg(long)]
+    pub load: bool,
+
+    /// TSBS presets: simulated hosts (10 cpu series each).
+    #[arg(long, default_value_t = 100)]
+    pub hosts: u64,
+
+    /// tsbs-cpu-query: queries draw their one-hour windows from this many hours of
+    /// simulated time from the TSBS start (2016-01-01T00:00:00Z).
+    #[arg(long, value_name = "HOURS", default_value_t = 24)]
+    pub ts_span_hours: u64,
+
+    /// TSBS presets: first send `TS.CREATE key LABELS ...` for every series, reported as a
+    /// separate phase.
+    #[arg(long)]
+    pub create_series: bool,
 
     /// Keyspace size.
     #[arg(long, default_value_t = 100_000)]
     pub keys: u64,
 
-    /// How keys are drawn from the keyspace.
-    #[arg(long, value_enum, default_value_t = KeyDistKind::Uniform)]
-    pub key_dist: KeyDistKind,
+    /// How keys are drawn from the keyspace [default: uniform; YCSB presets: zipfian,
+    /// ycsb-d: latest].
+    #[arg(long, value_enum)]
+    pub key_dist: Option<KeyDistKind>,
 
     /// Prefix of every key; the key index follows, zero-padded to 12 digits.
     #[arg(long, default_value = "key:")]
     pub key_prefix: String,
 
-    /// SET value size in bytes: `N` or `MIN-MAX` (uniform).
-    #[arg(long, value_name = "N|MIN-MAX", default_value = "32")]
-    pub value_size: ValueSize,
+    /// SET value size in bytes: `N` or `MIN-MAX` (uniform) [default: 32; YCSB presets:
+    /// 1000, YCSB's 10 fields of 100 bytes].
+    #[arg(long, value_name = "N|MIN-MAX")]
+    pub value_size: Option<ValueSize>,
+
+    /// Open-loop rate ramp: runs at START, START+STEP, ... up to END ops/s, SECONDS each
+    /// (--warmup once before the first step), then prints throughput against corrected
+    /// latency per step and marks the knee: the first step that achieves under 95% of its
+    /// target, or whose corrected p99 exceeds 10x the first step's.
+    #[arg(long, value_name = "START:END:STEP:SECONDS", conflicts_with_all = ["rate", "duration", "requests"])]
+    pub rate_ramp: Option<RateRamp>,
+
+    /// Run `perf record -g -p PID -o FILE` over exactly the measured window (started after
+    /// warm-up, stopped with SIGINT at the end). If perf cannot start, the benchmark warns
+    /// and carries on.
+    #[arg(long, value_name = "PID", conflicts_with = "perf_cmd")]
+    pub perf_record: Option<u32>,
+
+    /// Output file of --perf-record.
+    #[arg(long, value_name = "FILE", default_value = "perf.data")]
+    pub perf_output: PathBuf,
+
+    /// A shell command (`sh -c`) started when the measured window starts and sent SIGINT
+    /// (its whole process group) when it ends: for other profilers.
+    #[arg(long, value_name = "CMD")]
+    pub perf_cmd: Option<String>,
 
     /// Seed; thread i uses seed + i, so the same flags give the same key sequence.
     #[arg(long)]
@@ -106,6 +160,53 @@ pub struct Args {
     /// Print the first N requests (command and key) of thread 0 and exit.
     #[arg(long, hide = true, value_name = "N")]
     pub dump_keys: Option<u64>,
+
+    /// Print the first N commands of thread 0 as they would be sent (setup phases first),
+    /// one a line, arguments escaped as redis-cli does, and exit without connecting.
+    #[arg(long, value_name = "N", conflicts_with = "dump_keys")]
+    pub dump_commands: Option<u64>,
+}
+
+/// Preset workloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// YCSB A, update heavy: 50% read, 50% update, zipfian.
+    YcsbA,
+    /// YCSB B, read mostly: 95% read, 5% update, zipfian.
+    YcsbB,
+    /// YCSB C, read only: 100% read, zipfian.
+    YcsbC,
+    /// YCSB D, read latest: 95% read, 5% insert, key-dist latest.
+    YcsbD,
+    /// YCSB E, short ranges: 95% scan (MGET of 1..=100 consecutive keys), 5% insert, zipfian.
+    YcsbE,
+    /// YCSB F, read-modify-write: 50% read, 50% RMW (GET then SET of one key on one
+    /// connection, one op with its own latency row), zipfian.
+    YcsbF,
+    /// TSBS cpu-only ingest: per host and 10 s step, TS.MADD of its 10 metrics.
+    TsbsCpuIngest,
+    /// TSBS cpu-only queries: TS.RANGE of one series and TS.MRANGE ... FILTER
+    /// hostname=host_N, over random one-hour windows.
+    TsbsCpuQuery,
+}
+
+impl Preset {
+    /// The flag value, e.g. `ycsb-a`.
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .map_or_else(String::new, |v| v.get_name().to_string())
+    }
+
+    /// Whether this is a YCSB preset.
+    pub fn is_ycsb(self) -> bool {
+        !self.is_tsbs()
+    }
+
+    /// Whether this is a TSBS preset.
+    pub fn is_tsbs(self) -> bool {
+        matches!(self, Preset::TsbsCpuIngest | Preset::TsbsCpuQuery)
+    }
 }
 
 /// Key distributions, see [`crate::keydist`].
@@ -269,6 +370,39 @@ impl Args {
                 return Err("--cpus is empty".into());
             }
         }
+        self.validate_presets()
+    }
+
+    fn validate_presets(&self) -> Result<(), String> {
+        let tsbs = self.workload.is_some_and(Preset::is_tsbs);
+        if self.create_series && !tsbs {
+            return Err("--create-series needs a tsbs-* --workload".into());
+        }
+        if self.load && tsbs {
+            return Err("--load fills the key-value keyspace; use --create-series for TSBS".into());
+        }
+        if tsbs && self.dump_keys.is_some() {
+            return Err("--dump-keys shows key-value requests; use --dump-commands".into());
+        }
+        if self.hosts == 0 {
+            return Err("--hosts must be at least 1".into());
+        }
+        if self.workload == Some(Preset::TsbsCpuIngest) && self.hosts < self.threads as u64 {
+            return Err(format!(
+                "--hosts {} is fewer than --threads {}: each thread ingests its own hosts",
+                self.hosts, self.threads
+            ));
+        }
+        if self.ts_span_hours == 0 {
+            return Err("--ts-span-hours must be at least 1".into());
+        }
+        if self
+            .perf_cmd
+            .as_deref()
+            .is_some_and(|c| c.trim().is_empty())
+        {
+            return Err("--perf-cmd is empty".into());
+        }
         Ok(())
     }
 
@@ -315,6 +449,36 @@ mod tests {
         let v: ValueSize = "3".parse().unwrap();
         assert_eq!((v.min_bytes, v.max_bytes), (3, 3));
         assert!("64-16".parse::<ValueSize>().is_err());
+    }
+
+    #[test]
+    fn presets_exclude_ratio_and_check_their_companions() {
+        let parse = |flags: &[&str]| {
+            let mut argv = vec!["tskv-bench"];
+            argv.extend_from_slice(flags);
+            Args::try_parse_from(argv).map_err(|e| e.to_string())
+        };
+        let args = parse(&["--workload", "ycsb-e"]).unwrap();
+        assert_eq!(args.workload, Some(Preset::YcsbE));
+        assert_eq!(Preset::YcsbE.name(), "ycsb-e");
+        assert!(parse(&["--workload", "ycsb-a", "--ratio", "1:1"]).is_err());
+        assert!(parse(&["--workload", "ycsb-z"]).is_err());
+        let no_ts = parse(&["--create-series"]).unwrap();
+        assert!(no_ts.validate().is_err());
+        let load_ts = parse(&["--workload", "tsbs-cpu-ingest", "--load"]).unwrap();
+        assert!(load_ts.validate().is_err());
+        let few_hosts = parse(&[
+            "--workload",
+            "tsbs-cpu-ingest",
+            "--hosts",
+            "1",
+            "--threads",
+            "2",
+        ])
+        .unwrap();
+        assert!(few_hosts.validate().is_err());
+        assert!(parse(&["--rate-ramp", "1:2:1:1", "--rate", "5"]).is_err());
+        assert!(parse(&["--perf-record", "1", "--perf-cmd", "x"]).is_err());
     }
 
     #[test]

@@ -37,7 +37,7 @@ use crate::limits;
 use crate::resp_client::{parse_reply, ProtocolError};
 use crate::stats::{IntervalClock, IntervalReport, PerCommand, ThreadSummary, WorkerMessage};
 use crate::sys::{self, Epoll, Interest};
-use crate::workload::{Command, Outcome, Workload, WorkloadConfig};
+use crate::workload::{Command, Outcome, Request, Workload, WorkloadConfig};
 
 /// Open-loop parameters.
 #[derive(Debug, Clone, Copy)]
@@ -234,10 +234,13 @@ fn io_error(addr: SocketAddr) -> impl FnOnce(io::Error) -> EngineError {
 /// A request awaiting its reply.
 #[derive(Debug, Clone, Copy)]
 struct InFlight {
-    command: Command,
+    request: Request,
     intended_ns: u64,
     sent_ns: u64,
     measured: bool,
+    /// The GET of a read-modify-write: its reply triggers the SET, which keeps this entry's
+    /// times, so the RMW is timed from its GET's (intended) send to its SET's reply.
+    rmw_read: bool,
 }
 
 /// A connection's intended send times (open loop), ns since the run's start.
@@ -407,7 +410,7 @@ impl Recorder {
         if request.measured == self.warmup {
             return;
         }
-        let stats = &mut self.commands[request.command.index()];
+        let stats = &mut self.commands[request.request.command.index()];
         match outcome {
             Outcome::Ok => {
                 stats.ok += 1;
@@ -455,8 +458,7 @@ impl Issuer {
         now_ns: u64,
         behind: bool,
     ) {
-        let request = self.workload.next_request();
-        self.workload.encode(&request, &mut conn.out);
+        let request = self.workload.next(&mut conn.out);
         let measured = intended_ns >= self.warmup_end_ns;
         if measured {
             if let Some(quota) = &mut self.quota_left {
@@ -471,10 +473,11 @@ impl Issuer {
             now_ns.saturating_sub(intended_ns),
         );
         conn.inflight.push_back(InFlight {
-            command: request.command,
+            request,
             intended_ns,
             sent_ns: now_ns,
             measured,
+            rmw_read: request.command == Command::Rmw,
         });
     }
 }
@@ -728,7 +731,9 @@ impl Worker {
             };
             conn.in_end += read;
             let now_ns = self.now();
-            self.take_replies(c, now_ns)?;
+            if self.take_replies(c, now_ns)? {
+                self.flush(c)?;
+            }
             // A short read drained the socket; skip the read that would say EAGAIN.
             if read < space {
                 return Ok(());
@@ -736,10 +741,15 @@ impl Worker {
         }
     }
 
-    fn take_replies(&mut self, c: usize, now_ns: u64) -> Result<(), EngineError> {
-        let Worker { conns, rec, .. } = self;
+    /// Handles every complete reply of connection `c`; returns whether it queued requests
+    /// (the SETs of read-modify-writes) that need a flush.
+    fn take_replies(&mut self, c: usize, now_ns: u64) -> Result<bool, EngineError> {
+        let Worker {
+            conns, rec, issuer, ..
+        } = self;
         let conn = &mut conns[c];
         let mut replies = 0usize;
+        let mut queued = false;
         loop {
             let parsed =
                 parse_reply(&conn.inbuf[conn.in_start..conn.in_end]).map_err(|source| {
@@ -755,7 +765,21 @@ impl Worker {
                 .inflight
                 .pop_front()
                 .ok_or(EngineError::Unsolicited(conn.addr))?;
-            rec.on_reply(&request, request.command.judge(&reply), now_ns);
+            if request.rmw_read {
+                let outcome = Command::Get.judge(&reply);
+                if outcome == Outcome::Ok {
+                    issuer.workload.encode_set(&request.request, &mut conn.out);
+                    conn.inflight.push_back(InFlight {
+                        rmw_read: false,
+                        ..request
+                    });
+                    queued = true;
+                } else {
+                    rec.on_reply(&request, outcome, now_ns);
+                }
+            } else {
+                rec.on_reply(&request, request.request.command.judge(&reply), now_ns);
+            }
             conn.in_start += used;
             replies += 1;
         }
@@ -766,7 +790,7 @@ impl Worker {
             conn.in_start = 0;
             conn.in_end = 0;
         }
-        Ok(())
+        Ok(queued)
     }
 
     fn issuing_over(&self, now_ns: u64) -> bool {
@@ -872,7 +896,8 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{KeyDistKind, Ratio, ValueSize};
+    use crate::cli::{KeyDistKind, ValueSize};
+    use crate::workload::{Mix, OpWeights};
 
     fn config(clients_total: usize, open_loop: Option<OpenLoop>) -> EngineConfig {
         EngineConfig {
@@ -884,7 +909,11 @@ mod tests {
             threads: 1,
             seed: 0,
             workload: WorkloadConfig {
-                ratio: Ratio { set: 1, get: 1 },
+                mix: Mix::KeyValue(OpWeights {
+                    read: 1,
+                    update: 1,
+                    ..OpWeights::default()
+                }),
                 keys: 10,
                 key_dist: KeyDistKind::Uniform,
                 key_prefix: b"k:".to_vec(),
@@ -892,6 +921,7 @@ mod tests {
                     min_bytes: 1,
                     max_bytes: 1,
                 },
+                scan_len_max: 100,
             },
         }
     }

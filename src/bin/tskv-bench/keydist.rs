@@ -72,7 +72,17 @@ impl KeyGenerator {
         Self { keys, state }
     }
 
-    /// The next key index, in `0..keys`.
+    /// Tells the generator that `key_index` (≥ `keys`, beyond the initial keyspace) was just
+    /// inserted. `latest` then reads relative to it: zipfian over the last `keys` inserted
+    /// indexes, newest first. Other distributions keep drawing from `0..keys`.
+    pub fn inserted(&mut self, key_index: u64) {
+        if let State::Latest { newest, .. } = &mut self.state {
+            *newest = key_index;
+        }
+    }
+
+    /// The next key index: in `0..keys`, or for `latest` after [`KeyGenerator::inserted`],
+    /// at most the newest inserted index.
     pub fn next_key<R: Rng + ?Sized>(&mut self, rng: &mut R, access: Access) -> u64 {
         let keys = self.keys;
         let key = match &mut self.state {
@@ -94,11 +104,16 @@ impl KeyGenerator {
                 }
                 Access::Read => {
                     let rank = ranks.sample(rng) % keys;
-                    (*newest + keys - rank) % keys
+                    if *newest >= keys {
+                        // Inserts extended the keyspace: the last `keys` indexes are live.
+                        *newest - rank
+                    } else {
+                        (*newest + keys - rank) % keys
+                    }
                 }
             },
         };
-        debug_assert!(key < keys);
+        debug_assert!(key < keys || matches!(self.state, State::Latest { .. }));
         key
     }
 }
@@ -370,6 +385,27 @@ mod tests {
                 "rank {rank}: observed {observed:.5}, expected {expected:.5}"
             );
         }
+    }
+
+    #[test]
+    fn latest_follows_inserts_beyond_the_keyspace() {
+        let keys = 100;
+        let mut rng = SmallRng::seed_from_u64(8);
+        let mut gen = KeyGenerator::new(KeyDistKind::Latest, keys, keys - 1);
+        gen.inserted(150);
+        let reads: Vec<u64> = (0..10_000)
+            .map(|_| gen.next_key(&mut rng, Access::Read))
+            .collect();
+        assert!(
+            reads.iter().all(|&k| (51..=150).contains(&k)),
+            "outside the live window"
+        );
+        let newest = reads.iter().filter(|&&k| k == 150).count();
+        let oldest = reads.iter().filter(|&&k| k == 51).count();
+        assert!(
+            newest > 10 * oldest.max(1),
+            "newest {newest}, oldest {oldest}"
+        );
     }
 
     #[test]

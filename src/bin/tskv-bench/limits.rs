@@ -63,3 +63,28 @@ pub const ZETA_EXACT_ITEMS_MAX: u64 = 1_000_000;
 
 const _: () = assert!(LINE_LEN_MAX_BYTES <= READ_CHUNK_BYTES);
 const _: () = assert!(SPIN_THRESHOLD_NS < INTERVAL_NS);
+
+/// Most steps a `--rate-ramp` may have.
+pub const RAMP_STEPS_MAX: usize = 1000;
+
+/// A ramp step achieving less than this share of its target rate is the knee.
+pub const KNEE_ACHIEVED_MIN_SHARE: f64 = 0.95;
+
+/// A ramp step whose corrected p99 exceeds this multiple of the first step's is the knee.
+pub const KNEE_P99_GROWTH_MAX: f64 = 10.0;
+
+/// YCSB's default record: 10 fields of 100 bytes.
+pub const YCSB_VALUE_BYTES: usize = 1000;
+
+/// Longest YCSB scan (workload E's `maxscanlength`).
+pub const YCSB_SCAN_LEN_MAX: u32 = 100;
+
+/// Pipeline depth of the `--load` phase when `--pipeline` is shallower.
+pub const LOAD_PIPELINE_MIN: usize = 16;
+
+/// After SIGINT, how long a profiler may take to write its output and exit before it is
+/// killed.
+pub const PROFILER_EXIT_TIMEOUT_MS: u64 = 30_000;
+
+/// A profiler that exits this soon after its start is reported as having failed to start.
+pub const PROFILER_START_CHECK_MS: u64 = 300;

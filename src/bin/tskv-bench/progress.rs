@@ -36,6 +36,8 @@ pub struct CollectOptions {
     pub quiet: bool,
     /// Where to write the interval log.
     pub hdr_log: Option<PathBuf>,
+    /// The commands the workload sends: the ones the interval log has tags for.
+    pub commands: Vec<Command>,
 }
 
 /// Everything the client threads reported.
@@ -80,7 +82,8 @@ pub fn collect(
             IntervalLogWriterBuilder::new()
                 .add_comment("tskv-bench latency intervals; values in nanoseconds")
                 .add_comment(
-                    "tags: set/get (open loop: corrected), set-uncorrected/get-uncorrected",
+                    "tags: the lower-case command name (open loop: corrected latency) and \
+                     NAME-uncorrected, e.g. set/set-uncorrected",
                 )
                 .with_start_time(options.start_wall)
                 .with_base_time(options.start_wall)
@@ -159,6 +162,7 @@ struct CollectState {
     clock: IntervalClock,
     threads: usize,
     open_loop: bool,
+    commands: Vec<Command>,
     pending: BTreeMap<u32, PendingInterval>,
     next_index: u32,
     totals: PerCommand,
@@ -172,6 +176,7 @@ impl CollectState {
             clock: IntervalClock::new(options.warmup_ns),
             threads: options.threads,
             open_loop: options.open_loop,
+            commands: options.commands.clone(),
             pending: BTreeMap::new(),
             next_index: 0,
             totals: PerCommand::default(),
@@ -212,7 +217,8 @@ impl CollectState {
             return Ok(());
         }
         if let Some(log) = log {
-            write_interval(log, start_ns, end_ns, &interval.commands, self.open_loop)?;
+            let commands = (&interval.commands, &self.commands[..]);
+            write_interval(log, start_ns, end_ns, commands, self.open_loop)?;
         }
         for (total, part) in self.totals.iter_mut().zip(&interval.commands) {
             total.merge(part);
@@ -225,12 +231,12 @@ fn write_interval<W: Write>(
     log: &mut IntervalLogWriter<'_, '_, W, V2DeflateSerializer>,
     start_ns: u64,
     end_ns: u64,
-    commands: &PerCommand,
+    (commands, active): (&PerCommand, &[Command]),
     open_loop: bool,
 ) -> io::Result<()> {
     let start = Duration::from_nanos(start_ns);
     let length = Duration::from_nanos(end_ns - start_ns);
-    for command in Command::ALL {
+    for &command in active {
         let stats = &commands[command.index()];
         let name = command.name().to_ascii_lowercase();
         let uncorrected_tag = format!("{name}-uncorrected");
@@ -359,7 +365,15 @@ mod tests {
                 .with_max_value_divisor(1e6)
                 .begin_log_with(&mut bytes, &mut serializer)
                 .unwrap();
-            write_interval(&mut log, 1_000_000_000, 2_000_000_000, &commands, true).unwrap();
+            let active = [Command::Set, Command::Get];
+            write_interval(
+                &mut log,
+                1_000_000_000,
+                2_000_000_000,
+                (&commands, &active),
+                true,
+            )
+            .unwrap();
         }
         let mut seen = Vec::new();
         for entry in IntervalLogIterator::new(&bytes) {

@@ -4,7 +4,6 @@
 
 use std::fmt::Write as _;
 
-use clap::ValueEnum;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -13,6 +12,7 @@ use crate::cli::Args;
 use crate::host::HostManifest;
 use crate::limits;
 use crate::progress::Collected;
+use crate::ramp::StepResult;
 use crate::stats::CommandStats;
 use crate::workload::Command;
 
@@ -54,10 +54,29 @@ impl Percentiles {
     }
 }
 
-/// Everything about a finished run that the report shows.
+/// What one phase of a run (load, create-series, the measured run, a ramp step) was.
+#[derive(Debug, Clone)]
+pub struct PhaseInfo {
+    /// `run`, `load`, `create-series` or `ramp step N`.
+    pub label: String,
+    /// Open loop at this many ops/s; `None`: closed loop.
+    pub rate_per_s: Option<f64>,
+    /// Warm-up before the phase's measured window.
+    pub warmup_s: f64,
+    /// One line saying what was sent.
+    pub description: String,
+    /// The commands the phase sends, in report order.
+    pub commands: Vec<Command>,
+    /// Requests each connection keeps outstanding at most.
+    pub pipeline: usize,
+}
+
+/// Everything about a finished phase that the report shows.
 pub struct RunReport<'a> {
     /// The flags.
     pub args: &'a Args,
+    /// The phase.
+    pub phase: &'a PhaseInfo,
     /// The seed actually used.
     pub seed: u64,
     /// Resolved server addresses.
@@ -65,7 +84,7 @@ pub struct RunReport<'a> {
     /// What the client threads reported.
     pub collected: &'a Collected,
     /// The machine.
-    pub host: HostManifest,
+    pub host: &'a HostManifest,
     /// Wall-clock start, seconds since the Unix epoch.
     pub started_unix_s: f64,
 }
@@ -82,12 +101,12 @@ struct Row<'a> {
 
 impl RunReport<'_> {
     fn open_loop(&self) -> bool {
-        self.args.rate.is_some()
+        self.phase.rate_per_s.is_some()
     }
 
     /// Measured window in seconds: end of warm-up to the last reply of a measured request.
     pub fn window_s(&self) -> f64 {
-        let warmup_ns = secs_to_ns(self.args.warmup);
+        let warmup_ns = secs_to_ns(self.phase.warmup_s);
         let last = self
             .collected
             .threads
@@ -149,7 +168,7 @@ impl RunReport<'_> {
     pub fn table(&self) -> String {
         let a = self.args;
         let mut out = String::new();
-        let mode = match a.rate {
+        let mode = match self.phase.rate_per_s {
             Some(rate) => format!(
                 "open loop at {rate} ops/s ({})",
                 if a.poisson {
@@ -162,28 +181,24 @@ impl RunReport<'_> {
         };
         let _ = writeln!(
             out,
-            "tskv-bench: {mode}, {} connection(s) x pipeline {} over {} thread(s), target(s) {}",
+            "tskv-bench {}: {mode}, {} connection(s) x pipeline {} over {} thread(s), target(s) {}",
+            self.phase.label,
             a.clients,
-            a.pipeline,
+            self.phase.pipeline,
             a.threads,
             self.targets.join(" ")
         );
         let _ = writeln!(
             out,
-            "measured {:.2} s after {} s warm-up; SET:GET {}:{}; {} keys {}; values {}-{} bytes; seed {}",
+            "measured {:.2} s after {} s warm-up; {}; seed {}",
             self.window_s(),
-            a.warmup,
-            a.ratio.set,
-            a.ratio.get,
-            a.keys,
-            a.key_dist.to_possible_value().map_or_else(String::new, |v| v.get_name().to_string()),
-            a.value_size.min_bytes,
-            a.value_size.max_bytes,
+            self.phase.warmup_s,
+            self.phase.description,
             self.seed
         );
         let _ = writeln!(
             out,
-            "\n{:<7} {:<12} {:>11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
+            "\n{:<9} {:<12} {:>11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
             "command",
             "latency",
             "ops/s",
@@ -207,7 +222,7 @@ impl RunReport<'_> {
             };
             let _ = writeln!(
                 out,
-                "{:<7} {:<12} {:>11.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9} {:>10}",
+                "{:<9} {:<12} {:>11.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9} {:>10}",
                 row.name, row.latency, ops, p.p50_us, p.p90_us, p.p99_us, p.p99_9_us, p.p99_99_us,
                 p.max_us, row.errors, row.unexpected
             );
@@ -219,7 +234,9 @@ impl RunReport<'_> {
 
     fn rows<'a>(&'a self, all: &'a CommandStats) -> Vec<Row<'a>> {
         let mut rows = Vec::new();
-        let named = Command::ALL
+        let named = self
+            .phase
+            .commands
             .iter()
             .map(|c| (c.name(), &self.collected.totals[c.index()]))
             .chain(std::iter::once(("ALL", all)));
@@ -299,8 +316,58 @@ impl RunReport<'_> {
         }
     }
 
-    /// The JSON report.
+    /// This phase as a ramp row at `target_per_s`.
+    pub fn step_result(&self, target_per_s: f64) -> StepResult {
+        let all = self.all_commands();
+        let window_s = self.window_s();
+        let corrected = Percentiles::of(&all.corrected);
+        StepResult {
+            target_per_s,
+            achieved_per_s: if window_s > 0.0 {
+                all.ok as f64 / window_s
+            } else {
+                0.0
+            },
+            corrected_p50_us: corrected.p50_us,
+            corrected_p99_us: corrected.p99_us,
+            corrected_p99_9_us: corrected.p99_9_us,
+            behind_schedule: all.behind_schedule,
+            errors: all.errors + all.unexpected,
+            lost_or_unsent: self
+                .collected
+                .threads
+                .iter()
+                .map(|t| t.lost + t.unsent)
+                .sum(),
+        }
+    }
+
+    /// The JSON report: what [`RunReport::run_json`] says about the whole run, then
+    /// [`RunReport::phase_json`].
     pub fn json(&self) -> Value {
+        let mut report = self.run_json();
+        if let (Value::Object(report), Value::Object(phase)) = (&mut report, self.phase_json()) {
+            report.extend(phase);
+        }
+        report
+    }
+
+    /// The run's context: tool, flags, seed, targets, host.
+    pub fn run_json(&self) -> Value {
+        json!({
+            "tool": "tskv-bench",
+            "version": env!("CARGO_PKG_VERSION"),
+            "started_unix_s": self.started_unix_s,
+            "flags": self.args,
+            "argv": std::env::args().collect::<Vec<_>>(),
+            "seed": self.seed,
+            "targets": self.targets,
+            "host": self.host,
+        })
+    }
+
+    /// This phase's statistics.
+    pub fn phase_json(&self) -> Value {
         let window_s = self.window_s();
         let command_json = |stats: &CommandStats, sent: u64| {
             let mut latency = serde_json::Map::new();
@@ -323,7 +390,7 @@ impl RunReport<'_> {
             })
         };
         let mut commands = serde_json::Map::new();
-        for c in Command::ALL {
+        for &c in &self.phase.commands {
             let stats = &self.collected.totals[c.index()];
             commands.insert(
                 c.name().to_ascii_lowercase(),
@@ -352,14 +419,11 @@ impl RunReport<'_> {
             })
             .collect();
         json!({
-            "tool": "tskv-bench",
-            "version": env!("CARGO_PKG_VERSION"),
-            "started_unix_s": self.started_unix_s,
-            "flags": self.args,
-            "argv": std::env::args().collect::<Vec<_>>(),
-            "seed": self.seed,
+            "phase": self.phase.label,
+            "workload": self.phase.description,
+            "rate_per_s": self.phase.rate_per_s,
+            "phase_started_unix_s": self.started_unix_s,
             "mode": if self.open_loop() { "open" } else { "closed" },
-            "targets": self.targets,
             "window_s": window_s,
             "commands": commands,
             "total": command_json(&all, sent_all),
@@ -373,7 +437,6 @@ impl RunReport<'_> {
                 "busy_warn_pct": limits::BUSY_WARN_PCT,
                 "threads": threads,
             },
-            "host": self.host,
         })
     }
 }

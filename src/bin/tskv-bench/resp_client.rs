@@ -26,6 +26,46 @@ pub fn encode_command(out: &mut Vec<u8>, args: &[&[u8]]) {
     }
 }
 
+/// Appends the header of an array of `count` bulk strings; follow it with `count`
+/// [`encode_bulk`]s.
+pub fn encode_array_header(out: &mut Vec<u8>, count: usize) {
+    let mut digits = itoa::Buffer::new();
+    out.push(b'*');
+    out.extend_from_slice(digits.format(count).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends one bulk string.
+pub fn encode_bulk(out: &mut Vec<u8>, bytes: &[u8]) {
+    let mut digits = itoa::Buffer::new();
+    out.push(b'$');
+    out.extend_from_slice(digits.format(bytes.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(bytes);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Splits one encoded command (an array of bulk strings, as [`encode_command`] writes it)
+/// off the front of `bytes`: its arguments and the bytes it took. `None` if `bytes` does not
+/// start with a whole command of that shape.
+pub fn decode_command(bytes: &[u8]) -> Option<(Vec<&[u8]>, usize)> {
+    let number = |line: &[u8]| std::str::from_utf8(line).ok()?.parse::<usize>().ok();
+    let (header, mut pos) = read_line(bytes, 0).ok()??;
+    let count = number(header.strip_prefix(b"*")?)?;
+    let mut args = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (line, start) = read_line(bytes, pos).ok()??;
+        let len = number(line.strip_prefix(b"$")?)?;
+        let end = start.checked_add(len)?;
+        if bytes.get(end..end + 2)? != b"\r\n" {
+            return None;
+        }
+        args.push(&bytes[start..end]);
+        pos = end + 2;
+    }
+    Some((args, pos))
+}
+
 /// One parsed reply. Strings borrow from the read buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reply<'a> {
@@ -202,6 +242,23 @@ mod tests {
         let mut out = Vec::new();
         encode_command(&mut out, &[b"SET", b"k", b"hello"]);
         assert_eq!(out, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n");
+    }
+
+    #[test]
+    fn piecewise_encoding_matches_and_decodes_back() {
+        let mut whole = Vec::new();
+        encode_command(&mut whole, &[b"MGET", b"a", b"bc"]);
+        let mut pieces = Vec::new();
+        encode_array_header(&mut pieces, 3);
+        for arg in [&b"MGET"[..], b"a", b"bc"] {
+            encode_bulk(&mut pieces, arg);
+        }
+        assert_eq!(whole, pieces);
+        whole.extend_from_slice(b"*1\r\n");
+        let (args, used) = decode_command(&whole).unwrap();
+        assert_eq!(args, vec![&b"MGET"[..], b"a", b"bc"]);
+        assert_eq!(used, pieces.len());
+        assert_eq!(decode_command(&whole[used..]), None);
     }
 
     #[test]

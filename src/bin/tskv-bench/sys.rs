@@ -225,6 +225,33 @@ pub fn set_timer_slack_ns(slack_ns: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// Signals the profiler helper sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGINT: "stop and write your output".
+    Interrupt,
+    /// SIGKILL.
+    Kill,
+}
+
+/// Sends `signal` to every process of process group `pgid` (`kill(-pgid, signal)`).
+///
+/// # Errors
+/// `InvalidInput` for a pgid that is not a positive pid_t; else the OS error of `kill`.
+pub fn signal_process_group(pgid: u32, signal: Signal) -> io::Result<()> {
+    let pgid = libc::pid_t::try_from(pgid)
+        .ok()
+        .filter(|&p| p > 0)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a process group id"))?;
+    let signal = match signal {
+        Signal::Interrupt => libc::SIGINT,
+        Signal::Kill => libc::SIGKILL,
+    };
+    // SAFETY: kill takes plain integers; a negative pid addresses the process group.
+    cvt(unsafe { libc::kill(-pgid, signal) })?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

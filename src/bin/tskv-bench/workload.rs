@@ -1,51 +1,97 @@
-//! What to send: the SET/GET mix, the keys (through [`crate::keydist`]) and the values.
-//! Pure apart from the caller's buffer: a seeded workload produces the same requests
-//! every time.
+//! What to send: the operation mix (SET/GET, or a YCSB or TSBS preset), the keys (through
+//! [`crate::keydist`]) and the values, encoded as RESP. Pure apart from the caller's
+//! buffer: a seeded workload produces the same requests every time.
+//!
+//! Operations and the commands they send:
+//!
+//! | operation | sent as | expected reply |
+//! | --- | --- | --- |
+//! | SET (update) | `SET key value` of a key drawn from the key distribution | `+OK` |
+//! | GET (read) | `GET key` | bulk string or null |
+//! | INSERT | `SET key value` of the next key beyond `--keys` (thread i of n takes keys + i, keys + i + n, ...) | `+OK` |
+//! | SCAN | `MGET` of L consecutive keys from a drawn key, L uniform in 1..=100 (no range command yet) | array |
+//! | RMW | `GET key`, then on its reply `SET key value` on the same connection | bulk/null, then `+OK` |
+//! | TS.CREATE / TS.MADD / TS.RANGE / TS.MRANGE | see [`crate::tsbs`] | `+OK` / array |
+
+use std::fmt::Write as _;
+use std::ops::Range;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::cli::{KeyDistKind, Ratio, ValueSize};
+use crate::cli::{KeyDistKind, ValueSize};
 use crate::keydist::{Access, KeyGenerator};
 use crate::limits;
-use crate::resp_client::{self, Reply};
+use crate::resp_client::{self, encode_array_header, encode_bulk, Reply};
+use crate::tsbs::{self, CpuIngest, CpuQueries, CpuQuery, TsbsConfig};
 
-/// The commands the load generator sends.
+/// The operations the load generator reports on, one latency row each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
-    /// `SET key value`; expects `+OK`.
+    /// `SET key value` of an existing key; expects `+OK`.
     Set,
     /// `GET key`; expects a bulk string or null.
     Get,
+    /// `SET key value` of a new key; expects `+OK`.
+    Insert,
+    /// `MGET` of consecutive keys; expects an array.
+    Scan,
+    /// `GET key` then `SET key value`, timed together; expects `+OK` last.
+    Rmw,
+    /// `TS.CREATE key LABELS ...`; expects `+OK`.
+    TsCreate,
+    /// `TS.MADD key ts value ...`; expects an array.
+    TsMadd,
+    /// `TS.RANGE key from to`; expects an array.
+    TsRange,
+    /// `TS.MRANGE from to FILTER ...`; expects an array.
+    TsMrange,
 }
 
 impl Command {
     /// Every command, in report order; `ALL[c.index()] == c`.
-    pub const ALL: [Command; 2] = [Command::Set, Command::Get];
+    pub const ALL: [Command; 9] = [
+        Command::Set,
+        Command::Get,
+        Command::Insert,
+        Command::Scan,
+        Command::Rmw,
+        Command::TsCreate,
+        Command::TsMadd,
+        Command::TsRange,
+        Command::TsMrange,
+    ];
 
     /// Position in [`Command::ALL`], for per-command arrays.
     pub fn index(self) -> usize {
-        match self {
-            Command::Set => 0,
-            Command::Get => 1,
-        }
+        self as usize
     }
 
-    /// Upper-case name, as sent.
+    /// Upper-case name in reports (the command sent, or the operation for INSERT, SCAN
+    /// and RMW).
     pub fn name(self) -> &'static str {
         match self {
             Command::Set => "SET",
             Command::Get => "GET",
+            Command::Insert => "INSERT",
+            Command::Scan => "SCAN",
+            Command::Rmw => "RMW",
+            Command::TsCreate => "TS.CREATE",
+            Command::TsMadd => "TS.MADD",
+            Command::TsRange => "TS.RANGE",
+            Command::TsMrange => "TS.MRANGE",
         }
     }
 
-    /// Whether `reply` is what this command should get: SET expects `+OK`, GET a bulk
-    /// string or null; `-...` is an error whatever the command.
+    /// Whether `reply` is what this command should get (for RMW: its final SET's reply);
+    /// `-...` is an error whatever the command.
     pub fn judge(self, reply: &Reply<'_>) -> Outcome {
+        use Command::*;
         match (self, reply) {
             (_, Reply::Error(_)) => Outcome::Error,
-            (Command::Set, Reply::Simple(b"OK")) => Outcome::Ok,
-            (Command::Get, Reply::Bulk(_) | Reply::Null) => Outcome::Ok,
+            (Set | Insert | Rmw | TsCreate, Reply::Simple(b"OK")) => Outcome::Ok,
+            (Get, Reply::Bulk(_) | Reply::Null) => Outcome::Ok,
+            (Scan | TsMadd | TsRange | TsMrange, Reply::Array(_)) => Outcome::Ok,
             _ => Outcome::Unexpected,
         }
     }
@@ -62,11 +108,68 @@ pub enum Outcome {
     Unexpected,
 }
 
+/// Weights of the key-value operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OpWeights {
+    /// GET.
+    pub read: u32,
+    /// SET of an existing key.
+    pub update: u32,
+    /// SET of a new key.
+    pub insert: u32,
+    /// MGET of consecutive keys.
+    pub scan: u32,
+    /// GET then SET.
+    pub rmw: u32,
+}
+
+impl OpWeights {
+    fn total(&self) -> u64 {
+        [self.update, self.read, self.insert, self.scan, self.rmw]
+            .iter()
+            .map(|&w| u64::from(w))
+            .sum()
+    }
+
+    /// Picks an operation for `draw` in `0..total()`.
+    fn pick(&self, draw: u64) -> Command {
+        let mut left = draw;
+        for (weight, command) in [
+            (self.update, Command::Set),
+            (self.read, Command::Get),
+            (self.insert, Command::Insert),
+            (self.scan, Command::Scan),
+            (self.rmw, Command::Rmw),
+        ] {
+            if left < u64::from(weight) {
+                return command;
+            }
+            left -= u64::from(weight);
+        }
+        unreachable!("draw beyond the total weight")
+    }
+}
+
+/// What a workload sends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mix {
+    /// Key-value operations in these proportions.
+    KeyValue(OpWeights),
+    /// Setup: SET every key of the keyspace once, in order (thread i its share).
+    Load,
+    /// Setup: TS.CREATE every series once (thread i its share).
+    TsCreate(TsbsConfig),
+    /// TSBS cpu-only ingest.
+    TsIngest(TsbsConfig),
+    /// TSBS cpu-only queries.
+    TsQuery(TsbsConfig),
+}
+
 /// The shape of the load, shared by all threads.
 #[derive(Debug, Clone)]
 pub struct WorkloadConfig {
-    /// SET:GET weights.
-    pub ratio: Ratio,
+    /// What to send.
+    pub mix: Mix,
     /// Keyspace size.
     pub keys: u64,
     /// Key distribution.
@@ -75,68 +178,213 @@ pub struct WorkloadConfig {
     pub key_prefix: Vec<u8>,
     /// SET value sizes.
     pub value_size: ValueSize,
+    /// Most keys one SCAN reads.
+    pub scan_len_max: u32,
+}
+
+impl WorkloadConfig {
+    /// The commands this workload can send, in report order.
+    pub fn commands(&self) -> Vec<Command> {
+        match &self.mix {
+            Mix::KeyValue(w) => Command::ALL
+                .into_iter()
+                .filter(|c| match c {
+                    Command::Set => w.update > 0,
+                    Command::Get => w.read > 0,
+                    Command::Insert => w.insert > 0,
+                    Command::Scan => w.scan > 0,
+                    Command::Rmw => w.rmw > 0,
+                    _ => false,
+                })
+                .collect(),
+            Mix::Load => vec![Command::Insert],
+            Mix::TsCreate(_) => vec![Command::TsCreate],
+            Mix::TsIngest(_) => vec![Command::TsMadd],
+            Mix::TsQuery(_) => vec![Command::TsRange, Command::TsMrange],
+        }
+    }
+
+    /// For a setup mix, the number of requests that does the whole setup.
+    pub fn setup_total(&self) -> Option<u64> {
+        match &self.mix {
+            Mix::Load => Some(self.keys),
+            Mix::TsCreate(fleet) => Some(fleet.series_count()),
+            _ => None,
+        }
+    }
+}
+
+/// Thread `thread_index`'s contiguous share of `0..total` when `threads` split it.
+pub fn share(total: u64, thread_index: usize, threads: usize) -> Range<u64> {
+    let at = |i: usize| (u128::from(total) * i as u128 / threads.max(1) as u128) as u64;
+    at(thread_index)..at(thread_index + 1)
 }
 
 /// One request to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Request {
-    /// SET or GET.
+    /// The operation.
     pub command: Command,
-    /// Index of the key in the keyspace.
+    /// Index of the key (key-value), of the series (TS.CREATE, TS.RANGE) or of the host
+    /// (TS.MADD, TS.MRANGE).
     pub key_index: u64,
-    /// Value bytes (SET only; 0 for GET).
+    /// Value bytes of a SET (SET, INSERT, RMW); 0 otherwise.
     pub value_len: usize,
+    /// Keys a SCAN reads; 0 otherwise.
+    pub scan_len: u32,
+}
+
+/// Where a thread's requests come from.
+enum Source {
+    KeyValue(OpWeights),
+    Sequence { mix: Mix, next: u64, end: u64 },
+    Ingest(CpuIngest),
+    Query(CpuQueries),
 }
 
 /// One thread's request stream.
 pub struct Workload {
     config: WorkloadConfig,
+    source: Source,
     keys: KeyGenerator,
     rng: SmallRng,
     value: Vec<u8>,
     key: Vec<u8>,
+    text: String,
+    next_insert: u64,
+    insert_stride: u64,
 }
 
 impl Workload {
     /// The stream of thread `thread_index` of `threads`: seeded with `seed + thread_index`,
-    /// and with sequential / latest keys starting at the thread's share of the keyspace.
+    /// and with sequential / latest keys starting at the thread's share of the keyspace
+    /// (latest with inserts: at the last loaded key).
     pub fn new(config: &WorkloadConfig, seed: u64, thread_index: usize, threads: usize) -> Self {
-        let start =
-            (u128::from(config.keys) * thread_index as u128 / threads.max(1) as u128) as u64;
+        let thread_seed = seed.wrapping_add(thread_index as u64);
+        let mut start = share(config.keys, thread_index, threads).start;
+        let source = match &config.mix {
+            Mix::KeyValue(weights) => {
+                if weights.insert > 0 {
+                    start = config.keys - 1;
+                }
+                Source::KeyValue(*weights)
+            }
+            mix @ (Mix::Load | Mix::TsCreate(_)) => {
+                let range = share(config.setup_total().unwrap_or(0), thread_index, threads);
+                Source::Sequence {
+                    mix: mix.clone(),
+                    next: range.start,
+                    end: range.end,
+                }
+            }
+            Mix::TsIngest(fleet) => {
+                Source::Ingest(CpuIngest::new(fleet, thread_seed, thread_index, threads))
+            }
+            Mix::TsQuery(fleet) => Source::Query(CpuQueries::new(fleet, thread_seed)),
+        };
         Self {
+            source,
             keys: KeyGenerator::new(config.key_dist, config.keys, start),
-            rng: SmallRng::seed_from_u64(seed.wrapping_add(thread_index as u64)),
+            rng: SmallRng::seed_from_u64(thread_seed),
             value: vec![b'x'; config.value_size.max_bytes],
             key: Vec::with_capacity(config.key_prefix.len() + 20),
+            text: String::new(),
+            next_insert: config.keys + thread_index as u64,
+            insert_stride: threads.max(1) as u64,
             config: config.clone(),
         }
     }
 
-    /// Draws the next request.
-    pub fn next_request(&mut self) -> Request {
-        let Ratio { set, get } = self.config.ratio;
-        let total = u64::from(set) + u64::from(get);
-        let command = if self.rng.gen_range(0..total) < u64::from(set) {
-            Command::Set
-        } else {
-            Command::Get
-        };
-        let (access, value_len) = match command {
-            Command::Set => {
-                let ValueSize {
-                    min_bytes,
-                    max_bytes,
-                } = self.config.value_size;
-                (Access::Write, self.rng.gen_range(min_bytes..=max_bytes))
+    /// Draws the next request and appends its RESP encoding to `out` (for RMW: its GET).
+    pub fn next(&mut self, out: &mut Vec<u8>) -> Request {
+        let request = match &mut self.source {
+            Source::KeyValue(_) | Source::Sequence { .. } => self.next_request(),
+            Source::Ingest(ingest) => {
+                let batch = ingest.next_batch();
+                self.encode_madd(&batch, out);
+                return Request {
+                    command: Command::TsMadd,
+                    key_index: batch.host,
+                    value_len: 0,
+                    scan_len: 0,
+                };
             }
-            Command::Get => (Access::Read, 0),
+            Source::Query(queries) => {
+                let query = queries.next_query();
+                return self.encode_query(query, out);
+            }
         };
-        let key_index = self.keys.next_key(&mut self.rng, access);
-        Request {
+        self.encode(&request, out);
+        request
+    }
+
+    /// Draws the next key-value or setup request without encoding it. Setup streams end:
+    /// past their share they repeat its last request (the engine's quota stops first).
+    ///
+    /// # Panics
+    /// For time-series ingest and query streams, which draw and encode in one step.
+    pub fn next_request(&mut self) -> Request {
+        let weights = match &mut self.source {
+            Source::KeyValue(weights) => *weights,
+            Source::Sequence { mix, next, end } => {
+                let index = *next;
+                if *next + 1 < *end {
+                    *next += 1;
+                }
+                let command = if *mix == Mix::Load {
+                    Command::Insert
+                } else {
+                    Command::TsCreate
+                };
+                let value_len = self.value_len();
+                return Request {
+                    command,
+                    key_index: index,
+                    value_len,
+                    scan_len: 0,
+                };
+            }
+            Source::Ingest(_) | Source::Query(_) => {
+                panic!("time-series requests are drawn with Workload::next")
+            }
+        };
+        let command = weights.pick(self.rng.gen_range(0..weights.total()));
+        let mut request = Request {
             command,
-            key_index,
-            value_len,
+            key_index: 0,
+            value_len: 0,
+            scan_len: 0,
+        };
+        match command {
+            Command::Set => {
+                request.value_len = self.value_len();
+                request.key_index = self.keys.next_key(&mut self.rng, Access::Write);
+            }
+            Command::Insert => {
+                request.value_len = self.value_len();
+                request.key_index = self.next_insert;
+                self.keys.inserted(self.next_insert);
+                self.next_insert += self.insert_stride;
+            }
+            Command::Scan => {
+                request.key_index = self.keys.next_key(&mut self.rng, Access::Read);
+                request.scan_len = self.rng.gen_range(1..=self.config.scan_len_max.max(1));
+            }
+            Command::Rmw => {
+                request.key_index = self.keys.next_key(&mut self.rng, Access::Read);
+                request.value_len = self.value_len();
+            }
+            _ => request.key_index = self.keys.next_key(&mut self.rng, Access::Read),
         }
+        request
+    }
+
+    fn value_len(&mut self) -> usize {
+        let ValueSize {
+            min_bytes,
+            max_bytes,
+        } = self.config.value_size;
+        self.rng.gen_range(min_bytes..=max_bytes)
     }
 
     /// The key text of `key_index`: the prefix and the index zero-padded to 12 digits.
@@ -151,30 +399,127 @@ impl Workload {
         &self.key
     }
 
-    /// Appends `request` as RESP to `out`.
+    /// Appends a key-value or setup `request` as RESP to `out` (for RMW: its GET).
     pub fn encode(&mut self, request: &Request, out: &mut Vec<u8>) {
-        self.key_text(request.key_index);
         match request.command {
-            Command::Set => resp_client::encode_command(
-                out,
-                &[b"SET", &self.key, &self.value[..request.value_len]],
-            ),
-            Command::Get => resp_client::encode_command(out, &[b"GET", &self.key]),
+            Command::Set | Command::Insert => self.encode_set(request, out),
+            Command::Get | Command::Rmw => {
+                self.key_text(request.key_index);
+                resp_client::encode_command(out, &[b"GET", &self.key]);
+            }
+            Command::Scan => {
+                encode_array_header(out, request.scan_len as usize + 1);
+                encode_bulk(out, b"MGET");
+                for i in 0..u64::from(request.scan_len) {
+                    let key = self.key_text(request.key_index + i);
+                    encode_bulk(out, key);
+                }
+            }
+            Command::TsCreate => self.encode_create(request.key_index, out),
+            Command::TsMadd | Command::TsRange | Command::TsMrange => {
+                unreachable!("drawn and encoded by Workload::next")
+            }
         }
+    }
+
+    /// Appends `SET key value` of `request` (an RMW's write, once its GET was answered).
+    pub fn encode_set(&mut self, request: &Request, out: &mut Vec<u8>) {
+        self.key_text(request.key_index);
+        resp_client::encode_command(out, &[b"SET", &self.key, &self.value[..request.value_len]]);
+    }
+
+    fn encode_create(&mut self, series: u64, out: &mut Vec<u8>) {
+        let labels = tsbs::series_labels(series);
+        encode_array_header(out, 3 + 2 * labels.len());
+        encode_bulk(out, b"TS.CREATE");
+        encode_bulk(out, tsbs::series_key(series).as_bytes());
+        encode_bulk(out, b"LABELS");
+        for (name, value) in &labels {
+            encode_bulk(out, name.as_bytes());
+            encode_bulk(out, value.as_bytes());
+        }
+    }
+
+    fn encode_madd(&mut self, batch: &tsbs::IngestBatch, out: &mut Vec<u8>) {
+        let mut digits = itoa::Buffer::new();
+        let timestamp = digits.format(batch.timestamp_ms).as_bytes().to_vec();
+        encode_array_header(out, 1 + 3 * batch.values.len());
+        encode_bulk(out, b"TS.MADD");
+        for (metric, value) in batch.values.iter().enumerate() {
+            let series = batch.host * tsbs::METRICS_PER_HOST + metric as u64;
+            encode_bulk(out, tsbs::series_key(series).as_bytes());
+            encode_bulk(out, &timestamp);
+            self.text.clear();
+            let _ = write!(self.text, "{value}");
+            encode_bulk(out, self.text.as_bytes());
+        }
+    }
+
+    fn encode_query(&mut self, query: CpuQuery, out: &mut Vec<u8>) -> Request {
+        let mut request = Request {
+            command: Command::TsRange,
+            key_index: 0,
+            value_len: 0,
+            scan_len: 0,
+        };
+        let window = |from: u64, to: u64| [from.to_string(), to.to_string()];
+        match query {
+            CpuQuery::Range {
+                series,
+                from_ms,
+                to_ms,
+            } => {
+                let [from, to] = window(from_ms, to_ms);
+                let key = tsbs::series_key(series);
+                resp_client::encode_command(
+                    out,
+                    &[b"TS.RANGE", key.as_bytes(), from.as_bytes(), to.as_bytes()],
+                );
+                request.key_index = series;
+            }
+            CpuQuery::Mrange {
+                host,
+                from_ms,
+                to_ms,
+            } => {
+                let [from, to] = window(from_ms, to_ms);
+                let host_filter = format!("hostname={}", tsbs::host_name(host));
+                resp_client::encode_command(
+                    out,
+                    &[
+                        b"TS.MRANGE",
+                        from.as_bytes(),
+                        to.as_bytes(),
+                        b"FILTER",
+                        b"measurement=cpu",
+                        host_filter.as_bytes(),
+                    ],
+                );
+                request.command = Command::TsMrange;
+                request.key_index = host;
+            }
+        }
+        request
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::Ratio;
 
     fn config(ratio: Ratio, value_size: ValueSize) -> WorkloadConfig {
         WorkloadConfig {
-            ratio,
+            mix: Mix::KeyValue(OpWeights {
+                read: ratio.get,
+                update: ratio.set,
+                ..OpWeights::default()
+            }),
             keys: 1000,
             key_dist: KeyDistKind::Uniform,
             key_prefix: b"key:".to_vec(),
             value_size,
+            scan_len_max: 100,
         }
     }
 
@@ -255,6 +600,7 @@ mod tests {
             command: Command::Set,
             key_index: 42,
             value_len: 3,
+            scan_len: 0,
         };
         workload.encode(&set, &mut out);
         assert_eq!(
@@ -266,8 +612,163 @@ mod tests {
             command: Command::Get,
             key_index: 7,
             value_len: 0,
+            scan_len: 0,
         };
         workload.encode(&get, &mut out);
         assert_eq!(out, b"*2\r\n$3\r\nGET\r\n$16\r\nkey:000000000007\r\n");
+    }
+
+    fn args_of(out: &[u8]) -> Vec<Vec<String>> {
+        let mut commands = Vec::new();
+        let mut pos = 0;
+        while let Some((args, used)) = resp_client::decode_command(&out[pos..]) {
+            commands.push(
+                args.iter()
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect(),
+            );
+            pos += used;
+        }
+        assert_eq!(pos, out.len(), "trailing bytes");
+        commands
+    }
+
+    #[test]
+    fn scans_read_consecutive_keys_and_inserts_extend_the_keyspace() {
+        let mut cfg = config(
+            Ratio { set: 0, get: 1 },
+            ValueSize {
+                min_bytes: 4,
+                max_bytes: 4,
+            },
+        );
+        cfg.mix = Mix::KeyValue(OpWeights {
+            scan: 1,
+            insert: 1,
+            ..OpWeights::default()
+        });
+        let mut workload = Workload::new(&cfg, 3, 1, 2);
+        let mut inserts = Vec::new();
+        for _ in 0..2_000 {
+            let mut out = Vec::new();
+            let request = workload.next(&mut out);
+            let args = &args_of(&out)[0];
+            match request.command {
+                Command::Scan => {
+                    assert!((1..=100).contains(&request.scan_len));
+                    assert_eq!(args[0], "MGET");
+                    assert_eq!(args.len(), request.scan_len as usize + 1);
+                    for (i, key) in args[1..].iter().enumerate() {
+                        let index: u64 = key["key:".len()..].parse().unwrap();
+                        assert_eq!(index, request.key_index + i as u64);
+                    }
+                }
+                Command::Insert => {
+                    assert_eq!(args[0], "SET");
+                    inserts.push(request.key_index);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        // Thread 1 of 2 inserts keys 1001, 1003, ...
+        assert!(inserts.len() > 900);
+        for (i, &key) in inserts.iter().enumerate() {
+            assert_eq!(key, 1001 + 2 * i as u64);
+        }
+    }
+
+    #[test]
+    fn rmw_reads_then_writes_the_same_key() {
+        let mut cfg = config(
+            Ratio { set: 0, get: 1 },
+            ValueSize {
+                min_bytes: 2,
+                max_bytes: 2,
+            },
+        );
+        cfg.mix = Mix::KeyValue(OpWeights {
+            rmw: 1,
+            ..OpWeights::default()
+        });
+        let mut workload = Workload::new(&cfg, 0, 0, 1);
+        let mut out = Vec::new();
+        let request = workload.next(&mut out);
+        assert_eq!(request.command, Command::Rmw);
+        workload.encode_set(&request, &mut out);
+        let commands = args_of(&out);
+        assert_eq!(commands[0][0], "GET");
+        assert_eq!(commands[1][0], "SET");
+        assert_eq!(commands[0][1], commands[1][1]);
+        assert_eq!(commands[1][2], "xx");
+    }
+
+    #[test]
+    fn setup_streams_cover_each_index_once() {
+        let fleet = TsbsConfig {
+            hosts: 3,
+            span_hours: 1,
+        };
+        let mut cfg = config(
+            Ratio { set: 1, get: 0 },
+            ValueSize {
+                min_bytes: 1,
+                max_bytes: 1,
+            },
+        );
+        cfg.keys = 10;
+        for (mix, total) in [(Mix::Load, 10), (Mix::TsCreate(fleet), 30)] {
+            cfg.mix = mix;
+            let mut seen = Vec::new();
+            for thread in 0..3 {
+                let mut workload = Workload::new(&cfg, 0, thread, 3);
+                for _ in share(total, thread, 3) {
+                    let mut out = Vec::new();
+                    seen.push(workload.next(&mut out).key_index);
+                }
+            }
+            assert_eq!(seen, (0..total).collect::<Vec<_>>());
+        }
+        cfg.mix = Mix::TsCreate(fleet);
+        let mut out = Vec::new();
+        Workload::new(&cfg, 0, 0, 1).next(&mut out);
+        let args = &args_of(&out)[0];
+        assert_eq!(
+            args[..4],
+            ["TS.CREATE", "cpu:host_0:usage_user", "LABELS", "hostname"]
+        );
+    }
+
+    #[test]
+    fn tsbs_ingest_sends_ten_triples_per_batch() {
+        let fleet = TsbsConfig {
+            hosts: 2,
+            span_hours: 1,
+        };
+        let mut cfg = config(
+            Ratio { set: 1, get: 0 },
+            ValueSize {
+                min_bytes: 1,
+                max_bytes: 1,
+            },
+        );
+        cfg.mix = Mix::TsIngest(fleet);
+        let mut workload = Workload::new(&cfg, 0, 0, 1);
+        let mut out = Vec::new();
+        for _ in 0..4 {
+            workload.next(&mut out);
+        }
+        let commands = args_of(&out);
+        for (i, args) in commands.iter().enumerate() {
+            assert_eq!(args[0], "TS.MADD");
+            assert_eq!(args.len(), 31);
+            let host = i % 2;
+            let ts = tsbs::EPOCH_MS + (i as u64 / 2) * tsbs::INTERVAL_MS;
+            for (m, triple) in args[1..].chunks(3).enumerate() {
+                assert_eq!(triple[0], format!("cpu:host_{host}:{}", tsbs::METRICS[m]));
+                assert_eq!(triple[1], ts.to_string());
+                let v: f64 = triple[2].parse().unwrap();
+                assert!((0.0..=100.0).contains(&v));
+            }
+        }
     }
 }
