@@ -192,7 +192,8 @@ pub struct ShardStore {
     /// The oldest frozen memtable being encoded as an SSTable on a background thread, so
     /// the shard keeps serving while its keys are sorted and blocks built.
     encoding: Option<std::thread::JoinHandle<Vec<u8>>>,
-    batch_in_flight: bool,
+    /// Batches handed out and not yet reported written.
+    batches_in_flight: usize,
     last_seq: SeqNo,
     written_seq: SeqNo,
     durable_seq: SeqNo,
@@ -265,7 +266,7 @@ impl ShardStore {
             manifest,
             flush_in_flight: None,
             encoding: None,
-            batch_in_flight: false,
+            batches_in_flight: 0,
             last_seq: replay.last_seq,
             written_seq: replay.last_seq,
             durable_seq: replay.last_seq,
@@ -334,17 +335,19 @@ impl ShardStore {
     /// segment rotation (a new segment is created, preallocated with
     /// [`crate::runtime::sys::fallocate`], fsynced with its directory, synchronously) and
     /// memtable freezing: when the active memtable is over `memtable_bytes`, it is frozen
-    /// right after this batch, and later records go to a new segment. Must not be called
-    /// again until [`ShardStore::wal_batch_written`] returned the previous batch.
+    /// right after this batch, and later records go to a new segment. Several batches may
+    /// be in flight at once; report them with [`ShardStore::wal_batch_written`] in the order
+    /// they were taken. A batch that would leave the current segment is not handed out
+    /// (`None`) until every batch in flight was reported, because leaving fdatasyncs it.
     ///
     /// The memtable is frozen only while no other frozen memtable waits; it is also
     /// checked (and frozen) when there is no pending record, so call this every loop
     /// iteration even while writes stall.
     pub fn take_wal_batch(&mut self) -> Result<Option<WalBatch>, StoreError> {
-        debug_assert!(
-            !self.batch_in_flight,
-            "take_wal_batch with a batch in flight"
-        );
+        if self.batches_in_flight > 0 && self.wal.next_take_rotates() {
+            // Leaving a segment fdatasyncs it: wait until every write into it completed.
+            return Ok(None);
+        }
         let batch = match self.wal.take_batch()? {
             None => None,
             Some(taken) => {
@@ -354,7 +357,7 @@ impl ShardStore {
                     self.durable_seq = self.durable_seq.max(self.written_seq);
                     self.delete_covered_segments();
                 }
-                self.batch_in_flight = true;
+                self.batches_in_flight += 1;
                 Some(taken.batch)
             }
         };
@@ -386,7 +389,11 @@ impl ShardStore {
     /// The ring wrote the whole batch (the caller handles short writes). Gives the buffer
     /// back for reuse. Records up to `batch.last_seq` are now *written* (not yet durable).
     pub fn wal_batch_written(&mut self, batch: WalBatch) {
-        self.batch_in_flight = false;
+        debug_assert!(
+            self.batches_in_flight > 0,
+            "a batch written that was not taken"
+        );
+        self.batches_in_flight = self.batches_in_flight.saturating_sub(1);
         self.written_seq = self.written_seq.max(batch.last_seq);
         self.wal.recycle(batch.buf);
     }
@@ -397,6 +404,11 @@ impl ShardStore {
     pub fn wal_synced(&mut self, seq: SeqNo) {
         debug_assert!(seq <= self.written_seq, "synced beyond what was written");
         self.durable_seq = self.durable_seq.max(seq);
+    }
+
+    /// Whether WAL records wait to be taken as a batch.
+    pub fn has_pending_wal(&self) -> bool {
+        self.wal.has_pending()
     }
 
     /// Highest sequence number written to the WAL (acknowledgement point for

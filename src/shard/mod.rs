@@ -71,6 +71,18 @@ const TAG_FLUSH_WRITE: u64 = 3;
 const TAG_FLUSH_SYNC: u64 = 4;
 const TAG_PERIODIC_SYNC: u64 = 5;
 
+/// WAL batches in flight at once. More than one lets a batch be written and synced while
+/// the previous one's fdatasync still runs, which pays where the device overlaps flushes.
+/// On this project's ext4-on-virtio machine, 2 gave 15% fewer durable SETs per second at
+/// 50 unpipelined clients than 1 (concurrent fdatasyncs of one file serialize in the
+/// journal, so batches only got smaller), hence 1: the next batch gathers while one syncs.
+const WAL_WRITES_IN_FLIGHT_MAX: usize = 1;
+
+/// The ring tag of operation `kind` (a `TAG_*`) of in-flight write `id`.
+fn tag_of(kind: u64, id: u64) -> u64 {
+    kind | (id << 8)
+}
+
 /// Reads per connection per loop iteration, so one busy client cannot starve the others.
 const READS_PER_ITERATION_MAX: usize = 8;
 /// Epoll events handled per wait.
@@ -88,6 +100,10 @@ struct InFlightWrite {
     synced: bool,
     /// Fdatasync completions still expected (a short write cancels its linked fdatasync).
     syncs_pending: u32,
+    /// Operations lent to the ring whose completion has not been seen.
+    ops_outstanding: u32,
+    /// A write or fdatasync of this batch failed (the shard is poisoned).
+    failed: bool,
 }
 
 impl InFlightWrite {
@@ -100,6 +116,8 @@ impl InFlightWrite {
             buf: None,
             synced: false,
             syncs_pending: 0,
+            ops_outstanding: 0,
+            failed: false,
         }
     }
 
@@ -135,7 +153,9 @@ pub struct Shard {
     durable_waiters: Vec<(u32, u32)>,
     /// Connections with unsent bytes.
     dirty: Vec<(u32, u32)>,
-    wal_write: Option<(InFlightWrite, SeqNo)>,
+    /// WAL batches in flight, oldest first: (id, write, last sequence number).
+    wal_writes: VecDeque<(u64, InFlightWrite, SeqNo)>,
+    next_wal_write_id: u64,
     flush_write: Option<(InFlightWrite, u64)>,
     periodic_sync: Option<SeqNo>,
     next_periodic_sync: Instant,
@@ -216,7 +236,8 @@ impl Shard {
             blocked: Vec::new(),
             durable_waiters: Vec::new(),
             dirty: Vec::new(),
-            wal_write: None,
+            wal_writes: VecDeque::new(),
+            next_wal_write_id: 0,
             flush_write: None,
             periodic_sync: None,
             next_periodic_sync: Instant::now() + period,
@@ -286,9 +307,9 @@ impl Shard {
     fn wait_timeout_ms(&self) -> i32 {
         let has_work = !self.ready.is_empty()
             || self.outbox.iter().any(|q| !q.is_empty())
-            || (self.wal_write.is_none()
+            || (self.wal_writes.len() < WAL_WRITES_IN_FLIGHT_MAX
                 && self.poisoned.is_none()
-                && self.store.last_seq() > self.store.written_seq());
+                && self.store.has_pending_wal());
         if has_work {
             return 0;
         }
@@ -564,7 +585,7 @@ impl Shard {
         self.ring.reap(&mut completions);
         let before = self.ack_seq();
         for completion in completions.drain(..) {
-            match completion.tag {
+            match completion.tag & 0xff {
                 TAG_WAL_WRITE | TAG_WAL_SYNC => self.wal_completion(completion),
                 TAG_FLUSH_WRITE | TAG_FLUSH_SYNC => self.flush_completion(completion),
                 TAG_PERIODIC_SYNC => self.periodic_sync_completion(completion),
@@ -599,38 +620,51 @@ impl Shard {
 
     fn wal_completion(&mut self, completion: Completion) {
         let need_sync = self.config().fsync == FsyncMode::Always;
-        let Some((write, _)) = self.wal_write.as_mut() else {
-            debug_assert!(false, "WAL completion without a WAL write in flight");
-            return;
-        };
-        match advance_write(
-            write,
-            completion,
-            &mut self.ring,
-            TAG_WAL_WRITE,
-            TAG_WAL_SYNC,
-            need_sync,
-        ) {
-            Err(reason) => {
+        let id = completion.tag >> 8;
+        // A late completion of a retired write (the cancelled fdatasync of a short write)
+        // has nothing left to update.
+        if let Some((_, write, _)) = self.wal_writes.iter_mut().find(|(i, _, _)| *i == id) {
+            let tags = (tag_of(TAG_WAL_WRITE, id), tag_of(TAG_WAL_SYNC, id));
+            if let Err(reason) =
+                advance_write(write, completion, &mut self.ring, tags.0, tags.1, need_sync)
+            {
+                write.failed = true;
                 self.poison(format!("WAL {reason}"));
             }
-            Ok(false) => {}
-            Ok(true) => {
-                let (mut write, last_seq) = self.wal_write.take().expect("in flight");
-                let batch = WalBatch {
-                    file: write.file.clone(),
-                    offset: write.offset,
-                    buf: write.buf.take().expect("done"),
-                    last_seq,
-                };
-                let metrics = &self.shared.metrics[self.id.0];
-                ShardMetrics::add(&metrics.wal_batches, 1);
-                ShardMetrics::add(&metrics.wal_bytes, write.len as u64);
-                self.store.wal_batch_written(batch);
-                if need_sync {
-                    ShardMetrics::add(&metrics.wal_fsyncs, 1);
-                    self.store.wal_synced(last_seq);
+        }
+        self.retire_wal_writes(need_sync);
+    }
+
+    /// Reports finished WAL writes to the store strictly in the order they were taken, so
+    /// the acknowledgement point never passes a batch that is not yet durable. After a
+    /// failure nothing more is reported; writes are dropped once the ring returned all
+    /// they borrowed.
+    fn retire_wal_writes(&mut self, need_sync: bool) {
+        while let Some((_, front, _)) = self.wal_writes.front() {
+            if self.poisoned.is_some() {
+                if front.ops_outstanding > 0 {
+                    break;
                 }
+                self.wal_writes.pop_front();
+                continue;
+            }
+            if !front.done(need_sync) {
+                break;
+            }
+            let (_, mut write, last_seq) = self.wal_writes.pop_front().expect("front exists");
+            let batch = WalBatch {
+                file: write.file.clone(),
+                offset: write.offset,
+                buf: write.buf.take().expect("done"),
+                last_seq,
+            };
+            let metrics = &self.shared.metrics[self.id.0];
+            ShardMetrics::add(&metrics.wal_batches, 1);
+            ShardMetrics::add(&metrics.wal_bytes, write.len as u64);
+            self.store.wal_batch_written(batch);
+            if need_sync {
+                ShardMetrics::add(&metrics.wal_fsyncs, 1);
+                self.store.wal_synced(last_seq);
             }
         }
     }
@@ -725,7 +759,7 @@ impl Shard {
     /// Group commit: submit the WAL records gathered since the last batch as one write
     /// (and one linked fdatasync with `--fsync always`), if none is in flight.
     fn group_commit(&mut self) {
-        if self.wal_write.is_some() || self.poisoned.is_some() {
+        if self.wal_writes.len() >= WAL_WRITES_IN_FLIGHT_MAX || self.poisoned.is_some() {
             return;
         }
         let batch = match self.store.take_wal_batch() {
@@ -737,15 +771,17 @@ impl Shard {
             }
         };
         let need_sync = self.config().fsync == FsyncMode::Always;
+        let id = self.next_wal_write_id;
+        self.next_wal_write_id += 1;
         let (write, submitted) = submit_write(
             &mut self.ring,
             batch.file,
             batch.buf,
             batch.offset,
-            (TAG_WAL_WRITE, TAG_WAL_SYNC),
+            (tag_of(TAG_WAL_WRITE, id), tag_of(TAG_WAL_SYNC, id)),
             need_sync,
         );
-        self.wal_write = Some((write, batch.last_seq));
+        self.wal_writes.push_back((id, write, batch.last_seq));
         if let Err(e) = submitted {
             self.poison(format!("WAL write submission failed: {e}"));
         }
@@ -849,7 +885,7 @@ impl Shard {
             && self.outbox.iter().all(VecDeque::is_empty)
             && self.remote_waiting.is_empty()
             && self.in_flight_to.iter().all(|&n| n == 0)
-            && self.wal_write.is_none()
+            && self.wal_writes.is_empty()
             && (self.poisoned.is_some() || self.store.last_seq() == self.store.written_seq())
             && (self.config().fsync != FsyncMode::Always
                 || self.poisoned.is_some()
@@ -901,9 +937,18 @@ fn submit_write(
 ) -> (InFlightWrite, io::Result<()>) {
     let mut write = InFlightWrite::new(file.clone(), offset, buf.len());
     let mut submitted = ring.write_at(file.clone(), buf, 0, offset, write_tag, need_sync);
+    if submitted.is_ok() {
+        write.ops_outstanding = 1;
+    }
     if submitted.is_ok() && need_sync {
-        write.syncs_pending = 1;
         submitted = ring.fdatasync(file, sync_tag);
+        if submitted.is_ok() {
+            write.syncs_pending = 1;
+            write.ops_outstanding += 1;
+        }
+    }
+    if submitted.is_err() {
+        write.failed = true;
     }
     (write, submitted)
 }
@@ -920,6 +965,7 @@ fn advance_write(
     sync_tag: u64,
     need_sync: bool,
 ) -> Result<bool, String> {
+    write.ops_outstanding = write.ops_outstanding.saturating_sub(1);
     match completion.kind {
         OpKind::Write => {
             let n = completion
@@ -941,10 +987,12 @@ fn advance_write(
                     need_sync,
                 )
                 .map_err(|e| format!("write resubmission failed: {e}"))?;
+                write.ops_outstanding += 1;
                 if need_sync {
-                    write.syncs_pending += 1;
                     ring.fdatasync(completion.file, sync_tag)
                         .map_err(|e| format!("fdatasync submission failed: {e}"))?;
+                    write.syncs_pending += 1;
+                    write.ops_outstanding += 1;
                 }
                 return Ok(false);
             }

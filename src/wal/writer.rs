@@ -216,6 +216,16 @@ impl WalWriter {
         self.pending_last_seq = seq;
     }
 
+    /// Whether the next [`WalWriter::take_batch`] would leave the current segment (which
+    /// fdatasyncs it, so every write into it must have completed first).
+    pub fn next_take_rotates(&self) -> bool {
+        if self.pending.is_empty() {
+            return false;
+        }
+        let fits = self.append_offset + self.pending.len() as u64 <= self.current.capacity_bytes;
+        self.rotate_before_next || (!fits && self.append_offset != 0)
+    }
+
     /// Whether records wait to be taken.
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty()
