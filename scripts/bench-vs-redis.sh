@@ -9,8 +9,9 @@
 # * Two load generators. redis-benchmark (`-t set,get -c 50 -P {1,16}`), and tskv-bench:
 #   - closed loop SET and GET, measured apart (`--ratio 1:0`, then `--ratio 0:1` after
 #     every key was written once), at `--pipeline 1` and `--pipeline 16` with 50
-#     connections: the same shape as redis-benchmark's SET and GET tests, so the two
-#     tools can be checked against each other;
+#     connections and `--pipeline-batch` (a batch of P, then wait for all P replies, as
+#     redis-benchmark's -P does): the same shape as redis-benchmark's SET and GET tests,
+#     so the two tools can be checked against each other;
 #   - open loop at a fixed, modest rate (RATE, SET:GET 1:1, after a load), reporting
 #     latency measured from the intended send time (corrected for coordinated
 #     omission): p50, p99, p99.9, max;
@@ -320,7 +321,7 @@ run_round() {
     for server in tskv redis; do
         start_server "$server"
         for p in "${PIPELINES[@]}"; do
-            measure "tb SET P$p" --ratio 1:0 --pipeline "$p" --duration "$DURATION" --warmup "$WARMUP"
+            measure "tb SET P$p" --ratio 1:0 --pipeline "$p" --pipeline-batch --duration "$DURATION" --warmup "$WARMUP"
         done
         stop_server
     done
@@ -328,7 +329,7 @@ run_round() {
         start_server "$server"
         load_keys
         for p in "${PIPELINES[@]}"; do
-            measure "tb GET P$p" --ratio 0:1 --pipeline "$p" --duration "$DURATION" --warmup "$WARMUP"
+            measure "tb GET P$p" --ratio 0:1 --pipeline "$p" --pipeline-batch --duration "$DURATION" --warmup "$WARMUP"
         done
         stop_server
     done

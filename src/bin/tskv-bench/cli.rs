@@ -50,6 +50,12 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     pub pipeline: usize,
 
+    /// Closed loop: send --pipeline requests, wait for all their replies, then send the
+    /// next batch, as redis-benchmark's -P does (instead of refilling each slot as soon as
+    /// its reply arrives). Use it to compare figures with redis-benchmark.
+    #[arg(long)]
+    pub pipeline_batch: bool,
+
     /// Total request rate in ops/s: open loop. Without it the run is closed loop.
     #[arg(long, value_name = "OPS_PER_S")]
     pub rate: Option<f64>,

@@ -53,6 +53,9 @@ pub struct OpenLoop {
 pub struct EngineConfig {
     /// Most requests outstanding per connection.
     pub pipeline: usize,
+    /// Closed loop: refill a connection only once all its requests were answered
+    /// (redis-benchmark's pipelining), instead of slot by slot.
+    pub pipeline_batch: bool,
     /// `None`: closed loop.
     pub open_loop: Option<OpenLoop>,
     /// Warm-up length from the start of the run.
@@ -436,6 +439,7 @@ impl Recorder {
 struct Issuer {
     workload: Workload,
     pipeline: usize,
+    pipeline_batch: bool,
     warmup_end_ns: u64,
     issue_end_ns: Option<u64>,
     quota_left: Option<u64>,
@@ -536,6 +540,7 @@ impl Worker {
                     config.threads,
                 ),
                 pipeline: config.pipeline,
+                pipeline_batch: config.pipeline_batch,
                 warmup_end_ns: config.warmup_ns,
                 issue_end_ns: config.duration_ns.map(|d| config.warmup_ns + d),
                 quota_left: plan.quota,
@@ -637,6 +642,9 @@ impl Worker {
         } = self;
         let conn = &mut conns[c];
         let before = conn.inflight.len();
+        if issuer.pipeline_batch && before > 0 {
+            return Ok(());
+        }
         while conn.inflight.len() < issuer.pipeline && issuer.may_issue(now_ns) {
             issuer.issue(conn, rec, now_ns, now_ns, false);
         }
@@ -902,6 +910,7 @@ mod tests {
     fn config(clients_total: usize, open_loop: Option<OpenLoop>) -> EngineConfig {
         EngineConfig {
             pipeline: 1,
+            pipeline_batch: false,
             open_loop,
             warmup_ns: 1_000,
             duration_ns: Some(10_000),
@@ -976,6 +985,7 @@ mod tests {
         let mut issuer = Issuer {
             workload: Workload::new(&cfg.workload, 0, 0, 1),
             pipeline: 1,
+            pipeline_batch: false,
             warmup_end_ns: 1_000,
             issue_end_ns: Some(11_000),
             quota_left: None,

@@ -311,6 +311,7 @@ fn run_phase(ctx: &RunContext<'_>, spec: &PhaseSpec) -> Result<(Collected, f64),
     let args = ctx.args;
     let config = Arc::new(EngineConfig {
         pipeline: spec.info.pipeline,
+        pipeline_batch: args.pipeline_batch && spec.open_loop.is_none(),
         open_loop: spec.open_loop,
         warmup_ns: spec.warmup_ns,
         duration_ns: spec.duration_ns,
