@@ -77,11 +77,14 @@ impl EventFd {
 pub fn block_signals(signals: &[libc::c_int]) -> io::Result<libc::sigset_t> {
     // SAFETY: sigset_t is plain data; sigemptyset initialises it before use.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a valid, live sigset_t for all three calls.
+    // SAFETY: `set` is a valid, live sigset_t for all three calls. Setting the default
+    // action first matters: a signal ignored at start (background jobs of a shell ignore
+    // SIGINT) is discarded when sent and would never reach the signalfd.
     unsafe {
         libc::sigemptyset(&mut set);
         for &signal in signals {
             libc::sigaddset(&mut set, signal);
+            libc::signal(signal, libc::SIG_DFL);
         }
     }
     // SAFETY: `set` is initialised; a null old-set pointer is allowed.

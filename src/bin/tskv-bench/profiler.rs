@@ -86,6 +86,7 @@ impl Profiler {
     pub fn start(&mut self) {
         let mut command = self.spec.command();
         command.stdin(Stdio::null()).process_group(0);
+        sys::reset_sigint_in_child(&mut command);
         let mut child = match command.spawn() {
             Ok(child) => child,
             Err(e) => {
