@@ -252,6 +252,21 @@ pub fn signal_process_group(pgid: u32, signal: Signal) -> io::Result<()> {
     Ok(())
 }
 
+/// Makes `command`'s child start with SIGINT at its default action even when this process
+/// was started with SIGINT ignored (as background jobs of a non-interactive shell are), so
+/// a profiler, or a shell's `trap ... INT` in `--perf-cmd`, can be stopped with SIGINT.
+pub fn reset_sigint_in_child(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec the closure only calls signal(2), which is
+    // async-signal-safe, and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,20 +304,5 @@ mod tests {
         assert!(thread_cpu_time().unwrap() > before);
         assert!(process_cpu_time().unwrap() > Duration::ZERO);
         set_timer_slack_ns(1_000).unwrap();
-    }
-}
-
-/// Makes `command`'s child start with SIGINT at its default action even when this process
-/// was started with SIGINT ignored (as background jobs of a non-interactive shell are), so
-/// a profiler, or a shell's `trap ... INT` in `--perf-cmd`, can be stopped with SIGINT.
-pub fn reset_sigint_in_child(command: &mut std::process::Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: between fork and exec the closure only calls signal(2), which is
-    // async-signal-safe, and touches no memory of the parent.
-    unsafe {
-        command.pre_exec(|| {
-            libc::signal(libc::SIGINT, libc::SIG_DFL);
-            Ok(())
-        });
     }
 }
