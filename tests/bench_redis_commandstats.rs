@@ -4,77 +4,11 @@
 //! --ratio 1:1 --json FILE`, then compare the JSON's per-command `sent` with the `calls` of
 //! `INFO commandstats` (tskv-bench sends nothing but the benchmark's SETs and GETs).
 
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+mod common;
 
-/// A redis-server on a free loopback port, without persistence, killed on drop.
-struct RedisServer {
-    child: Child,
-    port: u16,
-}
+use std::process::Command;
 
-impl RedisServer {
-    fn start() -> RedisServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("find a free port")
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start redis-server ({e}): this test needs Redis installed \
-                     (apt-get install redis-server); CI installs it"
-                )
-            });
-        let server = RedisServer { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not listen on {port}"
-            );
-            sleep(Duration::from_millis(20));
-        }
-        server
-    }
-
-    fn command_calls(&self, command: &str) -> u64 {
-        let output = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "INFO", "commandstats"])
-            .output()
-            .expect("run redis-cli (installed with redis-server)");
-        let text = String::from_utf8_lossy(&output.stdout);
-        let prefix = format!("cmdstat_{command}:calls=");
-        text.lines()
-            .find_map(|line| line.strip_prefix(&prefix))
-            .map_or(0, |rest| {
-                rest.split(',')
-                    .next()
-                    .unwrap()
-                    .parse()
-                    .expect("calls count")
-            })
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn read_json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).expect("read JSON report"))
-        .expect("JSON report parses")
-}
+use common::redis_server::{read_json, RedisServer};
 
 #[test]
 fn sent_counts_match_redis_commandstats() {

@@ -11,6 +11,8 @@
 // Each test binary uses a different part of the harness.
 #![allow(dead_code)]
 
+pub mod redis_server;
+
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
