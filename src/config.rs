@@ -98,6 +98,9 @@ pub struct ServerConfig {
     /// Capacity of each cross-shard queue, in messages; also the cap on requests one shard
     /// has in flight to another.
     pub shard_queue_len: usize,
+    /// Socket reads per connection per loop iteration, so one busy client cannot starve
+    /// the others; a connection with input left is serviced again on the next iteration.
+    pub conn_reads_per_iteration_max: usize,
     /// Storage engine options.
     pub store: StoreOptions,
 }
@@ -106,6 +109,9 @@ pub struct ServerConfig {
 pub const CLIENT_OUTPUT_BYTES_MAX_DEFAULT: usize = 16 << 20;
 /// Default for [`ServerConfig::shard_queue_len`]: 4096 messages.
 pub const SHARD_QUEUE_LEN_DEFAULT: usize = 4096;
+/// Default for [`ServerConfig::conn_reads_per_iteration_max`]: 8 reads (of at least
+/// 16 KiB each), enough to take a large pipeline batch in one turn without starving others.
+pub const CONN_READS_PER_ITERATION_MAX_DEFAULT: usize = 8;
 
 // A reply to a maximal request must fit under the output cap for backpressure to make progress.
 const _: () = assert!(CLIENT_OUTPUT_BYTES_MAX_DEFAULT >= INLINE_BYTES_MAX_DEFAULT);

@@ -69,6 +69,9 @@ struct Args {
     /// Capacity of each cross-shard queue, in messages.
     #[arg(long, default_value_t = config::SHARD_QUEUE_LEN_DEFAULT)]
     shard_queue_len: usize,
+    /// Socket reads per connection per loop iteration before other connections get a turn.
+    #[arg(long, default_value_t = config::CONN_READS_PER_ITERATION_MAX_DEFAULT)]
+    conn_reads_per_iteration_max: usize,
 }
 
 fn main() -> ExitCode {
@@ -104,6 +107,7 @@ fn main() -> ExitCode {
         client_output_bytes_max: args.client_output_bytes_max,
         clients_per_shard_max: args.max_clients_per_shard,
         shard_queue_len: args.shard_queue_len.max(1),
+        conn_reads_per_iteration_max: args.conn_reads_per_iteration_max.max(1),
         store: StoreOptions {
             memtable_bytes: args.memtable_bytes.max(4096),
             wal_segment_bytes: args.wal_segment_bytes.max(64 * 1024),

@@ -12,6 +12,23 @@
 //!    write and (with `--fsync always`) one linked fdatasync, submitted while the next
 //!    batch gathers; start a memtable flush if one is due;
 //! 6. push queued messages to peers and send replies.
+//!
+//! # Invariant: a connection with buffered complete requests and room to reply is always on the ready list
+//!
+//! Epoll is edge-triggered: bytes already read raise no new event, so a connection that
+//! stops being processed with complete requests in its read buffer would wait until its
+//! client sends more, which a pipelining client waiting for its replies never does. Each
+//! way a connection can stop puts it back in line:
+//! - **Read budget** (`conn_reads_per_iteration_max`): every read is followed by an
+//!   execution pass, and a connection whose budget ran out with the socket not drained is
+//!   listed as ready for the next iteration ([`Shard::service`]).
+//! - **Write stall, output backpressure, full cross-shard window**: the request that cannot
+//!   run is left unparsed and the connection goes on the blocked list, which is moved back
+//!   to the ready list at the start of every servicing pass; while it is not empty the loop
+//!   waits at most 1 ms. A finished flush also releases it at once.
+//! - **Cross-shard replies and replies gated on an fdatasync** do not stop execution: later
+//!   requests run meanwhile, and the replies are sent when they complete, in order.
+//! - **Poisoned shard**: writes are answered with the error at once, nothing waits.
 
 pub mod conn;
 mod exec;
@@ -83,8 +100,6 @@ fn tag_of(kind: u64, id: u64) -> u64 {
     kind | (id << 8)
 }
 
-/// Reads per connection per loop iteration, so one busy client cannot starve the others.
-const READS_PER_ITERATION_MAX: usize = 8;
 /// Epoll events handled per wait.
 const EPOLL_EVENTS_MAX: usize = 1024;
 /// io_uring submission queue entries.
@@ -479,10 +494,18 @@ impl Shard {
         self.ready.extend(again);
     }
 
-    /// Processes one connection. Returns true if it should be serviced again next
-    /// iteration (budget exhausted with input left).
+    /// Processes one connection: executes its buffered requests, then, while the socket
+    /// may hold more and the read budget lasts, reads once and executes again. Returns true
+    /// if it must be serviced again next iteration (budget spent, socket not drained).
+    ///
+    /// Every read is followed by an execution pass before this returns, so a connection
+    /// never leaves the ready list with complete requests read but not executed: the last
+    /// read of a budget may drain the socket, and edge-triggered epoll would not report
+    /// those bytes again.
     fn service(&mut self, key: (u32, u32)) -> bool {
-        for _ in 0..READS_PER_ITERATION_MAX {
+        let reads_max = self.config().conn_reads_per_iteration_max;
+        let mut reads = 0;
+        loop {
             match self.process_requests(key) {
                 exec::Progress::Blocked | exec::Progress::Closed => return false,
                 exec::Progress::Done => {}
@@ -498,6 +521,9 @@ impl Shard {
             }
             if conn.close_after_flush || !conn.readable {
                 return false;
+            }
+            if reads == reads_max {
+                return true;
             }
             let query_max = self.query_buffer_bytes_max();
             let conn = self.conn_mut(key).expect("exists");
@@ -515,8 +541,8 @@ impl Shard {
                     conn.peer_closed = true;
                 }
             }
+            reads += 1;
         }
-        self.conn(key).is_some_and(|c| c.readable)
     }
 
     /// Largest buffered request: a maximal bulk string plus headers and a maximal inline line.
