@@ -17,10 +17,14 @@
 //! * [`resp`] is the incremental RESP2 request parser and reply encoder.
 //! * [`command`] turns parsed arguments into typed commands and Redis-worded errors.
 //! * [`runtime`] is the only place with `unsafe`: epoll, io_uring, eventfd and a few syscalls.
-//! * [`wal`], [`memtable`], [`sstable`], [`manifest`] and [`store`] are the per-shard storage engine.
+//! * [`base`] is the engine's shared vocabulary (sequence numbers, the error type, the
+//!   checked-block codec, directory sync); every storage module imports from it, never upward.
+//! * [`wal`], [`memtable`], [`sstable`], [`manifest`] and [`store`] are the per-shard storage
+//!   engine; [`store`] composes them, and recovery at open lives in its own file.
 //! * [`shard`] is the per-core event loop: connections, cross-shard queues, group commit.
 //! * [`server`] starts the shards, owns the data directory lock and handles shutdown.
 
+pub mod base;
 pub mod command;
 pub mod config;
 pub mod manifest;

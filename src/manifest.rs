@@ -21,9 +21,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::Path;
 
-use crate::sstable::format::{open_block, seal_block, Cursor, FormatError};
+use crate::base::codec::{open_block, seal_block, Cursor, FormatError};
+use crate::base::fs::sync_dir;
+use crate::base::{io_error, StoreError};
 use crate::sstable::TableId;
-use crate::store::{io_error, sync_dir, StoreError};
 use crate::wal::SegmentNo;
 
 /// Identifies a manifest file.

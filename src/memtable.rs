@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use crossbeam_skiplist::SkipSet;
 use smallvec::SmallVec;
 
-use crate::store::SeqNo;
+use crate::base::SeqNo;
 
 /// Accounted bytes per write besides key and value: hash slot, skiplist node, vectors.
 pub const ENTRY_OVERHEAD_BYTES: usize = 64;

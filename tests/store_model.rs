@@ -14,8 +14,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use proptest::prelude::*;
+use tskv::base::SeqNo;
 use tskv::config::StoreOptions;
-use tskv::store::{Lookup, SeqNo, ShardStore, WalBatch};
+use tskv::store::{Lookup, ShardStore};
+use tskv::wal::WalBatch;
 
 #[derive(Clone, Debug)]
 enum Op {

@@ -11,8 +11,9 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use tskv::base::StoreError;
 use tskv::config::StoreOptions;
-use tskv::store::{ShardStore, StoreError};
+use tskv::store::ShardStore;
 use tskv::wal::record::encoded_len;
 
 fn options(memtable_bytes: usize, wal_segment_bytes: u64) -> StoreOptions {

@@ -15,8 +15,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use tskv::base::SeqNo;
 use tskv::config::StoreOptions;
-use tskv::store::{SeqNo, ShardStore};
+use tskv::store::ShardStore;
 use tskv::wal::reader::SegmentReader;
 use tskv::wal::record::{encode, RecordKind};
 

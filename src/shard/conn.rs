@@ -6,9 +6,9 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 
+use crate::base::SeqNo;
 use crate::resp::{self, RequestParser};
 use crate::shard::mesh::OpResult;
-use crate::store::SeqNo;
 
 /// How a reply is assembled from its parts.
 #[derive(Debug)]

@@ -5,10 +5,10 @@ use super::conn::{Reply, Slot};
 use super::mesh::{self, Message, Op, OpResult, ReplyTo, ShardId};
 use super::metrics::ShardMetrics;
 use super::Shard;
+use crate::base::SeqNo;
 use crate::command::{self, ClientSub, Command, CommandKind, SetCondition};
 use crate::config::FsyncMode;
 use crate::resp::{self, Parsed};
-use crate::store::SeqNo;
 
 /// What processing a connection's buffered requests ended with.
 pub(super) enum Progress {
@@ -463,7 +463,7 @@ fn recycle<'b>(mut slices: Vec<&[u8]>) -> Vec<&'b [u8]> {
         .collect()
 }
 
-fn storage_error(e: &crate::store::StoreError) -> String {
+fn storage_error(e: &crate::base::StoreError) -> String {
     tracing::error!("storage error: {e}");
     format!("ERR storage error: {e}")
 }

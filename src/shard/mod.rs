@@ -45,12 +45,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::base::SeqNo;
 use crate::config::{FsyncMode, ServerConfig};
 use crate::resp::{self, RequestParser};
 use crate::runtime::epoll::{Epoll, Event, Interest};
 use crate::runtime::sys::EventFd;
 use crate::runtime::uring::{Completion, OpKind, Ring};
-use crate::store::{FlushJob, SeqNo, ShardStore, WalBatch};
+use crate::store::{FlushJob, ShardStore};
+use crate::wal::WalBatch;
 
 use conn::{Conn, ReadOutcome};
 use mesh::{Links, Message, ShardId, Waker};

@@ -10,8 +10,8 @@
 //! `value_len` is [`TOMBSTONE_LEN`] (`u32::MAX`) for a tombstone, which has no value bytes.
 //! Keys within a block are strictly increasing.
 
-use super::format::{seal_block, Cursor, FormatError};
-use crate::store::SeqNo;
+use crate::base::codec::{seal_block, Cursor, FormatError};
+use crate::base::SeqNo;
 
 /// The `value_len` of a tombstone.
 pub const TOMBSTONE_LEN: u32 = u32::MAX;
@@ -155,7 +155,7 @@ pub fn find<'a>(payload: &'a [u8], key: &[u8]) -> Result<Option<EntryRef<'a>>, F
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sstable::format::open_block;
+    use crate::base::codec::open_block;
     use proptest::prelude::*;
 
     fn sample_block() -> Vec<u8> {

@@ -12,7 +12,7 @@
 //! `i` (0 ≤ i < k) tests bit `(h1 + i·h2) mod m` (double hashing; bit `j` is bit `j % 8`
 //! of byte `j / 8`). `k = round(ln 2 · bits_per_key)`, clamped to 1..=30.
 
-use super::format::{Cursor, FormatError};
+use crate::base::codec::{Cursor, FormatError};
 
 /// Most probes per key.
 pub const PROBES_MAX: u32 = 30;

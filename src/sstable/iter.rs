@@ -5,7 +5,7 @@ use std::vec;
 use super::block::BlockEntries;
 use super::reader::Table;
 use super::TableEntry;
-use crate::store::StoreError;
+use crate::base::StoreError;
 
 /// Iterates over all entries of a table. Yields the first error (a failed block checksum,
 /// say) and then stops.
@@ -75,9 +75,9 @@ impl Iterator for TableIter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::{SeqNo, StoreError};
     use crate::sstable::writer::SstWriter;
     use crate::sstable::TableId;
-    use crate::store::{SeqNo, StoreError};
 
     fn write_table(dir: &std::path::Path, n: u32) -> std::path::PathBuf {
         let mut w = SstWriter::new(128, 10);

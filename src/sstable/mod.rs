@@ -29,7 +29,7 @@ pub mod iter;
 pub mod reader;
 pub mod writer;
 
-use crate::store::SeqNo;
+use crate::base::SeqNo;
 
 /// The id of an SSTable; ids are never reused within a shard.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 
 use super::block::find;
 use super::bloom::Bloom;
-use super::format::{decode_index, open_block, Footer, FormatError, IndexEntry, FOOTER_BYTES};
+use super::format::{decode_index, Footer, IndexEntry, FOOTER_BYTES};
 use super::{TableEntry, TableId};
-use crate::store::{io_error, StoreError};
+use crate::base::codec::{open_block, FormatError};
+use crate::base::{io_error, StoreError};
 
 /// An open SSTable.
 pub struct Table {

@@ -2,8 +2,9 @@
 
 use super::block::BlockBuilder;
 use super::bloom::{hash_key, Bloom};
-use super::format::{encode_index, seal_block, Footer, IndexEntry};
-use crate::store::SeqNo;
+use super::format::{encode_index, Footer, IndexEntry};
+use crate::base::codec::seal_block;
+use crate::base::SeqNo;
 
 /// Builds an SSTable in memory; [`SstWriter::finish`] returns the file's bytes.
 #[derive(Debug)]

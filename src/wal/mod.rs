@@ -25,6 +25,11 @@ pub mod reader;
 pub mod record;
 pub mod writer;
 
+use std::fs::File;
+use std::sync::Arc;
+
+use crate::base::SeqNo;
+
 /// The number of a WAL segment; segments are written in increasing number order.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SegmentNo(pub u64);
@@ -48,6 +53,19 @@ impl SegmentNo {
         }
         digits.parse().ok().map(Self)
     }
+}
+
+/// A batch of WAL records to write at `offset` of `file`.
+#[derive(Debug)]
+pub struct WalBatch {
+    /// The segment file (already created, preallocated, and its directory entry synced).
+    pub file: Arc<File>,
+    /// Byte offset in the segment where `buf` goes.
+    pub offset: u64,
+    /// Encoded records; ownership passes to the ring until the write completes.
+    pub buf: Vec<u8>,
+    /// Highest sequence number in the batch.
+    pub last_seq: SeqNo,
 }
 
 #[cfg(test)]

@@ -90,7 +90,7 @@ pub fn nonzero_end(data: &[u8], from: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::SeqNo;
+    use crate::base::SeqNo;
     use crate::wal::record::{encode, RecordKind};
 
     fn segment(records: u64, tail_zero_bytes: usize) -> Vec<u8> {

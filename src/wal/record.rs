@@ -19,7 +19,7 @@
 //! A length field of zero marks the clean end of a segment's written data (its preallocated
 //! tail is zero bytes).
 
-use crate::store::SeqNo;
+use crate::base::SeqNo;
 
 /// Bytes before the record body: crc32 and length.
 pub const HEADER_BYTES: usize = 8;

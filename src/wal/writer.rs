@@ -13,8 +13,10 @@ use std::sync::Arc;
 
 use super::record::{encode, RecordKind};
 use super::SegmentNo;
+use super::WalBatch;
+use crate::base::fs::sync_dir;
+use crate::base::{io_error, SeqNo, StoreError};
 use crate::runtime::sys::fallocate;
-use crate::store::{io_error, sync_dir, SeqNo, StoreError, WalBatch};
 
 /// An open WAL segment file.
 #[derive(Debug)]

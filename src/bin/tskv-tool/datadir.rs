@@ -14,9 +14,9 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+use tskv::base::StoreError;
 use tskv::manifest::{self, Manifest};
 use tskv::sstable::TableId;
-use tskv::store::StoreError;
 use tskv::wal::SegmentNo;
 
 use crate::segment::{self, SegmentScan, Tail};

@@ -124,10 +124,10 @@ impl ToolError {
     }
 }
 
-impl From<tskv::store::StoreError> for ToolError {
-    fn from(e: tskv::store::StoreError) -> Self {
+impl From<tskv::base::StoreError> for ToolError {
+    fn from(e: tskv::base::StoreError) -> Self {
         match e {
-            tskv::store::StoreError::Io { context, source } => ToolError::Io { context, source },
+            tskv::base::StoreError::Io { context, source } => ToolError::Io { context, source },
             other => ToolError::Corrupt(other.to_string()),
         }
     }

@@ -10,12 +10,13 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use serde::Serialize;
+use tskv::base::codec::open_block;
+use tskv::base::StoreError;
 use tskv::sstable::block::BlockEntries;
 use tskv::sstable::bloom::Bloom;
-use tskv::sstable::format::{open_block, Footer, FOOTER_BYTES, FORMAT_VERSION};
+use tskv::sstable::format::{Footer, FOOTER_BYTES, FORMAT_VERSION};
 use tskv::sstable::reader::Table;
 use tskv::sstable::TableId;
-use tskv::store::StoreError;
 
 use crate::datadir::{Problem, Severity};
 use crate::repr::repr;
@@ -207,8 +208,7 @@ fn read_bloom(path: &Path, footer: &Footer) -> Result<BloomBlock, ToolError> {
     let mut block = vec![0; footer.bloom_len_bytes as usize];
     file.read_exact_at(&mut block, footer.bloom_offset)
         .map_err(ToolError::io(format!("reading the Bloom block of {shown}")))?;
-    let changed =
-        |e: tskv::sstable::format::FormatError| ToolError::Corrupt(format!("{shown}: {e}"));
+    let changed = |e: tskv::base::codec::FormatError| ToolError::Corrupt(format!("{shown}: {e}"));
     let payload = open_block(&block).map_err(changed)?;
     let filter = Bloom::decode(payload).map_err(changed)?;
     let probes = u32::from_le_bytes(payload[..4].try_into().expect("decoded Bloom has k"));

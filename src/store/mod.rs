@@ -16,52 +16,25 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod recovery;
+
+use crate::base::{io_error, SeqNo, StoreError};
 use crate::config::StoreOptions;
-use crate::manifest::{self, Manifest};
+use crate::manifest::Manifest;
 use crate::memtable::Memtable;
 use crate::sstable::iter::TableIter;
 use crate::sstable::reader::Table;
 use crate::sstable::writer::SstWriter;
 use crate::sstable::TableId;
-use crate::wal::reader::{nonzero_end, SegmentReader};
 use crate::wal::record::RecordKind;
-use crate::wal::writer::{Segment, WalWriter};
+use crate::wal::writer::WalWriter;
 use crate::wal::SegmentNo;
-
-/// A sequence number: the position of a write in its shard's history, starting at 1.
-/// Every write (put or tombstone) gets the next one.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SeqNo(pub u64);
-
-/// Errors of the storage engine.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// An I/O error, with what was being done and to which file.
-    #[error("{context}: {source}")]
-    Io {
-        /// What was being done, naming the file.
-        context: String,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A checksum or format check failed somewhere a torn write cannot explain.
-    #[error("corruption in {file} at offset {offset}: {reason}")]
-    Corruption {
-        /// The file's path.
-        file: String,
-        /// Byte offset of the bad record or block.
-        offset: u64,
-        /// What was wrong.
-        reason: String,
-    },
-}
+use crate::wal::WalBatch;
 
 /// The result of a point lookup.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,19 +43,6 @@ pub struct Lookup {
     pub value: Option<Vec<u8>>,
     /// The sequence number of the version found.
     pub seq: SeqNo,
-}
-
-/// A batch of WAL records to write at `offset` of `file`.
-#[derive(Debug)]
-pub struct WalBatch {
-    /// The segment file (already created, preallocated, and its directory entry synced).
-    pub file: Arc<File>,
-    /// Byte offset in the segment where `buf` goes.
-    pub offset: u64,
-    /// Encoded records; ownership passes to the ring until the write completes.
-    pub buf: Vec<u8>,
-    /// Highest sequence number in the batch.
-    pub last_seq: SeqNo,
 }
 
 /// A memtable flush to execute: write `buf` at offset 0 of `file`, fdatasync, then call
@@ -121,22 +81,6 @@ pub struct StoreStats {
     pub recovery_replayed_records: u64,
 }
 
-/// Builds the error mapper for an I/O failure while doing `context` (which names the file).
-pub(crate) fn io_error(context: String) -> impl FnOnce(io::Error) -> StoreError {
-    move |source| StoreError::Io { context, source }
-}
-
-/// Fsyncs directory `dir`, making entries created, renamed or removed in it durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    let context = || format!("syncing directory {}", dir.display());
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_error(context())(e))
-}
-
-/// Bytes of zeros written at a time when wiping a torn WAL tail.
-const ZERO_CHUNK_BYTES: usize = 1 << 20;
-
 /// A frozen memtable waiting to be flushed.
 #[derive(Debug)]
 struct Frozen {
@@ -145,25 +89,6 @@ struct Frozen {
     /// The first WAL segment holding writes newer than this memtable's: the manifest's
     /// `wal_start` once it is flushed.
     next_segment: SegmentNo,
-}
-
-/// What WAL replay recovered.
-#[derive(Debug, Default)]
-struct Replay {
-    /// Highest sequence number in the live SSTables.
-    tables_last_seq: SeqNo,
-    memtable: Memtable,
-    last_seq: SeqNo,
-    records: u64,
-    truncated_bytes: u64,
-}
-
-/// The files found in a shard directory.
-#[derive(Debug, Default)]
-struct Listing {
-    tables: Vec<TableId>,
-    segments: Vec<SegmentNo>,
-    manifest_temp: bool,
 }
 
 /// One shard's storage engine. Not `Sync`: owned by its shard thread.
@@ -224,55 +149,31 @@ impl ShardStore {
     /// SSTables not named by the manifest (a crash between writing a table and installing
     /// the manifest) and WAL segments below the manifest's `wal_start` are deleted.
     pub fn open(dir: &Path, opts: &StoreOptions) -> Result<Self, StoreError> {
-        if !dir.exists() {
-            fs::create_dir_all(dir).map_err(io_error(format!("creating {}", dir.display())))?;
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                sync_dir(parent)?;
-            }
-        }
-        let manifest = Manifest::load(dir)?.unwrap_or_default();
-        let listing = list_dir(dir)?;
-        remove_leftovers(dir, &manifest, &listing)?;
-        let mut tables = Vec::with_capacity(manifest.tables.len());
-        for &id in &manifest.tables {
-            tables.push(Table::open(&dir.join(id.file_name()), id)?);
-        }
-        let tables_last_seq = tables
-            .iter()
-            .map(|t: &Table| t.footer().largest_seq)
-            .max()
-            .unwrap_or_default();
-        let mut replay = Replay {
-            tables_last_seq,
-            last_seq: tables_last_seq,
-            ..Replay::default()
-        };
-        let (current, append_offset, oldest_segment) = replay_wal(
-            dir,
-            opts,
-            manifest.wal_start,
-            &listing.segments,
-            &mut replay,
-        )?;
+        let recovered = recovery::recover(dir, opts)?;
         let mut store = Self {
             dir: dir.to_path_buf(),
             opts: opts.clone(),
-            wal: WalWriter::new(dir, opts.wal_segment_bytes, current, append_offset),
-            oldest_segment,
-            active: replay.memtable,
+            wal: WalWriter::new(
+                dir,
+                opts.wal_segment_bytes,
+                recovered.current,
+                recovered.append_offset,
+            ),
+            oldest_segment: recovered.oldest_segment,
+            active: recovered.memtable,
             immutables: VecDeque::new(),
-            tables,
-            next_table_id: manifest.next_table_id,
-            manifest,
+            tables: recovered.tables,
+            next_table_id: recovered.manifest.next_table_id,
+            manifest: recovered.manifest,
             flush_in_flight: None,
             encoding: None,
             batches_in_flight: 0,
-            last_seq: replay.last_seq,
-            written_seq: replay.last_seq,
-            durable_seq: replay.last_seq,
+            last_seq: recovered.last_seq,
+            written_seq: recovered.last_seq,
+            durable_seq: recovered.last_seq,
             flushes: 0,
-            recovery_truncated_bytes: replay.truncated_bytes,
-            recovery_replayed_records: replay.records,
+            recovery_truncated_bytes: recovered.truncated_bytes,
+            recovery_replayed_records: recovered.replayed_records,
         };
         store.maybe_freeze();
         Ok(store)
@@ -680,173 +581,4 @@ fn count_live(mut sources: Vec<Source<'_>>) -> Result<u64, StoreError> {
         prev_key = Some(key);
     }
     Ok(count)
-}
-
-fn list_dir(dir: &Path) -> Result<Listing, StoreError> {
-    let mut listing = Listing::default();
-    let entries = fs::read_dir(dir).map_err(io_error(format!("listing {}", dir.display())))?;
-    for entry in entries {
-        let entry = entry.map_err(io_error(format!("listing {}", dir.display())))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if let Some(id) = TableId::from_file_name(name) {
-            listing.tables.push(id);
-        } else if let Some(n) = SegmentNo::from_file_name(name) {
-            listing.segments.push(n);
-        } else if name == manifest::TEMP_FILE_NAME {
-            listing.manifest_temp = true;
-        }
-    }
-    listing.tables.sort_unstable();
-    listing.segments.sort_unstable();
-    Ok(listing)
-}
-
-/// Deletes what a crash can leave behind: SSTables the manifest does not name, WAL
-/// segments it says are covered, and a half-written manifest.
-fn remove_leftovers(dir: &Path, manifest: &Manifest, listing: &Listing) -> Result<(), StoreError> {
-    let orphan_tables = listing
-        .tables
-        .iter()
-        .filter(|id| !manifest.tables.contains(id))
-        .map(|id| id.file_name());
-    let covered_segments = listing
-        .segments
-        .iter()
-        .filter(|&&n| n < manifest.wal_start)
-        .map(|n| n.file_name());
-    let temp = listing
-        .manifest_temp
-        .then(|| manifest::TEMP_FILE_NAME.to_string());
-    let mut removed = false;
-    for name in orphan_tables.chain(covered_segments).chain(temp) {
-        let path = dir.join(name);
-        tracing::info!(file = %path.display(), "removing file left over from before the last manifest");
-        fs::remove_file(&path).map_err(io_error(format!("removing {}", path.display())))?;
-        removed = true;
-    }
-    if removed {
-        sync_dir(dir)?;
-    }
-    Ok(())
-}
-
-/// Replays the WAL segments from `wal_start` on (`segments` is the sorted listing) into
-/// `replay`. Returns the segment appends continue in (created if there is none), the
-/// offset where they continue, and the oldest segment left on disk.
-fn replay_wal(
-    dir: &Path,
-    opts: &StoreOptions,
-    wal_start: SegmentNo,
-    segments: &[SegmentNo],
-    replay: &mut Replay,
-) -> Result<(Segment, u64, SegmentNo), StoreError> {
-    let segments: Vec<SegmentNo> = segments
-        .iter()
-        .copied()
-        .filter(|&n| n >= wal_start)
-        .collect();
-    let mut tail = None;
-    for (i, &number) in segments.iter().enumerate() {
-        let is_last = i + 1 == segments.len();
-        tail = replay_segment(dir, number, is_last, replay)?;
-    }
-    let (current, append_offset) = match tail {
-        Some(tail) => tail,
-        None => {
-            let number = SegmentNo(wal_start.0.max(1));
-            (Segment::create(dir, number, opts.wal_segment_bytes)?, 0)
-        }
-    };
-    if replay.records > 0 || replay.truncated_bytes > 0 {
-        tracing::info!(
-            dir = %dir.display(),
-            records = replay.records,
-            truncated_bytes = replay.truncated_bytes,
-            last_seq = replay.last_seq.0,
-            "WAL replayed"
-        );
-    }
-    let oldest_segment = segments.first().copied().unwrap_or(current.number);
-    Ok((current, append_offset, oldest_segment))
-}
-
-/// Replays one segment into `replay`. Returns the segment and the end of its valid data
-/// if it is the last one (appends continue there).
-fn replay_segment(
-    dir: &Path,
-    number: SegmentNo,
-    is_last: bool,
-    replay: &mut Replay,
-) -> Result<Option<(Segment, u64)>, StoreError> {
-    let path = dir.join(number.file_name());
-    let shown = path.display();
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(io_error(format!("opening WAL segment {shown}")))?;
-    let mut data = Vec::new();
-    file.read_to_end(&mut data)
-        .map_err(io_error(format!("reading WAL segment {shown}")))?;
-    let mut reader = SegmentReader::new(&data);
-    for record in reader.by_ref() {
-        if record.seq <= replay.tables_last_seq {
-            // Already in an SSTable; a memtable copy could shadow a newer table version.
-            continue;
-        }
-        let value = match record.kind {
-            RecordKind::Put => Some(record.value),
-            RecordKind::Delete => None,
-        };
-        replay.memtable.insert(record.key, record.seq, value);
-        replay.last_seq = replay.last_seq.max(record.seq);
-        replay.records += 1;
-    }
-    let valid_end = reader.valid_end();
-    let reason = reader.stop().map_or("", |s| s.reason());
-    if let Some(garbage_end) = nonzero_end(&data, valid_end) {
-        if !is_last {
-            return Err(StoreError::Corruption {
-                file: shown.to_string(),
-                offset: valid_end as u64,
-                reason: format!("{reason} in a WAL segment that is not the last"),
-            });
-        }
-        let dropped_bytes = garbage_end - valid_end;
-        tracing::warn!(
-            file = %shown,
-            offset = valid_end,
-            bytes_dropped = dropped_bytes,
-            reason,
-            "truncating torn WAL tail"
-        );
-        zero_range(&file, valid_end, garbage_end)
-            .and_then(|()| file.sync_data())
-            .map_err(io_error(format!("wiping torn tail of WAL segment {shown}")))?;
-        replay.truncated_bytes += dropped_bytes as u64;
-    }
-    if !is_last {
-        return Ok(None);
-    }
-    let segment = Segment {
-        number,
-        file: Arc::new(file),
-        path: path.clone(),
-        capacity_bytes: data.len() as u64,
-    };
-    Ok(Some((segment, valid_end as u64)))
-}
-
-/// Overwrites bytes `start..end` of `file` with zeros, so the next append lands in a
-/// clean region and a later replay sees the clean end after it.
-fn zero_range(file: &File, start: usize, end: usize) -> io::Result<()> {
-    let zeros = vec![0; ZERO_CHUNK_BYTES.min(end - start)];
-    let mut at = start;
-    while at < end {
-        let len = zeros.len().min(end - at);
-        file.write_all_at(&zeros[..len], at as u64)?;
-        at += len;
-    }
-    Ok(())
 }

@@ -1,0 +1,277 @@
+//! Recovery of a shard directory at open: the manifest names the live SSTables, files a
+//! crash left behind are removed, and the WAL from the manifest's `wal_start` on is replayed
+//! into a memtable.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::base::fs::sync_dir;
+use crate::base::{io_error, SeqNo, StoreError};
+use crate::config::StoreOptions;
+use crate::manifest::{self, Manifest};
+use crate::memtable::Memtable;
+use crate::sstable::reader::Table;
+use crate::sstable::TableId;
+use crate::wal::reader::{nonzero_end, SegmentReader};
+use crate::wal::record::RecordKind;
+use crate::wal::writer::Segment;
+use crate::wal::SegmentNo;
+
+/// Bytes of zeros written at a time when wiping a torn WAL tail.
+const ZERO_CHUNK_BYTES: usize = 1 << 20;
+
+/// What [`recover`] found and rebuilt.
+pub(super) struct Recovered {
+    pub manifest: Manifest,
+    /// The live SSTables, in manifest order (oldest first).
+    pub tables: Vec<Table>,
+    /// The writes replayed from the WAL that no SSTable holds.
+    pub memtable: Memtable,
+    /// The segment appends continue in, and the offset where they continue.
+    pub current: Segment,
+    pub append_offset: u64,
+    /// The oldest WAL segment left on disk.
+    pub oldest_segment: SegmentNo,
+    /// Highest sequence number in the tables and the replayed WAL.
+    pub last_seq: SeqNo,
+    pub replayed_records: u64,
+    pub truncated_bytes: u64,
+}
+
+/// Opens (creating if absent) the shard directory `dir` and recovers it: manifest →
+/// SSTables → WAL replay. SSTables the manifest does not name, WAL segments below its
+/// `wal_start` and a half-written manifest are deleted first.
+pub(super) fn recover(dir: &Path, opts: &StoreOptions) -> Result<Recovered, StoreError> {
+    if !dir.exists() {
+        fs::create_dir_all(dir).map_err(io_error(format!("creating {}", dir.display())))?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
+    }
+    let manifest = Manifest::load(dir)?.unwrap_or_default();
+    let listing = list_dir(dir)?;
+    remove_leftovers(dir, &manifest, &listing)?;
+    let mut tables = Vec::with_capacity(manifest.tables.len());
+    for &id in &manifest.tables {
+        tables.push(Table::open(&dir.join(id.file_name()), id)?);
+    }
+    let tables_last_seq = tables
+        .iter()
+        .map(|t: &Table| t.footer().largest_seq)
+        .max()
+        .unwrap_or_default();
+    let mut replay = Replay {
+        tables_last_seq,
+        last_seq: tables_last_seq,
+        ..Replay::default()
+    };
+    let (current, append_offset, oldest_segment) = replay_wal(
+        dir,
+        opts,
+        manifest.wal_start,
+        &listing.segments,
+        &mut replay,
+    )?;
+    Ok(Recovered {
+        manifest,
+        tables,
+        memtable: replay.memtable,
+        current,
+        append_offset,
+        oldest_segment,
+        last_seq: replay.last_seq,
+        replayed_records: replay.records,
+        truncated_bytes: replay.truncated_bytes,
+    })
+}
+
+/// What WAL replay recovered.
+#[derive(Debug, Default)]
+struct Replay {
+    /// Highest sequence number in the live SSTables.
+    tables_last_seq: SeqNo,
+    memtable: Memtable,
+    last_seq: SeqNo,
+    records: u64,
+    truncated_bytes: u64,
+}
+
+/// The files found in a shard directory.
+#[derive(Debug, Default)]
+struct Listing {
+    tables: Vec<TableId>,
+    segments: Vec<SegmentNo>,
+    manifest_temp: bool,
+}
+
+fn list_dir(dir: &Path) -> Result<Listing, StoreError> {
+    let mut listing = Listing::default();
+    let entries = fs::read_dir(dir).map_err(io_error(format!("listing {}", dir.display())))?;
+    for entry in entries {
+        let entry = entry.map_err(io_error(format!("listing {}", dir.display())))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(id) = TableId::from_file_name(name) {
+            listing.tables.push(id);
+        } else if let Some(n) = SegmentNo::from_file_name(name) {
+            listing.segments.push(n);
+        } else if name == manifest::TEMP_FILE_NAME {
+            listing.manifest_temp = true;
+        }
+    }
+    listing.tables.sort_unstable();
+    listing.segments.sort_unstable();
+    Ok(listing)
+}
+
+/// Deletes what a crash can leave behind: SSTables the manifest does not name, WAL
+/// segments it says are covered, and a half-written manifest.
+fn remove_leftovers(dir: &Path, manifest: &Manifest, listing: &Listing) -> Result<(), StoreError> {
+    let orphan_tables = listing
+        .tables
+        .iter()
+        .filter(|id| !manifest.tables.contains(id))
+        .map(|id| id.file_name());
+    let covered_segments = listing
+        .segments
+        .iter()
+        .filter(|&&n| n < manifest.wal_start)
+        .map(|n| n.file_name());
+    let temp = listing
+        .manifest_temp
+        .then(|| manifest::TEMP_FILE_NAME.to_string());
+    let mut removed = false;
+    for name in orphan_tables.chain(covered_segments).chain(temp) {
+        let path = dir.join(name);
+        tracing::info!(file = %path.display(), "removing file left over from before the last manifest");
+        fs::remove_file(&path).map_err(io_error(format!("removing {}", path.display())))?;
+        removed = true;
+    }
+    if removed {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Replays the WAL segments from `wal_start` on (`segments` is the sorted listing) into
+/// `replay`. Returns the segment appends continue in (created if there is none), the
+/// offset where they continue, and the oldest segment left on disk.
+fn replay_wal(
+    dir: &Path,
+    opts: &StoreOptions,
+    wal_start: SegmentNo,
+    segments: &[SegmentNo],
+    replay: &mut Replay,
+) -> Result<(Segment, u64, SegmentNo), StoreError> {
+    let segments: Vec<SegmentNo> = segments
+        .iter()
+        .copied()
+        .filter(|&n| n >= wal_start)
+        .collect();
+    let mut tail = None;
+    for (i, &number) in segments.iter().enumerate() {
+        let is_last = i + 1 == segments.len();
+        tail = replay_segment(dir, number, is_last, replay)?;
+    }
+    let (current, append_offset) = match tail {
+        Some(tail) => tail,
+        None => {
+            let number = SegmentNo(wal_start.0.max(1));
+            (Segment::create(dir, number, opts.wal_segment_bytes)?, 0)
+        }
+    };
+    if replay.records > 0 || replay.truncated_bytes > 0 {
+        tracing::info!(
+            dir = %dir.display(),
+            records = replay.records,
+            truncated_bytes = replay.truncated_bytes,
+            last_seq = replay.last_seq.0,
+            "WAL replayed"
+        );
+    }
+    let oldest_segment = segments.first().copied().unwrap_or(current.number);
+    Ok((current, append_offset, oldest_segment))
+}
+
+/// Replays one segment into `replay`. Returns the segment and the end of its valid data
+/// if it is the last one (appends continue there).
+fn replay_segment(
+    dir: &Path,
+    number: SegmentNo,
+    is_last: bool,
+    replay: &mut Replay,
+) -> Result<Option<(Segment, u64)>, StoreError> {
+    let path = dir.join(number.file_name());
+    let shown = path.display();
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(io_error(format!("opening WAL segment {shown}")))?;
+    let mut data = Vec::new();
+    file.read_to_end(&mut data)
+        .map_err(io_error(format!("reading WAL segment {shown}")))?;
+    let mut reader = SegmentReader::new(&data);
+    for record in reader.by_ref() {
+        if record.seq <= replay.tables_last_seq {
+            // Already in an SSTable; a memtable copy could shadow a newer table version.
+            continue;
+        }
+        let value = match record.kind {
+            RecordKind::Put => Some(record.value),
+            RecordKind::Delete => None,
+        };
+        replay.memtable.insert(record.key, record.seq, value);
+        replay.last_seq = replay.last_seq.max(record.seq);
+        replay.records += 1;
+    }
+    let valid_end = reader.valid_end();
+    let reason = reader.stop().map_or("", |s| s.reason());
+    if let Some(garbage_end) = nonzero_end(&data, valid_end) {
+        if !is_last {
+            return Err(StoreError::Corruption {
+                file: shown.to_string(),
+                offset: valid_end as u64,
+                reason: format!("{reason} in a WAL segment that is not the last"),
+            });
+        }
+        let dropped_bytes = garbage_end - valid_end;
+        tracing::warn!(
+            file = %shown,
+            offset = valid_end,
+            bytes_dropped = dropped_bytes,
+            reason,
+            "truncating torn WAL tail"
+        );
+        zero_range(&file, valid_end, garbage_end)
+            .and_then(|()| file.sync_data())
+            .map_err(io_error(format!("wiping torn tail of WAL segment {shown}")))?;
+        replay.truncated_bytes += dropped_bytes as u64;
+    }
+    if !is_last {
+        return Ok(None);
+    }
+    let segment = Segment {
+        number,
+        file: Arc::new(file),
+        path: path.clone(),
+        capacity_bytes: data.len() as u64,
+    };
+    Ok(Some((segment, valid_end as u64)))
+}
+
+/// Overwrites bytes `start..end` of `file` with zeros, so the next append lands in a
+/// clean region and a later replay sees the clean end after it.
+fn zero_range(file: &File, start: usize, end: usize) -> io::Result<()> {
+    let zeros = vec![0; ZERO_CHUNK_BYTES.min(end - start)];
+    let mut at = start;
+    while at < end {
+        let len = zeros.len().min(end - at);
+        file.write_all_at(&zeros[..len], at as u64)?;
+        at += len;
+    }
+    Ok(())
+}
