@@ -56,6 +56,42 @@ pub struct StoreOptions {
     pub sstable_block_bytes: usize,
     /// Bloom filter bits per key (10 gives about 1% false positives).
     pub bloom_bits_per_key: usize,
+    /// When and how SSTables are merged.
+    pub compaction: CompactionOptions,
+}
+
+/// Options of the leveled compaction policy (see [`crate::compaction::picker`]).
+#[derive(Clone, Debug)]
+pub struct CompactionOptions {
+    /// Level-0 tables (flushed memtables) at which they are merged into level 1.
+    pub l0_trigger_tables: usize,
+    /// Target size of level 1; deeper levels are `level_size_ratio` times the one above.
+    pub level1_target_bytes: u64,
+    /// Size ratio between adjacent levels from level 1 down.
+    pub level_size_ratio: u64,
+    /// Size at which a compaction cuts an output table.
+    pub target_table_bytes: usize,
+}
+
+/// Default for [`CompactionOptions::l0_trigger_tables`]: 4 tables, as LevelDB and RocksDB.
+pub const L0_TRIGGER_TABLES_DEFAULT: usize = 4;
+/// Default for [`CompactionOptions::level1_target_bytes`]: 256 MiB, as RocksDB's
+/// `max_bytes_for_level_base`.
+pub const LEVEL1_TARGET_BYTES_DEFAULT: u64 = 256 << 20;
+/// Default for [`CompactionOptions::level_size_ratio`]: 10, as LevelDB and RocksDB.
+pub const LEVEL_SIZE_RATIO_DEFAULT: u64 = 10;
+/// Default for [`CompactionOptions::target_table_bytes`]: 32 MiB (one memtable's worth).
+pub const TARGET_TABLE_BYTES_DEFAULT: usize = 32 << 20;
+
+impl Default for CompactionOptions {
+    fn default() -> Self {
+        Self {
+            l0_trigger_tables: L0_TRIGGER_TABLES_DEFAULT,
+            level1_target_bytes: LEVEL1_TARGET_BYTES_DEFAULT,
+            level_size_ratio: LEVEL_SIZE_RATIO_DEFAULT,
+            target_table_bytes: TARGET_TABLE_BYTES_DEFAULT,
+        }
+    }
 }
 
 /// Default for [`StoreOptions::memtable_bytes`]: 32 MiB.
@@ -70,6 +106,7 @@ impl Default for StoreOptions {
             wal_segment_bytes: WAL_SEGMENT_BYTES_DEFAULT,
             sstable_block_bytes: 4096,
             bloom_bits_per_key: 10,
+            compaction: CompactionOptions::default(),
         }
     }
 }
@@ -103,6 +140,8 @@ pub struct ServerConfig {
     pub conn_reads_per_iteration_max: usize,
     /// Storage engine options.
     pub store: StoreOptions,
+    /// The core the compaction thread is pinned to; `None`: the last core.
+    pub compaction_core: Option<usize>,
 }
 
 /// Default for [`ServerConfig::client_output_bytes_max`]: 16 MiB.

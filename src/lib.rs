@@ -26,6 +26,7 @@
 
 pub mod base;
 pub mod command;
+pub mod compaction;
 pub mod config;
 pub mod manifest;
 pub mod memtable;
@@ -35,4 +36,5 @@ pub mod server;
 pub mod shard;
 pub mod sstable;
 pub mod store;
+pub mod version;
 pub mod wal;

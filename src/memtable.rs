@@ -171,6 +171,19 @@ impl Memtable {
         self.max_seq
     }
 
+    /// Keys from `start` on (inclusive) with their newest version, in byte order.
+    pub fn iter_from(&self, start: &[u8]) -> impl Iterator<Item = (&[u8], &MemEntry)> + '_ {
+        self.order
+            .range(OrderKey::new(start)..)
+            .map(move |ordered| {
+                let (key, entry) = self
+                    .newest
+                    .get_key_value(&ordered.value().bytes[..])
+                    .expect("every ordered key has a newest version");
+                (&key[..], entry)
+            })
+    }
+
     /// All keys with their newest version, in byte order of the keys.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &MemEntry)> + '_ {
         self.order.iter().map(move |ordered| {

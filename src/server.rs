@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::compaction::core::CompactionCore;
 use crate::config::ServerConfig;
 use crate::runtime::epoll::{Epoll, Interest};
 use crate::runtime::sys::{block_signals, EventFd, SignalFd};
@@ -173,6 +174,11 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
     });
 
     let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let compaction = CompactionCore::start(
+        compaction_core_id(&cores, config.compaction_core),
+        COMPACTION_QUEUE_PER_SHARD * shards,
+    )
+    .map_err(io_err("spawning the compaction core"))?;
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
     let mut threads = Vec::new();
     for ((index, listener), links) in listeners
@@ -184,6 +190,7 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
         let ready_tx = ready_tx.clone();
         let core = (!cores.is_empty()).then(|| cores[index % cores.len()]);
         let store_dir = config.data_dir.join(format!("shard-{index:03}"));
+        let compaction_requests = compaction.requests();
         let thread = std::thread::Builder::new()
             .name(format!("tskv-shard-{index}"))
             .spawn(move || -> Result<(), String> {
@@ -192,7 +199,14 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
                         tracing::warn!(shard = index, "could not pin to core {}", core.id);
                     }
                 }
-                let opened = Shard::open(ShardId(index), shared, listener, links, &store_dir);
+                let opened = Shard::open(
+                    ShardId(index),
+                    shared,
+                    listener,
+                    links,
+                    &store_dir,
+                    compaction_requests,
+                );
                 let shard = match opened {
                     Ok(shard) => {
                         let _ = ready_tx.send(Ok(()));
@@ -253,12 +267,39 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
             }
         }
     }
+    // After the shards: a flush install they queued last is still made durable.
+    compaction.stop();
     match run_error {
         Some(e) => Err(ServerError::Shard(e)),
         None => {
             tracing::info!("stopped cleanly");
             Ok(())
         }
+    }
+}
+
+/// Requests the compaction core queues per shard (a shard has at most one flush install
+/// in flight, so this bound is never reached in normal running).
+const COMPACTION_QUEUE_PER_SHARD: usize = 4;
+
+/// The core the compaction thread is pinned to: `requested` if the machine has it, else
+/// the last core (shared with a shard when there are no more cores than shards).
+fn compaction_core_id(
+    cores: &[core_affinity::CoreId],
+    requested: Option<usize>,
+) -> Option<core_affinity::CoreId> {
+    match requested {
+        Some(id) => {
+            let found = cores.iter().copied().find(|c| c.id == id);
+            if found.is_none() {
+                tracing::warn!(
+                    core = id,
+                    "no such core for the compaction core; not pinning it"
+                );
+            }
+            found
+        }
+        None => cores.last().copied(),
     }
 }
 

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use tskv::base::SeqNo;
-use tskv::config::StoreOptions;
+use tskv::config::{CompactionOptions, StoreOptions};
 use tskv::store::{Lookup, ShardStore};
 use tskv::wal::WalBatch;
 
@@ -30,6 +30,8 @@ enum Op {
     /// Complete the held batch (write and fdatasync).
     CompleteBatch,
     Flush,
+    /// Run compactions until the policy is satisfied.
+    Compact,
     Len,
     Reopen,
 }
@@ -43,6 +45,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::TakeBatch),
         2 => Just(Op::CompleteBatch),
         2 => Just(Op::Flush),
+        1 => Just(Op::Compact),
         1 => Just(Op::Len),
         1 => Just(Op::Reopen),
     ]
@@ -54,6 +57,13 @@ fn options() -> StoreOptions {
         wal_segment_bytes: 2 << 10,
         sstable_block_bytes: 256,
         bloom_bits_per_key: 10,
+        // Tiny levels, so a few flushes fill level 0 and compactions reach level 3 and more.
+        compaction: CompactionOptions {
+            l0_trigger_tables: 2,
+            level1_target_bytes: 4 << 10,
+            level_size_ratio: 2,
+            target_table_bytes: 1 << 10,
+        },
     }
 }
 
@@ -148,6 +158,10 @@ impl Harness {
             }
             Op::CompleteBatch => self.complete_batch(),
             Op::Flush => self.flush(),
+            Op::Compact => {
+                self.store.compact_sync().unwrap();
+                self.check_all();
+            }
             Op::Len => assert_eq!(self.store.len().unwrap(), self.model.len() as u64),
             Op::Reopen => {
                 self.sync_wal();

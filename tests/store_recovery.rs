@@ -12,7 +12,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use tskv::base::StoreError;
-use tskv::config::StoreOptions;
+use tskv::config::{CompactionOptions, StoreOptions};
 use tskv::store::ShardStore;
 use tskv::wal::record::encoded_len;
 
@@ -22,6 +22,7 @@ fn options(memtable_bytes: usize, wal_segment_bytes: u64) -> StoreOptions {
         wal_segment_bytes,
         sstable_block_bytes: 512,
         bloom_bits_per_key: 10,
+        compaction: CompactionOptions::default(),
     }
 }
 

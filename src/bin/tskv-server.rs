@@ -72,6 +72,9 @@ struct Args {
     /// Socket reads per connection per loop iteration before other connections get a turn.
     #[arg(long, default_value_t = config::CONN_READS_PER_ITERATION_MAX_DEFAULT)]
     conn_reads_per_iteration_max: usize,
+    /// Core the compaction thread is pinned to [default: the last core].
+    #[arg(long)]
+    compaction_core: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -113,6 +116,7 @@ fn main() -> ExitCode {
             wal_segment_bytes: args.wal_segment_bytes.max(64 * 1024),
             ..StoreOptions::default()
         },
+        compaction_core: args.compaction_core,
     };
     match tskv::server::run(config) {
         Ok(()) => ExitCode::SUCCESS,

@@ -39,6 +39,18 @@ pub struct ShardMetrics {
     pub memtable_bytes: AtomicU64,
     /// Live SSTables.
     pub sstables: AtomicU64,
+    /// Live SSTables in level 0 (flushed memtables not yet compacted).
+    pub l0_sstables: AtomicU64,
+    /// Bytes of live SSTables.
+    pub sstable_bytes: AtomicU64,
+    /// Compactions installed since start (trivial moves included).
+    pub compactions: AtomicU64,
+    /// Bytes compactions read.
+    pub compaction_read_bytes: AtomicU64,
+    /// Bytes compactions wrote.
+    pub compaction_written_bytes: AtomicU64,
+    /// 1 once a compaction of the shard failed (they stop until restart).
+    pub compaction_failed: AtomicU64,
     /// Highest sequence number assigned.
     pub last_seq: AtomicU64,
     /// Highest sequence number durable.

@@ -42,10 +42,12 @@ use std::io;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::base::SeqNo;
+use crate::compaction;
 use crate::config::{FsyncMode, ServerConfig};
 use crate::resp::{self, RequestParser};
 use crate::runtime::epoll::{Epoll, Event, Interest};
@@ -185,6 +187,8 @@ pub struct Shard {
     wanted_scratch: Vec<usize>,
     events: Vec<Event>,
     completions: Vec<Completion>,
+    /// The store version whose counters `INFO` shows (weak: it must not pin old files).
+    published_version: std::sync::Weak<crate::version::Version>,
 }
 
 impl Shard {
@@ -200,15 +204,21 @@ impl Shard {
         listener: TcpListener,
         links: Links,
         store_dir: &std::path::Path,
+        compaction: SyncSender<compaction::core::Request>,
     ) -> Result<Self, String> {
         let config = &shared.config;
-        let store = ShardStore::open(store_dir, &config.store).map_err(|e| {
+        let mut store = ShardStore::open(store_dir, &config.store).map_err(|e| {
             format!(
                 "shard {}: cannot open store in {}: {e}",
                 id.0,
                 store_dir.display()
             )
         })?;
+        let waker_owner = Arc::clone(&shared);
+        let notify = Box::new(move || waker_owner.wakers[id.0].wake());
+        store
+            .attach_compaction_core(id.0, compaction, notify)
+            .map_err(|e| format!("shard {}: {e}", id.0))?;
         let ring = Ring::new(RING_ENTRIES)
             .map_err(|e| format!("shard {}: cannot set up io_uring: {e}", id.0))?;
         let epoll =
@@ -235,7 +245,7 @@ impl Shard {
             stats.recovery_truncated_bytes,
         );
         let period = Duration::from_millis(config.fsync_period_ms.max(1));
-        let shard = Self {
+        let mut shard = Self {
             id,
             shards,
             store,
@@ -265,6 +275,7 @@ impl Shard {
             wanted_scratch: Vec::new(),
             events: Vec::with_capacity(EPOLL_EVENTS_MAX),
             completions: Vec::new(),
+            published_version: std::sync::Weak::new(),
             shared,
         };
         shard.publish_store_stats();
@@ -297,6 +308,7 @@ impl Shard {
             self.wait(timeout_ms)?;
             self.handle_events();
             self.reap_ring();
+            self.poll_compaction();
             self.drain_queues();
             if self.shared.stop.load(Ordering::SeqCst) && !self.draining {
                 self.begin_drain();
@@ -626,6 +638,19 @@ impl Shard {
         }
     }
 
+    /// Takes the compaction core's new versions; a flush that ended releases connections
+    /// stalled on a full memtable.
+    fn poll_compaction(&mut self) {
+        match self.store.poll_compaction() {
+            Ok(true) => {
+                ShardMetrics::add(&self.metrics().flushes, 1);
+                self.unblock_all();
+            }
+            Ok(false) => {}
+            Err(e) => self.poison(format!("installing flushed SSTable failed: {e}")),
+        }
+    }
+
     /// Marks the shard read-only after a failed WAL or SSTable write: the reason is logged,
     /// shown in `INFO`, and every write waiting for durability gets it as an error.
     fn poison(&mut self, reason: String) {
@@ -719,12 +744,10 @@ impl Shard {
                     buf: write.buf.take().expect("done"),
                     table_id,
                 };
-                match self.store.flush_written(job) {
-                    Ok(()) => ShardMetrics::add(&self.metrics().flushes, 1),
-                    Err(e) => self.poison(format!("installing flushed SSTable failed: {e}")),
+                // The compaction core installs it; the flush ends in `poll_compaction`.
+                if let Err(e) = self.store.flush_written(job) {
+                    self.poison(format!("installing flushed SSTable failed: {e}"));
                 }
-                // Connections stalled on a full memtable may go on.
-                self.unblock_all();
             }
         }
     }
@@ -942,13 +965,32 @@ impl Shard {
         }
     }
 
-    fn publish_store_stats(&self) {
+    /// Publishes the store's counters for `INFO`. Runs every loop iteration, so it reads
+    /// only cheap fields; the per-version ones are published when the version changed.
+    fn publish_store_stats(&mut self) {
+        let metrics = &self.shared.metrics[self.id.0];
+        ShardMetrics::set(&metrics.memtable_bytes, self.store.memtable_bytes() as u64);
+        ShardMetrics::set(&metrics.last_seq, self.store.last_seq().0);
+        ShardMetrics::set(&metrics.durable_seq, self.store.durable_seq().0);
+        let version = Arc::downgrade(self.store.version());
+        if version.ptr_eq(&self.published_version) {
+            return;
+        }
+        self.published_version = version;
         let stats = self.store.stats();
-        let metrics = self.metrics();
-        ShardMetrics::set(&metrics.memtable_bytes, stats.memtable_bytes as u64);
         ShardMetrics::set(&metrics.sstables, stats.sstables as u64);
-        ShardMetrics::set(&metrics.last_seq, stats.last_seq.0);
-        ShardMetrics::set(&metrics.durable_seq, stats.durable_seq.0);
+        ShardMetrics::set(&metrics.l0_sstables, stats.level_tables[0] as u64);
+        ShardMetrics::set(&metrics.sstable_bytes, stats.sstable_bytes);
+        ShardMetrics::set(&metrics.compactions, stats.compactions);
+        ShardMetrics::set(&metrics.compaction_read_bytes, stats.compaction.read_bytes);
+        ShardMetrics::set(
+            &metrics.compaction_written_bytes,
+            stats.compaction.written_bytes,
+        );
+        ShardMetrics::set(
+            &metrics.compaction_failed,
+            u64::from(stats.compaction_error.is_some()),
+        );
     }
 }
 

@@ -1,5 +1,6 @@
 //! Walking every entry of an SSTable in key order, one data block at a time.
 
+use std::borrow::Borrow;
 use std::vec;
 
 use super::block::BlockEntries;
@@ -7,32 +8,60 @@ use super::reader::Table;
 use super::TableEntry;
 use crate::base::StoreError;
 
-/// Iterates over all entries of a table. Yields the first error (a failed block checksum,
-/// say) and then stops.
+/// Iterates over the entries of a table in key order, from its first key or from a start
+/// key. Yields the first error (a failed block checksum, say) and then stops.
+///
+/// `T` is how the table is held: `&Table` for a borrowed walk, or an owning handle such as
+/// `Arc<TableHandle>` for an iterator that keeps its table (and file) alive by itself.
 #[derive(Debug)]
-pub struct TableIter<'a> {
-    table: &'a Table,
+pub struct TableIter<T> {
+    table: T,
     next_block: usize,
     entries: vec::IntoIter<TableEntry>,
+    /// Entries below this key are skipped (only the first block read can hold any).
+    start: Option<Vec<u8>>,
     failed: bool,
 }
 
-impl<'a> TableIter<'a> {
+impl<T: Borrow<Table>> TableIter<T> {
     /// An iterator positioned before the first entry of `table`.
-    pub fn new(table: &'a Table) -> Self {
+    pub fn new(table: T) -> Self {
         Self {
             table,
             next_block: 0,
             entries: Vec::new().into_iter(),
+            start: None,
+            failed: false,
+        }
+    }
+
+    /// An iterator positioned before the first entry whose key is at least `start`: the
+    /// index names the first block that can hold it, so earlier blocks are never read.
+    pub fn seek(table: T, start: &[u8]) -> Self {
+        let next_block = table
+            .borrow()
+            .index()
+            .partition_point(|e| e.last_key.as_slice() < start);
+        Self {
+            table,
+            next_block,
+            entries: Vec::new().into_iter(),
+            start: Some(start.to_vec()),
             failed: false,
         }
     }
 
     fn load_block(&mut self) -> Result<(), StoreError> {
+        let table = self.table.borrow();
         let block_index = self.next_block;
         self.next_block += 1;
-        let payload = self.table.read_block(block_index)?;
+        let payload = table.read_block(block_index)?;
+        let start = self.start.take();
         let entries = BlockEntries::new(&payload)
+            .filter(|e| match (e, &start) {
+                (Ok(e), Some(start)) => e.key >= start.as_slice(),
+                _ => true,
+            })
             .map(|e| {
                 e.map(|e| TableEntry {
                     key: e.key.to_vec(),
@@ -41,16 +70,13 @@ impl<'a> TableIter<'a> {
                 })
             })
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| {
-                self.table
-                    .corruption(self.table.block_offset(block_index), e)
-            })?;
+            .map_err(|e| table.corruption(table.block_offset(block_index), e))?;
         self.entries = entries.into_iter();
         Ok(())
     }
 }
 
-impl Iterator for TableIter<'_> {
+impl<T: Borrow<Table>> Iterator for TableIter<T> {
     type Item = Result<TableEntry, StoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -61,7 +87,7 @@ impl Iterator for TableIter<'_> {
             if let Some(entry) = self.entries.next() {
                 return Some(Ok(entry));
             }
-            if self.next_block == self.table.block_count() {
+            if self.next_block == self.table.borrow().block_count() {
                 return None;
             }
             if let Err(e) = self.load_block() {
@@ -113,6 +139,30 @@ mod tests {
         let all: Vec<TableEntry> = TableIter::new(&table).map(Result::unwrap).collect();
         assert_eq!(all.len(), 500);
         assert!(all.windows(2).all(|w| w[0].key < w[1].key));
+    }
+
+    #[test]
+    fn seek_starts_at_the_first_key_not_below_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_table(dir.path(), 500);
+        let table = Table::open(&path, TableId(1)).unwrap();
+        for start in [
+            "",
+            "key-00000",
+            "key-00123",
+            "key-00123x",
+            "key-00499",
+            "zzz",
+        ] {
+            let got: Vec<TableEntry> = TableIter::seek(&table, start.as_bytes())
+                .map(Result::unwrap)
+                .collect();
+            let want: Vec<TableEntry> = TableIter::new(&table)
+                .map(Result::unwrap)
+                .filter(|e| e.key.as_slice() >= start.as_bytes())
+                .collect();
+            assert_eq!(got, want, "seek to {start:?}");
+        }
     }
 
     proptest::proptest! {

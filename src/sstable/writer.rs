@@ -39,6 +39,17 @@ impl SstWriter {
         }
     }
 
+    /// Bytes encoded so far (data blocks written plus the open block), a lower bound of the
+    /// file size that compaction uses to cut output tables.
+    pub fn size_bytes(&self) -> usize {
+        self.out.len() + self.block.size_bytes()
+    }
+
+    /// Entries added so far.
+    pub fn entry_count(&self) -> u64 {
+        self.entry_count
+    }
+
     /// Adds an entry (`value` `None` = tombstone).
     ///
     /// # Panics

@@ -13,24 +13,45 @@
 //! writes in the batch be acknowledged. Memtable flushes go the same way with
 //! [`ShardStore::take_flush`] / [`ShardStore::flush_written`].
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
 
 mod recovery;
 
+/// Who writes the manifest of a store.
+enum Versions {
+    /// The store itself, synchronously (tests, tools, embedded use).
+    Inline(VersionSet),
+    /// The compaction core, which replies with new versions.
+    Core {
+        requests: SyncSender<Request>,
+        replies: Receiver<Reply>,
+        shard: usize,
+    },
+    /// Only while being handed to the compaction core.
+    Moved,
+}
+
 use crate::base::{io_error, SeqNo, StoreError};
+use crate::compaction::{
+    self,
+    core::{Reply, Request},
+    job::CompactionStats,
+    merge::{EntrySource, MergeIter},
+    sink::SyncSink,
+};
 use crate::config::StoreOptions;
-use crate::manifest::Manifest;
 use crate::memtable::Memtable;
 use crate::sstable::iter::TableIter;
-use crate::sstable::reader::Table;
 use crate::sstable::writer::SstWriter;
-use crate::sstable::TableId;
+use crate::sstable::{TableEntry, TableId};
+use crate::version::set::{TableIds, VersionEdit, VersionSet};
+use crate::version::{TableHandle, Version};
 use crate::wal::record::RecordKind;
 use crate::wal::writer::WalWriter;
 use crate::wal::SegmentNo;
@@ -60,6 +81,7 @@ pub struct FlushJob {
 
 /// Counters for `INFO persistence`.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct StoreStats {
     /// Bytes in the active memtable.
     pub memtable_bytes: usize,
@@ -67,6 +89,16 @@ pub struct StoreStats {
     pub immutable_memtables: usize,
     /// Number of live SSTables.
     pub sstables: usize,
+    /// Live SSTables in each level.
+    pub level_tables: Vec<usize>,
+    /// Bytes of live SSTables.
+    pub sstable_bytes: u64,
+    /// What the compactions installed since start did.
+    pub compaction: CompactionStats,
+    /// Compactions installed since start.
+    pub compactions: u64,
+    /// Why compactions stopped, if they did.
+    pub compaction_error: Option<String>,
     /// Number of live keys is not tracked exactly; this counts memtable entries only.
     pub memtable_entries: usize,
     /// Highest sequence number assigned.
@@ -108,12 +140,21 @@ pub struct ShardStore {
     active: Memtable,
     /// Oldest first; at most one, see [`ShardStore::can_accept_writes`].
     immutables: VecDeque<Frozen>,
-    /// Live SSTables, oldest first.
-    tables: Vec<Table>,
-    /// The installed manifest.
-    manifest: Manifest,
-    next_table_id: TableId,
+    /// Who writes the manifest: this store, or the compaction core it registered with.
+    versions: Versions,
+    /// The current version: the live SSTables reads go through.
+    version: Arc<Version>,
+    /// The manifest's `wal_start` as of the current version.
+    wal_start: SegmentNo,
+    table_ids: Arc<TableIds>,
+    /// The flush being written or installed; the next waits for it.
     flush_in_flight: Option<TableId>,
+    /// Summed statistics of the compactions installed since start.
+    compaction_stats: CompactionStats,
+    /// Why compactions of this shard stopped, if they did.
+    compaction_error: Option<String>,
+    /// Compactions installed since start.
+    compactions: u64,
     /// The oldest frozen memtable being encoded as an SSTable on a background thread, so
     /// the shard keeps serving while its keys are sorted and blocks built.
     encoding: Option<std::thread::JoinHandle<Vec<u8>>>,
@@ -133,7 +174,7 @@ impl std::fmt::Debug for ShardStore {
         f.debug_struct("ShardStore")
             .field("dir", &self.dir)
             .field("current_segment", &self.wal.current().number)
-            .field("manifest", &self.manifest)
+            .field("wal_start", &self.wal_start)
             .field("flush_in_flight", &self.flush_in_flight)
             .field("stats", &self.stats())
             .finish_non_exhaustive()
@@ -162,9 +203,13 @@ impl ShardStore {
             oldest_segment: recovered.oldest_segment,
             active: recovered.memtable,
             immutables: VecDeque::new(),
-            tables: recovered.tables,
-            next_table_id: recovered.manifest.next_table_id,
-            manifest: recovered.manifest,
+            version: Arc::clone(recovered.versions.current()),
+            wal_start: recovered.versions.manifest().wal_start,
+            table_ids: Arc::clone(recovered.versions.table_ids()),
+            versions: Versions::Inline(recovered.versions),
+            compaction_stats: CompactionStats::default(),
+            compaction_error: None,
+            compactions: 0,
             flush_in_flight: None,
             encoding: None,
             batches_in_flight: 0,
@@ -193,15 +238,10 @@ impl ShardStore {
                 }));
             }
         }
-        for table in self.tables.iter().rev() {
-            if let Some(entry) = table.get(key)? {
-                return Ok(Some(Lookup {
-                    value: entry.value,
-                    seq: entry.seq,
-                }));
-            }
-        }
-        Ok(None)
+        Ok(self.version.get(key)?.map(|entry| Lookup {
+            value: entry.value,
+            seq: entry.seq,
+        }))
     }
 
     /// Writes `key = value`: assigns the next sequence number, inserts into the active
@@ -373,7 +413,7 @@ impl ShardStore {
             context: "encoding an SSTable".into(),
             source: io::Error::other("the SSTable encoder panicked"),
         })?;
-        let id = self.next_table_id;
+        let id = self.table_ids.allocate();
         let path = self.dir.join(id.file_name());
         let file = OpenOptions::new()
             .write(true)
@@ -381,7 +421,6 @@ impl ShardStore {
             .truncate(true)
             .open(&path)
             .map_err(io_error(format!("creating SSTable {}", path.display())))?;
-        self.next_table_id = TableId(id.0 + 1);
         self.flush_in_flight = Some(id);
         Ok(Some(FlushJob {
             file: Arc::new(file),
@@ -411,9 +450,10 @@ impl ShardStore {
     }
 
     /// The ring wrote and fdatasynced the SSTable of `job`: install it in the manifest
-    /// (temp file, fdatasync, rename, fsync directory), drop the immutable memtable and
-    /// delete the WAL segments it covered. Only WAL segments whose records are all durable
-    /// may be deleted.
+    /// (temp file, fdatasync, rename, fsync directory). Driven synchronously, the store does
+    /// it at once; registered with a compaction core, it asks the core, and the flush ends
+    /// when [`ShardStore::poll_compaction`] sees the new version. The flush then ends by
+    /// dropping the immutable memtable and deleting the WAL segments it covered.
     ///
     /// On error the flush is abandoned (the immutable memtable stays and a later
     /// [`ShardStore::take_flush`] starts over with a new table id); the shard should treat
@@ -429,21 +469,63 @@ impl ShardStore {
             "completion of an unknown flush"
         );
         drop(job);
-        self.flush_in_flight = None;
-        let table = Table::open(&self.dir.join(id.file_name()), id)?;
-        let frozen = self
+        let wal_start = self
             .immutables
             .front()
-            .expect("a flush in flight has its memtable");
-        debug_assert_eq!(table.footer().entry_count, frozen.memtable.len() as u64);
-        let mut manifest = self.manifest.clone();
-        manifest.tables.push(id);
-        manifest.next_table_id = self.next_table_id;
-        manifest.wal_start = frozen.next_segment;
-        manifest.install(&self.dir)?;
-        self.manifest = manifest;
-        self.tables.push(table);
-        let flushed = self.immutables.pop_front().expect("checked above");
+            .expect("a flush in flight has its memtable")
+            .next_segment;
+        match &mut self.versions {
+            Versions::Inline(versions) => {
+                let installed = TableHandle::open(&self.dir, id).and_then(|table| {
+                    debug_assert_eq!(
+                        table.table().footer().entry_count,
+                        self.immutables[0].memtable.len() as u64
+                    );
+                    versions.apply(VersionEdit {
+                        added: vec![(0, table)],
+                        removed: Vec::new(),
+                        wal_start: Some(wal_start),
+                    })
+                });
+                match installed {
+                    Ok(version) => self.finish_flush(version),
+                    Err(e) => {
+                        self.flush_in_flight = None;
+                        return Err(e);
+                    }
+                }
+            }
+            Versions::Core {
+                requests, shard, ..
+            } => {
+                let request = Request::InstallFlush {
+                    shard: *shard,
+                    table: id,
+                    wal_start,
+                };
+                if requests.send(request).is_err() {
+                    self.flush_in_flight = None;
+                    return Err(StoreError::Io {
+                        context: format!("installing SSTable {}", id.file_name()),
+                        source: io::Error::other("the compaction core has stopped"),
+                    });
+                }
+            }
+            Versions::Moved => unreachable!("the version set is always somewhere"),
+        }
+        Ok(())
+    }
+
+    /// The flushed memtable's table is in `version`: swap to it, drop the memtable and the
+    /// WAL segments it covered.
+    fn finish_flush(&mut self, version: Arc<Version>) {
+        self.flush_in_flight = None;
+        let flushed = self
+            .immutables
+            .pop_front()
+            .expect("a flush has its memtable");
+        self.wal_start = flushed.next_segment;
+        self.version = version;
         // Freeing a large memtable takes a while; do it off the shard thread.
         let _ = std::thread::Builder::new()
             .name("tskv-memtable-free".into())
@@ -451,7 +533,120 @@ impl ShardStore {
         self.flushes += 1;
         self.delete_covered_segments();
         self.maybe_freeze();
+    }
+
+    /// Hands the manifest to the compaction core: from now on it installs flushes and runs
+    /// compactions for this store as shard `shard`, and wakes the shard with `notify` after
+    /// each reply. Call [`ShardStore::poll_compaction`] whenever woken.
+    ///
+    /// # Errors
+    /// If the core has stopped; the store cannot install flushes then.
+    pub fn attach_compaction_core(
+        &mut self,
+        shard: usize,
+        requests: SyncSender<Request>,
+        notify: Box<dyn Fn() + Send>,
+    ) -> Result<(), StoreError> {
+        let Versions::Inline(versions) = std::mem::replace(&mut self.versions, Versions::Moved)
+        else {
+            panic!("attached to a compaction core twice");
+        };
+        let (reply_to, replies) = mpsc::channel();
+        let register = Request::Register {
+            shard,
+            versions,
+            options: self.opts.clone(),
+            replies: reply_to,
+            notify,
+        };
+        requests.send(register).map_err(|_| StoreError::Io {
+            context: format!(
+                "registering {} with the compaction core",
+                self.dir.display()
+            ),
+            source: io::Error::other("the compaction core has stopped"),
+        })?;
+        self.versions = Versions::Core {
+            requests,
+            replies,
+            shard,
+        };
         Ok(())
+    }
+
+    /// Takes the compaction core's replies: swaps to each new version, ends an installed
+    /// flush. Returns whether a flush ended (writes stalled on it may go on).
+    ///
+    /// # Errors
+    /// A flush install that failed: the shard must stop taking writes.
+    pub fn poll_compaction(&mut self) -> Result<bool, StoreError> {
+        let mut flushed = false;
+        loop {
+            let Versions::Core { replies, .. } = &self.versions else {
+                return Ok(flushed);
+            };
+            let Ok(reply) = replies.try_recv() else {
+                return Ok(flushed);
+            };
+            match reply {
+                Reply::Installed {
+                    version,
+                    flushed: Some(table),
+                    ..
+                } => {
+                    debug_assert_eq!(self.flush_in_flight, Some(table));
+                    self.finish_flush(version);
+                    flushed = true;
+                }
+                Reply::Installed {
+                    version,
+                    flushed: None,
+                    compaction,
+                } => {
+                    self.version = version;
+                    if let Some(stats) = compaction {
+                        self.add_compaction_stats(stats);
+                    }
+                }
+                Reply::FlushFailed { table, reason } => {
+                    self.flush_in_flight = None;
+                    return Err(StoreError::Io {
+                        context: format!("installing flushed SSTable {}", table.file_name()),
+                        source: io::Error::other(reason),
+                    });
+                }
+                Reply::CompactionFailed { reason } => self.compaction_error = Some(reason),
+            }
+        }
+    }
+
+    fn add_compaction_stats(&mut self, stats: CompactionStats) {
+        self.compactions += 1;
+        let total = &mut self.compaction_stats;
+        total.read_bytes += stats.read_bytes;
+        total.written_bytes += stats.written_bytes;
+        total.dropped_entries += stats.dropped_entries;
+    }
+
+    /// Runs compactions until the policy is satisfied, synchronously with blocking I/O (for
+    /// the engine driven without a compaction core). Does nothing when a core owns the
+    /// manifest: it compacts on its own.
+    ///
+    /// # Errors
+    /// A read, write or manifest failure; no data is lost, the store keeps its version.
+    pub fn compact_sync(&mut self) -> Result<(), StoreError> {
+        if let Versions::Inline(versions) = &mut self.versions {
+            let settled = compaction::settle(versions, &self.opts, &mut SyncSink);
+            self.version = Arc::clone(versions.current());
+            let stats = settled?;
+            self.add_compaction_stats(stats);
+        }
+        Ok(())
+    }
+
+    /// The current version (its tables by level).
+    pub fn version(&self) -> &Arc<Version> {
+        &self.version
     }
 
     /// Deletes WAL segments below the manifest's `wal_start`, except the current one
@@ -459,7 +654,7 @@ impl ShardStore {
     /// the next open deletes it). Failures are logged, not returned: a leftover segment is
     /// deleted at the next open.
     fn delete_covered_segments(&mut self) {
-        let end = self.manifest.wal_start.min(self.wal.current().number);
+        let end = self.wal_start.min(self.wal.current().number);
         while self.oldest_segment < end {
             let path = self.dir.join(self.oldest_segment.file_name());
             match fs::remove_file(&path) {
@@ -475,23 +670,39 @@ impl ShardStore {
 
     /// Exact count of live keys (not tombstoned), by a merged scan over memtables and
     /// SSTables: O(entries), used by `DBSIZE`.
+    ///
+    /// # Errors
+    /// A failed read or checksum.
     pub fn len(&self) -> Result<u64, StoreError> {
-        let mut sources: Vec<Source<'_>> = Vec::new();
-        for memtable in
-            std::iter::once(&self.active).chain(self.immutables.iter().map(|f| &*f.memtable))
-        {
-            sources.push(Box::new(
-                memtable
-                    .iter()
-                    .map(|(key, e)| Ok((key.to_vec(), e.seq, e.value.is_some()))),
-            ));
+        let mut count = 0;
+        for entry in self.scan_from(b"") {
+            count += u64::from(entry?.value.is_some());
         }
-        for table in &self.tables {
-            sources.push(Box::new(
-                TableIter::new(table).map(|e| e.map(|e| (e.key, e.seq, e.value.is_some()))),
-            ));
+        Ok(count)
+    }
+
+    /// A streaming range scan: every key from `start` on (inclusive), in key order, at its
+    /// newest version (tombstones included as `value: None`; callers hide them). Memory is
+    /// one entry per memtable and table whatever the range; each table starts at the
+    /// block its index names for `start`. The iterator holds the current version, so
+    /// flushes and compactions meanwhile delete no file under it.
+    pub fn scan_from(&self, start: &[u8]) -> MergeIter<'_> {
+        let mut sources: Vec<EntrySource<'_>> = Vec::new();
+        let memtables =
+            std::iter::once(&self.active).chain(self.immutables.iter().map(|f| &*f.memtable));
+        for memtable in memtables {
+            sources.push(Box::new(memtable.iter_from(start).map(|(key, e)| {
+                Ok(TableEntry {
+                    key: key.to_vec(),
+                    seq: e.seq,
+                    value: e.value.as_deref().map(<[u8]>::to_vec),
+                })
+            })));
         }
-        count_live(sources)
+        for table in self.version.tables_newest_first() {
+            sources.push(Box::new(TableIter::seek(Arc::clone(table), start)));
+        }
+        MergeIter::new(sources)
     }
 
     /// Whether the store holds no live key; as costly as [`ShardStore::len`].
@@ -499,12 +710,22 @@ impl ShardStore {
         Ok(self.len()? == 0)
     }
 
+    /// Bytes in the active memtable.
+    pub fn memtable_bytes(&self) -> usize {
+        self.active.size_bytes()
+    }
+
     /// Counters for `INFO`.
     pub fn stats(&self) -> StoreStats {
         StoreStats {
             memtable_bytes: self.active.size_bytes(),
             immutable_memtables: self.immutables.len(),
-            sstables: self.tables.len(),
+            sstables: self.version.table_count(),
+            level_tables: self.version.levels().iter().map(Vec::len).collect(),
+            sstable_bytes: self.version.level_bytes().iter().sum(),
+            compaction: self.compaction_stats,
+            compactions: self.compactions,
+            compaction_error: self.compaction_error.clone(),
             memtable_entries: self.active.len()
                 + self
                     .immutables
@@ -552,33 +773,4 @@ impl ShardStore {
             .map_err(io_error(format!("syncing SSTable {shown}")))?;
         self.flush_written(job)
     }
-}
-
-/// A sorted stream of `(key, seq, is_live)` from one memtable or table.
-type Source<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, SeqNo, bool), StoreError>> + 'a>;
-
-/// Counts keys whose newest version over all `sources` is live, by a k-way merge.
-fn count_live(mut sources: Vec<Source<'_>>) -> Result<u64, StoreError> {
-    // Min-heap on key, and for equal keys the highest sequence number first.
-    let mut heap = BinaryHeap::new();
-    for (i, source) in sources.iter_mut().enumerate() {
-        if let Some(item) = source.next() {
-            let (key, seq, live) = item?;
-            heap.push(Reverse((key, Reverse(seq), i, live)));
-        }
-    }
-    let mut count = 0;
-    let mut prev_key: Option<Vec<u8>> = None;
-    while let Some(Reverse((key, _, i, live))) = heap.pop() {
-        if let Some(item) = sources[i].next() {
-            let (next_key, seq, next_live) = item?;
-            heap.push(Reverse((next_key, Reverse(seq), i, next_live)));
-        }
-        if prev_key.as_ref() == Some(&key) {
-            continue;
-        }
-        count += u64::from(live);
-        prev_key = Some(key);
-    }
-    Ok(count)
 }

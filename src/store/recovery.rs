@@ -13,8 +13,8 @@ use crate::base::{io_error, SeqNo, StoreError};
 use crate::config::StoreOptions;
 use crate::manifest::{self, Manifest};
 use crate::memtable::Memtable;
-use crate::sstable::reader::Table;
 use crate::sstable::TableId;
+use crate::version::set::VersionSet;
 use crate::wal::reader::{nonzero_end, SegmentReader};
 use crate::wal::record::RecordKind;
 use crate::wal::writer::Segment;
@@ -25,9 +25,8 @@ const ZERO_CHUNK_BYTES: usize = 1 << 20;
 
 /// What [`recover`] found and rebuilt.
 pub(super) struct Recovered {
-    pub manifest: Manifest,
-    /// The live SSTables, in manifest order (oldest first).
-    pub tables: Vec<Table>,
+    /// The manifest and the live SSTables it names.
+    pub versions: VersionSet,
     /// The writes replayed from the WAL that no SSTable holds.
     pub memtable: Memtable,
     /// The segment appends continue in, and the offset where they continue.
@@ -54,15 +53,14 @@ pub(super) fn recover(dir: &Path, opts: &StoreOptions) -> Result<Recovered, Stor
     let manifest = Manifest::load(dir)?.unwrap_or_default();
     let listing = list_dir(dir)?;
     remove_leftovers(dir, &manifest, &listing)?;
-    let mut tables = Vec::with_capacity(manifest.tables.len());
-    for &id in &manifest.tables {
-        tables.push(Table::open(&dir.join(id.file_name()), id)?);
-    }
-    let tables_last_seq = tables
-        .iter()
-        .map(|t: &Table| t.footer().largest_seq)
+    let versions = VersionSet::recover(dir, manifest)?;
+    let tables_last_seq = versions
+        .current()
+        .tables_newest_first()
+        .map(|t| t.table().footer().largest_seq)
         .max()
         .unwrap_or_default();
+    let manifest = versions.manifest();
     let mut replay = Replay {
         tables_last_seq,
         last_seq: tables_last_seq,
@@ -76,8 +74,7 @@ pub(super) fn recover(dir: &Path, opts: &StoreOptions) -> Result<Recovered, Stor
         &mut replay,
     )?;
     Ok(Recovered {
-        manifest,
-        tables,
+        versions,
         memtable: replay.memtable,
         current,
         append_offset,
@@ -133,7 +130,7 @@ fn remove_leftovers(dir: &Path, manifest: &Manifest, listing: &Listing) -> Resul
     let orphan_tables = listing
         .tables
         .iter()
-        .filter(|id| !manifest.tables.contains(id))
+        .filter(|&&id| !manifest.tables.iter().any(|t| t.id == id))
         .map(|id| id.file_name());
     let covered_segments = listing
         .segments

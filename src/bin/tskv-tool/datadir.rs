@@ -214,7 +214,7 @@ pub fn load_manifest(dir: &Path) -> Result<(ManifestState, Manifest), ToolError>
             let state = ManifestState::Valid {
                 next_table_id: m.next_table_id.0,
                 wal_start: m.wal_start.0,
-                tables: m.tables.iter().map(|id| id.0).collect(),
+                tables: m.tables.iter().map(|t| t.id.0).collect(),
             };
             Ok((state, m))
         }
@@ -318,7 +318,7 @@ impl ShardScan {
             Depth::Summary => table::Depth::Summary,
             Depth::Verify => table::Depth::Blocks { entries: false },
         };
-        for &id in &manifest.tables {
+        for id in manifest.tables.iter().map(|t| t.id) {
             let path = dir.join(id.file_name());
             if !listing.tables.contains(&id) {
                 self.error(
@@ -335,7 +335,7 @@ impl ShardScan {
         for &id in listing
             .tables
             .iter()
-            .filter(|id| !manifest.tables.contains(id))
+            .filter(|&&id| !manifest.tables.iter().any(|t| t.id == id))
         {
             let path = dir.join(id.file_name());
             let mut scan = table::scan(&path, table_depth)?;

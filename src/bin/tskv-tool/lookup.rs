@@ -10,7 +10,8 @@ use std::path::Path;
 
 use serde::Serialize;
 use tskv::shard::mesh::shard_of;
-use tskv::sstable::reader::Table;
+use tskv::version::set::VersionSet;
+use tskv::version::Version;
 use tskv::wal::record::RecordKind;
 
 use crate::datadir::{list_shard_dir, load_manifest, read_shard_count, shard_dir, ManifestState};
@@ -96,19 +97,17 @@ pub fn get(data_dir: &Path, key: &[u8]) -> Result<GetReport, ToolError> {
             dir.join(tskv::manifest::FILE_NAME).display()
         )));
     }
-    let tables = manifest
-        .tables
-        .iter()
-        .map(|&id| Table::open(&dir.join(id.file_name()), id))
-        .collect::<Result<Vec<_>, _>>()?;
-    let tables_last_seq = tables
-        .iter()
-        .map(|t| t.footer().largest_seq.0)
+    let wal_start = manifest.wal_start;
+    let versions = VersionSet::recover(&dir, manifest)?;
+    let version = versions.current();
+    let tables_last_seq = version
+        .tables_newest_first()
+        .map(|t| t.table().footer().largest_seq.0)
         .max()
         .unwrap_or(0);
-    report.found = find_in_wal(&dir, manifest.wal_start, key, tables_last_seq, &mut report)?;
+    report.found = find_in_wal(&dir, wal_start, key, tables_last_seq, &mut report)?;
     if report.found.is_none() {
-        report.found = find_in_tables(&tables, key)?;
+        report.found = find_in_tables(version, key)?;
     }
     Ok(report)
 }
@@ -157,25 +156,24 @@ fn find_in_wal(
     Ok(found)
 }
 
-/// The version of `key` in the newest table that has one.
-fn find_in_tables(tables: &[Table], key: &[u8]) -> Result<Option<Found>, ToolError> {
-    for table in tables.iter().rev() {
-        let Some(entry) = table.get(key)? else {
-            continue;
-        };
-        let block_index = table
-            .index()
-            .partition_point(|e| e.last_key.as_slice() < key);
-        return Ok(Some(Found {
-            value: entry.value.as_deref().map(repr),
-            value_bytes: entry.value.as_ref().map(Vec::len),
-            seq: entry.seq.0,
-            source: Source::Sstable {
-                file: table.path().display().to_string(),
-                table_id: table.id().0,
-                block_offset: table.block_offset(block_index),
-            },
-        }));
-    }
-    Ok(None)
+/// The version of `key` in the newest table that has one, searched as the server does
+/// ([`Version::find`]).
+fn find_in_tables(version: &Version, key: &[u8]) -> Result<Option<Found>, ToolError> {
+    let Some((handle, entry)) = version.find(key)? else {
+        return Ok(None);
+    };
+    let table = handle.table();
+    let block_index = table
+        .index()
+        .partition_point(|e| e.last_key.as_slice() < key);
+    Ok(Some(Found {
+        value: entry.value.as_deref().map(repr),
+        value_bytes: entry.value.as_ref().map(Vec::len),
+        seq: entry.seq.0,
+        source: Source::Sstable {
+            file: table.path().display().to_string(),
+            table_id: table.id().0,
+            block_offset: table.block_offset(block_index),
+        },
+    }))
 }
