@@ -21,6 +21,9 @@
 //!   checked-block codec, directory sync); every storage module imports from it, never upward.
 //! * [`wal`], [`memtable`], [`sstable`], [`manifest`] and [`store`] are the per-shard storage
 //!   engine; [`store`] composes them, and recovery at open lives in its own file.
+//! * [`version`] is the set of live SSTables by level; [`compaction`] merges them on the
+//!   compaction core, the one writer of manifests.
+//! * [`engine`] is the same storage engine as a library, driven with blocking I/O.
 //! * [`shard`] is the per-core event loop: connections, cross-shard queues, group commit.
 //! * [`server`] starts the shards, owns the data directory lock and handles shutdown.
 
@@ -28,6 +31,7 @@ pub mod base;
 pub mod command;
 pub mod compaction;
 pub mod config;
+pub mod engine;
 pub mod manifest;
 pub mod memtable;
 pub mod resp;

@@ -8,8 +8,9 @@
 //!  8           version         u32        FORMAT_VERSION (2)
 //!  12          next_table_id   u64        id the next SSTable will get
 //!  20          wal_start       u64        first WAL segment replay must read
-//!  28          table_count     u32        n
-//!  32          tables          n × table
+//!  28          last_seq        u64        highest sequence number ever flushed
+//!  36          table_count     u32        n
+//!  40          tables          n × table
 //!  end - 4     crc32           u32        of all bytes before it
 //!
 //!  table = level u32 | table id u64 | smallest_len u32 | smallest key | largest_len u32 | largest key
@@ -19,9 +20,13 @@
 //! range of each table is kept here, as LevelDB's `FileMetaData`, so opening a shard reads
 //! no data block, and a damaged block shows up only when it is read.
 //!
-//! Version 1 (written before levels existed) has `table id u64` per table, all of level 0
-//! and with no key range (it is read from the table); it is still read, and the next
-//! install writes version 2.
+//! `last_seq` keeps sequence numbers from going back after a restart when compaction has
+//! dropped the newest versions (tombstones that shadowed nothing): recovery starts
+//! numbering above it, as LevelDB's `last_sequence`.
+//!
+//! Version 1 (written before levels existed) has no `last_seq` and `table id u64` per
+//! table, all of level 0 and with no key range (it is read from the table); it is still
+//! read, and the next install writes version 2.
 //!
 //! WAL segments below `wal_start` hold only writes that are in live SSTables. The manifest
 //! is replaced atomically: write `MANIFEST.tmp`, fdatasync it, rename it over `MANIFEST`,
@@ -33,7 +38,7 @@ use std::path::Path;
 
 use crate::base::codec::{open_block, seal_block, Cursor, FormatError};
 use crate::base::fs::sync_dir;
-use crate::base::{io_error, StoreError};
+use crate::base::{io_error, SeqNo, StoreError};
 use crate::sstable::TableId;
 use crate::wal::SegmentNo;
 
@@ -72,6 +77,8 @@ pub struct Manifest {
     pub tables: Vec<LevelTable>,
     /// The first WAL segment replay must read.
     pub wal_start: SegmentNo,
+    /// The highest sequence number ever flushed (0 from a version 1 manifest).
+    pub last_seq: SeqNo,
 }
 
 impl Default for Manifest {
@@ -80,6 +87,7 @@ impl Default for Manifest {
             next_table_id: TableId(1),
             tables: Vec::new(),
             wal_start: SegmentNo(0),
+            last_seq: SeqNo(0),
         }
     }
 }
@@ -92,6 +100,7 @@ impl Manifest {
         buf.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         buf.extend_from_slice(&self.next_table_id.0.to_le_bytes());
         buf.extend_from_slice(&self.wal_start.0.to_le_bytes());
+        buf.extend_from_slice(&self.last_seq.0.to_le_bytes());
         let count = u32::try_from(self.tables.len()).expect("more than u32::MAX tables");
         buf.extend_from_slice(&count.to_le_bytes());
         for table in &self.tables {
@@ -128,6 +137,7 @@ impl Manifest {
         }
         let next_table_id = TableId(c.u64()?);
         let wal_start = SegmentNo(c.u64()?);
+        let last_seq = SeqNo(if version == 1 { 0 } else { c.u64()? });
         let count = c.u32()? as usize;
         let entry_bytes_min = if version == 1 { 8 } else { 20 };
         if (payload.len() - c.position()) / entry_bytes_min < count {
@@ -178,6 +188,7 @@ impl Manifest {
             next_table_id,
             tables,
             wal_start,
+            last_seq,
         })
     }
 
@@ -250,6 +261,7 @@ mod tests {
                 table(1, 2, "", "b"),
             ],
             wal_start: SegmentNo(17),
+            last_seq: SeqNo(12345),
         }
     }
 

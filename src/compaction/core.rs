@@ -20,6 +20,7 @@ use std::thread::JoinHandle;
 use super::job::{trivial_move, CompactionJob, CompactionStats};
 use super::picker::pick;
 use super::sink::{RingSink, SyncSink, TableSink};
+use crate::base::SeqNo;
 use crate::config::StoreOptions;
 use crate::sstable::TableId;
 use crate::version::set::{VersionEdit, VersionSet};
@@ -55,6 +56,8 @@ pub enum Request {
         table: TableId,
         /// The first WAL segment still needed after this flush.
         wal_start: SegmentNo,
+        /// The highest sequence number in the flushed memtable.
+        last_seq: SeqNo,
     },
     /// Abandon any running compaction (its outputs are deleted) and exit.
     Stop,
@@ -246,12 +249,19 @@ impl Core {
                 shard,
                 table,
                 wal_start,
-            } => self.install_flush(shard, table, wal_start),
+                last_seq,
+            } => self.install_flush(shard, table, wal_start, last_seq),
         }
         true
     }
 
-    fn install_flush(&mut self, shard: usize, table: TableId, wal_start: SegmentNo) {
+    fn install_flush(
+        &mut self,
+        shard: usize,
+        table: TableId,
+        wal_start: SegmentNo,
+        last_seq: SeqNo,
+    ) {
         let Some(state) = self.shards.get_mut(shard).and_then(Option::as_mut) else {
             debug_assert!(false, "install for unregistered shard {shard}");
             return;
@@ -261,6 +271,7 @@ impl Core {
                 added: vec![(0, handle)],
                 removed: Vec::new(),
                 wal_start: Some(wal_start),
+                last_seq: Some(last_seq),
             })
         });
         state.reply(match installed {

@@ -178,6 +178,7 @@ impl CompactionJob {
             added: self.outputs.into_iter().map(|t| (level, t)).collect(),
             removed: self.task.all_inputs().collect(),
             wal_start: None,
+            last_seq: None,
         };
         (edit, stats)
     }
@@ -200,5 +201,6 @@ pub fn trivial_move(task: &CompactionTask, version: &Version) -> VersionEdit {
         added: vec![(task.output_level, Arc::clone(handle))],
         removed: vec![id],
         wal_start: None,
+        last_seq: None,
     }
 }

@@ -15,6 +15,7 @@ pub mod core;
 pub mod job;
 pub mod merge;
 pub mod picker;
+pub mod simulate;
 pub mod sink;
 
 use crate::base::StoreError;

@@ -153,6 +153,8 @@ pub struct ShardStore {
     compaction_stats: CompactionStats,
     /// Why compactions of this shard stopped, if they did.
     compaction_error: Option<String>,
+    /// Freeze the active memtable at the next chance even if it is not full.
+    freeze_requested: bool,
     /// Compactions installed since start.
     compactions: u64,
     /// The oldest frozen memtable being encoded as an SSTable on a background thread, so
@@ -209,6 +211,7 @@ impl ShardStore {
             versions: Versions::Inline(recovered.versions),
             compaction_stats: CompactionStats::default(),
             compaction_error: None,
+            freeze_requested: false,
             compactions: 0,
             flush_in_flight: None,
             encoding: None,
@@ -306,16 +309,30 @@ impl ShardStore {
         Ok(batch)
     }
 
+    /// Asks for the active memtable to be frozen (and so flushed) at the next chance even
+    /// though it is not full, as a `SAVE` or an explicit flush does. Nothing happens for an
+    /// empty memtable.
+    pub fn request_freeze(&mut self) {
+        self.freeze_requested = !self.active.is_empty();
+        self.maybe_freeze();
+    }
+
+    /// Whether some write is in a memtable (active or frozen) and not yet in an SSTable.
+    pub fn has_unflushed_writes(&self) -> bool {
+        !self.active.is_empty() || !self.immutables.is_empty()
+    }
+
     /// Freezes the active memtable if it is full, no other one waits, and all its records
     /// have been handed out in batches (so they all lie in segments before the next one).
     fn maybe_freeze(&mut self) {
-        let full = self.active.size_bytes() >= self.opts.memtable_bytes;
+        let full = self.active.size_bytes() >= self.opts.memtable_bytes || self.freeze_requested;
         if !full || self.active.is_empty() || !self.immutables.is_empty() || self.wal.has_pending()
         {
             return;
         }
         let next_segment = self.wal.request_rotation();
         let memtable = std::mem::take(&mut self.active);
+        self.freeze_requested = false;
         tracing::debug!(
             bytes = memtable.size_bytes(),
             entries = memtable.len(),
@@ -469,11 +486,11 @@ impl ShardStore {
             "completion of an unknown flush"
         );
         drop(job);
-        let wal_start = self
+        let frozen = self
             .immutables
             .front()
-            .expect("a flush in flight has its memtable")
-            .next_segment;
+            .expect("a flush in flight has its memtable");
+        let (wal_start, last_seq) = (frozen.next_segment, frozen.memtable.max_seq());
         match &mut self.versions {
             Versions::Inline(versions) => {
                 let installed = TableHandle::open(&self.dir, id).and_then(|table| {
@@ -485,6 +502,7 @@ impl ShardStore {
                         added: vec![(0, table)],
                         removed: Vec::new(),
                         wal_start: Some(wal_start),
+                        last_seq: Some(last_seq),
                     })
                 });
                 match installed {
@@ -502,6 +520,7 @@ impl ShardStore {
                     shard: *shard,
                     table: id,
                     wal_start,
+                    last_seq,
                 };
                 if requests.send(request).is_err() {
                     self.flush_in_flight = None;
@@ -713,6 +732,12 @@ impl ShardStore {
     /// Bytes in the active memtable.
     pub fn memtable_bytes(&self) -> usize {
         self.active.size_bytes()
+    }
+
+    /// Whether the active memtable reached `memtable_bytes` (it is frozen at the next
+    /// WAL batch taken).
+    pub fn memtable_full(&self) -> bool {
+        self.active.size_bytes() >= self.opts.memtable_bytes
     }
 
     /// Counters for `INFO`.

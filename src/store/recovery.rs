@@ -54,12 +54,14 @@ pub(super) fn recover(dir: &Path, opts: &StoreOptions) -> Result<Recovered, Stor
     let listing = list_dir(dir)?;
     remove_leftovers(dir, &manifest, &listing)?;
     let versions = VersionSet::recover(dir, manifest)?;
+    // The manifest's last_seq covers flushed writes that compaction has since dropped.
     let tables_last_seq = versions
         .current()
         .tables_newest_first()
         .map(|t| t.table().footer().largest_seq)
         .max()
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .max(versions.manifest().last_seq);
     let manifest = versions.manifest();
     let mut replay = Replay {
         tables_last_seq,

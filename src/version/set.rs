@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::{TableHandle, Version};
-use crate::base::StoreError;
+use crate::base::{SeqNo, StoreError};
 use crate::manifest::{LevelTable, Manifest, LEVELS_MAX};
 use crate::sstable::TableId;
 use crate::wal::SegmentNo;
@@ -45,6 +45,9 @@ pub struct VersionEdit {
     pub removed: Vec<TableId>,
     /// The new `wal_start` of the manifest, if it moves.
     pub wal_start: Option<SegmentNo>,
+    /// The highest sequence number the edit's tables may hold (a flushed memtable's), so
+    /// the manifest's `last_seq` never goes back.
+    pub last_seq: Option<SeqNo>,
 }
 
 /// The current version of one shard and its durable manifest.
@@ -139,6 +142,10 @@ impl VersionSet {
                 })
                 .collect(),
             wal_start: edit.wal_start.unwrap_or(self.manifest.wal_start),
+            last_seq: edit
+                .last_seq
+                .unwrap_or_default()
+                .max(self.manifest.last_seq),
         };
         manifest.install(&self.dir)?;
         for table in removed {
