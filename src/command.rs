@@ -39,11 +39,17 @@ pub enum CommandKind {
     Info,
     /// SHUTDOWN.
     Shutdown,
+    /// SCAN.
+    Scan,
+    /// KEYS.
+    Keys,
+    /// TYPE.
+    Type,
 }
 
 impl CommandKind {
     /// Every kind, in `repr` order.
-    pub const ALL: [CommandKind; 17] = [
+    pub const ALL: [CommandKind; 20] = [
         Self::Ping,
         Self::Echo,
         Self::Quit,
@@ -61,6 +67,9 @@ impl CommandKind {
         Self::DbSize,
         Self::Info,
         Self::Shutdown,
+        Self::Scan,
+        Self::Keys,
+        Self::Type,
     ];
 
     /// The lower-case command name, as Redis prints it in errors and `INFO commandstats`.
@@ -83,6 +92,35 @@ impl CommandKind {
             Self::DbSize => "dbsize",
             Self::Info => "info",
             Self::Shutdown => "shutdown",
+            Self::Scan => "scan",
+            Self::Keys => "keys",
+            Self::Type => "type",
+        }
+    }
+
+    /// The flags `COMMAND` reports (Redis's names).
+    pub fn flags(self) -> &'static [&'static str] {
+        match self {
+            Self::Ping | Self::Echo | Self::Quit | Self::Hello | Self::Select => &["fast"],
+            Self::Client | Self::Command | Self::Info => &[],
+            Self::Config | Self::Shutdown => &["admin"],
+            Self::Set | Self::MSet => &["write", "denyoom"],
+            Self::Del => &["write"],
+            Self::Get | Self::Exists | Self::MGet | Self::DbSize | Self::Type => {
+                &["readonly", "fast"]
+            }
+            Self::Scan | Self::Keys => &["readonly"],
+        }
+    }
+
+    /// Key positions as `COMMAND` reports them: first key, last key (-1: the last
+    /// argument), step; all 0 for a command without keys.
+    pub fn key_positions(self) -> (i64, i64, i64) {
+        match self {
+            Self::Set | Self::Get | Self::Type => (1, 1, 1),
+            Self::Del | Self::Exists | Self::MGet => (1, -1, 1),
+            Self::MSet => (1, -1, 2),
+            _ => (0, 0, 0),
         }
     }
 
@@ -93,7 +131,7 @@ impl CommandKind {
 
     /// Arity in Redis's convention: `n > 0` exactly n arguments including the name,
     /// `n < 0` at least `-n`.
-    fn arity(self) -> i32 {
+    pub fn arity(self) -> i32 {
         match self {
             Self::Ping => -1,
             Self::Echo => 2,
@@ -112,6 +150,9 @@ impl CommandKind {
             Self::DbSize => 1,
             Self::Info => -1,
             Self::Shutdown => -1,
+            Self::Scan => -2,
+            Self::Keys => 2,
+            Self::Type => 2,
         }
     }
 
@@ -201,7 +242,29 @@ pub enum Command<'a> {
     Info(Vec<&'a [u8]>),
     /// `SHUTDOWN [NOSAVE|SAVE|NOW|FORCE|ABORT]`.
     Shutdown,
+    /// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`.
+    Scan(ScanArgs<'a>),
+    /// `KEYS pattern`.
+    Keys(&'a [u8]),
+    /// `TYPE key`.
+    Type(&'a [u8]),
 }
+
+/// The arguments of `SCAN`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanArgs<'a> {
+    /// The cursor: 0 to start; what the previous call returned to go on.
+    pub cursor: u64,
+    /// `MATCH pattern` ([`crate::glob`]).
+    pub pattern: Option<&'a [u8]>,
+    /// `COUNT count`: about how many keys to examine (default 10).
+    pub count: usize,
+    /// `TYPE type`: only keys of this type (every key is a `string` today).
+    pub type_name: Option<&'a [u8]>,
+}
+
+/// Default of `SCAN ... COUNT`, as Redis.
+pub const SCAN_COUNT_DEFAULT: usize = 10;
 
 /// Parses `args` (name first). Returns the kind (for statistics, when the name is known)
 /// and the command or the full error reply text without the leading `-`.
@@ -276,6 +339,9 @@ fn parse_known<'a>(kind: CommandKind, args: &[&'a [u8]]) -> Result<Command<'a>, 
         CommandKind::DbSize => Ok(Command::DbSize),
         CommandKind::Info => Ok(Command::Info(rest.to_vec())),
         CommandKind::Shutdown => Ok(Command::Shutdown),
+        CommandKind::Scan => parse_scan(rest),
+        CommandKind::Keys => Ok(Command::Keys(rest[0])),
+        CommandKind::Type => Ok(Command::Type(rest[0])),
     }
 }
 
@@ -310,6 +376,40 @@ fn parse_client<'a>(rest: &[&'a [u8]]) -> Result<Command<'a>, String> {
         "client|id" => ClientSub::Id,
         _ => ClientSub::SetInfo,
     }))
+}
+
+/// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`, with Redis's errors.
+fn parse_scan<'a>(rest: &[&'a [u8]]) -> Result<Command<'a>, String> {
+    let cursor = std::str::from_utf8(rest[0])
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or("ERR invalid cursor")?;
+    let mut args = ScanArgs {
+        cursor,
+        pattern: None,
+        count: SCAN_COUNT_DEFAULT,
+        type_name: None,
+    };
+    let mut options = rest[1..].chunks(2);
+    for option in &mut options {
+        let [name, value] = option else {
+            return Err("ERR syntax error".into());
+        };
+        if name.eq_ignore_ascii_case(b"MATCH") {
+            args.pattern = Some(value);
+        } else if name.eq_ignore_ascii_case(b"COUNT") {
+            match parse_i64(value) {
+                Some(n) if n >= 1 => args.count = n as usize,
+                Some(_) => return Err("ERR syntax error".into()),
+                None => return Err("ERR value is not an integer or out of range".into()),
+            }
+        } else if name.eq_ignore_ascii_case(b"TYPE") {
+            args.type_name = Some(value);
+        } else {
+            return Err("ERR syntax error".into());
+        }
+    }
+    Ok(Command::Scan(args))
 }
 
 fn parse_set<'a>(rest: &[&'a [u8]]) -> Result<Command<'a>, String> {

@@ -32,6 +32,7 @@ pub mod command;
 pub mod compaction;
 pub mod config;
 pub mod engine;
+pub mod glob;
 pub mod manifest;
 pub mod memtable;
 pub mod resp;

@@ -25,6 +25,12 @@ pub enum Reply {
     Sum(i64),
     /// `MSET`: `+OK` once every part is written.
     AllOk,
+    /// `SCAN`: the next cursor and the keys of one step.
+    Scan(Option<(u64, Vec<Vec<u8>>)>),
+    /// `KEYS`: every shard's matching keys, concatenated.
+    Keys(Vec<Vec<u8>>),
+    /// `TYPE`: from the key's existence, `string` or `none`.
+    Type(Option<bool>),
 }
 
 /// A reply in the connection's order. It may be sent once all its parts arrived and the
@@ -58,6 +64,7 @@ impl Slot {
             Reply::Encoded(bytes) => bytes.len(),
             Reply::Single(Some(OpResult::Value(Some(value)))) => value.len(),
             Reply::Values(values) => values.iter().flatten().map(Vec::len).sum(),
+            Reply::Scan(Some((_, keys))) | Reply::Keys(keys) => keys.iter().map(Vec::len).sum(),
             _ => 0,
         }
     }
@@ -77,6 +84,11 @@ impl Slot {
             }
             (Reply::Sum(total), OpResult::Int(n)) => *total += n,
             (Reply::AllOk, OpResult::Ok) => {}
+            (Reply::Scan(slot), OpResult::Keys { next_cursor, keys }) => {
+                *slot = Some((next_cursor, keys));
+            }
+            (Reply::Keys(all), OpResult::Keys { mut keys, .. }) => all.append(&mut keys),
+            (Reply::Type(slot), OpResult::Int(n)) => *slot = Some(n > 0),
             (_, other) => {
                 debug_assert!(false, "part result {other:?} does not fit its reply");
             }
@@ -104,7 +116,24 @@ impl Slot {
             }
             Reply::Sum(n) => resp::integer(out, n),
             Reply::AllOk => out.extend_from_slice(b"+OK\r\n"),
+            Reply::Scan(Some((cursor, keys))) => {
+                resp::array_header(out, 2);
+                resp::bulk(out, itoa::Buffer::new().format(cursor).as_bytes());
+                encode_keys(out, &keys);
+            }
+            Reply::Scan(None) => resp::error(out, "ERR internal error: missing reply"),
+            Reply::Keys(keys) => encode_keys(out, &keys),
+            Reply::Type(Some(true)) => out.extend_from_slice(b"+string\r\n"),
+            Reply::Type(Some(false)) => out.extend_from_slice(b"+none\r\n"),
+            Reply::Type(None) => resp::error(out, "ERR internal error: missing reply"),
         }
+    }
+}
+
+fn encode_keys(out: &mut Vec<u8>, keys: &[Vec<u8>]) {
+    resp::array_header(out, keys.len());
+    for key in keys {
+        resp::bulk(out, key);
     }
 }
 
@@ -115,6 +144,7 @@ fn encode_result(out: &mut Vec<u8>, result: Option<OpResult>) {
         Some(OpResult::Int(n)) => resp::integer(out, n),
         Some(OpResult::Ok) => out.extend_from_slice(b"+OK\r\n"),
         Some(OpResult::Err(message)) => resp::error(out, &message),
+        Some(OpResult::Keys { keys, .. }) => encode_keys(out, &keys),
         None => resp::error(out, "ERR internal error: missing reply"),
     }
 }

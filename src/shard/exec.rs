@@ -4,7 +4,7 @@
 use super::conn::{Reply, Slot};
 use super::mesh::{self, Message, Op, OpResult, ReplyTo, ShardId};
 use super::metrics::ShardMetrics;
-use super::Shard;
+use super::{scan, Shard};
 use crate::base::SeqNo;
 use crate::command::{self, ClientSub, Command, CommandKind, SetCondition};
 use crate::config::FsyncMode;
@@ -227,6 +227,31 @@ impl Shard {
                 let ops = vec![Op::DbSize; self.shards];
                 self.scatter(key, Reply::Sum(0), &ops)?;
             }
+            Command::Scan(args) => {
+                let shard = scan::cursor_shard(args.cursor);
+                if shard.0 >= self.shards {
+                    let mut reply = Vec::new();
+                    resp::error(&mut reply, "ERR invalid cursor");
+                    self.push_ready(key, Reply::Encoded(reply));
+                    return Ok(());
+                }
+                let op = Op::Scan {
+                    shard,
+                    cursor: args.cursor,
+                    count: args.count,
+                    pattern: args.pattern,
+                    // Every key is a string today.
+                    type_matches: args
+                        .type_name
+                        .is_none_or(|t| t.eq_ignore_ascii_case(b"string")),
+                };
+                self.scatter(key, Reply::Scan(None), &[op])?;
+            }
+            Command::Keys(pattern) => {
+                let ops = vec![Op::Keys(pattern); self.shards];
+                self.scatter(key, Reply::Keys(Vec::new()), &ops)?;
+            }
+            Command::Type(k) => self.scatter(key, Reply::Type(None), &[Op::Exists(k)])?,
         }
         Ok(())
     }
@@ -291,7 +316,8 @@ impl Shard {
             Op::Get(k) | Op::Exists(k) | Op::Del(k) | Op::Set { key: k, .. } => {
                 mesh::shard_of(k, shards)
             }
-            Op::DbSize => ShardId(part),
+            Op::DbSize | Op::Keys(_) => ShardId(part),
+            Op::Scan { shard, .. } => *shard,
         };
         let mut remote_parts = 0u32;
         if self.shards > 1 {
@@ -415,6 +441,29 @@ impl Shard {
                 Ok(n) => (OpResult::Int(n as i64), self.store.last_seq()),
                 Err(e) => (OpResult::Err(storage_error(&e)), SeqNo(0)),
             },
+            // Keys listed may come from writes not yet durable: wait for all of them.
+            Op::Scan {
+                shard,
+                cursor,
+                count,
+                pattern,
+                type_matches,
+            } => {
+                let step = scan::ScanStep {
+                    shard,
+                    shards: self.shards,
+                    cursor,
+                    count,
+                    pattern,
+                    type_matches,
+                };
+                let result = scan::scan_step(&self.store, &mut self.scan_positions, step);
+                (result, self.store.last_seq())
+            }
+            Op::Keys(pattern) => (
+                scan::matching_keys(&self.store, pattern),
+                self.store.last_seq(),
+            ),
         }
     }
 

@@ -7,6 +7,7 @@ use super::metrics::{sum, ShardMetrics};
 use super::Shared;
 use crate::command::{CommandKind, CommandSub};
 use crate::config::{FsyncMode, ServerConfig};
+use crate::glob::glob_match;
 use crate::resp;
 
 /// `INFO [section ...]` text: sections `server`, `clients`, `persistence`, `stats`,
@@ -161,53 +162,22 @@ pub fn config_get(out: &mut Vec<u8>, config: &ServerConfig, patterns: &[&[u8]]) 
     }
 }
 
-/// Matches `text` against a glob with `*` (any run) and `?` (any byte).
-fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => text.is_empty(),
-        Some((b'*', rest)) => (0..=text.len()).any(|i| glob_match(rest, &text[i..])),
-        Some((&c, rest)) => match text.split_first() {
-            Some((&t, text_rest)) if c == b'?' || c == t => glob_match(rest, text_rest),
-            _ => false,
-        },
-    }
-}
-
 /// `COMMAND`, `COMMAND COUNT`, `COMMAND DOCS`. The table gives name, arity, flags and key
 /// positions (Redis's first six fields), enough for client libraries.
 pub fn command_reply(out: &mut Vec<u8>, sub: CommandSub) {
-    /// Name, arity, flags, first key, last key, key step.
-    type CommandInfo = (&'static str, i64, &'static [&'static str], i64, i64, i64);
-    const TABLE: [CommandInfo; 17] = [
-        ("ping", -1, &["fast"], 0, 0, 0),
-        ("echo", 2, &["fast"], 0, 0, 0),
-        ("quit", -1, &["fast"], 0, 0, 0),
-        ("hello", -1, &["fast"], 0, 0, 0),
-        ("select", 2, &["fast"], 0, 0, 0),
-        ("client", -2, &[], 0, 0, 0),
-        ("command", -1, &[], 0, 0, 0),
-        ("config", -2, &["admin"], 0, 0, 0),
-        ("set", -3, &["write", "denyoom"], 1, 1, 1),
-        ("get", 2, &["readonly", "fast"], 1, 1, 1),
-        ("del", -2, &["write"], 1, -1, 1),
-        ("exists", -2, &["readonly", "fast"], 1, -1, 1),
-        ("mget", -2, &["readonly", "fast"], 1, -1, 1),
-        ("mset", -3, &["write", "denyoom"], 1, -1, 2),
-        ("dbsize", 1, &["readonly", "fast"], 0, 0, 0),
-        ("info", -1, &[], 0, 0, 0),
-        ("shutdown", -1, &["admin"], 0, 0, 0),
-    ];
+    let table = CommandKind::ALL;
     match sub {
-        CommandSub::Count => resp::integer(out, TABLE.len() as i64),
+        CommandSub::Count => resp::integer(out, table.len() as i64),
         CommandSub::Docs => resp::array_header(out, 0),
         CommandSub::List => {
-            resp::array_header(out, TABLE.len());
-            for (name, arity, flags, first, last, step) in TABLE {
+            resp::array_header(out, table.len());
+            for kind in table {
+                let (first, last, step) = kind.key_positions();
                 resp::array_header(out, 6);
-                resp::bulk(out, name.as_bytes());
-                resp::integer(out, arity);
-                resp::array_header(out, flags.len());
-                for flag in flags {
+                resp::bulk(out, kind.name().as_bytes());
+                resp::integer(out, i64::from(kind.arity()));
+                resp::array_header(out, kind.flags().len());
+                for flag in kind.flags() {
                     resp::simple(out, flag);
                 }
                 resp::integer(out, first);
@@ -220,10 +190,10 @@ pub fn command_reply(out: &mut Vec<u8>, sub: CommandSub) {
 
 #[cfg(test)]
 mod tests {
-    use super::glob_match;
+    use crate::glob::glob_match;
 
     #[test]
-    fn glob() {
+    fn config_patterns() {
         assert!(glob_match(b"*", b"save"));
         assert!(glob_match(b"append*", b"appendfsync"));
         assert!(!glob_match(b"append", b"appendfsync"));

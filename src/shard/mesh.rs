@@ -48,6 +48,21 @@ pub enum Op<K> {
     Del(K),
     /// Count the shard's live keys.
     DbSize,
+    /// One step of `SCAN` on `shard` (not chosen by key): resume at `cursor`.
+    Scan {
+        /// The shard whose keys are scanned.
+        shard: ShardId,
+        /// The full `SCAN` cursor (it names the shard and its saved position).
+        cursor: u64,
+        /// About how many keys to examine.
+        count: usize,
+        /// `MATCH` pattern.
+        pattern: Option<K>,
+        /// `false` when `TYPE` names a type no key has (the scan still advances).
+        type_matches: bool,
+    },
+    /// Every live key of the shard matching a pattern (`KEYS`).
+    Keys(K),
 }
 
 /// An [`Op`] that owns its bytes, for a queue.
@@ -70,6 +85,20 @@ impl OwnedOp {
             },
             Op::Del(k) => Op::Del(k),
             Op::DbSize => Op::DbSize,
+            Op::Scan {
+                shard,
+                cursor,
+                count,
+                pattern,
+                type_matches,
+            } => Op::Scan {
+                shard: *shard,
+                cursor: *cursor,
+                count: *count,
+                pattern: pattern.as_deref(),
+                type_matches: *type_matches,
+            },
+            Op::Keys(p) => Op::Keys(p),
         }
     }
 }
@@ -91,6 +120,20 @@ impl Op<&[u8]> {
             },
             Op::Del(k) => Op::Del(k.into()),
             Op::DbSize => Op::DbSize,
+            Op::Scan {
+                shard,
+                cursor,
+                count,
+                pattern,
+                type_matches,
+            } => Op::Scan {
+                shard,
+                cursor,
+                count,
+                pattern: pattern.map(Into::into),
+                type_matches,
+            },
+            Op::Keys(p) => Op::Keys(p.into()),
         }
     }
 }
@@ -106,6 +149,13 @@ pub enum OpResult {
     Ok,
     /// Not written because of `NX`/`XX` (null reply).
     NotApplied,
+    /// Keys found (`SCAN`, `KEYS`) and, for `SCAN`, the cursor to go on with.
+    Keys {
+        /// The next `SCAN` cursor (0: done); unused by `KEYS`.
+        next_cursor: u64,
+        /// The keys.
+        keys: Vec<Vec<u8>>,
+    },
     /// An error reply text without the leading `-`.
     Err(String),
 }

@@ -35,6 +35,7 @@ mod exec;
 mod info;
 pub mod mesh;
 pub mod metrics;
+pub mod scan;
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -187,6 +188,8 @@ pub struct Shard {
     wanted_scratch: Vec<usize>,
     events: Vec<Event>,
     completions: Vec<Completion>,
+    /// Saved positions of the `SCAN` iterations over this shard's keys.
+    scan_positions: scan::ScanPositions,
     /// The store version whose counters `INFO` shows (weak: it must not pin old files).
     published_version: std::sync::Weak<crate::version::Version>,
 }
@@ -276,6 +279,7 @@ impl Shard {
             events: Vec::with_capacity(EPOLL_EVENTS_MAX),
             completions: Vec::new(),
             published_version: std::sync::Weak::new(),
+            scan_positions: scan::ScanPositions::default(),
             shared,
         };
         shard.publish_store_stats();

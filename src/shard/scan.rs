@@ -1,0 +1,228 @@
+//! `SCAN` and `KEYS` on one shard: streaming range scans over the shard's LSM, and the
+//! saved positions that make a `SCAN` cursor a plain integer, as clients expect.
+//!
+//! A shard's keys are scanned in key order, so a position is "the next key to look at".
+//! Keys can be long, and clients parse the cursor as a 64-bit integer, so the position is
+//! kept here, in a ring of [`SCAN_POSITIONS_MAX`] slots, and the cursor names the slot
+//! (Kvrocks keeps a cursor dictionary for the same reason):
+//!
+//! ```text
+//!  cursor (u64) = shard u16 | generation u32 | slot u16        (high to low bits)
+//!  cursor 0     = the start of shard 0;  shard s with generation 0 = the start of shard s
+//! ```
+//!
+//! An iteration keeps one slot: each step writes its new position into the slot it resumed
+//! from, under a new generation, so only the newest cursor of an iteration is valid. New
+//! iterations take the next slot in turn; a cursor whose slot was since reused gets
+//! `ERR invalid cursor`, which needs more than [`SCAN_POSITIONS_MAX`] iterations started
+//! on the shard meanwhile.
+//!
+//! Guarantee, as Redis's: a key present from the start to the end of a full iteration is
+//! returned at least once, since every step resumes at the first key after the last one
+//! examined, whatever flushes and compactions did meanwhile (a position is a key, not a
+//! file offset).
+
+use super::mesh::{OpResult, ShardId};
+use crate::glob::glob_match;
+use crate::store::ShardStore;
+
+/// Saved `SCAN` positions per shard: the iterations that can run at once on it.
+pub const SCAN_POSITIONS_MAX: usize = 4096;
+/// Most entries one `SCAN` step examines, whatever its `COUNT` (a hint, as in Redis).
+pub const SCAN_STEP_ENTRIES_MAX: usize = 100_000;
+
+const SLOT_BITS: u32 = 16;
+const GENERATION_BITS: u32 = 32;
+const SHARD_SHIFT: u32 = SLOT_BITS + GENERATION_BITS;
+
+// The slot number must fit its field.
+const _: () = assert!(SCAN_POSITIONS_MAX <= 1 << SLOT_BITS);
+
+/// The shard a cursor points into.
+pub fn cursor_shard(cursor: u64) -> ShardId {
+    ShardId((cursor >> SHARD_SHIFT) as usize)
+}
+
+/// The cursor of the start of shard `shard`.
+fn start_of(shard: usize) -> u64 {
+    (shard as u64) << SHARD_SHIFT
+}
+
+/// Saved positions of the `SCAN` iterations on one shard.
+#[derive(Debug)]
+pub struct ScanPositions {
+    slots: Vec<Option<(u32, Vec<u8>)>>,
+    next_slot: usize,
+    next_generation: u32,
+}
+
+impl Default for ScanPositions {
+    fn default() -> Self {
+        Self {
+            slots: Vec::new(),
+            next_slot: 0,
+            next_generation: 1,
+        }
+    }
+}
+
+impl ScanPositions {
+    fn generation(&mut self) -> u32 {
+        let generation = self.next_generation;
+        self.next_generation = self.next_generation.wrapping_add(1).max(1);
+        generation
+    }
+
+    /// Saves `next_key` in `slot` (or a fresh slot) and returns the cursor naming it.
+    fn save(&mut self, shard: ShardId, slot: Option<usize>, next_key: Vec<u8>) -> u64 {
+        let slot = slot.unwrap_or_else(|| {
+            let slot = self.next_slot;
+            self.next_slot = (self.next_slot + 1) % SCAN_POSITIONS_MAX;
+            slot
+        });
+        if self.slots.len() <= slot {
+            self.slots.resize(slot + 1, None);
+        }
+        let generation = self.generation();
+        self.slots[slot] = Some((generation, next_key));
+        start_of(shard.0) | (u64::from(generation) << SLOT_BITS) | slot as u64
+    }
+
+    /// The slot and saved key of `cursor`; `Ok(None)` for the start of the shard.
+    fn resolve(&self, cursor: u64) -> Result<Option<(usize, &[u8])>, ()> {
+        let generation = ((cursor >> SLOT_BITS) & ((1 << GENERATION_BITS) - 1)) as u32;
+        let slot = (cursor & ((1 << SLOT_BITS) - 1)) as usize;
+        if generation == 0 {
+            return if slot == 0 { Ok(None) } else { Err(()) };
+        }
+        match self.slots.get(slot) {
+            Some(Some((saved, key))) if *saved == generation => Ok(Some((slot, key))),
+            _ => Err(()),
+        }
+    }
+
+    fn release(&mut self, slot: Option<usize>) {
+        if let Some(entry) = slot.and_then(|s| self.slots.get_mut(s)) {
+            *entry = None;
+        }
+    }
+}
+
+/// What one `SCAN` step asks for.
+#[derive(Clone, Copy, Debug)]
+pub struct ScanStep<'a> {
+    /// The shard scanned (this one).
+    pub shard: ShardId,
+    /// The number of shards.
+    pub shards: usize,
+    /// The cursor to resume at.
+    pub cursor: u64,
+    /// About how many entries to examine.
+    pub count: usize,
+    /// `MATCH` pattern.
+    pub pattern: Option<&'a [u8]>,
+    /// Whether the keys are of the `TYPE` asked for.
+    pub type_matches: bool,
+}
+
+/// Runs one `SCAN` step on this shard's `store`: examines up to `count` entries from the
+/// cursor's position and returns the matching live keys with the next cursor.
+pub fn scan_step(
+    store: &ShardStore,
+    positions: &mut ScanPositions,
+    step: ScanStep<'_>,
+) -> OpResult {
+    let (slot, start) = match positions.resolve(step.cursor) {
+        Ok(Some((slot, key))) => (Some(slot), key.to_vec()),
+        Ok(None) => (None, Vec::new()),
+        Err(()) => return OpResult::Err("ERR invalid cursor".into()),
+    };
+    let limit = step.count.clamp(1, SCAN_STEP_ENTRIES_MAX);
+    let mut keys = Vec::new();
+    let mut examined = 0;
+    let mut next_key = None;
+    for entry in store.scan_from(&start) {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => return OpResult::Err(format!("ERR storage error: {e}")),
+        };
+        if examined == limit {
+            next_key = Some(entry.key);
+            break;
+        }
+        examined += 1;
+        let wanted = entry.value.is_some()
+            && step.type_matches
+            && step.pattern.is_none_or(|p| glob_match(p, &entry.key));
+        if wanted {
+            keys.push(entry.key);
+        }
+    }
+    let next_cursor = match next_key {
+        Some(key) => positions.save(step.shard, slot, key),
+        None => {
+            positions.release(slot);
+            let next_shard = step.shard.0 + 1;
+            if next_shard < step.shards {
+                start_of(next_shard)
+            } else {
+                0
+            }
+        }
+    };
+    OpResult::Keys { next_cursor, keys }
+}
+
+/// Every live key of `store` matching `pattern` (`KEYS`).
+pub fn matching_keys(store: &ShardStore, pattern: &[u8]) -> OpResult {
+    let mut keys = Vec::new();
+    for entry in store.scan_from(b"") {
+        match entry {
+            Ok(entry) if entry.value.is_some() && glob_match(pattern, &entry.key) => {
+                keys.push(entry.key);
+            }
+            Ok(_) => {}
+            Err(e) => return OpResult::Err(format!("ERR storage error: {e}")),
+        }
+    }
+    OpResult::Keys {
+        next_cursor: 0,
+        keys,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_fields_round_trip() {
+        let mut positions = ScanPositions::default();
+        let cursor = positions.save(ShardId(3), None, b"key:42".to_vec());
+        assert_eq!(cursor_shard(cursor), ShardId(3));
+        let (slot, key) = positions.resolve(cursor).unwrap().unwrap();
+        assert_eq!((slot, key), (0, &b"key:42"[..]));
+        assert_eq!(positions.resolve(start_of(3)), Ok(None));
+        assert_eq!(cursor_shard(0), ShardId(0));
+    }
+
+    #[test]
+    fn a_step_reuses_its_slot_and_invalidates_the_old_cursor() {
+        let mut positions = ScanPositions::default();
+        let first = positions.save(ShardId(0), None, b"a".to_vec());
+        let second = positions.save(ShardId(0), Some(0), b"b".to_vec());
+        assert_eq!(positions.resolve(first), Err(()));
+        assert_eq!(positions.resolve(second).unwrap().unwrap().1, b"b");
+    }
+
+    #[test]
+    fn a_reused_slot_invalidates_the_cursor() {
+        let mut positions = ScanPositions::default();
+        let old = positions.save(ShardId(0), None, b"a".to_vec());
+        for _ in 0..SCAN_POSITIONS_MAX {
+            positions.save(ShardId(0), None, b"z".to_vec());
+        }
+        assert_eq!(positions.resolve(old), Err(()));
+        assert_eq!(positions.resolve(old ^ 1), Err(()));
+    }
+}
