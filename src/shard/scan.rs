@@ -139,9 +139,8 @@ pub fn scan_step(
     };
     let limit = step.count.clamp(1, SCAN_STEP_ENTRIES_MAX);
     let mut keys = Vec::new();
-    let mut examined = 0;
     let mut next_key = None;
-    for entry in store.scan_from(&start) {
+    for (examined, entry) in store.scan_from(&start).enumerate() {
         let entry = match entry {
             Ok(entry) => entry,
             Err(e) => return OpResult::Err(format!("ERR storage error: {e}")),
@@ -150,7 +149,6 @@ pub fn scan_step(
             next_key = Some(entry.key);
             break;
         }
-        examined += 1;
         let wanted = entry.value.is_some()
             && step.type_matches
             && step.pattern.is_none_or(|p| glob_match(p, &entry.key));
