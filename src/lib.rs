@@ -19,10 +19,15 @@
 //! * [`runtime`] is the only place with `unsafe`: epoll, io_uring, eventfd and a few syscalls.
 //! * [`wal`], [`memtable`], [`sstable`], [`manifest`] and [`store`] are the per-shard storage engine.
 //! * [`shard`] is the per-core event loop: connections, cross-shard queues, group commit.
-//! * [`server`] starts the shards, owns the data directory lock and handles shutdown.
+//! * [`listener`] binds the shards' listening sockets and keeps a second server off the port.
+//! * [`server`] starts the shards, owns the data directory lock, supervises the shard
+//!   threads and handles shutdown.
+//! * [`fault`] holds the fault-injection switches tests use (off unless set in the environment).
 
 pub mod command;
 pub mod config;
+pub mod fault;
+pub mod listener;
 pub mod manifest;
 pub mod memtable;
 pub mod resp;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use super::record::{encode, RecordKind};
 use super::SegmentNo;
-use crate::runtime::sys::fallocate;
+use crate::runtime::sys::allocate_or_zero_fill;
 use crate::store::{io_error, sync_dir, SeqNo, StoreError, WalBatch};
 
 /// An open WAL segment file.
@@ -83,7 +83,7 @@ impl PreparedSegment {
             .create_new(true)
             .open(&prep_path)
             .map_err(io_error(format!("creating WAL segment {shown}")))?;
-        fallocate(&file, capacity_bytes)
+        allocate_or_zero_fill(&file, capacity_bytes)
             .map_err(io_error(format!("preallocating WAL segment {shown}")))?;
         let zeros = vec![0u8; 1 << 20];
         let mut offset = 0u64;
@@ -287,7 +287,7 @@ impl WalWriter {
 
     fn grow_current(&mut self, capacity_bytes: u64) -> Result<(), StoreError> {
         let shown = self.current.path.display();
-        fallocate(&self.current.file, capacity_bytes)
+        allocate_or_zero_fill(&self.current.file, capacity_bytes)
             .map_err(io_error(format!("growing WAL segment {shown}")))?;
         self.current
             .file
