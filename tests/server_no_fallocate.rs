@@ -5,9 +5,10 @@
 //!
 //! Method: no file system here lacks `fallocate`, so the test injects the error:
 //! `TSKV_FAULT_FALLOCATE_EOPNOTSUPP=1` makes every `fallocate` call of the server fail with
-//! `EOPNOTSUPP` (see `tskv::fault`). With 64 KiB WAL segments, write enough to fill several
-//! segments, plus one value larger than a segment (the writer then makes a segment to fit
-//! it), stop, restart without the fault and read everything back.
+//! `EOPNOTSUPP` (see `tskv::fault`). With 64 KiB WAL segments, first write a value larger than
+//! a segment (the writer grows the untouched first segment to fit it), then enough small
+//! values to fill several segments (new segments are prepared), then another large value
+//! (a segment made to fit it); stop, restart without the fault and read everything back.
 
 mod common;
 
@@ -26,6 +27,11 @@ fn wal_segments_are_zero_filled_when_fallocate_is_unsupported() {
     let value = "v".repeat(1000);
     let big = "B".repeat(200 << 10);
     let mut raw = server.raw();
+    assert_eq!(
+        raw.request(&["SET", "first", &big]),
+        Reply::ok(),
+        "SET first"
+    );
     for i in 0..400 {
         assert_eq!(
             raw.request(&["SET", &format!("key:{i}"), &value]),
