@@ -225,6 +225,18 @@ mod tests {
     }
 
     #[test]
+    fn a_foreign_reuseport_listener_on_ipv6_is_found_by_the_check() {
+        let Ok(foreign) = reuseport_listener("[::1]:0".parse().unwrap()) else {
+            eprintln!("SKIP a_foreign_reuseport_listener_on_ipv6_is_found_by_the_check: no IPv6 loopback here");
+            return;
+        };
+        let addr = foreign.local_addr().unwrap();
+        let ours = vec![reuseport_listener(addr).unwrap()];
+        let err = check_sole_owner(addr, &ours).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse, "{err}");
+    }
+
+    #[test]
     fn a_foreign_reuseport_listener_is_found_by_the_check() {
         // Bypasses the probe, as a program that binds between our probe and our group would.
         let foreign = reuseport_listener("127.0.0.1:0".parse().unwrap()).unwrap();

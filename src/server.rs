@@ -11,7 +11,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -21,7 +21,7 @@ use std::time::Instant;
 use crate::config::ServerConfig;
 use crate::runtime::epoll::{Epoll, Interest};
 use crate::runtime::sys::{block_signals, physical_memory_bytes, EventFd, SignalFd};
-use crate::shard::mesh::{build_links, Message, ShardId, Waker};
+use crate::shard::mesh::{build_links, Links, Message, ShardId, Waker};
 use crate::shard::metrics::ShardMetrics;
 use crate::shard::{Shard, Shared};
 
@@ -195,6 +195,50 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// What a shard thread needs to open its shard.
+struct ShardStart {
+    id: ShardId,
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    links: Links,
+    core: Option<core_affinity::CoreId>,
+    store_dir: PathBuf,
+}
+
+/// The body of a shard thread: pins it, opens the shard, reports it ready, runs it, and
+/// always reports how it ended, a panic included.
+fn shard_thread(start: ShardStart, reporter: &Reporter) {
+    let index = start.id.0;
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        if let Some(core) = start.core {
+            if !core_affinity::set_for_current(core) {
+                tracing::warn!(shard = index, "could not pin to core {}", core.id);
+            }
+        }
+        while crate::fault::shard_open_hangs(index) {
+            std::thread::park();
+        }
+        let shard = Shard::open(
+            start.id,
+            start.shared,
+            start.listener,
+            start.links,
+            &start.store_dir,
+        )?;
+        reporter.report(ShardEvent::Ready(index));
+        shard
+            .run()
+            .map_err(|e| format!("shard {index} stopped: {e}"))
+    }));
+    let result = outcome.unwrap_or_else(|payload| {
+        Err(format!(
+            "shard {index} panicked: {}",
+            panic_message(payload.as_ref())
+        ))
+    });
+    reporter.report(ShardEvent::Exited(index, result));
+}
+
 /// Runs the server until SIGINT, SIGTERM or `SHUTDOWN`: prints the ready line when every
 /// shard has recovered its store and listens, and returns once in-flight writes finished.
 ///
@@ -253,36 +297,18 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
         .enumerate()
         .zip(build_links(shards, config.shard_queue_len))
     {
-        let shared = shared.clone();
+        let start = ShardStart {
+            id: ShardId(index),
+            shared: shared.clone(),
+            listener,
+            links,
+            core: (!cores.is_empty()).then(|| cores[index % cores.len()]),
+            store_dir: config.data_dir.join(format!("shard-{index:03}")),
+        };
         let reporter = reporter.clone();
-        let core = (!cores.is_empty()).then(|| cores[index % cores.len()]);
-        let store_dir = config.data_dir.join(format!("shard-{index:03}"));
         let thread = std::thread::Builder::new()
             .name(format!("tskv-shard-{index}"))
-            .spawn(move || {
-                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    if let Some(core) = core {
-                        if !core_affinity::set_for_current(core) {
-                            tracing::warn!(shard = index, "could not pin to core {}", core.id);
-                        }
-                    }
-                    while crate::fault::shard_open_hangs(index) {
-                        std::thread::park();
-                    }
-                    let shard = Shard::open(ShardId(index), shared, listener, links, &store_dir)?;
-                    reporter.report(ShardEvent::Ready(index));
-                    shard
-                        .run()
-                        .map_err(|e| format!("shard {index} stopped: {e}"))
-                }));
-                let result = outcome.unwrap_or_else(|payload| {
-                    Err(format!(
-                        "shard {index} panicked: {}",
-                        panic_message(payload.as_ref())
-                    ))
-                });
-                reporter.report(ShardEvent::Exited(index, result));
-            })
+            .spawn(move || shard_thread(start, &reporter))
             .map_err(io_err("spawning shard thread"))?;
         threads.push(thread);
     }
