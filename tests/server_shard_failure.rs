@@ -2,15 +2,18 @@
 //! store cannot be opened, or that panics while serving, brings the whole process down by
 //! itself with a non-zero exit status and the reason on stderr; and a signal stops a server
 //! whose shard never finishes opening (a stuck recovery), instead of being ignored until it
-//! does. (Before the fix the main thread joined the shards: the healthy ones waited forever
-//! for the failed one in the shutdown handshake, and signals were no longer read.)
+//! does, and a second signal ends a stop that does not finish. (Before the fix the main
+//! thread joined the shards: the healthy ones waited forever for the failed one in the
+//! shutdown handshake, and signals were no longer read.)
 //!
 //! Method: run the real binary with 2 shards. (1) Corrupt `shard-001/MANIFEST` of a data
 //! directory and start on it. (2) Start with `TSKV_FAULT_SHARD_PANIC=1`, so shard 1 panics at
 //! its first key operation, and send SETs of 16 keys (some of them owned by shard 1). (3) Start
 //! with `TSKV_FAULT_SHARD_OPEN_HANG=1`, wait for its log to show the shards started, and send
-//! SIGTERM. Each time the process must exit by itself (the harness fails the test if it is
-//! still running after a generous timeout) with a non-zero status and the reason.
+//! SIGTERM. (4) Start with `TSKV_FAULT_SHARD_STOP_HANG=1`, send SIGTERM, wait for the log to
+//! show the stop began, and send SIGTERM again. Each time the process must exit by itself
+//! (the harness fails the test if it is still running after a generous timeout) with a
+//! non-zero status and the reason.
 
 mod common;
 
@@ -140,5 +143,39 @@ fn sigterm_stops_a_server_whose_shard_never_finishes_opening() {
     assert!(
         !read(&stdout_path).contains("ready:"),
         "a server that never became ready does not announce itself"
+    );
+}
+
+#[test]
+fn a_second_sigterm_ends_a_stop_that_does_not_finish() {
+    let launch = Launch {
+        env: &[("TSKV_FAULT_SHARD_STOP_HANG", "1")],
+        ..Launch::default()
+    };
+    let mut server = TestServer::start_with(&["--shards", "2"], &launch);
+    let keys = seed_keys(&server, "before", 20);
+    common::assert_serving(&server, &keys);
+    server.signal("TERM");
+    let deadline = Instant::now() + common::EXIT_TIMEOUT;
+    while !server.stderr_log().contains("shutting down") {
+        assert!(
+            Instant::now() < deadline,
+            "the first SIGTERM was not logged:\n{}",
+            server.stderr_log()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        server.is_running(),
+        "shard 1 is made to never finish stopping, so the server must still run"
+    );
+    server.signal("TERM");
+    let status = server.wait_exit();
+    let log = server.stderr_log();
+    assert_eq!(status.code(), Some(1), "a stop cut short exits 1:\n{log}");
+    assert!(
+        // Which shards are listed depends on how far shard 0 got: only shard 1 is sure.
+        log.contains("again while stopping; exiting without waiting for shards"),
+        "the reason says the stop was cut short:\n{log}"
     );
 }

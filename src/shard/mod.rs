@@ -912,6 +912,9 @@ impl Shard {
 
     /// True once no work of this shard or addressed to it can still be pending.
     fn drained(&self) -> bool {
+        if crate::fault::shard_stop_hangs(self.id.0) {
+            return false;
+        }
         if self.shared.peers_may_be_gone.load(Ordering::SeqCst) {
             return self.wal_writes.is_empty();
         }
