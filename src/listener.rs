@@ -36,7 +36,7 @@ use std::os::fd::AsRawFd;
 use socket2::{Domain, Protocol, Socket, Type};
 
 /// Listen backlog of each shard's socket.
-const LISTEN_BACKLOG: i32 = 1024;
+const LISTEN_BACKLOG_LEN: i32 = 1024;
 
 /// Binds `count` listening sockets on `addr`, one per shard, after making sure no other
 /// process listens there (see the module documentation). With port 0 the kernel picks one;
@@ -88,7 +88,7 @@ fn reuseport_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.set_reuse_port(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
+    socket.listen(LISTEN_BACKLOG_LEN)?;
     Ok(socket.into())
 }
 
