@@ -1,8 +1,11 @@
 //! Every limit and option of the server in one place, with its unit in its name.
 //!
-//! Defaults are chosen for a small host; each can be changed by a `tskv-server` flag.
+//! Defaults are chosen for a small host; each can be changed by a `tskv-server` flag. Every
+//! flag has a valid range here (`*_RANGE`), which `tskv-server` enforces when it parses its
+//! command line, naming the flag and the range in its error.
 
 use std::net::IpAddr;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
 /// When a write is acknowledged relative to the fdatasync that makes it durable.
@@ -156,3 +159,181 @@ pub const CONN_READS_PER_ITERATION_MAX_DEFAULT: usize = 8;
 const _: () = assert!(CLIENT_OUTPUT_BYTES_MAX_DEFAULT >= INLINE_BYTES_MAX_DEFAULT);
 // The memtable must hold at least one maximal value.
 const _: () = assert!(MEMTABLE_BYTES_DEFAULT >= 2 * (1 << 20));
+
+// ---------------------------------------------------------------------------------------------
+// Valid ranges of the start-up flags.
+
+/// Valid shard counts. Below one there is no server. Above 1024 the cross-shard mesh alone
+/// is out of proportion: every shard has a queue to every other, so its memory grows with
+/// the square of the count (measured: 2.7 GB at 64 shards with the default queue length),
+/// and the start-up check against physical memory (in `server`) refuses most such counts
+/// anyway; 1024 is a ceiling no host this server targets reaches in cores.
+pub const SHARDS_RANGE: RangeInclusive<u64> = 1..=1024;
+/// Valid [`StoreOptions::memtable_bytes`]: 64 KiB to 64 GiB. Below 64 KiB every few hundred
+/// writes would make an SSTable; the memtable lives in memory, hence the ceiling.
+pub const MEMTABLE_BYTES_RANGE: RangeInclusive<u64> = (64 << 10)..=(64 << 30);
+/// Valid [`StoreOptions::wal_segment_bytes`]: 64 KiB to 64 GiB. A segment is preallocated
+/// and zero-filled before use, so a tiny one means a segment switch (two fsyncs and a
+/// directory fsync) every few batches.
+pub const WAL_SEGMENT_BYTES_RANGE: RangeInclusive<u64> = (64 << 10)..=(64 << 30);
+/// Valid [`ServerConfig::fsync_period_ms`]: 1 ms to one hour. Zero would mean "sync
+/// continuously", which is `--fsync always`.
+pub const FSYNC_PERIOD_MS_RANGE: RangeInclusive<u64> = 1..=3_600_000;
+/// Valid [`ProtocolLimits::bulk_bytes_max`]: 1 byte to 4 GiB.
+pub const BULK_BYTES_MAX_RANGE: RangeInclusive<u64> = 1..=(4 << 30);
+/// Valid [`ProtocolLimits::array_len_max`]: 1 to 2^31 − 1 elements (Redis's own ceiling).
+pub const ARRAY_LEN_MAX_RANGE: RangeInclusive<u64> = 1..=(i32::MAX as u64);
+/// Valid [`ProtocolLimits::inline_bytes_max`]: 1 byte to 1 GiB.
+pub const INLINE_BYTES_MAX_RANGE: RangeInclusive<u64> = 1..=(1 << 30);
+/// Valid [`ServerConfig::client_output_bytes_max`]: 1 byte to 64 GiB.
+pub const CLIENT_OUTPUT_BYTES_MAX_RANGE: RangeInclusive<u64> = 1..=(64 << 30);
+/// Valid [`ServerConfig::clients_per_shard_max`]: 1 to 1,000,000 (each is a file descriptor).
+pub const CLIENTS_PER_SHARD_MAX_RANGE: RangeInclusive<u64> = 1..=1_000_000;
+/// Valid [`ServerConfig::shard_queue_len`]: 1 to 1,048,576 messages.
+pub const SHARD_QUEUE_LEN_RANGE: RangeInclusive<u64> = 1..=(1 << 20);
+/// Valid [`ServerConfig::conn_reads_per_iteration_max`]: 1 to 1024 reads.
+pub const CONN_READS_PER_ITERATION_MAX_RANGE: RangeInclusive<u64> = 1..=1024;
+
+// Every default lies in its flag's range.
+const _: () = assert!(
+    MEMTABLE_BYTES_DEFAULT as u64 >= *MEMTABLE_BYTES_RANGE.start()
+        && MEMTABLE_BYTES_DEFAULT as u64 <= *MEMTABLE_BYTES_RANGE.end()
+);
+const _: () = assert!(
+    WAL_SEGMENT_BYTES_DEFAULT >= *WAL_SEGMENT_BYTES_RANGE.start()
+        && WAL_SEGMENT_BYTES_DEFAULT <= *WAL_SEGMENT_BYTES_RANGE.end()
+);
+const _: () = assert!(BULK_BYTES_MAX_DEFAULT as u64 <= *BULK_BYTES_MAX_RANGE.end());
+const _: () = assert!(ARRAY_LEN_MAX_DEFAULT as u64 <= *ARRAY_LEN_MAX_RANGE.end());
+const _: () = assert!(INLINE_BYTES_MAX_DEFAULT as u64 <= *INLINE_BYTES_MAX_RANGE.end());
+const _: () =
+    assert!(CLIENT_OUTPUT_BYTES_MAX_DEFAULT as u64 <= *CLIENT_OUTPUT_BYTES_MAX_RANGE.end());
+const _: () = assert!(SHARD_QUEUE_LEN_DEFAULT as u64 <= *SHARD_QUEUE_LEN_RANGE.end());
+const _: () = assert!(
+    CONN_READS_PER_ITERATION_MAX_DEFAULT as u64 <= *CONN_READS_PER_ITERATION_MAX_RANGE.end()
+);
+
+/// Parses a size in bytes: a whole number with an optional unit suffix, case-insensitive,
+/// with Redis's meanings (as in `redis.conf`) plus the IEC binary units:
+///
+/// | suffix | factor |
+/// | --- | --- |
+/// | none, `b` | 1 |
+/// | `k`, `m`, `g` | 1000, 1000², 1000³ |
+/// | `kb`, `mb`, `gb`, `kib`, `mib`, `gib` | 1024, 1024², 1024³ |
+///
+/// So `64M` is 64,000,000 bytes and `64MiB` (or `64mb`) is 67,108,864, as in Redis.
+///
+/// # Errors
+/// A message saying what is wrong with `text` (no number, unknown unit, overflow).
+pub fn parse_size_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits_end);
+    if number.is_empty() {
+        return Err(format!(
+            "{text:?} is not a size: expected a whole number of bytes, optionally with a unit (4k, 64MiB, 1gb)"
+        ));
+    }
+    let factor: u64 = match unit.trim_start().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" => 1000,
+        "m" => 1000 * 1000,
+        "g" => 1000 * 1000 * 1000,
+        "kb" | "kib" => 1 << 10,
+        "mb" | "mib" => 1 << 20,
+        "gb" | "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} in {text:?}: use k, m, g (powers of 1000) or kb/KiB, mb/MiB, gb/GiB (powers of 1024)"
+            ))
+        }
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// Shows a byte count for an error message: `65536 (64 KiB)`.
+pub fn show_bytes(bytes: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    for (factor, name) in UNITS {
+        if bytes >= factor && bytes.is_multiple_of(factor) {
+            return format!("{bytes} ({} {name})", bytes / factor);
+        }
+    }
+    bytes.to_string()
+}
+
+/// Checks that `value` lies in `range`; the error states the range, each end shown by `show`.
+///
+/// # Errors
+/// `"must be between A and B"` when it does not.
+pub fn check_range(
+    value: u64,
+    range: &RangeInclusive<u64>,
+    show: fn(u64) -> String,
+) -> Result<u64, String> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "{} is out of range: must be between {} and {}",
+            show(value),
+            show(*range.start()),
+            show(*range.end())
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_take_redis_and_iec_units() {
+        assert_eq!(parse_size_bytes("4096"), Ok(4096));
+        assert_eq!(parse_size_bytes("4k"), Ok(4000));
+        assert_eq!(parse_size_bytes("4kb"), Ok(4096));
+        assert_eq!(parse_size_bytes("4KiB"), Ok(4096));
+        assert_eq!(parse_size_bytes("64M"), Ok(64_000_000));
+        assert_eq!(parse_size_bytes("32MiB"), Ok(32 << 20));
+        assert_eq!(parse_size_bytes("32mb"), Ok(32 << 20));
+        assert_eq!(parse_size_bytes("2 GiB"), Ok(2 << 30));
+        assert_eq!(parse_size_bytes("1g"), Ok(1_000_000_000));
+        assert_eq!(parse_size_bytes("7B"), Ok(7));
+    }
+
+    #[test]
+    fn bad_sizes_are_refused() {
+        for bad in [
+            "",
+            "MiB",
+            "-1",
+            "1.5M",
+            "12 parsecs",
+            "4TiB",
+            "99999999999999999999",
+        ] {
+            assert!(parse_size_bytes(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert!(parse_size_bytes("20000000000G").is_err(), "overflow");
+    }
+
+    #[test]
+    fn range_errors_name_both_ends() {
+        let err = check_range(0, &MEMTABLE_BYTES_RANGE, show_bytes).unwrap_err();
+        assert_eq!(
+            err,
+            "0 is out of range: must be between 65536 (64 KiB) and 68719476736 (64 GiB)"
+        );
+        assert_eq!(
+            check_range(65536, &MEMTABLE_BYTES_RANGE, show_bytes),
+            Ok(65536)
+        );
+    }
+}

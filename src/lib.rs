@@ -25,14 +25,19 @@
 //!   compaction core, the one writer of manifests.
 //! * [`engine`] is the same storage engine as a library, driven with blocking I/O.
 //! * [`shard`] is the per-core event loop: connections, cross-shard queues, group commit.
-//! * [`server`] starts the shards, owns the data directory lock and handles shutdown.
+//! * [`listener`] binds the shards' listening sockets and keeps a second server off the port.
+//! * [`server`] starts the shards, owns the data directory lock, supervises the shard
+//!   threads and handles shutdown.
+//! * [`fault`] holds the fault-injection switches tests use (off unless set in the environment).
 
 pub mod base;
 pub mod command;
 pub mod compaction;
 pub mod config;
 pub mod engine;
+pub mod fault;
 pub mod glob;
+pub mod listener;
 pub mod manifest;
 pub mod memtable;
 pub mod resp;

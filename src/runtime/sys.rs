@@ -21,12 +21,68 @@ pub fn cvt<T: PartialEq + From<i8>>(ret: T) -> io::Result<T> {
 /// # Errors
 /// The OS error, e.g. `ENOSPC` when the disk is full or `EOPNOTSUPP` on file systems
 /// without fallocate support.
+///
+/// With `TSKV_FAULT_FALLOCATE_EOPNOTSUPP=1` in the environment it fails with `EOPNOTSUPP`
+/// without calling the kernel (see [`crate::fault`]).
 pub fn fallocate(file: &File, len_bytes: u64) -> io::Result<()> {
     let len = libc::off_t::try_from(len_bytes)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "fallocate length too large"))?;
+    if crate::fault::fallocate_unsupported() {
+        return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+    }
     // SAFETY: the fd is valid for the lifetime of `file`; fallocate takes no pointers.
     cvt(unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) })?;
     Ok(())
+}
+
+/// Makes `file` at least `len_bytes` long with its space allocated: [`fallocate`], or, on
+/// file systems that do not support it (`EOPNOTSUPP`: FUSE, some network file systems),
+/// writes zeros from the file's current end to `len_bytes`. Either way a full disk shows
+/// here, as `ENOSPC`, and not in a later write into the range. Bytes before the current end
+/// are never touched.
+///
+/// # Errors
+/// The OS error of `fallocate` (other than `EOPNOTSUPP`), of reading the file's length, or of
+/// the zero writes.
+pub fn allocate_or_zero_fill(file: &File, len_bytes: u64) -> io::Result<()> {
+    match fallocate(file, len_bytes) {
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+            static WARNED: std::sync::atomic::AtomicBool =
+                std::sync::atomic::AtomicBool::new(false);
+            if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::warn!(
+                    "this file system does not support fallocate; WAL segments are written out with zeros instead"
+                );
+            }
+            zero_fill(file, len_bytes)
+        }
+        other => other,
+    }
+}
+
+/// Writes zeros from the end of `file` to `len_bytes` (nothing if it is already that long).
+fn zero_fill(file: &File, len_bytes: u64) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    const CHUNK_BYTES: usize = 1 << 20;
+    let mut offset = file.metadata()?.len();
+    let zeros = vec![0u8; CHUNK_BYTES.min(len_bytes.saturating_sub(offset) as usize)];
+    while offset < len_bytes {
+        let n = zeros.len().min((len_bytes - offset) as usize);
+        file.write_all_at(&zeros[..n], offset)?;
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+/// The machine's physical memory in bytes (`sysconf(_SC_PHYS_PAGES)` pages of
+/// `_SC_PAGESIZE`), or `None` if the system does not say. A cgroup memory limit is not
+/// taken into account.
+pub fn physical_memory_bytes() -> Option<u64> {
+    // SAFETY: sysconf takes no pointers.
+    let pages = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) };
+    // SAFETY: sysconf takes no pointers.
+    let page_bytes = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    (pages > 0 && page_bytes > 0).then(|| pages as u64 * page_bytes as u64)
 }
 
 /// A non-blocking `eventfd(2)` counter used to wake a sleeping epoll loop.
@@ -143,5 +199,29 @@ pub fn restore_default_sigpipe() {
     // SAFETY: installs the default disposition; no handler code runs in our process.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Seek, Write};
+
+    /// The fallback for file systems without fallocate grows a file with zeros and keeps what
+    /// it holds (a WAL segment being grown has records in it).
+    #[test]
+    fn zero_fill_grows_with_zeros_and_keeps_existing_bytes() {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"records").unwrap();
+        zero_fill(&file, 3 << 20).unwrap();
+        assert_eq!(file.metadata().unwrap().len(), 3 << 20);
+        let mut all = Vec::new();
+        file.rewind().unwrap();
+        file.read_to_end(&mut all).unwrap();
+        assert_eq!(&all[..7], b"records");
+        assert!(all[7..].iter().all(|&b| b == 0));
+        // Never shrinks, never rewrites.
+        zero_fill(&file, 4).unwrap();
+        assert_eq!(file.metadata().unwrap().len(), 3 << 20);
     }
 }

@@ -393,6 +393,13 @@ impl Shard {
     /// number the reply must wait for: the write's own, or that of the version read (so a
     /// reader never sees a value that a crash could still take back).
     pub(super) fn run_op(&mut self, op: &Op<&[u8]>) -> (OpResult, SeqNo) {
+        if crate::fault::shard_panics(self.id.0) {
+            panic!(
+                "injected fault ({}={})",
+                crate::fault::SHARD_PANIC_VAR,
+                self.id.0
+            );
+        }
         let is_write = matches!(op, Op::Set { .. } | Op::Del(_));
         if is_write {
             if let Some(reason) = &self.poisoned {

@@ -72,6 +72,12 @@ pub struct Shared {
     pub metrics: Vec<ShardMetrics>,
     /// Set when the server is stopping.
     pub stop: AtomicBool,
+    /// Set when a shard failed, or the server stops before every shard finished opening:
+    /// some peer may never take part in the shutdown handshake (`intake_stopped`) or answer
+    /// a request, so a stopping shard waits only for its own WAL writes in flight. Nothing
+    /// acknowledged is at risk: an acknowledgement is only sent once its write is durable
+    /// (or written, with `--fsync periodic|never`).
+    pub peers_may_be_gone: AtomicBool,
     /// Shards that have stopped taking new requests (shutdown phase one).
     pub intake_stopped: AtomicUsize,
     /// Written by a shard that received `SHUTDOWN`; watched by the main thread.
@@ -935,6 +941,12 @@ impl Shard {
 
     /// True once no work of this shard or addressed to it can still be pending.
     fn drained(&self) -> bool {
+        if crate::fault::shard_stop_hangs(self.id.0) {
+            return false;
+        }
+        if self.shared.peers_may_be_gone.load(Ordering::SeqCst) {
+            return self.wal_writes.is_empty();
+        }
         self.shared.intake_stopped.load(Ordering::SeqCst) == self.shards
             && self.links.incoming.iter().flatten().all(|c| c.is_empty())
             && self.outbox.iter().all(VecDeque::is_empty)

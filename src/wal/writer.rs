@@ -16,7 +16,7 @@ use super::SegmentNo;
 use super::WalBatch;
 use crate::base::fs::sync_dir;
 use crate::base::{io_error, SeqNo, StoreError};
-use crate::runtime::sys::fallocate;
+use crate::runtime::sys::allocate_or_zero_fill;
 
 /// An open WAL segment file.
 #[derive(Debug)]
@@ -85,7 +85,7 @@ impl PreparedSegment {
             .create_new(true)
             .open(&prep_path)
             .map_err(io_error(format!("creating WAL segment {shown}")))?;
-        fallocate(&file, capacity_bytes)
+        allocate_or_zero_fill(&file, capacity_bytes)
             .map_err(io_error(format!("preallocating WAL segment {shown}")))?;
         let zeros = vec![0u8; 1 << 20];
         let mut offset = 0u64;
@@ -289,7 +289,7 @@ impl WalWriter {
 
     fn grow_current(&mut self, capacity_bytes: u64) -> Result<(), StoreError> {
         let shown = self.current.path.display();
-        fallocate(&self.current.file, capacity_bytes)
+        allocate_or_zero_fill(&self.current.file, capacity_bytes)
             .map_err(io_error(format!("growing WAL segment {shown}")))?;
         self.current
             .file

@@ -64,6 +64,15 @@ pub fn parse_ready_line(line: &str) -> Option<ReadyLine> {
     })
 }
 
+/// How to start a server, beyond its flags.
+#[derive(Clone, Debug, Default)]
+pub struct Launch<'a> {
+    /// The `--bind` value; `127.0.0.1` if `None`.
+    pub bind: Option<&'a str>,
+    /// Environment variables to set (the fault-injection switches of `tskv::fault`).
+    pub env: &'a [(&'a str, &'a str)],
+}
+
 /// A running `tskv-server`; killed with SIGKILL when dropped.
 pub struct TestServer {
     child: Option<Child>,
@@ -85,15 +94,32 @@ impl TestServer {
             .tempdir()
             .expect("create temporary data directory");
         let path = dir.path().to_path_buf();
-        Self::spawn(&path, args, Some(dir))
+        Self::spawn(&path, args, Some(dir), &Launch::default())
     }
 
     /// Starts a server on `data_dir`, which the caller owns (to restart on the same data).
     pub fn start_in(data_dir: &Path, args: &[&str]) -> Self {
-        Self::spawn(data_dir, args, None)
+        Self::spawn(data_dir, args, None, &Launch::default())
     }
 
-    fn spawn(data_dir: &Path, args: &[&str], owned: Option<TempDir>) -> Self {
+    /// Starts a server with a fresh temporary data directory, as [`TestServer::start`], with
+    /// the given `--bind` and environment.
+    pub fn start_with(args: &[&str], launch: &Launch) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("tskv-data-")
+            .tempdir()
+            .expect("create temporary data directory");
+        let path = dir.path().to_path_buf();
+        Self::spawn(&path, args, Some(dir), launch)
+    }
+
+    /// Starts a server on `data_dir` (owned by the caller) with the given `--bind` and
+    /// environment.
+    pub fn start_in_with(data_dir: &Path, args: &[&str], launch: &Launch) -> Self {
+        Self::spawn(data_dir, args, None, launch)
+    }
+
+    fn spawn(data_dir: &Path, args: &[&str], owned: Option<TempDir>, launch: &Launch) -> Self {
         let log_dir = tempfile::Builder::new()
             .prefix("tskv-log-")
             .tempdir()
@@ -101,9 +127,11 @@ impl TestServer {
         let stderr_path = log_dir.path().join("stderr.log");
         let stderr = File::create(&stderr_path).expect("create stderr log");
         let mut child = Command::new(server_bin())
-            .args(["--bind", "127.0.0.1", "--port", "0", "--data-dir"])
+            .args(["--bind", launch.bind.unwrap_or("127.0.0.1")])
+            .args(["--port", "0", "--data-dir"])
             .arg(data_dir)
             .args(args)
+            .envs(launch.env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
