@@ -15,7 +15,7 @@ use crate::manifest::{self, Manifest};
 use crate::memtable::Memtable;
 use crate::sstable::TableId;
 use crate::version::set::VersionSet;
-use crate::wal::reader::{nonzero_end, SegmentReader};
+use crate::wal::reader::{judge_tail, tail_of, SegmentReader, Tail, TailVerdict};
 use crate::wal::record::RecordKind;
 use crate::wal::writer::Segment;
 use crate::wal::SegmentNo;
@@ -228,27 +228,31 @@ fn replay_segment(
         replay.records += 1;
     }
     let valid_end = reader.valid_end();
-    let reason = reader.stop().map_or("", |s| s.reason());
-    if let Some(garbage_end) = nonzero_end(&data, valid_end) {
-        if !is_last {
+    let tail = tail_of(&data, &reader);
+    if let Tail::Garbage {
+        offset,
+        bytes,
+        reason,
+    } = tail
+    {
+        if judge_tail(&tail, is_last) == TailVerdict::Corruption {
             return Err(StoreError::Corruption {
                 file: shown.to_string(),
-                offset: valid_end as u64,
+                offset: offset as u64,
                 reason: format!("{reason} in a WAL segment that is not the last"),
             });
         }
-        let dropped_bytes = garbage_end - valid_end;
         tracing::warn!(
             file = %shown,
-            offset = valid_end,
-            bytes_dropped = dropped_bytes,
+            offset,
+            bytes_dropped = bytes,
             reason,
             "truncating torn WAL tail"
         );
-        zero_range(&file, valid_end, garbage_end)
+        zero_range(&file, offset, offset + bytes)
             .and_then(|()| file.sync_data())
             .map_err(io_error(format!("wiping torn tail of WAL segment {shown}")))?;
-        replay.truncated_bytes += dropped_bytes as u64;
+        replay.truncated_bytes += bytes as u64;
     }
     if !is_last {
         return Ok(None);

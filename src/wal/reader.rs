@@ -1,8 +1,9 @@
 //! Replay of one WAL segment: the records up to the first one that does not decode.
 //!
-//! The reader works on the whole segment in memory and is pure: deciding whether a bad
-//! record is a torn tail (cut away) or corruption (an error) is the store's job, with the
-//! help of [`nonzero_end`].
+//! The reader works on the whole segment in memory and is pure. [`tail_of`] describes what
+//! follows the valid records, and [`judge_tail`] is **the** rule for what that means —
+//! a torn tail that recovery cuts away, or corruption that stops it — used by recovery and
+//! by `tskv-tool` alike, so the two cannot drift.
 
 use super::record::{decode, Decoded, RecordRef};
 
@@ -85,6 +86,67 @@ pub fn nonzero_end(data: &[u8], from: usize) -> Option<usize> {
         .iter()
         .rposition(|&b| b != 0)
         .map(|pos| from + pos + 1)
+}
+
+/// What follows the last valid record of a segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tail {
+    /// Only zero bytes (the preallocated part): a clean end.
+    Clean {
+        /// Zero bytes after the valid records.
+        zero_bytes: usize,
+    },
+    /// Non-zero bytes that do not decode as records.
+    Garbage {
+        /// The end of the valid records, where decoding stopped.
+        offset: usize,
+        /// Bytes from `offset` to the last non-zero byte.
+        bytes: usize,
+        /// Why decoding stopped there.
+        reason: &'static str,
+    },
+}
+
+/// The tail of `data` after a [`SegmentReader`] over it stopped.
+pub fn tail_of(data: &[u8], reader: &SegmentReader<'_>) -> Tail {
+    let valid_end = reader.valid_end();
+    match nonzero_end(data, valid_end) {
+        None => Tail::Clean {
+            zero_bytes: data.len() - valid_end,
+        },
+        Some(garbage_end) => Tail::Garbage {
+            offset: valid_end,
+            bytes: garbage_end - valid_end,
+            reason: match reader.stop() {
+                // A zero length field, but non-zero bytes further on.
+                Some(Stop::End) | None => "non-zero bytes after the end of the records",
+                Some(stop) => stop.reason(),
+            },
+        },
+    }
+}
+
+/// What a segment's tail means for recovery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TailVerdict {
+    /// Nothing after the valid records.
+    Clean,
+    /// The end of the last write, cut short by a crash and never acknowledged (an
+    /// acknowledged write was fdatasynced whole): recovery zeroes it and goes on.
+    TornTail,
+    /// Bad bytes that a crash cannot explain: recovery stops with an error.
+    Corruption,
+}
+
+/// The torn-tail rule: non-zero bytes after the valid records are a torn tail in the last
+/// segment, since only its final write can have been cut short, and corruption in any
+/// earlier one, which was fdatasynced before the WAL moved past it.
+pub fn judge_tail(tail: &Tail, is_last_segment: bool) -> TailVerdict {
+    match tail {
+        Tail::Clean { .. } => TailVerdict::Clean,
+        Tail::Garbage { .. } if is_last_segment => TailVerdict::TornTail,
+        Tail::Garbage { .. } => TailVerdict::Corruption,
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use tskv::base::StoreError;
 use tskv::manifest::{self, Manifest};
+use tskv::wal::reader::{judge_tail, TailVerdict};
 use tskv::sstable::TableId;
 use tskv::wal::SegmentNo;
 
@@ -424,7 +425,12 @@ impl ShardScan {
             reason,
         } = &scan.tail
         {
-            if is_last {
+            let tail = tskv::wal::reader::Tail::Garbage {
+                offset: *offset as usize,
+                bytes: *bytes as usize,
+                reason: "",
+            };
+            if judge_tail(&tail, is_last) == TailVerdict::TornTail {
                 let message = format!(
                     "torn tail of {bytes} bytes in the last WAL segment ({reason}); recovery truncates it"
                 );

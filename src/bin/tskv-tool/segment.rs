@@ -9,14 +9,15 @@ use std::fs;
 use std::path::Path;
 
 use serde::Serialize;
-use tskv::wal::reader::{nonzero_end, SegmentReader, Stop};
+use tskv::wal::reader::{self, tail_of, SegmentReader};
 use tskv::wal::record::{encoded_len, RecordKind, RecordRef};
 use tskv::wal::SegmentNo;
 
 use crate::repr::repr;
 use crate::ToolError;
 
-/// What follows the last valid record of a segment.
+/// What follows the last valid record of a segment ([`tskv::wal::reader::Tail`], for
+/// output).
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum Tail {
@@ -146,19 +147,18 @@ pub fn scan_with(
         valid_end as u64, offset,
         "record lengths add up to the prefix"
     );
-    let tail = match nonzero_end(&data, valid_end) {
-        None => Tail::Clean {
-            zero_bytes: (data.len() - valid_end) as u64,
+    let tail = match tail_of(&data, &reader) {
+        reader::Tail::Clean { zero_bytes } => Tail::Clean {
+            zero_bytes: zero_bytes as u64,
         },
-        Some(garbage_end) => Tail::Garbage {
-            offset: valid_end as u64,
-            bytes: (garbage_end - valid_end) as u64,
-            reason: match reader.stop() {
-                // A zero length field, but non-zero bytes further on.
-                Some(Stop::End) | None => "non-zero bytes after the end of the records",
-                Some(stop) => stop.reason(),
-            }
-            .to_string(),
+        reader::Tail::Garbage {
+            offset,
+            bytes,
+            reason,
+        } => Tail::Garbage {
+            offset: offset as u64,
+            bytes: bytes as u64,
+            reason: reason.to_string(),
         },
     };
     let number = path
