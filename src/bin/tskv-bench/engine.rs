@@ -70,6 +70,8 @@ pub struct EngineConfig {
     pub seed: u64,
     /// The request mix.
     pub workload: WorkloadConfig,
+    /// Set on SIGINT: stop issuing, wait for the outstanding replies, and finish normally.
+    pub interrupted: Arc<AtomicBool>,
 }
 
 /// One connection to open.
@@ -443,11 +445,16 @@ struct Issuer {
     warmup_end_ns: u64,
     issue_end_ns: Option<u64>,
     quota_left: Option<u64>,
+    /// SIGINT arrived: nothing more is issued, warm-up or not.
+    interrupted: bool,
 }
 
 impl Issuer {
     /// Whether a request intended at `intended_ns` belongs to the run.
     fn may_issue(&self, intended_ns: u64) -> bool {
+        if self.interrupted {
+            return false;
+        }
         if intended_ns < self.warmup_end_ns {
             return true;
         }
@@ -490,6 +497,7 @@ impl Issuer {
 struct Worker {
     base: Instant,
     stop: Arc<AtomicBool>,
+    interrupted: Arc<AtomicBool>,
     cpu: Option<usize>,
     epoll: Epoll,
     conns: Vec<Conn>,
@@ -529,6 +537,7 @@ impl Worker {
         Ok(Worker {
             base,
             stop,
+            interrupted: Arc::clone(&config.interrupted),
             cpu: plan.cpu,
             epoll,
             conns,
@@ -544,6 +553,7 @@ impl Worker {
                 warmup_end_ns: config.warmup_ns,
                 issue_end_ns: config.duration_ns.map(|d| config.warmup_ns + d),
                 quota_left: plan.quota,
+                interrupted: false,
             },
             rec: Recorder {
                 thread_index: plan.thread_index,
@@ -589,6 +599,11 @@ impl Worker {
                 return Err(EngineError::Stopped);
             }
             let now_ns = self.now();
+            if !self.issuer.interrupted && self.interrupted.load(Ordering::Relaxed) {
+                // Drain from now: the drain deadline counts from the end of issuing.
+                self.issuer.interrupted = true;
+                self.issuer.issue_end_ns = Some(now_ns);
+            }
             if self.open_loop {
                 for c in 0..self.conns.len() {
                     self.pump_open(c, now_ns)?;
@@ -917,6 +932,7 @@ mod tests {
             clients_total,
             threads: 1,
             seed: 0,
+            interrupted: Arc::new(AtomicBool::new(false)),
             workload: WorkloadConfig {
                 mix: Mix::KeyValue(OpWeights {
                     read: 1,
@@ -989,6 +1005,7 @@ mod tests {
             warmup_end_ns: 1_000,
             issue_end_ns: Some(11_000),
             quota_left: None,
+            interrupted: false,
         };
         assert!(issuer.may_issue(0) && issuer.may_issue(10_999));
         assert!(!issuer.may_issue(11_000));
