@@ -43,7 +43,7 @@ use std::io::{BufWriter, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -52,12 +52,11 @@ use serde_json::{json, Value};
 use signal_hook::consts::SIGINT;
 
 use crate::cli::{Args, KeyDistKind, Preset, Ratio, Tool, ValueSize};
-use crate::engine::{ConnectionPlan, EngineConfig, OpenLoop, ThreadPlan};
+use crate::engine::{ClientPool, ConnectionPlan, EngineConfig, OpenLoop, ThreadPlan};
 use crate::host::HostManifest;
 use crate::profiler::{Profiler, ProfilerSpec};
 use crate::progress::{CollectOptions, Collected, HdrLog};
 use crate::report::{secs_to_ns, PhaseInfo, RunReport};
-use crate::stats::WorkerMessage;
 use crate::tsbs::TsbsConfig;
 use crate::workload::{share, Command, Mix, OpWeights, Workload, WorkloadConfig};
 
@@ -130,6 +129,8 @@ struct RunContext<'a> {
     /// Set by SIGINT: every phase stops issuing, drains, and the run reports what it has.
     interrupted: Arc<AtomicBool>,
     hdr_log: Option<Mutex<HdrLog>>,
+    /// The client threads and their connections, kept from phase to phase.
+    pool: ClientPool,
 }
 
 fn run(args: &Args) -> Result<ExitCode, Box<dyn Error>> {
@@ -169,9 +170,12 @@ fn run(args: &Args) -> Result<ExitCode, Box<dyn Error>> {
         }
         None => None,
     };
+    let addrs = resolve(&args.target_strings())?;
+    let pool = ClientPool::connect(plan_threads(args, &addrs, None))?;
     let ctx = RunContext {
         args,
-        addrs: resolve(&args.target_strings())?,
+        addrs,
+        pool,
         host,
         profiler: profiler.map(|spec| Arc::new(Mutex::new(Profiler::new(spec)))),
         interrupted,
@@ -402,38 +406,8 @@ fn run_phase(ctx: &RunContext<'_>, spec: &PhaseSpec) -> Result<(Collected, f64),
             plan.quota = Some(range.end - range.start);
         }
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = mpsc::channel();
-    let mut handles = Vec::new();
-    let mut starts = Vec::new();
-    for plan in plans {
-        let (start_tx, start_rx) = mpsc::channel();
-        starts.push(start_tx);
-        handles.push(engine::spawn_thread(
-            Arc::clone(&config),
-            plan,
-            tx.clone(),
-            start_rx,
-            Arc::clone(&stop),
-        )?);
-    }
-    drop(tx);
-
-    let failures = wait_until_connected(&rx, args.threads);
-    if !failures.is_empty() {
-        for start in &starts {
-            let _ = start.send(None);
-        }
-        for handle in handles {
-            let _ = handle.join();
-        }
-        return Err(failures.join("; ").into());
-    }
-    let base = Instant::now();
-    let start_wall = SystemTime::now();
-    for start in &starts {
-        let _ = start.send(Some(base));
-    }
+    let quotas: Vec<Option<u64>> = plans.iter().map(|p| p.quota).collect();
+    let (base, start_wall) = ctx.pool.start_phase(&config, &quotas);
     let starter = match &ctx.profiler {
         Some(profiler) if spec.profile_start => {
             let profiler = Arc::clone(profiler);
@@ -462,12 +436,13 @@ fn run_phase(ctx: &RunContext<'_>, spec: &PhaseSpec) -> Result<(Collected, f64),
         (Some(log), true) => Some(log.lock().unwrap_or_else(PoisonError::into_inner)),
         _ => None,
     };
-    let collected = progress::collect(&rx, &options, &stop, hdr_log.as_deref_mut());
+    let collected = progress::collect(
+        ctx.pool.messages(),
+        &options,
+        ctx.pool.stop_flag(),
+        hdr_log.as_deref_mut(),
+    );
     drop(hdr_log);
-    let mut panicked = false;
-    for handle in handles {
-        panicked |= handle.join().is_err();
-    }
     if let Some(starter) = starter {
         let _ = starter.join();
     }
@@ -478,9 +453,6 @@ fn run_phase(ctx: &RunContext<'_>, spec: &PhaseSpec) -> Result<(Collected, f64),
             .stop();
     }
     let collected = collected?;
-    if panicked {
-        return Err("a client thread panicked".into());
-    }
     let started_unix_s = start_wall
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
@@ -762,27 +734,6 @@ fn plan_threads(args: &Args, addrs: &[SocketAddr], requests: Option<u64>) -> Vec
         }
     }
     plans
-}
-
-/// Waits for every thread's Ready or Failed and returns the failures.
-fn wait_until_connected(rx: &mpsc::Receiver<WorkerMessage>, threads: usize) -> Vec<String> {
-    let mut failures = Vec::new();
-    let mut answered = 0;
-    while answered < threads {
-        match rx.recv() {
-            Ok(WorkerMessage::Ready) => answered += 1,
-            Ok(WorkerMessage::Failed(thread, message)) => {
-                answered += 1;
-                failures.push(format!("client thread {thread}: {message}"));
-            }
-            Ok(_) => {}
-            Err(_) => {
-                failures.push("a client thread ended before connecting".into());
-                break;
-            }
-        }
-    }
-    failures
 }
 
 #[cfg(test)]
