@@ -502,8 +502,10 @@ impl Args {
         if self.load && tsbs {
             return Err("--load fills the key-value keyspace; use --create-series for TSBS".into());
         }
-        if tsbs && self.dump_keys.is_some() {
-            return Err("--dump-keys shows key-value requests; use --dump-commands".into());
+        if (tsbs || !self.templates.is_empty()) && self.dump_keys.is_some() {
+            return Err(
+                "--dump-keys shows the SET/GET mix and YCSB requests; use --dump-commands".into(),
+            );
         }
         if self.hosts == 0 {
             return Err("--hosts must be at least 1".into());

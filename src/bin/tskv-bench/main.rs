@@ -7,11 +7,12 @@
 //!                                    │  resp_client (encode, parse)
 //!   report, ramp ◄── progress (main thread) ◄──┘  stats, once a second
 //!   profiler: perf record (or any command) over the measured window
+//!   plot ◄── runfile (JSON report / interval log) ──► compare      (`plot`, `compare`, --plot)
 //! ```
 //!
 //! * [`cli`] holds the flags and [`limits`] every limit.
-//! * [`workload`] draws requests (SET/GET mix or YCSB preset with keys from [`keydist`];
-//!   TSBS cpu-only series from [`tsbs`]) and encodes them.
+//! * [`workload`] draws requests (SET/GET mix, YCSB preset or `--command` templates with keys
+//!   from [`keydist`]; TSBS cpu-only series from [`tsbs`]) and encodes them.
 //! * [`resp_client`] encodes commands and parses replies incrementally.
 //! * [`engine`] runs the client threads, closed or open loop, over [`sys`] (epoll, CPU clocks,
 //!   signals: the only `unsafe`).
@@ -19,6 +20,11 @@
 //!   the main thread (progress line, HdrHistogram log, totals); [`report`] prints the table and
 //!   the JSON with the [`host`] manifest; [`ramp`] judges a rate ramp; [`profiler`] runs a
 //!   profiler over the measured window.
+//! * [`runfile`] reads a finished run back (JSON report or interval log), [`plot`] draws its
+//!   SVG charts and [`compare`] sets runs side by side.
+//! * The client threads and their connections live for the whole run ([`engine::ClientPool`]):
+//!   setup phases, the measured run and every ramp step share them. SIGINT ends the run
+//!   early, with its report, JSON, interval log and charts.
 
 mod cli;
 mod compare;

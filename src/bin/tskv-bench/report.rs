@@ -1,6 +1,8 @@
 //! The final report: a table per command on stdout (ops/s, percentiles in µs, errors,
 //! unexpected replies; open loop both corrected and uncorrected rows), the client's own CPU
-//! use with a warning when a thread was near saturation, and the same as JSON.
+//! use with a warning when a thread was near saturation, and the same as JSON. The JSON also
+//! holds, per command, each latency's `spectrum` as `[percentile %, latency µs]` points (what
+//! [`crate::plot`] draws) and the phase's `timeline`: ops/s and p99 per measured second.
 
 use std::fmt::Write as _;
 
