@@ -16,10 +16,10 @@ use plotters::prelude::*;
 
 /// Width of every chart, in pixels.
 pub const CHART_WIDTH_PX: u32 = 1000;
-/// Height of every chart, in pixels.
-pub const CHART_HEIGHT_PX: u32 = 640;
-/// Height of the caption (host and flags) under each chart, in pixels.
-const CAPTION_HEIGHT_PX: u32 = 64;
+/// Height of every chart's plot, in pixels; the caption adds its lines below.
+pub const CHART_HEIGHT_PX: u32 = 576;
+/// Height of one caption line, in pixels.
+const CAPTION_LINE_HEIGHT_PX: u32 = 15;
 /// Characters per caption line before it wraps.
 const CAPTION_LINE_CHARS: usize = 150;
 /// Highest percentile a spectrum is drawn to: 99.9999% (x = 10^6).
@@ -146,12 +146,28 @@ fn number_label(value: &f64) -> String {
 /// Draws the caption lines (wrapped) in `area`.
 fn draw_caption(area: &DrawingArea<SVGBackend<'_>, Shift>, caption: &[String]) -> DrawResult<()> {
     let style = ("sans-serif", 12).into_font().color(&BLACK.mix(0.8));
-    let mut y = 4;
-    for line in caption.iter().flat_map(|l| wrap(l, CAPTION_LINE_CHARS)) {
-        area.draw(&Text::new(line, (10, y), style.clone()))?;
-        y += 15;
+    for (i, line) in caption_lines(caption).into_iter().enumerate() {
+        let y = 4 + i as u32 * CAPTION_LINE_HEIGHT_PX;
+        area.draw(&Text::new(line, (10, y as i32), style.clone()))?;
     }
     Ok(())
+}
+
+/// The caption as drawn: every entry wrapped.
+fn caption_lines(caption: &[String]) -> Vec<String> {
+    caption
+        .iter()
+        .flat_map(|l| wrap(l, CAPTION_LINE_CHARS))
+        .collect()
+}
+
+/// Width and height of a chart whose caption is `caption`.
+fn canvas_size(caption: &[String]) -> (u32, u32) {
+    let lines = caption_lines(caption).len() as u32;
+    (
+        CHART_WIDTH_PX,
+        CHART_HEIGHT_PX + 8 + lines * CAPTION_LINE_HEIGHT_PX,
+    )
 }
 
 /// Splits `text` at spaces into lines of at most `width` characters (longer words alone).
@@ -179,7 +195,7 @@ fn split_canvas<'a>(
     DrawingArea<SVGBackend<'a>, Shift>,
 )> {
     root.fill(&WHITE)?;
-    Ok(root.split_vertically(CHART_HEIGHT_PX - CAPTION_HEIGHT_PX))
+    Ok(root.split_vertically(CHART_HEIGHT_PX))
 }
 
 /// The largest y of `curves`, padded by 10% (at least `floor`).
@@ -198,8 +214,7 @@ fn y_max(curves: &[Curve], floor: f64) -> f64 {
 pub fn spectrum_svg(title: &str, caption: &[String], curves: &[Curve]) -> DrawResult<String> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (CHART_WIDTH_PX, CHART_HEIGHT_PX))
-            .into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, canvas_size(caption)).into_drawing_area();
         let (plot, foot) = split_canvas(&root)?;
         let x_end = curves
             .iter()
@@ -248,8 +263,7 @@ pub fn spectrum_svg(title: &str, caption: &[String], curves: &[Curve]) -> DrawRe
 pub fn timeline_svg(run: &RunCharts) -> DrawResult<String> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (CHART_WIDTH_PX, CHART_HEIGHT_PX))
-            .into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, canvas_size(&run.caption)).into_drawing_area();
         let (plot, foot) = split_canvas(&root)?;
         let title = format!("throughput and p99 over time: {}", run.title);
         let plot = plot.titled(&title, ("sans-serif", 18))?;
@@ -300,8 +314,7 @@ pub fn timeline_svg(run: &RunCharts) -> DrawResult<String> {
 pub fn ramp_svg(run: &RunCharts) -> DrawResult<String> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (CHART_WIDTH_PX, CHART_HEIGHT_PX))
-            .into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, canvas_size(&run.caption)).into_drawing_area();
         let (plot, foot) = split_canvas(&root)?;
         let steps = &run.ramp;
         let rate_max = steps
