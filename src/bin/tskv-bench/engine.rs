@@ -312,6 +312,8 @@ impl ClientPool {
 
 impl Drop for ClientPool {
     fn drop(&mut self) {
+        // A phase still running (the run ended on an error) stops rather than runs out.
+        self.stop.store(true, Ordering::Relaxed);
         for start in &self.starts {
             let _ = start.send(None);
         }
