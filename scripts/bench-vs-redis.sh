@@ -25,7 +25,11 @@
 #   generator's own CPU use (marked `!` near saturation: then the client was the limit).
 #   Also the agreement of the two tools: tskv-bench ops/s / redis-benchmark req/s against
 #   the same Redis, closed loop, -c 50 -P 16.
-# * Keeps every JSON report of tskv-bench, the raw table and the summary in --out DIR.
+# * Keeps every JSON report of tskv-bench, the raw table and the summary in --out DIR,
+#   and per tskv-bench workload and round a folder charts/NAME/ with `tskv-bench compare`
+#   of tskv (A) against Redis (B): compare.txt (ops/s and percentiles side by side, ratio
+#   redis/tskv), compare.svg (both latency spectra in one chart), and each side's own
+#   charts from `tskv-bench plot` in tskv/ and redis/.
 #
 # Usage: scripts/bench-vs-redis.sh [--quick] [--rounds N] [--duration S] [--out DIR] ...
 #        (scripts/bench-vs-redis.sh --help lists every option and its variable)
@@ -387,6 +391,27 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 
+# Per tskv-bench workload and round: tskv against Redis with `tskv-bench compare`, and
+# each side's charts with `tskv-bench plot`, in charts/ROUND-CONFIG-WORKLOAD/.
+compare_runs() {
+    local json other name dir
+    for json in "$out"/r*-tskv-*.json; do
+        [ -e "$json" ] || continue
+        other=${json/-tskv-/-redis-}
+        [ -e "$other" ] || continue
+        name=$(basename "$json" .json)
+        name=$(tr -c 'A-Za-z0-9_.\n-' '_' <<<"${name/-tskv-/-}")
+        dir="$out/charts/$name"
+        mkdir -p "$dir"
+        cp "$json" "$dir/tskv.json"
+        cp "$other" "$dir/redis.json"
+        "$bench_bin" compare "$dir/tskv.json" "$dir/redis.json" --out "$dir" >"$dir/compare.txt" \
+            || die "tskv-bench compare failed on $json"
+        "$bench_bin" plot "$dir/tskv.json" --out "$dir/tskv" >/dev/null || die "tskv-bench plot failed on $json"
+        "$bench_bin" plot "$dir/redis.json" --out "$dir/redis" >/dev/null || die "tskv-bench plot failed on $other"
+    done
+}
+
 summarize() {
     echo
     host_info
@@ -469,6 +494,8 @@ summarize() {
     ' "$raw"
 }
 
+compare_runs
 summarize | tee "$out/summary.txt"
 echo
-echo "results: $out (summary.txt, raw.tsv, one JSON report per tskv-bench run, redis-benchmark CSVs)"
+echo "results: $out (summary.txt, raw.tsv, one JSON report per tskv-bench run, redis-benchmark CSVs,"
+echo "         charts/*/ with compare.txt and compare.svg of tskv against Redis per workload)"

@@ -16,11 +16,17 @@ use crate::ramp::RateRamp;
 #[command(
     name = "tskv-bench",
     version,
+    args_conflicts_with_subcommands = true,
     about = "Load generator for RESP servers (tskv, Redis): closed or open loop, SET/GET mix \
              or YCSB / TSBS presets, rate ramps, HdrHistogram latencies, its own CPU use and a \
              host manifest"
 )]
 pub struct Args {
+    /// `plot` or `compare` a finished run instead of running one.
+    #[command(subcommand)]
+    #[serde(skip)]
+    pub tool: Option<Tool>,
+
     /// Server host (ignored when --target is given).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
@@ -79,6 +85,25 @@ pub struct Args {
     /// SET:GET mix, e.g. `1:10` [default: 1:10].
     #[arg(long, conflicts_with = "workload")]
     pub ratio: Option<Ratio>,
+
+    /// A command template to send instead of the SET/GET mix, e.g. `SET key:__key__
+    /// __value__`: words split at spaces, `__key__` becomes the drawn key's index
+    /// zero-padded to 12 digits (--keys, --key-dist; --key-prefix does not apply) and
+    /// `__value__` a value of --value-size bytes. Repeat for a mix; any reply but an error
+    /// counts as success. Each template is one row of the report, named by its first word
+    /// (with #N when two share it).
+    #[arg(long = "command", value_name = "TEMPLATE", conflicts_with_all = ["ratio", "workload", "load"])]
+    pub templates: Vec<String>,
+
+    /// Weight of the --command just before it [default: 1]: templates are drawn in
+    /// proportion to their weights.
+    #[arg(long = "command-weight", value_name = "N", requires = "templates")]
+    pub template_weight_flags: Vec<u32>,
+
+    /// The weight of each --command, in order (filled by [`Args::parse_from_env`] from the
+    /// flags' positions).
+    #[arg(skip)]
+    pub template_weights: Vec<u32>,
 
     /// A preset workload instead of --ratio. YCSB presets send 1000-byte values unless
     /// --value-size is given; INSERTs write keys beyond --keys, which `latest` follows.
@@ -159,6 +184,12 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub hdr_log: Option<PathBuf>,
 
+    /// Also draw the run's charts as SVG into DIR (created if missing): latency by
+    /// percentile per command, throughput and p99 over time, and a ramp's latency against
+    /// rate. Ctrl-C still writes them, for the run so far.
+    #[arg(long, value_name = "DIR")]
+    pub plot: Option<PathBuf>,
+
     /// No live progress line.
     #[arg(long)]
     pub quiet: bool,
@@ -171,6 +202,31 @@ pub struct Args {
     /// one a line, arguments escaped as redis-cli does, and exit without connecting.
     #[arg(long, value_name = "N", conflicts_with = "dump_keys")]
     pub dump_commands: Option<u64>,
+}
+
+/// What to do with finished runs instead of running one.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Tool {
+    /// Draws the charts of a finished run from its --json report or --hdr-log interval log
+    /// (a file not ending in .json is read as an interval log).
+    Plot {
+        /// The run: RUN.json or RUN.hlog.
+        #[arg(value_name = "RUN")]
+        input: PathBuf,
+        /// Where to write the SVG charts.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+    },
+    /// Prints ops/s and latency percentiles of two or more --json reports side by side,
+    /// with each run's ratio to the first (B/A), and draws their spectra in one chart.
+    Compare {
+        /// The reports; the first is the base A of every ratio.
+        #[arg(value_name = "RUN.json", num_args = 2.., required = true)]
+        runs: Vec<PathBuf>,
+        /// Where to write compare.svg.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+    },
 }
 
 /// Preset workloads.
@@ -335,6 +391,49 @@ fn parse_usize(s: &str) -> Result<usize, String> {
 }
 
 impl Args {
+    /// Parses the process's arguments, attaching each --command-weight to the --command
+    /// just before it (which derive-style clap cannot say). Exits with clap's message on a
+    /// bad flag, as `Parser::parse` does.
+    pub fn parse_from_env() -> Self {
+        Self::parse_with_weights(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// [`Args::parse_from_env`] over `argv`.
+    ///
+    /// # Errors
+    /// clap's error for a bad flag, or a --command-weight before any --command.
+    pub fn parse_with_weights<I, T>(argv: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Self::command().try_get_matches_from(argv)?;
+        let mut args = Self::from_arg_matches(&matches)?;
+        let positions = |id: &str| -> Vec<usize> {
+            matches
+                .indices_of(id)
+                .map(Iterator::collect)
+                .unwrap_or_default()
+        };
+        let templates = positions("templates");
+        let mut weights = vec![1; templates.len()];
+        for (at, &weight) in positions("template_weight_flags")
+            .into_iter()
+            .zip(&args.template_weight_flags)
+        {
+            let Some(owner) = templates.iter().rposition(|&t| t < at) else {
+                return Err(Self::command().error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "--command-weight must follow the --command it weighs",
+                ));
+            };
+            weights[owner] = weight;
+        }
+        args.template_weights = weights;
+        Ok(args)
+    }
+
     /// Checks the relations between flags that clap cannot express.
     ///
     /// # Errors
@@ -376,6 +475,22 @@ impl Args {
                 return Err("--cpus is empty".into());
             }
         }
+        if self.templates.len() > limits::TEMPLATES_MAX {
+            return Err(format!(
+                "at most {} --command templates",
+                limits::TEMPLATES_MAX
+            ));
+        }
+        if self
+            .templates
+            .iter()
+            .any(|t| t.split_whitespace().next().is_none())
+        {
+            return Err("a --command template is empty".into());
+        }
+        if !self.templates.is_empty() && self.template_weights.iter().all(|&w| w == 0) {
+            return Err("every --command-weight is 0: nothing to send".into());
+        }
         self.validate_presets()
     }
 
@@ -387,8 +502,10 @@ impl Args {
         if self.load && tsbs {
             return Err("--load fills the key-value keyspace; use --create-series for TSBS".into());
         }
-        if tsbs && self.dump_keys.is_some() {
-            return Err("--dump-keys shows key-value requests; use --dump-commands".into());
+        if (tsbs || !self.templates.is_empty()) && self.dump_keys.is_some() {
+            return Err(
+                "--dump-keys shows the SET/GET mix and YCSB requests; use --dump-commands".into(),
+            );
         }
         if self.hosts == 0 {
             return Err("--hosts must be at least 1".into());
@@ -485,6 +602,51 @@ mod tests {
         assert!(few_hosts.validate().is_err());
         assert!(parse(&["--rate-ramp", "1:2:1:1", "--rate", "5"]).is_err());
         assert!(parse(&["--perf-record", "1", "--perf-cmd", "x"]).is_err());
+    }
+
+    #[test]
+    fn command_weights_attach_to_the_command_before_them() {
+        let args = Args::parse_with_weights([
+            "tskv-bench",
+            "--command",
+            "SET k:__key__ __value__",
+            "--command-weight",
+            "3",
+            "--command",
+            "GET k:__key__",
+            "--command",
+            "INCR n",
+            "--command-weight",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!(args.templates.len(), 3);
+        assert_eq!(args.template_weights, vec![3, 1, 2]);
+        assert!(Args::parse_with_weights([
+            "tskv-bench",
+            "--command-weight",
+            "2",
+            "--command",
+            "GET a"
+        ])
+        .is_err());
+        assert!(
+            Args::parse_with_weights(["tskv-bench", "--command", "GET a", "--ratio", "1:1"])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn subcommands_take_their_files() {
+        let args = Args::parse_with_weights(["tskv-bench", "compare", "a.json", "b.json"]).unwrap();
+        let Some(Tool::Compare { runs, .. }) = args.tool else {
+            panic!("not compare");
+        };
+        assert_eq!(runs.len(), 2);
+        assert!(Args::parse_with_weights(["tskv-bench", "compare", "a.json"]).is_err());
+        let args =
+            Args::parse_with_weights(["tskv-bench", "plot", "r.hlog", "--out", "d"]).unwrap();
+        assert!(matches!(args.tool, Some(Tool::Plot { .. })));
     }
 
     #[test]

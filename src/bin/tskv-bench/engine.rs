@@ -70,6 +70,8 @@ pub struct EngineConfig {
     pub seed: u64,
     /// The request mix.
     pub workload: WorkloadConfig,
+    /// Set on SIGINT: stop issuing, wait for the outstanding replies, and finish normally.
+    pub interrupted: Arc<AtomicBool>,
 }
 
 /// One connection to open.
@@ -94,56 +96,231 @@ pub struct ThreadPlan {
     pub quota: Option<u64>,
 }
 
+/// What a client thread needs to run one phase (setup, measured run or ramp step).
+#[derive(Debug, Clone)]
+pub struct PhaseStart {
+    /// The phase's shape.
+    pub config: Arc<EngineConfig>,
+    /// The phase's time origin, shared by every thread.
+    pub base: Instant,
+    /// Measured requests this thread issues in the phase, if the phase is counted.
+    pub quota: Option<u64>,
+}
+
 /// Starts a client thread. It pins itself, connects, sends [`WorkerMessage::Ready`] (or
-/// `Failed`) and waits on `start` for the run's time origin (`None`: abort). It then sends
-/// one [`WorkerMessage::Interval`] per interval and finally [`WorkerMessage::Done`].
+/// `Failed`), then runs one phase per [`PhaseStart`] received on `start` over the same
+/// connections, until `start` says `None` or closes. Each phase sends one
+/// [`WorkerMessage::Interval`] per interval and finally [`WorkerMessage::Done`]. A
+/// connection that a phase leaves with requests unanswered (or ends with an error) is
+/// opened anew before the next phase, so no late reply is taken for a new request.
 ///
 /// # Errors
 /// The OS error if the thread cannot be spawned.
 pub fn spawn_thread(
-    config: Arc<EngineConfig>,
     plan: ThreadPlan,
     tx: Sender<WorkerMessage>,
-    start: Receiver<Option<Instant>>,
+    start: Receiver<Option<PhaseStart>>,
     stop: Arc<AtomicBool>,
 ) -> io::Result<JoinHandle<()>> {
     thread::Builder::new()
         .name(format!("bench-{}", plan.thread_index))
-        .spawn(move || run_thread(&config, plan, &tx, &start, stop))
+        .spawn(move || run_thread(plan, &tx, &start, &stop))
 }
 
 fn run_thread(
-    config: &Arc<EngineConfig>,
-    plan: ThreadPlan,
+    mut plan: ThreadPlan,
     tx: &Sender<WorkerMessage>,
-    start: &Receiver<Option<Instant>>,
-    stop: Arc<AtomicBool>,
+    start: &Receiver<Option<PhaseStart>>,
+    stop: &Arc<AtomicBool>,
 ) {
     let index = plan.thread_index;
-    let conns = match prepare(&plan) {
-        Ok(conns) => conns,
+    let mut conns: Vec<Option<Conn>> = match prepare(&plan) {
+        Ok(conns) => conns.into_iter().map(Some).collect(),
         Err(message) => {
             let _ = tx.send(WorkerMessage::Failed(index, message));
             return;
         }
     };
     let _ = tx.send(WorkerMessage::Ready);
-    let Ok(Some(base)) = start.recv() else {
-        return;
-    };
-    let summary = match Worker::new(config, &plan, conns, base, tx.clone(), stop) {
+    while let Ok(Some(phase)) = start.recv() {
+        plan.quota = phase.quota;
+        let failed = |error: String| ThreadSummary {
+            thread_index: index,
+            cpu: plan.cpu,
+            error: Some(error),
+            ..ThreadSummary::default()
+        };
+        let reopened: Result<Vec<Conn>, String> = conns
+            .iter_mut()
+            .zip(&plan.connections)
+            .map(|(conn, conn_plan)| match conn.take() {
+                Some(conn) => Ok(conn),
+                None => Conn::connect(conn_plan)
+                    .map_err(|e| format!("cannot reconnect to {}: {e}", conn_plan.addr)),
+            })
+            .collect();
+        let summary = match reopened {
+            Err(message) => failed(message),
+            Ok(open) => {
+                // A panic must still end the phase with a Done, or the main thread would
+                // wait for it forever while the other threads wait for the next phase.
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run_phase(&phase, &plan, open, tx, stop)
+                }));
+                match ran {
+                    Ok((summary, kept)) => {
+                        conns = kept;
+                        summary
+                    }
+                    Err(_) => failed("client thread panicked".into()),
+                }
+            }
+        };
+        let _ = tx.send(WorkerMessage::Done(summary));
+    }
+}
+
+/// Runs one phase over `conns`; returns its summary and the connections fit for the next
+/// phase (`None`: to be opened anew).
+fn run_phase(
+    phase: &PhaseStart,
+    plan: &ThreadPlan,
+    mut conns: Vec<Conn>,
+    tx: &Sender<WorkerMessage>,
+    stop: &Arc<AtomicBool>,
+) -> (ThreadSummary, Vec<Option<Conn>>) {
+    for conn in &mut conns {
+        conn.reset();
+    }
+    let config = &phase.config;
+    match Worker::new(
+        config,
+        plan,
+        conns,
+        phase.base,
+        tx.clone(),
+        Arc::clone(stop),
+    ) {
         Ok(mut worker) => {
             let result = worker.run();
             worker.finish(result.err())
         }
-        Err(e) => ThreadSummary {
-            thread_index: index,
-            cpu: plan.cpu,
-            error: Some(e.to_string()),
-            ..ThreadSummary::default()
-        },
-    };
-    let _ = tx.send(WorkerMessage::Done(summary));
+        Err(e) => (
+            ThreadSummary {
+                thread_index: plan.thread_index,
+                cpu: plan.cpu,
+                error: Some(e.to_string()),
+                ..ThreadSummary::default()
+            },
+            plan.connections.iter().map(|_| None).collect(),
+        ),
+    }
+}
+
+/// The client threads of a run with their connections, from the first phase to the last.
+pub struct ClientPool {
+    starts: Vec<Sender<Option<PhaseStart>>>,
+    handles: Vec<JoinHandle<()>>,
+    messages: Receiver<WorkerMessage>,
+    stop: Arc<AtomicBool>,
+}
+
+impl ClientPool {
+    /// Spawns one thread per plan and waits until each has pinned itself and connected.
+    ///
+    /// # Errors
+    /// Every thread that could not start, in one sentence; the others are ended.
+    pub fn connect(plans: Vec<ThreadPlan>) -> Result<ClientPool, String> {
+        let threads = plans.len();
+        let (tx, messages) = std::sync::mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut pool = ClientPool {
+            starts: Vec::new(),
+            handles: Vec::new(),
+            messages,
+            stop,
+        };
+        for plan in plans {
+            let (start_tx, start_rx) = std::sync::mpsc::channel();
+            pool.starts.push(start_tx);
+            let handle = spawn_thread(plan, tx.clone(), start_rx, Arc::clone(&pool.stop))
+                .map_err(|e| format!("cannot spawn a client thread: {e}"))?;
+            pool.handles.push(handle);
+        }
+        drop(tx);
+        let failures = pool.wait_until_connected(threads);
+        if failures.is_empty() {
+            Ok(pool)
+        } else {
+            Err(failures.join("; "))
+        }
+    }
+
+    /// Waits for every thread's Ready or Failed and returns the failures.
+    fn wait_until_connected(&self, threads: usize) -> Vec<String> {
+        let mut failures = Vec::new();
+        let mut answered = 0;
+        while answered < threads {
+            match self.messages.recv() {
+                Ok(WorkerMessage::Ready) => answered += 1,
+                Ok(WorkerMessage::Failed(thread, message)) => {
+                    answered += 1;
+                    failures.push(format!("client thread {thread}: {message}"));
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    failures.push("a client thread ended before connecting".into());
+                    break;
+                }
+            }
+        }
+        failures
+    }
+
+    /// Starts a phase on every thread, thread i with `quotas[i]`; returns its time origin
+    /// and the wall-clock time of it.
+    pub fn start_phase(
+        &self,
+        config: &Arc<EngineConfig>,
+        quotas: &[Option<u64>],
+    ) -> (Instant, std::time::SystemTime) {
+        self.stop.store(false, Ordering::Relaxed);
+        let base = Instant::now();
+        let wall = std::time::SystemTime::now();
+        for (start, &quota) in self.starts.iter().zip(quotas) {
+            let phase = PhaseStart {
+                config: Arc::clone(config),
+                base,
+                quota,
+            };
+            // A thread that is gone shows as a missing Done in the phase's collection.
+            let _ = start.send(Some(phase));
+        }
+        (base, wall)
+    }
+
+    /// The threads' messages of the running phase.
+    pub fn messages(&self) -> &Receiver<WorkerMessage> {
+        &self.messages
+    }
+
+    /// Set to end the running phase early on every thread (one failed).
+    pub fn stop_flag(&self) -> &AtomicBool {
+        &self.stop
+    }
+}
+
+impl Drop for ClientPool {
+    fn drop(&mut self) {
+        // A phase still running (the run ended on an error) stops rather than runs out.
+        self.stop.store(true, Ordering::Relaxed);
+        for start in &self.starts {
+            let _ = start.send(None);
+        }
+        for handle in self.handles.drain(..) {
+            let _ = handle.join();
+        }
+    }
 }
 
 /// Pins the thread and opens its connections.
@@ -348,6 +525,19 @@ impl Conn {
         })
     }
 
+    /// Readies a connection that the previous phase left clean for the next phase.
+    fn reset(&mut self) {
+        debug_assert!(self.inflight.is_empty() && self.out.is_empty());
+        self.out_pos = 0;
+        self.in_start = 0;
+        self.in_end = 0;
+        self.interest = Interest::Read;
+        self.schedule = Schedule::Closed;
+        self.stalled = false;
+        self.schedule_done = false;
+        self.last_reply_ns = 0;
+    }
+
     /// Makes room at the end of the read buffer: first by moving unparsed bytes to the
     /// front, else by growing it (a reply larger than the buffer).
     fn make_room(&mut self) {
@@ -443,11 +633,16 @@ struct Issuer {
     warmup_end_ns: u64,
     issue_end_ns: Option<u64>,
     quota_left: Option<u64>,
+    /// SIGINT arrived: nothing more is issued, warm-up or not.
+    interrupted: bool,
 }
 
 impl Issuer {
     /// Whether a request intended at `intended_ns` belongs to the run.
     fn may_issue(&self, intended_ns: u64) -> bool {
+        if self.interrupted {
+            return false;
+        }
         if intended_ns < self.warmup_end_ns {
             return true;
         }
@@ -490,6 +685,7 @@ impl Issuer {
 struct Worker {
     base: Instant,
     stop: Arc<AtomicBool>,
+    interrupted: Arc<AtomicBool>,
     cpu: Option<usize>,
     epoll: Epoll,
     conns: Vec<Conn>,
@@ -529,6 +725,7 @@ impl Worker {
         Ok(Worker {
             base,
             stop,
+            interrupted: Arc::clone(&config.interrupted),
             cpu: plan.cpu,
             epoll,
             conns,
@@ -544,6 +741,7 @@ impl Worker {
                 warmup_end_ns: config.warmup_ns,
                 issue_end_ns: config.duration_ns.map(|d| config.warmup_ns + d),
                 quota_left: plan.quota,
+                interrupted: false,
             },
             rec: Recorder {
                 thread_index: plan.thread_index,
@@ -589,6 +787,11 @@ impl Worker {
                 return Err(EngineError::Stopped);
             }
             let now_ns = self.now();
+            if !self.issuer.interrupted && self.interrupted.load(Ordering::Relaxed) {
+                // Drain from now: the drain deadline counts from the end of issuing.
+                self.issuer.interrupted = true;
+                self.issuer.issue_end_ns = Some(now_ns);
+            }
             if self.open_loop {
                 for c in 0..self.conns.len() {
                     self.pump_open(c, now_ns)?;
@@ -873,7 +1076,9 @@ impl Worker {
         }
     }
 
-    fn finish(mut self, error: Option<EngineError>) -> ThreadSummary {
+    /// Ends the phase: the last interval, the summary, and the connections that can serve
+    /// the next phase (not after an error, nor with requests left unanswered).
+    fn finish(mut self, error: Option<EngineError>) -> (ThreadSummary, Vec<Option<Conn>>) {
         let now_ns = self.now();
         self.rec.emit(now_ns);
         let (window_ns, cpu_ns) = match self.window_start {
@@ -887,7 +1092,12 @@ impl Worker {
             }
             None => (0, 0),
         };
-        ThreadSummary {
+        let clean = error.is_none();
+        let conns = std::mem::take(&mut self.conns)
+            .into_iter()
+            .map(|c| (clean && c.inflight.is_empty() && c.out.is_empty()).then_some(c))
+            .collect();
+        let summary = ThreadSummary {
             thread_index: self.rec.thread_index,
             cpu: self.cpu,
             last_interval: self.rec.index,
@@ -897,7 +1107,8 @@ impl Worker {
             lost: self.lost,
             unsent: self.unsent,
             error: error.map(|e| e.to_string()),
-        }
+        };
+        (summary, conns)
     }
 }
 
@@ -917,6 +1128,7 @@ mod tests {
             clients_total,
             threads: 1,
             seed: 0,
+            interrupted: Arc::new(AtomicBool::new(false)),
             workload: WorkloadConfig {
                 mix: Mix::KeyValue(OpWeights {
                     read: 1,
@@ -989,6 +1201,7 @@ mod tests {
             warmup_end_ns: 1_000,
             issue_end_ns: Some(11_000),
             quota_left: None,
+            interrupted: false,
         };
         assert!(issuer.may_issue(0) && issuer.may_issue(10_999));
         assert!(!issuer.may_issue(11_000));

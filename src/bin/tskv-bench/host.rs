@@ -10,6 +10,8 @@ use serde::Serialize;
 /// What the machine was, as far as it tells.
 #[derive(Debug, Clone, Serialize)]
 pub struct HostManifest {
+    /// The kernel's host name (`/proc/sys/kernel/hostname`).
+    pub hostname: Option<String>,
     /// `uname -r`.
     pub kernel: Option<String>,
     /// The first `model name` of /proc/cpuinfo.
@@ -31,6 +33,7 @@ impl HostManifest {
     pub fn collect() -> Self {
         let cpuinfo = read_trimmed("/proc/cpuinfo");
         Self {
+            hostname: read_trimmed("/proc/sys/kernel/hostname"),
             kernel: read_trimmed("/proc/sys/kernel/osrelease"),
             cpu_model: cpuinfo.as_deref().and_then(cpu_model),
             governor: read_trimmed("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),

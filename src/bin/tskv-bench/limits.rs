@@ -88,3 +88,6 @@ pub const PROFILER_EXIT_TIMEOUT_MS: u64 = 30_000;
 
 /// A profiler that exits this soon after its start is reported as having failed to start.
 pub const PROFILER_START_CHECK_MS: u64 = 300;
+
+/// Most `--command` templates one run may send (each has its own report row).
+pub const TEMPLATES_MAX: usize = 8;

@@ -7,11 +7,12 @@
 //!                                    │  resp_client (encode, parse)
 //!   report, ramp ◄── progress (main thread) ◄──┘  stats, once a second
 //!   profiler: perf record (or any command) over the measured window
+//!   plot ◄── runfile (JSON report / interval log) ──► compare      (`plot`, `compare`, --plot)
 //! ```
 //!
 //! * [`cli`] holds the flags and [`limits`] every limit.
-//! * [`workload`] draws requests (SET/GET mix or YCSB preset with keys from [`keydist`];
-//!   TSBS cpu-only series from [`tsbs`]) and encodes them.
+//! * [`workload`] draws requests (SET/GET mix, YCSB preset or `--command` templates with keys
+//!   from [`keydist`]; TSBS cpu-only series from [`tsbs`]) and encodes them.
 //! * [`resp_client`] encodes commands and parses replies incrementally.
 //! * [`engine`] runs the client threads, closed or open loop, over [`sys`] (epoll, CPU clocks,
 //!   signals: the only `unsafe`).
@@ -19,17 +20,25 @@
 //!   the main thread (progress line, HdrHistogram log, totals); [`report`] prints the table and
 //!   the JSON with the [`host`] manifest; [`ramp`] judges a rate ramp; [`profiler`] runs a
 //!   profiler over the measured window.
+//! * [`runfile`] reads a finished run back (JSON report or interval log), [`plot`] draws its
+//!   SVG charts and [`compare`] sets runs side by side.
+//! * The client threads and their connections live for the whole run ([`engine::ClientPool`]):
+//!   setup phases, the measured run and every ramp step share them. SIGINT ends the run
+//!   early, with its report, JSON, interval log and charts.
 
 mod cli;
+mod compare;
 mod engine;
 mod host;
 mod keydist;
 mod limits;
+mod plot;
 mod profiler;
 mod progress;
 mod ramp;
 mod report;
 mod resp_client;
+mod runfile;
 mod stats;
 mod sys;
 mod tsbs;
@@ -38,23 +47,22 @@ mod workload;
 use std::error::Error;
 use std::io::{BufWriter, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
-use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use clap::{Parser, ValueEnum};
+use clap::ValueEnum;
 use serde_json::{json, Value};
+use signal_hook::consts::SIGINT;
 
-use crate::cli::{Args, KeyDistKind, Preset, Ratio, ValueSize};
-use crate::engine::{ConnectionPlan, EngineConfig, OpenLoop, ThreadPlan};
+use crate::cli::{Args, KeyDistKind, Preset, Ratio, Tool, ValueSize};
+use crate::engine::{ClientPool, ConnectionPlan, EngineConfig, OpenLoop, ThreadPlan};
 use crate::host::HostManifest;
 use crate::profiler::{Profiler, ProfilerSpec};
-use crate::progress::{CollectOptions, Collected};
+use crate::progress::{CollectOptions, Collected, HdrLog};
 use crate::report::{secs_to_ns, PhaseInfo, RunReport};
-use crate::stats::WorkerMessage;
 use crate::tsbs::TsbsConfig;
 use crate::workload::{share, Command, Mix, OpWeights, Workload, WorkloadConfig};
 
@@ -64,14 +72,36 @@ const DEFAULT_RATIO: Ratio = Ratio { set: 1, get: 10 };
 const DEFAULT_VALUE_BYTES: usize = 32;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(&args) {
+    let args = Args::parse_from_env();
+    let result = match &args.tool {
+        Some(tool) => run_tool(tool),
+        None => run(&args),
+    };
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("tskv-bench: {e}");
             ExitCode::from(2)
         }
     }
+}
+
+/// `plot` and `compare`: work on finished runs.
+fn run_tool(tool: &Tool) -> Result<ExitCode, Box<dyn Error>> {
+    match tool {
+        Tool::Plot { input, out } => {
+            let run = runfile::load(input)?;
+            for path in plot::write_charts(&run, out)? {
+                println!("wrote {}", path.display());
+            }
+        }
+        Tool::Compare { runs, out } => {
+            let (table, chart) = compare::compare(runs, out)?;
+            print!("{table}");
+            println!("wrote {}", chart.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// One phase to run: setup, the measured run, or a ramp step.
@@ -86,7 +116,10 @@ struct PhaseSpec {
     /// Setup phases: each thread does exactly its share of this many requests.
     setup_total: Option<u64>,
     seed: u64,
-    hdr_log: Option<PathBuf>,
+    /// Write this phase's intervals into the `--hdr-log`.
+    hdr_logged: bool,
+    /// Prefix of its interval-log tags.
+    tag_prefix: String,
     /// Start the profiler when this phase's measured window opens.
     profile_start: bool,
     /// Stop the profiler when this phase ends.
@@ -99,6 +132,11 @@ struct RunContext<'a> {
     addrs: Vec<SocketAddr>,
     host: HostManifest,
     profiler: Option<Arc<Mutex<Profiler>>>,
+    /// Set by SIGINT: every phase stops issuing, drains, and the run reports what it has.
+    interrupted: Arc<AtomicBool>,
+    hdr_log: Option<Mutex<HdrLog>>,
+    /// The client threads and their connections, kept from phase to phase.
+    pool: ClientPool,
 }
 
 fn run(args: &Args) -> Result<ExitCode, Box<dyn Error>> {
@@ -122,11 +160,32 @@ fn run(args: &Args) -> Result<ExitCode, Box<dyn Error>> {
         (None, Some(line)) => Some(ProfilerSpec::Shell(line.clone())),
         (None, None) => None,
     };
+    let interrupted = Arc::new(AtomicBool::new(false));
+    // A first Ctrl-C ends the run early with its report; a second one exits at once.
+    signal_hook::flag::register_conditional_shutdown(SIGINT, 2, Arc::clone(&interrupted))?;
+    signal_hook::flag::register(SIGINT, Arc::clone(&interrupted))?;
+    let host = HostManifest::collect();
+    let hdr_log = match &args.hdr_log {
+        Some(path) => {
+            let host_line = runfile::host_line(&json!(host));
+            let flags =
+                runfile::flags_line(&json!({ "argv": std::env::args().collect::<Vec<_>>() }));
+            let log = HdrLog::create(path, SystemTime::now(), &host_line, &flags)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            Some(Mutex::new(log))
+        }
+        None => None,
+    };
+    let addrs = resolve(&args.target_strings())?;
+    let pool = ClientPool::connect(plan_threads(args, &addrs, None))?;
     let ctx = RunContext {
         args,
-        addrs: resolve(&args.target_strings())?,
-        host: HostManifest::collect(),
+        addrs,
+        pool,
+        host,
         profiler: profiler.map(|spec| Arc::new(Mutex::new(Profiler::new(spec)))),
+        interrupted,
+        hdr_log,
     };
     if let Some(cpus) = &args.cpus {
         // The main thread only merges once a second; keep it off the server's cores too.
@@ -143,7 +202,7 @@ fn run(args: &Args) -> Result<ExitCode, Box<dyn Error>> {
                 rate_per_s: None,
                 warmup_s: 0.0,
                 description: describe(&setup, None),
-                commands: setup.commands(),
+                commands: setup.named_commands(),
                 pipeline: args.pipeline.max(limits::LOAD_PIPELINE_MIN),
             },
             workload: setup,
@@ -153,7 +212,8 @@ fn run(args: &Args) -> Result<ExitCode, Box<dyn Error>> {
             requests: None,
             setup_total: total,
             seed,
-            hdr_log: None,
+            hdr_logged: false,
+            tag_prefix: String::new(),
             profile_start: false,
             profile_stop: false,
         };
@@ -162,9 +222,15 @@ fn run(args: &Args) -> Result<ExitCode, Box<dyn Error>> {
         print!("{}", report.table());
         failed |= thread_failed(&collected);
         setup_json.insert(label.replace('-', "_"), report.phase_json());
+        if ctx.interrupted.load(Ordering::Relaxed) {
+            break;
+        }
     }
 
     let mut json = match args.rate_ramp {
+        None if ctx.interrupted.load(Ordering::Relaxed) => {
+            json!({"tool": "tskv-bench", "interrupted": "during a setup phase"})
+        }
         None => {
             let spec = ctx.main_spec(workload, seed);
             let (collected, started) = run_phase(&ctx, &spec)?;
@@ -186,10 +252,27 @@ fn run(args: &Args) -> Result<ExitCode, Box<dyn Error>> {
             map.insert("profiler".into(), profiler.json());
         }
     }
+    let interrupted = ctx.interrupted.load(Ordering::Relaxed);
+    if let Value::Object(map) = &mut json {
+        map.insert("interrupted".into(), json!(interrupted));
+    }
+    if let Some(log) = &ctx.hdr_log {
+        let mut log = log.lock().unwrap_or_else(PoisonError::into_inner);
+        log.flush()
+            .map_err(|e| format!("cannot write the --hdr-log: {e}"))?;
+    }
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&json)?;
         std::fs::write(path, text + "\n")
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    if let Some(dir) = &args.plot {
+        for path in plot::write_charts(&runfile::from_json(&json)?, dir)? {
+            println!("wrote {}", path.display());
+        }
+    }
+    if interrupted {
+        println!("interrupted (SIGINT): the figures above cover the run up to then");
     }
     Ok(if failed {
         ExitCode::FAILURE
@@ -212,7 +295,7 @@ impl RunContext<'_> {
                 rate_per_s: args.rate,
                 warmup_s: args.warmup,
                 description: describe(&workload, args.workload),
-                commands: workload.commands(),
+                commands: workload.named_commands(),
                 pipeline: args.pipeline,
             },
             workload,
@@ -225,7 +308,8 @@ impl RunContext<'_> {
             requests: args.requests,
             setup_total: None,
             seed,
-            hdr_log: args.hdr_log.clone(),
+            hdr_logged: true,
+            tag_prefix: String::new(),
             profile_start: true,
             profile_stop: true,
         }
@@ -279,7 +363,7 @@ fn run_ramp(
         spec.warmup_ns = secs_to_ns(spec.info.warmup_s);
         spec.duration_ns = Some(secs_to_ns(ramp.step_secs));
         spec.requests = None;
-        spec.hdr_log = None;
+        spec.tag_prefix = format!("{}{rate_per_s}-", runfile::HLOG_RATE_TAG_PREFIX);
         spec.profile_start = first;
         spec.profile_stop = i + 1 == rates.len();
         let (collected, started) = run_phase(ctx, &spec)?;
@@ -293,7 +377,7 @@ fn run_ramp(
         if first {
             run_json = report.run_json();
         }
-        if failed {
+        if failed || ctx.interrupted.load(Ordering::Relaxed) {
             break;
         }
     }
@@ -319,6 +403,7 @@ fn run_phase(ctx: &RunContext<'_>, spec: &PhaseSpec) -> Result<(Collected, f64),
         threads: args.threads,
         seed: spec.seed,
         workload: spec.workload.clone(),
+        interrupted: Arc::clone(&ctx.interrupted),
     });
     let mut plans = plan_threads(args, &ctx.addrs, spec.requests);
     if let Some(total) = spec.setup_total {
@@ -327,38 +412,8 @@ fn run_phase(ctx: &RunContext<'_>, spec: &PhaseSpec) -> Result<(Collected, f64),
             plan.quota = Some(range.end - range.start);
         }
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = mpsc::channel();
-    let mut handles = Vec::new();
-    let mut starts = Vec::new();
-    for plan in plans {
-        let (start_tx, start_rx) = mpsc::channel();
-        starts.push(start_tx);
-        handles.push(engine::spawn_thread(
-            Arc::clone(&config),
-            plan,
-            tx.clone(),
-            start_rx,
-            Arc::clone(&stop),
-        )?);
-    }
-    drop(tx);
-
-    let failures = wait_until_connected(&rx, args.threads);
-    if !failures.is_empty() {
-        for start in &starts {
-            let _ = start.send(None);
-        }
-        for handle in handles {
-            let _ = handle.join();
-        }
-        return Err(failures.join("; ").into());
-    }
-    let base = Instant::now();
-    let start_wall = SystemTime::now();
-    for start in &starts {
-        let _ = start.send(Some(base));
-    }
+    let quotas: Vec<Option<u64>> = plans.iter().map(|p| p.quota).collect();
+    let (base, start_wall) = ctx.pool.start_phase(&config, &quotas);
     let starter = match &ctx.profiler {
         Some(profiler) if spec.profile_start => {
             let profiler = Arc::clone(profiler);
@@ -380,14 +435,20 @@ fn run_phase(ctx: &RunContext<'_>, spec: &PhaseSpec) -> Result<(Collected, f64),
         start_wall,
         open_loop: config.open_loop.is_some(),
         quiet: args.quiet,
-        hdr_log: spec.hdr_log.clone(),
+        tag_prefix: spec.tag_prefix.clone(),
         commands: spec.info.commands.clone(),
     };
-    let collected = progress::collect(&rx, &options, &stop);
-    let mut panicked = false;
-    for handle in handles {
-        panicked |= handle.join().is_err();
-    }
+    let mut hdr_log = match (&ctx.hdr_log, spec.hdr_logged) {
+        (Some(log), true) => Some(log.lock().unwrap_or_else(PoisonError::into_inner)),
+        _ => None,
+    };
+    let collected = progress::collect(
+        ctx.pool.messages(),
+        &options,
+        ctx.pool.stop_flag(),
+        hdr_log.as_deref_mut(),
+    );
+    drop(hdr_log);
     if let Some(starter) = starter {
         let _ = starter.join();
     }
@@ -398,9 +459,6 @@ fn run_phase(ctx: &RunContext<'_>, spec: &PhaseSpec) -> Result<(Collected, f64),
             .stop();
     }
     let collected = collected?;
-    if panicked {
-        return Err("a client thread panicked".into());
-    }
     let started_unix_s = start_wall
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
@@ -423,6 +481,10 @@ fn workload_config(args: &Args) -> WorkloadConfig {
         })
     };
     let (mix, key_dist) = match args.workload {
+        None if !args.templates.is_empty() => (
+            Mix::Templates(workload::templates(&args.templates, &args.template_weights)),
+            KeyDistKind::Uniform,
+        ),
         None => {
             let ratio = args.ratio.unwrap_or(DEFAULT_RATIO);
             (ycsb(ratio.get, ratio.set, 0, 0, 0), KeyDistKind::Uniform)
@@ -521,6 +583,17 @@ fn describe(workload: &WorkloadConfig, preset: Option<Preset>) -> String {
              simulated time; {} hosts from 2016-01-01T00:00:00Z",
             fleet.hosts
         ),
+        Mix::Templates(specs) => {
+            let total: u32 = specs.iter().map(|s| s.weight).sum();
+            let parts: Vec<String> = specs
+                .iter()
+                .map(|s| {
+                    let share = f64::from(s.weight) / f64::from(total.max(1)) * 100.0;
+                    format!("{share:.0}% {} ({})", s.words.join(" "), s.name)
+                })
+                .collect();
+            format!("templates: {}; {keys}", parts.join(", "))
+        }
         Mix::TsQuery(fleet) => format!(
             "workload tsbs-cpu-query: TS.RANGE of one series or TS.MRANGE ... FILTER \
              hostname=host_N over random 1 h windows of the first {} h; {} hosts",
@@ -669,30 +742,10 @@ fn plan_threads(args: &Args, addrs: &[SocketAddr], requests: Option<u64>) -> Vec
     plans
 }
 
-/// Waits for every thread's Ready or Failed and returns the failures.
-fn wait_until_connected(rx: &mpsc::Receiver<WorkerMessage>, threads: usize) -> Vec<String> {
-    let mut failures = Vec::new();
-    let mut answered = 0;
-    while answered < threads {
-        match rx.recv() {
-            Ok(WorkerMessage::Ready) => answered += 1,
-            Ok(WorkerMessage::Failed(thread, message)) => {
-                answered += 1;
-                failures.push(format!("client thread {thread}: {message}"));
-            }
-            Ok(_) => {}
-            Err(_) => {
-                failures.push("a client thread ended before connecting".into());
-                break;
-            }
-        }
-    }
-    failures
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
     #[test]
     fn connections_and_quotas_spread_round_robin() {

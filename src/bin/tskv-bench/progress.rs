@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime};
@@ -14,10 +14,16 @@ use hdrhistogram::serialization::interval_log::{IntervalLogWriter, IntervalLogWr
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
 
+use serde::Serialize;
+
 use crate::limits;
+use crate::runfile::{HLOG_FLAGS_PREFIX, HLOG_HOST_PREFIX};
 use crate::stats::{new_histogram, IntervalClock, PerCommand, ThreadSummary, WorkerMessage};
 use crate::sys;
 use crate::workload::Command;
+
+/// The interval log's max column is in milliseconds (values are nanoseconds).
+const HLOG_MAX_VALUE_DIVISOR: f64 = 1e6;
 
 /// What the collector needs to know about the run.
 #[derive(Debug, Clone)]
@@ -34,10 +40,11 @@ pub struct CollectOptions {
     pub open_loop: bool,
     /// No progress line.
     pub quiet: bool,
-    /// Where to write the interval log.
-    pub hdr_log: Option<PathBuf>,
-    /// The commands the workload sends: the ones the interval log has tags for.
-    pub commands: Vec<Command>,
+    /// Prefix of this phase's interval-log tags (a ramp step's `rateR-`).
+    pub tag_prefix: String,
+    /// The commands the workload sends, with their report names: the ones the interval
+    /// log has tags for.
+    pub commands: Vec<(Command, String)>,
 }
 
 /// Everything the client threads reported.
@@ -46,13 +53,26 @@ pub struct Collected {
     /// Measured statistics per command (warm-up excluded).
     pub totals: PerCommand,
     /// Requests written per command over the whole run, warm-up included.
-    pub sent_all: [u64; Command::ALL.len()],
+    pub sent_all: [u64; Command::COUNT],
     /// How each thread finished.
     pub threads: Vec<ThreadSummary>,
     /// Process CPU time over the measured window.
     pub process_cpu_ns: u64,
     /// Wall time of the measured window as the main thread saw it.
     pub process_window_ns: u64,
+    /// Every measured interval of at least [`limits::PROGRESS_INTERVAL_MIN_NS`].
+    pub timeline: Vec<IntervalSummary>,
+}
+
+/// One measured interval over all commands, for the report's timeline.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct IntervalSummary {
+    /// Interval end, seconds since the end of warm-up.
+    pub end_s: f64,
+    /// Answered requests per second of the interval.
+    pub ops_per_s: f64,
+    /// p99 of the headline latency (open loop: corrected), µs.
+    pub p99_us: f64,
 }
 
 #[derive(Default)]
@@ -62,34 +82,83 @@ struct PendingInterval {
     commands: PerCommand,
 }
 
-/// Receives client-thread messages until every thread is done. Sets `stop` when a thread
-/// fails, so the others end too.
+/// The HdrHistogram interval log of a whole run (`--hdr-log`): one file for every phase
+/// that logs, each interval stamped from the log's base time.
+pub struct HdrLog {
+    file: BufWriter<File>,
+    serializer: V2DeflateSerializer,
+    base: SystemTime,
+}
+
+/// The interval log writer of one phase.
+type PhaseLogWriter<'a> = IntervalLogWriter<'a, 'a, BufWriter<File>, V2DeflateSerializer>;
+
+impl HdrLog {
+    /// Creates `path` and writes the header: what the tags mean, the host and the flags,
+    /// and `base` as StartTime and BaseTime.
+    ///
+    /// # Errors
+    /// The I/O error of creating or writing the file.
+    pub fn create(path: &Path, base: SystemTime, host: &str, flags: &str) -> io::Result<Self> {
+        let mut file = BufWriter::new(File::create(path)?);
+        let mut serializer = V2DeflateSerializer::new();
+        IntervalLogWriterBuilder::new()
+            .add_comment("tskv-bench latency intervals; values in nanoseconds")
+            .add_comment(
+                "tags: the lower-case command name (open loop: corrected latency) and \
+                 NAME-uncorrected, e.g. set/set-uncorrected; a rate ramp's steps prefix \
+                 rateR- (R ops/s), e.g. rate2000-get",
+            )
+            .add_comment(&format!("{HLOG_HOST_PREFIX}{host}"))
+            .add_comment(&format!("{HLOG_FLAGS_PREFIX}{flags}"))
+            .with_start_time(base)
+            .with_base_time(base)
+            .with_max_value_divisor(HLOG_MAX_VALUE_DIVISOR)
+            .begin_log_with(&mut file, &mut serializer)?;
+        Ok(Self {
+            file,
+            serializer,
+            base,
+        })
+    }
+
+    /// A writer for one phase (it notes the max-value divisor again, as a comment).
+    fn phase_writer(&mut self) -> io::Result<PhaseLogWriter<'_>> {
+        IntervalLogWriterBuilder::new()
+            .with_max_value_divisor(HLOG_MAX_VALUE_DIVISOR)
+            .begin_log_with(&mut self.file, &mut self.serializer)
+    }
+
+    /// Flushes what is buffered.
+    ///
+    /// # Errors
+    /// The I/O error of writing the file.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// Receives client-thread messages until every thread is done, writing each measured
+/// interval into `hdr_log` if given. Sets `stop` when a thread fails, so the others end too.
 ///
 /// # Errors
-/// The I/O error of creating or writing the interval log.
+/// The I/O error of writing the interval log.
 pub fn collect(
     rx: &Receiver<WorkerMessage>,
     options: &CollectOptions,
     stop: &AtomicBool,
+    hdr_log: Option<&mut HdrLog>,
 ) -> io::Result<Collected> {
-    let mut log_file = match &options.hdr_log {
-        Some(path) => Some(BufWriter::new(File::create(path)?)),
-        None => None,
-    };
-    let mut serializer = V2DeflateSerializer::new();
-    let mut log = match log_file.as_mut() {
-        Some(file) => Some(
-            IntervalLogWriterBuilder::new()
-                .add_comment("tskv-bench latency intervals; values in nanoseconds")
-                .add_comment(
-                    "tags: the lower-case command name (open loop: corrected latency) and \
-                     NAME-uncorrected, e.g. set/set-uncorrected",
-                )
-                .with_start_time(options.start_wall)
-                .with_base_time(options.start_wall)
-                .with_max_value_divisor(1e6)
-                .begin_log_with(file, &mut serializer)?,
-        ),
+    let offset_ns = hdr_log.as_ref().map_or(0, |log| {
+        duration_ns(
+            options
+                .start_wall
+                .duration_since(log.base)
+                .unwrap_or_default(),
+        )
+    });
+    let mut log = match hdr_log {
+        Some(log) => Some(log.phase_writer()?),
         None => None,
     };
     let mut state = CollectState::new(options);
@@ -126,17 +195,14 @@ pub fn collect(
             window_start = Some(process_sample());
         }
         while state.is_complete(state.next_index, &done_last) {
-            state.emit_next(log.as_mut())?;
+            state.emit_next(log.as_mut(), offset_ns)?;
         }
     }
     while state.pending.contains_key(&state.next_index) {
-        state.emit_next(log.as_mut())?;
+        state.emit_next(log.as_mut(), offset_ns)?;
     }
     state.progress.finish();
     drop(log);
-    if let Some(mut file) = log_file {
-        file.flush()?;
-    }
     let (end_instant, end_cpu) = process_sample();
     let (start_instant, start_cpu) = window_start.unwrap_or((end_instant, end_cpu));
     summaries.sort_by_key(|s| s.thread_index);
@@ -146,6 +212,7 @@ pub fn collect(
         threads: summaries,
         process_cpu_ns: duration_ns(end_cpu.saturating_sub(start_cpu)),
         process_window_ns: duration_ns(end_instant.saturating_duration_since(start_instant)),
+        timeline: state.timeline,
     })
 }
 
@@ -162,11 +229,13 @@ struct CollectState {
     clock: IntervalClock,
     threads: usize,
     open_loop: bool,
-    commands: Vec<Command>,
+    commands: Vec<(Command, String)>,
+    tag_prefix: String,
+    timeline: Vec<IntervalSummary>,
     pending: BTreeMap<u32, PendingInterval>,
     next_index: u32,
     totals: PerCommand,
-    sent_all: [u64; Command::ALL.len()],
+    sent_all: [u64; Command::COUNT],
     progress: Progress,
 }
 
@@ -177,10 +246,12 @@ impl CollectState {
             threads: options.threads,
             open_loop: options.open_loop,
             commands: options.commands.clone(),
+            tag_prefix: options.tag_prefix.clone(),
+            timeline: Vec::new(),
             pending: BTreeMap::new(),
             next_index: 0,
             totals: PerCommand::default(),
-            sent_all: [0; Command::ALL.len()],
+            sent_all: [0; Command::COUNT],
             progress: Progress::new(options.quiet),
         }
     }
@@ -199,7 +270,8 @@ impl CollectState {
 
     fn emit_next(
         &mut self,
-        log: Option<&mut IntervalLogWriter<'_, '_, BufWriter<File>, V2DeflateSerializer>>,
+        log: Option<&mut PhaseLogWriter<'_>>,
+        offset_ns: u64,
     ) -> io::Result<()> {
         let index = self.next_index;
         self.next_index += 1;
@@ -218,7 +290,17 @@ impl CollectState {
         }
         if let Some(log) = log {
             let commands = (&interval.commands, &self.commands[..]);
-            write_interval(log, start_ns, end_ns, commands, self.open_loop)?;
+            let span = (offset_ns + start_ns, end_ns - start_ns);
+            write_interval(log, span, commands, &self.tag_prefix, self.open_loop)?;
+        }
+        if end_ns - start_ns >= limits::PROGRESS_INTERVAL_MIN_NS {
+            let (ops, _, merged) = headline(&interval.commands, self.open_loop);
+            let seconds = (end_ns - start_ns) as f64 / 1e9;
+            self.timeline.push(IntervalSummary {
+                end_s: end_ns.saturating_sub(self.clock.warmup_ns()) as f64 / 1e9,
+                ops_per_s: ops as f64 / seconds,
+                p99_us: merged.value_at_quantile(0.99) as f64 / 1e3,
+            });
         }
         for (total, part) in self.totals.iter_mut().zip(&interval.commands) {
             total.merge(part);
@@ -227,18 +309,21 @@ impl CollectState {
     }
 }
 
+/// Writes one interval: `(start, length)` in ns from the log's base time, a histogram per
+/// active command (two in open loop), tagged `PREFIX` + lower-case name.
 fn write_interval<W: Write>(
     log: &mut IntervalLogWriter<'_, '_, W, V2DeflateSerializer>,
-    start_ns: u64,
-    end_ns: u64,
-    (commands, active): (&PerCommand, &[Command]),
+    (start_ns, length_ns): (u64, u64),
+    (commands, active): (&PerCommand, &[(Command, String)]),
+    tag_prefix: &str,
     open_loop: bool,
 ) -> io::Result<()> {
     let start = Duration::from_nanos(start_ns);
-    let length = Duration::from_nanos(end_ns - start_ns);
-    for &command in active {
+    let length = Duration::from_nanos(length_ns);
+    for (command, name) in active {
         let stats = &commands[command.index()];
-        let name = command.name().to_ascii_lowercase();
+        // A tag holds no spaces or commas (templates are named by their first word).
+        let name = format!("{tag_prefix}{}", name.to_ascii_lowercase()).replace([' ', ','], "_");
         let uncorrected_tag = format!("{name}-uncorrected");
         let mut entries: Vec<(&Histogram<u64>, &str)> = Vec::new();
         if open_loop {
@@ -253,6 +338,27 @@ fn write_interval<W: Write>(
         }
     }
     Ok(())
+}
+
+/// An interval over all commands: answered requests, error and unexpected replies, and
+/// the merged headline latency (open loop: corrected).
+fn headline(commands: &PerCommand, open_loop: bool) -> (u64, u64, Histogram<u64>) {
+    let mut merged = new_histogram();
+    let mut ops = 0u64;
+    let mut bad = 0u64;
+    for stats in commands {
+        ops += stats.ok;
+        bad += stats.errors + stats.unexpected;
+        let latency = if open_loop {
+            &stats.corrected
+        } else {
+            &stats.uncorrected
+        };
+        if !latency.is_empty() {
+            merged.add(latency).expect("histograms share bounds");
+        }
+    }
+    (ops, bad, merged)
 }
 
 /// The live progress line on stderr: rewritten in place on a terminal, one line a second
@@ -285,19 +391,7 @@ impl Progress {
         if self.quiet || end_ns - start_ns < limits::PROGRESS_INTERVAL_MIN_NS {
             return;
         }
-        let mut merged = new_histogram();
-        let mut ops = 0u64;
-        let mut bad = 0u64;
-        for stats in commands {
-            ops += stats.ok;
-            bad += stats.errors + stats.unexpected;
-            let latency = if open_loop {
-                &stats.corrected
-            } else {
-                &stats.uncorrected
-            };
-            merged.add(latency).expect("histograms share bounds");
-        }
+        let (ops, bad, merged) = headline(commands, open_loop);
         let seconds = (end_ns - start_ns) as f64 / 1e9;
         let p99 = if merged.is_empty() {
             "-".to_string()
@@ -365,12 +459,12 @@ mod tests {
                 .with_max_value_divisor(1e6)
                 .begin_log_with(&mut bytes, &mut serializer)
                 .unwrap();
-            let active = [Command::Set, Command::Get];
+            let active = [(Command::Set, "SET".into()), (Command::Get, "GET".into())];
             write_interval(
                 &mut log,
-                1_000_000_000,
-                2_000_000_000,
+                (1_000_000_000, 1_000_000_000),
                 (&commands, &active),
+                "",
                 true,
             )
             .unwrap();

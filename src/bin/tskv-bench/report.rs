@@ -1,6 +1,8 @@
 //! The final report: a table per command on stdout (ops/s, percentiles in µs, errors,
 //! unexpected replies; open loop both corrected and uncorrected rows), the client's own CPU
-//! use with a warning when a thread was near saturation, and the same as JSON.
+//! use with a warning when a thread was near saturation, and the same as JSON. The JSON also
+//! holds, per command, each latency's `spectrum` as `[percentile %, latency µs]` points (what
+//! [`crate::plot`] draws) and the phase's `timeline`: ops/s and p99 per measured second.
 
 use std::fmt::Write as _;
 
@@ -11,6 +13,7 @@ use serde_json::{json, Value};
 use crate::cli::Args;
 use crate::host::HostManifest;
 use crate::limits;
+use crate::plot::spectrum_points;
 use crate::progress::Collected;
 use crate::ramp::StepResult;
 use crate::stats::CommandStats;
@@ -65,8 +68,8 @@ pub struct PhaseInfo {
     pub warmup_s: f64,
     /// One line saying what was sent.
     pub description: String,
-    /// The commands the phase sends, in report order.
-    pub commands: Vec<Command>,
+    /// The commands the phase sends, in report order, with their report names.
+    pub commands: Vec<(Command, String)>,
     /// Requests each connection keeps outstanding at most.
     pub pipeline: usize,
 }
@@ -91,7 +94,7 @@ pub struct RunReport<'a> {
 
 /// One table row: a command (or all of them) and one kind of latency.
 struct Row<'a> {
-    name: &'static str,
+    name: &'a str,
     latency: &'static str,
     ok: u64,
     errors: u64,
@@ -238,7 +241,7 @@ impl RunReport<'_> {
             .phase
             .commands
             .iter()
-            .map(|c| (c.name(), &self.collected.totals[c.index()]))
+            .map(|(c, name)| (name.as_str(), &self.collected.totals[c.index()]))
             .chain(std::iter::once(("ALL", all)));
         for (name, stats) in named {
             let mut push = |latency, histogram| {
@@ -379,6 +382,14 @@ impl RunReport<'_> {
                 "uncorrected".into(),
                 json!(Percentiles::of(&stats.uncorrected)),
             );
+            let mut spectrum = serde_json::Map::new();
+            if self.open_loop() {
+                spectrum.insert("corrected".into(), json!(spectrum_points(&stats.corrected)));
+            }
+            spectrum.insert(
+                "uncorrected".into(),
+                json!(spectrum_points(&stats.uncorrected)),
+            );
             json!({
                 "sent": sent,
                 "ops": stats.ok,
@@ -387,13 +398,14 @@ impl RunReport<'_> {
                 "unexpected": stats.unexpected,
                 "behind_schedule": stats.behind_schedule,
                 "latency_us": latency,
+                "spectrum": spectrum,
             })
         };
         let mut commands = serde_json::Map::new();
-        for &c in &self.phase.commands {
+        for (c, name) in &self.phase.commands {
             let stats = &self.collected.totals[c.index()];
             commands.insert(
-                c.name().to_ascii_lowercase(),
+                name.to_ascii_lowercase(),
                 command_json(stats, self.collected.sent_all[c.index()]),
             );
         }
@@ -429,6 +441,7 @@ impl RunReport<'_> {
             "total": command_json(&all, sent_all),
             "lost": self.collected.threads.iter().map(|t| t.lost).sum::<u64>(),
             "unsent": self.collected.threads.iter().map(|t| t.unsent).sum::<u64>(),
+            "timeline": self.collected.timeline,
             "cpu": {
                 "process_pct_of_one_core": one_core,
                 "process_pct_of_pinned_cores": of_pinned,

@@ -71,7 +71,7 @@ impl CommandStats {
 }
 
 /// Per-command statistics, indexed by [`Command::index`].
-pub type PerCommand = [CommandStats; Command::ALL.len()];
+pub type PerCommand = [CommandStats; Command::COUNT];
 
 /// The boundaries of the progress intervals, the same for every thread: whole seconds from
 /// the start during warm-up (the last one cut at the end of warm-up), then whole seconds
@@ -89,6 +89,11 @@ impl IntervalClock {
             warmup_ns,
             warmup_intervals: warmup_ns.div_ceil(limits::INTERVAL_NS),
         }
+    }
+
+    /// Length of the warm-up, ns from the run's start.
+    pub fn warmup_ns(&self) -> u64 {
+        self.warmup_ns
     }
 
     /// Start and end (ns since the run's start) of interval `index`, and whether it is warm-up.

@@ -46,6 +46,8 @@ pub enum Command {
     TsRange,
     /// `TS.MRANGE from to FILTER ...`; expects an array.
     TsMrange,
+    /// The `--command` template of this index; any reply but an error is success.
+    Template(u8),
 }
 
 impl Command {
@@ -62,9 +64,24 @@ impl Command {
         Command::TsMrange,
     ];
 
-    /// Position in [`Command::ALL`], for per-command arrays.
+    /// Slots of per-command arrays: the built-in commands, then one per template.
+    pub const COUNT: usize = Command::ALL.len() + limits::TEMPLATES_MAX;
+
+    /// Position in per-command arrays: in [`Command::ALL`] for built-in commands, after
+    /// them for templates.
     pub fn index(self) -> usize {
-        self as usize
+        match self {
+            Command::Set => 0,
+            Command::Get => 1,
+            Command::Insert => 2,
+            Command::Scan => 3,
+            Command::Rmw => 4,
+            Command::TsCreate => 5,
+            Command::TsMadd => 6,
+            Command::TsRange => 7,
+            Command::TsMrange => 8,
+            Command::Template(i) => Command::ALL.len() + usize::from(i),
+        }
     }
 
     /// Upper-case name in reports (the command sent, or the operation for INSERT, SCAN
@@ -80,6 +97,7 @@ impl Command {
             Command::TsMadd => "TS.MADD",
             Command::TsRange => "TS.RANGE",
             Command::TsMrange => "TS.MRANGE",
+            Command::Template(_) => "TEMPLATE",
         }
     }
 
@@ -89,6 +107,7 @@ impl Command {
         use Command::*;
         match (self, reply) {
             (_, Reply::Error(_)) => Outcome::Error,
+            (Template(_), _) => Outcome::Ok,
             (Set | Insert | Rmw | TsCreate, Reply::Simple(b"OK")) => Outcome::Ok,
             (Get, Reply::Bulk(_) | Reply::Null) => Outcome::Ok,
             (Scan | TsMadd | TsRange | TsMrange, Reply::Array(_)) => Outcome::Ok,
@@ -163,6 +182,51 @@ pub enum Mix {
     TsIngest(TsbsConfig),
     /// TSBS cpu-only queries.
     TsQuery(TsbsConfig),
+    /// `--command` templates, drawn by weight.
+    Templates(Vec<TemplateSpec>),
+}
+
+/// One `--command` template and its weight.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateSpec {
+    /// Its words; `__key__` and `__value__` are placeholders.
+    pub words: Vec<String>,
+    /// Relative weight.
+    pub weight: u32,
+    /// Its report name: the first word upper-cased, with `#N` (N from 1) when an earlier
+    /// template starts with the same word.
+    pub name: String,
+}
+
+/// Key placeholder of a template: the drawn key index, zero-padded.
+pub const KEY_PLACEHOLDER: &str = "__key__";
+/// Value placeholder of a template: a value of `--value-size` bytes.
+pub const VALUE_PLACEHOLDER: &str = "__value__";
+
+/// Templates from `--command` texts and their weights, named for the report.
+pub fn templates(texts: &[String], weights: &[u32]) -> Vec<TemplateSpec> {
+    let mut specs: Vec<TemplateSpec> = Vec::new();
+    for (i, text) in texts.iter().enumerate() {
+        let words: Vec<String> = text.split_whitespace().map(str::to_string).collect();
+        let first = words
+            .first()
+            .map_or(String::new(), |w| w.to_ascii_uppercase());
+        let same = specs
+            .iter()
+            .filter(|s| s.name.split('#').next() == Some(first.as_str()))
+            .count();
+        let name = if same == 0 {
+            first
+        } else {
+            format!("{first}#{}", same + 1)
+        };
+        specs.push(TemplateSpec {
+            words,
+            weight: weights.get(i).copied().unwrap_or(1),
+            name,
+        });
+    }
+    specs
 }
 
 /// The shape of the load, shared by all threads.
@@ -201,6 +265,28 @@ impl WorkloadConfig {
             Mix::TsCreate(_) => vec![Command::TsCreate],
             Mix::TsIngest(_) => vec![Command::TsMadd],
             Mix::TsQuery(_) => vec![Command::TsRange, Command::TsMrange],
+            Mix::Templates(specs) => (0..specs.len())
+                .filter(|&i| specs[i].weight > 0)
+                .map(|i| Command::Template(i as u8))
+                .collect(),
+        }
+    }
+
+    /// [`WorkloadConfig::commands`] with their report names.
+    pub fn named_commands(&self) -> Vec<(Command, String)> {
+        self.commands()
+            .into_iter()
+            .map(|c| (c, self.command_name(c)))
+            .collect()
+    }
+
+    /// A command's report name: a template's own, else [`Command::name`].
+    pub fn command_name(&self, command: Command) -> String {
+        match (&self.mix, command) {
+            (Mix::Templates(specs), Command::Template(i)) => specs
+                .get(usize::from(i))
+                .map_or_else(|| command.name().to_string(), |s| s.name.clone()),
+            _ => command.name().to_string(),
         }
     }
 
@@ -240,6 +326,7 @@ enum Source {
     Sequence { mix: Mix, next: u64, end: u64 },
     Ingest(CpuIngest),
     Query(CpuQueries),
+    Templates(Vec<TemplateSpec>),
 }
 
 /// One thread's request stream.
@@ -251,6 +338,8 @@ pub struct Workload {
     value: Vec<u8>,
     key: Vec<u8>,
     text: String,
+    /// A template word with its placeholders filled.
+    word: Vec<u8>,
     next_insert: u64,
     insert_stride: u64,
 }
@@ -281,6 +370,7 @@ impl Workload {
                 Source::Ingest(CpuIngest::new(fleet, thread_seed, thread_index, threads))
             }
             Mix::TsQuery(fleet) => Source::Query(CpuQueries::new(fleet, thread_seed)),
+            Mix::Templates(specs) => Source::Templates(specs.clone()),
         };
         Self {
             source,
@@ -289,6 +379,7 @@ impl Workload {
             value: vec![b'x'; config.value_size.max_bytes],
             key: Vec::with_capacity(config.key_prefix.len() + 20),
             text: String::new(),
+            word: Vec::new(),
             next_insert: config.keys + thread_index as u64,
             insert_stride: threads.max(1) as u64,
             config: config.clone(),
@@ -313,6 +404,7 @@ impl Workload {
                 let query = queries.next_query();
                 return self.encode_query(query, out);
             }
+            Source::Templates(_) => return self.next_template(out),
         };
         self.encode(&request, out);
         request
@@ -344,8 +436,8 @@ impl Workload {
                     scan_len: 0,
                 };
             }
-            Source::Ingest(_) | Source::Query(_) => {
-                panic!("time-series requests are drawn with Workload::next")
+            Source::Ingest(_) | Source::Query(_) | Source::Templates(_) => {
+                panic!("time-series and template requests are drawn with Workload::next")
             }
         };
         let command = weights.pick(self.rng.gen_range(0..weights.total()));
@@ -375,6 +467,55 @@ impl Workload {
                 request.value_len = self.value_len();
             }
             _ => request.key_index = self.keys.next_key(&mut self.rng, Access::Read),
+        }
+        request
+    }
+
+    /// Draws a template by weight, a key and a value size, and encodes it.
+    fn next_template(&mut self, out: &mut Vec<u8>) -> Request {
+        let Source::Templates(specs) = &self.source else {
+            unreachable!("only called for templates");
+        };
+        let total: u64 = specs.iter().map(|s| u64::from(s.weight)).sum();
+        let mut left = self.rng.gen_range(0..total);
+        let mut index = 0;
+        for (i, spec) in specs.iter().enumerate() {
+            if left < u64::from(spec.weight) {
+                index = i;
+                break;
+            }
+            left -= u64::from(spec.weight);
+        }
+        let request = Request {
+            command: Command::Template(index as u8),
+            key_index: self.keys.next_key(&mut self.rng, Access::Read),
+            value_len: self.value_len(),
+            scan_len: 0,
+        };
+        // The key's digits go into `key` and each filled word into `word`: both reused, so
+        // a template costs no allocation per request.
+        let Workload {
+            source,
+            key,
+            word,
+            value,
+            ..
+        } = self;
+        let Source::Templates(specs) = source else {
+            unreachable!("only called for templates");
+        };
+        let words = &specs[index].words;
+        encode_array_header(out, words.len());
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(request.key_index).as_bytes();
+        key.clear();
+        key.resize(limits::KEY_DIGITS.saturating_sub(digits.len()), b'0');
+        key.extend_from_slice(digits);
+        let value = &value[..request.value_len];
+        for template_word in words {
+            word.clear();
+            fill_placeholders(template_word, key, value, word);
+            encode_bulk(out, word);
         }
         request
     }
@@ -416,7 +557,7 @@ impl Workload {
                 }
             }
             Command::TsCreate => self.encode_create(request.key_index, out),
-            Command::TsMadd | Command::TsRange | Command::TsMrange => {
+            Command::TsMadd | Command::TsRange | Command::TsMrange | Command::Template(_) => {
                 unreachable!("drawn and encoded by Workload::next")
             }
         }
@@ -503,6 +644,27 @@ impl Workload {
     }
 }
 
+/// Appends `word` to `out` with every `__key__` replaced by `key` and every `__value__` by
+/// `value`.
+fn fill_placeholders(word: &str, key: &[u8], value: &[u8], out: &mut Vec<u8>) {
+    let mut rest = word;
+    while let Some(at) = rest.find("__") {
+        out.extend_from_slice(&rest.as_bytes()[..at]);
+        let tail = &rest[at..];
+        if let Some(after) = tail.strip_prefix(KEY_PLACEHOLDER) {
+            out.extend_from_slice(key);
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix(VALUE_PLACEHOLDER) {
+            out.extend_from_slice(value);
+            rest = after;
+        } else {
+            out.extend_from_slice(b"__");
+            rest = &tail[2..];
+        }
+    }
+    out.extend_from_slice(rest.as_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -569,6 +731,57 @@ mod tests {
         assert!(requests(&only_gets, 1, 0, 1000)
             .iter()
             .all(|r| r.command == Command::Get));
+    }
+
+    #[test]
+    fn templates_fill_placeholders_and_follow_their_weights() {
+        let mut buf = Vec::new();
+        fill_placeholders("k:__key__:__value____x", b"007", b"vv", &mut buf);
+        assert_eq!(buf, b"k:007:vv__x");
+        let texts = [
+            "SET key:__key__ __value__".to_string(),
+            "GET key:__key__".to_string(),
+            "get other".to_string(),
+        ];
+        let specs = templates(&texts, &[3, 1, 0]);
+        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["SET", "GET", "GET#2"]);
+        let mut cfg = config(
+            Ratio { set: 1, get: 0 },
+            ValueSize {
+                min_bytes: 4,
+                max_bytes: 4,
+            },
+        );
+        cfg.mix = Mix::Templates(specs);
+        assert_eq!(
+            cfg.commands(),
+            vec![Command::Template(0), Command::Template(1)]
+        );
+        assert_eq!(cfg.command_name(Command::Template(1)), "GET");
+        let mut workload = Workload::new(&cfg, 5, 0, 1);
+        let mut counts = [0usize; 3];
+        for _ in 0..4000 {
+            let mut out = Vec::new();
+            let request = workload.next(&mut out);
+            let Command::Template(i) = request.command else {
+                panic!("not a template: {request:?}");
+            };
+            counts[usize::from(i)] += 1;
+            let args = &args_of(&out)[0];
+            let key = format!("key:{:012}", request.key_index);
+            match i {
+                0 => assert_eq!(args, &["SET", &key, "xxxx"]),
+                1 => assert_eq!(args, &["GET", &key]),
+                _ => panic!("template of weight 0 drawn"),
+            }
+        }
+        assert!((2_800..3_200).contains(&counts[0]), "{counts:?}");
+        assert_eq!(Command::Template(2).index(), Command::ALL.len() + 2);
+        for (i, c) in Command::ALL.iter().enumerate() {
+            assert_eq!(c.index(), i, "{c:?}");
+        }
+        assert_eq!(Command::Template(0).judge(&Reply::Integer(1)), Outcome::Ok);
     }
 
     #[test]
