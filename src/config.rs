@@ -61,6 +61,9 @@ pub struct StoreOptions {
     pub bloom_bits_per_key: usize,
     /// When and how SSTables are merged.
     pub compaction: CompactionOptions,
+    /// Bytes of SSTable data blocks each shard keeps in memory for point lookups
+    /// ([`crate::block_cache`]); 0 disables the cache.
+    pub block_cache_bytes: u64,
 }
 
 /// Options of the leveled compaction policy (see [`crate::compaction::picker`]).
@@ -99,6 +102,10 @@ impl Default for CompactionOptions {
 
 /// Default for [`StoreOptions::memtable_bytes`]: 32 MiB.
 pub const MEMTABLE_BYTES_DEFAULT: usize = 32 << 20;
+/// Default for [`StoreOptions::block_cache_bytes`]: 64 MiB per shard.
+pub const BLOCK_CACHE_BYTES_DEFAULT: u64 = 64 << 20;
+/// Valid range of `--block-cache-bytes`.
+pub const BLOCK_CACHE_BYTES_RANGE: RangeInclusive<u64> = 0..=(1 << 40);
 /// Default for [`StoreOptions::wal_segment_bytes`]: 64 MiB.
 pub const WAL_SEGMENT_BYTES_DEFAULT: u64 = 64 << 20;
 
@@ -110,6 +117,7 @@ impl Default for StoreOptions {
             sstable_block_bytes: 4096,
             bloom_bits_per_key: 10,
             compaction: CompactionOptions::default(),
+            block_cache_bytes: BLOCK_CACHE_BYTES_DEFAULT,
         }
     }
 }

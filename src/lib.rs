@@ -31,6 +31,7 @@
 //! * [`fault`] holds the fault-injection switches tests use (off unless set in the environment).
 
 pub mod base;
+pub mod block_cache;
 pub mod command;
 pub mod compaction;
 pub mod config;

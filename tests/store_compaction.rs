@@ -27,6 +27,7 @@ fn options() -> StoreOptions {
         wal_segment_bytes: 64 << 10,
         sstable_block_bytes: 512,
         bloom_bits_per_key: 10,
+        block_cache_bytes: 64 << 10,
         compaction: CompactionOptions {
             l0_trigger_tables: 4,
             level1_target_bytes: 32 << 10,

@@ -57,6 +57,7 @@ fn options() -> StoreOptions {
         wal_segment_bytes: 2 << 10,
         sstable_block_bytes: 256,
         bloom_bits_per_key: 10,
+        block_cache_bytes: 64 << 10,
         // Tiny levels, so a few flushes fill level 0 and compactions reach level 3 and more.
         compaction: CompactionOptions {
             l0_trigger_tables: 2,

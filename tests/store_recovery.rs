@@ -22,6 +22,7 @@ fn options(memtable_bytes: usize, wal_segment_bytes: u64) -> StoreOptions {
         wal_segment_bytes,
         sstable_block_bytes: 512,
         bloom_bits_per_key: 10,
+        block_cache_bytes: 64 << 10,
         compaction: CompactionOptions::default(),
     }
 }

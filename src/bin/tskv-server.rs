@@ -56,6 +56,9 @@ struct Args {
     /// Memtable size per shard at which it is flushed to an SSTable (64KiB to 64GiB).
     #[arg(long, default_value_t = config::MEMTABLE_BYTES_DEFAULT, value_parser = bytes_in::<usize>(config::MEMTABLE_BYTES_RANGE))]
     memtable_bytes: usize,
+    /// SSTable data blocks each shard caches for point lookups, in bytes (0: none).
+    #[arg(long, default_value_t = config::BLOCK_CACHE_BYTES_DEFAULT, value_parser = bytes_in::<u64>(config::BLOCK_CACHE_BYTES_RANGE))]
+    block_cache_bytes: u64,
     /// WAL segment size, preallocated (64KiB to 64GiB).
     #[arg(long, default_value_t = config::WAL_SEGMENT_BYTES_DEFAULT, value_parser = bytes_in::<u64>(config::WAL_SEGMENT_BYTES_RANGE))]
     wal_segment_bytes: u64,
@@ -178,6 +181,7 @@ fn main() -> ExitCode {
         conn_reads_per_iteration_max: args.conn_reads_per_iteration_max,
         store: StoreOptions {
             memtable_bytes: args.memtable_bytes,
+            block_cache_bytes: args.block_cache_bytes,
             wal_segment_bytes: args.wal_segment_bytes,
             ..StoreOptions::default()
         },

@@ -51,6 +51,12 @@ pub struct ShardMetrics {
     pub compaction_written_bytes: AtomicU64,
     /// 1 once a compaction of the shard failed (they stop until restart).
     pub compaction_failed: AtomicU64,
+    /// Point lookups served from the block cache.
+    pub block_cache_hits: AtomicU64,
+    /// Point lookups that read a data block from its file.
+    pub block_cache_misses: AtomicU64,
+    /// Bytes held by the block cache.
+    pub block_cache_bytes: AtomicU64,
     /// Highest sequence number assigned.
     pub last_seq: AtomicU64,
     /// Highest sequence number durable.

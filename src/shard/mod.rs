@@ -988,6 +988,10 @@ impl Shard {
         ShardMetrics::set(&metrics.memtable_bytes, self.store.memtable_bytes() as u64);
         ShardMetrics::set(&metrics.last_seq, self.store.last_seq().0);
         ShardMetrics::set(&metrics.durable_seq, self.store.durable_seq().0);
+        let cache = self.store.block_cache_stats();
+        ShardMetrics::set(&metrics.block_cache_hits, cache.hits);
+        ShardMetrics::set(&metrics.block_cache_misses, cache.misses);
+        ShardMetrics::set(&metrics.block_cache_bytes, cache.bytes);
         let version = Arc::downgrade(self.store.version());
         if version.ptr_eq(&self.published_version) {
             return;

@@ -4,9 +4,11 @@
 //! index and filter in memory. Data blocks are read on demand with `pread` and their
 //! checksum verified before any byte of them is used.
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::block::find;
 use super::bloom::Bloom;
@@ -14,6 +16,7 @@ use super::format::{decode_index, Footer, IndexEntry, FOOTER_BYTES};
 use super::{TableEntry, TableId};
 use crate::base::codec::{open_block, FormatError};
 use crate::base::{io_error, StoreError};
+use crate::block_cache::{Block, BlockCache};
 
 /// An open SSTable.
 pub struct Table {
@@ -185,6 +188,36 @@ impl Table {
     /// # Errors
     /// As [`Table::read_block`], or corruption inside the block.
     pub fn get(&self, key: &[u8]) -> Result<Option<TableEntry>, StoreError> {
+        self.get_with(key, |index| self.read_block(index).map(Arc::new))
+    }
+
+    /// As [`Table::get`], with the data block taken from `cache` or read and put there.
+    ///
+    /// # Errors
+    /// As [`Table::get`].
+    pub fn get_cached(
+        &self,
+        key: &[u8],
+        cache: &RefCell<BlockCache>,
+    ) -> Result<Option<TableEntry>, StoreError> {
+        self.get_with(key, |index| {
+            let index_u32 = u32::try_from(index).expect("fewer than 2^32 blocks");
+            if let Some(block) = cache.borrow().get(self.id, index_u32) {
+                return Ok(block);
+            }
+            let block = Arc::new(self.read_block(index)?);
+            cache
+                .borrow_mut()
+                .insert(self.id, index_u32, Arc::clone(&block));
+            Ok(block)
+        })
+    }
+
+    fn get_with(
+        &self,
+        key: &[u8],
+        load: impl FnOnce(usize) -> Result<Block, StoreError>,
+    ) -> Result<Option<TableEntry>, StoreError> {
         if !self.bloom.may_contain(key) {
             return Ok(None);
         }
@@ -192,7 +225,7 @@ impl Table {
         if block_index == self.index.len() {
             return Ok(None);
         }
-        let payload = self.read_block(block_index)?;
+        let payload = load(block_index)?;
         let found =
             find(&payload, key).map_err(|e| self.corruption(self.index[block_index].offset, e))?;
         Ok(found.map(|e| TableEntry {

@@ -13,6 +13,7 @@
 //! writes in the batch be acknowledged. Memtable flushes go the same way with
 //! [`ShardStore::take_flush`] / [`ShardStore::flush_written`].
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -38,6 +39,7 @@ enum Versions {
 }
 
 use crate::base::{io_error, SeqNo, StoreError};
+use crate::block_cache::{BlockCache, BlockCacheStats};
 use crate::compaction::{
     self,
     core::{Reply, Request},
@@ -99,6 +101,8 @@ pub struct StoreStats {
     pub compactions: u64,
     /// Why compactions stopped, if they did.
     pub compaction_error: Option<String>,
+    /// The block cache's hits, misses and bytes.
+    pub block_cache: BlockCacheStats,
     /// Number of live keys is not tracked exactly; this counts memtable entries only.
     pub memtable_entries: usize,
     /// Highest sequence number assigned.
@@ -155,6 +159,8 @@ pub struct ShardStore {
     compaction_error: Option<String>,
     /// Freeze the active memtable at the next chance even if it is not full.
     freeze_requested: bool,
+    /// Data blocks of this store's SSTables that point lookups read.
+    block_cache: RefCell<BlockCache>,
     /// Compactions installed since start.
     compactions: u64,
     /// The oldest frozen memtable being encoded as an SSTable on a background thread, so
@@ -212,6 +218,7 @@ impl ShardStore {
             compaction_stats: CompactionStats::default(),
             compaction_error: None,
             freeze_requested: false,
+            block_cache: RefCell::new(BlockCache::new(opts.block_cache_bytes)),
             compactions: 0,
             flush_in_flight: None,
             encoding: None,
@@ -241,10 +248,13 @@ impl ShardStore {
                 }));
             }
         }
-        Ok(self.version.get(key)?.map(|entry| Lookup {
-            value: entry.value,
-            seq: entry.seq,
-        }))
+        Ok(self
+            .version
+            .get(key, Some(&self.block_cache))?
+            .map(|entry| Lookup {
+                value: entry.value,
+                seq: entry.seq,
+            }))
     }
 
     /// Writes `key = value`: assigns the next sequence number, inserts into the active
@@ -734,6 +744,11 @@ impl ShardStore {
         self.active.size_bytes()
     }
 
+    /// The block cache's hits, misses and bytes.
+    pub fn block_cache_stats(&self) -> BlockCacheStats {
+        self.block_cache.borrow().stats()
+    }
+
     /// Whether the active memtable reached `memtable_bytes` (it is frozen at the next
     /// WAL batch taken).
     pub fn memtable_full(&self) -> bool {
@@ -751,6 +766,7 @@ impl ShardStore {
             compaction: self.compaction_stats,
             compactions: self.compactions,
             compaction_error: self.compaction_error.clone(),
+            block_cache: self.block_cache.borrow().stats(),
             memtable_entries: self.active.len()
                 + self
                     .immutables

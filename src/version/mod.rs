@@ -21,12 +21,14 @@
 
 pub mod set;
 
+use std::cell::RefCell;
 use std::fs;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::base::StoreError;
+use crate::block_cache::BlockCache;
 use crate::manifest::LEVELS_MAX;
 use crate::sstable::block::BlockEntries;
 use crate::sstable::reader::Table;
@@ -247,24 +249,37 @@ impl Version {
     ///
     /// # Errors
     /// A failed read or checksum: never a wrong value.
-    pub fn get(&self, key: &[u8]) -> Result<Option<TableEntry>, StoreError> {
-        Ok(self.find(key)?.map(|(_, entry)| entry))
+    pub fn get(
+        &self,
+        key: &[u8],
+        cache: Option<&RefCell<BlockCache>>,
+    ) -> Result<Option<TableEntry>, StoreError> {
+        Ok(self.find(key, cache)?.map(|(_, entry)| entry))
     }
 
     /// As [`Version::get`], also naming the table the version was found in (for tools).
+    /// Data blocks go through `cache` when given.
     ///
     /// # Errors
     /// As [`Version::get`].
-    pub fn find(&self, key: &[u8]) -> Result<Option<(&Arc<TableHandle>, TableEntry)>, StoreError> {
+    pub fn find(
+        &self,
+        key: &[u8],
+        cache: Option<&RefCell<BlockCache>>,
+    ) -> Result<Option<(&Arc<TableHandle>, TableEntry)>, StoreError> {
+        let lookup = |table: &TableHandle| match cache {
+            Some(cache) => table.table().get_cached(key, cache),
+            None => table.table().get(key),
+        };
         for table in self.levels[0].iter().rev() {
-            if let Some(entry) = table.table().get(key)? {
+            if let Some(entry) = lookup(table)? {
                 return Ok(Some((table, entry)));
             }
         }
         for level in &self.levels[1..] {
             let index = level.partition_point(|t| t.largest_key() < key);
             if let Some(table) = level.get(index).filter(|t| t.covers(key)) {
-                if let Some(entry) = table.table().get(key)? {
+                if let Some(entry) = lookup(table)? {
                     return Ok(Some((table, entry)));
                 }
             }

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use tskv::base::StoreError;
 use tskv::manifest::{self, Manifest};
-use tskv::wal::reader::{judge_tail, TailVerdict};
 use tskv::sstable::TableId;
+use tskv::wal::reader::{judge_tail, TailVerdict};
 use tskv::wal::SegmentNo;
 
 use crate::segment::{self, SegmentScan, Tail};

@@ -159,7 +159,7 @@ fn find_in_wal(
 /// The version of `key` in the newest table that has one, searched as the server does
 /// ([`Version::find`]).
 fn find_in_tables(version: &Version, key: &[u8]) -> Result<Option<Found>, ToolError> {
-    let Some((handle, entry)) = version.find(key)? else {
+    let Some((handle, entry)) = version.find(key, None)? else {
         return Ok(None);
     };
     let table = handle.table();
