@@ -80,6 +80,12 @@ impl BlockCache {
         found
     }
 
+    /// Block `index` of table `table`, if cached, without counting a hit or miss (for
+    /// planning which blocks to read).
+    pub fn peek(&self, table: TableId, index: u32) -> Option<Block> {
+        self.cache.get(&(table, index)).cloned()
+    }
+
     /// Keeps `block` as block `index` of table `table`.
     pub fn insert(&mut self, table: TableId, index: u32, block: Block) {
         if self.cache.capacity() > 0 {

@@ -134,6 +134,7 @@ impl TableSink for RingSink {
                     (OpKind::Fdatasync, Err(e)) => {
                         failure.get_or_insert(ring_error("syncing")(e));
                     }
+                    (OpKind::Read, _) => unreachable!("the sink submits no reads"),
                 }
             }
             if let Err(e) = self.ring.submit() {

@@ -23,6 +23,8 @@ pub enum OpKind {
     Write,
     /// `IORING_OP_FSYNC` with `IORING_FSYNC_DATASYNC`.
     Fdatasync,
+    /// `IORING_OP_READ` into a buffer from an offset.
+    Read,
 }
 
 /// A reaped operation, returning everything that was lent to the ring.
@@ -32,10 +34,11 @@ pub struct Completion {
     pub tag: u64,
     /// The operation.
     pub kind: OpKind,
-    /// Bytes written (for a write; short writes are possible) or 0, or the OS error
+    /// Bytes written or read (short writes and reads are possible) or 0, or the OS error
     /// (`ECANCELED` when a linked predecessor failed or was short).
     pub result: io::Result<usize>,
-    /// The buffer of a write (empty for fdatasync).
+    /// The buffer of a write or read (empty for fdatasync); after a read, its first
+    /// `result` bytes are what was read.
     pub buf: Vec<u8>,
     /// Where in `buf` the write started.
     pub buf_start: usize,
@@ -126,6 +129,34 @@ impl Ring {
         )
     }
 
+    /// Queues a read of `buf.len()` bytes of `file` at `offset` into `buf`. The buffer
+    /// comes back in the [`Completion`].
+    ///
+    /// # Errors
+    /// As [`Ring::write_at`].
+    pub fn read_at(
+        &mut self,
+        file: Arc<File>,
+        mut buf: Vec<u8>,
+        offset: u64,
+        tag: u64,
+    ) -> io::Result<()> {
+        let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+        let entry = opcode::Read::new(types::Fd(file.as_raw_fd()), buf.as_mut_ptr(), len)
+            .offset(offset)
+            .build();
+        self.push(
+            entry,
+            InFlight {
+                tag,
+                kind: OpKind::Read,
+                buf,
+                buf_start: 0,
+                file,
+            },
+        )
+    }
+
     /// Queues an fdatasync of `file`.
     ///
     /// # Errors
@@ -156,8 +187,9 @@ impl Ring {
         // Take ownership first: from the push on, the kernel may read `op.buf`.
         self.ops[index] = Some(op);
         // SAFETY: the entry points into `self.ops[index]`'s buffer and file, which stay
-        // owned here (not moved: a Vec's heap block does not move with the Vec) until the
-        // completion carrying `index` is reaped in `reap`, and `Drop` waits for all.
+        // owned here (not moved: a Vec's heap block does not move with the Vec) and are not
+        // touched (a read's buffer is written by the kernel only) until the completion
+        // carrying `index` is reaped in `reap`, and `Drop` waits for all.
         let pushed = unsafe { self.ring.submission().push(&entry) };
         if pushed.is_err() {
             self.ring.submit()?;

@@ -197,6 +197,10 @@ pub struct Conn {
     pub hangup_seen: bool,
     /// Stopped until the client reads its replies or a queue/flush frees up.
     pub blocked: bool,
+    /// Block reads the request it stopped at still waits for.
+    pub block_reads_pending: u32,
+    /// The reads of the request it stopped at completed: run it without planning again.
+    pub block_reads_done: bool,
     /// Listed in the shard's durability waiters.
     pub waiting_durable: bool,
     /// Listed in the shard's list of connections with unsent bytes.
@@ -293,6 +297,8 @@ impl Conn {
             peer_closed: false,
             hangup_seen: false,
             blocked: false,
+            block_reads_pending: 0,
+            block_reads_done: false,
             waiting_durable: false,
             dirty: false,
             slot_bytes: 0,

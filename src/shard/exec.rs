@@ -4,7 +4,7 @@
 use super::conn::{Reply, Slot};
 use super::mesh::{self, Message, Op, OpResult, ReplyTo, ShardId};
 use super::metrics::ShardMetrics;
-use super::{scan, Shard};
+use super::{fetch, scan, Shard};
 use crate::base::SeqNo;
 use crate::command::{self, ClientSub, Command, CommandKind, SetCondition};
 use crate::config::FsyncMode;
@@ -16,6 +16,9 @@ pub(super) enum Progress {
     Done,
     /// Stopped before a request that must wait (backpressure, full queue, write stall).
     Blocked,
+    /// Stopped before a request whose SSTable blocks are being read through the ring; the
+    /// completion puts the connection back on the ready list.
+    Fetching,
     /// The connection was closed.
     Closed,
 }
@@ -26,6 +29,8 @@ enum Wait {
     Output,
     /// A peer's queue is at its in-flight cap, or the memtable is stalled.
     Capacity,
+    /// Block reads were submitted for the keys it reads.
+    Fetch,
 }
 
 impl Shard {
@@ -80,7 +85,10 @@ impl Shard {
                     }
                     // The same request is parsed again when retried.
                     parser.reset();
-                    progress = Progress::Blocked;
+                    progress = match wait {
+                        Wait::Fetch => Progress::Fetching,
+                        Wait::Output | Wait::Capacity => Progress::Blocked,
+                    };
                     break;
                 }
             }
@@ -138,7 +146,33 @@ impl Shard {
                 return Err(Wait::Capacity);
             }
         }
+        self.fetch_blocks(key, &command)?;
         self.execute_command(key, command)
+    }
+
+    /// Submits the block reads the command's local lookups need, unless its reads just
+    /// completed (then it runs now, reading anything evicted meanwhile itself).
+    fn fetch_blocks(&mut self, key: (u32, u32), command: &Command<'_>) -> Result<(), Wait> {
+        let conn = self.conn_mut(key).expect("caller checked");
+        if std::mem::take(&mut conn.block_reads_done) {
+            return Ok(());
+        }
+        let (id, shards) = (self.id, self.shards);
+        let keys = read_keys(command)
+            .iter()
+            .copied()
+            .filter(|k| fetch::is_local(k, id, shards));
+        let keys: smallvec::SmallVec<[&[u8]; 8]> = keys.collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let reads = self.fetch_for(keys, fetch::Waiter::Conn(key));
+        if reads == 0 {
+            return Ok(());
+        }
+        let conn = self.conn_mut(key).expect("caller checked");
+        conn.block_reads_pending = reads;
+        Err(Wait::Fetch)
     }
 
     fn push_ready(&mut self, key: (u32, u32), reply: Reply) {
@@ -474,22 +508,41 @@ impl Shard {
         }
     }
 
+    /// Runs a request from shard `from` and queues its reply (after the acknowledgement
+    /// point passes what it depends on).
+    pub(super) fn execute_request(&mut self, from: ShardId, reply_to: ReplyTo, op: mesh::OwnedOp) {
+        let (result, gate) = self.run_op(&op.as_borrowed());
+        let reply = Message::Reply { reply_to, result };
+        let ack = self.ack_seq();
+        let tail_gate = self.remote_waiting.back().map_or(SeqNo(0), |(g, _, _)| *g);
+        if gate <= ack {
+            self.outbox[from.0].push_back(reply);
+        } else {
+            // Keep the queue ordered by gate, so it drains from the front.
+            self.remote_waiting
+                .push_back((gate.max(tail_gate), from, reply));
+        }
+    }
+
     /// Handles one message from shard `from`.
     pub(super) fn handle_message(&mut self, from: ShardId, message: Message) {
         match message {
             Message::Request { reply_to, op } => {
-                let (result, gate) = self.run_op(&op.as_borrowed());
-                let reply = Message::Reply { reply_to, result };
-                let ack = self.ack_seq();
-                let tail_gate = self.remote_waiting.back().map_or(SeqNo(0), |(g, _, _)| *g);
-                if gate <= ack {
-                    self.outbox[from.0].push_back(reply);
-                } else {
-                    // Keep the queue ordered by gate, so it drains from the front.
-                    self.remote_waiting
-                        .push_back((gate.max(tail_gate), from, reply));
+                if self.fetches.holds(from) {
+                    self.defer_request(from, Message::Request { reply_to, op }, 0);
+                    return;
                 }
+                let reads = match fetch::read_key(&op.as_borrowed()) {
+                    Some(k) => self.fetch_for([k], fetch::Waiter::Source(from)),
+                    None => 0,
+                };
+                if reads > 0 {
+                    self.defer_request(from, Message::Request { reply_to, op }, reads);
+                    return;
+                }
+                self.execute_request(from, reply_to, op);
             }
+
             Message::Reply { reply_to, result } => {
                 self.in_flight_to[from.0] = self.in_flight_to[from.0].saturating_sub(1);
                 let key = (reply_to.conn_index, reply_to.conn_gen);
@@ -530,5 +583,17 @@ pub(super) fn ack_mode_name(mode: FsyncMode) -> &'static str {
         FsyncMode::Always => "always",
         FsyncMode::Periodic => "periodic",
         FsyncMode::Never => "never",
+    }
+}
+
+/// The keys a command looks up before it can answer (blind writes read nothing).
+fn read_keys<'c>(command: &'c Command<'_>) -> &'c [&'c [u8]] {
+    match command {
+        Command::Get(k) | Command::Type(k) => std::slice::from_ref(k),
+        Command::Set { key, condition, .. } if *condition != SetCondition::Always => {
+            std::slice::from_ref(key)
+        }
+        Command::Del(keys) | Command::Exists(keys) | Command::MGet(keys) => keys,
+        _ => &[],
     }
 }

@@ -57,6 +57,8 @@ pub struct ShardMetrics {
     pub block_cache_misses: AtomicU64,
     /// Bytes held by the block cache.
     pub block_cache_bytes: AtomicU64,
+    /// SSTable blocks read through the ring for lookups, off the loop.
+    pub block_reads: AtomicU64,
     /// Highest sequence number assigned.
     pub last_seq: AtomicU64,
     /// Highest sequence number durable.

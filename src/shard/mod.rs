@@ -29,9 +29,13 @@
 //! - **Cross-shard replies and replies gated on an fdatasync** do not stop execution: later
 //!   requests run meanwhile, and the replies are sent when they complete, in order.
 //! - **Poisoned shard**: writes are answered with the error at once, nothing waits.
+//! - **Block reads** ([`fetch`]): a request whose lookups need SSTable blocks from disk
+//!   stops its connection until the ring has read them; the last completion puts the
+//!   connection back on the ready list.
 
 pub mod conn;
 mod exec;
+mod fetch;
 mod info;
 pub mod mesh;
 pub mod metrics;
@@ -98,6 +102,7 @@ const TAG_WAL_SYNC: u64 = 2;
 const TAG_FLUSH_WRITE: u64 = 3;
 const TAG_FLUSH_SYNC: u64 = 4;
 const TAG_PERIODIC_SYNC: u64 = 5;
+const TAG_BLOCK_READ: u64 = 6;
 
 /// WAL batches in flight at once. More than one lets a batch be written and synced while
 /// the previous one's fdatasync still runs, which pays where the device overlaps flushes.
@@ -194,6 +199,8 @@ pub struct Shard {
     wanted_scratch: Vec<usize>,
     events: Vec<Event>,
     completions: Vec<Completion>,
+    /// Block reads in flight for lookups, and requests from peers waiting on them.
+    fetches: fetch::Fetches,
     /// Saved positions of the `SCAN` iterations over this shard's keys.
     scan_positions: scan::ScanPositions,
     /// The store version whose counters `INFO` shows (weak: it must not pin old files).
@@ -286,6 +293,7 @@ impl Shard {
             completions: Vec::new(),
             published_version: std::sync::Weak::new(),
             scan_positions: scan::ScanPositions::default(),
+            fetches: fetch::Fetches::new(shards),
             shared,
         };
         shard.publish_store_stats();
@@ -527,11 +535,17 @@ impl Shard {
     /// read of a budget may drain the socket, and edge-triggered epoll would not report
     /// those bytes again.
     fn service(&mut self, key: (u32, u32)) -> bool {
+        if self.conn(key).is_some_and(|c| c.block_reads_pending > 0) {
+            // Its block reads' completion puts it back in line (`fetch`).
+            return false;
+        }
         let reads_max = self.config().conn_reads_per_iteration_max;
         let mut reads = 0;
         loop {
             match self.process_requests(key) {
-                exec::Progress::Blocked | exec::Progress::Closed => return false,
+                exec::Progress::Blocked | exec::Progress::Fetching | exec::Progress::Closed => {
+                    return false
+                }
                 exec::Progress::Done => {}
             }
             let Some(conn) = self.conn_mut(key) else {
@@ -639,6 +653,7 @@ impl Shard {
                 TAG_WAL_WRITE | TAG_WAL_SYNC => self.wal_completion(completion),
                 TAG_FLUSH_WRITE | TAG_FLUSH_SYNC => self.flush_completion(completion),
                 TAG_PERIODIC_SYNC => self.periodic_sync_completion(completion),
+                TAG_BLOCK_READ => self.block_read_completion(completion),
                 tag => debug_assert!(false, "unknown io_uring tag {tag}"),
             }
         }
@@ -953,6 +968,7 @@ impl Shard {
             && self.remote_waiting.is_empty()
             && self.in_flight_to.iter().all(|&n| n == 0)
             && self.wal_writes.is_empty()
+            && self.fetches.is_idle()
             && (self.poisoned.is_some() || self.store.last_seq() == self.store.written_seq())
             && (self.config().fsync != FsyncMode::Always
                 || self.poisoned.is_some()
@@ -1097,6 +1113,7 @@ fn advance_write(
                 Err(e) => return Err(format!("fdatasync failed: {e}")),
             }
         }
+        OpKind::Read => unreachable!("a read completion routed as a write's"),
     }
     Ok(write.done(need_sync))
 }

@@ -22,7 +22,7 @@ use crate::block_cache::{Block, BlockCache};
 pub struct Table {
     id: TableId,
     path: PathBuf,
-    file: File,
+    file: Arc<File>,
     footer: Footer,
     index: Vec<IndexEntry>,
     bloom: Bloom,
@@ -70,7 +70,7 @@ impl Table {
         let mut table = Self {
             id,
             path: path.to_path_buf(),
-            file,
+            file: Arc::new(file),
             footer: Footer::default(),
             index: Vec::new(),
             bloom: Bloom::build(&[], 1),
@@ -147,6 +147,52 @@ impl Table {
         self.index.len()
     }
 
+    /// The open file, for reads submitted through a ring (which holds it while in flight).
+    pub fn file(&self) -> &Arc<File> {
+        &self.file
+    }
+
+    /// Where data block `block_index` lies: its offset and its length with the checksum.
+    pub fn block_extent(&self, block_index: usize) -> (u64, usize) {
+        let entry = &self.index[block_index];
+        (entry.offset, entry.len_bytes as usize)
+    }
+
+    /// Checks the bytes of data block `block_index` read by someone else (a ring read of
+    /// [`Table::block_extent`]) and returns its payload, as [`Table::read_block`] does.
+    ///
+    /// # Errors
+    /// [`StoreError::Corruption`] if the length or checksum is wrong.
+    pub fn check_block(
+        &self,
+        block_index: usize,
+        mut block: Vec<u8>,
+    ) -> Result<Vec<u8>, StoreError> {
+        let (offset, len) = self.block_extent(block_index);
+        if block.len() != len {
+            let e = FormatError {
+                reason: "block read short",
+                offset: 0,
+            };
+            return Err(self.corruption(offset, e));
+        }
+        let payload_len = open_block(&block)
+            .map_err(|e| self.corruption(offset, e))?
+            .len();
+        block.truncate(payload_len);
+        Ok(block)
+    }
+
+    /// The data block a lookup of `key` must read, or `None` when the Bloom filter or the
+    /// index rules the table out.
+    pub fn block_for(&self, key: &[u8]) -> Option<usize> {
+        if !self.bloom.may_contain(key) {
+            return None;
+        }
+        let block_index = self.index.partition_point(|e| e.last_key.as_slice() < key);
+        (block_index < self.index.len()).then_some(block_index)
+    }
+
     /// Reads data block `block_index`, verifies its checksum, and returns its payload.
     ///
     /// # Errors
@@ -218,13 +264,9 @@ impl Table {
         key: &[u8],
         load: impl FnOnce(usize) -> Result<Block, StoreError>,
     ) -> Result<Option<TableEntry>, StoreError> {
-        if !self.bloom.may_contain(key) {
+        let Some(block_index) = self.block_for(key) else {
             return Ok(None);
-        }
-        let block_index = self.index.partition_point(|e| e.last_key.as_slice() < key);
-        if block_index == self.index.len() {
-            return Ok(None);
-        }
+        };
         let payload = load(block_index)?;
         let found =
             find(&payload, key).map_err(|e| self.corruption(self.index[block_index].offset, e))?;

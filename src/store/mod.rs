@@ -81,6 +81,15 @@ pub struct FlushJob {
     pub table_id: u64,
 }
 
+/// A data block of a live table that a point lookup needs and the block cache lacks.
+#[derive(Clone, Debug)]
+pub struct BlockFetch {
+    /// The table (held, so its file stays open while the read is in flight).
+    pub table: Arc<TableHandle>,
+    /// The block's index in the table.
+    pub index: usize,
+}
+
 /// Counters for `INFO persistence`.
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
@@ -742,6 +751,55 @@ impl ShardStore {
     /// Bytes in the active memtable.
     pub fn memtable_bytes(&self) -> usize {
         self.active.size_bytes()
+    }
+
+    /// Adds to `out` the data blocks a lookup of `key` would read from disk now: none when a
+    /// memtable has the key or a cached block answers; otherwise the block of every
+    /// candidate table that the cache lacks (usually one, the Bloom filters rule out the
+    /// rest). The shard reads them through its ring, then runs the lookup from memory.
+    pub fn blocks_to_fetch(&self, key: &[u8], out: &mut Vec<BlockFetch>) {
+        let memtables =
+            std::iter::once(&self.active).chain(self.immutables.iter().map(|f| &*f.memtable));
+        for memtable in memtables {
+            if memtable.get(key).is_some() {
+                return;
+            }
+        }
+        let cache = self.block_cache.borrow();
+        for table in self.version.candidates(key) {
+            let Some(index) = table.table().block_for(key) else {
+                continue;
+            };
+            let cached = u32::try_from(index)
+                .ok()
+                .and_then(|i| cache.peek(table.id(), i));
+            match cached {
+                // Found, or damaged (the lookup will report it): nothing more to read.
+                Some(block) => match crate::sstable::block::find(&block, key) {
+                    Ok(None) => {}
+                    Ok(Some(_)) | Err(_) => return,
+                },
+                None => out.push(BlockFetch {
+                    table: Arc::clone(table),
+                    index,
+                }),
+            }
+        }
+    }
+
+    /// Takes the bytes of a block read for [`ShardStore::blocks_to_fetch`]: checks them and
+    /// keeps the block in the cache.
+    ///
+    /// # Errors
+    /// A short read or bad checksum: nothing is cached, and the lookup, reading the block
+    /// itself, reports the error.
+    pub fn fetched_block(&self, fetch: &BlockFetch, raw: Vec<u8>) -> Result<(), StoreError> {
+        let payload = fetch.table.table().check_block(fetch.index, raw)?;
+        let index = u32::try_from(fetch.index).expect("fewer than 2^32 blocks");
+        self.block_cache
+            .borrow_mut()
+            .insert(fetch.table.id(), index, Arc::new(payload));
+        Ok(())
     }
 
     /// The block cache's hits, misses and bytes.

@@ -257,31 +257,36 @@ impl Version {
         Ok(self.find(key, cache)?.map(|(_, entry)| entry))
     }
 
+    /// The tables a lookup of `key` consults, in the order it does: level 0 newest first,
+    /// then in each deeper level the one table whose key range covers it.
+    pub fn candidates<'a>(
+        &'a self,
+        key: &'a [u8],
+    ) -> impl Iterator<Item = &'a Arc<TableHandle>> + 'a {
+        let deeper = self.levels[1..].iter().filter_map(move |level| {
+            let index = level.partition_point(|t| t.largest_key() < key);
+            level.get(index).filter(|t| t.covers(key))
+        });
+        self.levels[0].iter().rev().chain(deeper)
+    }
+
     /// As [`Version::get`], also naming the table the version was found in (for tools).
     /// Data blocks go through `cache` when given.
     ///
     /// # Errors
     /// As [`Version::get`].
-    pub fn find(
-        &self,
-        key: &[u8],
+    pub fn find<'a>(
+        &'a self,
+        key: &'a [u8],
         cache: Option<&RefCell<BlockCache>>,
-    ) -> Result<Option<(&Arc<TableHandle>, TableEntry)>, StoreError> {
+    ) -> Result<Option<(&'a Arc<TableHandle>, TableEntry)>, StoreError> {
         let lookup = |table: &TableHandle| match cache {
             Some(cache) => table.table().get_cached(key, cache),
             None => table.table().get(key),
         };
-        for table in self.levels[0].iter().rev() {
+        for table in self.candidates(key) {
             if let Some(entry) = lookup(table)? {
                 return Ok(Some((table, entry)));
-            }
-        }
-        for level in &self.levels[1..] {
-            let index = level.partition_point(|t| t.largest_key() < key);
-            if let Some(table) = level.get(index).filter(|t| t.covers(key)) {
-                if let Some(entry) = lookup(table)? {
-                    return Ok(Some((table, entry)));
-                }
             }
         }
         Ok(None)

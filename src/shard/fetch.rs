@@ -1,0 +1,192 @@
+//! Reads that never block the shard's loop.
+//!
+//! Before a request that reads keys runs, the shard asks its store which SSTable data
+//! blocks the lookups would read from disk ([`ShardStore::blocks_to_fetch`]). If there are
+//! any, it submits their reads through its io_uring and sets the request aside; the loop
+//! serves everyone else meanwhile. When the last read completes, the blocks are in the
+//! block cache and the request runs, now from memory. Order is kept:
+//!
+//! - **A local connection** stops executing at the request that waits (it is re-parsed
+//!   when it runs), so its later requests cannot overtake it, and its replies still leave
+//!   in request order. It is put back on the ready list by the completion.
+//! - **Requests from another shard** wait in a per-source queue: while one from shard `s`
+//!   waits, every later request from `s` queues behind it, since a connection's requests
+//!   for this shard all come through that one queue, in order.
+//!
+//! The request that waited runs without planning again, so it makes progress even if its
+//! block was evicted meanwhile (it then reads the block itself). A failed read caches
+//! nothing; the lookup reads the block itself and reports the error.
+//!
+//! [`ShardStore::blocks_to_fetch`]: crate::store::ShardStore::blocks_to_fetch
+
+use std::collections::{HashMap, VecDeque};
+
+use super::mesh::{self, Message, Op, ShardId};
+use super::metrics::ShardMetrics;
+use super::{tag_of, Shard, TAG_BLOCK_READ};
+use crate::runtime::uring::Completion;
+use crate::store::BlockFetch;
+
+/// Who waits for a block read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Waiter {
+    /// A local connection, at the request it stopped at.
+    Conn((u32, u32)),
+    /// The queue of requests from another shard.
+    Source(ShardId),
+}
+
+/// The shard's block reads in flight and the requests from other shards waiting on them.
+#[derive(Debug, Default)]
+pub(super) struct Fetches {
+    reads: HashMap<u64, (BlockFetch, Waiter)>,
+    next_id: u64,
+    /// Per source shard: requests set aside, oldest first.
+    deferred: Vec<VecDeque<Message>>,
+    /// Per source shard: reads its oldest deferred request waits for.
+    source_reads_pending: Vec<u32>,
+    scratch: Vec<BlockFetch>,
+}
+
+impl Fetches {
+    /// State for a shard with `shards` peers.
+    pub(super) fn new(shards: usize) -> Self {
+        Self {
+            deferred: (0..shards).map(|_| VecDeque::new()).collect(),
+            source_reads_pending: vec![0; shards],
+            ..Self::default()
+        }
+    }
+
+    /// Nothing in flight and nothing set aside.
+    pub(super) fn is_idle(&self) -> bool {
+        self.reads.is_empty() && self.deferred.iter().all(VecDeque::is_empty)
+    }
+
+    /// Whether requests from `from` are being held back.
+    pub(super) fn holds(&self, from: ShardId) -> bool {
+        !self.deferred[from.0].is_empty()
+    }
+}
+
+/// The key a request from another shard reads before it can answer, if any.
+pub(super) fn read_key<'k>(op: &Op<&'k [u8]>) -> Option<&'k [u8]> {
+    match *op {
+        Op::Get(k) | Op::Exists(k) | Op::Del(k) => Some(k),
+        Op::Set { key, condition, .. } if condition != crate::command::SetCondition::Always => {
+            Some(key)
+        }
+        _ => None,
+    }
+}
+
+impl Shard {
+    /// Plans the block reads that lookups of `keys` (owned by this shard) need and submits
+    /// them for `waiter`. Returns how many were submitted; 0 means run now.
+    pub(super) fn fetch_for<'k>(
+        &mut self,
+        keys: impl IntoIterator<Item = &'k [u8]>,
+        waiter: Waiter,
+    ) -> u32 {
+        let mut needed = std::mem::take(&mut self.fetches.scratch);
+        needed.clear();
+        for key in keys {
+            self.store.blocks_to_fetch(key, &mut needed);
+        }
+        let mut submitted = 0;
+        for fetch in needed.drain(..) {
+            let (offset, len) = fetch.table.table().block_extent(fetch.index);
+            let file = std::sync::Arc::clone(fetch.table.table().file());
+            let id = self.fetches.next_id;
+            let queued = self
+                .ring
+                .read_at(file, vec![0; len], offset, tag_of(TAG_BLOCK_READ, id));
+            if queued.is_err() {
+                // The ring is full: the lookup reads what is still missing itself.
+                break;
+            }
+            self.fetches.next_id += 1;
+            self.fetches.reads.insert(id, (fetch, waiter));
+            submitted += 1;
+        }
+        needed.clear();
+        self.fetches.scratch = needed;
+        if submitted > 0 {
+            ShardMetrics::add(&self.metrics().block_reads, u64::from(submitted));
+        }
+        submitted
+    }
+
+    /// Sets a request from `from` aside behind the ones already held, or because it
+    /// waits for `reads` block reads of its own.
+    pub(super) fn defer_request(&mut self, from: ShardId, message: Message, reads: u32) {
+        self.fetches.source_reads_pending[from.0] += reads;
+        self.fetches.deferred[from.0].push_back(message);
+    }
+
+    /// A block read finished: cache the block, and release its waiter once its last read
+    /// is in.
+    pub(super) fn block_read_completion(&mut self, completion: Completion) {
+        let id = completion.tag >> 8;
+        let Some((fetch, waiter)) = self.fetches.reads.remove(&id) else {
+            debug_assert!(false, "completion of an unknown block read");
+            return;
+        };
+        if let Ok(n) = completion.result {
+            let mut buf = completion.buf;
+            buf.truncate(n);
+            if let Err(e) = self.store.fetched_block(&fetch, buf) {
+                tracing::warn!(shard = self.id.0, error = %e, "block read through the ring failed its check");
+            }
+        }
+        match waiter {
+            Waiter::Conn(key) => {
+                let Some(conn) = self.conn_mut(key) else {
+                    return;
+                };
+                conn.block_reads_pending = conn.block_reads_pending.saturating_sub(1);
+                if conn.block_reads_pending == 0 {
+                    conn.block_reads_done = true;
+                    self.ready.push(key);
+                }
+            }
+            Waiter::Source(from) => {
+                let pending = &mut self.fetches.source_reads_pending[from.0];
+                *pending = pending.saturating_sub(1);
+                if *pending == 0 {
+                    self.resume_source(from);
+                }
+            }
+        }
+    }
+
+    /// Runs the requests held from `from`, in order: the first without planning (its
+    /// blocks were just read), each later one after planning, stopping at one that must
+    /// wait.
+    fn resume_source(&mut self, from: ShardId) {
+        let mut first = true;
+        while let Some(message) = self.fetches.deferred[from.0].pop_front() {
+            let Message::Request { reply_to, op } = message else {
+                debug_assert!(false, "only requests are held");
+                continue;
+            };
+            if !first {
+                if let Some(key) = read_key(&op.as_borrowed()) {
+                    let reads = self.fetch_for([key], Waiter::Source(from));
+                    if reads > 0 {
+                        self.fetches.source_reads_pending[from.0] += reads;
+                        self.fetches.deferred[from.0].push_front(Message::Request { reply_to, op });
+                        return;
+                    }
+                }
+            }
+            first = false;
+            self.execute_request(from, reply_to, op);
+        }
+    }
+}
+
+/// Whether `key` of a local request is owned by shard `id` of `shards`.
+pub(super) fn is_local(key: &[u8], id: ShardId, shards: usize) -> bool {
+    mesh::shard_of(key, shards) == id
+}
