@@ -249,7 +249,7 @@ impl ReadBuf {
         self.end = 0;
     }
 
-    /// Reads once from `source`, first making room for at least [`READ_CHUNK_BYTES`].
+    /// Reads once from `source`, first making room for at least `READ_CHUNK_BYTES`.
     pub fn read_from(&mut self, source: &mut impl Read) -> ReadOutcome {
         if self.start > 0 && self.buf.len() - self.end < READ_CHUNK_BYTES {
             self.buf.copy_within(self.start..self.end, 0);

@@ -13,6 +13,13 @@
 //!    batch gathers; start a memtable flush if one is due;
 //! 6. push queued messages to peers and send replies.
 //!
+//! Who owns what: `committer` owns the writes in flight through the ring (WAL batches,
+//! flushes, periodic fdatasyncs) and the acknowledgement point; [`conn`] is one connection
+//! with its buffers and reply slots; `exec` runs commands against the store and routes
+//! their keys; `fetch` owns the block reads of lookups and the requests waiting on them;
+//! [`scan`] the `SCAN` positions; [`mesh`] the queues to other shards. This file is the
+//! loop and the connection table that ties them together.
+//!
 //! # Invariant: a connection with buffered complete requests and room to reply is always on the ready list
 //!
 //! Epoll is edge-triggered: bytes already read raise no new event, so a connection that
@@ -21,7 +28,7 @@
 //! way a connection can stop puts it back in line:
 //! - **Read budget** (`conn_reads_per_iteration_max`): every read is followed by an
 //!   execution pass, and a connection whose budget ran out with the socket not drained is
-//!   listed as ready for the next iteration ([`Shard::service`]).
+//!   listed as ready for the next iteration (`Shard::service`).
 //! - **Write stall, output backpressure, full cross-shard window**: the request that cannot
 //!   run is left unparsed and the connection goes on the blocked list, which is moved back
 //!   to the ready list at the start of every servicing pass; while it is not empty the loop
@@ -29,10 +36,11 @@
 //! - **Cross-shard replies and replies gated on an fdatasync** do not stop execution: later
 //!   requests run meanwhile, and the replies are sent when they complete, in order.
 //! - **Poisoned shard**: writes are answered with the error at once, nothing waits.
-//! - **Block reads** ([`fetch`]): a request whose lookups need SSTable blocks from disk
+//! - **Block reads** (`fetch`): a request whose lookups need SSTable blocks from disk
 //!   stops its connection until the ring has read them; the last completion puts the
 //!   connection back on the ready list.
 
+mod committer;
 pub mod conn;
 mod exec;
 mod fetch;
@@ -42,7 +50,6 @@ pub mod metrics;
 pub mod scan;
 
 use std::collections::VecDeque;
-use std::fs::File;
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
@@ -57,9 +64,8 @@ use crate::config::{FsyncMode, ServerConfig};
 use crate::resp::{self, RequestParser};
 use crate::runtime::epoll::{Epoll, Event, Interest};
 use crate::runtime::sys::EventFd;
-use crate::runtime::uring::{Completion, OpKind, Ring};
-use crate::store::{FlushJob, ShardStore};
-use crate::wal::WalBatch;
+use crate::runtime::uring::{Completion, Ring};
+use crate::store::ShardStore;
 
 use conn::{Conn, ReadOutcome};
 use mesh::{Links, Message, ShardId, Waker};
@@ -97,19 +103,7 @@ const TOKEN_WAKER: u64 = 1;
 const TOKEN_RING: u64 = 2;
 const TOKEN_CONN_BASE: u64 = 16;
 
-const TAG_WAL_WRITE: u64 = 1;
-const TAG_WAL_SYNC: u64 = 2;
-const TAG_FLUSH_WRITE: u64 = 3;
-const TAG_FLUSH_SYNC: u64 = 4;
-const TAG_PERIODIC_SYNC: u64 = 5;
 const TAG_BLOCK_READ: u64 = 6;
-
-/// WAL batches in flight at once. More than one lets a batch be written and synced while
-/// the previous one's fdatasync still runs, which pays where the device overlaps flushes.
-/// On this project's ext4-on-virtio machine, 2 gave 15% fewer durable SETs per second at
-/// 50 unpipelined clients than 1 (concurrent fdatasyncs of one file serialize in the
-/// journal, so batches only got smaller), hence 1: the next batch gathers while one syncs.
-const WAL_WRITES_IN_FLIGHT_MAX: usize = 1;
 
 /// The ring tag of operation `kind` (a `TAG_*`) of in-flight write `id`.
 fn tag_of(kind: u64, id: u64) -> u64 {
@@ -120,42 +114,6 @@ fn tag_of(kind: u64, id: u64) -> u64 {
 const EPOLL_EVENTS_MAX: usize = 1024;
 /// io_uring submission queue entries.
 const RING_ENTRIES: u32 = 256;
-
-/// A write through the ring with its linked fdatasync, tracked until both completed.
-struct InFlightWrite {
-    file: Arc<File>,
-    offset: u64,
-    len: usize,
-    written: usize,
-    buf: Option<Vec<u8>>,
-    synced: bool,
-    /// Fdatasync completions still expected (a short write cancels its linked fdatasync).
-    syncs_pending: u32,
-    /// Operations lent to the ring whose completion has not been seen.
-    ops_outstanding: u32,
-    /// A write or fdatasync of this batch failed (the shard is poisoned).
-    failed: bool,
-}
-
-impl InFlightWrite {
-    fn new(file: Arc<File>, offset: u64, len: usize) -> Self {
-        Self {
-            file,
-            offset,
-            len,
-            written: 0,
-            buf: None,
-            synced: false,
-            syncs_pending: 0,
-            ops_outstanding: 0,
-            failed: false,
-        }
-    }
-
-    fn done(&self, need_sync: bool) -> bool {
-        self.written == self.len && self.buf.is_some() && (!need_sync || self.synced)
-    }
-}
 
 /// One shard thread's state.
 pub struct Shard {
@@ -184,12 +142,8 @@ pub struct Shard {
     durable_waiters: Vec<(u32, u32)>,
     /// Connections with unsent bytes.
     dirty: Vec<(u32, u32)>,
-    /// WAL batches in flight, oldest first: (id, write, last sequence number).
-    wal_writes: VecDeque<(u64, InFlightWrite, SeqNo)>,
-    next_wal_write_id: u64,
-    flush_write: Option<(InFlightWrite, u64)>,
-    periodic_sync: Option<SeqNo>,
-    next_periodic_sync: Instant,
+    /// The writes in flight through the ring and the acknowledgement point.
+    committer: committer::Committer,
     poisoned: Option<String>,
     draining: bool,
     args: Vec<std::ops::Range<usize>>,
@@ -260,7 +214,6 @@ impl Shard {
             &metrics.recovery_truncated_bytes,
             stats.recovery_truncated_bytes,
         );
-        let period = Duration::from_millis(config.fsync_period_ms.max(1));
         let mut shard = Self {
             id,
             shards,
@@ -279,11 +232,7 @@ impl Shard {
             blocked: Vec::new(),
             durable_waiters: Vec::new(),
             dirty: Vec::new(),
-            wal_writes: VecDeque::new(),
-            next_wal_write_id: 0,
-            flush_write: None,
-            periodic_sync: None,
-            next_periodic_sync: Instant::now() + period,
+            committer: committer::Committer::new(config.fsync, config.fsync_period_ms),
             poisoned: None,
             draining: false,
             args: Vec::new(),
@@ -310,10 +259,7 @@ impl Shard {
 
     /// The acknowledgement point: durable in `--fsync always`, written otherwise.
     fn ack_seq(&self) -> SeqNo {
-        match self.config().fsync {
-            FsyncMode::Always => self.store.durable_seq(),
-            FsyncMode::Periodic | FsyncMode::Never => self.store.written_seq(),
-        }
+        self.committer.ack_seq(&self.store)
     }
 
     /// Runs the loop until the server stops and this shard's in-flight work is finished.
@@ -334,9 +280,7 @@ impl Shard {
             if !self.draining {
                 self.service_connections();
             }
-            self.group_commit();
-            self.start_flush();
-            self.periodic_fsync();
+            self.start_writes();
             if let Err(e) = self.ring.submit() {
                 self.poison(format!("io_uring submit failed: {e}"));
             }
@@ -354,7 +298,7 @@ impl Shard {
     fn wait_timeout_ms(&self) -> i32 {
         let has_work = !self.ready.is_empty()
             || self.outbox.iter().any(|q| !q.is_empty())
-            || (self.wal_writes.len() < WAL_WRITES_IN_FLIGHT_MAX
+            || (self.committer.has_wal_room()
                 && self.poisoned.is_none()
                 && self.store.has_pending_wal());
         if has_work {
@@ -363,15 +307,28 @@ impl Shard {
         if self.draining || !self.blocked.is_empty() || self.store.flush_encoding() {
             return 1;
         }
-        if self.config().fsync == FsyncMode::Periodic
-            && self.store.written_seq() > self.store.durable_seq()
-        {
-            let left = self
-                .next_periodic_sync
-                .saturating_duration_since(Instant::now());
+        if let Some(left) = self.committer.periodic_wait(&self.store) {
             return left.as_millis().min(i32::MAX as u128) as i32;
         }
         -1
+    }
+
+    /// Group commit, the next memtable flush and a due periodic fdatasync, unless poisoned.
+    fn start_writes(&mut self) {
+        if self.poisoned.is_some() {
+            return;
+        }
+        let started = self
+            .committer
+            .group_commit(&mut self.ring, &mut self.store)
+            .and_then(|()| self.committer.start_flush(&mut self.ring, &mut self.store))
+            .and_then(|()| {
+                self.committer
+                    .periodic_fsync(&mut self.ring, &self.store, self.draining)
+            });
+        if let Err(reason) = started {
+            self.poison(reason);
+        }
     }
 
     fn wait(&mut self, timeout_ms: i32) -> io::Result<()> {
@@ -649,13 +606,21 @@ impl Shard {
         self.ring.reap(&mut completions);
         let before = self.ack_seq();
         for completion in completions.drain(..) {
-            match completion.tag & 0xff {
-                TAG_WAL_WRITE | TAG_WAL_SYNC => self.wal_completion(completion),
-                TAG_FLUSH_WRITE | TAG_FLUSH_SYNC => self.flush_completion(completion),
-                TAG_PERIODIC_SYNC => self.periodic_sync_completion(completion),
-                TAG_BLOCK_READ => self.block_read_completion(completion),
-                tag => debug_assert!(false, "unknown io_uring tag {tag}"),
+            if completion.tag & 0xff == TAG_BLOCK_READ {
+                self.block_read_completion(completion);
+                continue;
             }
+            let metrics = &self.shared.metrics[self.id.0];
+            let done =
+                self.committer
+                    .completion(completion, &mut self.ring, &mut self.store, metrics);
+            if let Err(reason) = done {
+                self.poison(reason);
+            }
+            let metrics = &self.shared.metrics[self.id.0];
+            let poisoned = self.poisoned.is_some();
+            self.committer
+                .retire_wal_writes(&mut self.store, metrics, poisoned);
         }
         self.completions = completions;
         if self.ack_seq() > before || self.poisoned.is_some() {
@@ -694,100 +659,6 @@ impl Shard {
             .unwrap_or_else(|e| e.into_inner()) = Some(reason);
         self.poisoned = Some(message);
         self.release_acknowledged();
-    }
-
-    fn wal_completion(&mut self, completion: Completion) {
-        let need_sync = self.config().fsync == FsyncMode::Always;
-        let id = completion.tag >> 8;
-        // A late completion of a retired write (the cancelled fdatasync of a short write)
-        // has nothing left to update.
-        if let Some((_, write, _)) = self.wal_writes.iter_mut().find(|(i, _, _)| *i == id) {
-            let tags = (tag_of(TAG_WAL_WRITE, id), tag_of(TAG_WAL_SYNC, id));
-            if let Err(reason) =
-                advance_write(write, completion, &mut self.ring, tags.0, tags.1, need_sync)
-            {
-                write.failed = true;
-                self.poison(format!("WAL {reason}"));
-            }
-        }
-        self.retire_wal_writes(need_sync);
-    }
-
-    /// Reports finished WAL writes to the store strictly in the order they were taken, so
-    /// the acknowledgement point never passes a batch that is not yet durable. After a
-    /// failure nothing more is reported; writes are dropped once the ring returned all
-    /// they borrowed.
-    fn retire_wal_writes(&mut self, need_sync: bool) {
-        while let Some((_, front, _)) = self.wal_writes.front() {
-            if self.poisoned.is_some() {
-                if front.ops_outstanding > 0 {
-                    break;
-                }
-                self.wal_writes.pop_front();
-                continue;
-            }
-            if !front.done(need_sync) {
-                break;
-            }
-            let (_, mut write, last_seq) = self.wal_writes.pop_front().expect("front exists");
-            let batch = WalBatch {
-                file: write.file.clone(),
-                offset: write.offset,
-                buf: write.buf.take().expect("done"),
-                last_seq,
-            };
-            let metrics = &self.shared.metrics[self.id.0];
-            ShardMetrics::add(&metrics.wal_batches, 1);
-            ShardMetrics::add(&metrics.wal_bytes, write.len as u64);
-            self.store.wal_batch_written(batch);
-            if need_sync {
-                ShardMetrics::add(&metrics.wal_fsyncs, 1);
-                self.store.wal_synced(last_seq);
-            }
-        }
-    }
-
-    fn flush_completion(&mut self, completion: Completion) {
-        let Some((write, _)) = self.flush_write.as_mut() else {
-            debug_assert!(false, "flush completion without a flush in flight");
-            return;
-        };
-        match advance_write(
-            write,
-            completion,
-            &mut self.ring,
-            TAG_FLUSH_WRITE,
-            TAG_FLUSH_SYNC,
-            true,
-        ) {
-            Err(reason) => self.poison(format!("SSTable {reason}")),
-            Ok(false) => {}
-            Ok(true) => {
-                let (mut write, table_id) = self.flush_write.take().expect("in flight");
-                let job = FlushJob {
-                    file: write.file.clone(),
-                    buf: write.buf.take().expect("done"),
-                    table_id,
-                };
-                // The compaction core installs it; the flush ends in `poll_compaction`.
-                if let Err(e) = self.store.flush_written(job) {
-                    self.poison(format!("installing flushed SSTable failed: {e}"));
-                }
-            }
-        }
-    }
-
-    fn periodic_sync_completion(&mut self, completion: Completion) {
-        let Some(seq) = self.periodic_sync.take() else {
-            return;
-        };
-        match completion.result {
-            Ok(_) => {
-                ShardMetrics::add(&self.metrics().wal_fsyncs, 1);
-                self.store.wal_synced(seq);
-            }
-            Err(e) => self.poison(format!("WAL fdatasync failed: {e}")),
-        }
     }
 
     fn unblock_all(&mut self) {
@@ -829,86 +700,6 @@ impl Shard {
                 }
             }
             self.outbox[to.0].push_back(message);
-        }
-    }
-
-    /// Group commit: submit the WAL records gathered since the last batch as one write
-    /// (and one linked fdatasync with `--fsync always`), if none is in flight.
-    fn group_commit(&mut self) {
-        if self.wal_writes.len() >= WAL_WRITES_IN_FLIGHT_MAX || self.poisoned.is_some() {
-            return;
-        }
-        let batch = match self.store.take_wal_batch() {
-            Ok(Some(batch)) => batch,
-            Ok(None) => return,
-            Err(e) => {
-                self.poison(format!("preparing WAL batch failed: {e}"));
-                return;
-            }
-        };
-        let need_sync = self.config().fsync == FsyncMode::Always;
-        let id = self.next_wal_write_id;
-        self.next_wal_write_id += 1;
-        let (write, submitted) = submit_write(
-            &mut self.ring,
-            batch.file,
-            batch.buf,
-            batch.offset,
-            (tag_of(TAG_WAL_WRITE, id), tag_of(TAG_WAL_SYNC, id)),
-            need_sync,
-        );
-        self.wal_writes.push_back((id, write, batch.last_seq));
-        if let Err(e) = submitted {
-            self.poison(format!("WAL write submission failed: {e}"));
-        }
-    }
-
-    fn start_flush(&mut self) {
-        if self.flush_write.is_some() || self.poisoned.is_some() {
-            return;
-        }
-        let job = match self.store.take_flush() {
-            Ok(Some(job)) => job,
-            Ok(None) => return,
-            Err(e) => {
-                self.poison(format!("preparing memtable flush failed: {e}"));
-                return;
-            }
-        };
-        let (write, submitted) = submit_write(
-            &mut self.ring,
-            job.file,
-            job.buf,
-            0,
-            (TAG_FLUSH_WRITE, TAG_FLUSH_SYNC),
-            true,
-        );
-        self.flush_write = Some((write, job.table_id));
-        if let Err(e) = submitted {
-            self.poison(format!("SSTable write submission failed: {e}"));
-        }
-    }
-
-    fn periodic_fsync(&mut self) {
-        if self.config().fsync != FsyncMode::Periodic
-            || self.periodic_sync.is_some()
-            || self.poisoned.is_some()
-        {
-            return;
-        }
-        let now = Instant::now();
-        if now < self.next_periodic_sync && !self.draining {
-            return;
-        }
-        self.next_periodic_sync = now + Duration::from_millis(self.config().fsync_period_ms.max(1));
-        let written = self.store.written_seq();
-        if written <= self.store.durable_seq() {
-            return;
-        }
-        let file = self.store.current_wal_file();
-        match self.ring.fdatasync(file, TAG_PERIODIC_SYNC) {
-            Ok(()) => self.periodic_sync = Some(written),
-            Err(e) => self.poison(format!("WAL fdatasync submission failed: {e}")),
         }
     }
 
@@ -960,14 +751,14 @@ impl Shard {
             return false;
         }
         if self.shared.peers_may_be_gone.load(Ordering::SeqCst) {
-            return self.wal_writes.is_empty();
+            return self.committer.wal_idle();
         }
         self.shared.intake_stopped.load(Ordering::SeqCst) == self.shards
             && self.links.incoming.iter().flatten().all(|c| c.is_empty())
             && self.outbox.iter().all(VecDeque::is_empty)
             && self.remote_waiting.is_empty()
             && self.in_flight_to.iter().all(|&n| n == 0)
-            && self.wal_writes.is_empty()
+            && self.committer.wal_idle()
             && self.fetches.is_idle()
             && (self.poisoned.is_some() || self.store.last_seq() == self.store.written_seq())
             && (self.config().fsync != FsyncMode::Always
@@ -989,7 +780,7 @@ impl Shard {
                 }
             }
         }
-        if self.flush_write.is_some() {
+        if self.committer.flush_in_flight() {
             tracing::info!(
                 shard = self.id.0,
                 "exiting with a memtable flush in flight; the WAL still covers it"
@@ -1028,92 +819,4 @@ impl Shard {
             u64::from(stats.compaction_error.is_some()),
         );
     }
-}
-
-/// Queues a write of `buf` at `offset` of `file` and, with `need_sync`, a linked
-/// fdatasync after it; returns the tracking state (kept even if queueing failed, so the
-/// caller can poison and still account for what was lent to the ring).
-fn submit_write(
-    ring: &mut Ring,
-    file: Arc<File>,
-    buf: Vec<u8>,
-    offset: u64,
-    (write_tag, sync_tag): (u64, u64),
-    need_sync: bool,
-) -> (InFlightWrite, io::Result<()>) {
-    let mut write = InFlightWrite::new(file.clone(), offset, buf.len());
-    let mut submitted = ring.write_at(file.clone(), buf, 0, offset, write_tag, need_sync);
-    if submitted.is_ok() {
-        write.ops_outstanding = 1;
-    }
-    if submitted.is_ok() && need_sync {
-        submitted = ring.fdatasync(file, sync_tag);
-        if submitted.is_ok() {
-            write.syncs_pending = 1;
-            write.ops_outstanding += 1;
-        }
-    }
-    if submitted.is_err() {
-        write.failed = true;
-    }
-    (write, submitted)
-}
-
-/// Advances a ring write with its linked fdatasync by one completion: resubmits the rest
-/// of a short write (which cancels the linked fdatasync, so a new one is linked), and
-/// reports `Ok(true)` once all bytes are written and, if `need_sync`, synced. A failed
-/// write or fdatasync is returned as `Err` and never retried.
-fn advance_write(
-    write: &mut InFlightWrite,
-    completion: Completion,
-    ring: &mut Ring,
-    write_tag: u64,
-    sync_tag: u64,
-    need_sync: bool,
-) -> Result<bool, String> {
-    write.ops_outstanding = write.ops_outstanding.saturating_sub(1);
-    match completion.kind {
-        OpKind::Write => {
-            let n = completion
-                .result
-                .map_err(|e| format!("write failed: {e}"))?;
-            if n == 0 {
-                return Err("write made no progress".into());
-            }
-            write.written += n;
-            if write.written < write.len {
-                let start = completion.buf_start + n;
-                let offset = write.offset + write.written as u64;
-                ring.write_at(
-                    completion.file.clone(),
-                    completion.buf,
-                    start,
-                    offset,
-                    write_tag,
-                    need_sync,
-                )
-                .map_err(|e| format!("write resubmission failed: {e}"))?;
-                write.ops_outstanding += 1;
-                if need_sync {
-                    ring.fdatasync(completion.file, sync_tag)
-                        .map_err(|e| format!("fdatasync submission failed: {e}"))?;
-                    write.syncs_pending += 1;
-                    write.ops_outstanding += 1;
-                }
-                return Ok(false);
-            }
-            write.buf = Some(completion.buf);
-        }
-        OpKind::Fdatasync => {
-            write.syncs_pending = write.syncs_pending.saturating_sub(1);
-            match completion.result {
-                Ok(_) => write.synced = true,
-                // The linked fdatasync of a short write: a new one was submitted.
-                Err(e) if e.raw_os_error() == Some(libc::ECANCELED) && write.syncs_pending > 0 => {}
-                Err(e) => return Err(format!("fdatasync failed: {e}")),
-            }
-        }
-        OpKind::Read => unreachable!("a read completion routed as a write's"),
-    }
-    Ok(write.done(need_sync))
 }
