@@ -92,7 +92,7 @@ enum Command {
         key: OsString,
     },
     /// Rewrite a stopped server's data directory for another shard count. Without --out,
-    /// the result replaces DIR and the old directory is kept as DIR.pre-reshard-<UTC time>.
+    /// the result replaces DIR and the old directory is kept as DIR.pre-reshard-YYYYMMDDTHHMMSSZ.
     Reshard {
         /// The data directory (holding TSKV and shard-NNN/); no server may be running on it.
         data_dir: PathBuf,
