@@ -8,7 +8,8 @@
 //! shutdown, reshard in place to 3 shards: the old directory is kept as
 //! `DIR.pre-reshard-<time>`, a server started without `--shards` serves 3 shards with every
 //! key and the exact DBSIZE, and a start with `--shards 2` is refused. Then reshard that
-//! result to 1 shard with `--out` (the source stays at 3) and check the same on the copy.
+//! result to 1 shard with `--out` (the source stays at 3), check that `tskv-tool verify`
+//! finds the copy clean, and check the keys on both.
 
 mod common;
 
@@ -176,6 +177,8 @@ fn reshard_to_three_and_to_one_keeps_every_key() {
     assert_eq!(shard_count_file(&dir), "shards=3\n");
     assert_eq!(shard_count_file(&one), "shards=1\n");
     assert_eq!(old_copies(&dir).len(), 1, "no swap with --out");
+    let verify = tool(&["verify"], &one);
+    assert!(verify.status.success(), "{}", text(&verify.stdout));
 
     let mut server = TestServer::start_in(&one, &["--shards", "1"]);
     check_keys(&server, &model);
