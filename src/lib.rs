@@ -26,6 +26,8 @@
 //! * [`engine`] is the same storage engine as a library, driven with blocking I/O.
 //! * [`shard`] is the per-core event loop: connections, cross-shard queues, group commit.
 //! * [`listener`] binds the shards' listening sockets and keeps a second server off the port.
+//! * [`datadir`] is the data directory's layout: the `TSKV` shard count, the `LOCK`, the
+//!   `shard-NNN` directories and [`datadir::shard_of`], shared by the server and `tskv-tool`.
 //! * [`server`] starts the shards, owns the data directory lock, supervises the shard
 //!   threads and handles shutdown.
 //! * [`fault`] holds the fault-injection switches tests use (off unless set in the environment).
@@ -35,6 +37,7 @@ pub mod block_cache;
 pub mod command;
 pub mod compaction;
 pub mod config;
+pub mod datadir;
 pub mod engine;
 pub mod fault;
 pub mod glob;

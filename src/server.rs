@@ -1,15 +1,9 @@
 //! Server start-up and shutdown: data directory lock, listening sockets, shard threads and
 //! their supervision, signals.
 //!
-//! Data directory layout:
-//!
-//! ```text
-//! <data-dir>/LOCK          held with flock while a server runs
-//! <data-dir>/TSKV          "shards=<N>": keys are hashed to N shards, so N is fixed
-//! <data-dir>/shard-000/    one store per shard (WAL segments, SSTables, MANIFEST)
-//! ```
+//! The data directory's layout (`LOCK`, `TSKV`, `shard-NNN/`) is [`crate::datadir`]'s.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::panic::AssertUnwindSafe;
@@ -20,6 +14,7 @@ use std::time::Instant;
 
 use crate::compaction::core::CompactionCore;
 use crate::config::ServerConfig;
+use crate::datadir::{self, DataDirError, DirLock};
 use crate::runtime::epoll::{Epoll, Interest};
 use crate::runtime::sys::{block_signals, physical_memory_bytes, EventFd, SignalFd};
 use crate::shard::mesh::{build_links, Links, Message, ShardId, Waker};
@@ -63,51 +58,34 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> ServerError {
     move |source| ServerError::Io { context, source }
 }
 
+impl From<DataDirError> for ServerError {
+    fn from(e: DataDirError) -> Self {
+        match e {
+            DataDirError::Locked(dir) => ServerError::Locked(dir),
+            DataDirError::Io { context, source } => ServerError::Io { context, source },
+            // A malformed TSKV file, named with what it holds.
+            other => ServerError::Config(other.to_string()),
+        }
+    }
+}
+
 /// Reads the shard count recorded in `<dir>/TSKV`; `None` if the directory or the file does
 /// not exist yet.
 ///
 /// # Errors
-/// [`ServerError::Io`] if the file cannot be read or does not hold `shards=<N>`.
+/// [`ServerError::Io`] if the file cannot be read, [`ServerError::Config`] if it does not
+/// hold `shards=<N>`.
 pub fn recorded_shard_count(dir: &Path) -> Result<Option<usize>, ServerError> {
-    let meta_path = dir.join("TSKV");
-    let text = match fs::read_to_string(&meta_path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_err(format!("reading {}", meta_path.display()))(e)),
-    };
-    text.trim()
-        .strip_prefix("shards=")
-        .and_then(|n| n.parse::<usize>().ok())
-        .map(Some)
-        .ok_or_else(|| ServerError::Io {
-            context: format!("reading {}", meta_path.display()),
-            source: io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("unexpected contents {text:?}"),
-            ),
-        })
+    Ok(datadir::read_shard_count(dir)?)
 }
 
-/// Opens the data directory: creates it, takes the lock (kept while the returned file
+/// Opens the data directory: creates it, takes the lock (kept while the returned lock
 /// lives) and checks or records the shard count.
-fn open_data_dir(dir: &Path, shards: usize) -> Result<File, ServerError> {
+fn open_data_dir(dir: &Path, shards: usize) -> Result<DirLock, ServerError> {
     fs::create_dir_all(dir)
         .map_err(io_err(format!("creating data directory {}", dir.display())))?;
-    let lock_path = dir.join("LOCK");
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(io_err(format!("opening {}", lock_path.display())))?;
-    match lock.try_lock() {
-        Ok(()) => {}
-        Err(fs::TryLockError::WouldBlock) => return Err(ServerError::Locked(dir.to_path_buf())),
-        Err(fs::TryLockError::Error(e)) => {
-            return Err(io_err(format!("locking {}", lock_path.display()))(e))
-        }
-    }
-    match recorded_shard_count(dir)? {
+    let lock = datadir::lock(dir)?;
+    match datadir::read_shard_count(dir)? {
         Some(found) if found == shards => {}
         Some(found) => {
             return Err(ServerError::ShardCountMismatch {
@@ -115,18 +93,7 @@ fn open_data_dir(dir: &Path, shards: usize) -> Result<File, ServerError> {
                 found,
             })
         }
-        None => {
-            let meta_path = dir.join("TSKV");
-            let tmp = dir.join("TSKV.tmp");
-            let write = || -> io::Result<()> {
-                let mut file = File::create(&tmp)?;
-                writeln!(file, "shards={shards}")?;
-                file.sync_data()?;
-                fs::rename(&tmp, &meta_path)?;
-                File::open(dir)?.sync_all()
-            };
-            write().map_err(io_err(format!("writing {}", meta_path.display())))?;
-        }
+        None => datadir::write_shard_count(dir, shards)?,
     }
     Ok(lock)
 }
@@ -311,7 +278,7 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
             listener,
             links,
             core: (!cores.is_empty()).then(|| cores[index % cores.len()]),
-            store_dir: config.data_dir.join(format!("shard-{index:03}")),
+            store_dir: datadir::shard_dir(&config.data_dir, index),
             compaction: compaction.requests(),
         };
         let reporter = reporter.clone();

@@ -16,17 +16,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::command::SetCondition;
 use crate::runtime::sys::EventFd;
 
-/// Index of a shard, `0..N`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ShardId(pub usize);
-
-/// The shard that owns `key` among `shards`: `xxh3_64(key) % shards`.
-pub fn shard_of(key: &[u8], shards: usize) -> ShardId {
-    if shards <= 1 {
-        return ShardId(0);
-    }
-    ShardId((xxhash_rust::xxh3::xxh3_64(key) % shards as u64) as usize)
-}
+// The shard id and key routing belong to the data directory's layout; re-exported so the
+// shard code keeps naming them from here.
+pub use crate::datadir::{shard_of, ShardId};
 
 /// A single-key operation, borrowed (local execution) or owned (sent to another shard).
 #[derive(Clone, Debug)]

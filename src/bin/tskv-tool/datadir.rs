@@ -1,7 +1,7 @@
 //! Reading a whole data directory without changing it, and judging what is found.
 //!
-//! Layout (see [`tskv::server`]): `<data-dir>/LOCK`, `<data-dir>/TSKV` with `shards=N`,
-//! and `<data-dir>/shard-NNN/` holding `MANIFEST`, `sst-*.sst` and `wal-*.log`.
+//! The layout (`LOCK`, `TSKV` with `shards=N`, `shard-NNN/`) is [`tskv::datadir`]'s; a
+//! shard directory holds `MANIFEST`, `sst-*.sst` and `wal-*.log`.
 //!
 //! The judgement follows recovery ([`tskv::store::ShardStore::open`]): non-zero bytes after
 //! the valid records of the *last* live WAL segment are a torn tail that recovery cuts away
@@ -9,12 +9,12 @@
 //! delete (SSTables the manifest does not name, segments below its WAL start,
 //! `MANIFEST.tmp`) are warnings, and so is damage inside them, as no read ever uses them.
 
-use std::fs::{self, File, TryLockError};
-use std::io::ErrorKind;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use tskv::base::StoreError;
+use tskv::datadir::{lock_state, parse_shard_dir_name, shard_dir, shard_dir_name, LockState};
 use tskv::manifest::{self, Manifest};
 use tskv::sstable::TableId;
 use tskv::wal::reader::{judge_tail, TailVerdict};
@@ -67,48 +67,6 @@ impl Problem {
     }
 }
 
-/// Whether a server holds the data directory's LOCK.
-#[derive(Clone, Debug, Serialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum LockState {
-    /// No LOCK file: no server ever ran here.
-    NoLockFile,
-    /// A shared lock could be taken (and was released at once): no server runs.
-    Free,
-    /// A server holds the lock; files may change while they are read.
-    Held,
-    /// The lock could not be tested.
-    Unknown {
-        /// Why.
-        error: String,
-    },
-}
-
-/// Tests the LOCK of `data_dir` with a non-blocking shared `flock`, released at once.
-pub fn lock_state(data_dir: &Path) -> LockState {
-    let file = match File::open(data_dir.join("LOCK")) {
-        Ok(file) => file,
-        Err(e) if e.kind() == ErrorKind::NotFound => return LockState::NoLockFile,
-        Err(e) => {
-            return LockState::Unknown {
-                error: e.to_string(),
-            }
-        }
-    };
-    match file.try_lock_shared() {
-        Ok(()) => match file.unlock() {
-            Ok(()) => LockState::Free,
-            Err(e) => LockState::Unknown {
-                error: e.to_string(),
-            },
-        },
-        Err(TryLockError::WouldBlock) => LockState::Held,
-        Err(TryLockError::Error(e)) => LockState::Unknown {
-            error: e.to_string(),
-        },
-    }
-}
-
 /// Reads the shard count from `<data_dir>/TSKV`.
 pub fn read_shard_count(data_dir: &Path) -> Result<usize, ToolError> {
     if !data_dir.is_dir() {
@@ -117,33 +75,13 @@ pub fn read_shard_count(data_dir: &Path) -> Result<usize, ToolError> {
             data_dir.display()
         )));
     }
-    let path = data_dir.join("TSKV");
-    let text = match fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            return Err(ToolError::Usage(format!(
-                "{} is not a tskv data directory: {} does not exist",
-                data_dir.display(),
-                path.display()
-            )))
-        }
-        Err(e) => return Err(ToolError::io(format!("reading {}", path.display()))(e)),
-    };
-    text.trim()
-        .strip_prefix("shards=")
-        .and_then(|n| n.parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .ok_or_else(|| {
-            ToolError::Corrupt(format!(
-                "{}: expected \"shards=<N>\" with N > 0, found {text:?}",
-                path.display()
-            ))
-        })
-}
-
-/// The directory of shard `index`.
-pub fn shard_dir(data_dir: &Path, index: usize) -> PathBuf {
-    data_dir.join(format!("shard-{index:03}"))
+    tskv::datadir::read_shard_count(data_dir)?.ok_or_else(|| {
+        ToolError::Usage(format!(
+            "{} is not a tskv data directory: {} does not exist",
+            data_dir.display(),
+            data_dir.join(tskv::datadir::META_FILE_NAME).display()
+        ))
+    })
 }
 
 /// The files of a shard directory, by kind, each sorted.
@@ -469,7 +407,7 @@ pub fn scan(data_dir: &Path, depth: Depth) -> Result<DataDirScan, ToolError> {
         let message = "a running server holds the lock: files may change while they are read";
         problems.push(Problem::new(
             Severity::Warning,
-            &data_dir.join("LOCK"),
+            &data_dir.join(tskv::datadir::LOCK_FILE_NAME),
             None,
             message.to_string(),
         ));
@@ -479,7 +417,7 @@ pub fn scan(data_dir: &Path, depth: Depth) -> Result<DataDirScan, ToolError> {
         problems.push(Problem::new(Severity::Warning, &extra, None, message));
     }
     let shards = (0..shard_count)
-        .map(|i| scan_shard(&shard_dir(data_dir, i), format!("shard-{i:03}"), depth))
+        .map(|i| scan_shard(&shard_dir(data_dir, i), shard_dir_name(i), depth))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(DataDirScan {
         path: data_dir.display().to_string(),
@@ -497,10 +435,7 @@ fn extra_shard_dirs(data_dir: &Path, shard_count: usize) -> Result<Vec<PathBuf>,
     for entry in fs::read_dir(data_dir).map_err(ToolError::io(context()))? {
         let entry = entry.map_err(ToolError::io(context()))?;
         let name = entry.file_name();
-        let index = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("shard-"))
-            .and_then(|n| n.parse::<usize>().ok());
+        let index = name.to_str().and_then(parse_shard_dir_name);
         if index.is_some_and(|i| i >= shard_count) {
             extra.push(entry.path());
         }

@@ -9,12 +9,12 @@
 use std::path::Path;
 
 use serde::Serialize;
-use tskv::shard::mesh::shard_of;
+use tskv::datadir::{shard_dir, shard_of};
 use tskv::version::set::VersionSet;
 use tskv::version::Version;
 use tskv::wal::record::RecordKind;
 
-use crate::datadir::{list_shard_dir, load_manifest, read_shard_count, shard_dir, ManifestState};
+use crate::datadir::{list_shard_dir, load_manifest, read_shard_count, ManifestState};
 use crate::repr::repr;
 use crate::segment::{self, Tail};
 use crate::ToolError;

@@ -1,9 +1,10 @@
-//! `tskv-tool`: offline, read-only inspection of a tskv data directory.
+//! `tskv-tool`: offline inspection of a tskv data directory, and resharding.
 //!
-//! The tool never modifies anything: every file is opened read-only, and the store is not
-//! opened through [`tskv::store::ShardStore::open`] (which truncates torn WAL tails and
-//! deletes leftover files). It decodes the on-disk formats with the library's own
-//! decoders, so it sees exactly what recovery would see.
+//! The inspecting commands never modify anything: every file is opened read-only, and the
+//! store is not opened through [`tskv::store::ShardStore::open`] (which truncates torn WAL
+//! tails and deletes leftover files). They decode the on-disk formats with the library's
+//! own decoders, so they see exactly what recovery would see. `reshard` is the one command
+//! that writes: it builds a new data directory with the engine and swaps it in.
 //!
 //! Modules, in the order a data directory is read:
 //!
@@ -12,6 +13,7 @@
 //! * [`segment`]: one WAL segment: records, valid prefix and tail state (`wal`).
 //! * [`table`]: one SSTable: footer, blocks, Bloom filter, checksums (`sst`).
 //! * [`lookup`]: an offline point read with the engine's rules (`get`).
+//! * [`reshard`]: rewriting a data directory for another shard count (`reshard`).
 //! * [`render`]: text output; `--json` output is the serde form of the same reports.
 //! * [`repr`]: key and value escaping, as Redis's `sdscatrepr`.
 //!
@@ -30,15 +32,16 @@ mod datadir;
 mod lookup;
 mod render;
 mod repr;
+mod reshard;
 mod segment;
 mod table;
 
-/// Offline, read-only inspection of a tskv data directory.
+/// Offline inspection of a tskv data directory, and resharding.
 #[derive(Debug, Parser)]
 #[command(
     name = "tskv-tool",
     version,
-    about = "Offline, read-only inspection of a tskv data directory",
+    about = "Offline inspection of a tskv data directory, and resharding",
     long_about = None
 )]
 struct Args {
@@ -88,6 +91,18 @@ enum Command {
         /// The key, as raw bytes.
         key: OsString,
     },
+    /// Rewrite a stopped server's data directory for another shard count. Without --out,
+    /// the result replaces DIR and the old directory is kept as DIR.pre-reshard-YYYYMMDDTHHMMSSZ.
+    Reshard {
+        /// The data directory (holding TSKV and shard-NNN/); no server may be running on it.
+        data_dir: PathBuf,
+        /// The new shard count.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(tskv::config::SHARDS_RANGE))]
+        shards: u64,
+        /// Write the resharded directory here (it must not exist) and leave DIR as it is.
+        #[arg(long, value_name = "NEW_DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 /// Why the tool could not do its job.
@@ -120,6 +135,18 @@ impl ToolError {
         match self {
             ToolError::Corrupt(_) => 1,
             ToolError::Usage(_) | ToolError::Io { .. } => 2,
+        }
+    }
+}
+
+impl From<tskv::datadir::DataDirError> for ToolError {
+    fn from(e: tskv::datadir::DataDirError) -> Self {
+        match e {
+            tskv::datadir::DataDirError::Io { context, source } => {
+                ToolError::Io { context, source }
+            }
+            locked @ tskv::datadir::DataDirError::Locked(_) => ToolError::Usage(locked.to_string()),
+            other => ToolError::Corrupt(other.to_string()),
         }
     }
 }
@@ -185,6 +212,16 @@ fn run(args: &Args) -> Result<ExitCode, ToolError> {
                 eprintln!("tskv-tool: warning: {warning}");
             }
             emit(json, &found, render::get);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reshard {
+            data_dir,
+            shards,
+            out,
+        } => {
+            let shards = usize::try_from(*shards).expect("--shards is at most 1024");
+            let report = reshard::reshard(data_dir, shards, out.as_deref())?;
+            emit(json, &report, render::reshard);
             Ok(ExitCode::SUCCESS)
         }
     }

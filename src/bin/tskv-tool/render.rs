@@ -2,10 +2,11 @@
 
 use std::fmt::Write;
 
-use crate::datadir::{
-    DataDirScan, LockState, ManifestState, Problem, Severity, ShardScan, VerifyReport,
-};
+use tskv::datadir::LockState;
+
+use crate::datadir::{DataDirScan, ManifestState, Problem, Severity, ShardScan, VerifyReport};
 use crate::lookup::{GetReport, Source};
+use crate::reshard::ReshardReport;
 use crate::segment::{SegmentScan, Tail};
 use crate::table::TableScan;
 
@@ -344,6 +345,44 @@ pub fn get(report: &GetReport) -> String {
         } => line!(
             out,
             "found in SSTable {file}, data block at offset {block_offset}"
+        ),
+    }
+    out
+}
+
+/// `reshard`: what was copied where, and where the old directory is.
+pub fn reshard(report: &ReshardReport) -> String {
+    let mut out = String::new();
+    line!(
+        out,
+        "resharded {} from {} to {} shards: {} keys copied",
+        report.source,
+        report.source_shard_count,
+        report.shard_count,
+        report.key_count
+    );
+    for (index, keys) in report.keys_per_shard.iter().enumerate() {
+        line!(
+            out,
+            "  {}: {keys} keys",
+            tskv::datadir::shard_dir_name(index)
+        );
+    }
+    match &report.old_copy {
+        Some(old) => {
+            line!(
+                out,
+                "{} now holds the {} shards",
+                report.result,
+                report.shard_count
+            );
+            line!(out, "the old directory was kept as {old}; delete it once the server runs well on the new one");
+        }
+        None => line!(
+            out,
+            "new data directory: {} ({} left in place)",
+            report.result,
+            report.source
         ),
     }
     out
