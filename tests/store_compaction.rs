@@ -151,31 +151,47 @@ fn overwrites_stay_within_bounded_tables_and_space() {
     assert_matches(&reopened, &model, keys);
 }
 
+/// Writes `keys` keys `rounds` times (about 150-byte values), flushing every 32 writes and
+/// after each round, without compacting: the tables pile up in level 0.
+fn write_rounds(
+    store: &mut ShardStore,
+    model: &mut BTreeMap<Vec<u8>, Vec<u8>>,
+    rounds: usize,
+    keys: usize,
+) {
+    for round in 0..rounds {
+        for i in 0..keys {
+            let value = format!("v{round}-{i}-").repeat(12).into_bytes();
+            store.put(&key(i), &value);
+            model.insert(key(i), value);
+            if i % 32 == 0 {
+                flush_all(store);
+            }
+        }
+        flush_all(store);
+    }
+}
+
+/// Every entry of every table of `version`, read from the files.
+fn contents(version: &tskv::version::Version) -> Vec<tskv::sstable::TableEntry> {
+    version
+        .tables_newest_first()
+        .flat_map(|t| tskv::sstable::iter::TableIter::new(Arc::clone(t)))
+        .map(Result::unwrap)
+        .collect()
+}
+
 #[test]
 fn an_old_version_keeps_its_files_until_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = ShardStore::open(dir.path(), &options()).unwrap();
     let mut model = BTreeMap::new();
     // No compaction yet: three rounds of flushes pile up in level 0.
-    for round in 0..3 {
-        for i in 0..300 {
-            let value = format!("v{round}-{i}-").repeat(12).into_bytes();
-            store.put(&key(i), &value);
-            model.insert(key(i), value);
-            if i % 32 == 0 {
-                flush_all(&mut store);
-            }
-        }
-        flush_all(&mut store);
-    }
+    write_rounds(&mut store, &mut model, 3, 300);
     let before = Arc::clone(store.version());
     let old_files = sst_files(dir.path());
     assert!(before.levels()[0].len() >= 4, "level 0 is full");
-    let before_contents: Vec<_> = before
-        .tables_newest_first()
-        .flat_map(|t| tskv::sstable::iter::TableIter::new(Arc::clone(t)))
-        .map(Result::unwrap)
-        .collect();
+    let before_contents = contents(&before);
 
     store.compact_sync().unwrap();
     assert_matches(&store, &model, 300);
@@ -185,11 +201,7 @@ fn an_old_version_keeps_its_files_until_dropped() {
             "{name} deleted while an old version holds it"
         );
     }
-    let after_contents: Vec<_> = before
-        .tables_newest_first()
-        .flat_map(|t| tskv::sstable::iter::TableIter::new(Arc::clone(t)))
-        .map(Result::unwrap)
-        .collect();
+    let after_contents = contents(&before);
     assert_eq!(
         after_contents, before_contents,
         "the old version reads as before"
@@ -223,17 +235,7 @@ fn a_crash_at_any_point_of_a_compaction_keeps_every_key() {
     };
     let mut store = ShardStore::open(dir.path(), &opts).unwrap();
     let mut model = BTreeMap::new();
-    for round in 0..2 {
-        for i in 0..400 {
-            let value = format!("v{round}-{i}-").repeat(12).into_bytes();
-            store.put(&key(i), &value);
-            model.insert(key(i), value);
-            if i % 32 == 0 {
-                flush_all(&mut store);
-            }
-        }
-    }
-    flush_all(&mut store);
+    write_rounds(&mut store, &mut model, 2, 400);
     drop(store);
 
     // Run the compaction by hand, snapshotting the directory around every step.
