@@ -85,6 +85,31 @@ fn compaction_bounds_tables_and_keeps_every_key_across_restart() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    let info: String = redis::cmd("INFO")
+        .arg("persistence")
+        .query(&mut conn)
+        .unwrap();
+    let level_tables: Vec<u64> = info
+        .lines()
+        .find_map(|l| l.strip_prefix("level_sstables:"))
+        .expect("INFO shows tables per level")
+        .trim()
+        .split(',')
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(
+        level_tables.len(),
+        7,
+        "one count per level: {level_tables:?}"
+    );
+    assert!(
+        level_tables[1..].iter().sum::<u64>() > 0,
+        "data below level 0: {level_tables:?}"
+    );
+    assert_eq!(
+        level_tables.iter().sum::<u64>(),
+        info_field(&mut conn, "sstables")
+    );
     let flushes = info_field(&mut conn, "flushes");
     let sstables = info_field(&mut conn, "sstables");
     let sstable_bytes = info_field(&mut conn, "sstable_bytes");

@@ -101,7 +101,7 @@ fn persistence(out: &mut String, m: &[ShardMetrics], config: &ServerConfig) {
         .collect();
     let _ = write!(
         out,
-        "# Persistence\r\nloading:0\r\nfsync:{}\r\nfsync_period_ms:{}\r\nwal_batches:{}\r\nwal_bytes:{}\r\nwal_fsyncs:{}\r\nmemtable_bytes:{}\r\nmemtable_bytes_max:{}\r\nsstables:{}\r\nl0_sstables:{}\r\nsstable_bytes:{}\r\nflushes:{}\r\ncompactions:{}\r\ncompaction_read_bytes:{}\r\ncompaction_written_bytes:{}\r\ncompactions_failed_shards:{}\r\nblock_cache_bytes:{}\r\nblock_cache_hits:{}\r\nblock_cache_misses:{}\r\nblock_reads_async:{}\r\nlast_seq_sum:{}\r\ndurable_seq_sum:{}\r\nrecovery_replayed_records:{}\r\nrecovery_truncated_bytes:{}\r\nwrites_refused:{}\r\nwrites_refused_reason:{}\r\n\r\n",
+        "# Persistence\r\nloading:0\r\nfsync:{}\r\nfsync_period_ms:{}\r\nwal_batches:{}\r\nwal_bytes:{}\r\nwal_fsyncs:{}\r\nmemtable_bytes:{}\r\nmemtable_bytes_max:{}\r\nsstables:{}\r\nl0_sstables:{}\r\nsstable_bytes:{}\r\nlevel_sstables:{}\r\nlevel_bytes:{}\r\nflushes:{}\r\ncompactions:{}\r\ncompaction_read_bytes:{}\r\ncompaction_written_bytes:{}\r\ncompactions_failed_shards:{}\r\nblock_cache_bytes:{}\r\nblock_cache_hits:{}\r\nblock_cache_misses:{}\r\nblock_reads_async:{}\r\nlast_seq_sum:{}\r\ndurable_seq_sum:{}\r\nrecovery_replayed_records:{}\r\nrecovery_truncated_bytes:{}\r\nwrites_refused:{}\r\nwrites_refused_reason:{}\r\n\r\n",
         ack_mode_name(config.fsync),
         if config.fsync == FsyncMode::Periodic { config.fsync_period_ms } else { 0 },
         sum(m, |s| &s.wal_batches),
@@ -112,6 +112,8 @@ fn persistence(out: &mut String, m: &[ShardMetrics], config: &ServerConfig) {
         sum(m, |s| &s.sstables),
         sum(m, |s| &s.l0_sstables),
         sum(m, |s| &s.sstable_bytes),
+        per_level(m, |s| &s.level_sstables),
+        per_level(m, |s| &s.level_bytes),
         sum(m, |s| &s.flushes),
         sum(m, |s| &s.compactions),
         sum(m, |s| &s.compaction_read_bytes),
@@ -128,6 +130,17 @@ fn persistence(out: &mut String, m: &[ShardMetrics], config: &ServerConfig) {
         u8::from(!poisoned.is_empty()),
         poisoned.join("; ").replace(['\r', '\n'], " "),
     );
+}
+
+/// A per-level counter summed over shards, as `a,b,c,...` from level 0 down.
+fn per_level(
+    shards: &[ShardMetrics],
+    field: impl Fn(&ShardMetrics) -> &[std::sync::atomic::AtomicU64; crate::manifest::LEVELS_MAX],
+) -> String {
+    (0..crate::manifest::LEVELS_MAX)
+        .map(|level| sum(shards, |s| &field(s)[level]).to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// `CONFIG GET pattern...`: the parameters clients and redis-benchmark ask about, as a

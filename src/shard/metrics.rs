@@ -41,6 +41,10 @@ pub struct ShardMetrics {
     pub sstables: AtomicU64,
     /// Live SSTables in level 0 (flushed memtables not yet compacted).
     pub l0_sstables: AtomicU64,
+    /// Live SSTables in each level.
+    pub level_sstables: [AtomicU64; crate::manifest::LEVELS_MAX],
+    /// Bytes of live SSTables in each level.
+    pub level_bytes: [AtomicU64; crate::manifest::LEVELS_MAX],
     /// Bytes of live SSTables.
     pub sstable_bytes: AtomicU64,
     /// Compactions installed since start (trivial moves included).

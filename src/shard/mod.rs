@@ -807,6 +807,15 @@ impl Shard {
         let stats = self.store.stats();
         ShardMetrics::set(&metrics.sstables, stats.sstables as u64);
         ShardMetrics::set(&metrics.l0_sstables, stats.level_tables[0] as u64);
+        for (level, (&tables, &bytes)) in stats
+            .level_tables
+            .iter()
+            .zip(&stats.level_bytes)
+            .enumerate()
+        {
+            ShardMetrics::set(&metrics.level_sstables[level], tables as u64);
+            ShardMetrics::set(&metrics.level_bytes[level], bytes);
+        }
         ShardMetrics::set(&metrics.sstable_bytes, stats.sstable_bytes);
         ShardMetrics::set(&metrics.compactions, stats.compactions);
         ShardMetrics::set(&metrics.compaction_read_bytes, stats.compaction.read_bytes);

@@ -102,6 +102,8 @@ pub struct StoreStats {
     pub sstables: usize,
     /// Live SSTables in each level.
     pub level_tables: Vec<usize>,
+    /// Bytes of live SSTables in each level.
+    pub level_bytes: Vec<u64>,
     /// Bytes of live SSTables.
     pub sstable_bytes: u64,
     /// What the compactions installed since start did.
@@ -820,6 +822,7 @@ impl ShardStore {
             immutable_memtables: self.immutables.len(),
             sstables: self.version.table_count(),
             level_tables: self.version.levels().iter().map(Vec::len).collect(),
+            level_bytes: self.version.level_bytes(),
             sstable_bytes: self.version.level_bytes().iter().sum(),
             compaction: self.compaction_stats,
             compactions: self.compactions,
