@@ -122,6 +122,8 @@ pub struct StoreStats {
     pub durable_seq: SeqNo,
     /// Memtable flushes completed since start.
     pub flushes: u64,
+    /// Bytes of SSTables written by memtable flushes since start.
+    pub flushed_bytes: u64,
     /// Bytes of torn WAL tail truncated at the last start.
     pub recovery_truncated_bytes: u64,
     /// WAL records replayed at start.
@@ -183,6 +185,7 @@ pub struct ShardStore {
     written_seq: SeqNo,
     durable_seq: SeqNo,
     flushes: u64,
+    flushed_bytes: u64,
     recovery_truncated_bytes: u64,
     recovery_replayed_records: u64,
 }
@@ -238,6 +241,7 @@ impl ShardStore {
             written_seq: recovered.last_seq,
             durable_seq: recovered.last_seq,
             flushes: 0,
+            flushed_bytes: 0,
             recovery_truncated_bytes: recovered.truncated_bytes,
             recovery_replayed_records: recovered.replayed_records,
         };
@@ -559,7 +563,11 @@ impl ShardStore {
     /// The flushed memtable's table is in `version`: swap to it, drop the memtable and the
     /// WAL segments it covered.
     fn finish_flush(&mut self, version: Arc<Version>) {
-        self.flush_in_flight = None;
+        let table = self.flush_in_flight.take();
+        self.flushed_bytes += version
+            .tables_newest_first()
+            .find(|t| Some(t.id()) == table)
+            .map_or(0, |t| t.size_bytes());
         let flushed = self
             .immutables
             .pop_front()
@@ -837,6 +845,7 @@ impl ShardStore {
             last_seq: self.last_seq,
             durable_seq: self.durable_seq,
             flushes: self.flushes,
+            flushed_bytes: self.flushed_bytes,
             recovery_truncated_bytes: self.recovery_truncated_bytes,
             recovery_replayed_records: self.recovery_replayed_records,
         }
