@@ -11,6 +11,8 @@
 # * "hot": an open-loop GET stream at RATE ops/s over the first HOT_KEYS keys (their blocks
 #   stay cached), latency measured from the intended send time (corrected for coordinated
 #   omission).
+# * After the load, the script waits until compaction has settled (no compaction output for
+#   3 s), since a compaction on the shard's core would show in both phases' tails.
 # * Phase A runs hot alone; phase B runs hot while COLD_CLIENTS closed-loop connections GET
 #   keys uniformly over the whole data set, so block reads are in flight all the time.
 #   Before each phase the page cache is dropped (`/proc/sys/vm/drop_caches`, root only; the
@@ -49,7 +51,16 @@ run_bench() { taskset -c 1 "$bench" --port "$port" --cpus 1 --value-size 100 "$@
 echo "loading $KEYS keys ..." >&2
 run_bench --ratio 1:0 --key-dist sequential --keys "$KEYS" --requests "$KEYS" \
     --clients 8 --pipeline 64 >"$OUT/load.txt"
-sleep 5 # let the compaction core settle
+# Let the compaction core settle: hot latencies measured during a compaction on the same
+# core would measure the compaction.
+settled=0
+for _ in $(seq 240); do
+    before=$(redis-cli -p "$port" INFO persistence | tr -d '\r' | sed -n 's/^compaction_written_bytes://p')
+    sleep 1
+    after=$(redis-cli -p "$port" INFO persistence | tr -d '\r' | sed -n 's/^compaction_written_bytes://p')
+    if [ "$before" = "$after" ]; then settled=$((settled + 1)); else settled=0; fi
+    [ "$settled" -ge 3 ] && break
+done
 
 drop_caches() {
     sync
