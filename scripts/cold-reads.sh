@@ -13,15 +13,17 @@
 #   omission).
 # * After the load, the script waits until compaction has settled (no compaction output for
 #   3 s), since a compaction on the shard's core would show in both phases' tails.
-# * Phase A runs hot alone; phase B runs hot while COLD_CLIENTS closed-loop connections GET
-#   keys uniformly over the whole data set, so block reads are in flight all the time.
+# * Phase A runs hot alone; phase B runs hot while COLD_CLIENTS connections GET keys
+#   uniformly over the whole data set at COLD_RATE ops/s (open loop, a rate the core can
+#   serve, so what the hot tail shows is waiting for reads, not a saturated CPU), so block
+#   reads are in flight all the time.
 #   Before each phase the page cache is dropped (`/proc/sys/vm/drop_caches`, root only; the
 #   script says so loudly when it cannot), so cold reads really go to the device.
 # * Prints hot p50/p99/p99.9/max in A and B with the ratio B/A, the cold throughput, and
 #   the server's block cache and ring-read counters. A ratio near 1 is the claim; with
 #   reads blocking the loop, every cold read would add a device read time to the hot tail.
 #
-# Usage: scripts/cold-reads.sh   (environment: KEYS HOT_KEYS RATE DURATION COLD_CLIENTS
+# Usage: scripts/cold-reads.sh   (environment: KEYS HOT_KEYS RATE DURATION COLD_CLIENTS COLD_RATE
 #                                 BLOCK_CACHE OUT)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +33,7 @@ HOT_KEYS=${HOT_KEYS:-1000}
 RATE=${RATE:-5000}
 DURATION=${DURATION:-10}
 COLD_CLIENTS=${COLD_CLIENTS:-16}
+COLD_RATE=${COLD_RATE:-5000}
 BLOCK_CACHE=${BLOCK_CACHE:-4MiB}
 OUT=${OUT:-$(mktemp -d -t tskv-cold-reads-XXXX)}
 
@@ -78,8 +81,8 @@ hot() {
 drop_caches
 hot "$OUT/hot-alone.json"
 drop_caches
-run_bench --ratio 0:1 --keys "$KEYS" --clients "$COLD_CLIENTS" --duration $((DURATION + 4)) \
-    --json "$OUT/cold.json" >/dev/null &
+run_bench --ratio 0:1 --keys "$KEYS" --clients "$COLD_CLIENTS" --rate "$COLD_RATE" \
+    --duration $((DURATION + 4)) --json "$OUT/cold.json" >/dev/null &
 cold_pid=$!
 sleep 1
 hot "$OUT/hot-with-cold.json"
