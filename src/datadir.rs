@@ -12,10 +12,10 @@
 //! `tskv-tool` both use this module, so they cannot disagree about the layout.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, ErrorKind, Write};
+use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
 
-use crate::base::fs::sync_dir;
+use crate::base::fs::install_file;
 use crate::base::StoreError;
 
 /// Name of the lock file, held with an exclusive `flock` by the process that owns the
@@ -129,16 +129,13 @@ pub fn read_shard_count(data_dir: &Path) -> Result<Option<usize>, DataDirError> 
 /// [`DataDirError::Io`] naming the file or directory.
 pub fn write_shard_count(data_dir: &Path, shards: usize) -> Result<(), DataDirError> {
     assert!(shards > 0, "a data directory has at least one shard");
-    let path = data_dir.join(META_FILE_NAME);
-    let tmp = data_dir.join(META_TEMP_FILE_NAME);
-    let write = || -> io::Result<()> {
-        let mut file = File::create(&tmp)?;
-        writeln!(file, "shards={shards}")?;
-        file.sync_data()?;
-        fs::rename(&tmp, &path)
-    };
-    write().map_err(io_err(format!("writing {}", path.display())))?;
-    sync_dir(data_dir)?;
+    let meta = format!("shards={shards}\n");
+    install_file(
+        data_dir,
+        META_FILE_NAME,
+        META_TEMP_FILE_NAME,
+        meta.as_bytes(),
+    )?;
     Ok(())
 }
 

@@ -32,12 +32,12 @@
 //! is replaced atomically: write `MANIFEST.tmp`, fdatasync it, rename it over `MANIFEST`,
 //! fsync the directory. A missing manifest is an empty store.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::fs;
+use std::io::ErrorKind;
 use std::path::Path;
 
 use crate::base::codec::{open_block, seal_block, Cursor, FormatError};
-use crate::base::fs::sync_dir;
+use crate::base::fs::install_file;
 use crate::base::{io_error, SeqNo, StoreError};
 use crate::sstable::TableId;
 use crate::wal::SegmentNo;
@@ -219,23 +219,7 @@ impl Manifest {
     /// [`StoreError::Io`] naming the step and file. The old manifest stays in force unless
     /// the rename happened.
     pub fn install(&self, dir: &Path) -> Result<(), StoreError> {
-        let tmp = dir.join(TEMP_FILE_NAME);
-        let shown = tmp.display();
-        let mut file: File = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(io_error(format!("creating {shown}")))?;
-        file.write_all(&self.encode())
-            .map_err(io_error(format!("writing {shown}")))?;
-        file.sync_data()
-            .map_err(io_error(format!("syncing {shown}")))?;
-        drop(file);
-        let path = dir.join(FILE_NAME);
-        fs::rename(&tmp, &path)
-            .map_err(io_error(format!("renaming {shown} to {}", path.display())))?;
-        sync_dir(dir)
+        install_file(dir, FILE_NAME, TEMP_FILE_NAME, &self.encode())
     }
 }
 
