@@ -8,9 +8,12 @@
 //!        ┌──────────────────────────────────────────┘
 //!        ▼
 //!   store ──► wal (group commit through io_uring) ──► memtable
-//!        │                                                │ full
-//!        │                                                ▼
-//!        └──────────── manifest ◄── sstable (flush through io_uring)
+//!     │                                                   │ full
+//!     │ reads: memtables, then block_cache,               ▼
+//!     │ misses read through the shard's io_uring   sstable (flush through io_uring)
+//!     ▼                                                   │ hand over
+//!   version (live tables by level) ◄── compaction core: installs flushes and merges
+//!                                       tables (compaction), the one writer of manifest
 //! ```
 //!
 //! * [`config`] holds every limit and option, with units in the names.
@@ -22,7 +25,8 @@
 //! * [`wal`], [`memtable`], [`sstable`], [`manifest`] and [`store`] are the per-shard storage
 //!   engine; [`store`] composes them, and recovery at open lives in its own file.
 //! * [`version`] is the set of live SSTables by level; [`compaction`] merges them on the
-//!   compaction core, the one writer of manifests.
+//!   compaction core, the one writer of manifests; [`block_cache`] keeps the data blocks
+//!   point lookups read; [`glob`] is Redis's pattern matching for `SCAN`, `KEYS` and `CONFIG`.
 //! * [`engine`] is the same storage engine as a library, driven with blocking I/O.
 //! * [`shard`] is the per-core event loop: connections, cross-shard queues, group commit.
 //! * [`listener`] binds the shards' listening sockets and keeps a second server off the port.
