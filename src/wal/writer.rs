@@ -1,8 +1,8 @@
 //! Gathering WAL records into batches and moving from segment to segment.
 //!
 //! The writer only *prepares* I/O: [`WalWriter::take_batch`] hands out a buffer and the
-//! offset where it belongs, and the shard's ring (or [`crate::store::ShardStore::write_batch_sync`])
-//! writes it. Segment creation and the fdatasync of a segment being left are done here,
+//! offset where it belongs, and whoever drives the engine (the shard's ring, or the store's
+//! blocking `write_batch_sync`) writes it. Segment creation and the fdatasync of a segment being left are done here,
 //! synchronously, because they are rare and must be complete before any record lands in
 //! the next segment.
 
