@@ -3,8 +3,9 @@
 # See perf/README.md for the whole workflow.
 set -euo pipefail
 
-# Exit status 77 means "perf cannot run on this host" (missing, or not permitted): the
-# automake convention for a skipped test, so callers such as tests/perf_flamegraph.rs can skip.
+# Exit status 77 means "perf cannot run on this host" (missing, not permitted, or failing
+# without a word): the automake convention for a skipped test, so callers such as
+# tests/perf_flamegraph.rs can skip.
 readonly EXIT_UNAVAILABLE=77
 
 usage() {
@@ -32,7 +33,8 @@ Options:
 The event is `cycles` where the CPU exposes hardware counters, else the software
 `cpu-clock` timer (VMs without a virtual PMU); the script says which it used.
 
-Exit status: 0 recorded; 2 usage; 77 perf missing or not permitted here; 1 otherwise.
+Exit status: 0 recorded; 2 usage; 77 perf missing, not permitted, or failing without a
+message here (after 3 attempts); 1 otherwise.
 Next step: perf/flamegraph.sh -i FILE
 EOF
 }
@@ -140,22 +142,46 @@ echo "record.sh: recording pid $pid ($comm, $threads threads) for ${seconds}s at
     "call graph $call_graph -> $output" >&2
 perf_log="$(mktemp)"
 trap 'rm -f "$perf_log"' EXIT
-set +e
-# `-- sleep N` bounds the window; perf follows every thread of PID meanwhile.
-perf record -e "$event" -F "$freq" "${call_graph_args[@]}" -p "$pid" -o "$output" \
-    -- sleep "$seconds" 2>"$perf_log"
-status=$?
-set -e
-cat "$perf_log" >&2
-if ((status != 0)); then
+# perf has been seen to exit 255 at once without a word (once, in CI, on a host where it
+# otherwise records fine). A silent failure is retried; one that gives a reason is not.
+readonly ATTEMPTS_MAX=3
+attempt=1
+while :; do
+    set +e
+    # `-- sleep N` bounds the window; perf follows every thread of PID meanwhile. Both
+    # of perf's streams go to the log so that whatever it says is shown below.
+    perf record -e "$event" -F "$freq" "${call_graph_args[@]}" -p "$pid" -o "$output" \
+        -- sleep "$seconds" >"$perf_log" 2>&1
+    status=$?
+    set -e
+    cat "$perf_log" >&2
+    if ((status == 0)); then
+        break
+    fi
     if grep -qiE 'permission|not permitted|perf_event_paranoid|access to performance' \
         "$perf_log"; then
         explain_denied
         exit "$EXIT_UNAVAILABLE"
     fi
-    echo "record.sh: perf record failed (exit $status)." >&2
-    exit 1
-fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+        echo "record.sh: pid $pid exited while perf was attaching to it." >&2
+        exit 1
+    fi
+    if [[ -s "$perf_log" ]]; then
+        echo "record.sh: perf record failed (exit $status)." >&2
+        exit 1
+    fi
+    if ((attempt >= ATTEMPTS_MAX)); then
+        echo "record.sh: perf record exited $status without a message, $attempt times;" \
+            "perf cannot record on this host right now (perf $(perf --version 2>&1 |
+                awk '{print $3}'), kernel $(uname -r), perf_event_paranoid $paranoid)." >&2
+        exit "$EXIT_UNAVAILABLE"
+    fi
+    echo "record.sh: perf record exited $status without a message; trying again" \
+        "($((attempt + 1)) of $ATTEMPTS_MAX)." >&2
+    attempt=$((attempt + 1))
+    sleep 1
+done
 
 recorded="$(perf evlist -i "$output" 2>/dev/null | head -n 1 || true)"
 if ! grep -qE '\([0-9]+ samples\)' "$perf_log"; then
