@@ -317,7 +317,7 @@ impl ShardStore {
             // Leaving a segment fdatasyncs it: wait until every write into it completed.
             return Ok(None);
         }
-        let batch = match self.wal.take_batch()? {
+        let batch = match self.wal.take_batch(self.durable_seq)? {
             None => None,
             Some(taken) => {
                 if taken.left.is_some() {

@@ -15,7 +15,7 @@ use crate::manifest::{self, Manifest};
 use crate::memtable::Memtable;
 use crate::sstable::TableId;
 use crate::version::set::VersionSet;
-use crate::wal::reader::{judge_tail, tail_of, SegmentReader, Tail, TailVerdict};
+use crate::wal::reader::{corruption_reason, tail_of, SegmentReader, Tail};
 use crate::wal::record::RecordKind;
 use crate::wal::writer::Segment;
 use crate::wal::SegmentNo;
@@ -213,8 +213,9 @@ fn replay_segment(
     let mut data = Vec::new();
     file.read_to_end(&mut data)
         .map_err(io_error(format!("reading WAL segment {shown}")))?;
+    let seq_before = replay.last_seq;
     let mut reader = SegmentReader::new(&data);
-    for record in reader.by_ref() {
+    for (_, record) in reader.by_ref() {
         if record.seq <= replay.tables_last_seq {
             // Already in an SSTable; a memtable copy could shadow a newer table version.
             continue;
@@ -228,25 +229,27 @@ fn replay_segment(
         replay.records += 1;
     }
     let valid_end = reader.valid_end();
-    let tail = tail_of(&data, &reader);
+    let tail = tail_of(&data, &reader, seq_before);
+    if let Some(reason) = corruption_reason(&tail, is_last) {
+        return Err(StoreError::WalCorruption {
+            file: shown.to_string(),
+            offset: valid_end as u64,
+            reason,
+        });
+    }
     if let Tail::Garbage {
         offset,
         bytes,
         reason,
+        intact_after,
     } = tail
     {
-        if judge_tail(&tail, is_last) == TailVerdict::Corruption {
-            return Err(StoreError::Corruption {
-                file: shown.to_string(),
-                offset: offset as u64,
-                reason: format!("{reason} in a WAL segment that is not the last"),
-            });
-        }
         tracing::warn!(
             file = %shown,
             offset,
             bytes_dropped = bytes,
             reason,
+            unsynced_batches_dropped = intact_after.batches,
             "truncating torn WAL tail"
         );
         zero_range(&file, offset, offset + bytes)

@@ -11,6 +11,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::batch;
 use super::record::{encode, RecordKind};
 use super::SegmentNo;
 use super::WalBatch;
@@ -184,8 +185,11 @@ pub struct WalWriter {
     current: Segment,
     /// Where the next batch goes in `current`: the end of everything already handed out.
     append_offset: u64,
+    /// The batch being gathered: header space ([`batch::begin`]) and records.
     pending: Vec<u8>,
+    pending_first_seq: SeqNo,
     pending_last_seq: SeqNo,
+    pending_records: u32,
     rotate_before_next: bool,
     spare: Vec<u8>,
     next: Option<NextSegment>,
@@ -204,7 +208,9 @@ impl WalWriter {
             current,
             append_offset,
             pending: Vec::new(),
+            pending_first_seq: SeqNo(0),
             pending_last_seq: SeqNo(0),
+            pending_records: 0,
             rotate_before_next: false,
             spare: Vec::new(),
             next,
@@ -214,8 +220,14 @@ impl WalWriter {
     /// Appends one record to the pending batch.
     pub fn append(&mut self, kind: RecordKind, seq: SeqNo, key: &[u8], value: &[u8]) {
         debug_assert!(seq > self.pending_last_seq);
+        if self.pending.is_empty() {
+            batch::begin(&mut self.pending);
+            self.pending_first_seq = seq;
+            self.pending_records = 0;
+        }
         encode(&mut self.pending, kind, seq, key, value);
         self.pending_last_seq = seq;
+        self.pending_records += 1;
     }
 
     /// Whether the next [`WalWriter::take_batch`] would leave the current segment (which
@@ -245,15 +257,17 @@ impl WalWriter {
         self.current.number.next()
     }
 
-    /// Takes the pending records as one batch, or `None` if there are none. Leaves the
-    /// current segment first (fdatasync, then create the next one) if rotation was
-    /// requested or the batch does not fit. The caller must have finished writing the
-    /// previous batch, so that the fdatasync covers it.
+    /// Takes the pending records as one framed batch ([`batch`]), or `None` if there are
+    /// none. `durable_seq` is the highest sequence number a completed fdatasync covers
+    /// now; it goes in the batch header, where recovery uses it to tell corruption from a
+    /// torn write. Leaves the current segment first (fdatasync, then create the next one)
+    /// if rotation was requested or the batch does not fit. The caller must have finished
+    /// writing the previous batch, so that the fdatasync covers it.
     ///
     /// # Errors
     /// [`StoreError::Io`] from the fdatasync or from creating the next segment; the
     /// records stay pending.
-    pub fn take_batch(&mut self) -> Result<Option<TakenBatch>, StoreError> {
+    pub fn take_batch(&mut self, durable_seq: SeqNo) -> Result<Option<TakenBatch>, StoreError> {
         if self.pending.is_empty() {
             return Ok(None);
         }
@@ -268,6 +282,17 @@ impl WalWriter {
                 left = Some(self.rotate(len_bytes)?);
             }
         }
+        // Leaving a segment fdatasynced every record handed out before this batch.
+        let durable_seq = match left {
+            Some(_) => durable_seq.max(SeqNo(self.pending_first_seq.0.saturating_sub(1))),
+            None => durable_seq,
+        };
+        batch::seal(
+            &mut self.pending,
+            self.pending_records,
+            self.pending_first_seq,
+            durable_seq,
+        );
         let buf = std::mem::replace(&mut self.pending, std::mem::take(&mut self.spare));
         let batch = WalBatch {
             file: Arc::clone(&self.current.file),
