@@ -135,16 +135,13 @@ impl Shard {
                 return Ok(());
             }
         };
-        if kind.is_some_and(CommandKind::is_write) {
-            if let Some(reason) = &self.poisoned {
-                let mut reply = Vec::new();
-                resp::error(&mut reply, reason);
-                self.push_ready(key, Reply::Encoded(reply));
-                return Ok(());
-            }
-            if !self.store.can_accept_writes() {
-                return Err(Wait::Capacity);
-            }
+        // A poisoned shard refuses writes where they execute (`run_op`), so that a write
+        // to a key of a healthy shard still succeeds through this shard's connections.
+        if kind.is_some_and(CommandKind::is_write)
+            && self.poisoned.is_none()
+            && !self.store.can_accept_writes()
+        {
+            return Err(Wait::Capacity);
         }
         self.fetch_blocks(key, &command)?;
         self.execute_command(key, command)

@@ -232,7 +232,7 @@ impl Shard {
             blocked: Vec::new(),
             durable_waiters: Vec::new(),
             dirty: Vec::new(),
-            committer: committer::Committer::new(config.fsync, config.fsync_period_ms),
+            committer: committer::Committer::new(id.0, config.fsync, config.fsync_period_ms),
             poisoned: None,
             draining: false,
             args: Vec::new(),
