@@ -15,9 +15,8 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
@@ -38,7 +37,7 @@ enum Versions {
     Moved,
 }
 
-use crate::base::{io_error, SeqNo, StoreError};
+use crate::base::{io_error, iolog, SeqNo, StoreError};
 use crate::block_cache::{BlockCache, BlockCacheStats};
 use crate::compaction::{
     self,
@@ -457,12 +456,11 @@ impl ShardStore {
         })?;
         let id = self.table_ids.allocate();
         let path = self.dir.join(id.file_name());
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .map_err(io_error(format!("creating SSTable {}", path.display())))?;
+        let file = iolog::create(
+            &path,
+            OpenOptions::new().write(true).create(true).truncate(true),
+        )
+        .map_err(io_error(format!("creating SSTable {}", path.display())))?;
         self.flush_in_flight = Some(id);
         Ok(Some(FlushJob {
             file: Arc::new(file),
@@ -705,7 +703,7 @@ impl ShardStore {
         let end = self.wal_start.min(self.wal.current().number);
         while self.oldest_segment < end {
             let path = self.dir.join(self.oldest_segment.file_name());
-            match fs::remove_file(&path) {
+            match iolog::remove(&path) {
                 Ok(()) => tracing::debug!(segment = %path.display(), "WAL segment deleted"),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => {
@@ -855,17 +853,11 @@ impl ShardStore {
     /// the fallback path) and reports it written and synced.
     pub fn write_batch_sync(&mut self, batch: WalBatch) -> Result<(), StoreError> {
         let shown = self.wal.current().path.display().to_string();
-        batch
-            .file
-            .write_all_at(&batch.buf, batch.offset)
-            .map_err(io_error(format!(
-                "writing WAL batch at offset {} of {shown}",
-                batch.offset
-            )))?;
-        batch
-            .file
-            .sync_data()
-            .map_err(io_error(format!("syncing {shown}")))?;
+        iolog::write_at(&batch.file, &batch.buf, batch.offset).map_err(io_error(format!(
+            "writing WAL batch at offset {} of {shown}",
+            batch.offset
+        )))?;
+        iolog::sync_data(&batch.file).map_err(io_error(format!("syncing {shown}")))?;
         let last_seq = batch.last_seq;
         self.wal_batch_written(batch);
         self.wal_synced(last_seq);
@@ -876,12 +868,9 @@ impl ShardStore {
     pub fn flush_sync(&mut self, job: FlushJob) -> Result<(), StoreError> {
         let path = self.dir.join(TableId(job.table_id).file_name());
         let shown = path.display();
-        job.file
-            .write_all_at(&job.buf, 0)
+        iolog::write_at(&job.file, &job.buf, 0)
             .map_err(io_error(format!("writing SSTable {shown}")))?;
-        job.file
-            .sync_data()
-            .map_err(io_error(format!("syncing SSTable {shown}")))?;
+        iolog::sync_data(&job.file).map_err(io_error(format!("syncing SSTable {shown}")))?;
         self.flush_written(job)
     }
 }

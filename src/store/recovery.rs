@@ -4,12 +4,11 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::base::fs::sync_dir;
-use crate::base::{io_error, SeqNo, StoreError};
+use crate::base::{io_error, iolog, SeqNo, StoreError};
 use crate::config::StoreOptions;
 use crate::manifest::{self, Manifest};
 use crate::memtable::Memtable;
@@ -146,7 +145,7 @@ fn remove_leftovers(dir: &Path, manifest: &Manifest, listing: &Listing) -> Resul
     for name in orphan_tables.chain(covered_segments).chain(temp) {
         let path = dir.join(name);
         tracing::info!(file = %path.display(), "removing file left over from before the last manifest");
-        fs::remove_file(&path).map_err(io_error(format!("removing {}", path.display())))?;
+        iolog::remove(&path).map_err(io_error(format!("removing {}", path.display())))?;
         removed = true;
     }
     if removed {
@@ -253,7 +252,7 @@ fn replay_segment(
             "truncating torn WAL tail"
         );
         zero_range(&file, offset, offset + bytes)
-            .and_then(|()| file.sync_data())
+            .and_then(|()| iolog::sync_data(&file))
             .map_err(io_error(format!("wiping torn tail of WAL segment {shown}")))?;
         replay.truncated_bytes += bytes as u64;
     }
@@ -276,7 +275,7 @@ fn zero_range(file: &File, start: usize, end: usize) -> io::Result<()> {
     let mut at = start;
     while at < end {
         let len = zeros.len().min(end - at);
-        file.write_all_at(&zeros[..len], at as u64)?;
+        iolog::write_at(file, &zeros[..len], at as u64)?;
         at += len;
     }
     Ok(())

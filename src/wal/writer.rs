@@ -7,7 +7,6 @@
 //! the next segment.
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -16,8 +15,7 @@ use super::record::{encode, RecordKind};
 use super::SegmentNo;
 use super::WalBatch;
 use crate::base::fs::sync_dir;
-use crate::base::{io_error, SeqNo, StoreError};
-use crate::runtime::sys::allocate_or_zero_fill;
+use crate::base::{io_error, iolog, SeqNo, StoreError};
 
 /// An open WAL segment file.
 #[derive(Debug)]
@@ -80,24 +78,22 @@ impl PreparedSegment {
             std::process::id()
         ));
         let shown = prep_path.display();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&prep_path)
-            .map_err(io_error(format!("creating WAL segment {shown}")))?;
-        allocate_or_zero_fill(&file, capacity_bytes)
+        let file = iolog::create(
+            &prep_path,
+            OpenOptions::new().read(true).write(true).create_new(true),
+        )
+        .map_err(io_error(format!("creating WAL segment {shown}")))?;
+        iolog::allocate(&file, capacity_bytes)
             .map_err(io_error(format!("preallocating WAL segment {shown}")))?;
         let zeros = vec![0u8; 1 << 20];
         let mut offset = 0u64;
         while offset < capacity_bytes {
             let n = zeros.len().min((capacity_bytes - offset) as usize);
-            file.write_all_at(&zeros[..n], offset)
+            iolog::write_at(&file, &zeros[..n], offset)
                 .map_err(io_error(format!("zero-filling WAL segment {shown}")))?;
             offset += n as u64;
         }
-        file.sync_all()
-            .map_err(io_error(format!("syncing new WAL segment {shown}")))?;
+        iolog::sync_all(&file).map_err(io_error(format!("syncing new WAL segment {shown}")))?;
         Ok(Self {
             number,
             file,
@@ -112,7 +108,7 @@ impl PreparedSegment {
     /// [`StoreError::Io`] from the rename or the directory fsync.
     pub fn install(self, dir: &Path) -> Result<Segment, StoreError> {
         let path = dir.join(self.number.file_name());
-        std::fs::rename(&self.prep_path, &path).map_err(io_error(format!(
+        iolog::rename(&self.prep_path, &path).map_err(io_error(format!(
             "installing WAL segment {}",
             path.display()
         )))?;
@@ -127,7 +123,7 @@ impl PreparedSegment {
 
     /// Deletes the half-made segment.
     fn discard(self) {
-        let _ = std::fs::remove_file(&self.prep_path);
+        let _ = iolog::remove(&self.prep_path);
     }
 }
 
@@ -138,7 +134,7 @@ pub fn remove_prepared(dir: &Path) {
     };
     for entry in entries.flatten() {
         if entry.file_name().to_string_lossy().ends_with(PREP_SUFFIX) {
-            let _ = std::fs::remove_file(entry.path());
+            let _ = iolog::remove(&entry.path());
         }
     }
 }
@@ -154,6 +150,11 @@ struct NextSegment {
 
 impl NextSegment {
     fn start(dir: &Path, number: SegmentNo, capacity_bytes: u64) -> Option<Self> {
+        if iolog::recording() {
+            // A crash simulation needs the order of I/O to follow from its own calls; the
+            // segment is then prepared in the foreground when the WAL reaches it.
+            return None;
+        }
         let dir = dir.to_path_buf();
         let thread = std::thread::Builder::new()
             .name("tskv-wal-prep".into())
@@ -314,18 +315,16 @@ impl WalWriter {
 
     fn grow_current(&mut self, capacity_bytes: u64) -> Result<(), StoreError> {
         let shown = self.current.path.display();
-        allocate_or_zero_fill(&self.current.file, capacity_bytes)
+        iolog::allocate(&self.current.file, capacity_bytes)
             .map_err(io_error(format!("growing WAL segment {shown}")))?;
-        self.current
-            .file
-            .sync_all()
+        iolog::sync_all(&self.current.file)
             .map_err(io_error(format!("syncing grown WAL segment {shown}")))?;
         self.current.capacity_bytes = capacity_bytes;
         Ok(())
     }
 
     fn rotate(&mut self, min_capacity_bytes: u64) -> Result<SegmentNo, StoreError> {
-        self.current.file.sync_data().map_err(io_error(format!(
+        iolog::sync_data(&self.current.file).map_err(io_error(format!(
             "syncing WAL segment {} before leaving it",
             self.current.path.display()
         )))?;
