@@ -194,13 +194,15 @@ pub fn write_at(file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
 /// Makes `file` at least `len_bytes` long with its space allocated
 /// ([`crate::runtime::sys::allocate_or_zero_fill`]).
 ///
+/// Returns how the room was made.
+///
 /// # Errors
 /// The OS error (e.g. `ENOSPC`), or an injected one.
-pub fn allocate(file: &File, len_bytes: u64) -> io::Result<()> {
+pub fn allocate(file: &File, len_bytes: u64) -> io::Result<crate::runtime::sys::Allocation> {
     injected(FaultKind::Write, id_if_recording(file))?;
-    crate::runtime::sys::allocate_or_zero_fill(file, len_bytes)?;
+    let how = crate::runtime::sys::allocate_or_zero_fill(file, len_bytes)?;
     log_file_op(file, |id| Op::Extend { id, len_bytes });
-    Ok(())
+    Ok(how)
 }
 
 /// `fdatasync(2)` of `file`.
