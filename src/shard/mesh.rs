@@ -13,7 +13,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::command::SetCondition;
+use crate::command::{SetCondition, StringOp};
 use crate::runtime::sys::EventFd;
 
 // The shard id and key routing belong to the data directory's layout; re-exported so the
@@ -55,6 +55,12 @@ pub enum Op<K> {
     },
     /// Every live key of the shard matching a pattern (`KEYS`).
     Keys(K),
+    /// A string or counter command, run whole by the shard owning its keys.
+    Strings(StringOp<K>),
+    /// One live key of the shard, picked at random, or none (`RANDOMKEY`).
+    RandomKey,
+    /// The `CLIENT LIST` lines of the shard's connections.
+    ClientList,
 }
 
 /// An [`Op`] that owns its bytes, for a queue.
@@ -91,6 +97,9 @@ impl OwnedOp {
                 type_matches: *type_matches,
             },
             Op::Keys(p) => Op::Keys(p),
+            Op::Strings(op) => Op::Strings(op.as_borrowed()),
+            Op::RandomKey => Op::RandomKey,
+            Op::ClientList => Op::ClientList,
         }
     }
 }
@@ -126,6 +135,9 @@ impl Op<&[u8]> {
                 type_matches,
             },
             Op::Keys(p) => Op::Keys(p.into()),
+            Op::Strings(ref op) => Op::Strings(op.to_owned_op()),
+            Op::RandomKey => Op::RandomKey,
+            Op::ClientList => Op::ClientList,
         }
     }
 }

@@ -16,7 +16,8 @@
 //! Who owns what: `committer` owns the writes in flight through the ring (WAL batches,
 //! flushes, periodic fdatasyncs) and the acknowledgement point; [`conn`] is one connection
 //! with its buffers and reply slots; `exec` runs commands against the store and routes
-//! their keys; `fetch` owns the block reads of lookups and the requests waiting on them;
+//! their keys (`strings` the string and counter commands, `client` `HELLO` and
+//! `CLIENT`); `fetch` owns the block reads of lookups and the requests waiting on them;
 //! [`scan`] the `SCAN` positions; [`mesh`] the queues to other shards. This file is the
 //! loop and the connection table that ties them together.
 //!
@@ -40,6 +41,7 @@
 //!   stops its connection until the ring has read them; the last completion puts the
 //!   connection back on the ready list.
 
+mod client;
 mod committer;
 pub mod conn;
 mod exec;
@@ -48,6 +50,7 @@ mod info;
 pub mod mesh;
 pub mod metrics;
 pub mod scan;
+mod strings;
 
 use std::collections::VecDeque;
 use std::io;
