@@ -86,11 +86,17 @@ pub enum CommandKind {
     Touch,
     /// RANDOMKEY.
     RandomKey,
+    /// MULTI.
+    Multi,
+    /// EXEC.
+    Exec,
+    /// DISCARD.
+    Discard,
 }
 
 impl CommandKind {
     /// Every kind, in `repr` order.
-    pub const ALL: [CommandKind; 36] = [
+    pub const ALL: [CommandKind; 39] = [
         Self::Ping,
         Self::Echo,
         Self::Quit,
@@ -127,6 +133,9 @@ impl CommandKind {
         Self::Unlink,
         Self::Touch,
         Self::RandomKey,
+        Self::Multi,
+        Self::Exec,
+        Self::Discard,
     ];
 
     /// The lower-case command name, as Redis prints it in errors and `INFO commandstats`.
@@ -168,14 +177,23 @@ impl CommandKind {
             Self::Unlink => "unlink",
             Self::Touch => "touch",
             Self::RandomKey => "randomkey",
+            Self::Multi => "multi",
+            Self::Exec => "exec",
+            Self::Discard => "discard",
         }
     }
 
     /// The flags `COMMAND` reports (Redis's names).
     pub fn flags(self) -> &'static [&'static str] {
         match self {
-            Self::Ping | Self::Echo | Self::Quit | Self::Hello | Self::Select => &["fast"],
-            Self::Client | Self::Command | Self::Info => &[],
+            Self::Ping
+            | Self::Echo
+            | Self::Quit
+            | Self::Hello
+            | Self::Select
+            | Self::Multi
+            | Self::Discard => &["fast"],
+            Self::Client | Self::Command | Self::Info | Self::Exec => &[],
             Self::Config | Self::Shutdown => &["admin"],
             Self::Set | Self::MSet | Self::SetRange | Self::MSetNx => &["write", "denyoom"],
             Self::Del => &["write"],
@@ -280,7 +298,7 @@ impl CommandKind {
             Self::GetRange | Self::SetRange => 4,
             Self::MSetNx => -3,
             Self::Unlink | Self::Touch => -2,
-            Self::RandomKey => 1,
+            Self::RandomKey | Self::Multi | Self::Exec | Self::Discard => 1,
         }
     }
 
@@ -367,6 +385,12 @@ pub enum Command<'a> {
     Strings(StringOp<&'a [u8]>),
     /// `RANDOMKEY`.
     RandomKey,
+    /// `MULTI`.
+    Multi,
+    /// `EXEC`.
+    Exec,
+    /// `DISCARD`.
+    Discard,
 }
 
 /// The arguments of `SCAN`.
@@ -456,6 +480,9 @@ fn parse_known<'a>(kind: CommandKind, args: &[&'a [u8]]) -> Result<Command<'a>, 
         CommandKind::Keys => Ok(Command::Keys(rest[0])),
         CommandKind::Type => Ok(Command::Type(rest[0])),
         CommandKind::RandomKey => Ok(Command::RandomKey),
+        CommandKind::Multi => Ok(Command::Multi),
+        CommandKind::Exec => Ok(Command::Exec),
+        CommandKind::Discard => Ok(Command::Discard),
         CommandKind::Incr
         | CommandKind::Decr
         | CommandKind::IncrBy

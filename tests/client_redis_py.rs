@@ -2,7 +2,8 @@
 //! opens connections with `HELLO 3` (redis-py 8 and later) and pipelines.
 //!
 //! Method: run a small Python script with redis-py against a real tskv-server (two
-//! shards): ping, set, get, incr, a non-transactional pipeline, and the protocol the
+//! shards): ping, set, get, incr, a non-transactional pipeline, a transactional one on
+//! one key, and the protocol the
 //! connection ended up speaking (`CLIENT INFO`'s `resp`). If `python3` or the `redis`
 //! package is missing (`.ci/run` installs it with pip when the network allows), the test
 //! says `SKIP` on stderr, past libtest's capture, and passes.
@@ -29,6 +30,11 @@ pipe = r.pipeline(transaction=False)
 pipe.set("py:a", 1).incr("py:a").get("py:a").mget("py:a", "py:key", "py:none").delete("py:a")
 assert pipe.execute() == [True, 2, b"2", [b"2", b"value", None], 1], "pipeline"
 assert r.config_get("databases") == {"databases": "1"}
+# The default pipeline is a MULTI/EXEC transaction: tskv runs it when its keys share a
+# shard (one key here).
+tx = r.pipeline()
+tx.incr("py:tx").incr("py:tx").get("py:tx")
+assert tx.execute() == [1, 2, b"2"], "transactional pipeline"
 print("resp=" + str(r.client_info()["resp"]), "redis-py=" + redis.__version__)
 "#;
 

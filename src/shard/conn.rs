@@ -45,6 +45,9 @@ pub enum Reply {
     /// `RANDOMKEY`: one candidate key per shard that has any (`OpResult::Value`); the
     /// reply picks one of them at random, or null.
     RandomKey(Vec<Vec<u8>>),
+    /// `EXEC`: each queued command's reply and how many ops of the one
+    /// `OpResult::Batch` it takes, in order.
+    Exec(Vec<(Slot, usize)>),
 }
 
 /// A reply in the connection's order. It may be sent once all its parts arrived and the
@@ -87,6 +90,7 @@ impl Slot {
             | Reply::ClientLines(keys)
             | Reply::RandomKey(keys) => keys.iter().map(Vec::len).sum(),
             Reply::Info { text, .. } => text.len(),
+            Reply::Exec(replies) => replies.iter().map(|(slot, _)| slot.held_bytes()).sum(),
             _ => 0,
         }
     }
@@ -114,6 +118,14 @@ impl Slot {
             (Reply::Info { keys, .. }, OpResult::Int(n)) => *keys += n,
             (Reply::ClientLines(all), OpResult::Keys { mut keys, .. }) => all.append(&mut keys),
             (Reply::RandomKey(all), OpResult::Value(key)) => all.extend(key),
+            (Reply::Exec(replies), OpResult::Batch(results)) => {
+                let mut results = results.into_iter();
+                for (slot, ops) in replies {
+                    for (index, result) in results.by_ref().take(*ops).enumerate() {
+                        slot.apply(index as u32, result);
+                    }
+                }
+            }
             (_, other) => {
                 debug_assert!(false, "part result {other:?} does not fit its reply");
             }
@@ -160,6 +172,13 @@ impl Slot {
                 let text = super::client::client_list_text(lines);
                 resp3::verbatim(out, proto, b"txt", &text);
             }
+            Reply::Exec(replies) => {
+                resp::array_header(out, replies.len());
+                for (mut slot, _) in replies {
+                    slot.proto = proto;
+                    slot.encode(out);
+                }
+            }
             Reply::RandomKey(keys) => {
                 use rand::seq::SliceRandom;
                 match keys.choose(&mut rand::thread_rng()) {
@@ -186,6 +205,7 @@ fn encode_result(out: &mut Vec<u8>, proto: Protocol, result: Option<OpResult>) {
         Some(OpResult::Ok) => out.extend_from_slice(b"+OK\r\n"),
         Some(OpResult::Err(message)) => resp::error(out, &message),
         Some(OpResult::Keys { keys, .. }) => encode_keys(out, &keys),
+        Some(OpResult::Batch(_)) => resp::error(out, "ERR internal error: batch result"),
         None => resp::error(out, "ERR internal error: missing reply"),
     }
 }
@@ -217,6 +237,8 @@ pub struct Conn {
     pub name: Option<Vec<u8>>,
     /// The protocol chosen with `HELLO` (RESP2 until then).
     pub proto: Protocol,
+    /// The commands queued since `MULTI`, if in a transaction.
+    pub(crate) transaction: Option<super::multi::Transaction>,
     /// The peer's address and the local address, for `CLIENT LIST` (`None` if the socket
     /// could not tell).
     pub addrs: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
@@ -346,6 +368,7 @@ impl Conn {
             id,
             name: None,
             proto: Protocol::Resp2,
+            transaction: None,
             addrs,
             accepted: std::time::Instant::now(),
             last_command_at: std::time::Instant::now(),

@@ -127,6 +127,9 @@ impl Shard {
                 _ => kind.map_or("NULL", CommandKind::name),
             };
         }
+        if self.in_transaction(key) && self.queue_in_transaction(key, args, &parsed) {
+            return Ok(());
+        }
         let metrics = self.metrics();
         ShardMetrics::add(&metrics.total_commands, 1);
         if let Some(kind) = kind {
@@ -165,8 +168,13 @@ impl Shard {
             return Ok(());
         }
         let (id, shards) = (self.id, self.shards);
+        let transaction_keys = match command {
+            Command::Exec => self.transaction_keys(key),
+            _ => Vec::new(),
+        };
         let keys = read_keys(command)
             .into_iter()
+            .chain(transaction_keys.iter().map(Vec::as_slice))
             .filter(|k| fetch::is_local(k, id, shards));
         let keys: smallvec::SmallVec<[&[u8]; 8]> = keys.collect();
         if keys.is_empty() {
@@ -288,6 +296,9 @@ impl Shard {
             }
             Command::Type(k) => self.scatter(key, Reply::Type(None), &[Op::Exists(k)])?,
             Command::Strings(op) => self.string_command(key, op)?,
+            Command::Multi => self.multi(key),
+            Command::Exec => self.exec(key)?,
+            Command::Discard => self.discard(key),
             Command::RandomKey => {
                 let ops = vec![Op::RandomKey; self.shards];
                 self.scatter(key, Reply::RandomKey(Vec::new()), &ops)?;
@@ -318,6 +329,7 @@ impl Shard {
             Op::DbSize | Op::Keys(_) | Op::RandomKey | Op::ClientList => ShardId(part),
             Op::Scan { shard, .. } => *shard,
             Op::Strings(op) => mesh::shard_of(op.keys()[0], shards),
+            Op::Batch { shard, .. } => *shard,
         };
         let mut remote_parts = 0u32;
         if self.shards > 1 {
@@ -483,6 +495,18 @@ impl Shard {
             }
             Op::RandomKey => (scan::random_key(&self.store), self.store.last_seq()),
             Op::ClientList => (self.client_lines(), SeqNo(0)),
+            Op::Batch { ref ops, .. } => {
+                let mut gate = SeqNo(0);
+                let results = ops
+                    .iter()
+                    .map(|op| {
+                        let (result, op_gate) = self.run_op(op);
+                        gate = gate.max(op_gate);
+                        result
+                    })
+                    .collect();
+                (OpResult::Batch(results), gate)
+            }
         }
     }
 

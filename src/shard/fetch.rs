@@ -78,6 +78,7 @@ pub(super) fn read_keys<'k>(op: &Op<&'k [u8]>) -> smallvec::SmallVec<[&'k [u8]; 
             smallvec::smallvec![*key]
         }
         Op::Strings(op) => op.keys(),
+        Op::Batch { ops, .. } => ops.iter().flat_map(read_keys).collect(),
         _ => smallvec::SmallVec::new(),
     }
 }

@@ -61,6 +61,13 @@ pub enum Op<K> {
     RandomKey,
     /// The `CLIENT LIST` lines of the shard's connections.
     ClientList,
+    /// A transaction's ops (`EXEC`), all on `shard`, run in one turn of its loop.
+    Batch {
+        /// The shard owning every key of the ops.
+        shard: ShardId,
+        /// The ops, in order.
+        ops: Vec<Op<K>>,
+    },
 }
 
 /// An [`Op`] that owns its bytes, for a queue.
@@ -100,6 +107,10 @@ impl OwnedOp {
             Op::Strings(op) => Op::Strings(op.as_borrowed()),
             Op::RandomKey => Op::RandomKey,
             Op::ClientList => Op::ClientList,
+            Op::Batch { shard, ops } => Op::Batch {
+                shard: *shard,
+                ops: ops.iter().map(OwnedOp::as_borrowed).collect(),
+            },
         }
     }
 }
@@ -138,6 +149,10 @@ impl Op<&[u8]> {
             Op::Strings(ref op) => Op::Strings(op.to_owned_op()),
             Op::RandomKey => Op::RandomKey,
             Op::ClientList => Op::ClientList,
+            Op::Batch { shard, ref ops } => Op::Batch {
+                shard,
+                ops: ops.iter().map(Op::to_owned_op).collect(),
+            },
         }
     }
 }
@@ -162,6 +177,8 @@ pub enum OpResult {
     },
     /// An error reply text without the leading `-`.
     Err(String),
+    /// The results of an [`Op::Batch`], one per op.
+    Batch(Vec<OpResult>),
 }
 
 /// Names the connection slot a reply belongs to on the requesting shard.

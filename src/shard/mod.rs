@@ -17,7 +17,7 @@
 //! flushes, periodic fdatasyncs) and the acknowledgement point; [`conn`] is one connection
 //! with its buffers and reply slots; `exec` runs commands against the store and routes
 //! their keys (`strings` the string and counter commands, `client` `HELLO` and
-//! `CLIENT`); `fetch` owns the block reads of lookups and the requests waiting on them;
+//! `CLIENT`, `multi` single-shard transactions); `fetch` owns the block reads of lookups and the requests waiting on them;
 //! [`scan`] the `SCAN` positions; [`mesh`] the queues to other shards. This file is the
 //! loop and the connection table that ties them together.
 //!
@@ -49,6 +49,7 @@ mod fetch;
 mod info;
 pub mod mesh;
 pub mod metrics;
+mod multi;
 pub mod scan;
 mod strings;
 
