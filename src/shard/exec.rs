@@ -156,6 +156,11 @@ impl Shard {
                 return Err(Wait::Capacity);
             }
         }
+        // A transaction's writes wait out a write stall like any write (its runtime
+        // errors, a refusing shard's included, are per command inside the EXEC reply).
+        if matches!(command, Command::Exec) && !self.store.can_accept_writes() {
+            return Err(Wait::Capacity);
+        }
         self.fetch_blocks(key, &command)?;
         self.execute_command(key, command)
     }
@@ -462,7 +467,7 @@ impl Shard {
                 Ok(found) => (OpResult::Int(0), found.map_or(SeqNo(0), |f| f.seq)),
                 Err(e) => (OpResult::Err(storage_error(&e)), SeqNo(0)),
             },
-            Op::DbSize => match self.store.len() {
+            Op::DbSize => match self.live_keys() {
                 Ok(n) => (OpResult::Int(n as i64), self.store.last_seq()),
                 Err(e) => (OpResult::Err(storage_error(&e)), SeqNo(0)),
             },

@@ -33,6 +33,21 @@ impl Shard {
         self.push_ready(key, Reply::Encoded(reply));
         Ok(())
     }
+
+    /// The shard's live keys (`DBSIZE`, `INFO keyspace`): counted by a scan, which is
+    /// reused until the next write (flushes and compactions do not change the count), so
+    /// a tool polling `INFO` on an idle server costs nothing.
+    pub(super) fn live_keys(&mut self) -> Result<u64, crate::base::StoreError> {
+        let last_seq = self.store.last_seq();
+        if let Some((seq, count)) = self.live_keys_counted {
+            if seq == last_seq {
+                return Ok(count);
+            }
+        }
+        let count = self.store.len()?;
+        self.live_keys_counted = Some((last_seq, count));
+        Ok(count)
+    }
 }
 
 /// Whether `INFO sections` includes section `name`: named, or `all`/`everything`, or

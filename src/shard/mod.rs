@@ -163,6 +163,8 @@ pub struct Shard {
     scan_positions: scan::ScanPositions,
     /// The store version whose counters `INFO` shows (weak: it must not pin old files).
     published_version: std::sync::Weak<crate::version::Version>,
+    /// The live key count and the last sequence number it was counted at.
+    live_keys_counted: Option<(SeqNo, u64)>,
 }
 
 impl Shard {
@@ -245,6 +247,7 @@ impl Shard {
             events: Vec::with_capacity(EPOLL_EVENTS_MAX),
             completions: Vec::new(),
             published_version: std::sync::Weak::new(),
+            live_keys_counted: None,
             scan_positions: scan::ScanPositions::default(),
             fetches: fetch::Fetches::new(shards),
             shared,
