@@ -13,7 +13,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::command::SetCondition;
+use crate::command::{SetCondition, StringOp};
 use crate::runtime::sys::EventFd;
 
 // The shard id and key routing belong to the data directory's layout; re-exported so the
@@ -55,6 +55,19 @@ pub enum Op<K> {
     },
     /// Every live key of the shard matching a pattern (`KEYS`).
     Keys(K),
+    /// A string or counter command, run whole by the shard owning its keys.
+    Strings(StringOp<K>),
+    /// One live key of the shard, picked at random, or none (`RANDOMKEY`).
+    RandomKey,
+    /// The `CLIENT LIST` lines of the shard's connections.
+    ClientList,
+    /// A transaction's ops (`EXEC`), all on `shard`, run in one turn of its loop.
+    Batch {
+        /// The shard owning every key of the ops.
+        shard: ShardId,
+        /// The ops, in order.
+        ops: Vec<Op<K>>,
+    },
 }
 
 /// An [`Op`] that owns its bytes, for a queue.
@@ -91,6 +104,13 @@ impl OwnedOp {
                 type_matches: *type_matches,
             },
             Op::Keys(p) => Op::Keys(p),
+            Op::Strings(op) => Op::Strings(op.as_borrowed()),
+            Op::RandomKey => Op::RandomKey,
+            Op::ClientList => Op::ClientList,
+            Op::Batch { shard, ops } => Op::Batch {
+                shard: *shard,
+                ops: ops.iter().map(OwnedOp::as_borrowed).collect(),
+            },
         }
     }
 }
@@ -126,6 +146,13 @@ impl Op<&[u8]> {
                 type_matches,
             },
             Op::Keys(p) => Op::Keys(p.into()),
+            Op::Strings(ref op) => Op::Strings(op.to_owned_op()),
+            Op::RandomKey => Op::RandomKey,
+            Op::ClientList => Op::ClientList,
+            Op::Batch { shard, ref ops } => Op::Batch {
+                shard,
+                ops: ops.iter().map(Op::to_owned_op).collect(),
+            },
         }
     }
 }
@@ -150,6 +177,8 @@ pub enum OpResult {
     },
     /// An error reply text without the leading `-`.
     Err(String),
+    /// The results of an [`Op::Batch`], one per op.
+    Batch(Vec<OpResult>),
 }
 
 /// Names the connection slot a reply belongs to on the requesting shard.

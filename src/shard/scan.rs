@@ -1,4 +1,4 @@
-//! `SCAN` and `KEYS` on one shard: streaming range scans over the shard's LSM, and the
+//! `SCAN`, `KEYS` and `RANDOMKEY` on one shard: streaming range scans over the shard's LSM, and the
 //! saved positions that make a `SCAN` cursor a plain integer, as clients expect.
 //!
 //! A shard's keys are scanned in key order, so a position is "the next key to look at".
@@ -187,6 +187,25 @@ pub fn matching_keys(store: &ShardStore, pattern: &[u8]) -> OpResult {
         next_cursor: 0,
         keys,
     }
+}
+
+/// A live key of `store` for `RANDOMKEY`, or none if it has none: the first live key
+/// at or after a random 8-byte position, wrapping to the first key. Keys that follow a
+/// long gap in key order are picked more often than others (Redis's pick is not uniform
+/// either); the walk skips tombstones, so it costs more on a shard with many deletions
+/// not yet compacted away.
+pub fn random_key(store: &ShardStore) -> OpResult {
+    let start: [u8; 8] = rand::random();
+    for from in [&start[..], b""] {
+        for entry in store.scan_from(from) {
+            match entry {
+                Ok(entry) if entry.value.is_some() => return OpResult::Value(Some(entry.key)),
+                Ok(_) => {}
+                Err(e) => return OpResult::Err(format!("ERR storage error: {e}")),
+            }
+        }
+    }
+    OpResult::Value(None)
 }
 
 #[cfg(test)]
