@@ -92,11 +92,13 @@ pub enum CommandKind {
     Exec,
     /// DISCARD.
     Discard,
+    /// AUTH.
+    Auth,
 }
 
 impl CommandKind {
     /// Every kind, in `repr` order.
-    pub const ALL: [CommandKind; 39] = [
+    pub const ALL: [CommandKind; 40] = [
         Self::Ping,
         Self::Echo,
         Self::Quit,
@@ -136,6 +138,7 @@ impl CommandKind {
         Self::Multi,
         Self::Exec,
         Self::Discard,
+        Self::Auth,
     ];
 
     /// The lower-case command name, as Redis prints it in errors and `INFO commandstats`.
@@ -180,6 +183,7 @@ impl CommandKind {
             Self::Multi => "multi",
             Self::Exec => "exec",
             Self::Discard => "discard",
+            Self::Auth => "auth",
         }
     }
 
@@ -193,6 +197,7 @@ impl CommandKind {
             | Self::Select
             | Self::Multi
             | Self::Discard => &["fast"],
+            Self::Auth => &["fast", "no_auth"],
             Self::Client | Self::Command | Self::Info | Self::Exec => &[],
             Self::Config | Self::Shutdown => &["admin"],
             Self::Set | Self::MSet | Self::SetRange | Self::MSetNx => &["write", "denyoom"],
@@ -283,7 +288,21 @@ impl CommandKind {
             Self::MSetNx => -3,
             Self::Unlink | Self::Touch => -2,
             Self::RandomKey | Self::Multi | Self::Exec | Self::Discard => 1,
+            Self::Auth => -2,
         }
+    }
+
+    /// Whether `n` arguments (the name included) fit [`CommandKind::arity`].
+    pub fn accepts_arg_count(self, n: usize) -> bool {
+        let arity = self.arity();
+        let n = i32::try_from(n).unwrap_or(i32::MAX);
+        (arity > 0 && n == arity) || (arity < 0 && n >= -arity)
+    }
+
+    /// Whether a connection may run the command before it authenticated (`AUTH`,
+    /// `HELLO`, `QUIT`; Redis's `no_auth` commands).
+    pub fn allowed_before_auth(self) -> bool {
+        matches!(self, Self::Auth | Self::Hello | Self::Quit)
     }
 
     fn lookup(name: &[u8]) -> Option<Self> {
@@ -375,6 +394,13 @@ pub enum Command<'a> {
     Exec,
     /// `DISCARD`.
     Discard,
+    /// `AUTH [username] password`.
+    Auth {
+        /// The user; `None` means `default`.
+        username: Option<&'a [u8]>,
+        /// The password.
+        password: &'a [u8],
+    },
 }
 
 /// The arguments of `SCAN`.
@@ -399,9 +425,7 @@ pub fn parse<'a>(args: &[&'a [u8]]) -> (Option<CommandKind>, Result<Command<'a>,
     let Some(kind) = args.first().and_then(|name| CommandKind::lookup(name)) else {
         return (None, Err(unknown_command(args)));
     };
-    let arity = kind.arity();
-    let n = args.len() as i32;
-    if (arity > 0 && n != arity) || (arity < 0 && n < -arity) {
+    if !kind.accepts_arg_count(args.len()) {
         return (Some(kind), Err(wrong_arity(kind.name())));
     }
     (Some(kind), parse_known(kind, args))
@@ -467,6 +491,17 @@ fn parse_known<'a>(kind: CommandKind, args: &[&'a [u8]]) -> Result<Command<'a>, 
         CommandKind::Multi => Ok(Command::Multi),
         CommandKind::Exec => Ok(Command::Exec),
         CommandKind::Discard => Ok(Command::Discard),
+        CommandKind::Auth => match rest {
+            [password] => Ok(Command::Auth {
+                username: None,
+                password,
+            }),
+            [username, password] => Ok(Command::Auth {
+                username: Some(username),
+                password,
+            }),
+            _ => Err("ERR syntax error".into()),
+        },
         CommandKind::Incr
         | CommandKind::Decr
         | CommandKind::IncrBy

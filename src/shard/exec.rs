@@ -127,6 +127,14 @@ impl Shard {
                 _ => kind.map_or("NULL", CommandKind::name),
             };
         }
+        // As Redis: an unknown command or a wrong argument count is reported first, then a
+        // client that has not authenticated gets NOAUTH for anything but AUTH/HELLO/QUIT.
+        let needs_auth =
+            kind.is_some_and(|k| !k.allowed_before_auth() && k.accepts_arg_count(args.len()));
+        if needs_auth && !self.conn(key).is_some_and(|c| c.authenticated) {
+            self.push_ready(key, Reply::Static(b"-NOAUTH Authentication required.\r\n"));
+            return Ok(());
+        }
         if self.in_transaction(key) && self.queue_in_transaction(key, args, &parsed) {
             return Ok(());
         }
@@ -301,6 +309,7 @@ impl Shard {
             Command::Multi => self.multi(key),
             Command::Exec => self.exec(key)?,
             Command::Discard => self.discard(key),
+            Command::Auth { username, password } => self.auth(key, username, password),
             Command::RandomKey => {
                 let ops = vec![Op::RandomKey; self.shards];
                 self.scatter(key, Reply::RandomKey(Vec::new()), &ops)?;
