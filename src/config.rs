@@ -155,6 +155,8 @@ pub struct ServerConfig {
     pub compaction_core: Option<usize>,
     /// Access control: the password clients must give (`AUTH`) before any other command.
     pub access: AccessConfig,
+    /// Where the Prometheus metrics endpoint listens; `None`: no endpoint.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Who may connect and for how long, as Redis's `requirepass`, `protected-mode`,

@@ -275,6 +275,13 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
         config: config.clone(),
     });
 
+    let metrics_endpoint = match config.metrics_addr {
+        Some(addr) => Some(
+            crate::metrics_http::MetricsEndpoint::start(addr, Arc::clone(&shared))
+                .map_err(io_err("starting the metrics endpoint"))?,
+        ),
+        None => None,
+    };
     let (tx, rx) = mpsc::channel();
     let reporter = Reporter {
         tx,
@@ -337,6 +344,9 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
     }
     // After the shards: a flush install they queued last is still made durable.
     compaction.stop();
+    if let Some(endpoint) = metrics_endpoint {
+        endpoint.stop();
+    }
     outcome?;
     match supervisor.first_error {
         Some(e) => Err(ServerError::Shard(e)),

@@ -102,6 +102,9 @@ struct Args {
     /// (0 to 31536000).
     #[arg(long, value_name = "SECONDS", default_value_t = 0, value_parser = count_in::<u64>(config::IDLE_TIMEOUT_SECS_RANGE))]
     timeout: u64,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9121) [default: off].
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Parses `yes` or `no`, as Redis's boolean options.
@@ -216,6 +219,7 @@ fn main() -> ExitCode {
             clients_max: args.maxclients,
             idle_timeout_secs: args.timeout,
         },
+        metrics_addr: args.metrics_addr,
     };
     match tskv::server::run(config) {
         Ok(()) => ExitCode::SUCCESS,

@@ -46,7 +46,7 @@ mod committer;
 pub mod conn;
 mod exec;
 mod fetch;
-mod info;
+pub(crate) mod info;
 pub mod mesh;
 pub mod metrics;
 mod multi;
