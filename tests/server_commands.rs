@@ -561,6 +561,9 @@ fn info_sections() {
             .is_some(),
         "INFO stats has total_commands_processed:\n{stats}"
     );
+    // Per-command counts are under Commandstats only, as in Redis.
+    assert!(!stats.contains("cmdstat_"), "INFO stats:\n{stats}");
+    let stats = info(&mut raw, &["INFO", "commandstats"]);
     let calls = |name: &str| -> Option<u64> {
         let value = field(&stats, &format!("cmdstat_{name}"))?;
         value
