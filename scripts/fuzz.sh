@@ -5,7 +5,7 @@ set -euo pipefail
 
 usage() {
     cat <<'USAGE'
-usage: scripts/fuzz.sh [--seconds N] [--build-only] [TARGET...]
+usage: scripts/fuzz.sh [--seconds N] [--dev] [--build-only] [TARGET...]
 
 Builds every fuzz target once (cargo +nightly fuzz build, AddressSanitizer, debug
 assertions on), then runs each TARGET (default: all of them) for N seconds (default 60),
@@ -23,6 +23,8 @@ toolchain or cargo-fuzz is missing.
 
 Options:
   --seconds N    run each target for N seconds (libFuzzer -max_total_time)
+  --dev          build without optimizations: much quicker to build, slower to run; for
+                 short smoke runs (tests/fuzz_smoke.rs), not for finding bugs
   --build-only   build the targets and stop
   --list         print the targets and stop
   -h, --help     this text
@@ -36,6 +38,9 @@ cd "$(dirname "$0")/.."
 fuzz_dir=scripts/fuzz
 seconds=60
 build_only=0
+# Default: optimized, with debug assertions and overflow checks (cargo fuzz's default; -O
+# would turn them off).
+profile=()
 list_only=0
 targets=()
 while [ $# -gt 0 ]; do
@@ -46,6 +51,7 @@ while [ $# -gt 0 ]; do
             shift 2
             ;;
         --build-only) build_only=1; shift ;;
+        --dev) profile=(--dev); shift ;;
         --list) list_only=1; shift ;;
         -h | --help) usage; exit 0 ;;
         -*) echo "fuzz.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -86,7 +92,7 @@ fi
 target_dir="${TSKV_FUZZ_TARGET_DIR:-$fuzz_dir/target}"
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-1}"
 # The same options for build and run, so that run finds the build up to date.
-fuzz_opts=(--fuzz-dir "$fuzz_dir" --target-dir "$target_dir")
+fuzz_opts=("${profile[@]}" --fuzz-dir "$fuzz_dir" --target-dir "$target_dir")
 
 echo "fuzz.sh: building ${#all_targets[@]} targets in $target_dir" >&2
 nice -n 19 cargo +nightly fuzz build "${fuzz_opts[@]}" >&2
