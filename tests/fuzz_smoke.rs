@@ -27,7 +27,9 @@ fn missing_tool() -> Option<String> {
             .is_ok_and(|out| out.status.success())
     };
     if !ok("rustup", &["run", "nightly", "rustc", "--version"]) {
-        return Some("the nightly toolchain is not installed (rustup toolchain install nightly)".into());
+        return Some(
+            "the nightly toolchain is not installed (rustup toolchain install nightly)".into(),
+        );
     }
     if !ok("cargo", &["+nightly", "fuzz", "--version"]) {
         return Some("cargo-fuzz is not installed (cargo install cargo-fuzz)".into());
