@@ -131,7 +131,7 @@ for target in "${targets[@]}"; do
     fi
     summary+=("$(printf '%-20s %12s %8s  %s' "$target" "${execs:-?}" "$crashes" "$result")")
 done
-rm -f "${TMPDIR:-/tmp}"/tskv-fuzz-sstable-*.sst
+rm -f /dev/shm/tskv-fuzz-sstable-*.sst "${TMPDIR:-/tmp}"/tskv-fuzz-sstable-*.sst
 
 printf '%-20s %12s %8s  %s\n' target executions crashes result
 printf '%s\n' "${summary[@]}"

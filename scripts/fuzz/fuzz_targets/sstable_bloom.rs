@@ -25,5 +25,8 @@ fuzz_target!(|data: &[u8]| {
     let mut encoded = Vec::new();
     Bloom::build(&hashes, bits_per_key).encode(&mut encoded);
     let bloom = Bloom::decode(&encoded).expect("a built filter decodes");
-    assert!(hashes.iter().all(|&h| bloom.may_contain_hash(h)), "false negative");
+    assert!(
+        hashes.iter().all(|&h| bloom.may_contain_hash(h)),
+        "false negative"
+    );
 });

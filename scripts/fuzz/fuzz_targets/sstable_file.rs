@@ -14,11 +14,18 @@ use tskv::sstable::reader::Table;
 use tskv::sstable::TableId;
 use tskv_fuzz::reseal_sstable;
 
-/// One file per fuzzing process, rewritten for each input.
+/// One file per fuzzing process, rewritten for each input; in `/dev/shm` when there is one,
+/// since a file on disk costs most of each run.
 fn path() -> &'static PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
-        std::env::temp_dir().join(format!("tskv-fuzz-sstable-{}.sst", std::process::id()))
+        let shm = std::path::Path::new("/dev/shm");
+        let dir = if shm.is_dir() {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        };
+        dir.join(format!("tskv-fuzz-sstable-{}.sst", std::process::id()))
     })
 }
 

@@ -9,7 +9,11 @@ use tskv_fuzz::reseal_block;
 
 fn check(bytes: &[u8]) {
     if let Ok(footer) = Footer::decode(bytes) {
-        assert_eq!(footer.encode().as_slice(), bytes, "footer does not re-encode");
+        assert_eq!(
+            footer.encode().as_slice(),
+            bytes,
+            "footer does not re-encode"
+        );
     }
 }
 
