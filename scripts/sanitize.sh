@@ -102,13 +102,26 @@ status=0
 # --no-fail-fast: a failing test binary must not hide what the others would report.
 nice -n 19 cargo +nightly test --no-fail-fast --target x86_64-unknown-linux-gnu "${test_args[@]}" || status=$?
 
-reports=("$report_dir"/asan.*)
-if [ -e "${reports[0]}" ]; then
+# A file without "ERROR:" is only LeakSanitizer's list of the suppressions it applied.
+reports=()
+for file in "$report_dir"/asan.*; do
+    [ -e "$file" ] || continue
+    if grep -q "ERROR:" "$file"; then
+        reports+=("$file")
+    fi
+done
+if [ ${#reports[@]} -gt 0 ]; then
     echo "sanitize.sh: AddressSanitizer reported ${#reports[@]} problem(s):" >&2
     for report in "${reports[@]}"; do
         echo "==== $report" >&2
         cat "$report" >&2
     done
+    exit 1
+fi
+# The server the integration tests ran must itself have been instrumented.
+server="$target_dir/x86_64-unknown-linux-gnu/debug/tskv-server"
+if [ ${#tests[@]} -gt 0 ] && ! grep -q __asan_init "$server"; then
+    echo "sanitize.sh: $server is not built with AddressSanitizer" >&2
     exit 1
 fi
 if [ "$status" != 0 ]; then
