@@ -13,7 +13,8 @@ one at a time under `nice -n 19`, and prints one line per target:
 
     TARGET  executions  crashes  result
 
-Each run reads the seed corpus scripts/fuzz/seeds/TARGET/ (committed; regenerate it with
+Each run (the target's binary, started as `cargo fuzz run` would) reads the seed corpus
+scripts/fuzz/seeds/TARGET/ (committed; regenerate it with
 `TSKV_FUZZ_SEEDS_WRITE=1 cargo test --test fuzz_seed_corpus`) and keeps what it finds in
 scripts/fuzz/corpus/TARGET/ (not committed). A crashing input is saved under
 scripts/fuzz/artifacts/TARGET/; replay it with
@@ -100,6 +101,11 @@ if [ "$build_only" = 1 ]; then
     exit 0
 fi
 
+if [ ${#profile[@]} -eq 0 ]; then
+    bin_dir="$target_dir/x86_64-unknown-linux-gnu/release"
+else
+    bin_dir="$target_dir/x86_64-unknown-linux-gnu/debug"
+fi
 log_dir="$target_dir/fuzz-logs"
 mkdir -p "$log_dir"
 crashed=0
@@ -111,9 +117,10 @@ for target in "${targets[@]}"; do
     echo "fuzz.sh: running $target for ${seconds}s (log: $log)" >&2
     status=0
     # The first corpus directory receives new inputs; the committed seeds stay as they are.
-    nice -n 19 cargo +nightly fuzz run "${fuzz_opts[@]}" "$target" "$corpus" \
-        "$fuzz_dir/seeds/$target" -- \
-        -max_total_time="$seconds" -timeout=10 -print_final_stats=1 >"$log" 2>&1 || status=$?
+    # The binary itself, as `cargo fuzz run` would start it, without a cargo call per target.
+    nice -n 19 "$bin_dir/$target" -artifact_prefix="$fuzz_dir/artifacts/$target/" \
+        -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
+        "$corpus" "$fuzz_dir/seeds/$target" >"$log" 2>&1 || status=$?
     execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)"
     if [ -z "$execs" ]; then
         # A crash ends the run before the final stats: take the last progress line.
