@@ -17,7 +17,8 @@
 //! Each state records how far it has looked (`scanned`, or where the current element
 //! starts), so a call with a grown buffer resumes there instead of rescanning. The parser
 //! also keeps `need`, the buffer length below which no progress is possible: one byte past
-//! what was searched for a line end, or the end of a bulk payload plus its CRLF. A call with
+//! what was searched for a line end, or the end of a bulk payload plus the first byte of its
+//! CRLF (then the second, so a wrong first byte is refused as soon as it arrives). A call with
 //! a shorter buffer returns `Incomplete` at once, so a 64 MiB value arriving in 16 KiB reads
 //! costs one comparison per read. A finished request or an error puts the parser back in
 //! `Idle` with `need` zero.
@@ -199,7 +200,11 @@ impl RequestParser {
     /// bulk string whose header has been read, the end of its payload and CRLF. A reader
     /// can reserve this much room. Zero when no request is in progress.
     pub fn buf_bytes_min(&self) -> usize {
-        self.need
+        match self.state {
+            // `need` stops one byte short of the CRLF, to check its first byte early.
+            State::BulkPayload { start, len, .. } => start.saturating_add(len).saturating_add(2),
+            _ => self.need,
+        }
     }
 
     /// Forgets any partly parsed request, so the next [`Self::parse`] starts at the start of
@@ -354,6 +359,11 @@ impl RequestParser {
             return Err(protocol_error(BULK_NOT_FOLLOWED_BY_CRLF));
         }
         if buf.len() < need {
+            // Come back when the first byte of the CRLF is there, not only both: that byte
+            // alone can prove the request malformed, and waiting for the second would make
+            // the outcome depend on how the stream was split (fuzzing found `NX\n` at the
+            // end of a stream refused whole but left waiting when fed in pieces).
+            let need = if buf.len() <= end { end + 1 } else { need };
             return Ok(Flow::Incomplete { need });
         }
         self.ranges.push(start..end);
@@ -886,6 +896,25 @@ GET \"a b\" 'c\\'d' \"\\x41\\n\"\n\
         }
         let outcome = feed(limits, &[b"*1\r\n$3\r\nfoo\r"]);
         assert_eq!((outcome.error, outcome.left), (None, 12));
+    }
+
+    /// Found by fuzzing (`resp_request`): a payload followed by a bare `\n` at the end of
+    /// the stream was refused when it arrived whole but left waiting when it arrived in
+    /// pieces, because the parser waited for both bytes of the CRLF before checking either.
+    #[test]
+    fn bulk_followed_by_a_bare_lf_is_refused_however_the_stream_is_split() {
+        let text = "Protocol error: bulk string not followed by CRLF";
+        let limits = ProtocolLimits::default();
+        let input: &[u8] = b"*2\r\n$3\r\nSET\r\n$2\r\nNX\n";
+        assert_eq!(error_of(limits, input), text);
+        for cut in 1..input.len() {
+            let outcome = feed(limits, &[&input[..cut], &input[cut..]]);
+            let error = outcome.error.map(|e| e.to_string());
+            assert_eq!(error.as_deref(), Some(text), "cut at {cut}");
+        }
+        let bytes: Vec<&[u8]> = input.chunks(1).collect();
+        let error = feed(limits, &bytes).error.map(|e| e.to_string());
+        assert_eq!(error.as_deref(), Some(text));
     }
 
     #[test]

@@ -366,12 +366,16 @@ impl Salvage {
         let mut kept = Vec::with_capacity(batches.len() + 1);
         kept.push(0..valid_end);
         kept.extend(batches.iter().map(|b| b.offset..b.offset + b.len_bytes));
-        let kept_bytes: usize = batches.iter().map(|b| b.len_bytes).sum();
+        // Non-zero bytes kept: a batch may end in zero bytes past the last non-zero one.
+        let kept_bytes: usize = batches
+            .iter()
+            .map(|b| (b.offset + b.len_bytes).min(garbage_end) - b.offset)
+            .sum();
         Some(Self {
             kept,
             dropped_bytes: garbage_end - valid_end - kept_bytes,
             lost_seqs: (
-                SeqNo(last_good_seq.0 + 1),
+                SeqNo(last_good_seq.0.saturating_add(1)),
                 batches.first().map(|b| SeqNo(b.first_seq.0 - 1)),
             ),
             kept_batches: batches.len() as u64,
@@ -493,6 +497,42 @@ mod tests {
         assert!(matches!(reader.stop(), Some(Stop::Corrupt(_))));
         assert_eq!(reader.valid_end(), 2 * one);
         assert_eq!(nonzero_end(&data, reader.valid_end()), Some(5 * one));
+    }
+
+    /// Found by the `wal_segment` fuzz target: a record with the largest sequence number
+    /// before bad bytes overflowed the repair plan's first lost sequence number.
+    #[test]
+    fn repair_plan_after_the_largest_sequence_number_does_not_overflow() {
+        let mut data = Vec::new();
+        encode(&mut data, RecordKind::Put, SeqNo(u64::MAX), b"k", b"v");
+        data.extend_from_slice(&[0xAB; 16]);
+        let mut reader = SegmentReader::new(&data);
+        assert_eq!(reader.by_ref().count(), 1);
+        let plan = Salvage::plan(&data, &reader, SeqNo(0)).expect("bad bytes");
+        assert_eq!(plan.lost_seqs, (SeqNo(u64::MAX), None));
+        assert_eq!(plan.dropped_bytes, 16);
+    }
+
+    #[test]
+    fn repair_plan_keeps_a_batch_that_ends_in_zero_bytes() {
+        let mut data = Vec::new();
+        encode(&mut data, RecordKind::Put, SeqNo(1), b"k", b"v");
+        data.extend_from_slice(&[0xAB; 5]);
+        let mut batch = Vec::new();
+        crate::wal::batch::begin(&mut batch);
+        encode(&mut batch, RecordKind::Put, SeqNo(2), b"k", &[0; 8]);
+        crate::wal::batch::seal(&mut batch, 1, SeqNo(2), SeqNo(1));
+        data.extend_from_slice(&batch);
+        data.resize(data.len() + 32, 0);
+        let mut reader = SegmentReader::new(&data);
+        assert_eq!(reader.by_ref().count(), 1);
+        let plan = Salvage::plan(&data, &reader, SeqNo(0)).expect("bad bytes");
+        assert_eq!(
+            (plan.kept_batches, plan.kept_records, plan.dropped_bytes),
+            (1, 1, 5)
+        );
+        let repaired = plan.rewrite(&data);
+        assert_eq!(SegmentReader::new(&repaired).count(), 2);
     }
 
     #[test]
