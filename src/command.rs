@@ -45,11 +45,33 @@ pub enum CommandKind {
     Keys,
     /// TYPE.
     Type,
+    /// TS.CREATE (RedisTimeSeries; see [`crate::timeseries`]).
+    TsCreate,
+    /// TS.ALTER.
+    TsAlter,
+    /// TS.ADD.
+    TsAdd,
+    /// TS.MADD.
+    TsMAdd,
+    /// TS.INCRBY.
+    TsIncrBy,
+    /// TS.DECRBY.
+    TsDecrBy,
+    /// TS.DEL.
+    TsDel,
+    /// TS.GET.
+    TsGet,
+    /// TS.RANGE.
+    TsRange,
+    /// TS.REVRANGE.
+    TsRevRange,
+    /// TS.INFO.
+    TsInfo,
 }
 
 impl CommandKind {
     /// Every kind, in `repr` order.
-    pub const ALL: [CommandKind; 20] = [
+    pub const ALL: [CommandKind; 31] = [
         Self::Ping,
         Self::Echo,
         Self::Quit,
@@ -70,6 +92,17 @@ impl CommandKind {
         Self::Scan,
         Self::Keys,
         Self::Type,
+        Self::TsCreate,
+        Self::TsAlter,
+        Self::TsAdd,
+        Self::TsMAdd,
+        Self::TsIncrBy,
+        Self::TsDecrBy,
+        Self::TsDel,
+        Self::TsGet,
+        Self::TsRange,
+        Self::TsRevRange,
+        Self::TsInfo,
     ];
 
     /// The lower-case command name, as Redis prints it in errors and `INFO commandstats`.
@@ -95,6 +128,17 @@ impl CommandKind {
             Self::Scan => "scan",
             Self::Keys => "keys",
             Self::Type => "type",
+            Self::TsCreate => "ts.create",
+            Self::TsAlter => "ts.alter",
+            Self::TsAdd => "ts.add",
+            Self::TsMAdd => "ts.madd",
+            Self::TsIncrBy => "ts.incrby",
+            Self::TsDecrBy => "ts.decrby",
+            Self::TsDel => "ts.del",
+            Self::TsGet => "ts.get",
+            Self::TsRange => "ts.range",
+            Self::TsRevRange => "ts.revrange",
+            Self::TsInfo => "ts.info",
         }
     }
 
@@ -110,6 +154,10 @@ impl CommandKind {
                 &["readonly", "fast"]
             }
             Self::Scan | Self::Keys => &["readonly"],
+            Self::TsCreate | Self::TsAlter | Self::TsAdd | Self::TsMAdd => &["write", "denyoom"],
+            Self::TsIncrBy | Self::TsDecrBy => &["write", "denyoom"],
+            Self::TsDel => &["write"],
+            Self::TsGet | Self::TsRange | Self::TsRevRange | Self::TsInfo => &["readonly"],
         }
     }
 
@@ -120,6 +168,8 @@ impl CommandKind {
             Self::Set | Self::Get | Self::Type => (1, 1, 1),
             Self::Del | Self::Exists | Self::MGet => (1, -1, 1),
             Self::MSet => (1, -1, 2),
+            Self::TsMAdd => (1, -1, 3),
+            kind if kind.is_series() => (1, 1, 1),
             _ => (0, 0, 0),
         }
     }
@@ -127,6 +177,21 @@ impl CommandKind {
     /// Whether the command writes (refused when the shard is poisoned or stalled).
     pub fn is_write(self) -> bool {
         matches!(self, Self::Set | Self::Del | Self::MSet)
+            || matches!(
+                self,
+                Self::TsCreate
+                    | Self::TsAlter
+                    | Self::TsAdd
+                    | Self::TsMAdd
+                    | Self::TsIncrBy
+                    | Self::TsDecrBy
+                    | Self::TsDel
+            )
+    }
+
+    /// Whether the command is a time-series command, run by [`crate::timeseries`].
+    pub fn is_series(self) -> bool {
+        (self as u8) >= (Self::TsCreate as u8)
     }
 
     /// Arity in Redis's convention: `n > 0` exactly n arguments including the name,
@@ -153,6 +218,11 @@ impl CommandKind {
             Self::Scan => -2,
             Self::Keys => 2,
             Self::Type => 2,
+            // RedisTimeSeries 1.10's `RedisModule_CreateCommand` arities.
+            Self::TsCreate | Self::TsAlter | Self::TsGet | Self::TsInfo => -2,
+            Self::TsAdd | Self::TsMAdd | Self::TsRange | Self::TsRevRange => -4,
+            Self::TsIncrBy | Self::TsDecrBy => -3,
+            Self::TsDel => 4,
         }
     }
 
@@ -248,6 +318,8 @@ pub enum Command<'a> {
     Keys(&'a [u8]),
     /// `TYPE key`.
     Type(&'a [u8]),
+    /// A time-series command: its kind and its arguments after the name.
+    Series(CommandKind, Vec<&'a [u8]>),
 }
 
 /// The arguments of `SCAN`.
@@ -342,6 +414,12 @@ fn parse_known<'a>(kind: CommandKind, args: &[&'a [u8]]) -> Result<Command<'a>, 
         CommandKind::Scan => parse_scan(rest),
         CommandKind::Keys => Ok(Command::Keys(rest[0])),
         CommandKind::Type => Ok(Command::Type(rest[0])),
+        kind => {
+            if kind == CommandKind::TsMAdd && !rest.len().is_multiple_of(3) {
+                return Err(wrong_arity(kind.name()));
+            }
+            Ok(Command::Series(kind, rest.to_vec()))
+        }
     }
 }
 

@@ -29,8 +29,8 @@ pub enum Reply {
     Scan(Option<(u64, Vec<Vec<u8>>)>),
     /// `KEYS`: every shard's matching keys, concatenated.
     Keys(Vec<Vec<u8>>),
-    /// `TYPE`: from the key's existence, `string` or `none`.
-    Type(Option<bool>),
+    /// `TS.MADD`: one encoded reply per part, in part order.
+    Parts(Vec<Option<Vec<u8>>>),
 }
 
 /// A reply in the connection's order. It may be sent once all its parts arrived and the
@@ -65,6 +65,8 @@ impl Slot {
             Reply::Single(Some(OpResult::Value(Some(value)))) => value.len(),
             Reply::Values(values) => values.iter().flatten().map(Vec::len).sum(),
             Reply::Scan(Some((_, keys))) | Reply::Keys(keys) => keys.iter().map(Vec::len).sum(),
+            Reply::Single(Some(OpResult::Encoded(bytes))) => bytes.len(),
+            Reply::Parts(parts) => parts.iter().flatten().map(Vec::len).sum(),
             _ => 0,
         }
     }
@@ -82,13 +84,19 @@ impl Slot {
                     *entry = value;
                 }
             }
+            // MGET answers nil for a key of another type, as Redis.
+            (Reply::Values(_), OpResult::WrongType) => {}
+            (Reply::Parts(parts), OpResult::Encoded(bytes)) => {
+                if let Some(entry) = parts.get_mut(part as usize) {
+                    *entry = Some(bytes);
+                }
+            }
             (Reply::Sum(total), OpResult::Int(n)) => *total += n,
             (Reply::AllOk, OpResult::Ok) => {}
             (Reply::Scan(slot), OpResult::Keys { next_cursor, keys }) => {
                 *slot = Some((next_cursor, keys));
             }
             (Reply::Keys(all), OpResult::Keys { mut keys, .. }) => all.append(&mut keys),
-            (Reply::Type(slot), OpResult::Int(n)) => *slot = Some(n > 0),
             (_, other) => {
                 debug_assert!(false, "part result {other:?} does not fit its reply");
             }
@@ -123,9 +131,15 @@ impl Slot {
             }
             Reply::Scan(None) => resp::error(out, "ERR internal error: missing reply"),
             Reply::Keys(keys) => encode_keys(out, &keys),
-            Reply::Type(Some(true)) => out.extend_from_slice(b"+string\r\n"),
-            Reply::Type(Some(false)) => out.extend_from_slice(b"+none\r\n"),
-            Reply::Type(None) => resp::error(out, "ERR internal error: missing reply"),
+            Reply::Parts(parts) => {
+                resp::array_header(out, parts.len());
+                for part in parts {
+                    match part {
+                        Some(bytes) => out.extend_from_slice(&bytes),
+                        None => resp::error(out, "ERR internal error: missing reply"),
+                    }
+                }
+            }
         }
     }
 }
@@ -145,6 +159,8 @@ fn encode_result(out: &mut Vec<u8>, result: Option<OpResult>) {
         Some(OpResult::Ok) => out.extend_from_slice(b"+OK\r\n"),
         Some(OpResult::Err(message)) => resp::error(out, &message),
         Some(OpResult::Keys { keys, .. }) => encode_keys(out, &keys),
+        Some(OpResult::Encoded(bytes)) => out.extend_from_slice(&bytes),
+        Some(OpResult::WrongType) => resp::error(out, crate::timeseries::exec::WRONGTYPE),
         None => resp::error(out, "ERR internal error: missing reply"),
     }
 }
@@ -378,7 +394,7 @@ impl Conn {
     pub fn apply_remote(&mut self, id: u64, part: u32, result: OpResult) -> bool {
         self.remote_parts_in_flight = self.remote_parts_in_flight.saturating_sub(1);
         let reply_bytes = match &result {
-            OpResult::Value(Some(value)) => value.len(),
+            OpResult::Value(Some(value)) | OpResult::Encoded(value) => value.len(),
             _ => 0,
         };
         // Grow at once for a large reply, shrink slowly for small ones.

@@ -9,6 +9,7 @@ use crate::base::SeqNo;
 use crate::command::{self, ClientSub, Command, CommandKind, SetCondition};
 use crate::config::FsyncMode;
 use crate::resp::{self, Parsed};
+use crate::timeseries::{exec as ts_exec, keys, series};
 
 /// What processing a connection's buffered requests ended with.
 pub(super) enum Progress {
@@ -24,7 +25,7 @@ pub(super) enum Progress {
 }
 
 /// Why a request cannot run now.
-enum Wait {
+pub(super) enum Wait {
     /// The connection's unsent replies passed the cap.
     Output,
     /// A peer's queue is at its in-flight cap, or the memtable is stalled.
@@ -135,6 +136,13 @@ impl Shard {
                 return Ok(());
             }
         };
+        let reserved = kind.is_some_and(|k| keys::has_reserved_key(args, k.key_positions()));
+        if reserved {
+            let mut reply = Vec::new();
+            resp::error(&mut reply, keys::RESERVED_KEY_ERROR);
+            self.push_ready(key, Reply::Encoded(reply));
+            return Ok(());
+        }
         if kind.is_some_and(CommandKind::is_write) {
             if let Some(reason) = &self.poisoned {
                 let mut reply = Vec::new();
@@ -274,10 +282,7 @@ impl Shard {
                     cursor: args.cursor,
                     count: args.count,
                     pattern: args.pattern,
-                    // Every key is a string today.
-                    type_matches: args
-                        .type_name
-                        .is_none_or(|t| t.eq_ignore_ascii_case(b"string")),
+                    type_name: args.type_name,
                 };
                 self.scatter(key, Reply::Scan(None), &[op])?;
             }
@@ -285,7 +290,16 @@ impl Shard {
                 let ops = vec![Op::Keys(pattern); self.shards];
                 self.scatter(key, Reply::Keys(Vec::new()), &ops)?;
             }
-            Command::Type(k) => self.scatter(key, Reply::Type(None), &[Op::Exists(k)])?,
+            Command::Type(k) => {
+                let request = ts_exec::encode_request(&[b"TYPE", k]);
+                let op = Op::Series {
+                    key: k,
+                    request: &request,
+                    writes: false,
+                };
+                self.scatter(key, Reply::Single(None), &[op])?;
+            }
+            Command::Series(kind, args) => self.series_command(key, kind, &args)?,
         }
         Ok(())
     }
@@ -344,12 +358,18 @@ impl Shard {
     /// Runs each single-key part on its owning shard: local parts now, remote parts by
     /// message. Checks capacity for every remote part first, so a command is never half
     /// sent.
-    fn scatter(&mut self, key: (u32, u32), reply: Reply, ops: &[Op<&[u8]>]) -> Result<(), Wait> {
+    pub(super) fn scatter(
+        &mut self,
+        key: (u32, u32),
+        reply: Reply,
+        ops: &[Op<&[u8]>],
+    ) -> Result<(), Wait> {
         let shards = self.shards;
         let owner = move |part: usize, op: &Op<&[u8]>| match op {
             Op::Get(k) | Op::Exists(k) | Op::Del(k) | Op::Set { key: k, .. } => {
                 mesh::shard_of(k, shards)
             }
+            Op::Series { key: k, .. } => mesh::shard_of(k, shards),
             Op::DbSize | Op::Keys(_) => ShardId(part),
             Op::Scan { shard, .. } => *shard,
         };
@@ -434,7 +454,10 @@ impl Shard {
                 self.id.0
             );
         }
-        let is_write = matches!(op, Op::Set { .. } | Op::Del(_));
+        let is_write = matches!(
+            op,
+            Op::Set { .. } | Op::Del(_) | Op::Series { writes: true, .. }
+        );
         if is_write {
             if let Some(reason) = &self.poisoned {
                 return (OpResult::Err(reason.clone()), SeqNo(0));
@@ -442,13 +465,22 @@ impl Shard {
         }
         match *op {
             Op::Get(k) => match self.store.get(k) {
-                Ok(Some(found)) => (OpResult::Value(found.value), found.seq),
-                Ok(None) => (OpResult::Value(None), SeqNo(0)),
+                Ok(Some(found)) if found.value.is_some() => {
+                    (OpResult::Value(found.value), found.seq)
+                }
+                Ok(_) => match series::series_exists(&self.store, k) {
+                    Ok(true) => (OpResult::WrongType, self.store.last_seq()),
+                    Ok(false) => (OpResult::Value(None), self.store.last_seq()),
+                    Err(e) => (OpResult::Err(storage_error(&e)), SeqNo(0)),
+                },
                 Err(e) => (OpResult::Err(storage_error(&e)), SeqNo(0)),
             },
             Op::Exists(k) => match self.store.get(k) {
-                Ok(Some(found)) => (OpResult::Int(found.value.is_some() as i64), found.seq),
-                Ok(None) => (OpResult::Int(0), SeqNo(0)),
+                Ok(Some(found)) if found.value.is_some() => (OpResult::Int(1), found.seq),
+                Ok(_) => match series::series_exists(&self.store, k) {
+                    Ok(exists) => (OpResult::Int(i64::from(exists)), self.store.last_seq()),
+                    Err(e) => (OpResult::Err(storage_error(&e)), SeqNo(0)),
+                },
                 Err(e) => (OpResult::Err(storage_error(&e)), SeqNo(0)),
             },
             Op::Set {
@@ -470,25 +502,29 @@ impl Shard {
                 let seq = self.store.put(key, value);
                 (OpResult::Ok, seq)
             }
-            Op::Del(k) => match self.store.get(k) {
-                Ok(Some(found)) if found.value.is_some() => {
-                    let seq = self.store.delete(k);
-                    (OpResult::Int(1), seq)
+            Op::Del(k) => {
+                let string_seq = match self.store.get(k) {
+                    Ok(Some(found)) if found.value.is_some() => Some(self.store.delete(k)),
+                    Ok(_) => None,
+                    Err(e) => return (OpResult::Err(storage_error(&e)), SeqNo(0)),
+                };
+                match ts_exec::delete_series(&mut self.store, &mut self.series, k) {
+                    Ok(series_seq) => {
+                        let deleted = string_seq.is_some() || series_seq.is_some();
+                        let seq = string_seq.max(series_seq).unwrap_or(self.store.last_seq());
+                        (OpResult::Int(i64::from(deleted)), seq)
+                    }
+                    Err(message) => (OpResult::Err(message), SeqNo(0)),
                 }
-                Ok(found) => (OpResult::Int(0), found.map_or(SeqNo(0), |f| f.seq)),
-                Err(e) => (OpResult::Err(storage_error(&e)), SeqNo(0)),
-            },
-            Op::DbSize => match self.store.len() {
-                Ok(n) => (OpResult::Int(n as i64), self.store.last_seq()),
-                Err(e) => (OpResult::Err(storage_error(&e)), SeqNo(0)),
-            },
+            }
+            Op::DbSize => (scan::count_user_keys(&self.store), self.store.last_seq()),
             // Keys listed may come from writes not yet durable: wait for all of them.
             Op::Scan {
                 shard,
                 cursor,
                 count,
                 pattern,
-                type_matches,
+                type_name,
             } => {
                 let step = scan::ScanStep {
                     shard,
@@ -496,7 +532,7 @@ impl Shard {
                     cursor,
                     count,
                     pattern,
-                    type_matches,
+                    type_name,
                 };
                 let result = scan::scan_step(&self.store, &mut self.scan_positions, step);
                 (result, self.store.last_seq())
@@ -505,6 +541,12 @@ impl Shard {
                 scan::matching_keys(&self.store, pattern),
                 self.store.last_seq(),
             ),
+            Op::Series { request, .. } => {
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                ts_exec::run(&mut self.store, &mut self.series, request, now_ms)
+            }
         }
     }
 
@@ -594,6 +636,7 @@ fn read_keys<'c>(command: &'c Command<'_>) -> &'c [&'c [u8]] {
             std::slice::from_ref(key)
         }
         Command::Del(keys) | Command::Exists(keys) | Command::MGet(keys) => keys,
+        Command::Series(_, args) => &args[..1],
         _ => &[],
     }
 }

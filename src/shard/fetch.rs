@@ -72,7 +72,7 @@ impl Fetches {
 /// The key a request from another shard reads before it can answer, if any.
 pub(super) fn read_key<'k>(op: &Op<&'k [u8]>) -> Option<&'k [u8]> {
     match *op {
-        Op::Get(k) | Op::Exists(k) | Op::Del(k) => Some(k),
+        Op::Get(k) | Op::Exists(k) | Op::Del(k) | Op::Series { key: k, .. } => Some(k),
         Op::Set { key, condition, .. } if condition != crate::command::SetCondition::Always => {
             Some(key)
         }
@@ -92,6 +92,9 @@ impl Shard {
         needed.clear();
         for key in keys {
             self.store.blocks_to_fetch(key, &mut needed);
+            // A lookup that misses the string looks for a series of that name.
+            let meta_key = crate::timeseries::keys::meta_key(key);
+            self.store.blocks_to_fetch(&meta_key, &mut needed);
         }
         let mut submitted = 0;
         for fetch in needed.drain(..) {

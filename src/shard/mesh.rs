@@ -50,11 +50,22 @@ pub enum Op<K> {
         count: usize,
         /// `MATCH` pattern.
         pattern: Option<K>,
-        /// `false` when `TYPE` names a type no key has (the scan still advances).
-        type_matches: bool,
+        /// `TYPE`: only keys of this type (`string`, `TSDB-TYPE`); the scan still
+        /// advances over the others.
+        type_name: Option<K>,
     },
     /// Every live key of the shard matching a pattern (`KEYS`).
     Keys(K),
+    /// A time-series request on `key` (and `TYPE`), run by
+    /// [`crate::timeseries::exec::run`].
+    Series {
+        /// The user key: routes the request.
+        key: K,
+        /// The arguments, name first, from [`crate::timeseries::exec::encode_request`].
+        request: K,
+        /// Whether it may write (refused on a poisoned shard).
+        writes: bool,
+    },
 }
 
 /// An [`Op`] that owns its bytes, for a queue.
@@ -82,15 +93,24 @@ impl OwnedOp {
                 cursor,
                 count,
                 pattern,
-                type_matches,
+                type_name,
             } => Op::Scan {
                 shard: *shard,
                 cursor: *cursor,
                 count: *count,
                 pattern: pattern.as_deref(),
-                type_matches: *type_matches,
+                type_name: type_name.as_deref(),
             },
             Op::Keys(p) => Op::Keys(p),
+            Op::Series {
+                key,
+                request,
+                writes,
+            } => Op::Series {
+                key,
+                request,
+                writes: *writes,
+            },
         }
     }
 }
@@ -117,15 +137,24 @@ impl Op<&[u8]> {
                 cursor,
                 count,
                 pattern,
-                type_matches,
+                type_name,
             } => Op::Scan {
                 shard,
                 cursor,
                 count,
                 pattern: pattern.map(Into::into),
-                type_matches,
+                type_name: type_name.map(Into::into),
             },
             Op::Keys(p) => Op::Keys(p.into()),
+            Op::Series {
+                key,
+                request,
+                writes,
+            } => Op::Series {
+                key: key.into(),
+                request: request.into(),
+                writes,
+            },
         }
     }
 }
@@ -150,6 +179,10 @@ pub enum OpResult {
     },
     /// An error reply text without the leading `-`.
     Err(String),
+    /// A complete encoded reply (time-series commands; their errors too).
+    Encoded(Vec<u8>),
+    /// The key holds a series, not a string: `WRONGTYPE` for `GET`, nil in `MGET`.
+    WrongType,
 }
 
 /// Names the connection slot a reply belongs to on the requesting shard.

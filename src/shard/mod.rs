@@ -48,6 +48,7 @@ mod info;
 pub mod mesh;
 pub mod metrics;
 pub mod scan;
+mod ts_route;
 
 use std::collections::VecDeque;
 use std::io;
@@ -157,6 +158,8 @@ pub struct Shard {
     fetches: fetch::Fetches,
     /// Saved positions of the `SCAN` iterations over this shard's keys.
     scan_positions: scan::ScanPositions,
+    /// What this shard keeps in memory about the series it has touched.
+    series: crate::timeseries::series::SeriesCache,
     /// The store version whose counters `INFO` shows (weak: it must not pin old files).
     published_version: std::sync::Weak<crate::version::Version>,
 }
@@ -242,6 +245,7 @@ impl Shard {
             completions: Vec::new(),
             published_version: std::sync::Weak::new(),
             scan_positions: scan::ScanPositions::default(),
+            series: Default::default(),
             fetches: fetch::Fetches::new(shards),
             shared,
         };
