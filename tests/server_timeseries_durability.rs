@@ -1,0 +1,168 @@
+//! Goal: an acknowledged time-series sample survives SIGKILL of the server, and series
+//! read back exactly after their entries went through memtable flushes and compactions.
+//!
+//! Method: start the server with `--fsync always` and the smallest memtable (64 KiB), so
+//! a few thousand samples flush many SSTables and trigger compactions. Two series (on a
+//! two-shard server) get samples in order and out of order (into sealed chunks), a few
+//! duplicates under `ON_DUPLICATE LAST`, and a `TS.DEL` range; the test keeps the expected
+//! series in a map. It then kills the server with SIGKILL right after the last
+//! acknowledgement, restarts it on the same directory and compares `TS.RANGE`, `TS.GET`,
+//! `TS.INFO` totals and `TYPE` with the model, then does it once more after more writes.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::TestServer;
+
+const ARGS: &[&str] = &[
+    "--shards",
+    "2",
+    "--fsync",
+    "always",
+    "--memtable-bytes",
+    "65536",
+];
+
+type Model = BTreeMap<String, BTreeMap<u64, f64>>;
+
+fn add(
+    con: &mut redis::Connection,
+    model: &mut Model,
+    key: &str,
+    ts: u64,
+    value: f64,
+    policy: Option<&str>,
+) {
+    let mut cmd = redis::cmd("TS.ADD");
+    cmd.arg(key).arg(ts).arg(value);
+    if let Some(p) = policy {
+        cmd.arg("ON_DUPLICATE").arg(p);
+    }
+    let got: u64 = cmd
+        .query(con)
+        .unwrap_or_else(|e| panic!("TS.ADD {key} {ts}: {e}"));
+    assert_eq!(got, ts);
+    model.entry(key.to_string()).or_default().insert(ts, value);
+}
+
+fn check(con: &mut redis::Connection, model: &Model) {
+    for (key, samples) in model {
+        let got: Vec<(u64, String)> = redis::cmd("TS.RANGE")
+            .arg(key)
+            .arg("-")
+            .arg("+")
+            .query(con)
+            .unwrap();
+        let got: Vec<(u64, f64)> = got
+            .into_iter()
+            .map(|(t, v)| (t, v.parse().unwrap()))
+            .collect();
+        let want: Vec<(u64, f64)> = samples.iter().map(|(t, v)| (*t, *v)).collect();
+        assert_eq!(got.len(), want.len(), "{key}: sample count");
+        assert_eq!(got, want, "{key}: samples");
+        let last: (u64, String) = redis::cmd("TS.GET").arg(key).query(con).unwrap();
+        assert_eq!(last.0, *samples.keys().last().unwrap());
+        let kind: String = redis::cmd("TYPE").arg(key).query(con).unwrap();
+        assert_eq!(kind, "TSDB-TYPE");
+        let info: Vec<redis::Value> = redis::cmd("TS.INFO").arg(key).query(con).unwrap();
+        assert_eq!(
+            info[1],
+            redis::Value::Int(samples.len() as i64),
+            "{key}: totalSamples"
+        );
+    }
+}
+
+#[test]
+fn acknowledged_samples_survive_sigkill_flushes_and_compactions() {
+    let mut server = TestServer::start(ARGS);
+    let dir = server.data_dir().to_path_buf();
+    let mut con = server.conn();
+    let mut model = Model::new();
+    for key in ["cpu:a", "cpu:b"] {
+        let () = redis::cmd("TS.CREATE")
+            .arg(key)
+            .arg("CHUNK_SIZE")
+            .arg(256)
+            .query(&mut con)
+            .unwrap();
+    }
+    // In order, values with many distinct bit patterns.
+    for i in 0..4000u64 {
+        let key = if i % 2 == 0 { "cpu:a" } else { "cpu:b" };
+        add(
+            &mut con,
+            &mut model,
+            key,
+            1_000_000 + i * 10,
+            (i as f64).sqrt() * 3.25 - 40.0,
+            None,
+        );
+    }
+    // Out of order, into sealed chunks, and duplicates replaced.
+    for i in 0..300u64 {
+        add(
+            &mut con,
+            &mut model,
+            "cpu:a",
+            1_000_005 + i * 40,
+            -(i as f64),
+            None,
+        );
+        add(
+            &mut con,
+            &mut model,
+            "cpu:b",
+            1_000_010 + i * 20,
+            0.5 + i as f64,
+            Some("LAST"),
+        );
+    }
+    let deleted: u64 = redis::cmd("TS.DEL")
+        .arg("cpu:a")
+        .arg(1_010_000)
+        .arg(1_012_000)
+        .query(&mut con)
+        .unwrap();
+    let doomed: Vec<u64> = model["cpu:a"]
+        .range(1_010_000..=1_012_000)
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(deleted, doomed.len() as u64);
+    for t in doomed {
+        model.get_mut("cpu:a").unwrap().remove(&t);
+    }
+    check(&mut con, &model);
+    let flushes = |con: &mut redis::Connection| -> u64 {
+        let text: String = redis::cmd("INFO").arg("persistence").query(con).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("flushes:"))
+            .map_or(0, |v| v.trim().parse().unwrap())
+    };
+    assert!(
+        flushes(&mut con) > 0,
+        "the test must push the series through SSTables"
+    );
+
+    server.kill9();
+    let mut server = TestServer::start_in(&dir, ARGS);
+    let mut con = server.conn();
+    check(&mut con, &model);
+
+    for i in 4000..6000u64 {
+        let key = if i % 2 == 0 { "cpu:a" } else { "cpu:b" };
+        add(
+            &mut con,
+            &mut model,
+            key,
+            1_000_000 + i * 10,
+            i as f64,
+            None,
+        );
+    }
+    server.kill9();
+    let server = TestServer::start_in(&dir, ARGS);
+    let mut con = server.conn();
+    check(&mut con, &model);
+}
