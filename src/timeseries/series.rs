@@ -155,6 +155,9 @@ fn decode_sample_value(bytes: &[u8]) -> Result<f64, FormatError> {
     Ok(f64::from_le_bytes(raw))
 }
 
+/// A sealed chunk read from the store: its key and its samples.
+type StoredChunk = (Vec<u8>, Vec<Sample>);
+
 /// Sealed chunks of series `id` that may hold samples in `[from_ms, to_ms]`: their keys
 /// and samples, in time order.
 fn scan_chunks(
@@ -162,7 +165,7 @@ fn scan_chunks(
     id: u64,
     from_ms: u64,
     to_ms: u64,
-) -> Result<Vec<(Vec<u8>, Vec<Sample>)>, SeriesError> {
+) -> Result<Vec<StoredChunk>, SeriesError> {
     let mut out = Vec::new();
     for entry in store.scan_from(&keys::chunk_key(id, from_ms)) {
         let entry = entry?;
