@@ -191,7 +191,20 @@ impl CommandKind {
 
     /// Whether the command is a time-series command, run by [`crate::timeseries`].
     pub fn is_series(self) -> bool {
-        (self as u8) >= (Self::TsCreate as u8)
+        matches!(
+            self,
+            Self::TsCreate
+                | Self::TsAlter
+                | Self::TsAdd
+                | Self::TsMAdd
+                | Self::TsIncrBy
+                | Self::TsDecrBy
+                | Self::TsDel
+                | Self::TsGet
+                | Self::TsRange
+                | Self::TsRevRange
+                | Self::TsInfo
+        )
     }
 
     /// Arity in Redis's convention: `n > 0` exactly n arguments including the name,

@@ -9,7 +9,6 @@ use crate::base::SeqNo;
 use crate::command::{self, ClientSub, Command, CommandKind, SetCondition};
 use crate::config::FsyncMode;
 use crate::resp::{self, Parsed};
-use crate::timeseries::{exec as ts_exec, keys, series};
 
 /// What processing a connection's buffered requests ended with.
 pub(super) enum Progress {
@@ -136,11 +135,7 @@ impl Shard {
                 return Ok(());
             }
         };
-        let reserved = kind.is_some_and(|k| keys::has_reserved_key(args, k.key_positions()));
-        if reserved {
-            let mut reply = Vec::new();
-            resp::error(&mut reply, keys::RESERVED_KEY_ERROR);
-            self.push_ready(key, Reply::Encoded(reply));
+        if kind.is_some_and(|k| self.refused_reserved_key(key, k, args)) {
             return Ok(());
         }
         if kind.is_some_and(CommandKind::is_write) {
@@ -183,7 +178,7 @@ impl Shard {
         Err(Wait::Fetch)
     }
 
-    fn push_ready(&mut self, key: (u32, u32), reply: Reply) {
+    pub(super) fn push_ready(&mut self, key: (u32, u32), reply: Reply) {
         let ack = self.ack_seq();
         if let Some(conn) = self.conn_mut(key) {
             conn.push_slot(Slot::ready(reply), ack);
@@ -290,15 +285,7 @@ impl Shard {
                 let ops = vec![Op::Keys(pattern); self.shards];
                 self.scatter(key, Reply::Keys(Vec::new()), &ops)?;
             }
-            Command::Type(k) => {
-                let request = ts_exec::encode_request(&[b"TYPE", k]);
-                let op = Op::Series {
-                    key: k,
-                    request: &request,
-                    writes: false,
-                };
-                self.scatter(key, Reply::Single(None), &[op])?;
-            }
+            Command::Type(k) => self.series_command(key, CommandKind::Type, &[k])?,
             Command::Series(kind, args) => self.series_command(key, kind, &args)?,
         }
         Ok(())
@@ -468,17 +455,17 @@ impl Shard {
                 Ok(Some(found)) if found.value.is_some() => {
                     (OpResult::Value(found.value), found.seq)
                 }
-                Ok(_) => match series::series_exists(&self.store, k) {
-                    Ok(true) => (OpResult::WrongType, self.store.last_seq()),
-                    Ok(false) => (OpResult::Value(None), self.store.last_seq()),
+                Ok(string) => match self.series_on_miss(k, string) {
+                    Ok((true, gate)) => (OpResult::WrongType, gate),
+                    Ok((false, gate)) => (OpResult::Value(None), gate),
                     Err(e) => (OpResult::Err(storage_error(&e)), SeqNo(0)),
                 },
                 Err(e) => (OpResult::Err(storage_error(&e)), SeqNo(0)),
             },
             Op::Exists(k) => match self.store.get(k) {
                 Ok(Some(found)) if found.value.is_some() => (OpResult::Int(1), found.seq),
-                Ok(_) => match series::series_exists(&self.store, k) {
-                    Ok(exists) => (OpResult::Int(i64::from(exists)), self.store.last_seq()),
+                Ok(string) => match self.series_on_miss(k, string) {
+                    Ok((exists, gate)) => (OpResult::Int(i64::from(exists)), gate),
                     Err(e) => (OpResult::Err(storage_error(&e)), SeqNo(0)),
                 },
                 Err(e) => (OpResult::Err(storage_error(&e)), SeqNo(0)),
@@ -502,21 +489,7 @@ impl Shard {
                 let seq = self.store.put(key, value);
                 (OpResult::Ok, seq)
             }
-            Op::Del(k) => {
-                let string_seq = match self.store.get(k) {
-                    Ok(Some(found)) if found.value.is_some() => Some(self.store.delete(k)),
-                    Ok(_) => None,
-                    Err(e) => return (OpResult::Err(storage_error(&e)), SeqNo(0)),
-                };
-                match ts_exec::delete_series(&mut self.store, &mut self.series, k) {
-                    Ok(series_seq) => {
-                        let deleted = string_seq.is_some() || series_seq.is_some();
-                        let seq = string_seq.max(series_seq).unwrap_or(self.store.last_seq());
-                        (OpResult::Int(i64::from(deleted)), seq)
-                    }
-                    Err(message) => (OpResult::Err(message), SeqNo(0)),
-                }
-            }
+            Op::Del(k) => self.del_op(k),
             Op::DbSize => (scan::count_user_keys(&self.store), self.store.last_seq()),
             // Keys listed may come from writes not yet durable: wait for all of them.
             Op::Scan {
@@ -541,12 +514,7 @@ impl Shard {
                 scan::matching_keys(&self.store, pattern),
                 self.store.last_seq(),
             ),
-            Op::Series { request, .. } => {
-                let now_ms = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as u64);
-                ts_exec::run(&mut self.store, &mut self.series, request, now_ms)
-            }
+            Op::Series { request, .. } => self.series_op(request),
         }
     }
 

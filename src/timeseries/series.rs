@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use crate::base::codec::FormatError;
 use crate::base::{SeqNo, StoreError};
-use crate::store::ShardStore;
+use crate::store::{Lookup, ShardStore};
 
 use super::chunk::{self, ChunkEncoding, Sample};
 use super::keys;
@@ -72,9 +72,16 @@ pub fn string_exists(store: &ShardStore, key: &[u8]) -> Result<bool, StoreError>
 /// # Errors
 /// A failed read.
 pub fn series_exists(store: &ShardStore, key: &[u8]) -> Result<bool, StoreError> {
-    Ok(store
-        .get(&keys::meta_key(key))?
-        .is_some_and(|found| found.value.is_some()))
+    Ok(series_lookup(store, key)?.is_some_and(|found| found.value.is_some()))
+}
+
+/// The newest version of series `key`'s metadata entry (a tombstone included), for a
+/// caller that must wait until what it read is durable.
+///
+/// # Errors
+/// A failed read.
+pub fn series_lookup(store: &ShardStore, key: &[u8]) -> Result<Option<Lookup>, StoreError> {
+    store.get(&keys::meta_key(key))
 }
 
 /// The state of series `key`, from the cache or the store; `None` if there is no series.
@@ -286,7 +293,9 @@ pub fn add(
         }
     }
     let key = keys::sample_key(id, sample.ts_ms);
-    let was_unsealed = store.get(&key)?.is_some_and(|f| f.value.is_some());
+    // An append past the newest sample cannot replace an unsealed one: skip the lookup.
+    let appends = state.last.is_none_or(|l| sample.ts_ms > l.ts_ms);
+    let was_unsealed = !appends && store.get(&key)?.is_some_and(|f| f.value.is_some());
     let mut seq = store.put(&key, &value.to_le_bytes());
     if !was_unsealed {
         state.unsealed_count += 1;
