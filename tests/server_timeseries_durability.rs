@@ -175,3 +175,107 @@ fn acknowledged_samples_survive_sigkill_flushes_and_compactions() {
     let mut con = server.conn();
     check(&mut con, &model);
 }
+
+/// Goal: settings, labels, sealed chunks of both encodings, out-of-order merges into
+/// sealed chunks and retention trimming read back the same after a restart (the in-memory
+/// series state is rebuilt from the store alone).
+#[test]
+fn series_state_is_rebuilt_from_the_store_after_a_restart() {
+    let mut server = TestServer::start(ARGS);
+    let dir = server.data_dir().to_path_buf();
+    let mut con = server.conn();
+    let mut model = Model::new();
+    let () = redis::cmd("TS.CREATE")
+        .arg("raw")
+        .arg("ENCODING")
+        .arg("UNCOMPRESSED")
+        .arg("CHUNK_SIZE")
+        .arg(128)
+        .arg("DUPLICATE_POLICY")
+        .arg("MAX")
+        .arg("LABELS")
+        .arg("room")
+        .arg("kitchen")
+        .query(&mut con)
+        .unwrap();
+    let () = redis::cmd("TS.CREATE")
+        .arg("kept")
+        .arg("RETENTION")
+        .arg(5000)
+        .arg("CHUNK_SIZE")
+        .arg(64)
+        .query(&mut con)
+        .unwrap();
+    for i in 0..200u64 {
+        add(&mut con, &mut model, "raw", 100 + i * 2, wiggle(i), None);
+        add(
+            &mut con,
+            &mut model,
+            "kept",
+            100 + i * 100,
+            wiggle(i + 7),
+            None,
+        );
+    }
+    // Out of order into sealed chunks (odd timestamps between the even ones).
+    for i in 0..50u64 {
+        add(&mut con, &mut model, "raw", 101 + i * 6, -wiggle(i), None);
+    }
+    // MAX keeps the larger of a duplicate.
+    let _: u64 = redis::cmd("TS.ADD")
+        .arg("raw")
+        .arg(100)
+        .arg(1e9)
+        .query(&mut con)
+        .unwrap();
+    model.get_mut("raw").unwrap().insert(100, 1e9);
+    let _: u64 = redis::cmd("TS.ADD")
+        .arg("raw")
+        .arg(100)
+        .arg(-1e9)
+        .query(&mut con)
+        .unwrap();
+    // Only the last 5000 ms of "kept" are visible.
+    let newest = 100 + 199 * 100;
+    model
+        .get_mut("kept")
+        .unwrap()
+        .retain(|t, _| *t >= newest - 5000);
+    check(&mut con, &model);
+    let info_before: Vec<redis::Value> = redis::cmd("TS.INFO").arg("raw").query(&mut con).unwrap();
+
+    server.kill9();
+    let server = TestServer::start_in(&dir, ARGS);
+    let mut con = server.conn();
+    check(&mut con, &model);
+    let info_after: Vec<redis::Value> = redis::cmd("TS.INFO").arg("raw").query(&mut con).unwrap();
+    assert_eq!(info_before, info_after, "TS.INFO after the restart");
+    assert_eq!(
+        info_after[15],
+        redis::Value::SimpleString("uncompressed".into())
+    );
+    assert_eq!(info_after[17], redis::Value::SimpleString("max".into()));
+    // The retention still refuses old samples after the restart.
+    let e = redis::cmd("TS.ADD")
+        .arg("kept")
+        .arg(100)
+        .arg(1)
+        .query::<u64>(&mut con)
+        .unwrap_err();
+    assert_eq!(
+        common::error_line(&e),
+        "ERR TSDB: Timestamp is older than retention"
+    );
+    let debug: Vec<redis::Value> = redis::cmd("TS.INFO")
+        .arg("raw")
+        .arg("DEBUG")
+        .query(&mut con)
+        .unwrap();
+    let redis::Value::Array(chunks) = &debug[27] else {
+        panic!("TS.INFO DEBUG ends with the chunk list: {debug:?}")
+    };
+    assert!(
+        chunks.len() > 1,
+        "the series was sealed into several chunks"
+    );
+}
