@@ -441,6 +441,11 @@ fn series_and_strings_share_the_key_space_and_internal_keys_never_show() {
     assert_eq!(req(&mut c, "TYPE none"), status("none"));
     assert_eq!(req(&mut c, "GET ts1"), err(WRONGTYPE));
     assert_eq!(req(&mut c, "TS.ADD plain 1 1"), err(WRONGTYPE));
+    // RedisTimeSeries parses the sample before it looks at the key.
+    assert_eq!(
+        req(&mut c, "TS.ADD plain 1 abc"),
+        err("ERR TSDB: invalid value")
+    );
     assert_eq!(req(&mut c, "TS.GET plain"), err(WRONGTYPE));
     assert_eq!(
         req(&mut c, "TS.CREATE plain"),

@@ -100,17 +100,26 @@ fn dispatch(
         resp::simple(out, name);
         return Ok(store.last_seq());
     }
+    let rest = &args[1..];
+    // RedisTimeSeries checks these arguments before it looks at the key.
+    if name_is(args, "TS.ADD") || name_is(args, "TS.MADD") {
+        args::parse_value(rest[2]).ok_or_else(|| refused("ERR TSDB: invalid value"))?;
+        args::parse_timestamp(rest[1]).map_err(SeriesError::Refused)?;
+    }
+    let options = if name_is(args, "TS.CREATE") {
+        Some(args::parse_series_options(rest).map_err(SeriesError::Refused)?)
+    } else {
+        None
+    };
     // A string shadows a series of the same name (SET replaced it).
     if series::string_exists(store, key)? {
-        return Err(refused(if name_is(args, "TS.CREATE") {
+        return Err(refused(if options.is_some() {
             "ERR TSDB: key already exists"
         } else {
             WRONGTYPE
         }));
     }
-    let rest = &args[1..];
-    if name_is(args, "TS.CREATE") {
-        let options = args::parse_series_options(rest).map_err(SeriesError::Refused)?;
+    if let Some(options) = options {
         if series::load(store, cache, key)?.is_some() {
             return Err(refused("ERR TSDB: key already exists"));
         }
