@@ -67,11 +67,19 @@ pub enum CommandKind {
     TsRevRange,
     /// TS.INFO.
     TsInfo,
+    /// TS.MGET.
+    TsMGet,
+    /// TS.MRANGE.
+    TsMRange,
+    /// TS.MREVRANGE.
+    TsMRevRange,
+    /// TS.QUERYINDEX.
+    TsQueryIndex,
 }
 
 impl CommandKind {
     /// Every kind, in `repr` order.
-    pub const ALL: [CommandKind; 31] = [
+    pub const ALL: [CommandKind; 35] = [
         Self::Ping,
         Self::Echo,
         Self::Quit,
@@ -103,6 +111,10 @@ impl CommandKind {
         Self::TsRange,
         Self::TsRevRange,
         Self::TsInfo,
+        Self::TsMGet,
+        Self::TsMRange,
+        Self::TsMRevRange,
+        Self::TsQueryIndex,
     ];
 
     /// The lower-case command name, as Redis prints it in errors and `INFO commandstats`.
@@ -139,6 +151,10 @@ impl CommandKind {
             Self::TsRange => "ts.range",
             Self::TsRevRange => "ts.revrange",
             Self::TsInfo => "ts.info",
+            Self::TsMGet => "ts.mget",
+            Self::TsMRange => "ts.mrange",
+            Self::TsMRevRange => "ts.mrevrange",
+            Self::TsQueryIndex => "ts.queryindex",
         }
     }
 
@@ -158,6 +174,7 @@ impl CommandKind {
             Self::TsIncrBy | Self::TsDecrBy => &["write", "denyoom"],
             Self::TsDel => &["write"],
             Self::TsGet | Self::TsRange | Self::TsRevRange | Self::TsInfo => &["readonly"],
+            Self::TsMGet | Self::TsMRange | Self::TsMRevRange | Self::TsQueryIndex => &["readonly"],
         }
     }
 
@@ -169,7 +186,7 @@ impl CommandKind {
             Self::Del | Self::Exists | Self::MGet => (1, -1, 1),
             Self::MSet => (1, -1, 2),
             Self::TsMAdd => (1, -1, 3),
-            kind if kind.is_series() => (1, 1, 1),
+            kind if kind.is_series() && !kind.is_multi_series() => (1, 1, 1),
             _ => (0, 0, 0),
         }
     }
@@ -204,6 +221,14 @@ impl CommandKind {
                 | Self::TsRange
                 | Self::TsRevRange
                 | Self::TsInfo
+        ) || self.is_multi_series()
+    }
+
+    /// Whether the command is a label-filtered time-series command, sent to every shard.
+    pub fn is_multi_series(self) -> bool {
+        matches!(
+            self,
+            Self::TsMGet | Self::TsMRange | Self::TsMRevRange | Self::TsQueryIndex
         )
     }
 
@@ -236,6 +261,9 @@ impl CommandKind {
             Self::TsAdd | Self::TsMAdd | Self::TsRange | Self::TsRevRange => -4,
             Self::TsIncrBy | Self::TsDecrBy => -3,
             Self::TsDel => 4,
+            Self::TsMGet => -3,
+            Self::TsMRange | Self::TsMRevRange => -5,
+            Self::TsQueryIndex => -2,
         }
     }
 

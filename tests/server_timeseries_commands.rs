@@ -542,3 +542,128 @@ fn the_redis_crate_reads_samples() {
         .unwrap_err();
     assert_eq!(common::error_line(&e), "ERR TSDB: the key does not exist");
 }
+
+fn bulk(s: &str) -> Reply {
+    Reply::Bulk(s.as_bytes().to_vec())
+}
+
+fn label(name: &str, value: &str) -> Reply {
+    Reply::Array(vec![bulk(name), bulk(value)])
+}
+
+/// The `TS.MGET` / `TS.MRANGE` / `TS.QUERYINDEX` examples of redis.io (RedisTimeSeries
+/// 1.10 pages), on a two-shard server so the filter is answered by every shard and merged.
+#[test]
+fn label_filtered_commands_merge_every_shard_in_key_order() {
+    let server = TestServer::start(&["--shards", "2"]);
+    let mut c = server.raw();
+    assert_eq!(
+        req(&mut c, "TS.CREATE temp:TLV LABELS type temp location TLV"),
+        status("OK")
+    );
+    assert_eq!(
+        req(&mut c, "TS.CREATE temp:JLM LABELS type temp location JLM"),
+        status("OK")
+    );
+    assert_eq!(
+        req(&mut c, "TS.CREATE hum:TLV LABELS type hum location TLV"),
+        status("OK")
+    );
+    for i in 0..20 {
+        req(&mut c, &format!("TS.CREATE other:{i} LABELS type other"));
+    }
+    req(
+        &mut c,
+        "TS.MADD temp:TLV 1000 30 temp:TLV 1010 35 temp:TLV 1020 9999 temp:TLV 1030 40",
+    );
+    req(
+        &mut c,
+        "TS.MADD temp:JLM 1005 30 temp:JLM 1015 35 temp:JLM 1025 9999 temp:JLM 1035 40",
+    );
+    assert_eq!(
+        req(&mut c, "TS.MGET WITHLABELS FILTER type=temp"),
+        Reply::Array(vec![
+            Reply::Array(vec![
+                bulk("temp:JLM"),
+                Reply::Array(vec![label("type", "temp"), label("location", "JLM")]),
+                sample(1035, "40"),
+            ]),
+            Reply::Array(vec![
+                bulk("temp:TLV"),
+                Reply::Array(vec![label("type", "temp"), label("location", "TLV")]),
+                sample(1030, "40"),
+            ]),
+        ])
+    );
+    assert_eq!(
+        req(
+            &mut c,
+            "TS.MGET SELECTED_LABELS location unit FILTER location=(TLV) type!=temp"
+        ),
+        Reply::Array(vec![Reply::Array(vec![
+            bulk("hum:TLV"),
+            Reply::Array(vec![
+                label("location", "TLV"),
+                Reply::Array(vec![bulk("unit"), Reply::Nil])
+            ]),
+            Reply::Array(vec![]),
+        ])])
+    );
+    assert_eq!(
+        req(&mut c, "TS.QUERYINDEX location=(TLV,JLM) type!="),
+        Reply::Array(vec![bulk("hum:TLV"), bulk("temp:JLM"), bulk("temp:TLV")])
+    );
+    assert_eq!(req(&mut c, "TS.QUERYINDEX type=none"), Reply::Array(vec![]));
+    assert_eq!(
+        req(&mut c, "TS.MRANGE 1000 1020 FILTER type=temp"),
+        Reply::Array(vec![
+            Reply::Array(vec![
+                bulk("temp:JLM"),
+                Reply::Array(vec![]),
+                samples(&[(1005, "30"), (1015, "35")])
+            ]),
+            Reply::Array(vec![
+                bulk("temp:TLV"),
+                Reply::Array(vec![]),
+                samples(&[(1000, "30"), (1010, "35"), (1020, "9999")]),
+            ]),
+        ])
+    );
+    assert_eq!(
+        req(&mut c, "TS.MREVRANGE - + COUNT 1 FILTER location=JLM"),
+        Reply::Array(vec![Reply::Array(vec![
+            bulk("temp:JLM"),
+            Reply::Array(vec![]),
+            samples(&[(1035, "40")])
+        ])])
+    );
+    assert_eq!(
+        req(
+            &mut c,
+            "TS.MRANGE - + AGGREGATION max 100 FILTER type=temp location=TLV"
+        ),
+        Reply::Array(vec![Reply::Array(vec![
+            bulk("temp:TLV"),
+            Reply::Array(vec![]),
+            samples(&[(1000, "9999")])
+        ])])
+    );
+    assert_eq!(
+        req(&mut c, "TS.QUERYINDEX type!=temp"),
+        err("ERR TSDB: please provide at least one matcher")
+    );
+    assert_eq!(
+        req(&mut c, "TS.MGET FILTER nolabel"),
+        err("ERR TSDB: failed parsing labels")
+    );
+    assert_eq!(
+        req(&mut c, "TS.MGET WITHLABELS type=temp"),
+        err("ERR wrong number of arguments for 'ts.mget' command")
+    );
+    // A series that a SET replaced is no longer listed.
+    assert_eq!(req(&mut c, "SET hum:TLV x"), status("OK"));
+    assert_eq!(
+        req(&mut c, "TS.QUERYINDEX location=TLV"),
+        Reply::Array(vec![bulk("temp:TLV")])
+    );
+}

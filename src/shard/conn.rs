@@ -31,6 +31,8 @@ pub enum Reply {
     Keys(Vec<Vec<u8>>),
     /// `TS.MADD`: one encoded reply per part, in part order.
     Parts(Vec<Option<Vec<u8>>>),
+    /// `TS.MGET`, `TS.MRANGE`, `TS.QUERYINDEX`: every shard's entries, replied in key order.
+    Entries(Vec<(Vec<u8>, Vec<u8>)>),
 }
 
 /// A reply in the connection's order. It may be sent once all its parts arrived and the
@@ -67,6 +69,7 @@ impl Slot {
             Reply::Scan(Some((_, keys))) | Reply::Keys(keys) => keys.iter().map(Vec::len).sum(),
             Reply::Single(Some(OpResult::Encoded(bytes))) => bytes.len(),
             Reply::Parts(parts) => parts.iter().flatten().map(Vec::len).sum(),
+            Reply::Entries(entries) => entries.iter().map(|(k, e)| k.len() + e.len()).sum(),
             _ => 0,
         }
     }
@@ -86,6 +89,7 @@ impl Slot {
             }
             // MGET answers nil for a key of another type, as Redis.
             (Reply::Values(_), OpResult::WrongType) => {}
+            (Reply::Entries(all), OpResult::Entries(mut entries)) => all.append(&mut entries),
             (Reply::Parts(parts), OpResult::Encoded(bytes)) => {
                 if let Some(entry) = parts.get_mut(part as usize) {
                     *entry = Some(bytes);
@@ -131,6 +135,13 @@ impl Slot {
             }
             Reply::Scan(None) => resp::error(out, "ERR internal error: missing reply"),
             Reply::Keys(keys) => encode_keys(out, &keys),
+            Reply::Entries(mut entries) => {
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                resp::array_header(out, entries.len());
+                for (_, entry) in entries {
+                    out.extend_from_slice(&entry);
+                }
+            }
             Reply::Parts(parts) => {
                 resp::array_header(out, parts.len());
                 for part in parts {
@@ -161,6 +172,9 @@ fn encode_result(out: &mut Vec<u8>, result: Option<OpResult>) {
         Some(OpResult::Keys { keys, .. }) => encode_keys(out, &keys),
         Some(OpResult::Encoded(bytes)) => out.extend_from_slice(&bytes),
         Some(OpResult::WrongType) => resp::error(out, crate::timeseries::exec::WRONGTYPE),
+        Some(OpResult::Entries(_)) => {
+            resp::error(out, "ERR internal error: entries in a single reply")
+        }
         None => resp::error(out, "ERR internal error: missing reply"),
     }
 }

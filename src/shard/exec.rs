@@ -357,7 +357,7 @@ impl Shard {
                 mesh::shard_of(k, shards)
             }
             Op::Series { key: k, .. } => mesh::shard_of(k, shards),
-            Op::DbSize | Op::Keys(_) => ShardId(part),
+            Op::DbSize | Op::Keys(_) | Op::SeriesAll { .. } => ShardId(part),
             Op::Scan { shard, .. } => *shard,
         };
         let mut remote_parts = 0u32;
@@ -515,6 +515,7 @@ impl Shard {
                 self.store.last_seq(),
             ),
             Op::Series { request, .. } => self.series_op(request),
+            Op::SeriesAll { request } => self.series_all_op(request),
         }
     }
 
@@ -604,7 +605,7 @@ fn read_keys<'c>(command: &'c Command<'_>) -> &'c [&'c [u8]] {
             std::slice::from_ref(key)
         }
         Command::Del(keys) | Command::Exists(keys) | Command::MGet(keys) => keys,
-        Command::Series(_, args) => &args[..1],
+        Command::Series(kind, args) if !kind.is_multi_series() => &args[..1],
         _ => &[],
     }
 }

@@ -66,6 +66,12 @@ pub enum Op<K> {
         /// Whether it may write (refused on a poisoned shard).
         writes: bool,
     },
+    /// A label-filtered time-series request (`TS.MGET`, `TS.MRANGE`, `TS.QUERYINDEX`),
+    /// sent to every shard ([`crate::timeseries::multi`]).
+    SeriesAll {
+        /// The arguments, name first, from [`crate::timeseries::exec::encode_request`].
+        request: K,
+    },
 }
 
 /// An [`Op`] that owns its bytes, for a queue.
@@ -111,6 +117,7 @@ impl OwnedOp {
                 request,
                 writes: *writes,
             },
+            Op::SeriesAll { request } => Op::SeriesAll { request },
         }
     }
 }
@@ -155,6 +162,9 @@ impl Op<&[u8]> {
                 request: request.into(),
                 writes,
             },
+            Op::SeriesAll { request } => Op::SeriesAll {
+                request: request.into(),
+            },
         }
     }
 }
@@ -183,6 +193,8 @@ pub enum OpResult {
     Encoded(Vec<u8>),
     /// The key holds a series, not a string: `WRONGTYPE` for `GET`, nil in `MGET`.
     WrongType,
+    /// One shard's part of a multi-series reply: `(key, encoded entry)` per series.
+    Entries(Vec<(Vec<u8>, Vec<u8>)>),
 }
 
 /// Names the connection slot a reply belongs to on the requesting shard.

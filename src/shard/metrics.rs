@@ -6,6 +6,24 @@ use std::sync::Mutex;
 
 use crate::command::CommandKind;
 
+/// One counter per [`CommandKind`], indexed by its `repr` (an array type of its own:
+/// `Default` is derived for arrays of at most 32 elements only).
+pub struct PerCommand([AtomicU64; CommandKind::ALL.len()]);
+
+impl Default for PerCommand {
+    fn default() -> Self {
+        Self(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
+impl std::ops::Index<usize> for PerCommand {
+    type Output = AtomicU64;
+
+    fn index(&self, index: usize) -> &AtomicU64 {
+        &self.0[index]
+    }
+}
+
 /// Counters of one shard.
 #[derive(Default)]
 pub struct ShardMetrics {
@@ -18,7 +36,7 @@ pub struct ShardMetrics {
     /// Commands processed since start.
     pub total_commands: AtomicU64,
     /// Commands per [`CommandKind`], by its `repr`.
-    pub command_calls: [AtomicU64; CommandKind::ALL.len()],
+    pub command_calls: PerCommand,
     /// Unknown or malformed commands.
     pub command_errors: AtomicU64,
     /// Times a connection stopped being read because its unsent replies passed the cap.

@@ -22,6 +22,9 @@ impl Shard {
         args: &[&[u8]],
     ) -> Result<(), Wait> {
         let name = kind.name().as_bytes();
+        if kind.is_multi_series() {
+            return self.series_all_command(key, name, args);
+        }
         if kind == CommandKind::TsMAdd {
             // One part per sample; each answers alone (a timestamp or an error).
             let requests: Vec<Vec<u8>> = args
@@ -116,5 +119,47 @@ impl Shard {
         crate::resp::error(&mut reply, keys::RESERVED_KEY_ERROR);
         self.push_ready(conn, Reply::Encoded(reply));
         true
+    }
+}
+
+impl Shard {
+    /// Checks a label-filtered request and sends it to every shard; their entries are
+    /// merged in key order.
+    fn series_all_command(
+        &mut self,
+        key: (u32, u32),
+        name: &[u8],
+        args: &[&[u8]],
+    ) -> Result<(), Wait> {
+        let mut words = Vec::with_capacity(args.len() + 1);
+        words.push(name);
+        words.extend_from_slice(args);
+        if let Err(message) = crate::timeseries::multi::check(&words) {
+            let mut reply = Vec::new();
+            crate::resp::error(&mut reply, &message);
+            self.push_ready(key, Reply::Encoded(reply));
+            return Ok(());
+        }
+        let request = encode_request(&words);
+        let ops = vec![
+            Op::SeriesAll {
+                request: &request[..]
+            };
+            self.shards
+        ];
+        self.scatter(key, Reply::Entries(Vec::new()), &ops)
+    }
+
+    /// Runs a label-filtered request on this shard's series.
+    pub(super) fn series_all_op(&mut self, request: &[u8]) -> (OpResult, SeqNo) {
+        match ts_exec::decode_request(request) {
+            Some(args) if !args.is_empty() => {
+                crate::timeseries::multi::run_all(&self.store, &mut self.series, &args)
+            }
+            _ => (
+                OpResult::Err("ERR internal error: bad request".into()),
+                SeqNo(0),
+            ),
+        }
     }
 }

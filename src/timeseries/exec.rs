@@ -29,7 +29,9 @@ pub fn encode_request(args: &[&[u8]]) -> Vec<u8> {
     out
 }
 
-fn decode_request(bytes: &[u8]) -> Option<Vec<&[u8]>> {
+/// Splits a request made by [`encode_request`] back into its arguments; `None` if the
+/// bytes are not one.
+pub fn decode_request(bytes: &[u8]) -> Option<Vec<&[u8]>> {
     let mut out = Vec::new();
     let mut rest = bytes;
     while !rest.is_empty() {
@@ -312,7 +314,10 @@ fn ts_incrby(
 }
 
 /// The samples or buckets a range query replies, in reply order.
-fn range_reply(
+///
+/// # Errors
+/// A failed read or a damaged entry.
+pub fn range_reply(
     store: &ShardStore,
     state: &SeriesState,
     range: args::RangeArgs,

@@ -45,7 +45,8 @@
 //! Series Database", PVLDB 8(12), 2015): delta-of-delta timestamps, XOR'd values.
 //!
 //! Modules, in data-flow order: [`args`] parses requests (pure), [`exec`] runs them on the
-//! owning shard, [`series`] is the storage mechanism, [`keys`] the key layout, [`meta`] the
+//! owning shard ([`multi`] the label-filtered commands, on every shard), [`series`] is the
+//! storage mechanism, [`keys`] the key layout, [`meta`] the
 //! settings' format, [`chunk`] (with [`bits`]) the chunk codec, [`aggregate`] the
 //! aggregators, [`reply`] the RESP2 shapes.
 
@@ -56,5 +57,6 @@ pub mod chunk;
 pub mod exec;
 pub mod keys;
 pub mod meta;
+pub mod multi;
 pub mod reply;
 pub mod series;
