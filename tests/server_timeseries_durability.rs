@@ -278,4 +278,10 @@ fn series_state_is_rebuilt_from_the_store_after_a_restart() {
         chunks.len() > 1,
         "the series was sealed into several chunks"
     );
+    // Labels survive: the filter finds exactly the series that existed.
+    let found: Vec<String> = redis::cmd("TS.QUERYINDEX")
+        .arg("room=kitchen")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(found, vec!["raw".to_string()]);
 }
