@@ -1,5 +1,14 @@
 //! Typed commands: turns a request's arguments into a [`Command`], or into the error reply
 //! Redis would give (same wording, see Redis's `server.c` `processCommand`).
+//!
+//! This file is the command table ([`CommandKind`]) and the parsing of the first commands;
+//! [`client`] parses `HELLO` and `CLIENT`, [`strings`] the string and counter commands.
+
+pub mod client;
+pub mod strings;
+
+pub use client::{ClientSub, HelloArgs};
+pub use strings::StringOp;
 
 /// The commands tskv knows, for per-command statistics (`INFO commandstats`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +54,44 @@ pub enum CommandKind {
     Keys,
     /// TYPE.
     Type,
+    /// INCR.
+    Incr,
+    /// DECR.
+    Decr,
+    /// INCRBY.
+    IncrBy,
+    /// DECRBY.
+    DecrBy,
+    /// INCRBYFLOAT.
+    IncrByFloat,
+    /// APPEND.
+    Append,
+    /// STRLEN.
+    StrLen,
+    /// GETRANGE.
+    GetRange,
+    /// SETRANGE.
+    SetRange,
+    /// GETSET.
+    GetSet,
+    /// GETDEL.
+    GetDel,
+    /// SETNX.
+    SetNx,
+    /// MSETNX.
+    MSetNx,
+    /// UNLINK (the same as DEL: tskv frees nothing in the background).
+    Unlink,
+    /// TOUCH (the same as EXISTS: tskv keeps no access times).
+    Touch,
+    /// RANDOMKEY.
+    RandomKey,
+    /// MULTI.
+    Multi,
+    /// EXEC.
+    Exec,
+    /// DISCARD.
+    Discard,
     /// TS.CREATE (RedisTimeSeries; see [`crate::timeseries`]).
     TsCreate,
     /// TS.ALTER.
@@ -79,7 +126,7 @@ pub enum CommandKind {
 
 impl CommandKind {
     /// Every kind, in `repr` order.
-    pub const ALL: [CommandKind; 35] = [
+    pub const ALL: [CommandKind; 54] = [
         Self::Ping,
         Self::Echo,
         Self::Quit,
@@ -100,6 +147,25 @@ impl CommandKind {
         Self::Scan,
         Self::Keys,
         Self::Type,
+        Self::Incr,
+        Self::Decr,
+        Self::IncrBy,
+        Self::DecrBy,
+        Self::IncrByFloat,
+        Self::Append,
+        Self::StrLen,
+        Self::GetRange,
+        Self::SetRange,
+        Self::GetSet,
+        Self::GetDel,
+        Self::SetNx,
+        Self::MSetNx,
+        Self::Unlink,
+        Self::Touch,
+        Self::RandomKey,
+        Self::Multi,
+        Self::Exec,
+        Self::Discard,
         Self::TsCreate,
         Self::TsAlter,
         Self::TsAdd,
@@ -140,6 +206,25 @@ impl CommandKind {
             Self::Scan => "scan",
             Self::Keys => "keys",
             Self::Type => "type",
+            Self::Incr => "incr",
+            Self::Decr => "decr",
+            Self::IncrBy => "incrby",
+            Self::DecrBy => "decrby",
+            Self::IncrByFloat => "incrbyfloat",
+            Self::Append => "append",
+            Self::StrLen => "strlen",
+            Self::GetRange => "getrange",
+            Self::SetRange => "setrange",
+            Self::GetSet => "getset",
+            Self::GetDel => "getdel",
+            Self::SetNx => "setnx",
+            Self::MSetNx => "msetnx",
+            Self::Unlink => "unlink",
+            Self::Touch => "touch",
+            Self::RandomKey => "randomkey",
+            Self::Multi => "multi",
+            Self::Exec => "exec",
+            Self::Discard => "discard",
             Self::TsCreate => "ts.create",
             Self::TsAlter => "ts.alter",
             Self::TsAdd => "ts.add",
@@ -161,15 +246,34 @@ impl CommandKind {
     /// The flags `COMMAND` reports (Redis's names).
     pub fn flags(self) -> &'static [&'static str] {
         match self {
-            Self::Ping | Self::Echo | Self::Quit | Self::Hello | Self::Select => &["fast"],
-            Self::Client | Self::Command | Self::Info => &[],
+            Self::Ping
+            | Self::Echo
+            | Self::Quit
+            | Self::Hello
+            | Self::Select
+            | Self::Multi
+            | Self::Discard => &["fast"],
+            Self::Client | Self::Command | Self::Info | Self::Exec => &[],
             Self::Config | Self::Shutdown => &["admin"],
-            Self::Set | Self::MSet => &["write", "denyoom"],
+            Self::Set | Self::MSet | Self::SetRange | Self::MSetNx => &["write", "denyoom"],
             Self::Del => &["write"],
-            Self::Get | Self::Exists | Self::MGet | Self::DbSize | Self::Type => {
-                &["readonly", "fast"]
-            }
-            Self::Scan | Self::Keys => &["readonly"],
+            Self::Incr
+            | Self::Decr
+            | Self::IncrBy
+            | Self::DecrBy
+            | Self::IncrByFloat
+            | Self::Append
+            | Self::GetSet
+            | Self::SetNx => &["write", "denyoom", "fast"],
+            Self::GetDel | Self::Unlink => &["write", "fast"],
+            Self::Get
+            | Self::Exists
+            | Self::MGet
+            | Self::DbSize
+            | Self::Type
+            | Self::StrLen
+            | Self::Touch => &["readonly", "fast"],
+            Self::Scan | Self::Keys | Self::GetRange | Self::RandomKey => &["readonly"],
             Self::TsCreate | Self::TsAlter | Self::TsAdd | Self::TsMAdd => &["write", "denyoom"],
             Self::TsIncrBy | Self::TsDecrBy => &["write", "denyoom"],
             Self::TsDel => &["write"],
@@ -182,28 +286,33 @@ impl CommandKind {
     /// argument), step; all 0 for a command without keys.
     pub fn key_positions(self) -> (i64, i64, i64) {
         match self {
-            Self::Set | Self::Get | Self::Type => (1, 1, 1),
-            Self::Del | Self::Exists | Self::MGet => (1, -1, 1),
-            Self::MSet => (1, -1, 2),
+            Self::Set
+            | Self::Get
+            | Self::Type
+            | Self::Incr
+            | Self::Decr
+            | Self::IncrBy
+            | Self::DecrBy
+            | Self::IncrByFloat
+            | Self::Append
+            | Self::StrLen
+            | Self::GetRange
+            | Self::SetRange
+            | Self::GetSet
+            | Self::GetDel
+            | Self::SetNx => (1, 1, 1),
+            Self::Del | Self::Exists | Self::MGet | Self::Unlink | Self::Touch => (1, -1, 1),
+            Self::MSet | Self::MSetNx => (1, -1, 2),
             Self::TsMAdd => (1, -1, 3),
             kind if kind.is_series() && !kind.is_multi_series() => (1, 1, 1),
             _ => (0, 0, 0),
         }
     }
 
-    /// Whether the command writes (refused when the shard is poisoned or stalled).
+    /// Whether the command writes, i.e. its flags name `write` (refused when the shard is
+    /// poisoned or stalled).
     pub fn is_write(self) -> bool {
-        matches!(self, Self::Set | Self::Del | Self::MSet)
-            || matches!(
-                self,
-                Self::TsCreate
-                    | Self::TsAlter
-                    | Self::TsAdd
-                    | Self::TsMAdd
-                    | Self::TsIncrBy
-                    | Self::TsDecrBy
-                    | Self::TsDel
-            )
+        self.flags().contains(&"write")
     }
 
     /// Whether the command is a time-series command, run by [`crate::timeseries`].
@@ -256,6 +365,17 @@ impl CommandKind {
             Self::Scan => -2,
             Self::Keys => 2,
             Self::Type => 2,
+            Self::Incr | Self::Decr | Self::StrLen | Self::GetDel => 2,
+            Self::IncrBy
+            | Self::DecrBy
+            | Self::IncrByFloat
+            | Self::Append
+            | Self::GetSet
+            | Self::SetNx => 3,
+            Self::GetRange | Self::SetRange => 4,
+            Self::MSetNx => -3,
+            Self::Unlink | Self::Touch => -2,
+            Self::RandomKey | Self::Multi | Self::Exec | Self::Discard => 1,
             // RedisTimeSeries 1.10's `RedisModule_CreateCommand` arities.
             Self::TsCreate | Self::TsAlter | Self::TsGet | Self::TsInfo => -2,
             Self::TsAdd | Self::TsMAdd | Self::TsRange | Self::TsRevRange => -4,
@@ -285,19 +405,6 @@ pub enum SetCondition {
     IfPresent,
 }
 
-/// `CLIENT` subcommands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClientSub<'a> {
-    /// `CLIENT SETNAME name`.
-    SetName(&'a [u8]),
-    /// `CLIENT GETNAME`.
-    GetName,
-    /// `CLIENT ID`.
-    Id,
-    /// `CLIENT SETINFO LIB-NAME|LIB-VER value` (accepted and ignored).
-    SetInfo,
-}
-
 /// `COMMAND` subcommands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CommandSub {
@@ -318,8 +425,8 @@ pub enum Command<'a> {
     Echo(&'a [u8]),
     /// `QUIT`.
     Quit,
-    /// `HELLO [protover ...]`, with the requested protocol version if any.
-    Hello(Option<i64>),
+    /// `HELLO [protover [AUTH username password] [SETNAME clientname]]`.
+    Hello(HelloArgs<'a>),
     /// `SELECT 0`.
     Select,
     /// `CLIENT ...`.
@@ -359,6 +466,16 @@ pub enum Command<'a> {
     Keys(&'a [u8]),
     /// `TYPE key`.
     Type(&'a [u8]),
+    /// A string or counter command (`INCR`, `APPEND`, `MSETNX`, ...).
+    Strings(StringOp<&'a [u8]>),
+    /// `RANDOMKEY`.
+    RandomKey,
+    /// `MULTI`.
+    Multi,
+    /// `EXEC`.
+    Exec,
+    /// `DISCARD`.
+    Discard,
     /// A time-series command: its kind and its arguments after the name.
     Series(CommandKind, Vec<&'a [u8]>),
 }
@@ -403,19 +520,13 @@ fn parse_known<'a>(kind: CommandKind, args: &[&'a [u8]]) -> Result<Command<'a>, 
         },
         CommandKind::Echo => Ok(Command::Echo(rest[0])),
         CommandKind::Quit => Ok(Command::Quit),
-        CommandKind::Hello => match rest.first() {
-            None => Ok(Command::Hello(None)),
-            Some(version) => match parse_i64(version) {
-                Some(v) => Ok(Command::Hello(Some(v))),
-                None => Err("ERR Protocol version is not an integer or out of range".into()),
-            },
-        },
+        CommandKind::Hello => client::parse_hello(rest),
         CommandKind::Select => match parse_i64(rest[0]) {
             Some(0) => Ok(Command::Select),
             Some(_) => Err("ERR DB index is out of range".into()),
             None => Err("ERR value is not an integer or out of range".into()),
         },
-        CommandKind::Client => parse_client(rest),
+        CommandKind::Client => client::parse_client(rest),
         CommandKind::Command => match rest.first() {
             None => Ok(Command::Command(CommandSub::List)),
             Some(sub) if sub.eq_ignore_ascii_case(b"COUNT") => {
@@ -438,8 +549,8 @@ fn parse_known<'a>(kind: CommandKind, args: &[&'a [u8]]) -> Result<Command<'a>, 
         }
         CommandKind::Set => parse_set(rest),
         CommandKind::Get => Ok(Command::Get(rest[0])),
-        CommandKind::Del => Ok(Command::Del(rest.to_vec())),
-        CommandKind::Exists => Ok(Command::Exists(rest.to_vec())),
+        CommandKind::Del | CommandKind::Unlink => Ok(Command::Del(rest.to_vec())),
+        CommandKind::Exists | CommandKind::Touch => Ok(Command::Exists(rest.to_vec())),
         CommandKind::MGet => Ok(Command::MGet(rest.to_vec())),
         CommandKind::MSet => {
             if !rest.len().is_multiple_of(2) {
@@ -455,6 +566,23 @@ fn parse_known<'a>(kind: CommandKind, args: &[&'a [u8]]) -> Result<Command<'a>, 
         CommandKind::Scan => parse_scan(rest),
         CommandKind::Keys => Ok(Command::Keys(rest[0])),
         CommandKind::Type => Ok(Command::Type(rest[0])),
+        CommandKind::RandomKey => Ok(Command::RandomKey),
+        CommandKind::Multi => Ok(Command::Multi),
+        CommandKind::Exec => Ok(Command::Exec),
+        CommandKind::Discard => Ok(Command::Discard),
+        CommandKind::Incr
+        | CommandKind::Decr
+        | CommandKind::IncrBy
+        | CommandKind::DecrBy
+        | CommandKind::IncrByFloat
+        | CommandKind::Append
+        | CommandKind::StrLen
+        | CommandKind::GetRange
+        | CommandKind::SetRange
+        | CommandKind::GetSet
+        | CommandKind::GetDel
+        | CommandKind::SetNx
+        | CommandKind::MSetNx => strings::parse(kind, rest),
         kind => {
             if kind == CommandKind::TsMAdd && !rest.len().is_multiple_of(3) {
                 return Err(wrong_arity(kind.name()));
@@ -462,39 +590,6 @@ fn parse_known<'a>(kind: CommandKind, args: &[&'a [u8]]) -> Result<Command<'a>, 
             Ok(Command::Series(kind, rest.to_vec()))
         }
     }
-}
-
-fn parse_client<'a>(rest: &[&'a [u8]]) -> Result<Command<'a>, String> {
-    let sub = rest[0];
-    let args = &rest[1..];
-    let (name, expected) = if sub.eq_ignore_ascii_case(b"SETNAME") {
-        ("client|setname", 1)
-    } else if sub.eq_ignore_ascii_case(b"GETNAME") {
-        ("client|getname", 0)
-    } else if sub.eq_ignore_ascii_case(b"ID") {
-        ("client|id", 0)
-    } else if sub.eq_ignore_ascii_case(b"SETINFO") {
-        ("client|setinfo", 2)
-    } else {
-        return Err(unknown_subcommand(sub, "CLIENT"));
-    };
-    if args.len() != expected {
-        return Err(wrong_arity(name));
-    }
-    Ok(Command::Client(match name {
-        "client|setname" => {
-            if args[0].iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
-                return Err(
-                    "ERR Client names cannot contain spaces, newlines or special characters."
-                        .into(),
-                );
-            }
-            ClientSub::SetName(args[0])
-        }
-        "client|getname" => ClientSub::GetName,
-        "client|id" => ClientSub::Id,
-        _ => ClientSub::SetInfo,
-    }))
 }
 
 /// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`, with Redis's errors.
@@ -600,75 +695,4 @@ fn truncated(bytes: &[u8], max: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse_words(words: &[&str]) -> Result<Command<'static>, String> {
-        let args: Vec<&'static [u8]> = words
-            .iter()
-            .map(|w| w.to_string().leak().as_bytes() as &'static [u8])
-            .collect();
-        parse(&args).1
-    }
-
-    #[test]
-    fn unknown_command_lists_args_like_redis() {
-        assert_eq!(
-            parse_words(&["FOO", "a", "b"]).unwrap_err(),
-            "ERR unknown command 'FOO', with args beginning with: 'a' 'b' "
-        );
-        assert_eq!(
-            parse_words(&["foo"]).unwrap_err(),
-            "ERR unknown command 'foo', with args beginning with: "
-        );
-    }
-
-    #[test]
-    fn arity_errors_use_lower_case_name() {
-        assert_eq!(
-            parse_words(&["GET"]).unwrap_err(),
-            "ERR wrong number of arguments for 'get' command"
-        );
-        assert_eq!(
-            parse_words(&["MSET", "a", "1", "b"]).unwrap_err(),
-            "ERR wrong number of arguments for 'mset' command"
-        );
-        assert_eq!(
-            parse_words(&["PING", "a", "b"]).unwrap_err(),
-            "ERR wrong number of arguments for 'ping' command"
-        );
-    }
-
-    #[test]
-    fn set_options() {
-        assert_eq!(
-            parse_words(&["set", "k", "v", "nx"]).unwrap(),
-            Command::Set {
-                key: b"k",
-                value: b"v",
-                condition: SetCondition::IfAbsent
-            }
-        );
-        assert_eq!(
-            parse_words(&["set", "k", "v", "nx", "xx"]).unwrap_err(),
-            "ERR syntax error"
-        );
-        assert_eq!(
-            parse_words(&["set", "k", "v", "ex"]).unwrap_err(),
-            "ERR syntax error"
-        );
-    }
-
-    #[test]
-    fn select_only_db_zero() {
-        assert_eq!(parse_words(&["select", "0"]).unwrap(), Command::Select);
-        assert_eq!(
-            parse_words(&["select", "1"]).unwrap_err(),
-            "ERR DB index is out of range"
-        );
-        assert_eq!(
-            parse_words(&["select", "x"]).unwrap_err(),
-            "ERR value is not an integer or out of range"
-        );
-    }
-}
+mod tests;

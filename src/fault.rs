@@ -8,6 +8,12 @@
 //! | `TSKV_FAULT_SHARD_OPEN_HANG=<i>` | shard `i` never finishes opening (a stuck recovery) |
 //! | `TSKV_FAULT_SHARD_STOP_HANG=<i>` | shard `i` never finishes stopping (a stuck drain) |
 //! | `TSKV_FAULT_FALLOCATE_EOPNOTSUPP=1` | `fallocate` fails with `EOPNOTSUPP`, as on FUSE and some network file systems |
+//! | `TSKV_FAULT_FDATASYNC_EIO=<i>:<n>` | the `n`th fdatasync completion (from 1; WAL, SSTable and periodic alike) of shard `i`'s ring reports `EIO` |
+//! | `TSKV_FAULT_WRITE_EIO=<i>:<n>` | the `n`th write completion (WAL batches and SSTables) of shard `i`'s ring reports `EIO` |
+//!
+//! The ring faults replace the result of a completion that really happened, as a disk
+//! error reported at completion does: the bytes may well be on disk, but the shard must
+//! act as if they were not.
 
 use std::sync::OnceLock;
 
@@ -19,6 +25,12 @@ pub const SHARD_OPEN_HANG_VAR: &str = "TSKV_FAULT_SHARD_OPEN_HANG";
 pub const SHARD_STOP_HANG_VAR: &str = "TSKV_FAULT_SHARD_STOP_HANG";
 /// Environment variable: `1` makes `fallocate` fail with `EOPNOTSUPP`.
 pub const FALLOCATE_EOPNOTSUPP_VAR: &str = "TSKV_FAULT_FALLOCATE_EOPNOTSUPP";
+/// Environment variable: `<shard>:<n>`, the `n`th fdatasync completion of the shard's ring
+/// fails with `EIO`.
+pub const FDATASYNC_EIO_VAR: &str = "TSKV_FAULT_FDATASYNC_EIO";
+/// Environment variable: `<shard>:<n>`, the `n`th write completion of the shard's ring
+/// fails with `EIO`.
+pub const WRITE_EIO_VAR: &str = "TSKV_FAULT_WRITE_EIO";
 
 /// The faults switched on, read from the environment at first use.
 #[derive(Debug, Default)]
@@ -27,6 +39,8 @@ struct Faults {
     shard_open_hang: Option<usize>,
     shard_stop_hang: Option<usize>,
     fallocate_eopnotsupp: bool,
+    fdatasync_eio: Option<(usize, u64)>,
+    write_eio: Option<(usize, u64)>,
 }
 
 fn faults() -> &'static Faults {
@@ -38,11 +52,15 @@ fn faults() -> &'static Faults {
             shard_open_hang: index(SHARD_OPEN_HANG_VAR),
             shard_stop_hang: index(SHARD_STOP_HANG_VAR),
             fallocate_eopnotsupp: std::env::var(FALLOCATE_EOPNOTSUPP_VAR).is_ok_and(|v| v == "1"),
+            fdatasync_eio: shard_and_count(FDATASYNC_EIO_VAR),
+            write_eio: shard_and_count(WRITE_EIO_VAR),
         };
         if faults.shard_panic.is_some()
             || faults.shard_open_hang.is_some()
             || faults.shard_stop_hang.is_some()
             || faults.fallocate_eopnotsupp
+            || faults.fdatasync_eio.is_some()
+            || faults.write_eio.is_some()
         {
             tracing::warn!("fault injection is on: {faults:?}");
         }
@@ -68,4 +86,48 @@ pub fn shard_stop_hangs(index: usize) -> bool {
 /// Whether `fallocate` must fail with `EOPNOTSUPP`.
 pub fn fallocate_unsupported() -> bool {
     faults().fallocate_eopnotsupp
+}
+
+/// Parses `<shard>:<n>` from `var`; `None` if unset or malformed.
+fn shard_and_count(var: &str) -> Option<(usize, u64)> {
+    let value = std::env::var(var).ok()?;
+    let (shard, n) = value.split_once(':')?;
+    Some((shard.parse().ok()?, n.parse().ok()?))
+}
+
+/// The ring-completion faults of one shard: counts its fdatasync and write completions and
+/// turns the chosen one into `EIO`.
+#[derive(Debug, Default)]
+pub struct RingFaults {
+    fdatasync_fail_at: Option<u64>,
+    write_fail_at: Option<u64>,
+    fdatasyncs: u64,
+    writes: u64,
+}
+
+impl RingFaults {
+    /// The faults switched on for shard `index` (none, usually).
+    pub fn for_shard(index: usize) -> Self {
+        let pick = |fault: Option<(usize, u64)>| fault.filter(|&(i, _)| i == index).map(|(_, n)| n);
+        Self {
+            fdatasync_fail_at: pick(faults().fdatasync_eio),
+            write_fail_at: pick(faults().write_eio),
+            ..Self::default()
+        }
+    }
+
+    /// Counts `completion` and replaces its result with `EIO` if it is the chosen one.
+    pub fn inject(&mut self, completion: &mut crate::runtime::uring::Completion) {
+        use crate::runtime::uring::OpKind;
+        let (count, fail_at) = match completion.kind {
+            OpKind::Fdatasync => (&mut self.fdatasyncs, self.fdatasync_fail_at),
+            OpKind::Write => (&mut self.writes, self.write_fail_at),
+            OpKind::Read => return,
+        };
+        *count += 1;
+        if fail_at == Some(*count) {
+            tracing::warn!(kind = ?completion.kind, n = *count, "fault injection: completion fails with EIO");
+            completion.result = Err(std::io::Error::from_raw_os_error(libc::EIO));
+        }
+    }
 }

@@ -17,7 +17,7 @@
 //! ```
 //!
 //! * [`config`] holds every limit and option, with units in the names.
-//! * [`resp`] is the incremental RESP2 request parser and reply encoder.
+//! * [`resp`] is the incremental request parser and the RESP2/RESP3 reply encoders.
 //! * [`command`] turns parsed arguments into typed commands and Redis-worded errors.
 //! * [`runtime`] is the only place with `unsafe`: epoll, io_uring, eventfd and a few syscalls.
 //! * [`base`] is the engine's shared vocabulary (sequence numbers, the error type, the

@@ -667,3 +667,24 @@ fn label_filtered_commands_merge_every_shard_in_key_order() {
         Reply::Array(vec![bulk("temp:TLV")])
     );
 }
+
+/// `RANDOMKEY` picks only user keys (a series by its name, never a chunk or a sample),
+/// and the string commands answer `WRONGTYPE` on a series, as Redis does for a key of
+/// another type.
+#[test]
+fn randomkey_and_string_commands_see_a_series_as_one_key() {
+    let server = TestServer::start(&["--shards", "1"]);
+    let mut c = server.raw();
+    assert_eq!(req(&mut c, "TS.CREATE ts1 CHUNK_SIZE 64"), status("OK"));
+    for i in 0..200 {
+        // Sealed chunks and unsealed samples: many internal entries, one user key.
+        req(&mut c, &format!("TS.ADD ts1 {} {}", 1000 + i * 10, i % 7));
+    }
+    for _ in 0..50 {
+        assert_eq!(req(&mut c, "RANDOMKEY"), bulk("ts1"));
+    }
+    assert_eq!(req(&mut c, "INCR ts1"), err(WRONGTYPE));
+    assert_eq!(req(&mut c, "APPEND ts1 x"), err(WRONGTYPE));
+    assert_eq!(req(&mut c, "STRLEN ts1"), err(WRONGTYPE));
+    assert_eq!(req(&mut c, "TS.GET ts1"), sample(2990, "3"));
+}

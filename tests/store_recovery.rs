@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use tskv::base::StoreError;
 use tskv::config::{CompactionOptions, StoreOptions};
 use tskv::store::ShardStore;
+use tskv::wal::batch::BATCH_HEADER_BYTES;
 use tskv::wal::record::encoded_len;
 
 fn options(memtable_bytes: usize, wal_segment_bytes: u64) -> StoreOptions {
@@ -52,9 +53,9 @@ fn write_keys(store: &mut ShardStore, range: std::ops::Range<u32>) {
     }
 }
 
-/// Encoded size of the WAL record of `write_keys` for a single-digit `i`.
+/// Encoded size of the one-record WAL batch of `write_keys` for a single-digit `i`.
 fn record_len() -> usize {
-    encoded_len("key-0".len(), "value-0".len())
+    BATCH_HEADER_BYTES + encoded_len("key-0".len(), "value-0".len())
 }
 
 thread_local! {
@@ -209,14 +210,14 @@ fn flipped_byte_in_an_older_segment_fails_open_with_file_and_offset() {
         .write(true)
         .open(&path)
         .unwrap();
-    let at = record_len() as u64 + 12; // inside the second record of segment 2
+    let at = record_len() as u64 + 12; // inside the second batch of segment 2
     let mut byte = [0];
     file.read_exact_at(&mut byte, at).unwrap();
     file.write_all_at(&[byte[0] ^ 0x04], at).unwrap();
 
     match ShardStore::open(dir.path(), &opts) {
-        Err(e @ StoreError::Corruption { .. }) => {
-            let StoreError::Corruption { file, offset, .. } = &e else {
+        Err(e @ StoreError::WalCorruption { .. }) => {
+            let StoreError::WalCorruption { file, offset, .. } = &e else {
                 unreachable!()
             };
             assert!(file.ends_with("wal-0000000002.log"), "{e}");

@@ -25,6 +25,23 @@ pub enum StoreError {
         /// What was wrong.
         reason: String,
     },
+    /// A WAL segment holds bad bytes that a torn write cannot explain
+    /// ([`crate::wal::reader::judge_tail`]): acknowledged writes may be behind them, so
+    /// the store refuses to open rather than drop them.
+    #[error(
+        "WAL segment {file} is corrupt at offset {offset}: {reason}. tskv does not drop \
+         acknowledged writes on its own. Keep a copy of the data directory, then run \
+         `tskv-tool wal-repair <data directory>` to see what a repair would keep and drop, \
+         and add --yes to do it; or restore this shard from a backup"
+    )]
+    WalCorruption {
+        /// The segment's path.
+        file: String,
+        /// Byte offset where the bad bytes start.
+        offset: u64,
+        /// What is wrong and why it is not a torn write.
+        reason: String,
+    },
 }
 
 /// Builds the error mapper for an I/O failure while doing `context` (which names the file).

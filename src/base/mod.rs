@@ -8,6 +8,7 @@
 pub mod codec;
 pub mod error;
 pub mod fs;
+pub mod iolog;
 
 pub use error::{io_error, StoreError};
 

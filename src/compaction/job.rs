@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::merge::{EntrySource, MergeIter};
 use super::picker::CompactionTask;
 use super::sink::TableSink;
-use crate::base::{io_error, StoreError};
+use crate::base::{io_error, iolog, StoreError};
 use crate::config::StoreOptions;
 use crate::sstable::iter::TableIter;
 use crate::sstable::writer::SstWriter;
@@ -144,10 +144,7 @@ impl CompactionJob {
     ) -> Result<(), StoreError> {
         let id = self.table_ids.allocate();
         let path = self.dir.join(id.file_name());
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
+        let file = iolog::create(&path, OpenOptions::new().write(true).create_new(true))
             .map_err(io_error(format!("creating SSTable {}", path.display())))?;
         let buf = writer.finish();
         self.stats.written_bytes += buf.len() as u64;

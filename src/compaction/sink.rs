@@ -3,11 +3,10 @@
 //! ([`SyncSink`]) when the engine is driven synchronously.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::base::{io_error, StoreError};
+use crate::base::{io_error, iolog, StoreError};
 use crate::runtime::uring::{Completion, OpKind, Ring};
 
 /// Writes a whole table and makes it durable before returning.
@@ -32,10 +31,8 @@ impl TableSink for SyncSink {
         buf: Vec<u8>,
     ) -> Result<(), StoreError> {
         let shown = path.display();
-        file.write_all_at(&buf, 0)
-            .map_err(io_error(format!("writing SSTable {shown}")))?;
-        file.sync_data()
-            .map_err(io_error(format!("syncing SSTable {shown}")))
+        iolog::write_at(&file, &buf, 0).map_err(io_error(format!("writing SSTable {shown}")))?;
+        iolog::sync_data(&file).map_err(io_error(format!("syncing SSTable {shown}")))
     }
 }
 

@@ -1,4 +1,4 @@
-//! RESP2, the Redis serialization protocol (<https://redis.io/docs/latest/develop/reference/protocol-spec/>).
+//! RESP2 and RESP3, the Redis serialization protocol (<https://redis.io/docs/latest/develop/reference/protocol-spec/>).
 //!
 //! CONTRACT (written by the shard-loop author; the RESP author fills in the bodies and may
 //! add private items and sub-modules `parser.rs` / `reply.rs`, keeping these signatures).
@@ -8,7 +8,8 @@
 //!   (`*<n>\r\n$<len>\r\n<bytes>\r\n...`) and inline commands (a line of space-separated
 //!   words, with Redis's `"..."`/`'...'` quoting, ending in `\n` or `\r\n`, as `redis-cli`,
 //!   `telnet` and `nc` send). Empty inline lines are skipped.
-//! * The reply functions append RESP2 replies to a `Vec<u8>`.
+//! * The reply functions append replies to a `Vec<u8>`: `reply.rs` the types RESP2 and RESP3
+//!   share, [`resp3`] those whose bytes depend on the connection's [`Protocol`].
 //!
 //! # Reading the arguments
 //!
@@ -23,14 +24,18 @@
 //!
 //! * `parser.rs`: [`RequestParser`], the multibulk state machine and inline line framing.
 //! * `inline.rs`: splitting an inline line into words (Redis's `sdssplitargs`).
-//! * `reply.rs`: the reply encoders.
+//! * `reply.rs`: the reply encoders of the types both protocols share.
+//! * `resp3.rs`: [`Protocol`] and the replies whose bytes depend on it (null, map, set,
+//!   double, boolean, big number, verbatim string), RESP3's types and their RESP2 forms.
 
 mod inline;
 mod parser;
 mod reply;
+pub mod resp3;
 
 pub use parser::RequestParser;
 pub use reply::{array_header, bulk, error, integer, null_array, null_bulk, simple};
+pub use resp3::Protocol;
 
 /// A request the server cannot parse. The connection must get `-ERR <Display>` and then be
 /// closed, as Redis does. Texts follow Redis's `networking.c`:

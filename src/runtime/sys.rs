@@ -41,10 +41,13 @@ pub fn fallocate(file: &File, len_bytes: u64) -> io::Result<()> {
 /// here, as `ENOSPC`, and not in a later write into the range. Bytes before the current end
 /// are never touched.
 ///
+/// Returns which of the two it did: callers that want written zeros (not just allocated
+/// space) need not write them again after [`Allocation::ZeroFilled`].
+///
 /// # Errors
 /// The OS error of `fallocate` (other than `EOPNOTSUPP`), of reading the file's length, or of
 /// the zero writes.
-pub fn allocate_or_zero_fill(file: &File, len_bytes: u64) -> io::Result<()> {
+pub fn allocate_or_zero_fill(file: &File, len_bytes: u64) -> io::Result<Allocation> {
     match fallocate(file, len_bytes) {
         Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
             static WARNED: std::sync::atomic::AtomicBool =
@@ -54,10 +57,19 @@ pub fn allocate_or_zero_fill(file: &File, len_bytes: u64) -> io::Result<()> {
                     "this file system does not support fallocate; WAL segments are written out with zeros instead"
                 );
             }
-            zero_fill(file, len_bytes)
+            zero_fill(file, len_bytes).map(|()| Allocation::ZeroFilled)
         }
-        other => other,
+        other => other.map(|()| Allocation::Allocated),
     }
+}
+
+/// How [`allocate_or_zero_fill`] made room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Allocation {
+    /// `fallocate`: the space is allocated but reads as "unwritten" extents.
+    Allocated,
+    /// Zero bytes were written from the old end of the file to the new length.
+    ZeroFilled,
 }
 
 /// Writes zeros from the end of `file` to `len_bytes` (nothing if it is already that long).

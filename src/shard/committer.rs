@@ -16,6 +16,7 @@ use super::metrics::ShardMetrics;
 use super::tag_of;
 use crate::base::SeqNo;
 use crate::config::FsyncMode;
+use crate::fault::RingFaults;
 use crate::runtime::uring::{Completion, OpKind, Ring};
 use crate::store::{FlushJob, ShardStore};
 use crate::wal::WalBatch;
@@ -80,11 +81,14 @@ pub(super) struct Committer {
     flush_write: Option<(InFlightWrite, u64)>,
     periodic_sync: Option<SeqNo>,
     next_periodic_sync: Instant,
+    /// Test-only failures of chosen completions ([`crate::fault`]); inert by default.
+    faults: RingFaults,
 }
 
 impl Committer {
-    /// A committer acknowledging by `fsync`, with `fsync_period_ms` for periodic syncs.
-    pub(super) fn new(fsync: FsyncMode, fsync_period_ms: u64) -> Self {
+    /// A committer of shard `shard` acknowledging by `fsync`, with `fsync_period_ms` for
+    /// periodic syncs.
+    pub(super) fn new(shard: usize, fsync: FsyncMode, fsync_period_ms: u64) -> Self {
         let fsync_period = Duration::from_millis(fsync_period_ms.max(1));
         Self {
             fsync,
@@ -94,6 +98,7 @@ impl Committer {
             flush_write: None,
             periodic_sync: None,
             next_periodic_sync: Instant::now() + fsync_period,
+            faults: RingFaults::for_shard(shard),
         }
     }
 
@@ -230,11 +235,12 @@ impl Committer {
     /// The reason to poison the shard: a write or fdatasync failed.
     pub(super) fn completion(
         &mut self,
-        completion: Completion,
+        mut completion: Completion,
         ring: &mut Ring,
         store: &mut ShardStore,
         metrics: &ShardMetrics,
     ) -> Result<(), String> {
+        self.faults.inject(&mut completion);
         match completion.tag & 0xff {
             TAG_WAL_WRITE | TAG_WAL_SYNC => self.wal_completion(completion, ring),
             TAG_FLUSH_WRITE | TAG_FLUSH_SYNC => self.flush_completion(completion, ring, store),

@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 
 use crate::base::SeqNo;
-use crate::resp::{self, RequestParser};
+use crate::resp::{self, resp3, Protocol, RequestParser};
 use crate::shard::mesh::OpResult;
 
 /// How a reply is assembled from its parts.
@@ -33,6 +33,25 @@ pub enum Reply {
     Parts(Vec<Option<Vec<u8>>>),
     /// `TS.MGET`, `TS.MRANGE`, `TS.QUERYINDEX`: every shard's entries, replied in key order.
     Entries(Vec<(Vec<u8>, Vec<u8>)>),
+    /// `TYPE`: from the key's existence, `string` or `none`.
+    Type(Option<bool>),
+    /// `INFO` with its keyspace section: the other sections' text, and the live keys
+    /// summed over the shards (one `OpResult::Int` per shard).
+    Info {
+        /// Every requested section but `# Keyspace`, which Redis prints last.
+        text: String,
+        /// Live keys counted so far.
+        keys: i64,
+    },
+    /// `CLIENT LIST`: each shard's lines (`OpResult::Keys`), sent sorted by client id as
+    /// one verbatim string.
+    ClientLines(Vec<Vec<u8>>),
+    /// `RANDOMKEY`: one candidate key per shard that has any (`OpResult::Value`); the
+    /// reply picks one of them at random, or null.
+    RandomKey(Vec<Vec<u8>>),
+    /// `EXEC`: each queued command's reply and how many ops of the one
+    /// `OpResult::Batch` it takes, in order.
+    Exec(Vec<(Slot, usize)>),
 }
 
 /// A reply in the connection's order. It may be sent once all its parts arrived and the
@@ -47,6 +66,9 @@ pub struct Slot {
     pub reply: Reply,
     /// The first error a part returned; replaces the reply.
     pub error: Option<String>,
+    /// The protocol the connection spoke when the request ran, set by
+    /// [`Conn::push_slot`]: a later `HELLO` does not change how this reply is encoded.
+    pub proto: Protocol,
 }
 
 impl Slot {
@@ -57,6 +79,7 @@ impl Slot {
             parts_left: 0,
             reply,
             error: None,
+            proto: Protocol::Resp2,
         }
     }
 
@@ -66,7 +89,12 @@ impl Slot {
             Reply::Encoded(bytes) => bytes.len(),
             Reply::Single(Some(OpResult::Value(Some(value)))) => value.len(),
             Reply::Values(values) => values.iter().flatten().map(Vec::len).sum(),
-            Reply::Scan(Some((_, keys))) | Reply::Keys(keys) => keys.iter().map(Vec::len).sum(),
+            Reply::Scan(Some((_, keys)))
+            | Reply::Keys(keys)
+            | Reply::ClientLines(keys)
+            | Reply::RandomKey(keys) => keys.iter().map(Vec::len).sum(),
+            Reply::Info { text, .. } => text.len(),
+            Reply::Exec(replies) => replies.iter().map(|(slot, _)| slot.held_bytes()).sum(),
             Reply::Single(Some(OpResult::Encoded(bytes))) => bytes.len(),
             Reply::Parts(parts) => parts.iter().flatten().map(Vec::len).sum(),
             Reply::Entries(entries) => entries.iter().map(|(k, e)| k.len() + e.len()).sum(),
@@ -101,28 +129,41 @@ impl Slot {
                 *slot = Some((next_cursor, keys));
             }
             (Reply::Keys(all), OpResult::Keys { mut keys, .. }) => all.append(&mut keys),
+            (Reply::Type(slot), OpResult::Int(n)) => *slot = Some(n > 0),
+            (Reply::Info { keys, .. }, OpResult::Int(n)) => *keys += n,
+            (Reply::ClientLines(all), OpResult::Keys { mut keys, .. }) => all.append(&mut keys),
+            (Reply::RandomKey(all), OpResult::Value(key)) => all.extend(key),
+            (Reply::Exec(replies), OpResult::Batch(results)) => {
+                let mut results = results.into_iter();
+                for (slot, ops) in replies {
+                    for (index, result) in results.by_ref().take(*ops).enumerate() {
+                        slot.apply(index as u32, result);
+                    }
+                }
+            }
             (_, other) => {
                 debug_assert!(false, "part result {other:?} does not fit its reply");
             }
         }
     }
 
-    /// Appends the finished reply's RESP encoding to `out`.
+    /// Appends the finished reply's encoding in its [`Slot::proto`] to `out`.
     pub fn encode(self, out: &mut Vec<u8>) {
         if let Some(message) = self.error {
             resp::error(out, &message);
             return;
         }
+        let proto = self.proto;
         match self.reply {
             Reply::Encoded(bytes) => out.extend_from_slice(&bytes),
             Reply::Static(bytes) => out.extend_from_slice(bytes),
-            Reply::Single(result) => encode_result(out, result),
+            Reply::Single(result) => encode_result(out, proto, result),
             Reply::Values(values) => {
                 resp::array_header(out, values.len());
                 for value in values {
                     match value {
                         Some(v) => resp::bulk(out, &v),
-                        None => resp::null_bulk(out),
+                        None => resp3::null(out, proto),
                     }
                 }
             }
@@ -151,6 +192,31 @@ impl Slot {
                     }
                 }
             }
+            Reply::Type(Some(true)) => out.extend_from_slice(b"+string\r\n"),
+            Reply::Type(Some(false)) => out.extend_from_slice(b"+none\r\n"),
+            Reply::Type(None) => resp::error(out, "ERR internal error: missing reply"),
+            Reply::Info { mut text, keys } => {
+                super::info::keyspace_section(&mut text, keys);
+                resp3::verbatim(out, proto, b"txt", text.as_bytes());
+            }
+            Reply::ClientLines(lines) => {
+                let text = super::client::client_list_text(lines);
+                resp3::verbatim(out, proto, b"txt", &text);
+            }
+            Reply::Exec(replies) => {
+                resp::array_header(out, replies.len());
+                for (mut slot, _) in replies {
+                    slot.proto = proto;
+                    slot.encode(out);
+                }
+            }
+            Reply::RandomKey(keys) => {
+                use rand::seq::SliceRandom;
+                match keys.choose(&mut rand::thread_rng()) {
+                    Some(key) => resp::bulk(out, key),
+                    None => resp3::null(out, proto),
+                }
+            }
         }
     }
 }
@@ -162,10 +228,10 @@ fn encode_keys(out: &mut Vec<u8>, keys: &[Vec<u8>]) {
     }
 }
 
-fn encode_result(out: &mut Vec<u8>, result: Option<OpResult>) {
+fn encode_result(out: &mut Vec<u8>, proto: Protocol, result: Option<OpResult>) {
     match result {
         Some(OpResult::Value(Some(v))) => resp::bulk(out, &v),
-        Some(OpResult::Value(None)) | Some(OpResult::NotApplied) => resp::null_bulk(out),
+        Some(OpResult::Value(None)) | Some(OpResult::NotApplied) => resp3::null(out, proto),
         Some(OpResult::Int(n)) => resp::integer(out, n),
         Some(OpResult::Ok) => out.extend_from_slice(b"+OK\r\n"),
         Some(OpResult::Err(message)) => resp::error(out, &message),
@@ -175,6 +241,7 @@ fn encode_result(out: &mut Vec<u8>, result: Option<OpResult>) {
         Some(OpResult::Entries(_)) => {
             resp::error(out, "ERR internal error: entries in a single reply")
         }
+        Some(OpResult::Batch(_)) => resp::error(out, "ERR internal error: batch result"),
         None => resp::error(out, "ERR internal error: missing reply"),
     }
 }
@@ -204,6 +271,20 @@ pub struct Conn {
     pub id: u64,
     /// `CLIENT SETNAME`.
     pub name: Option<Vec<u8>>,
+    /// The protocol chosen with `HELLO` (RESP2 until then).
+    pub proto: Protocol,
+    /// The commands queued since `MULTI`, if in a transaction.
+    pub(crate) transaction: Option<super::multi::Transaction>,
+    /// The peer's address and the local address, for `CLIENT LIST` (`None` if the socket
+    /// could not tell).
+    pub addrs: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
+    /// When the connection was accepted (`CLIENT LIST` `age`).
+    pub accepted: std::time::Instant,
+    /// When its last command ran (`CLIENT LIST` `idle`).
+    pub last_command_at: std::time::Instant,
+    /// The last command's name as `CLIENT LIST` shows it (`cmd`), e.g. `get` or
+    /// `client|list`.
+    pub last_command: &'static str,
     /// Received, not yet executed request bytes.
     pub rbuf: ReadBuf,
     /// The request parser; `None` only while the shard executes this connection's requests.
@@ -273,6 +354,11 @@ impl ReadBuf {
         }
     }
 
+    /// Bytes of buffer allocated, used or not (`CLIENT LIST` `rbs`).
+    pub fn capacity_bytes(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Drops everything received.
     pub fn clear(&mut self) {
         self.start = 0;
@@ -311,11 +397,18 @@ impl ReadBuf {
 impl Conn {
     /// Wraps an accepted, non-blocking socket.
     pub fn new(stream: TcpStream, gen: u32, id: u64, parser: RequestParser) -> Self {
+        let addrs = stream.peer_addr().ok().zip(stream.local_addr().ok());
         Self {
             stream,
             gen,
             id,
             name: None,
+            proto: Protocol::Resp2,
+            transaction: None,
+            addrs,
+            accepted: std::time::Instant::now(),
+            last_command_at: std::time::Instant::now(),
+            last_command: "NULL",
             rbuf: ReadBuf::default(),
             parser: Some(parser),
             wbuf: Vec::new(),
@@ -376,7 +469,8 @@ impl Conn {
 
     /// Queues a new reply slot and returns its id; a complete reply goes straight to the
     /// write buffer when nothing is queued before it.
-    pub fn push_slot(&mut self, slot: Slot, ack: SeqNo) -> u64 {
+    pub fn push_slot(&mut self, mut slot: Slot, ack: SeqNo) -> u64 {
+        slot.proto = self.proto;
         let id = self.first_slot_id + self.slots.len() as u64;
         if self.slots.is_empty() && slot.parts_left == 0 && slot.gate <= ack {
             slot.encode(&mut self.wbuf);
@@ -475,6 +569,7 @@ mod tests {
             parts_left,
             reply,
             error: None,
+            proto: Protocol::Resp2,
         }
     }
 

@@ -4,9 +4,9 @@
 use super::conn::{Reply, Slot};
 use super::mesh::{self, Message, Op, OpResult, ReplyTo, ShardId};
 use super::metrics::ShardMetrics;
-use super::{fetch, scan, Shard};
+use super::{fetch, scan, strings, Shard};
 use crate::base::SeqNo;
-use crate::command::{self, ClientSub, Command, CommandKind, SetCondition};
+use crate::command::{self, Command, CommandKind, SetCondition};
 use crate::config::FsyncMode;
 use crate::resp::{self, Parsed};
 
@@ -120,6 +120,16 @@ impl Shard {
             return Err(Wait::Output);
         }
         let (kind, parsed) = command::parse(args);
+        if let Some(conn) = self.conn_mut(key) {
+            conn.last_command_at = std::time::Instant::now();
+            conn.last_command = match &parsed {
+                Ok(Command::Client(sub)) => sub.full_name(),
+                _ => kind.map_or("NULL", CommandKind::name),
+            };
+        }
+        if self.in_transaction(key) && self.queue_in_transaction(key, args, &parsed) {
+            return Ok(());
+        }
         let metrics = self.metrics();
         ShardMetrics::add(&metrics.total_commands, 1);
         if let Some(kind) = kind {
@@ -138,16 +148,18 @@ impl Shard {
         if kind.is_some_and(|k| self.refused_reserved_key(key, k, args)) {
             return Ok(());
         }
-        if kind.is_some_and(CommandKind::is_write) {
-            if let Some(reason) = &self.poisoned {
-                let mut reply = Vec::new();
-                resp::error(&mut reply, reason);
-                self.push_ready(key, Reply::Encoded(reply));
-                return Ok(());
-            }
-            if !self.store.can_accept_writes() {
-                return Err(Wait::Capacity);
-            }
+        // A poisoned shard refuses writes where they execute (`run_op`), so that a write
+        // to a key of a healthy shard still succeeds through this shard's connections.
+        if kind.is_some_and(CommandKind::is_write)
+            && self.poisoned.is_none()
+            && !self.store.can_accept_writes()
+        {
+            return Err(Wait::Capacity);
+        }
+        // A transaction's writes wait out a write stall like any write (its runtime
+        // errors, a refusing shard's included, are per command inside the EXEC reply).
+        if matches!(command, Command::Exec) && !self.store.can_accept_writes() {
+            return Err(Wait::Capacity);
         }
         self.fetch_blocks(key, &command)?;
         self.execute_command(key, command)
@@ -161,9 +173,13 @@ impl Shard {
             return Ok(());
         }
         let (id, shards) = (self.id, self.shards);
+        let transaction_keys = match command {
+            Command::Exec => self.transaction_keys(key),
+            _ => Vec::new(),
+        };
         let keys = read_keys(command)
-            .iter()
-            .copied()
+            .into_iter()
+            .chain(transaction_keys.iter().map(Vec::as_slice))
             .filter(|k| fetch::is_local(k, id, shards));
         let keys: smallvec::SmallVec<[&[u8]; 8]> = keys.collect();
         if keys.is_empty() {
@@ -200,25 +216,20 @@ impl Shard {
                     conn.close_after_flush = true;
                 }
             }
-            Command::Hello(version) => self.hello(key, version),
+            Command::Hello(args) => self.hello(key, args),
             Command::Select => self.push_ready(key, Reply::Static(b"+OK\r\n")),
-            Command::Client(sub) => self.client(key, sub),
+            Command::Client(sub) => self.client(key, sub)?,
             Command::Command(sub) => {
                 let mut reply = Vec::new();
-                super::info::command_reply(&mut reply, sub);
+                super::info::command_reply(&mut reply, self.proto(key), sub);
                 self.push_ready(key, Reply::Encoded(reply));
             }
             Command::ConfigGet(patterns) => {
                 let mut reply = Vec::new();
-                super::info::config_get(&mut reply, self.config(), &patterns);
+                super::info::config_get(&mut reply, self.proto(key), self.config(), &patterns);
                 self.push_ready(key, Reply::Encoded(reply));
             }
-            Command::Info(sections) => {
-                let text = super::info::info_text(&self.shared, &sections);
-                let mut reply = Vec::new();
-                resp::bulk(&mut reply, text.as_bytes());
-                self.push_ready(key, Reply::Encoded(reply));
-            }
+            Command::Info(sections) => self.info(key, &sections)?,
             Command::Shutdown => {
                 tracing::info!(shard = self.id.0, "SHUTDOWN requested by a client");
                 self.shared.shutdown_requested.notify();
@@ -287,59 +298,21 @@ impl Shard {
             }
             Command::Type(k) => self.series_command(key, CommandKind::Type, &[k])?,
             Command::Series(kind, args) => self.series_command(key, kind, &args)?,
+            Command::Strings(op) => self.string_command(key, op)?,
+            Command::Multi => self.multi(key),
+            Command::Exec => self.exec(key)?,
+            Command::Discard => self.discard(key),
+            Command::RandomKey => {
+                let ops = vec![Op::RandomKey; self.shards];
+                self.scatter(key, Reply::RandomKey(Vec::new()), &ops)?;
+            }
         }
         Ok(())
     }
 
-    fn hello(&mut self, key: (u32, u32), version: Option<i64>) {
-        let mut reply = Vec::new();
-        match version {
-            Some(v) if v != 2 => {
-                resp::error(
-                    &mut reply,
-                    "NOPROTO sorry, this protocol version is not supported",
-                );
-            }
-            _ => {
-                let id = self.conn(key).map_or(0, |c| c.id);
-                resp::array_header(&mut reply, 14);
-                for (name, value) in [("server", "tskv"), ("version", env!("CARGO_PKG_VERSION"))] {
-                    resp::bulk(&mut reply, name.as_bytes());
-                    resp::bulk(&mut reply, value.as_bytes());
-                }
-                resp::bulk(&mut reply, b"proto");
-                resp::integer(&mut reply, 2);
-                resp::bulk(&mut reply, b"id");
-                resp::integer(&mut reply, id as i64);
-                for (name, value) in [("mode", "standalone"), ("role", "master")] {
-                    resp::bulk(&mut reply, name.as_bytes());
-                    resp::bulk(&mut reply, value.as_bytes());
-                }
-                resp::bulk(&mut reply, b"modules");
-                resp::array_header(&mut reply, 0);
-            }
-        }
-        self.push_ready(key, Reply::Encoded(reply));
-    }
-
-    fn client(&mut self, key: (u32, u32), sub: ClientSub<'_>) {
-        let mut reply = Vec::new();
-        let Some(conn) = self.conn_mut(key) else {
-            return;
-        };
-        match sub {
-            ClientSub::SetName(name) => {
-                conn.name = (!name.is_empty()).then(|| name.to_vec());
-                reply.extend_from_slice(b"+OK\r\n");
-            }
-            ClientSub::GetName => match &conn.name {
-                Some(name) => resp::bulk(&mut reply, name),
-                None => resp::null_bulk(&mut reply),
-            },
-            ClientSub::Id => resp::integer(&mut reply, conn.id as i64),
-            ClientSub::SetInfo => reply.extend_from_slice(b"+OK\r\n"),
-        }
-        self.push_ready(key, Reply::Encoded(reply));
+    /// The protocol of `key`'s connection.
+    pub(super) fn proto(&self, key: (u32, u32)) -> crate::resp::Protocol {
+        self.conn(key).map_or_else(Default::default, |c| c.proto)
     }
 
     /// Runs each single-key part on its owning shard: local parts now, remote parts by
@@ -357,8 +330,12 @@ impl Shard {
                 mesh::shard_of(k, shards)
             }
             Op::Series { key: k, .. } => mesh::shard_of(k, shards),
-            Op::DbSize | Op::Keys(_) | Op::SeriesAll { .. } => ShardId(part),
+            Op::DbSize | Op::Keys(_) | Op::RandomKey | Op::ClientList | Op::SeriesAll { .. } => {
+                ShardId(part)
+            }
             Op::Scan { shard, .. } => *shard,
+            Op::Strings(op) => mesh::shard_of(op.keys()[0], shards),
+            Op::Batch { shard, .. } => *shard,
         };
         let mut remote_parts = 0u32;
         if self.shards > 1 {
@@ -395,6 +372,8 @@ impl Shard {
             parts_left: remote_parts,
             reply,
             error: None,
+            // Stamped by `push_slot`.
+            proto: crate::resp::Protocol::Resp2,
         };
         for (part, op) in ops.iter().enumerate() {
             let to = owner(part, op);
@@ -441,10 +420,12 @@ impl Shard {
                 self.id.0
             );
         }
-        let is_write = matches!(
-            op,
-            Op::Set { .. } | Op::Del(_) | Op::Series { writes: true, .. }
-        );
+        let is_write = match op {
+            Op::Set { .. } | Op::Del(_) => true,
+            Op::Strings(op) => op.writes(),
+            Op::Series { writes, .. } => *writes,
+            _ => false,
+        };
         if is_write {
             if let Some(reason) = &self.poisoned {
                 return (OpResult::Err(reason.clone()), SeqNo(0));
@@ -490,7 +471,10 @@ impl Shard {
                 (OpResult::Ok, seq)
             }
             Op::Del(k) => self.del_op(k),
-            Op::DbSize => (scan::count_user_keys(&self.store), self.store.last_seq()),
+            Op::DbSize => match self.live_keys() {
+                Ok(n) => (OpResult::Int(n as i64), self.store.last_seq()),
+                Err(e) => (OpResult::Err(storage_error(&e)), SeqNo(0)),
+            },
             // Keys listed may come from writes not yet durable: wait for all of them.
             Op::Scan {
                 shard,
@@ -516,6 +500,24 @@ impl Shard {
             ),
             Op::Series { request, .. } => self.series_op(request),
             Op::SeriesAll { request } => self.series_all_op(request),
+            Op::Strings(ref op) => {
+                let value_bytes_max = self.config().limits.bulk_bytes_max;
+                strings::run(&mut self.store, op, value_bytes_max)
+            }
+            Op::RandomKey => (scan::random_key(&self.store), self.store.last_seq()),
+            Op::ClientList => (self.client_lines(), SeqNo(0)),
+            Op::Batch { ref ops, .. } => {
+                let mut gate = SeqNo(0);
+                let results = ops
+                    .iter()
+                    .map(|op| {
+                        let (result, op_gate) = self.run_op(op);
+                        gate = gate.max(op_gate);
+                        result
+                    })
+                    .collect();
+                (OpResult::Batch(results), gate)
+            }
         }
     }
 
@@ -543,10 +545,10 @@ impl Shard {
                     self.defer_request(from, Message::Request { reply_to, op }, 0);
                     return;
                 }
-                let reads = match fetch::read_key(&op.as_borrowed()) {
-                    Some(k) => self.fetch_for([k], fetch::Waiter::Source(from)),
-                    None => 0,
-                };
+                let reads = self.fetch_for(
+                    fetch::read_keys(&op.as_borrowed()),
+                    fetch::Waiter::Source(from),
+                );
                 if reads > 0 {
                     self.defer_request(from, Message::Request { reply_to, op }, reads);
                     return;
@@ -583,7 +585,8 @@ fn recycle<'b>(mut slices: Vec<&[u8]>) -> Vec<&'b [u8]> {
         .collect()
 }
 
-fn storage_error(e: &crate::base::StoreError) -> String {
+/// The error reply for a failed read of the store (logged).
+pub(super) fn storage_error(e: &crate::base::StoreError) -> String {
     tracing::error!("storage error: {e}");
     format!("ERR storage error: {e}")
 }
@@ -598,14 +601,17 @@ pub(super) fn ack_mode_name(mode: FsyncMode) -> &'static str {
 }
 
 /// The keys a command looks up before it can answer (blind writes read nothing).
-fn read_keys<'c>(command: &'c Command<'_>) -> &'c [&'c [u8]] {
+fn read_keys<'c>(command: &'c Command<'_>) -> smallvec::SmallVec<[&'c [u8]; 8]> {
     match command {
-        Command::Get(k) | Command::Type(k) => std::slice::from_ref(k),
+        Command::Get(k) | Command::Type(k) => smallvec::smallvec![*k],
         Command::Set { key, condition, .. } if *condition != SetCondition::Always => {
-            std::slice::from_ref(key)
+            smallvec::smallvec![*key]
         }
-        Command::Del(keys) | Command::Exists(keys) | Command::MGet(keys) => keys,
-        Command::Series(kind, args) if !kind.is_multi_series() => &args[..1],
-        _ => &[],
+        Command::Del(keys) | Command::Exists(keys) | Command::MGet(keys) => {
+            keys.iter().copied().collect()
+        }
+        Command::Strings(op) => op.keys().into_iter().collect(),
+        Command::Series(kind, args) if !kind.is_multi_series() => smallvec::smallvec![args[0]],
+        _ => smallvec::SmallVec::new(),
     }
 }

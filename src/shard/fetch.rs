@@ -69,14 +69,19 @@ impl Fetches {
     }
 }
 
-/// The key a request from another shard reads before it can answer, if any.
-pub(super) fn read_key<'k>(op: &Op<&'k [u8]>) -> Option<&'k [u8]> {
-    match *op {
-        Op::Get(k) | Op::Exists(k) | Op::Del(k) | Op::Series { key: k, .. } => Some(k),
-        Op::Set { key, condition, .. } if condition != crate::command::SetCondition::Always => {
-            Some(key)
+/// The keys a request from another shard reads before it can answer (none, one, or
+/// several for `MSETNX`).
+pub(super) fn read_keys<'k>(op: &Op<&'k [u8]>) -> smallvec::SmallVec<[&'k [u8]; 2]> {
+    match op {
+        Op::Get(k) | Op::Exists(k) | Op::Del(k) | Op::Series { key: k, .. } => {
+            smallvec::smallvec![*k]
         }
-        _ => None,
+        Op::Set { key, condition, .. } if *condition != crate::command::SetCondition::Always => {
+            smallvec::smallvec![*key]
+        }
+        Op::Strings(op) => op.keys(),
+        Op::Batch { ops, .. } => ops.iter().flat_map(read_keys).collect(),
+        _ => smallvec::SmallVec::new(),
     }
 }
 
@@ -174,13 +179,11 @@ impl Shard {
                 continue;
             };
             if !first {
-                if let Some(key) = read_key(&op.as_borrowed()) {
-                    let reads = self.fetch_for([key], Waiter::Source(from));
-                    if reads > 0 {
-                        self.fetches.source_reads_pending[from.0] += reads;
-                        self.fetches.deferred[from.0].push_front(Message::Request { reply_to, op });
-                        return;
-                    }
+                let reads = self.fetch_for(read_keys(&op.as_borrowed()), Waiter::Source(from));
+                if reads > 0 {
+                    self.fetches.source_reads_pending[from.0] += reads;
+                    self.fetches.deferred[from.0].push_front(Message::Request { reply_to, op });
+                    return;
                 }
             }
             first = false;

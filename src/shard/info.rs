@@ -1,28 +1,84 @@
 //! Replies built from server state: `INFO`, `CONFIG GET`, `COMMAND`.
+//!
+//! `INFO` is a verbatim string in RESP3 and a bulk string in RESP2, as in Redis 7. Its
+//! `# Memory` figures are the process's resident set from `/proc/self/status` (`VmRSS`,
+//! peak `VmHWM`): tskv does not count its allocator's bytes, so `used_memory` and
+//! `used_memory_rss` are the same number. `# Keyspace` counts live keys exactly, by
+//! asking every shard as `DBSIZE` does (a scan of each shard's keys); `expires` and
+//! `avg_ttl` are 0, tskv having no expiry.
 
 use std::fmt::Write as _;
 
-use super::exec::ack_mode_name;
+use super::conn::Reply;
+use super::exec::{ack_mode_name, Wait};
+use super::mesh::Op;
 use super::metrics::{sum, ShardMetrics};
-use super::Shared;
+use super::{Shard, Shared};
 use crate::command::{CommandKind, CommandSub};
 use crate::config::{FsyncMode, ServerConfig};
 use crate::glob::glob_match;
-use crate::resp;
+use crate::resp::{self, resp3, Protocol};
 
-/// `INFO [section ...]` text: sections `server`, `clients`, `persistence`, `stats`,
-/// `commandstats`, `keyspace`; `all`/`everything`/none gives every section. Counters are
-/// summed over all shards. Lines end in CRLF as Redis's do.
+impl Shard {
+    /// `INFO [section ...]`: the sections from shared counters at once; with `# Keyspace`
+    /// the reply waits for every shard's live key count.
+    pub(super) fn info(&mut self, key: (u32, u32), sections: &[&[u8]]) -> Result<(), Wait> {
+        let text = info_text(&self.shared, sections);
+        if wants_section(sections, "keyspace") {
+            let ops = vec![Op::DbSize; self.shards];
+            return self.scatter(key, Reply::Info { text, keys: 0 }, &ops);
+        }
+        let mut reply = Vec::new();
+        resp3::verbatim(&mut reply, self.proto(key), b"txt", text.as_bytes());
+        self.push_ready(key, Reply::Encoded(reply));
+        Ok(())
+    }
+
+    /// The shard's live keys (`DBSIZE`, `INFO keyspace`): counted by a scan, which is
+    /// reused until the next write (flushes and compactions do not change the count), so
+    /// a tool polling `INFO` on an idle server costs nothing.
+    pub(super) fn live_keys(&mut self) -> Result<u64, crate::base::StoreError> {
+        let last_seq = self.store.last_seq();
+        if let Some((seq, count)) = self.live_keys_counted {
+            if seq == last_seq {
+                return Ok(count);
+            }
+        }
+        // User keys only: a series counts once, its chunks and samples never.
+        let count = super::scan::user_key_count(&self.store)?;
+        self.live_keys_counted = Some((last_seq, count));
+        Ok(count)
+    }
+}
+
+/// Whether `INFO sections` includes section `name`: named, or `all`/`everything`, or
+/// `default` or no argument (every section but `commandstats`).
+fn wants_section(sections: &[&[u8]], name: &str) -> bool {
+    let default = name != "commandstats";
+    (sections.is_empty() && default)
+        || sections.iter().any(|s| {
+            s.eq_ignore_ascii_case(name.as_bytes())
+                || s.eq_ignore_ascii_case(b"all")
+                || s.eq_ignore_ascii_case(b"everything")
+                || (s.eq_ignore_ascii_case(b"default") && default)
+        })
+}
+
+/// Appends `# Keyspace` with `keys` live keys: `db0:keys=N,expires=0,avg_ttl=0`, or no
+/// line when the database is empty, as Redis prints it.
+pub(super) fn keyspace_section(out: &mut String, keys: i64) {
+    out.push_str("# Keyspace\r\n");
+    if keys > 0 {
+        let _ = write!(out, "db0:keys={keys},expires=0,avg_ttl=0\r\n");
+    }
+}
+
+/// `INFO [section ...]` text but `# Keyspace` ([`keyspace_section`], which needs every
+/// shard): sections `server`, `clients`, `memory`, `persistence`, `stats`,
+/// `commandstats`; `all`/`everything`/none gives every section. Counters are summed over
+/// all shards. Lines end in CRLF as Redis's do.
 pub fn info_text(shared: &Shared, sections: &[&[u8]]) -> String {
-    let wants = |name: &str| {
-        sections.is_empty()
-            || sections.iter().any(|s| {
-                s.eq_ignore_ascii_case(name.as_bytes())
-                    || s.eq_ignore_ascii_case(b"all")
-                    || s.eq_ignore_ascii_case(b"everything")
-                    || (s.eq_ignore_ascii_case(b"default") && name != "commandstats")
-            })
-    };
+    let wants = |name: &str| wants_section(sections, name);
     let m = &shared.metrics[..];
     let config = &shared.config;
     let mut out = String::new();
@@ -42,11 +98,14 @@ pub fn info_text(shared: &Shared, sections: &[&[u8]]) -> String {
     if wants("clients") {
         let _ = write!(
             out,
-            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nclient_output_bytes_max:{}\r\n\r\n",
+            "# Clients\r\nconnected_clients:{}\r\nblocked_clients:0\r\nmaxclients:{}\r\nclient_output_bytes_max:{}\r\n\r\n",
             sum(m, |s| &s.connected_clients),
             config.clients_per_shard_max * config.shards,
             config.client_output_bytes_max,
         );
+    }
+    if wants("memory") {
+        memory(&mut out);
     }
     if wants("persistence") {
         persistence(&mut out, m, config);
@@ -71,10 +130,48 @@ pub fn info_text(shared: &Shared, sections: &[&[u8]]) -> String {
         command_counts(&mut out, m);
         out.push_str("\r\n");
     }
-    if wants("keyspace") {
-        out.push_str("# Keyspace\r\n\r\n");
-    }
     out
+}
+
+/// `# Memory`, from the process's resident set (see the module doc).
+fn memory(out: &mut String) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field_bytes = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .map_or(0, |kib| kib * 1024)
+    };
+    let (rss, peak) = (field_bytes("VmRSS:"), field_bytes("VmHWM:"));
+    let _ = write!(
+        out,
+        "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\nmem_allocator:mimalloc\r\n\r\n",
+        bytes_to_human(rss),
+        bytes_to_human(rss),
+        bytes_to_human(peak),
+    );
+}
+
+/// `bytes` as Redis's `bytesToHuman` prints it: `512B`, `1.50K`, `20.00M`, ... (powers of
+/// 1024, two decimals).
+pub fn bytes_to_human(bytes: u64) -> String {
+    const UNITS: [(u32, char); 5] = [(1, 'K'), (2, 'M'), (3, 'G'), (4, 'T'), (5, 'P')];
+    if bytes < 1024 {
+        return format!("{bytes}B");
+    }
+    for (power, unit) in UNITS {
+        if bytes < 1024u64.pow(power + 1) || power == 5 {
+            return format!("{:.2}{unit}", bytes as f64 / 1024f64.powi(power as i32));
+        }
+    }
+    unreachable!("the last unit takes every size")
 }
 
 fn command_counts(out: &mut String, m: &[ShardMetrics]) {
@@ -143,9 +240,10 @@ fn per_level(
         .join(",")
 }
 
-/// `CONFIG GET pattern...`: the parameters clients and redis-benchmark ask about, as a
-/// flat array of name/value pairs. Patterns support `*` as in Redis (glob, any run).
-pub fn config_get(out: &mut Vec<u8>, config: &ServerConfig, patterns: &[&[u8]]) {
+/// `CONFIG GET pattern...`: the parameters clients and redis-benchmark ask about, as a map
+/// (RESP2: a flat array of name/value pairs). Patterns support `*` as in Redis (glob, any
+/// run).
+pub fn config_get(out: &mut Vec<u8>, proto: Protocol, config: &ServerConfig, patterns: &[&[u8]]) {
     let appendfsync = match config.fsync {
         FsyncMode::Always => "always",
         FsyncMode::Periodic => "everysec",
@@ -172,20 +270,21 @@ pub fn config_get(out: &mut Vec<u8>, config: &ServerConfig, patterns: &[&[u8]]) 
                 .any(|p| glob_match(&p.to_ascii_lowercase(), name.as_bytes()))
         })
         .collect();
-    resp::array_header(out, matched.len() * 2);
+    resp3::map_header(out, proto, matched.len());
     for (name, value) in matched {
         resp::bulk(out, name.as_bytes());
         resp::bulk(out, value.as_bytes());
     }
 }
 
-/// `COMMAND`, `COMMAND COUNT`, `COMMAND DOCS`. The table gives name, arity, flags and key
-/// positions (Redis's first six fields), enough for client libraries.
-pub fn command_reply(out: &mut Vec<u8>, sub: CommandSub) {
+/// `COMMAND`, `COMMAND COUNT`, `COMMAND DOCS`. The table gives name, arity, flags (a set
+/// in RESP3) and key positions (Redis's first six fields), enough for client libraries;
+/// `COMMAND DOCS` is an empty map.
+pub fn command_reply(out: &mut Vec<u8>, proto: Protocol, sub: CommandSub) {
     let table = CommandKind::ALL;
     match sub {
         CommandSub::Count => resp::integer(out, table.len() as i64),
-        CommandSub::Docs => resp::array_header(out, 0),
+        CommandSub::Docs => resp3::map_header(out, proto, 0),
         CommandSub::List => {
             resp::array_header(out, table.len());
             for kind in table {
@@ -193,7 +292,7 @@ pub fn command_reply(out: &mut Vec<u8>, sub: CommandSub) {
                 resp::array_header(out, 6);
                 resp::bulk(out, kind.name().as_bytes());
                 resp::integer(out, i64::from(kind.arity()));
-                resp::array_header(out, kind.flags().len());
+                resp3::set_header(out, proto, kind.flags().len());
                 for flag in kind.flags() {
                     resp::simple(out, flag);
                 }
@@ -208,6 +307,15 @@ pub fn command_reply(out: &mut Vec<u8>, sub: CommandSub) {
 #[cfg(test)]
 mod tests {
     use crate::glob::glob_match;
+
+    #[test]
+    fn human_sizes_like_redis() {
+        use super::bytes_to_human;
+        assert_eq!(bytes_to_human(1023), "1023B");
+        assert_eq!(bytes_to_human(1536), "1.50K");
+        assert_eq!(bytes_to_human(20 * 1024 * 1024), "20.00M");
+        assert_eq!(bytes_to_human(3 << 30), "3.00G");
+    }
 
     #[test]
     fn config_patterns() {

@@ -13,7 +13,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::command::SetCondition;
+use crate::command::{SetCondition, StringOp};
 use crate::runtime::sys::EventFd;
 
 // The shard id and key routing belong to the data directory's layout; re-exported so the
@@ -72,6 +72,19 @@ pub enum Op<K> {
         /// The arguments, name first, from [`crate::timeseries::exec::encode_request`].
         request: K,
     },
+    /// A string or counter command, run whole by the shard owning its keys.
+    Strings(StringOp<K>),
+    /// One live key of the shard, picked at random, or none (`RANDOMKEY`).
+    RandomKey,
+    /// The `CLIENT LIST` lines of the shard's connections.
+    ClientList,
+    /// A transaction's ops (`EXEC`), all on `shard`, run in one turn of its loop.
+    Batch {
+        /// The shard owning every key of the ops.
+        shard: ShardId,
+        /// The ops, in order.
+        ops: Vec<Op<K>>,
+    },
 }
 
 /// An [`Op`] that owns its bytes, for a queue.
@@ -118,6 +131,13 @@ impl OwnedOp {
                 writes: *writes,
             },
             Op::SeriesAll { request } => Op::SeriesAll { request },
+            Op::Strings(op) => Op::Strings(op.as_borrowed()),
+            Op::RandomKey => Op::RandomKey,
+            Op::ClientList => Op::ClientList,
+            Op::Batch { shard, ops } => Op::Batch {
+                shard: *shard,
+                ops: ops.iter().map(OwnedOp::as_borrowed).collect(),
+            },
         }
     }
 }
@@ -165,6 +185,13 @@ impl Op<&[u8]> {
             Op::SeriesAll { request } => Op::SeriesAll {
                 request: request.into(),
             },
+            Op::Strings(ref op) => Op::Strings(op.to_owned_op()),
+            Op::RandomKey => Op::RandomKey,
+            Op::ClientList => Op::ClientList,
+            Op::Batch { shard, ref ops } => Op::Batch {
+                shard,
+                ops: ops.iter().map(Op::to_owned_op).collect(),
+            },
         }
     }
 }
@@ -195,6 +222,8 @@ pub enum OpResult {
     WrongType,
     /// One shard's part of a multi-series reply: `(key, encoded entry)` per series.
     Entries(Vec<(Vec<u8>, Vec<u8>)>),
+    /// The results of an [`Op::Batch`], one per op.
+    Batch(Vec<OpResult>),
 }
 
 /// Names the connection slot a reply belongs to on the requesting shard.

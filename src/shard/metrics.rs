@@ -6,24 +6,6 @@ use std::sync::Mutex;
 
 use crate::command::CommandKind;
 
-/// One counter per [`CommandKind`], indexed by its `repr` (an array type of its own:
-/// `Default` is derived for arrays of at most 32 elements only).
-pub struct PerCommand([AtomicU64; CommandKind::ALL.len()]);
-
-impl Default for PerCommand {
-    fn default() -> Self {
-        Self(std::array::from_fn(|_| AtomicU64::new(0)))
-    }
-}
-
-impl std::ops::Index<usize> for PerCommand {
-    type Output = AtomicU64;
-
-    fn index(&self, index: usize) -> &AtomicU64 {
-        &self.0[index]
-    }
-}
-
 /// Counters of one shard.
 #[derive(Default)]
 pub struct ShardMetrics {
@@ -36,7 +18,7 @@ pub struct ShardMetrics {
     /// Commands processed since start.
     pub total_commands: AtomicU64,
     /// Commands per [`CommandKind`], by its `repr`.
-    pub command_calls: PerCommand,
+    pub command_calls: CommandCounters,
     /// Unknown or malformed commands.
     pub command_errors: AtomicU64,
     /// Times a connection stopped being read because its unsent replies passed the cap.
@@ -91,6 +73,24 @@ pub struct ShardMetrics {
     pub recovery_truncated_bytes: AtomicU64,
     /// Why the shard refuses writes, once a WAL or flush I/O failed.
     pub poisoned: Mutex<Option<String>>,
+}
+
+/// One counter per [`CommandKind`], indexed by its `repr`. (A newtype because the
+/// standard library derives `Default` only for arrays of up to 32 elements.)
+pub struct CommandCounters([AtomicU64; CommandKind::ALL.len()]);
+
+impl Default for CommandCounters {
+    fn default() -> Self {
+        Self(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
+impl std::ops::Index<usize> for CommandCounters {
+    type Output = AtomicU64;
+
+    fn index(&self, index: usize) -> &AtomicU64 {
+        &self.0[index]
+    }
 }
 
 impl ShardMetrics {

@@ -16,7 +16,8 @@
 //! Who owns what: `committer` owns the writes in flight through the ring (WAL batches,
 //! flushes, periodic fdatasyncs) and the acknowledgement point; [`conn`] is one connection
 //! with its buffers and reply slots; `exec` runs commands against the store and routes
-//! their keys; `fetch` owns the block reads of lookups and the requests waiting on them;
+//! their keys (`strings` the string and counter commands, `client` `HELLO` and
+//! `CLIENT`, `multi` single-shard transactions); `fetch` owns the block reads of lookups and the requests waiting on them;
 //! [`scan`] the `SCAN` positions; [`mesh`] the queues to other shards. This file is the
 //! loop and the connection table that ties them together.
 //!
@@ -40,6 +41,7 @@
 //!   stops its connection until the ring has read them; the last completion puts the
 //!   connection back on the ready list.
 
+mod client;
 mod committer;
 pub mod conn;
 mod exec;
@@ -47,7 +49,9 @@ mod fetch;
 mod info;
 pub mod mesh;
 pub mod metrics;
+mod multi;
 pub mod scan;
+mod strings;
 mod ts_route;
 
 use std::collections::VecDeque;
@@ -162,6 +166,8 @@ pub struct Shard {
     series: crate::timeseries::series::SeriesCache,
     /// The store version whose counters `INFO` shows (weak: it must not pin old files).
     published_version: std::sync::Weak<crate::version::Version>,
+    /// The live key count and the last sequence number it was counted at.
+    live_keys_counted: Option<(SeqNo, u64)>,
 }
 
 impl Shard {
@@ -235,7 +241,7 @@ impl Shard {
             blocked: Vec::new(),
             durable_waiters: Vec::new(),
             dirty: Vec::new(),
-            committer: committer::Committer::new(config.fsync, config.fsync_period_ms),
+            committer: committer::Committer::new(id.0, config.fsync, config.fsync_period_ms),
             poisoned: None,
             draining: false,
             args: Vec::new(),
@@ -244,6 +250,7 @@ impl Shard {
             events: Vec::with_capacity(EPOLL_EVENTS_MAX),
             completions: Vec::new(),
             published_version: std::sync::Weak::new(),
+            live_keys_counted: None,
             scan_positions: scan::ScanPositions::default(),
             series: Default::default(),
             fetches: fetch::Fetches::new(shards),

@@ -1,4 +1,4 @@
-//! `SCAN` and `KEYS` on one shard: streaming range scans over the shard's LSM, and the
+//! `SCAN`, `KEYS` and `RANDOMKEY` on one shard: streaming range scans over the shard's LSM, and the
 //! saved positions that make a `SCAN` cursor a plain integer, as clients expect.
 //!
 //! A shard's keys are scanned in key order, so a position is "the next key to look at".
@@ -46,18 +46,19 @@ fn user_key<'e>(store: &ShardStore, key: &'e [u8], live: bool) -> Option<(&'e [u
 
 /// Counts the live user keys of `store` (`DBSIZE`): strings and series, never internal
 /// entries.
-pub fn count_user_keys(store: &ShardStore) -> OpResult {
+///
+/// # Errors
+/// A failed read.
+pub fn user_key_count(store: &ShardStore) -> Result<u64, crate::base::StoreError> {
     let mut count = 0;
     for entry in store.scan_from(b"") {
-        match entry {
-            Ok(entry) if entry.key.as_slice() >= keys::USER_KEYS_END.as_slice() => break,
-            Ok(entry) => {
-                count += i64::from(user_key(store, &entry.key, entry.value.is_some()).is_some())
-            }
-            Err(e) => return OpResult::Err(format!("ERR storage error: {e}")),
+        let entry = entry?;
+        if entry.key.as_slice() >= keys::USER_KEYS_END.as_slice() {
+            break;
         }
+        count += u64::from(user_key(store, &entry.key, entry.value.is_some()).is_some());
     }
-    OpResult::Int(count)
+    Ok(count)
 }
 
 /// Saved `SCAN` positions per shard: the iterations that can run at once on it.
@@ -231,6 +232,29 @@ pub fn matching_keys(store: &ShardStore, pattern: &[u8]) -> OpResult {
         next_cursor: 0,
         keys,
     }
+}
+
+/// A live key of `store` for `RANDOMKEY`, or none if it has none: the first live key
+/// at or after a random 8-byte position, wrapping to the first key. Keys that follow a
+/// long gap in key order are picked more often than others (Redis's pick is not uniform
+/// either); the walk skips tombstones, so it costs more on a shard with many deletions
+/// not yet compacted away.
+pub fn random_key(store: &ShardStore) -> OpResult {
+    let start: [u8; 8] = rand::random();
+    for from in [&start[..], b""] {
+        for entry in store.scan_from(from) {
+            let entry = match entry {
+                Ok(entry) if entry.key.as_slice() >= keys::USER_KEYS_END.as_slice() => break,
+                Ok(entry) => entry,
+                Err(e) => return OpResult::Err(format!("ERR storage error: {e}")),
+            };
+            // A series shows as its user key; chunks and samples are never picked.
+            if let Some((user, _)) = user_key(store, &entry.key, entry.value.is_some()) {
+                return OpResult::Value(Some(user.to_vec()));
+            }
+        }
+    }
+    OpResult::Value(None)
 }
 
 #[cfg(test)]

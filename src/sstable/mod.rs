@@ -18,7 +18,7 @@
 //!  Bloom    = k u32 | bit array
 //! ```
 //!
-//! The footer layout is drawn in [`format`]. [`writer`] encodes a table into one buffer,
+//! The footer layout is drawn in [`format`](mod@format). [`writer`] encodes a table into one buffer,
 //! [`reader`] opens a file (footer, index and Bloom filter in memory, data blocks read on
 //! demand and checked before use), and [`iter`] walks all entries.
 

@@ -4,18 +4,17 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::base::fs::sync_dir;
-use crate::base::{io_error, SeqNo, StoreError};
+use crate::base::{io_error, iolog, SeqNo, StoreError};
 use crate::config::StoreOptions;
 use crate::manifest::{self, Manifest};
 use crate::memtable::Memtable;
 use crate::sstable::TableId;
 use crate::version::set::VersionSet;
-use crate::wal::reader::{judge_tail, tail_of, SegmentReader, Tail, TailVerdict};
+use crate::wal::reader::{corruption_reason, tail_of, SegmentReader, Tail};
 use crate::wal::record::RecordKind;
 use crate::wal::writer::Segment;
 use crate::wal::SegmentNo;
@@ -146,7 +145,7 @@ fn remove_leftovers(dir: &Path, manifest: &Manifest, listing: &Listing) -> Resul
     for name in orphan_tables.chain(covered_segments).chain(temp) {
         let path = dir.join(name);
         tracing::info!(file = %path.display(), "removing file left over from before the last manifest");
-        fs::remove_file(&path).map_err(io_error(format!("removing {}", path.display())))?;
+        iolog::remove(&path).map_err(io_error(format!("removing {}", path.display())))?;
         removed = true;
     }
     if removed {
@@ -213,8 +212,9 @@ fn replay_segment(
     let mut data = Vec::new();
     file.read_to_end(&mut data)
         .map_err(io_error(format!("reading WAL segment {shown}")))?;
+    let seq_before = replay.last_seq;
     let mut reader = SegmentReader::new(&data);
-    for record in reader.by_ref() {
+    for (_, record) in reader.by_ref() {
         if record.seq <= replay.tables_last_seq {
             // Already in an SSTable; a memtable copy could shadow a newer table version.
             continue;
@@ -228,29 +228,31 @@ fn replay_segment(
         replay.records += 1;
     }
     let valid_end = reader.valid_end();
-    let tail = tail_of(&data, &reader);
+    let tail = tail_of(&data, &reader, seq_before);
+    if let Some(reason) = corruption_reason(&tail, is_last) {
+        return Err(StoreError::WalCorruption {
+            file: shown.to_string(),
+            offset: valid_end as u64,
+            reason,
+        });
+    }
     if let Tail::Garbage {
         offset,
         bytes,
         reason,
+        intact_after,
     } = tail
     {
-        if judge_tail(&tail, is_last) == TailVerdict::Corruption {
-            return Err(StoreError::Corruption {
-                file: shown.to_string(),
-                offset: offset as u64,
-                reason: format!("{reason} in a WAL segment that is not the last"),
-            });
-        }
         tracing::warn!(
             file = %shown,
             offset,
             bytes_dropped = bytes,
             reason,
+            unsynced_batches_dropped = intact_after.batches,
             "truncating torn WAL tail"
         );
         zero_range(&file, offset, offset + bytes)
-            .and_then(|()| file.sync_data())
+            .and_then(|()| iolog::sync_data(&file))
             .map_err(io_error(format!("wiping torn tail of WAL segment {shown}")))?;
         replay.truncated_bytes += bytes as u64;
     }
@@ -273,7 +275,7 @@ fn zero_range(file: &File, start: usize, end: usize) -> io::Result<()> {
     let mut at = start;
     while at < end {
         let len = zeros.len().min(end - at);
-        file.write_all_at(&zeros[..len], at as u64)?;
+        iolog::write_at(file, &zeros[..len], at as u64)?;
         at += len;
     }
     Ok(())

@@ -144,7 +144,7 @@ impl Drop for TableHandle {
             return;
         }
         let path = self.table.path();
-        match fs::remove_file(path) {
+        match crate::base::iolog::remove(path) {
             Ok(()) => tracing::debug!(table = %path.display(), "obsolete SSTable deleted"),
             // A leftover is removed at the next open, since no manifest names it.
             Err(e) => {

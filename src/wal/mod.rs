@@ -1,4 +1,4 @@
-//! Write-ahead log: segments of CRC-checked records.
+//! Write-ahead log: segments of CRC-checked group-commit batches.
 //!
 //! The WAL of a shard is a sequence of segment files `wal-<NNNNNNNNNN>.log` (the segment
 //! number, zero-padded to ten digits) in the shard directory. Each segment is preallocated
@@ -7,20 +7,25 @@
 //!
 //! ```text
 //!  wal-0000000007.log
-//!  ┌──────────┬──────────┬─────┬──────────┬──────────────────────────────┐
-//!  │ record 1 │ record 2 │ ... │ record n │ 0 0 0 0 ... (preallocated)   │
-//!  └──────────┴──────────┴─────┴──────────┴──────────────────────────────┘
-//!  0                                      end of valid data        file length
+//!  ┌─────────────────────────────┬─────────┬─────┬──────────────────────────────┐
+//!  │ batch 1                     │ batch 2 │ ... │ 0 0 0 0 ... (preallocated)   │
+//!  │ header │ record │ record ... │         │     │                              │
+//!  └─────────────────────────────┴─────────┴─────┴──────────────────────────────┘
+//!  0                                             end of valid data    file length
 //! ```
 //!
-//! The record layout is drawn in [`record`]. Replay ([`reader`]) stops at the first record
-//! that does not decode: a zero length field is the clean end of the written part. A bad
-//! record in the last segment is a torn write and is cut away; in an older segment (which
-//! was fdatasynced before the WAL moved on) it is corruption unless only zero bytes follow.
+//! Each group commit writes one batch ([`batch`]: length, record count, the sequence
+//! number durable when it was written, and a CRC over all of it) holding its records
+//! ([`record`]). Replay ([`reader`]) accepts batches whole, in order, and stops at the
+//! first one that does not check out; a zero header is the clean end of the written part.
+//! What the bytes after that mean — a torn write that recovery cuts away, or corruption
+//! that stops it — is one rule, [`reader::judge_tail`], shared by recovery and `tskv-tool`.
+//! Segments from before batches existed hold bare records and stay readable.
 //!
 //! [`writer`] gathers records into batches, rotates segments and freezes nothing itself:
 //! the store decides when a segment must be left.
 
+pub mod batch;
 pub mod reader;
 pub mod record;
 pub mod writer;

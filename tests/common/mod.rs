@@ -11,6 +11,7 @@
 // Each test binary uses a different part of the harness.
 #![allow(dead_code)]
 
+pub mod frames;
 pub mod redis_server;
 
 use std::fmt;

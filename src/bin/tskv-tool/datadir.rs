@@ -17,7 +17,7 @@ use tskv::base::StoreError;
 use tskv::datadir::{lock_state, parse_shard_dir_name, shard_dir, shard_dir_name, LockState};
 use tskv::manifest::{self, Manifest};
 use tskv::sstable::TableId;
-use tskv::wal::reader::{judge_tail, TailVerdict};
+use tskv::wal::reader::corruption_reason;
 use tskv::wal::SegmentNo;
 
 use crate::segment::{self, SegmentScan, Tail};
@@ -310,8 +310,16 @@ impl ShardScan {
                 manifest.wal_start.0
             );
             self.warn(&path, None, message);
-            self.orphan_segments.push(segment::scan(&path, false)?);
+            self.orphan_segments.push(segment::scan(&path, 0, false)?);
         }
+        // What recovery replays after: the newest write in an SSTable or the manifest.
+        let tables_last_seq = self
+            .tables
+            .iter()
+            .filter_map(|t| t.footer.as_ref().map(|f| f.largest_seq))
+            .max()
+            .unwrap_or(0)
+            .max(manifest.last_seq.0);
         let mut last_seq: Option<u64> = None;
         for (i, &n) in live.iter().enumerate() {
             let path = dir.join(n.file_name());
@@ -325,7 +333,8 @@ impl ShardScan {
                     self.error(&path, None, message);
                 }
             }
-            let scan = segment::scan(&path, false)?;
+            let seq_before = last_seq.unwrap_or(0).max(tables_last_seq);
+            let scan = segment::scan(&path, seq_before, false)?;
             self.judge_segment(&path, &scan, i + 1 == live.len(), last_seq);
             last_seq = scan.last_seq.or(last_seq);
             self.segments.push(scan);
@@ -361,23 +370,22 @@ impl ShardScan {
             offset,
             bytes,
             reason,
+            ..
         } = &scan.tail
         {
-            let tail = tskv::wal::reader::Tail::Garbage {
-                offset: *offset as usize,
-                bytes: *bytes as usize,
-                reason: "",
-            };
-            if judge_tail(&tail, is_last) == TailVerdict::TornTail {
-                let message = format!(
-                    "torn tail of {bytes} bytes in the last WAL segment ({reason}); recovery truncates it"
-                );
-                self.warn(path, Some(*offset), message);
-            } else {
-                let message = format!(
-                    "{reason} in a WAL segment that is not the last ({bytes} bytes after the valid records)"
-                );
-                self.error(path, Some(*offset), message);
+            match corruption_reason(&scan.judged_tail, is_last) {
+                None => {
+                    let message = format!(
+                        "torn tail of {bytes} bytes in the last WAL segment ({reason}); recovery truncates it"
+                    );
+                    self.warn(path, Some(*offset), message);
+                }
+                Some(why) => {
+                    let message = format!(
+                        "{why}; the server refuses to start (tskv-tool wal-repair keeps the intact batches)"
+                    );
+                    self.error(path, Some(*offset), message);
+                }
             }
         }
     }

@@ -16,8 +16,9 @@ use tskv::wal::record::RecordKind;
 
 use crate::datadir::{list_shard_dir, load_manifest, read_shard_count, ManifestState};
 use crate::repr::repr;
-use crate::segment::{self, Tail};
+use crate::segment;
 use crate::ToolError;
+use tskv::wal::reader::corruption_reason;
 
 /// Where a version was found.
 #[derive(Clone, Debug, Serialize)]
@@ -127,10 +128,11 @@ fn find_in_wal(
         .filter(|&n| n >= wal_start)
         .collect();
     let mut found: Option<Found> = None;
+    let mut seq_before = tables_last_seq;
     for (i, n) in live.iter().enumerate() {
         let path = dir.join(n.file_name());
         let file = path.display().to_string();
-        let scan = segment::scan_with(&path, |offset, record| {
+        let scan = segment::scan_with(&path, seq_before, |offset, record| {
             let newer = found.as_ref().is_none_or(|f| record.seq.0 > f.seq);
             if record.key != key || record.seq.0 <= tables_last_seq || !newer {
                 return;
@@ -146,10 +148,12 @@ fn find_in_wal(
                 },
             });
         })?;
-        if let (Tail::Garbage { offset, reason, .. }, false) = (&scan.tail, i + 1 == live.len()) {
+        seq_before = scan.last_seq.unwrap_or(0).max(seq_before);
+        if let Some(why) = corruption_reason(&scan.judged_tail, i + 1 == live.len()) {
+            let offset = scan.valid_bytes;
             report.warnings.push(format!(
-                "{file} at offset {offset}: {reason} in a WAL segment that is not the last; \
-                 the server would refuse to start; read its valid prefix only"
+                "{file} at offset {offset}: {why}; the server would refuse to start; \
+                 read its valid prefix only"
             ));
         }
     }

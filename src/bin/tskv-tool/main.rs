@@ -31,6 +31,7 @@ use serde::Serialize;
 mod datadir;
 mod lookup;
 mod render;
+mod repair;
 mod repr;
 mod reshard;
 mod segment;
@@ -90,6 +91,17 @@ enum Command {
         data_dir: PathBuf,
         /// The key, as raw bytes.
         key: OsString,
+    },
+    /// Repair the WAL segments that recovery refuses (bad bytes a crash cannot explain):
+    /// keep the valid prefix and every intact batch after the bad bytes, lose only the
+    /// bad bytes. Shows the plan and exits 1 if a repair is needed; --yes does it, keeping
+    /// each old segment as `wal-N.log.corrupt-<unix seconds>`.
+    WalRepair {
+        /// The data directory (holding TSKV and shard-NNN/); no server may be running on it.
+        data_dir: PathBuf,
+        /// Do the repair (without it nothing is changed).
+        #[arg(long)]
+        yes: bool,
     },
     /// Rewrite a stopped server's data directory for another shard count. Without --out,
     /// the result replaces DIR and the old directory is kept as DIR.pre-reshard-YYYYMMDDTHHMMSSZ.
@@ -191,7 +203,7 @@ fn run(args: &Args) -> Result<ExitCode, ToolError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Wal { segment, records } => {
-            let scan = segment::scan(segment, *records)?;
+            let scan = segment::scan(segment, 0, *records)?;
             emit(json, &scan, render::wal);
             Ok(ExitCode::SUCCESS)
         }
@@ -213,6 +225,11 @@ fn run(args: &Args) -> Result<ExitCode, ToolError> {
             }
             emit(json, &found, render::get);
             Ok(ExitCode::SUCCESS)
+        }
+        Command::WalRepair { data_dir, yes } => {
+            let report = repair::wal_repair(data_dir, *yes)?;
+            emit(json, &report, render::wal_repair);
+            Ok(exit_for(report.segments.is_empty() || report.applied))
         }
         Command::Reshard {
             data_dir,

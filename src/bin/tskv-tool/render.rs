@@ -6,6 +6,7 @@ use tskv::datadir::LockState;
 
 use crate::datadir::{DataDirScan, ManifestState, Problem, Severity, ShardScan, VerifyReport};
 use crate::lookup::{GetReport, Source};
+use crate::repair::RepairReport;
 use crate::reshard::ReshardReport;
 use crate::segment::{SegmentScan, Tail};
 use crate::table::TableScan;
@@ -31,7 +32,23 @@ fn tail_text(tail: &Tail) -> String {
             offset,
             bytes,
             reason,
-        } => format!("{bytes} bad bytes at offset {offset} ({reason})"),
+            intact_batches_after,
+            intact_records_after,
+            durable_proof_offset,
+        } => {
+            let mut text = format!("{bytes} bad bytes at offset {offset} ({reason})");
+            if *intact_batches_after > 0 {
+                text.push_str(&format!(
+                    ", then {intact_batches_after} intact batches ({intact_records_after} records)"
+                ));
+            }
+            if let Some(proof) = durable_proof_offset {
+                text.push_str(&format!(
+                    "; the batch at offset {proof} was written after the bad bytes were durable"
+                ));
+            }
+            text
+        }
     }
 }
 
@@ -180,7 +197,7 @@ pub fn wal(scan: &SegmentScan) -> String {
     if matches!(scan.tail, Tail::Garbage { .. }) {
         line!(
             out,
-            "  (a torn tail if this is its shard's last live segment, which recovery truncates; corruption otherwise)"
+            "  (tskv-tool verify judges it: a torn tail that recovery truncates, or corruption)"
         );
     }
     if let Some(d) = scan.seq_disorder {
@@ -384,6 +401,46 @@ pub fn reshard(report: &ReshardReport) -> String {
             report.result,
             report.source
         ),
+    }
+    out
+}
+
+/// `wal-repair`: each segment's plan, and whether it was carried out.
+pub fn wal_repair(report: &RepairReport) -> String {
+    let mut out = String::new();
+    if report.segments.is_empty() {
+        line!(
+            out,
+            "{}: every live WAL segment opens; nothing to repair",
+            report.data_dir
+        );
+        return out;
+    }
+    for s in &report.segments {
+        line!(out, "{} at offset {}: {}", s.path, s.offset, s.reason);
+        line!(
+            out,
+            "  repair keeps the records before offset {} and {} intact batches ({} records) after the bad bytes",
+            s.offset,
+            s.kept_batches,
+            s.kept_records
+        );
+        line!(
+            out,
+            "  and loses {} bad bytes: the writes with sequence numbers {} that were in them",
+            s.dropped_bytes,
+            s.lost_seqs
+        );
+        if let Some(backup) = &s.backup {
+            line!(out, "  repaired; the old segment is kept as {backup}");
+        }
+    }
+    if !report.applied {
+        line!(
+            out,
+            "nothing was changed. Keep a copy of {}, then run again with --yes to repair.",
+            report.data_dir
+        );
     }
     out
 }

@@ -1,16 +1,18 @@
 //! Reading one WAL segment without changing it: its valid records, and what follows them.
 //!
 //! The valid prefix is what [`tskv::wal::reader::SegmentReader`] returns, exactly as
-//! replay sees it. Whatever non-zero bytes follow are a torn tail if this is the shard's
-//! last segment (recovery cuts them away) and corruption otherwise; a single file does
-//! not say which it is, so this module only describes them, and [`crate::datadir`] judges.
+//! replay sees it. Whether the non-zero bytes after it are a torn tail or corruption is
+//! [`tskv::wal::reader::judge_tail`]'s call, which needs to know whether this is the
+//! shard's last segment; a single file does not say, so this module only describes them
+//! (keeping the library's [`reader::Tail`] for the judge), and [`crate::datadir`] judges.
 
 use std::fs;
 use std::path::Path;
 
 use serde::Serialize;
+use tskv::base::SeqNo;
 use tskv::wal::reader::{self, tail_of, SegmentReader};
-use tskv::wal::record::{encoded_len, RecordKind, RecordRef};
+use tskv::wal::record::{RecordKind, RecordRef};
 use tskv::wal::SegmentNo;
 
 use crate::repr::repr;
@@ -34,6 +36,13 @@ pub enum Tail {
         bytes: u64,
         /// Why decoding stopped there.
         reason: String,
+        /// Intact group-commit batches found further on.
+        intact_batches_after: u64,
+        /// Records in them.
+        intact_records_after: u64,
+        /// Offset of the first of them written when the bad bytes were already durable
+        /// (which makes them corruption, not a torn write), if any.
+        durable_proof_offset: Option<u64>,
     },
 }
 
@@ -72,6 +81,8 @@ pub struct SegmentScan {
     pub number: Option<u64>,
     /// Length of the file in bytes (preallocated part included).
     pub file_bytes: u64,
+    /// Highest sequence number before this segment, as given to the scan (0 if unknown).
+    pub seq_before: u64,
     /// Number of valid records.
     pub record_count: u64,
     /// Sequence number of the first valid record.
@@ -82,6 +93,9 @@ pub struct SegmentScan {
     pub valid_bytes: u64,
     /// What follows them.
     pub tail: Tail,
+    /// The same, as the library describes it, for [`tskv::wal::reader::judge_tail`].
+    #[serde(skip)]
+    pub judged_tail: reader::Tail,
     /// The first record whose sequence number does not increase, if any.
     pub seq_disorder: Option<SeqDisorder>,
     /// Every valid record, when asked for.
@@ -98,9 +112,10 @@ pub fn kind_name(kind: RecordKind) -> &'static str {
 }
 
 /// Scans the segment at `path`, keeping every record's summary if `keep_records`.
-pub fn scan(path: &Path, keep_records: bool) -> Result<SegmentScan, ToolError> {
+/// `seq_before` is the highest sequence number before this segment (0 if unknown).
+pub fn scan(path: &Path, seq_before: u64, keep_records: bool) -> Result<SegmentScan, ToolError> {
     let mut records = keep_records.then(Vec::new);
-    let scan = scan_with(path, |offset, record| {
+    let scan = scan_with(path, seq_before, |offset, record| {
         if let Some(records) = records.as_mut() {
             records.push(RecordInfo {
                 offset,
@@ -115,19 +130,21 @@ pub fn scan(path: &Path, keep_records: bool) -> Result<SegmentScan, ToolError> {
 }
 
 /// Scans the segment at `path`, calling `visit` with the offset of every valid record.
+/// `seq_before` is the highest sequence number before this segment (0 if unknown).
 pub fn scan_with(
     path: &Path,
+    seq_before: u64,
     mut visit: impl FnMut(u64, &RecordRef<'_>),
 ) -> Result<SegmentScan, ToolError> {
     let shown = path.display().to_string();
     let data = fs::read(path).map_err(ToolError::io(format!("reading WAL segment {shown}")))?;
     let mut reader = SegmentReader::new(&data);
-    let mut offset = 0u64;
     let mut record_count = 0u64;
     let mut first_seq = None;
     let mut last_seq: Option<u64> = None;
     let mut seq_disorder = None;
-    for record in reader.by_ref() {
+    for (offset, record) in reader.by_ref() {
+        let offset = offset as u64;
         let seq = record.seq.0;
         if let Some(previous_seq) = last_seq.filter(|&prev| seq <= prev) {
             seq_disorder.get_or_insert(SeqDisorder {
@@ -140,14 +157,10 @@ pub fn scan_with(
         first_seq.get_or_insert(seq);
         last_seq = Some(seq);
         record_count += 1;
-        offset += encoded_len(record.key.len(), record.value.len()) as u64;
     }
     let valid_end = reader.valid_end();
-    debug_assert_eq!(
-        valid_end as u64, offset,
-        "record lengths add up to the prefix"
-    );
-    let tail = match tail_of(&data, &reader) {
+    let judged_tail = tail_of(&data, &reader, SeqNo(seq_before));
+    let tail = match judged_tail {
         reader::Tail::Clean { zero_bytes } => Tail::Clean {
             zero_bytes: zero_bytes as u64,
         },
@@ -155,10 +168,14 @@ pub fn scan_with(
             offset,
             bytes,
             reason,
+            intact_after,
         } => Tail::Garbage {
             offset: offset as u64,
             bytes: bytes as u64,
             reason: reason.to_string(),
+            intact_batches_after: intact_after.batches,
+            intact_records_after: intact_after.records,
+            durable_proof_offset: intact_after.proof.map(|p| p.offset as u64),
         },
     };
     let number = path
@@ -170,11 +187,13 @@ pub fn scan_with(
         path: shown,
         number,
         file_bytes: data.len() as u64,
+        seq_before,
         record_count,
         first_seq,
         last_seq,
         valid_bytes: valid_end as u64,
         tail,
+        judged_tail,
         seq_disorder,
         records: None,
     })

@@ -1,0 +1,167 @@
+//! The connection commands: `HELLO` (which switches a connection between RESP2 and RESP3)
+//! and `CLIENT`, with the line format of Redis 7.0's `CLIENT LIST` (`networking.c`
+//! `catClientInfoString`).
+//!
+//! A `CLIENT LIST` line has every field Redis 7.0 prints, in its order. Fields that tskv
+//! tracks are real: `id addr laddr fd name age idle qbuf rbs obl oll omem tot-mem events
+//! cmd resp`. The rest get the value Redis shows for a plain client that uses no such
+//! feature: `flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 argv-mem=0 multi-mem=0 rbp=0
+//! qbuf-free=0 user=default redir=-1` (tskv has one database, no pub/sub, no
+//! transactions, no ACL users, no client tracking, and does not keep a read-buffer peak).
+
+use std::os::fd::AsRawFd;
+
+use super::conn::{Conn, Reply};
+use super::mesh::{Op, OpResult};
+use super::Shard;
+use crate::command::{ClientSub, HelloArgs};
+use crate::resp::{self, resp3, Protocol};
+
+impl Shard {
+    /// `HELLO`: switch protocol and set the name if asked, then reply with the server's
+    /// fields (a map in RESP3, a flat array in RESP2), as Redis 7.0's `helloCommand`.
+    pub(super) fn hello(&mut self, key: (u32, u32), args: HelloArgs<'_>) {
+        let Some(conn) = self.conn_mut(key) else {
+            return;
+        };
+        if let Some(name) = args.name {
+            conn.name = (!name.is_empty()).then(|| name.to_vec());
+        }
+        if let Some(proto) = args.proto {
+            conn.proto = proto;
+        }
+        let (proto, id) = (conn.proto, conn.id);
+        let mut reply = Vec::new();
+        resp3::map_header(&mut reply, proto, 7);
+        for (name, value) in [("server", "tskv"), ("version", env!("CARGO_PKG_VERSION"))] {
+            resp::bulk(&mut reply, name.as_bytes());
+            resp::bulk(&mut reply, value.as_bytes());
+        }
+        resp::bulk(&mut reply, b"proto");
+        resp::integer(&mut reply, proto.version());
+        resp::bulk(&mut reply, b"id");
+        resp::integer(&mut reply, id as i64);
+        for (name, value) in [("mode", "standalone"), ("role", "master")] {
+            resp::bulk(&mut reply, name.as_bytes());
+            resp::bulk(&mut reply, value.as_bytes());
+        }
+        resp::bulk(&mut reply, b"modules");
+        resp::array_header(&mut reply, 0);
+        self.push_ready(key, Reply::Encoded(reply));
+    }
+
+    /// `CLIENT ...`. `CLIENT LIST` asks every shard for its connections' lines.
+    pub(super) fn client(
+        &mut self,
+        key: (u32, u32),
+        sub: ClientSub<'_>,
+    ) -> Result<(), super::exec::Wait> {
+        if let ClientSub::List { any: true } = sub {
+            let ops = vec![Op::ClientList; self.shards];
+            return self.scatter(key, Reply::ClientLines(Vec::new()), &ops);
+        }
+        let mut reply = Vec::new();
+        let Some(conn) = self.conn_mut(key) else {
+            return Ok(());
+        };
+        let proto = conn.proto;
+        match sub {
+            ClientSub::SetName(name) => {
+                conn.name = (!name.is_empty()).then(|| name.to_vec());
+                reply.extend_from_slice(b"+OK\r\n");
+            }
+            ClientSub::GetName => match &conn.name {
+                Some(name) => resp::bulk(&mut reply, name),
+                None => resp3::null(&mut reply, proto),
+            },
+            ClientSub::Id => resp::integer(&mut reply, conn.id as i64),
+            ClientSub::SetInfo => reply.extend_from_slice(b"+OK\r\n"),
+            ClientSub::List { .. } => resp3::verbatim(&mut reply, proto, b"txt", b""),
+            ClientSub::Info => {
+                let line = client_line(conn);
+                resp3::verbatim(&mut reply, proto, b"txt", &line);
+            }
+        }
+        self.push_ready(key, Reply::Encoded(reply));
+        Ok(())
+    }
+
+    /// The `CLIENT LIST` lines of this shard's connections (one [`OpResult::Keys`] entry
+    /// each, ending in `\n`).
+    pub(super) fn client_lines(&self) -> OpResult {
+        OpResult::Keys {
+            next_cursor: 0,
+            keys: self.conns.iter().flatten().map(client_line).collect(),
+        }
+    }
+}
+
+/// One connection's `CLIENT LIST` line, `\n`-terminated, as Redis 7.0 prints it.
+fn client_line(conn: &Conn) -> Vec<u8> {
+    let (addr, laddr) = match conn.addrs {
+        Some((peer, local)) => (peer.to_string(), local.to_string()),
+        None => (String::new(), String::new()),
+    };
+    let name = conn
+        .name
+        .as_deref()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    let unsent = conn.unsent_bytes();
+    let output_bytes = unsent + conn.slot_bytes;
+    let rbs = conn.rbuf.capacity_bytes();
+    let events = if unsent > 0 { "rw" } else { "r" };
+    let resp = match conn.proto {
+        Protocol::Resp2 => 2,
+        Protocol::Resp3 => 3,
+    };
+    format!(
+        "id={} addr={addr} laddr={laddr} fd={} name={name} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs={rbs} rbp=0 obl={} oll={} omem={} tot-mem={} events={events} cmd={} user=default redir=-1 resp={resp}\n",
+        conn.id,
+        conn.stream.as_raw_fd(),
+        conn.accepted.elapsed().as_secs(),
+        conn.last_command_at.elapsed().as_secs(),
+        conn.unparsed_bytes(),
+        unsent,
+        conn.slots.len(),
+        output_bytes,
+        rbs + conn.wbuf.capacity() + conn.slot_bytes,
+        conn.last_command,
+    )
+    .into_bytes()
+}
+
+/// The text of `CLIENT LIST` from every shard's lines: sorted by client id, as Redis
+/// lists its clients in the order they connected.
+pub(super) fn client_list_text(mut lines: Vec<Vec<u8>>) -> Vec<u8> {
+    lines.sort_by_key(|line| line_client_id(line));
+    lines.concat()
+}
+
+/// The `id=` field at the start of a `CLIENT LIST` line.
+fn line_client_id(line: &[u8]) -> u64 {
+    let digits = line.strip_prefix(b"id=").unwrap_or_default();
+    let end = digits
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(digits.len());
+    std::str::from_utf8(&digits[..end])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_list_is_sorted_by_id() {
+        let text = client_list_text(vec![
+            b"id=12 addr=b\n".to_vec(),
+            b"id=3 addr=a\n".to_vec(),
+            b"id=100 addr=c\n".to_vec(),
+        ]);
+        assert_eq!(text, b"id=3 addr=a\nid=12 addr=b\nid=100 addr=c\n");
+    }
+}

@@ -1,0 +1,267 @@
+//! `MULTI` / `EXEC` / `DISCARD` for transactions whose keys all live on one shard.
+//!
+//! Between `MULTI` and `EXEC` a connection's commands are checked and queued (`+QUEUED`),
+//! as in Redis 7.0's `multi.c`: a command that cannot parse (unknown, wrong arity, a bad
+//! argument) gets its error and marks the transaction, whose `EXEC` then answers
+//! `-EXECABORT Transaction discarded because of previous errors.` and runs nothing.
+//!
+//! `EXEC` sends the whole transaction to the shard that owns its keys as one
+//! [`Op::Batch`], which that shard runs in one turn of its loop: no other request runs in
+//! between, so no client sees part of it. Its writes join the same WAL group commit, and
+//! the `EXEC` reply waits for the fdatasync that covers the last of them, as a `SET`'s
+//! does. A command that fails at run time (`INCR` of a non-number) gets its error inside
+//! the `EXEC` reply and the others still run, as in Redis.
+//!
+//! Restricted, honestly: a transaction whose keys hash to different shards would need an
+//! atomic step across shards, which tskv does not have. The command whose key is on
+//! another shard than the keys before it is refused when queued (with the key and both
+//! shards named) and the transaction is aborted, as Redis Cluster refuses keys of other
+//! slots. Commands over the whole key space (`DBSIZE`, `KEYS`, `SCAN`, `RANDOMKEY`,
+//! `INFO`, `CLIENT LIST`) and connection-changing ones (`HELLO`, `CLIENT`, `CONFIG`,
+//! `COMMAND`, `SHUTDOWN`) are refused inside `MULTI` the same way. `WATCH` is not
+//! implemented.
+
+use super::conn::{Reply, Slot};
+use super::exec::Wait;
+use super::mesh::{shard_of, Op, ShardId};
+use super::Shard;
+use crate::command::{self, Command};
+use crate::resp;
+
+/// The commands a connection queued since `MULTI`.
+#[derive(Debug, Default)]
+pub(crate) struct Transaction {
+    /// Each queued request's arguments, name first.
+    queued: Vec<Vec<Vec<u8>>>,
+    /// A queued command was refused: `EXEC` aborts.
+    aborted: bool,
+    /// The shard owning every key queued so far (`None` before the first key).
+    shard: Option<ShardId>,
+}
+
+impl Shard {
+    /// Whether `key`'s connection is between `MULTI` and `EXEC`/`DISCARD`.
+    pub(super) fn in_transaction(&self, key: (u32, u32)) -> bool {
+        self.conn(key).is_some_and(|c| c.transaction.is_some())
+    }
+
+    /// Queues a request of a connection in a transaction, replying `+QUEUED` or the
+    /// error that aborts it. Returns false for the requests that run at once instead:
+    /// `EXEC`, `DISCARD`, `MULTI` (an error, not queued) and `QUIT`.
+    pub(super) fn queue_in_transaction(
+        &mut self,
+        key: (u32, u32),
+        args: &[&[u8]],
+        parsed: &Result<Command<'_>, String>,
+    ) -> bool {
+        let checked = match parsed {
+            Ok(Command::Exec | Command::Discard | Command::Multi | Command::Quit) => return false,
+            Ok(command) => self.check_queueable(key, command),
+            Err(message) => Err(message.clone()),
+        };
+        let shards = self.shards;
+        let Some(conn) = self.conn_mut(key) else {
+            return true;
+        };
+        let transaction = conn.transaction.get_or_insert_with(Default::default);
+        let reply = match checked {
+            Ok(keys) => {
+                if transaction.shard.is_none() {
+                    transaction.shard = keys.first().map(|k| shard_of(k, shards));
+                }
+                transaction
+                    .queued
+                    .push(args.iter().map(|a| a.to_vec()).collect());
+                Reply::Static(b"+QUEUED\r\n")
+            }
+            Err(message) => {
+                transaction.aborted = true;
+                let mut reply = Vec::new();
+                resp::error(&mut reply, &message);
+                Reply::Encoded(reply)
+            }
+        };
+        self.push_ready(key, reply);
+        true
+    }
+
+    /// The keys of a command that may be queued, or why it may not.
+    fn check_queueable(
+        &self,
+        key: (u32, u32),
+        command: &Command<'_>,
+    ) -> Result<Vec<Vec<u8>>, String> {
+        let Some((_, ops)) = plan(command) else {
+            return Err("ERR this command is not allowed inside MULTI in tskv (transactions run on one shard and may touch only its keys)".into());
+        };
+        if let Command::Strings(command::StringOp::MSetNx(pairs)) = command {
+            let first = shard_of(pairs[0].0, self.shards);
+            if pairs.iter().any(|(k, _)| shard_of(k, self.shards) != first) {
+                return Err("ERR MSETNX keys must all be on one shard".into());
+            }
+        }
+        let keys: Vec<Vec<u8>> = ops.iter().filter_map(op_key).map(<[u8]>::to_vec).collect();
+        let expected = self
+            .conn(key)
+            .and_then(|c| c.transaction.as_ref())
+            .and_then(|t| t.shard)
+            .or_else(|| keys.first().map(|k| shard_of(k, self.shards)));
+        for k in &keys {
+            let shard = shard_of(k, self.shards);
+            if Some(shard) != expected {
+                return Err(format!(
+                    "ERR transaction keys must all be on one shard: '{}' is on shard {} and the keys before it on shard {} (tskv cannot run a transaction across shards)",
+                    String::from_utf8_lossy(k),
+                    shard.0,
+                    expected.map_or(0, |s| s.0),
+                ));
+            }
+        }
+        Ok(keys)
+    }
+
+    /// `MULTI`.
+    pub(super) fn multi(&mut self, key: (u32, u32)) {
+        let Some(conn) = self.conn_mut(key) else {
+            return;
+        };
+        let reply = if conn.transaction.is_some() {
+            error_reply("ERR MULTI calls can not be nested")
+        } else {
+            conn.transaction = Some(Transaction::default());
+            Reply::Static(b"+OK\r\n")
+        };
+        self.push_ready(key, reply);
+    }
+
+    /// `DISCARD`.
+    pub(super) fn discard(&mut self, key: (u32, u32)) {
+        let Some(conn) = self.conn_mut(key) else {
+            return;
+        };
+        let reply = match conn.transaction.take() {
+            Some(_) => Reply::Static(b"+OK\r\n"),
+            None => error_reply("ERR DISCARD without MULTI"),
+        };
+        self.push_ready(key, reply);
+    }
+
+    /// `EXEC`: runs the queued commands as one batch on their shard. The transaction is
+    /// kept until the batch is sent, so a request that must wait is retried whole.
+    pub(super) fn exec(&mut self, key: (u32, u32)) -> Result<(), Wait> {
+        let Some(conn) = self.conn_mut(key) else {
+            return Ok(());
+        };
+        let Some(transaction) = &conn.transaction else {
+            self.push_ready(key, error_reply("ERR EXEC without MULTI"));
+            return Ok(());
+        };
+        if transaction.aborted {
+            conn.transaction = None;
+            let abort = "EXECABORT Transaction discarded because of previous errors.";
+            self.push_ready(key, error_reply(abort));
+            return Ok(());
+        }
+        let queued = transaction.queued.clone();
+        let shard = transaction.shard.unwrap_or(self.id);
+        let mut replies = Vec::with_capacity(queued.len());
+        let mut ops = Vec::new();
+        for args in &queued {
+            let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+            let command = command::parse(&args)
+                .1
+                .expect("a queued command parsed when it was queued");
+            let (reply, command_ops) = plan(&command).expect("queued commands have a plan");
+            replies.push((Slot::ready(reply), command_ops.len()));
+            ops.extend(command_ops.into_iter().map(|op| op.to_owned_op()));
+        }
+        let ops: Vec<Op<&[u8]>> = ops.iter().map(|op| op.as_borrowed()).collect();
+        self.scatter(key, Reply::Exec(replies), &[Op::Batch { shard, ops }])?;
+        if let Some(conn) = self.conn_mut(key) {
+            conn.transaction = None;
+        }
+        Ok(())
+    }
+
+    /// The keys `EXEC` will read, for its block reads before it runs.
+    pub(super) fn transaction_keys(&self, key: (u32, u32)) -> Vec<Vec<u8>> {
+        let Some(transaction) = self.conn(key).and_then(|c| c.transaction.as_ref()) else {
+            return Vec::new();
+        };
+        let mut keys = Vec::new();
+        for args in &transaction.queued {
+            let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+            if let (_, Ok(command)) = command::parse(&args) {
+                if let Some((_, ops)) = plan(&command) {
+                    keys.extend(ops.iter().filter_map(op_key).map(<[u8]>::to_vec));
+                }
+            }
+        }
+        keys
+    }
+}
+
+fn error_reply(message: &str) -> Reply {
+    let mut reply = Vec::new();
+    resp::error(&mut reply, message);
+    Reply::Encoded(reply)
+}
+
+/// The key a single-key op touches.
+fn op_key<'k>(op: &Op<&'k [u8]>) -> Option<&'k [u8]> {
+    match op {
+        Op::Get(k) | Op::Exists(k) | Op::Del(k) | Op::Set { key: k, .. } => Some(k),
+        Op::Strings(op) => op.keys().first().copied(),
+        _ => None,
+    }
+}
+
+/// How a command runs inside `EXEC`: its reply, and the single-key ops whose results
+/// fill it, in order (none for a reply known at once). `None` for a command that may not
+/// be queued.
+fn plan<'a>(command: &Command<'a>) -> Option<(Reply, Vec<Op<&'a [u8]>>)> {
+    use crate::command::SetCondition;
+    let plan = match command {
+        Command::Ping(None) => (Reply::Static(b"+PONG\r\n"), Vec::new()),
+        Command::Ping(Some(msg)) | Command::Echo(msg) => {
+            let mut reply = Vec::new();
+            resp::bulk(&mut reply, msg);
+            (Reply::Encoded(reply), Vec::new())
+        }
+        Command::Select => (Reply::Static(b"+OK\r\n"), Vec::new()),
+        Command::Set {
+            key,
+            value,
+            condition,
+        } => (
+            Reply::Single(None),
+            vec![Op::Set {
+                key: *key,
+                value: *value,
+                condition: *condition,
+            }],
+        ),
+        Command::Get(k) => (Reply::Single(None), vec![Op::Get(*k)]),
+        Command::Type(k) => (Reply::Type(None), vec![Op::Exists(*k)]),
+        Command::Del(keys) => (Reply::Sum(0), keys.iter().map(|k| Op::Del(*k)).collect()),
+        Command::Exists(keys) => (Reply::Sum(0), keys.iter().map(|k| Op::Exists(*k)).collect()),
+        Command::MGet(keys) => (
+            Reply::Values(vec![None; keys.len()]),
+            keys.iter().map(|k| Op::Get(*k)).collect(),
+        ),
+        Command::MSet(pairs) => (
+            Reply::AllOk,
+            pairs
+                .iter()
+                .map(|(k, v)| Op::Set {
+                    key: *k,
+                    value: *v,
+                    condition: SetCondition::Always,
+                })
+                .collect(),
+        ),
+        Command::Strings(op) => (Reply::Single(None), vec![Op::Strings(op.clone())]),
+        _ => return None,
+    };
+    Some(plan)
+}

@@ -1,0 +1,152 @@
+//! Reads: point lookups through memtables and SSTables, merged range scans, and the
+//! block fetches that let the shard read SSTable blocks through its ring instead of
+//! blocking on them.
+
+use std::sync::Arc;
+
+use super::ShardStore;
+use crate::base::{SeqNo, StoreError};
+use crate::block_cache::BlockCacheStats;
+use crate::compaction::merge::{EntrySource, MergeIter};
+use crate::sstable::iter::TableIter;
+use crate::sstable::TableEntry;
+use crate::version::TableHandle;
+
+/// The result of a point lookup.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lookup {
+    /// The value, or `None` if the newest version is a tombstone.
+    pub value: Option<Vec<u8>>,
+    /// The sequence number of the version found.
+    pub seq: SeqNo,
+}
+
+/// A data block of a live table that a point lookup needs and the block cache lacks.
+#[derive(Clone, Debug)]
+pub struct BlockFetch {
+    /// The table (held, so its file stays open while the read is in flight).
+    pub table: Arc<TableHandle>,
+    /// The block's index in the table.
+    pub index: usize,
+}
+
+impl ShardStore {
+    /// Looks `key` up: active memtable, immutable memtables, then SSTables newest first
+    /// (Bloom filter to skip). `Ok(None)` if no version exists. A block whose checksum
+    /// fails is an error, never a value.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Lookup>, StoreError> {
+        let memtables =
+            std::iter::once(&self.active).chain(self.immutables.iter().rev().map(|f| &*f.memtable));
+        for memtable in memtables {
+            if let Some(entry) = memtable.get(key) {
+                return Ok(Some(Lookup {
+                    value: entry.value.map(|v| v.to_vec()),
+                    seq: entry.seq,
+                }));
+            }
+        }
+        Ok(self
+            .version
+            .get(key, Some(&self.block_cache))?
+            .map(|entry| Lookup {
+                value: entry.value,
+                seq: entry.seq,
+            }))
+    }
+
+    /// Exact count of live keys (not tombstoned), by a merged scan over memtables and
+    /// SSTables: O(entries), used by `DBSIZE`.
+    ///
+    /// # Errors
+    /// A failed read or checksum.
+    pub fn len(&self) -> Result<u64, StoreError> {
+        let mut count = 0;
+        for entry in self.scan_from(b"") {
+            count += u64::from(entry?.value.is_some());
+        }
+        Ok(count)
+    }
+
+    /// A streaming range scan: every key from `start` on (inclusive), in key order, at its
+    /// newest version (tombstones included as `value: None`; callers hide them). Memory is
+    /// one entry per memtable and table whatever the range; each table starts at the
+    /// block its index names for `start`. The iterator holds the current version, so
+    /// flushes and compactions meanwhile delete no file under it.
+    pub fn scan_from(&self, start: &[u8]) -> MergeIter<'_> {
+        let mut sources: Vec<EntrySource<'_>> = Vec::new();
+        let memtables =
+            std::iter::once(&self.active).chain(self.immutables.iter().map(|f| &*f.memtable));
+        for memtable in memtables {
+            sources.push(Box::new(memtable.iter_from(start).map(|(key, e)| {
+                Ok(TableEntry {
+                    key: key.to_vec(),
+                    seq: e.seq,
+                    value: e.value.as_deref().map(<[u8]>::to_vec),
+                })
+            })));
+        }
+        for table in self.version.tables_newest_first() {
+            sources.push(Box::new(TableIter::seek(Arc::clone(table), start)));
+        }
+        MergeIter::new(sources)
+    }
+
+    /// Whether the store holds no live key; as costly as [`ShardStore::len`].
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Adds to `out` the data blocks a lookup of `key` would read from disk now: none when a
+    /// memtable has the key or a cached block answers; otherwise the block of every
+    /// candidate table that the cache lacks (usually one, the Bloom filters rule out the
+    /// rest). The shard reads them through its ring, then runs the lookup from memory.
+    pub fn blocks_to_fetch(&self, key: &[u8], out: &mut Vec<BlockFetch>) {
+        let memtables =
+            std::iter::once(&self.active).chain(self.immutables.iter().map(|f| &*f.memtable));
+        for memtable in memtables {
+            if memtable.get(key).is_some() {
+                return;
+            }
+        }
+        let cache = self.block_cache.borrow();
+        for table in self.version.candidates(key) {
+            let Some(index) = table.table().block_for(key) else {
+                continue;
+            };
+            let cached = u32::try_from(index)
+                .ok()
+                .and_then(|i| cache.peek(table.id(), i));
+            match cached {
+                // Found, or damaged (the lookup will report it): nothing more to read.
+                Some(block) => match crate::sstable::block::find(&block, key) {
+                    Ok(None) => {}
+                    Ok(Some(_)) | Err(_) => return,
+                },
+                None => out.push(BlockFetch {
+                    table: Arc::clone(table),
+                    index,
+                }),
+            }
+        }
+    }
+
+    /// Takes the bytes of a block read for [`ShardStore::blocks_to_fetch`]: checks them and
+    /// keeps the block in the cache.
+    ///
+    /// # Errors
+    /// A short read or bad checksum: nothing is cached, and the lookup, reading the block
+    /// itself, reports the error.
+    pub fn fetched_block(&self, fetch: &BlockFetch, raw: Vec<u8>) -> Result<(), StoreError> {
+        let payload = fetch.table.table().check_block(fetch.index, raw)?;
+        let index = u32::try_from(fetch.index).expect("fewer than 2^32 blocks");
+        self.block_cache
+            .borrow_mut()
+            .insert(fetch.table.id(), index, Arc::new(payload));
+        Ok(())
+    }
+
+    /// The block cache's hits, misses and bytes.
+    pub fn block_cache_stats(&self) -> BlockCacheStats {
+        self.block_cache.borrow().stats()
+    }
+}

@@ -1,0 +1,89 @@
+//! Goal: redis-py, the most used Python client, works against tskv at its defaults: it
+//! opens connections with `HELLO 3` (redis-py 8 and later) and pipelines.
+//!
+//! Method: run a small Python script with redis-py against a real tskv-server (two
+//! shards): ping, set, get, incr, a non-transactional pipeline, a transactional one on
+//! one key, and the protocol the
+//! connection ended up speaking (`CLIENT INFO`'s `resp`). If `python3` or the `redis`
+//! package is missing (`.ci/run` installs it with pip when the network allows), the test
+//! says `SKIP` on stderr, past libtest's capture, and passes.
+
+mod common;
+
+use std::io::Write as _;
+use std::process::Command;
+
+use common::TestServer;
+
+const SCRIPT: &str = r#"
+import sys
+import redis
+
+r = redis.Redis(host="127.0.0.1", port=int(sys.argv[1]))
+assert r.ping() is True
+assert r.set("py:key", "value") is True
+assert r.get("py:key") == b"value"
+assert r.incr("py:counter") == 1
+assert r.incr("py:counter", 41) == 42
+assert r.get("py:missing") is None
+pipe = r.pipeline(transaction=False)
+pipe.set("py:a", 1).incr("py:a").get("py:a").mget("py:a", "py:key", "py:none").delete("py:a")
+assert pipe.execute() == [True, 2, b"2", [b"2", b"value", None], 1], "pipeline"
+assert r.config_get("databases") == {"databases": "1"}
+# The default pipeline is a MULTI/EXEC transaction: tskv runs it when its keys share a
+# shard (one key here).
+tx = r.pipeline()
+tx.incr("py:tx").incr("py:tx").get("py:tx")
+assert tx.execute() == [1, 2, b"2"], "transactional pipeline"
+print("resp=" + str(r.client_info()["resp"]), "redis-py=" + redis.__version__)
+"#;
+
+/// Why redis-py cannot run here, if it cannot.
+fn missing_python() -> Option<String> {
+    match Command::new("python3")
+        .args(["-c", "import redis"])
+        .output()
+    {
+        Err(e) => Some(format!("python3 not runnable ({e})")),
+        Ok(out) if !out.status.success() => Some(format!(
+            "redis-py not installed (pip install redis): {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Ok(_) => None,
+    }
+}
+
+#[test]
+fn redis_py_at_its_defaults() {
+    if let Some(reason) = missing_python() {
+        let _ = writeln!(std::io::stderr(), "SKIP: client_redis_py: {reason}");
+        return;
+    }
+    let server = TestServer::start(&["--shards", "2"]);
+    let output = Command::new("python3")
+        .args(["-c", SCRIPT, &server.port().to_string()])
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "redis-py script failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let version = stdout
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("redis-py="))
+        .expect("the script prints redis-py's version");
+    let major: u32 = version.split('.').next().unwrap().parse().unwrap();
+    if major >= 8 {
+        assert!(
+            stdout.contains("resp=3"),
+            "redis-py {version} speaks RESP3 by default: {stdout}"
+        );
+    } else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "NOTE: client_redis_py: redis-py {version} defaults to RESP2; RESP3 not exercised"
+        );
+    }
+}

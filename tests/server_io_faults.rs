@@ -1,0 +1,106 @@
+//! Goal: a failed fdatasync or write on the real io_uring path is never papered over. The
+//! shard whose disk failed refuses every further write with a clear `-ERR` (no retry that
+//! could turn the failure into a success), the write that was waiting for it is not
+//! acknowledged, reads of acknowledged keys go on, the other shards are not affected, and
+//! a restart recovers every acknowledged write from the WAL.
+//!
+//! Method: start a two-shard server with a `tskv::fault` switch that makes the Nth
+//! fdatasync (or write) completion of shard 0's ring report `EIO`. Send SETs one at a time
+//! to keys of shard 0 until one is refused, recording the acknowledged ones; check the
+//! error, a second refusal, reads, a write to shard 1, and `INFO persistence`. Kill the
+//! server, restart it without the fault, and read every acknowledged key back.
+
+mod common;
+
+use common::{Launch, Reply, TestServer};
+use tskv::datadir::shard_of;
+use tskv::fault::{FDATASYNC_EIO_VAR, WRITE_EIO_VAR};
+
+const SHARDS: usize = 2;
+
+/// The first `count` keys `k<i>` that shard `shard` owns.
+fn keys_of(shard: usize, count: usize) -> Vec<String> {
+    (0..)
+        .map(|i| format!("k{i}"))
+        .filter(|k| shard_of(k.as_bytes(), SHARDS).0 == shard)
+        .take(count)
+        .collect()
+}
+
+fn check_fault(var: &str, fail_at: u64, what: &str) {
+    let data = tempfile::tempdir().unwrap();
+    let fault = format!("0:{fail_at}");
+    let launch = Launch {
+        env: &[(var, fault.as_str())],
+        ..Launch::default()
+    };
+    let mut server = TestServer::start_in_with(data.path(), &["--shards", "2"], &launch);
+    let mut conn = server.raw();
+
+    let mut acknowledged = Vec::new();
+    let mut refusal = None;
+    for key in keys_of(0, 50) {
+        match conn.request(&["SET", &key, &format!("value of {key}")]) {
+            reply if reply == Reply::ok() => acknowledged.push(key),
+            reply => {
+                refusal = Some((key, reply));
+                break;
+            }
+        }
+    }
+    let (refused_key, refusal) = refusal.expect("the injected failure must refuse a SET");
+    let Reply::Error(text) = &refusal else {
+        panic!("expected an error reply, got {refusal:?}")
+    };
+    assert!(text.contains("refuses writes"), "unclear refusal: {text}");
+    assert!(text.contains(what), "the reason is not named: {text}");
+    assert!(!acknowledged.is_empty(), "the fault hit before any write");
+
+    let again = conn.request(&["SET", &keys_of(0, 60)[55], "x"]);
+    assert!(
+        again.is_error(),
+        "a write after the failure was accepted: {again:?}"
+    );
+    let last = acknowledged.last().unwrap();
+    assert_eq!(
+        conn.request(&["GET", last]),
+        Reply::bulk(format!("value of {last}"))
+    );
+    let other = &keys_of(1, 1)[0];
+    assert_eq!(conn.request(&["SET", other, "fine"]), Reply::ok());
+    let Reply::Bulk(info) = conn.request(&["INFO", "persistence"]) else {
+        panic!("INFO persistence is not a bulk string")
+    };
+    let info = String::from_utf8_lossy(&info).into_owned();
+    assert!(info.contains("writes_refused:1"), "{info}");
+
+    server.kill9();
+    let server = TestServer::start_in(data.path(), &["--shards", "2"]);
+    let mut conn = server.raw();
+    for key in &acknowledged {
+        assert_eq!(
+            conn.request(&["GET", key]),
+            Reply::bulk(format!("value of {key}")),
+            "acknowledged {key} lost after the restart"
+        );
+    }
+    assert_eq!(conn.request(&["GET", other]), Reply::bulk("fine"));
+    // The refused write was never acknowledged; whether its bytes reached the disk is the
+    // disk's business, so either answer is allowed, but nothing else may appear.
+    let refused = conn.request(&["GET", &refused_key]);
+    assert!(
+        refused == Reply::Nil || refused == Reply::bulk(format!("value of {refused_key}")),
+        "{refused:?}"
+    );
+    assert_eq!(conn.request(&["SET", &refused_key, "again"]), Reply::ok());
+}
+
+#[test]
+fn failed_wal_fdatasync_refuses_writes_keeps_reads_and_recovers() {
+    check_fault(FDATASYNC_EIO_VAR, 6, "fdatasync failed");
+}
+
+#[test]
+fn failed_wal_write_refuses_writes_keeps_reads_and_recovers() {
+    check_fault(WRITE_EIO_VAR, 6, "write failed");
+}

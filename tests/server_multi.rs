@@ -1,0 +1,175 @@
+//! Goal: `MULTI`/`EXEC`/`DISCARD` behave as in Redis 7.0 for a transaction whose keys
+//! live on one shard (queued replies, `EXECABORT` after a queued error, run-time errors
+//! inside the `EXEC` reply), run atomically and durably, and a transaction whose keys span
+//! shards is refused when queued, with nothing applied.
+//!
+//! Method: tskv with two shards and keys picked with `shard_of` so they share a shard. The
+//! same transactions go to a real `redis-server` and to tskv, in RESP2 and RESP3, compared
+//! byte for byte. A writer runs `MULTI INCR k INCR k EXEC` while a reader reads `k`: it
+//! must never see an odd value. SIGKILL after acknowledged `EXEC`s, then a restart: all
+//! their writes are there.
+
+mod common;
+
+use common::frames::Frames;
+use common::redis_server::RedisServer;
+use common::TestServer;
+use tskv::datadir::shard_of;
+
+/// Keys named `<prefix><n>` owned by `shard` of two.
+fn keys_on(shard: usize, prefix: &str, count: usize) -> Vec<String> {
+    (0..)
+        .map(|i| format!("{prefix}{i}"))
+        .filter(|k| shard_of(k.as_bytes(), 2).0 == shard)
+        .take(count)
+        .collect()
+}
+
+fn differential(resp3: bool) {
+    let redis = RedisServer::start();
+    let tskv = TestServer::start(&["--shards", "2"]);
+    let mut theirs = Frames::connect(redis.port);
+    let mut ours = Frames::connect(tskv.port());
+    if resp3 {
+        theirs.request(&["HELLO", "3"]);
+        ours.request(&["HELLO", "3"]);
+    }
+    let k = keys_on(0, "tx:", 3);
+    let (a, b, c) = (k[0].as_str(), k[1].as_str(), k[2].as_str());
+    let sequence: Vec<Vec<&str>> = vec![
+        vec!["EXEC"],
+        vec!["DISCARD"],
+        vec!["MULTI"],
+        vec!["MULTI"],
+        vec!["SET", a, "1"],
+        vec!["INCR", a],
+        vec!["GET", a],
+        vec!["INCR", a, "extra"],
+        vec!["EXEC"],
+        vec!["GET", a],
+        vec!["MULTI"],
+        vec!["SET", a, "x"],
+        vec!["INCR", a],
+        vec!["MGET", a, b],
+        vec!["PING"],
+        vec!["ECHO", "hi"],
+        vec!["APPEND", b, "yz"],
+        vec!["GETDEL", b],
+        vec!["MSETNX", b, "1", c, "2"],
+        vec!["DEL", a, c],
+        vec!["EXISTS", a, b, c],
+        vec!["GET", c],
+        vec!["EXEC"],
+        vec!["MULTI"],
+        vec!["EXEC"],
+        vec!["MULTI"],
+        vec!["SET", a, "1"],
+        vec!["DISCARD"],
+        vec!["GET", a],
+        vec!["MULTI"],
+        vec!["NOSUCHCOMMAND"],
+        vec!["SET", a, "2"],
+        vec!["EXEC"],
+        vec!["GET", a],
+    ];
+    for command in &sequence {
+        let expected = theirs.request(command);
+        let got = ours.request(command);
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&expected),
+            "resp3={resp3}: {command:?}"
+        );
+    }
+}
+
+#[test]
+fn transactions_answer_as_redis_in_resp2() {
+    differential(false);
+}
+
+#[test]
+fn transactions_answer_as_redis_in_resp3() {
+    differential(true);
+}
+
+#[test]
+fn a_transaction_across_shards_is_refused_and_applies_nothing() {
+    let server = TestServer::start(&["--shards", "2"]);
+    let mut conn = Frames::connect(server.port());
+    let (zero, one) = (keys_on(0, "x:", 1), keys_on(1, "x:", 1));
+    assert_eq!(conn.request(&["MULTI"]), b"+OK\r\n");
+    assert_eq!(conn.request(&["SET", &zero[0], "1"]), b"+QUEUED\r\n");
+    let refused = String::from_utf8(conn.request(&["SET", &one[0], "1"])).unwrap();
+    assert!(
+        refused.starts_with("-ERR transaction keys must all be on one shard"),
+        "{refused}"
+    );
+    assert_eq!(
+        conn.request(&["INFO"]).first(),
+        Some(&b'-'),
+        "INFO is refused too"
+    );
+    assert_eq!(
+        conn.request(&["EXEC"]),
+        b"-EXECABORT Transaction discarded because of previous errors.\r\n"
+    );
+    assert_eq!(
+        conn.request(&["MGET", &zero[0], &one[0]]),
+        b"*2\r\n$-1\r\n$-1\r\n"
+    );
+}
+
+#[test]
+fn no_reader_sees_half_a_transaction() {
+    let server = TestServer::start(&["--shards", "2"]);
+    let writer_port = server.port();
+    let writer = std::thread::spawn(move || {
+        let mut conn = Frames::connect(writer_port);
+        for _ in 0..300 {
+            conn.request(&["MULTI"]);
+            conn.request(&["INCR", "pair"]);
+            conn.request(&["INCR", "pair"]);
+            let reply = conn.request(&["EXEC"]);
+            assert!(reply.starts_with(b"*2\r\n:"), "{reply:?}");
+        }
+    });
+    let mut reader = Frames::connect(server.port());
+    let mut reads = 0;
+    while !writer.is_finished() || reads == 0 {
+        let reply = String::from_utf8(reader.request(&["GET", "pair"])).unwrap();
+        if let Some(value) = reply.lines().nth(1) {
+            let n: u64 = value.parse().unwrap();
+            assert_eq!(n % 2, 0, "read {n}: half of a transaction");
+        }
+        reads += 1;
+    }
+    writer.join().unwrap();
+    assert_eq!(reader.request(&["GET", "pair"]), b"$3\r\n600\r\n");
+}
+
+#[test]
+fn acknowledged_transactions_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start_in(dir.path(), &["--shards", "2"]);
+    let keys = keys_on(1, "durable:", 4);
+    let mut conn = Frames::connect(server.port());
+    for round in 0..50 {
+        conn.request(&["MULTI"]);
+        for key in &keys {
+            conn.request(&["SET", key, &round.to_string()]);
+        }
+        let reply = conn.request(&["EXEC"]);
+        assert_eq!(
+            reply, b"*4\r\n+OK\r\n+OK\r\n+OK\r\n+OK\r\n",
+            "round {round}"
+        );
+    }
+    server.kill9();
+    drop(server);
+    let server = TestServer::start_in(dir.path(), &["--shards", "2"]);
+    let mut conn = Frames::connect(server.port());
+    for key in &keys {
+        assert_eq!(conn.request(&["GET", key]), b"$2\r\n49\r\n", "{key}");
+    }
+}
