@@ -92,6 +92,8 @@ pub enum CommandKind {
     Exec,
     /// DISCARD.
     Discard,
+    /// AUTH.
+    Auth,
     /// TS.CREATE (RedisTimeSeries; see [`crate::timeseries`]).
     TsCreate,
     /// TS.ALTER.
@@ -126,7 +128,7 @@ pub enum CommandKind {
 
 impl CommandKind {
     /// Every kind, in `repr` order.
-    pub const ALL: [CommandKind; 54] = [
+    pub const ALL: [CommandKind; 55] = [
         Self::Ping,
         Self::Echo,
         Self::Quit,
@@ -166,6 +168,7 @@ impl CommandKind {
         Self::Multi,
         Self::Exec,
         Self::Discard,
+        Self::Auth,
         Self::TsCreate,
         Self::TsAlter,
         Self::TsAdd,
@@ -225,6 +228,7 @@ impl CommandKind {
             Self::Multi => "multi",
             Self::Exec => "exec",
             Self::Discard => "discard",
+            Self::Auth => "auth",
             Self::TsCreate => "ts.create",
             Self::TsAlter => "ts.alter",
             Self::TsAdd => "ts.add",
@@ -253,6 +257,7 @@ impl CommandKind {
             | Self::Select
             | Self::Multi
             | Self::Discard => &["fast"],
+            Self::Auth => &["fast", "no_auth"],
             Self::Client | Self::Command | Self::Info | Self::Exec => &[],
             Self::Config | Self::Shutdown => &["admin"],
             Self::Set | Self::MSet | Self::SetRange | Self::MSetNx => &["write", "denyoom"],
@@ -376,6 +381,7 @@ impl CommandKind {
             Self::MSetNx => -3,
             Self::Unlink | Self::Touch => -2,
             Self::RandomKey | Self::Multi | Self::Exec | Self::Discard => 1,
+            Self::Auth => -2,
             // RedisTimeSeries 1.10's `RedisModule_CreateCommand` arities.
             Self::TsCreate | Self::TsAlter | Self::TsGet | Self::TsInfo => -2,
             Self::TsAdd | Self::TsMAdd | Self::TsRange | Self::TsRevRange => -4,
@@ -385,6 +391,19 @@ impl CommandKind {
             Self::TsMRange | Self::TsMRevRange => -5,
             Self::TsQueryIndex => -2,
         }
+    }
+
+    /// Whether `n` arguments (the name included) fit [`CommandKind::arity`].
+    pub fn accepts_arg_count(self, n: usize) -> bool {
+        let arity = self.arity();
+        let n = i32::try_from(n).unwrap_or(i32::MAX);
+        (arity > 0 && n == arity) || (arity < 0 && n >= -arity)
+    }
+
+    /// Whether a connection may run the command before it authenticated (`AUTH`,
+    /// `HELLO`, `QUIT`; Redis's `no_auth` commands).
+    pub fn allowed_before_auth(self) -> bool {
+        matches!(self, Self::Auth | Self::Hello | Self::Quit)
     }
 
     fn lookup(name: &[u8]) -> Option<Self> {
@@ -476,6 +495,13 @@ pub enum Command<'a> {
     Exec,
     /// `DISCARD`.
     Discard,
+    /// `AUTH [username] password`.
+    Auth {
+        /// The user; `None` means `default`.
+        username: Option<&'a [u8]>,
+        /// The password.
+        password: &'a [u8],
+    },
     /// A time-series command: its kind and its arguments after the name.
     Series(CommandKind, Vec<&'a [u8]>),
 }
@@ -502,9 +528,7 @@ pub fn parse<'a>(args: &[&'a [u8]]) -> (Option<CommandKind>, Result<Command<'a>,
     let Some(kind) = args.first().and_then(|name| CommandKind::lookup(name)) else {
         return (None, Err(unknown_command(args)));
     };
-    let arity = kind.arity();
-    let n = args.len() as i32;
-    if (arity > 0 && n != arity) || (arity < 0 && n < -arity) {
+    if !kind.accepts_arg_count(args.len()) {
         return (Some(kind), Err(wrong_arity(kind.name())));
     }
     (Some(kind), parse_known(kind, args))
@@ -570,6 +594,17 @@ fn parse_known<'a>(kind: CommandKind, args: &[&'a [u8]]) -> Result<Command<'a>, 
         CommandKind::Multi => Ok(Command::Multi),
         CommandKind::Exec => Ok(Command::Exec),
         CommandKind::Discard => Ok(Command::Discard),
+        CommandKind::Auth => match rest {
+            [password] => Ok(Command::Auth {
+                username: None,
+                password,
+            }),
+            [username, password] => Ok(Command::Auth {
+                username: Some(username),
+                password,
+            }),
+            _ => Err("ERR syntax error".into()),
+        },
         CommandKind::Incr
         | CommandKind::Decr
         | CommandKind::IncrBy

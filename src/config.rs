@@ -153,7 +153,44 @@ pub struct ServerConfig {
     pub store: StoreOptions,
     /// The core the compaction thread is pinned to; `None`: the last core.
     pub compaction_core: Option<usize>,
+    /// Access control: the password clients must give (`AUTH`) before any other command.
+    pub access: AccessConfig,
+    /// Where the Prometheus metrics endpoint listens; `None`: no endpoint.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
+
+/// Who may connect and for how long, as Redis's `requirepass`, `protected-mode`,
+/// `maxclients` and `timeout`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessConfig {
+    /// The password of the `default` user; `None`: every connection is authenticated.
+    pub requirepass: Option<String>,
+    /// Refuse to listen on a non-loopback address without `requirepass`.
+    pub protected_mode: bool,
+    /// Client connections across all shards; more are accepted and closed with
+    /// `-ERR max number of clients reached`.
+    pub clients_max: usize,
+    /// Seconds a client may stay idle (no request) before it is closed; 0: forever.
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        Self {
+            requirepass: None,
+            protected_mode: true,
+            clients_max: CLIENTS_MAX_DEFAULT,
+            idle_timeout_secs: 0,
+        }
+    }
+}
+
+/// Default for [`AccessConfig::clients_max`]: 10,000, as Redis's `maxclients`.
+pub const CLIENTS_MAX_DEFAULT: usize = 10_000;
+/// Valid [`AccessConfig::clients_max`]: 1 to 1,000,000 (each is a file descriptor).
+pub const CLIENTS_MAX_RANGE: RangeInclusive<u64> = 1..=1_000_000;
+/// Valid [`AccessConfig::idle_timeout_secs`]: 0 (never) to one year.
+pub const IDLE_TIMEOUT_SECS_RANGE: RangeInclusive<u64> = 0..=(365 * 24 * 3600);
 
 /// Default for [`ServerConfig::client_output_bytes_max`]: 16 MiB.
 pub const CLIENT_OUTPUT_BYTES_MAX_DEFAULT: usize = 16 << 20;

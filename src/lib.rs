@@ -50,6 +50,7 @@ pub mod glob;
 pub mod listener;
 pub mod manifest;
 pub mod memtable;
+pub mod metrics_http;
 pub mod resp;
 pub mod runtime;
 pub mod server;

@@ -69,6 +69,24 @@ impl From<DataDirError> for ServerError {
     }
 }
 
+/// Protected mode (Redis's `protected-mode yes`): without a password, listening beyond
+/// loopback would let anyone who can reach the port read and write every key.
+///
+/// # Errors
+/// [`ServerError::Config`] naming the address and the three ways out.
+fn check_protected_mode(config: &ServerConfig) -> Result<(), ServerError> {
+    let access = &config.access;
+    if access.protected_mode && access.requirepass.is_none() && !config.bind.is_loopback() {
+        return Err(ServerError::Config(format!(
+            "refusing to listen on {} without a password (protected mode): anyone who can reach \
+             it could read and write every key. Set --requirepass, bind a loopback address \
+             (--bind 127.0.0.1), or pass --protected-mode no if the network is trusted",
+            config.bind
+        )));
+    }
+    Ok(())
+}
+
 /// Reads the shard count recorded in `<dir>/TSKV`; `None` if the directory or the file does
 /// not exist yet.
 ///
@@ -222,6 +240,7 @@ fn shard_thread(start: ShardStart, reporter: &Reporter) {
 /// [`ServerError`] if the configuration is refused, the data directory is locked or
 /// inconsistent, the address is in use, a shard fails, or a second signal cut the stop short.
 pub fn run(config: ServerConfig) -> Result<(), ServerError> {
+    check_protected_mode(&config)?;
     let signals =
         block_signals(&[libc::SIGINT, libc::SIGTERM]).map_err(io_err("blocking signals"))?;
     let signal_fd = SignalFd::new(&signals).map_err(io_err("creating signalfd"))?;
@@ -251,10 +270,18 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
         intake_stopped: AtomicUsize::new(0),
         shutdown_requested: EventFd::new().map_err(io_err("eventfd"))?,
         next_client_id: AtomicU64::new(1),
+        clients: AtomicUsize::new(0),
         started: Instant::now(),
         config: config.clone(),
     });
 
+    let metrics_endpoint = match config.metrics_addr {
+        Some(addr) => Some(
+            crate::metrics_http::MetricsEndpoint::start(addr, Arc::clone(&shared))
+                .map_err(io_err("starting the metrics endpoint"))?,
+        ),
+        None => None,
+    };
     let (tx, rx) = mpsc::channel();
     let reporter = Reporter {
         tx,
@@ -317,6 +344,9 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
     }
     // After the shards: a flush install they queued last is still made durable.
     compaction.stop();
+    if let Some(endpoint) = metrics_endpoint {
+        endpoint.stop();
+    }
     outcome?;
     match supervisor.first_error {
         Some(e) => Err(ServerError::Shard(e)),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use tskv::config::{self, FsyncMode, ProtocolLimits, ServerConfig, StoreOptions};
+use tskv::config::{self, AccessConfig, FsyncMode, ProtocolLimits, ServerConfig, StoreOptions};
 
 /// mimalloc instead of glibc malloc: the data path allocates many small keys and values per
 /// request, and frees whole memtables at once after a flush, where glibc's consolidation
@@ -87,6 +87,33 @@ struct Args {
     /// Core the compaction thread is pinned to [default: the last core].
     #[arg(long)]
     compaction_core: Option<usize>,
+    /// Password every client must give with AUTH (or HELLO ... AUTH default PASSWORD)
+    /// before any other command.
+    #[arg(long, value_name = "PASSWORD")]
+    requirepass: Option<String>,
+    /// With `yes`, refuse to listen on an address other than loopback without
+    /// --requirepass.
+    #[arg(long, value_name = "yes|no", default_value = "yes", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
+    protected_mode: bool,
+    /// Client connections across all shards (1 to 1000000).
+    #[arg(long, default_value_t = config::CLIENTS_MAX_DEFAULT, value_parser = count_in::<usize>(config::CLIENTS_MAX_RANGE))]
+    maxclients: usize,
+    /// Close a client after this many seconds without a request; 0 never does
+    /// (0 to 31536000).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0, value_parser = count_in::<u64>(config::IDLE_TIMEOUT_SECS_RANGE))]
+    timeout: u64,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9121) [default: off].
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
+}
+
+/// Parses `yes` or `no`, as Redis's boolean options.
+fn parse_yes_no(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err(format!("{text:?} is neither yes nor no")),
+    }
 }
 
 /// A clap value parser for a plain number in `range`.
@@ -186,6 +213,13 @@ fn main() -> ExitCode {
             ..StoreOptions::default()
         },
         compaction_core: args.compaction_core,
+        access: AccessConfig {
+            requirepass: args.requirepass,
+            protected_mode: args.protected_mode,
+            clients_max: args.maxclients,
+            idle_timeout_secs: args.timeout,
+        },
+        metrics_addr: args.metrics_addr,
     };
     match tskv::server::run(config) {
         Ok(()) => ExitCode::SUCCESS,

@@ -46,23 +46,61 @@ pub struct HelloArgs<'a> {
     pub proto: Option<Protocol>,
     /// `SETNAME`'s name, already checked like `CLIENT SETNAME`'s.
     pub name: Option<&'a [u8]>,
+    /// `AUTH username password`, checked by the shard against `--requirepass`.
+    pub auth: Option<(&'a [u8], &'a [u8])>,
 }
 
 /// The text Redis 7.0 sends for a name with a blank, a newline or a special byte.
 const BAD_NAME: &str = "ERR Client names cannot contain spaces, newlines or special characters.";
 
-/// The user every connection is authenticated as: tskv has no users or passwords, which
-/// is Redis's default configuration (user `default` with `nopass`).
+/// The one user tskv has, as Redis without ACLs: `default`, whose password is
+/// `--requirepass` (without it, `nopass`: any password is accepted).
 const DEFAULT_USER: &[u8] = b"default";
 
+/// Redis 7.0's reply to a wrong user or password.
+pub const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
+/// Checks `AUTH [username] password` (or `HELLO ... AUTH username password`) against the
+/// server's `requirepass`, with Redis 7.0's replies: the one-argument form without a
+/// configured password is an error, a user other than `default` or a wrong password is
+/// [`WRONGPASS`]. Passwords are compared in time independent of where they differ.
+///
+/// # Errors
+/// The error line to send.
+pub fn check_credentials(
+    username: Option<&[u8]>,
+    password: &[u8],
+    requirepass: Option<&str>,
+) -> Result<(), &'static str> {
+    let Some(expected) = requirepass else {
+        return match username {
+            None => Err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"),
+            Some(user) if user == DEFAULT_USER => Ok(()),
+            Some(_) => Err(WRONGPASS),
+        };
+    };
+    let user_ok = username.is_none_or(|user| user == DEFAULT_USER);
+    let expected = expected.as_bytes();
+    let same_len = expected.len() == password.len();
+    let diff = expected
+        .iter()
+        .zip(password)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    if user_ok && same_len && diff == 0 {
+        Ok(())
+    } else {
+        Err(WRONGPASS)
+    }
+}
+
 /// Parses `HELLO`'s arguments in Redis 7.0's order: the version (`-NOPROTO` unless 2 or
-/// 3), then the options left to right (a bad name fails at once), then `AUTH`. As with
-/// Redis without `requirepass`, `AUTH default <any password>` succeeds and any other user
-/// gets `-WRONGPASS`.
+/// 3), then the options left to right (a bad name fails at once). `AUTH`'s credentials
+/// are checked by the shard ([`check_credentials`]), which knows the password.
 pub(super) fn parse_hello<'a>(rest: &[&'a [u8]]) -> Result<Command<'a>, String> {
     let mut args = HelloArgs {
         proto: None,
         name: None,
+        auth: None,
     };
     let Some((version, mut options)) = rest.split_first() else {
         return Ok(Command::Hello(args));
@@ -71,11 +109,10 @@ pub(super) fn parse_hello<'a>(rest: &[&'a [u8]]) -> Result<Command<'a>, String> 
         .ok_or("ERR Protocol version is not an integer or out of range")?;
     args.proto =
         Some(Protocol::from_version(version).ok_or("NOPROTO unsupported protocol version")?);
-    let mut user = None;
     while let Some((option, after)) = options.split_first() {
         match after {
-            [username, _password, more @ ..] if option.eq_ignore_ascii_case(b"AUTH") => {
-                user = Some(*username);
+            [username, password, more @ ..] if option.eq_ignore_ascii_case(b"AUTH") => {
+                args.auth = Some((username, password));
                 options = more;
             }
             [name, more @ ..] if option.eq_ignore_ascii_case(b"SETNAME") => {
@@ -89,9 +126,6 @@ pub(super) fn parse_hello<'a>(rest: &[&'a [u8]]) -> Result<Command<'a>, String> 
                 ))
             }
         }
-    }
-    if user.is_some_and(|user| user != DEFAULT_USER) {
-        return Err("WRONGPASS invalid username-password pair or user is disabled.".into());
     }
     Ok(Command::Hello(args))
 }
@@ -159,6 +193,7 @@ mod tests {
             Ok(Command::Hello(HelloArgs {
                 proto: Some(Protocol::Resp3),
                 name: Some(b"a"),
+                auth: None,
             }))
         );
         assert_eq!(
@@ -175,8 +210,27 @@ mod tests {
         );
         assert_eq!(hello(&["3", "SETNAME", "a b"]).unwrap_err(), BAD_NAME);
         assert!(hello(&["2", "AUTH", "default", "anything"]).is_ok());
-        assert!(hello(&["2", "AUTH", "bob", "x"])
+    }
+
+    #[test]
+    fn credentials_follow_redis() {
+        let secret = Some("s3cret");
+        assert_eq!(check_credentials(None, b"s3cret", secret), Ok(()));
+        assert_eq!(
+            check_credentials(Some(b"default"), b"s3cret", secret),
+            Ok(())
+        );
+        assert_eq!(check_credentials(None, b"s3cre", secret), Err(WRONGPASS));
+        assert_eq!(check_credentials(None, b"s3cret!", secret), Err(WRONGPASS));
+        assert_eq!(check_credentials(None, b"S3cret", secret), Err(WRONGPASS));
+        assert_eq!(
+            check_credentials(Some(b"bob"), b"s3cret", secret),
+            Err(WRONGPASS)
+        );
+        assert!(check_credentials(None, b"x", None)
             .unwrap_err()
-            .starts_with("WRONGPASS"));
+            .starts_with("ERR AUTH <password> called without any password configured"));
+        assert_eq!(check_credentials(Some(b"default"), b"x", None), Ok(()));
+        assert_eq!(check_credentials(Some(b"bob"), b"x", None), Err(WRONGPASS));
     }
 }

@@ -14,16 +14,38 @@ use std::os::fd::AsRawFd;
 use super::conn::{Conn, Reply};
 use super::mesh::{Op, OpResult};
 use super::Shard;
+use crate::command::client::check_credentials;
 use crate::command::{ClientSub, HelloArgs};
+
+/// How often idle clients are looked for when `--timeout` is set.
+const IDLE_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Redis 7.0's reply to `HELLO` without `AUTH` from a client that has not authenticated.
+const HELLO_NOAUTH: &str = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time";
 use crate::resp::{self, resp3, Protocol};
 
 impl Shard {
     /// `HELLO`: switch protocol and set the name if asked, then reply with the server's
     /// fields (a map in RESP3, a flat array in RESP2), as Redis 7.0's `helloCommand`.
     pub(super) fn hello(&mut self, key: (u32, u32), args: HelloArgs<'_>) {
+        let requirepass = self.config().access.requirepass.clone();
         let Some(conn) = self.conn_mut(key) else {
             return;
         };
+        let refusal = match args.auth {
+            Some((user, password)) => {
+                check_credentials(Some(user), password, requirepass.as_deref()).err()
+            }
+            None if !conn.authenticated => Some(HELLO_NOAUTH),
+            None => None,
+        };
+        if let Some(refusal) = refusal {
+            let mut reply = Vec::new();
+            resp::error(&mut reply, refusal);
+            self.push_ready(key, Reply::Encoded(reply));
+            return;
+        }
+        conn.authenticated = true;
         if let Some(name) = args.name {
             conn.name = (!name.is_empty()).then(|| name.to_vec());
         }
@@ -47,6 +69,65 @@ impl Shard {
         }
         resp::bulk(&mut reply, b"modules");
         resp::array_header(&mut reply, 0);
+        self.push_ready(key, Reply::Encoded(reply));
+    }
+
+    /// How long until idle clients are next looked for; `None` without `--timeout`.
+    pub(super) fn idle_sweep_wait(&self) -> Option<std::time::Duration> {
+        (self.config().access.idle_timeout_secs > 0).then(|| {
+            self.next_idle_sweep
+                .saturating_duration_since(std::time::Instant::now())
+        })
+    }
+
+    /// Closes the clients that sent nothing for `--timeout` seconds and wait for no reply,
+    /// as Redis's `timeout` (checked about once a second).
+    pub(super) fn close_idle_clients(&mut self) {
+        let timeout_secs = self.config().access.idle_timeout_secs;
+        let now = std::time::Instant::now();
+        if timeout_secs == 0 || now < self.next_idle_sweep {
+            return;
+        }
+        self.next_idle_sweep = now + IDLE_SWEEP_INTERVAL;
+        let timeout = std::time::Duration::from_secs(timeout_secs);
+        let idle: Vec<(u32, u32)> = self
+            .conns
+            .iter()
+            .enumerate()
+            .filter_map(|(index, conn)| {
+                let conn = conn.as_ref()?;
+                let quiet =
+                    conn.slots.is_empty() && conn.unsent_bytes() == 0 && conn.unparsed_bytes() == 0;
+                (quiet && now.duration_since(conn.last_command_at) > timeout)
+                    .then_some((index as u32, conn.gen))
+            })
+            .collect();
+        for key in idle {
+            tracing::debug!(
+                shard = self.id.0,
+                "closing a client idle for over {timeout_secs} s"
+            );
+            self.close_conn(key);
+        }
+    }
+
+    /// `AUTH [username] password` against `--requirepass` ([`check_credentials`]).
+    pub(super) fn auth(&mut self, key: (u32, u32), username: Option<&[u8]>, password: &[u8]) {
+        let checked = check_credentials(
+            username,
+            password,
+            self.config().access.requirepass.as_deref(),
+        );
+        let mut reply = Vec::new();
+        match checked {
+            Ok(()) => {
+                if let Some(conn) = self.conn_mut(key) {
+                    conn.authenticated = true;
+                }
+                reply.extend_from_slice(b"+OK\r\n");
+            }
+            Err(line) => resp::error(&mut reply, line),
+        }
         self.push_ready(key, Reply::Encoded(reply));
     }
 

@@ -49,6 +49,8 @@ struct InFlightWrite {
     ops_outstanding: u32,
     /// A write or fdatasync of this batch failed (the shard is poisoned).
     failed: bool,
+    /// When it was handed to the ring.
+    submitted: Instant,
 }
 
 impl InFlightWrite {
@@ -63,6 +65,7 @@ impl InFlightWrite {
             syncs_pending: 0,
             ops_outstanding: 0,
             failed: false,
+            submitted: Instant::now(),
         }
     }
 
@@ -345,8 +348,15 @@ impl Committer {
             ShardMetrics::add(&metrics.wal_batches, 1);
             ShardMetrics::add(&metrics.wal_bytes, write.len as u64);
             store.wal_batch_written(batch);
+            let mut latencies = metrics.latencies();
+            latencies
+                .wal_batch_bytes
+                .saturating_record(write.len.max(1) as u64);
             if need_sync {
                 ShardMetrics::add(&metrics.wal_fsyncs, 1);
+                let us = write.submitted.elapsed().as_micros() as u64;
+                latencies.wal_sync_us.saturating_record(us.max(1));
+                drop(latencies);
                 store.wal_synced(last_seq);
             }
         }

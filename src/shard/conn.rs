@@ -273,6 +273,9 @@ pub struct Conn {
     pub name: Option<Vec<u8>>,
     /// The protocol chosen with `HELLO` (RESP2 until then).
     pub proto: Protocol,
+    /// Whether the client may run commands: it gave the password (`AUTH`, `HELLO ...
+    /// AUTH`), or the server has none. False until the shard that accepts it says.
+    pub authenticated: bool,
     /// The commands queued since `MULTI`, if in a transaction.
     pub(crate) transaction: Option<super::multi::Transaction>,
     /// The peer's address and the local address, for `CLIENT LIST` (`None` if the socket
@@ -404,6 +407,7 @@ impl Conn {
             id,
             name: None,
             proto: Protocol::Resp2,
+            authenticated: false,
             transaction: None,
             addrs,
             accepted: std::time::Instant::now(),

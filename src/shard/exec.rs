@@ -113,6 +113,7 @@ impl Shard {
 
     /// Executes one request, or says why it must wait (nothing was done then).
     fn execute(&mut self, key: (u32, u32), args: &[&[u8]]) -> Result<(), Wait> {
+        let started = std::time::Instant::now();
         let output_max = self.config().client_output_bytes_max;
         let conn = self.conn(key).expect("caller checked");
         if conn.unsent_bytes() + conn.slot_bytes > output_max || conn.slots.len() > output_max / 16
@@ -127,18 +128,32 @@ impl Shard {
                 _ => kind.map_or("NULL", CommandKind::name),
             };
         }
+        // As Redis: an unknown command or a wrong argument count is reported first, then a
+        // client that has not authenticated gets NOAUTH for anything but AUTH/HELLO/QUIT.
+        let needs_auth =
+            kind.is_some_and(|k| !k.allowed_before_auth() && k.accepts_arg_count(args.len()));
+        if needs_auth && !self.conn(key).is_some_and(|c| c.authenticated) {
+            let metrics = self.metrics();
+            ShardMetrics::add(&metrics.total_commands, 1);
+            if let Some(kind) = kind {
+                ShardMetrics::add(&metrics.command_rejected[kind as usize], 1);
+            }
+            self.push_ready(key, Reply::Static(b"-NOAUTH Authentication required.\r\n"));
+            return Ok(());
+        }
         if self.in_transaction(key) && self.queue_in_transaction(key, args, &parsed) {
+            ShardMetrics::add(&self.metrics().total_commands, 1);
             return Ok(());
         }
         let metrics = self.metrics();
-        ShardMetrics::add(&metrics.total_commands, 1);
-        if let Some(kind) = kind {
-            ShardMetrics::add(&metrics.command_calls[kind as usize], 1);
-        }
         let command = match parsed {
             Ok(command) => command,
             Err(message) => {
+                ShardMetrics::add(&metrics.total_commands, 1);
                 ShardMetrics::add(&metrics.command_errors, 1);
+                if let Some(kind) = kind {
+                    ShardMetrics::add(&metrics.command_rejected[kind as usize], 1);
+                }
                 let mut reply = Vec::new();
                 resp::error(&mut reply, &message);
                 self.push_ready(key, Reply::Encoded(reply));
@@ -162,7 +177,18 @@ impl Shard {
             return Err(Wait::Capacity);
         }
         self.fetch_blocks(key, &command)?;
-        self.execute_command(key, command)
+        self.execute_command(key, command)?;
+        ShardMetrics::add(&self.metrics().total_commands, 1);
+        if let Some(kind) = kind {
+            // The command's own time on the loop, as Redis's commandstats measure it: a
+            // request that waited (for blocks, a peer or room) counts its last run only.
+            let us = started.elapsed().as_micros() as u64;
+            let metrics = self.metrics();
+            ShardMetrics::add(&metrics.command_calls[kind as usize], 1);
+            ShardMetrics::add(&metrics.command_usec[kind as usize], us);
+            metrics.latencies().record_command(kind, us);
+        }
+        Ok(())
     }
 
     /// Submits the block reads the command's local lookups need, unless its reads just
@@ -302,6 +328,7 @@ impl Shard {
             Command::Multi => self.multi(key),
             Command::Exec => self.exec(key)?,
             Command::Discard => self.discard(key),
+            Command::Auth { username, password } => self.auth(key, username, password),
             Command::RandomKey => {
                 let ops = vec![Op::RandomKey; self.shards];
                 self.scatter(key, Reply::RandomKey(Vec::new()), &ops)?;

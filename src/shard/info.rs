@@ -52,9 +52,9 @@ impl Shard {
 }
 
 /// Whether `INFO sections` includes section `name`: named, or `all`/`everything`, or
-/// `default` or no argument (every section but `commandstats`).
+/// `default` or no argument (every section but `commandstats` and `latencystats`).
 fn wants_section(sections: &[&[u8]], name: &str) -> bool {
-    let default = name != "commandstats";
+    let default = name != "commandstats" && name != "latencystats";
     (sections.is_empty() && default)
         || sections.iter().any(|s| {
             s.eq_ignore_ascii_case(name.as_bytes())
@@ -75,7 +75,7 @@ pub(super) fn keyspace_section(out: &mut String, keys: i64) {
 
 /// `INFO [section ...]` text but `# Keyspace` ([`keyspace_section`], which needs every
 /// shard): sections `server`, `clients`, `memory`, `persistence`, `stats`,
-/// `commandstats`; `all`/`everything`/none gives every section. Counters are summed over
+/// `commandstats`, `latencystats`; `all`/`everything`/none gives every section. Counters are summed over
 /// all shards. Lines end in CRLF as Redis's do.
 pub fn info_text(shared: &Shared, sections: &[&[u8]]) -> String {
     let wants = |name: &str| wants_section(sections, name);
@@ -122,12 +122,16 @@ pub fn info_text(shared: &Shared, sections: &[&[u8]]) -> String {
             sum(m, |s| &s.backpressure_events),
             sum(m, |s| &s.forwarded_requests),
         );
-        command_counts(&mut out, m);
         out.push_str("\r\n");
     }
     if wants("commandstats") {
         out.push_str("# Commandstats\r\n");
         command_counts(&mut out, m);
+        out.push_str("\r\n");
+    }
+    if wants("latencystats") {
+        out.push_str("# Latencystats\r\n");
+        latency_percentiles(&mut out, m);
         out.push_str("\r\n");
     }
     out
@@ -174,13 +178,71 @@ pub fn bytes_to_human(bytes: u64) -> String {
     unreachable!("the last unit takes every size")
 }
 
+/// `cmdstat_<name>:calls=N,usec=N,usec_per_call=N.NN,rejected_calls=N` per command that
+/// ran or was refused, in Redis 7.0's format. (Redis's `failed_calls`, errors raised while
+/// running, is not tracked and so not printed.)
 fn command_counts(out: &mut String, m: &[ShardMetrics]) {
     for kind in CommandKind::ALL {
-        let calls = sum(m, |s| &s.command_calls[kind as usize]);
-        if calls > 0 {
-            let _ = write!(out, "cmdstat_{}:calls={calls}\r\n", kind.name());
+        let i = kind as usize;
+        let calls = sum(m, |s| &s.command_calls[i]);
+        let rejected = sum(m, |s| &s.command_rejected[i]);
+        if calls == 0 && rejected == 0 {
+            continue;
+        }
+        let usec = sum(m, |s| &s.command_usec[i]);
+        let per_call = if calls == 0 {
+            0.0
+        } else {
+            usec as f64 / calls as f64
+        };
+        let _ = write!(
+            out,
+            "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={rejected}\r\n",
+            kind.name()
+        );
+    }
+}
+
+/// `latency_percentiles_usec_<name>:p50=N,p99=N,p99.9=N` per command that ran, from the
+/// shards' histograms merged, in Redis 7.0's format.
+fn latency_percentiles(out: &mut String, m: &[ShardMetrics]) {
+    for kind in CommandKind::ALL {
+        let Some(merged) = merged_command_latency(m, kind) else {
+            continue;
+        };
+        let _ = write!(out, "latency_percentiles_usec_{}:", kind.name());
+        for (i, (label, quantile)) in LATENCY_PERCENTILES.iter().enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            let _ = write!(
+                out,
+                "{sep}{label}={:.3}",
+                merged.value_at_quantile(*quantile) as f64
+            );
+        }
+        out.push_str("\r\n");
+    }
+}
+
+/// The percentiles `INFO latencystats` prints, as Redis 7.0's default
+/// `latency-tracking-info-percentiles "50 99 99.9"`.
+pub const LATENCY_PERCENTILES: [(&str, f64); 3] = [("p50", 0.50), ("p99", 0.99), ("p99.9", 0.999)];
+
+/// The execution latencies of `kind` over all shards; `None` if it never ran.
+pub fn merged_command_latency(
+    m: &[ShardMetrics],
+    kind: CommandKind,
+) -> Option<hdrhistogram::Histogram<u64>> {
+    let mut merged: Option<hdrhistogram::Histogram<u64>> = None;
+    for shard in m {
+        let latencies = shard.latencies();
+        if let Some(h) = &latencies.command_us[kind as usize] {
+            match merged.as_mut() {
+                Some(total) => total.add(h).expect("histograms of one shape"),
+                None => merged = Some(h.clone()),
+            }
         }
     }
+    merged
 }
 
 fn persistence(out: &mut String, m: &[ShardMetrics], config: &ServerConfig) {

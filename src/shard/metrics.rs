@@ -1,8 +1,12 @@
 //! Per-shard counters, written only by their shard (relaxed atomics) and summed by any
-//! shard that answers `INFO`. No lock is taken on the data path.
+//! shard that answers `INFO` (or the metrics endpoint). Counters take no lock; the latency
+//! histograms ([`Latencies`]) take their shard's own mutex, which only a reader of `INFO
+//! latencystats` or `/metrics` ever contends for.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+
+use hdrhistogram::Histogram;
 
 use crate::command::CommandKind;
 
@@ -19,6 +23,13 @@ pub struct ShardMetrics {
     pub total_commands: AtomicU64,
     /// Commands per [`CommandKind`], by its `repr`.
     pub command_calls: CommandCounters,
+    /// Microseconds spent executing each [`CommandKind`] (`INFO commandstats` `usec`).
+    pub command_usec: CommandCounters,
+    /// Calls of each [`CommandKind`] refused before running: a wrong argument count or
+    /// syntax, or `NOAUTH` (`rejected_calls`).
+    pub command_rejected: CommandCounters,
+    /// Execution latency per command, WAL fdatasync latency and group-commit batch sizes.
+    pub latencies: Mutex<Latencies>,
     /// Unknown or malformed commands.
     pub command_errors: AtomicU64,
     /// Times a connection stopped being read because its unsent replies passed the cap.
@@ -93,7 +104,55 @@ impl std::ops::Index<usize> for CommandCounters {
     }
 }
 
+/// Latency distributions of one shard ([HdrHistogram], two significant digits).
+///
+/// [HdrHistogram]: https://hdrhistogram.github.io/HdrHistogram/
+pub struct Latencies {
+    /// Execution time of each [`CommandKind`] in microseconds, by `repr`; created at the
+    /// first call.
+    pub command_us: Vec<Option<Histogram<u64>>>,
+    /// From submitting a WAL batch's write to its fdatasync's completion, in microseconds.
+    pub wal_sync_us: Histogram<u64>,
+    /// Bytes per group-commit batch.
+    pub wal_batch_bytes: Histogram<u64>,
+}
+
+/// Significant digits of every latency histogram: 1% resolution.
+const HISTOGRAM_DIGITS: u8 = 2;
+
+/// A histogram for values from 1 up to `max`, saturating above.
+pub fn histogram(max: u64) -> Histogram<u64> {
+    Histogram::new_with_bounds(1, max, HISTOGRAM_DIGITS).expect("valid histogram bounds")
+}
+
+/// Longest latency a histogram tells apart: one minute, in microseconds.
+pub const LATENCY_US_MAX: u64 = 60_000_000;
+
+impl Default for Latencies {
+    fn default() -> Self {
+        Self {
+            command_us: (0..CommandKind::ALL.len()).map(|_| None).collect(),
+            wal_sync_us: histogram(LATENCY_US_MAX),
+            wal_batch_bytes: histogram(1 << 40),
+        }
+    }
+}
+
+impl Latencies {
+    /// Records one execution of `kind` that took `us` microseconds.
+    pub fn record_command(&mut self, kind: CommandKind, us: u64) {
+        self.command_us[kind as usize]
+            .get_or_insert_with(|| histogram(LATENCY_US_MAX))
+            .saturating_record(us.max(1));
+    }
+}
+
 impl ShardMetrics {
+    /// Locks the shard's latency histograms (a poisoned lock still holds valid counts).
+    pub fn latencies(&self) -> std::sync::MutexGuard<'_, Latencies> {
+        self.latencies.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Adds `n` to a counter.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);

@@ -46,7 +46,7 @@ mod committer;
 pub mod conn;
 mod exec;
 mod fetch;
-mod info;
+pub(crate) mod info;
 pub mod mesh;
 pub mod metrics;
 mod multi;
@@ -99,6 +99,8 @@ pub struct Shared {
     pub shutdown_requested: EventFd,
     /// Source of client ids.
     pub next_client_id: AtomicU64,
+    /// Client connections open across all shards, checked against `maxclients` at accept.
+    pub clients: AtomicUsize,
     /// When the server started.
     pub started: Instant,
 }
@@ -129,6 +131,12 @@ pub struct Shard {
     epoll: Epoll,
     ring: Ring,
     listener: Option<TcpListener>,
+    /// A descriptor held in reserve (on `/dev/null`) and let go when `accept` runs out of
+    /// descriptors, so a queued connection can still be taken, told why and closed
+    /// instead of waiting for an edge-triggered readiness that never comes again.
+    reserve_fd: Option<std::fs::File>,
+    /// When idle clients are next looked for (`--timeout`).
+    next_idle_sweep: Instant,
     links: Links,
     /// Requests in flight to each peer (sent, reply not yet received).
     in_flight_to: Vec<usize>,
@@ -230,6 +238,8 @@ impl Shard {
             epoll,
             ring,
             listener: Some(listener),
+            reserve_fd: std::fs::File::open("/dev/null").ok(),
+            next_idle_sweep: Instant::now(),
             links,
             in_flight_to: vec![0; shards],
             outbox: (0..shards).map(|_| VecDeque::new()).collect(),
@@ -297,6 +307,7 @@ impl Shard {
             }
             self.send_outbox();
             self.write_dirty();
+            self.close_idle_clients();
             self.publish_store_stats();
             if self.draining && self.drained() {
                 break;
@@ -318,10 +329,14 @@ impl Shard {
         if self.draining || !self.blocked.is_empty() || self.store.flush_encoding() {
             return 1;
         }
-        if let Some(left) = self.committer.periodic_wait(&self.store) {
-            return left.as_millis().min(i32::MAX as u128) as i32;
+        let waits = [
+            self.committer.periodic_wait(&self.store),
+            self.idle_sweep_wait(),
+        ];
+        match waits.into_iter().flatten().min() {
+            Some(left) => left.as_millis().min(i32::MAX as u128) as i32,
+            None => -1,
         }
-        -1
     }
 
     /// Group commit, the next memtable flush and a due periodic fdatasync, unless poisoned.
@@ -415,18 +430,47 @@ impl Shard {
                 Ok((stream, _)) => stream,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if is_out_of_descriptors(&e) && self.reserve_fd.is_some() => {
+                    // Edge-triggered: the queued connections would never be reported
+                    // again. Free the reserve, take one, refuse it, take the reserve back.
+                    self.reserve_fd = None;
+                    let taken = listener.accept();
+                    let more = match taken {
+                        Ok((stream, _)) => {
+                            tracing::warn!(
+                                shard = self.id.0,
+                                "out of file descriptors ({e}): refusing a client"
+                            );
+                            self.refuse(stream);
+                            true
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+                        Err(e) => {
+                            tracing::warn!(shard = self.id.0, "accept failed: {e}");
+                            false
+                        }
+                    };
+                    // Only now, with the refused socket closed, is a descriptor free again.
+                    self.reserve_fd = std::fs::File::open("/dev/null").ok();
+                    if more {
+                        continue;
+                    }
+                    return;
+                }
                 Err(e) => {
-                    // EMFILE and friends: log and retry on the next readiness edge.
                     tracing::warn!(shard = self.id.0, "accept failed: {e}");
                     return;
                 }
             };
             let open = self.conns.len() - self.free_conns.len();
             if open >= self.config().clients_per_shard_max {
-                ShardMetrics::add(&self.metrics().rejected_connections, 1);
-                let mut stream = stream;
-                let _ =
-                    io::Write::write_all(&mut stream, b"-ERR max number of clients reached\r\n");
+                self.refuse(stream);
+                continue;
+            }
+            let clients = self.shared.clients.fetch_add(1, Ordering::Relaxed);
+            if clients >= self.config().access.clients_max {
+                self.shared.clients.fetch_sub(1, Ordering::Relaxed);
+                self.refuse(stream);
                 continue;
             }
             if stream.set_nonblocking(true).is_err() {
@@ -450,11 +494,20 @@ impl Shard {
             }
             let client_id = self.shared.next_client_id.fetch_add(1, Ordering::Relaxed);
             let parser = RequestParser::new(self.config().limits);
-            self.conns[index as usize] = Some(Conn::new(stream, gen, client_id, parser));
+            let mut conn = Conn::new(stream, gen, client_id, parser);
+            conn.authenticated = self.config().access.requirepass.is_none();
+            self.conns[index as usize] = Some(conn);
             ShardMetrics::add(&self.metrics().connected_clients, 1);
             ShardMetrics::add(&self.metrics().total_connections, 1);
             self.ready.push((index, gen));
         }
+    }
+
+    /// Tells a client over a connection limit (or when descriptors ran out) why, as
+    /// Redis does, and closes it.
+    fn refuse(&mut self, mut stream: std::net::TcpStream) {
+        ShardMetrics::add(&self.metrics().rejected_connections, 1);
+        let _ = io::Write::write_all(&mut stream, b"-ERR max number of clients reached\r\n");
     }
 
     fn close_conn(&mut self, (index, gen): (u32, u32)) {
@@ -465,6 +518,7 @@ impl Shard {
             // Dropping the socket closes it, which also removes it from epoll.
             *slot = None;
             self.free_conns.push(index);
+            self.shared.clients.fetch_sub(1, Ordering::Relaxed);
             self.metrics()
                 .connected_clients
                 .fetch_sub(1, Ordering::Relaxed);
@@ -839,4 +893,9 @@ impl Shard {
             u64::from(stats.compaction_error.is_some()),
         );
     }
+}
+
+/// Whether `accept` failed for lack of file descriptors (per process or system-wide).
+fn is_out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }

@@ -19,6 +19,11 @@ impl RedisServer {
     /// Starts it and waits until it accepts connections; fails the test with a clear
     /// message if Redis is not installed (`.ci/run` installs it).
     pub fn start() -> RedisServer {
+        Self::start_with(&[])
+    }
+
+    /// Starts it with `extra` configuration arguments (e.g. `--requirepass pw`).
+    pub fn start_with(extra: &[&str]) -> RedisServer {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("find a free port")
@@ -26,6 +31,7 @@ impl RedisServer {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .args(extra)
             .stdout(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
