@@ -94,11 +94,41 @@ pub enum CommandKind {
     Discard,
     /// AUTH.
     Auth,
+    /// TS.CREATE (RedisTimeSeries; see [`crate::timeseries`]).
+    TsCreate,
+    /// TS.ALTER.
+    TsAlter,
+    /// TS.ADD.
+    TsAdd,
+    /// TS.MADD.
+    TsMAdd,
+    /// TS.INCRBY.
+    TsIncrBy,
+    /// TS.DECRBY.
+    TsDecrBy,
+    /// TS.DEL.
+    TsDel,
+    /// TS.GET.
+    TsGet,
+    /// TS.RANGE.
+    TsRange,
+    /// TS.REVRANGE.
+    TsRevRange,
+    /// TS.INFO.
+    TsInfo,
+    /// TS.MGET.
+    TsMGet,
+    /// TS.MRANGE.
+    TsMRange,
+    /// TS.MREVRANGE.
+    TsMRevRange,
+    /// TS.QUERYINDEX.
+    TsQueryIndex,
 }
 
 impl CommandKind {
     /// Every kind, in `repr` order.
-    pub const ALL: [CommandKind; 40] = [
+    pub const ALL: [CommandKind; 55] = [
         Self::Ping,
         Self::Echo,
         Self::Quit,
@@ -139,6 +169,21 @@ impl CommandKind {
         Self::Exec,
         Self::Discard,
         Self::Auth,
+        Self::TsCreate,
+        Self::TsAlter,
+        Self::TsAdd,
+        Self::TsMAdd,
+        Self::TsIncrBy,
+        Self::TsDecrBy,
+        Self::TsDel,
+        Self::TsGet,
+        Self::TsRange,
+        Self::TsRevRange,
+        Self::TsInfo,
+        Self::TsMGet,
+        Self::TsMRange,
+        Self::TsMRevRange,
+        Self::TsQueryIndex,
     ];
 
     /// The lower-case command name, as Redis prints it in errors and `INFO commandstats`.
@@ -184,6 +229,21 @@ impl CommandKind {
             Self::Exec => "exec",
             Self::Discard => "discard",
             Self::Auth => "auth",
+            Self::TsCreate => "ts.create",
+            Self::TsAlter => "ts.alter",
+            Self::TsAdd => "ts.add",
+            Self::TsMAdd => "ts.madd",
+            Self::TsIncrBy => "ts.incrby",
+            Self::TsDecrBy => "ts.decrby",
+            Self::TsDel => "ts.del",
+            Self::TsGet => "ts.get",
+            Self::TsRange => "ts.range",
+            Self::TsRevRange => "ts.revrange",
+            Self::TsInfo => "ts.info",
+            Self::TsMGet => "ts.mget",
+            Self::TsMRange => "ts.mrange",
+            Self::TsMRevRange => "ts.mrevrange",
+            Self::TsQueryIndex => "ts.queryindex",
         }
     }
 
@@ -219,6 +279,11 @@ impl CommandKind {
             | Self::StrLen
             | Self::Touch => &["readonly", "fast"],
             Self::Scan | Self::Keys | Self::GetRange | Self::RandomKey => &["readonly"],
+            Self::TsCreate | Self::TsAlter | Self::TsAdd | Self::TsMAdd => &["write", "denyoom"],
+            Self::TsIncrBy | Self::TsDecrBy => &["write", "denyoom"],
+            Self::TsDel => &["write"],
+            Self::TsGet | Self::TsRange | Self::TsRevRange | Self::TsInfo => &["readonly"],
+            Self::TsMGet | Self::TsMRange | Self::TsMRevRange | Self::TsQueryIndex => &["readonly"],
         }
     }
 
@@ -243,6 +308,8 @@ impl CommandKind {
             | Self::SetNx => (1, 1, 1),
             Self::Del | Self::Exists | Self::MGet | Self::Unlink | Self::Touch => (1, -1, 1),
             Self::MSet | Self::MSetNx => (1, -1, 2),
+            Self::TsMAdd => (1, -1, 3),
+            kind if kind.is_series() && !kind.is_multi_series() => (1, 1, 1),
             _ => (0, 0, 0),
         }
     }
@@ -251,6 +318,32 @@ impl CommandKind {
     /// poisoned or stalled).
     pub fn is_write(self) -> bool {
         self.flags().contains(&"write")
+    }
+
+    /// Whether the command is a time-series command, run by [`crate::timeseries`].
+    pub fn is_series(self) -> bool {
+        matches!(
+            self,
+            Self::TsCreate
+                | Self::TsAlter
+                | Self::TsAdd
+                | Self::TsMAdd
+                | Self::TsIncrBy
+                | Self::TsDecrBy
+                | Self::TsDel
+                | Self::TsGet
+                | Self::TsRange
+                | Self::TsRevRange
+                | Self::TsInfo
+        ) || self.is_multi_series()
+    }
+
+    /// Whether the command is a label-filtered time-series command, sent to every shard.
+    pub fn is_multi_series(self) -> bool {
+        matches!(
+            self,
+            Self::TsMGet | Self::TsMRange | Self::TsMRevRange | Self::TsQueryIndex
+        )
     }
 
     /// Arity in Redis's convention: `n > 0` exactly n arguments including the name,
@@ -289,6 +382,14 @@ impl CommandKind {
             Self::Unlink | Self::Touch => -2,
             Self::RandomKey | Self::Multi | Self::Exec | Self::Discard => 1,
             Self::Auth => -2,
+            // RedisTimeSeries 1.10's `RedisModule_CreateCommand` arities.
+            Self::TsCreate | Self::TsAlter | Self::TsGet | Self::TsInfo => -2,
+            Self::TsAdd | Self::TsMAdd | Self::TsRange | Self::TsRevRange => -4,
+            Self::TsIncrBy | Self::TsDecrBy => -3,
+            Self::TsDel => 4,
+            Self::TsMGet => -3,
+            Self::TsMRange | Self::TsMRevRange => -5,
+            Self::TsQueryIndex => -2,
         }
     }
 
@@ -401,6 +502,8 @@ pub enum Command<'a> {
         /// The password.
         password: &'a [u8],
     },
+    /// A time-series command: its kind and its arguments after the name.
+    Series(CommandKind, Vec<&'a [u8]>),
 }
 
 /// The arguments of `SCAN`.
@@ -515,6 +618,12 @@ fn parse_known<'a>(kind: CommandKind, args: &[&'a [u8]]) -> Result<Command<'a>, 
         | CommandKind::GetDel
         | CommandKind::SetNx
         | CommandKind::MSetNx => strings::parse(kind, rest),
+        kind => {
+            if kind == CommandKind::TsMAdd && !rest.len().is_multiple_of(3) {
+                return Err(wrong_arity(kind.name()));
+            }
+            Ok(Command::Series(kind, rest.to_vec()))
+        }
     }
 }
 

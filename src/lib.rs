@@ -28,6 +28,8 @@
 //!   compaction core, the one writer of manifests; [`block_cache`] keeps the data blocks
 //!   point lookups read; [`glob`] is Redis's pattern matching for `SCAN`, `KEYS` and `CONFIG`.
 //! * [`engine`] is the same storage engine as a library, driven with blocking I/O.
+//! * [`timeseries`] is the RedisTimeSeries command set: series stored as Gorilla-compressed
+//!   chunks in the shard's LSM tree, behind a reserved key prefix.
 //! * [`shard`] is the per-core event loop: connections, cross-shard queues, group commit.
 //! * [`listener`] binds the shards' listening sockets and keeps a second server off the port.
 //! * [`datadir`] is the data directory's layout: the `TSKV` shard count, the `LOCK`, the
@@ -55,5 +57,6 @@ pub mod server;
 pub mod shard;
 pub mod sstable;
 pub mod store;
+pub mod timeseries;
 pub mod version;
 pub mod wal;

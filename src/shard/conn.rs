@@ -29,6 +29,10 @@ pub enum Reply {
     Scan(Option<(u64, Vec<Vec<u8>>)>),
     /// `KEYS`: every shard's matching keys, concatenated.
     Keys(Vec<Vec<u8>>),
+    /// `TS.MADD`: one encoded reply per part, in part order.
+    Parts(Vec<Option<Vec<u8>>>),
+    /// `TS.MGET`, `TS.MRANGE`, `TS.QUERYINDEX`: every shard's entries, replied in key order.
+    Entries(Vec<(Vec<u8>, Vec<u8>)>),
     /// `TYPE`: from the key's existence, `string` or `none`.
     Type(Option<bool>),
     /// `INFO` with its keyspace section: the other sections' text, and the live keys
@@ -91,6 +95,9 @@ impl Slot {
             | Reply::RandomKey(keys) => keys.iter().map(Vec::len).sum(),
             Reply::Info { text, .. } => text.len(),
             Reply::Exec(replies) => replies.iter().map(|(slot, _)| slot.held_bytes()).sum(),
+            Reply::Single(Some(OpResult::Encoded(bytes))) => bytes.len(),
+            Reply::Parts(parts) => parts.iter().flatten().map(Vec::len).sum(),
+            Reply::Entries(entries) => entries.iter().map(|(k, e)| k.len() + e.len()).sum(),
             _ => 0,
         }
     }
@@ -106,6 +113,14 @@ impl Slot {
             (Reply::Values(values), OpResult::Value(value)) => {
                 if let Some(entry) = values.get_mut(part as usize) {
                     *entry = value;
+                }
+            }
+            // MGET answers nil for a key of another type, as Redis.
+            (Reply::Values(_), OpResult::WrongType) => {}
+            (Reply::Entries(all), OpResult::Entries(mut entries)) => all.append(&mut entries),
+            (Reply::Parts(parts), OpResult::Encoded(bytes)) => {
+                if let Some(entry) = parts.get_mut(part as usize) {
+                    *entry = Some(bytes);
                 }
             }
             (Reply::Sum(total), OpResult::Int(n)) => *total += n,
@@ -161,6 +176,22 @@ impl Slot {
             }
             Reply::Scan(None) => resp::error(out, "ERR internal error: missing reply"),
             Reply::Keys(keys) => encode_keys(out, &keys),
+            Reply::Entries(mut entries) => {
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                resp::array_header(out, entries.len());
+                for (_, entry) in entries {
+                    out.extend_from_slice(&entry);
+                }
+            }
+            Reply::Parts(parts) => {
+                resp::array_header(out, parts.len());
+                for part in parts {
+                    match part {
+                        Some(bytes) => out.extend_from_slice(&bytes),
+                        None => resp::error(out, "ERR internal error: missing reply"),
+                    }
+                }
+            }
             Reply::Type(Some(true)) => out.extend_from_slice(b"+string\r\n"),
             Reply::Type(Some(false)) => out.extend_from_slice(b"+none\r\n"),
             Reply::Type(None) => resp::error(out, "ERR internal error: missing reply"),
@@ -205,6 +236,11 @@ fn encode_result(out: &mut Vec<u8>, proto: Protocol, result: Option<OpResult>) {
         Some(OpResult::Ok) => out.extend_from_slice(b"+OK\r\n"),
         Some(OpResult::Err(message)) => resp::error(out, &message),
         Some(OpResult::Keys { keys, .. }) => encode_keys(out, &keys),
+        Some(OpResult::Encoded(bytes)) => out.extend_from_slice(&bytes),
+        Some(OpResult::WrongType) => resp::error(out, crate::timeseries::exec::WRONGTYPE),
+        Some(OpResult::Entries(_)) => {
+            resp::error(out, "ERR internal error: entries in a single reply")
+        }
         Some(OpResult::Batch(_)) => resp::error(out, "ERR internal error: batch result"),
         None => resp::error(out, "ERR internal error: missing reply"),
     }
@@ -470,7 +506,7 @@ impl Conn {
     pub fn apply_remote(&mut self, id: u64, part: u32, result: OpResult) -> bool {
         self.remote_parts_in_flight = self.remote_parts_in_flight.saturating_sub(1);
         let reply_bytes = match &result {
-            OpResult::Value(Some(value)) => value.len(),
+            OpResult::Value(Some(value)) | OpResult::Encoded(value) => value.len(),
             _ => 0,
         };
         // Grow at once for a large reply, shrink slowly for small ones.

@@ -160,6 +160,9 @@ impl Shard {
                 return Ok(());
             }
         };
+        if kind.is_some_and(|k| self.refused_reserved_key(key, k, args)) {
+            return Ok(());
+        }
         // A poisoned shard refuses writes where they execute (`run_op`), so that a write
         // to a key of a healthy shard still succeeds through this shard's connections.
         if kind.is_some_and(CommandKind::is_write)
@@ -311,10 +314,7 @@ impl Shard {
                     cursor: args.cursor,
                     count: args.count,
                     pattern: args.pattern,
-                    // Every key is a string today.
-                    type_matches: args
-                        .type_name
-                        .is_none_or(|t| t.eq_ignore_ascii_case(b"string")),
+                    type_name: args.type_name,
                 };
                 self.scatter(key, Reply::Scan(None), &[op])?;
             }
@@ -322,7 +322,8 @@ impl Shard {
                 let ops = vec![Op::Keys(pattern); self.shards];
                 self.scatter(key, Reply::Keys(Vec::new()), &ops)?;
             }
-            Command::Type(k) => self.scatter(key, Reply::Type(None), &[Op::Exists(k)])?,
+            Command::Type(k) => self.series_command(key, CommandKind::Type, &[k])?,
+            Command::Series(kind, args) => self.series_command(key, kind, &args)?,
             Command::Strings(op) => self.string_command(key, op)?,
             Command::Multi => self.multi(key),
             Command::Exec => self.exec(key)?,
@@ -355,7 +356,10 @@ impl Shard {
             Op::Get(k) | Op::Exists(k) | Op::Del(k) | Op::Set { key: k, .. } => {
                 mesh::shard_of(k, shards)
             }
-            Op::DbSize | Op::Keys(_) | Op::RandomKey | Op::ClientList => ShardId(part),
+            Op::Series { key: k, .. } => mesh::shard_of(k, shards),
+            Op::DbSize | Op::Keys(_) | Op::RandomKey | Op::ClientList | Op::SeriesAll { .. } => {
+                ShardId(part)
+            }
             Op::Scan { shard, .. } => *shard,
             Op::Strings(op) => mesh::shard_of(op.keys()[0], shards),
             Op::Batch { shard, .. } => *shard,
@@ -446,6 +450,7 @@ impl Shard {
         let is_write = match op {
             Op::Set { .. } | Op::Del(_) => true,
             Op::Strings(op) => op.writes(),
+            Op::Series { writes, .. } => *writes,
             _ => false,
         };
         if is_write {
@@ -455,13 +460,22 @@ impl Shard {
         }
         match *op {
             Op::Get(k) => match self.store.get(k) {
-                Ok(Some(found)) => (OpResult::Value(found.value), found.seq),
-                Ok(None) => (OpResult::Value(None), SeqNo(0)),
+                Ok(Some(found)) if found.value.is_some() => {
+                    (OpResult::Value(found.value), found.seq)
+                }
+                Ok(string) => match self.series_on_miss(k, string) {
+                    Ok((true, gate)) => (OpResult::WrongType, gate),
+                    Ok((false, gate)) => (OpResult::Value(None), gate),
+                    Err(e) => (OpResult::Err(storage_error(&e)), SeqNo(0)),
+                },
                 Err(e) => (OpResult::Err(storage_error(&e)), SeqNo(0)),
             },
             Op::Exists(k) => match self.store.get(k) {
-                Ok(Some(found)) => (OpResult::Int(found.value.is_some() as i64), found.seq),
-                Ok(None) => (OpResult::Int(0), SeqNo(0)),
+                Ok(Some(found)) if found.value.is_some() => (OpResult::Int(1), found.seq),
+                Ok(string) => match self.series_on_miss(k, string) {
+                    Ok((exists, gate)) => (OpResult::Int(i64::from(exists)), gate),
+                    Err(e) => (OpResult::Err(storage_error(&e)), SeqNo(0)),
+                },
                 Err(e) => (OpResult::Err(storage_error(&e)), SeqNo(0)),
             },
             Op::Set {
@@ -483,14 +497,7 @@ impl Shard {
                 let seq = self.store.put(key, value);
                 (OpResult::Ok, seq)
             }
-            Op::Del(k) => match self.store.get(k) {
-                Ok(Some(found)) if found.value.is_some() => {
-                    let seq = self.store.delete(k);
-                    (OpResult::Int(1), seq)
-                }
-                Ok(found) => (OpResult::Int(0), found.map_or(SeqNo(0), |f| f.seq)),
-                Err(e) => (OpResult::Err(storage_error(&e)), SeqNo(0)),
-            },
+            Op::Del(k) => self.del_op(k),
             Op::DbSize => match self.live_keys() {
                 Ok(n) => (OpResult::Int(n as i64), self.store.last_seq()),
                 Err(e) => (OpResult::Err(storage_error(&e)), SeqNo(0)),
@@ -501,7 +508,7 @@ impl Shard {
                 cursor,
                 count,
                 pattern,
-                type_matches,
+                type_name,
             } => {
                 let step = scan::ScanStep {
                     shard,
@@ -509,7 +516,7 @@ impl Shard {
                     cursor,
                     count,
                     pattern,
-                    type_matches,
+                    type_name,
                 };
                 let result = scan::scan_step(&self.store, &mut self.scan_positions, step);
                 (result, self.store.last_seq())
@@ -518,6 +525,8 @@ impl Shard {
                 scan::matching_keys(&self.store, pattern),
                 self.store.last_seq(),
             ),
+            Op::Series { request, .. } => self.series_op(request),
+            Op::SeriesAll { request } => self.series_all_op(request),
             Op::Strings(ref op) => {
                 let value_bytes_max = self.config().limits.bulk_bytes_max;
                 strings::run(&mut self.store, op, value_bytes_max)
@@ -629,6 +638,7 @@ fn read_keys<'c>(command: &'c Command<'_>) -> smallvec::SmallVec<[&'c [u8]; 8]> 
             keys.iter().copied().collect()
         }
         Command::Strings(op) => op.keys().into_iter().collect(),
+        Command::Series(kind, args) if !kind.is_multi_series() => smallvec::smallvec![args[0]],
         _ => smallvec::SmallVec::new(),
     }
 }

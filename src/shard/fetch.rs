@@ -73,7 +73,9 @@ impl Fetches {
 /// several for `MSETNX`).
 pub(super) fn read_keys<'k>(op: &Op<&'k [u8]>) -> smallvec::SmallVec<[&'k [u8]; 2]> {
     match op {
-        Op::Get(k) | Op::Exists(k) | Op::Del(k) => smallvec::smallvec![*k],
+        Op::Get(k) | Op::Exists(k) | Op::Del(k) | Op::Series { key: k, .. } => {
+            smallvec::smallvec![*k]
+        }
         Op::Set { key, condition, .. } if *condition != crate::command::SetCondition::Always => {
             smallvec::smallvec![*key]
         }
@@ -95,6 +97,9 @@ impl Shard {
         needed.clear();
         for key in keys {
             self.store.blocks_to_fetch(key, &mut needed);
+            // A lookup that misses the string looks for a series of that name.
+            let meta_key = crate::timeseries::keys::meta_key(key);
+            self.store.blocks_to_fetch(&meta_key, &mut needed);
         }
         let mut submitted = 0;
         for fetch in needed.drain(..) {

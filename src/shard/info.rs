@@ -44,7 +44,8 @@ impl Shard {
                 return Ok(count);
             }
         }
-        let count = self.store.len()?;
+        // User keys only: a series counts once, its chunks and samples never.
+        let count = super::scan::user_key_count(&self.store)?;
         self.live_keys_counted = Some((last_seq, count));
         Ok(count)
     }

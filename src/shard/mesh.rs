@@ -50,11 +50,28 @@ pub enum Op<K> {
         count: usize,
         /// `MATCH` pattern.
         pattern: Option<K>,
-        /// `false` when `TYPE` names a type no key has (the scan still advances).
-        type_matches: bool,
+        /// `TYPE`: only keys of this type (`string`, `TSDB-TYPE`); the scan still
+        /// advances over the others.
+        type_name: Option<K>,
     },
     /// Every live key of the shard matching a pattern (`KEYS`).
     Keys(K),
+    /// A time-series request on `key` (and `TYPE`), run by
+    /// [`crate::timeseries::exec::run`].
+    Series {
+        /// The user key: routes the request.
+        key: K,
+        /// The arguments, name first, from [`crate::timeseries::exec::encode_request`].
+        request: K,
+        /// Whether it may write (refused on a poisoned shard).
+        writes: bool,
+    },
+    /// A label-filtered time-series request (`TS.MGET`, `TS.MRANGE`, `TS.QUERYINDEX`),
+    /// sent to every shard ([`crate::timeseries::multi`]).
+    SeriesAll {
+        /// The arguments, name first, from [`crate::timeseries::exec::encode_request`].
+        request: K,
+    },
     /// A string or counter command, run whole by the shard owning its keys.
     Strings(StringOp<K>),
     /// One live key of the shard, picked at random, or none (`RANDOMKEY`).
@@ -95,15 +112,25 @@ impl OwnedOp {
                 cursor,
                 count,
                 pattern,
-                type_matches,
+                type_name,
             } => Op::Scan {
                 shard: *shard,
                 cursor: *cursor,
                 count: *count,
                 pattern: pattern.as_deref(),
-                type_matches: *type_matches,
+                type_name: type_name.as_deref(),
             },
             Op::Keys(p) => Op::Keys(p),
+            Op::Series {
+                key,
+                request,
+                writes,
+            } => Op::Series {
+                key,
+                request,
+                writes: *writes,
+            },
+            Op::SeriesAll { request } => Op::SeriesAll { request },
             Op::Strings(op) => Op::Strings(op.as_borrowed()),
             Op::RandomKey => Op::RandomKey,
             Op::ClientList => Op::ClientList,
@@ -137,15 +164,27 @@ impl Op<&[u8]> {
                 cursor,
                 count,
                 pattern,
-                type_matches,
+                type_name,
             } => Op::Scan {
                 shard,
                 cursor,
                 count,
                 pattern: pattern.map(Into::into),
-                type_matches,
+                type_name: type_name.map(Into::into),
             },
             Op::Keys(p) => Op::Keys(p.into()),
+            Op::Series {
+                key,
+                request,
+                writes,
+            } => Op::Series {
+                key: key.into(),
+                request: request.into(),
+                writes,
+            },
+            Op::SeriesAll { request } => Op::SeriesAll {
+                request: request.into(),
+            },
             Op::Strings(ref op) => Op::Strings(op.to_owned_op()),
             Op::RandomKey => Op::RandomKey,
             Op::ClientList => Op::ClientList,
@@ -177,6 +216,12 @@ pub enum OpResult {
     },
     /// An error reply text without the leading `-`.
     Err(String),
+    /// A complete encoded reply (time-series commands; their errors too).
+    Encoded(Vec<u8>),
+    /// The key holds a series, not a string: `WRONGTYPE` for `GET`, nil in `MGET`.
+    WrongType,
+    /// One shard's part of a multi-series reply: `(key, encoded entry)` per series.
+    Entries(Vec<(Vec<u8>, Vec<u8>)>),
     /// The results of an [`Op::Batch`], one per op.
     Batch(Vec<OpResult>),
 }

@@ -52,6 +52,7 @@ pub mod metrics;
 mod multi;
 pub mod scan;
 mod strings;
+mod ts_route;
 
 use std::collections::VecDeque;
 use std::io;
@@ -169,6 +170,8 @@ pub struct Shard {
     fetches: fetch::Fetches,
     /// Saved positions of the `SCAN` iterations over this shard's keys.
     scan_positions: scan::ScanPositions,
+    /// What this shard keeps in memory about the series it has touched.
+    series: crate::timeseries::series::SeriesCache,
     /// The store version whose counters `INFO` shows (weak: it must not pin old files).
     published_version: std::sync::Weak<crate::version::Version>,
     /// The live key count and the last sequence number it was counted at.
@@ -259,6 +262,7 @@ impl Shard {
             published_version: std::sync::Weak::new(),
             live_keys_counted: None,
             scan_positions: scan::ScanPositions::default(),
+            series: Default::default(),
             fetches: fetch::Fetches::new(shards),
             shared,
         };

@@ -25,6 +25,41 @@
 use super::mesh::{OpResult, ShardId};
 use crate::glob::glob_match;
 use crate::store::ShardStore;
+use crate::timeseries::keys::{self, KeyClass};
+
+/// The user key an entry shows as, with its type name, or `None` for an entry that is not
+/// a live user key (a tombstone, a chunk or sample, a series shadowed by a string).
+fn user_key<'e>(store: &ShardStore, key: &'e [u8], live: bool) -> Option<(&'e [u8], &'static str)> {
+    if !live {
+        return None;
+    }
+    match keys::classify(key) {
+        KeyClass::String => Some((key, "string")),
+        KeyClass::Series(user) => {
+            // A string of the same name shadows the series; it is listed as the string.
+            let shadowed = crate::timeseries::series::string_exists(store, user).unwrap_or(false);
+            (!shadowed).then_some((user, "TSDB-TYPE"))
+        }
+        KeyClass::Internal => None,
+    }
+}
+
+/// Counts the live user keys of `store` (`DBSIZE`): strings and series, never internal
+/// entries.
+///
+/// # Errors
+/// A failed read.
+pub fn user_key_count(store: &ShardStore) -> Result<u64, crate::base::StoreError> {
+    let mut count = 0;
+    for entry in store.scan_from(b"") {
+        let entry = entry?;
+        if entry.key.as_slice() >= keys::USER_KEYS_END.as_slice() {
+            break;
+        }
+        count += u64::from(user_key(store, &entry.key, entry.value.is_some()).is_some());
+    }
+    Ok(count)
+}
 
 /// Saved `SCAN` positions per shard: the iterations that can run at once on it.
 pub const SCAN_POSITIONS_MAX: usize = 4096;
@@ -121,8 +156,8 @@ pub struct ScanStep<'a> {
     pub count: usize,
     /// `MATCH` pattern.
     pub pattern: Option<&'a [u8]>,
-    /// Whether the keys are of the `TYPE` asked for.
-    pub type_matches: bool,
+    /// `TYPE`: only keys of this type (`string`, `TSDB-TYPE`).
+    pub type_name: Option<&'a [u8]>,
 }
 
 /// Runs one `SCAN` step on this shard's `store`: examines up to `count` entries from the
@@ -145,15 +180,22 @@ pub fn scan_step(
             Ok(entry) => entry,
             Err(e) => return OpResult::Err(format!("ERR storage error: {e}")),
         };
+        if entry.key.as_slice() >= keys::USER_KEYS_END.as_slice() {
+            break;
+        }
         if examined == limit {
             next_key = Some(entry.key);
             break;
         }
-        let wanted = entry.value.is_some()
-            && step.type_matches
-            && step.pattern.is_none_or(|p| glob_match(p, &entry.key));
+        let Some((user, type_name)) = user_key(store, &entry.key, entry.value.is_some()) else {
+            continue;
+        };
+        let wanted = step
+            .type_name
+            .is_none_or(|t| t.eq_ignore_ascii_case(type_name.as_bytes()))
+            && step.pattern.is_none_or(|p| glob_match(p, user));
         if wanted {
-            keys.push(entry.key);
+            keys.push(user.to_vec());
         }
     }
     let next_cursor = match next_key {
@@ -175,12 +217,15 @@ pub fn scan_step(
 pub fn matching_keys(store: &ShardStore, pattern: &[u8]) -> OpResult {
     let mut keys = Vec::new();
     for entry in store.scan_from(b"") {
-        match entry {
-            Ok(entry) if entry.value.is_some() && glob_match(pattern, &entry.key) => {
-                keys.push(entry.key);
-            }
-            Ok(_) => {}
+        let entry = match entry {
+            Ok(entry) if entry.key.as_slice() >= keys::USER_KEYS_END.as_slice() => break,
+            Ok(entry) => entry,
             Err(e) => return OpResult::Err(format!("ERR storage error: {e}")),
+        };
+        if let Some((user, _)) = user_key(store, &entry.key, entry.value.is_some()) {
+            if glob_match(pattern, user) {
+                keys.push(user.to_vec());
+            }
         }
     }
     OpResult::Keys {
@@ -198,10 +243,14 @@ pub fn random_key(store: &ShardStore) -> OpResult {
     let start: [u8; 8] = rand::random();
     for from in [&start[..], b""] {
         for entry in store.scan_from(from) {
-            match entry {
-                Ok(entry) if entry.value.is_some() => return OpResult::Value(Some(entry.key)),
-                Ok(_) => {}
+            let entry = match entry {
+                Ok(entry) if entry.key.as_slice() >= keys::USER_KEYS_END.as_slice() => break,
+                Ok(entry) => entry,
                 Err(e) => return OpResult::Err(format!("ERR storage error: {e}")),
+            };
+            // A series shows as its user key; chunks and samples are never picked.
+            if let Some((user, _)) = user_key(store, &entry.key, entry.value.is_some()) {
+                return OpResult::Value(Some(user.to_vec()));
             }
         }
     }

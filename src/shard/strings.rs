@@ -89,10 +89,25 @@ struct Reads {
 
 impl Reads {
     fn get(&mut self, store: &ShardStore, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
-        match store.get(key) {
+        let string = match store.get(key) {
             Ok(Some(found)) => {
                 self.gate = self.gate.max(found.seq);
-                Ok(found.value)
+                found.value
+            }
+            Ok(None) => None,
+            Err(e) => return Err(super::exec::storage_error(&e)),
+        };
+        if string.is_some() {
+            return Ok(string);
+        }
+        // A series of that name: string commands answer WRONGTYPE, as in Redis.
+        match crate::timeseries::series::series_lookup(store, key) {
+            Ok(Some(meta)) => {
+                self.gate = self.gate.max(meta.seq);
+                match meta.value {
+                    Some(_) => Err(crate::timeseries::exec::WRONGTYPE.into()),
+                    None => Ok(None),
+                }
             }
             Ok(None) => Ok(None),
             Err(e) => Err(super::exec::storage_error(&e)),

@@ -153,6 +153,14 @@ fn build(
         let old = Engine::open(&dir, Options::default())?;
         for entry in old.scan::<_, &[u8]>(..) {
             let (key, value) = entry?;
+            if key.first() == Some(&tskv::timeseries::keys::RESERVED_PREFIX) {
+                // A series' chunks are keyed by series id, not by its user key, so they
+                // cannot be routed here: refuse rather than scatter them.
+                return Err(ToolError::Usage(format!(
+                    "{} holds time series, which reshard cannot move yet",
+                    dir.display()
+                )));
+            }
             let owner = shard_of(&key, shard_count).0;
             shards[owner].put(&key, &value)?;
             keys_per_shard[owner] += 1;

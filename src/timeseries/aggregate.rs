@@ -1,0 +1,286 @@
+//! `TS.RANGE` aggregation: samples grouped into buckets of `bucket_ms` aligned to
+//! `align_ms`, each folded by one aggregator, as RedisTimeSeries 1.10 defines them
+//! (redis.io, "TS.RANGE": "AGGREGATION aggregator bucketDuration", "ALIGN",
+//! "BUCKETTIMESTAMP", "EMPTY").
+//!
+//! A bucket holding timestamp `t` starts at `t - ((t - align) mod bucket)` (floor modulo),
+//! never below 0. Pure: no storage, tested on its own.
+
+use super::chunk::Sample;
+
+/// The aggregators of `AGGREGATION`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Aggregator {
+    /// Arithmetic mean.
+    Avg,
+    /// Sum.
+    Sum,
+    /// Minimum.
+    Min,
+    /// Maximum.
+    Max,
+    /// Maximum minus minimum.
+    Range,
+    /// Number of samples.
+    Count,
+    /// Value of the earliest sample.
+    First,
+    /// Value of the latest sample.
+    Last,
+    /// Population standard deviation.
+    StdP,
+    /// Sample standard deviation.
+    StdS,
+    /// Population variance.
+    VarP,
+    /// Sample variance.
+    VarS,
+    /// Time-weighted average.
+    Twa,
+}
+
+impl Aggregator {
+    const ALL: [(Self, &'static str); 13] = [
+        (Self::Avg, "avg"),
+        (Self::Sum, "sum"),
+        (Self::Min, "min"),
+        (Self::Max, "max"),
+        (Self::Range, "range"),
+        (Self::Count, "count"),
+        (Self::First, "first"),
+        (Self::Last, "last"),
+        (Self::StdP, "std.p"),
+        (Self::StdS, "std.s"),
+        (Self::VarP, "var.p"),
+        (Self::VarS, "var.s"),
+        (Self::Twa, "twa"),
+    ];
+
+    /// Parses an aggregator name, case-insensitively.
+    pub fn parse(name: &[u8]) -> Option<Self> {
+        Self::ALL
+            .iter()
+            .find(|(_, n)| name.eq_ignore_ascii_case(n.as_bytes()))
+            .map(|(a, _)| *a)
+    }
+
+    /// Folds one bucket's samples (non-empty, in time order).
+    pub fn fold(self, samples: &[Sample]) -> f64 {
+        let n = samples.len() as f64;
+        let values = || samples.iter().map(|s| s.value);
+        let sum: f64 = values().sum();
+        let min = values().fold(f64::INFINITY, f64::min);
+        let max = values().fold(f64::NEG_INFINITY, f64::max);
+        let squares = || {
+            let mean = sum / n;
+            values().map(|v| (v - mean) * (v - mean)).sum::<f64>()
+        };
+        let sample_var = || {
+            if samples.len() > 1 {
+                squares() / (n - 1.0)
+            } else {
+                0.0
+            }
+        };
+        match self {
+            Self::Avg => sum / n,
+            Self::Sum => sum,
+            Self::Min => min,
+            Self::Max => max,
+            Self::Range => max - min,
+            Self::Count => n,
+            Self::First => samples[0].value,
+            Self::Last => samples[samples.len() - 1].value,
+            Self::VarP => squares() / n,
+            Self::StdP => (squares() / n).sqrt(),
+            Self::VarS => sample_var(),
+            Self::StdS => sample_var().sqrt(),
+            Self::Twa => twa(samples),
+        }
+    }
+
+    /// The value reported for an empty bucket with `EMPTY`: 0 for `sum` and `count`, the
+    /// previous bucket's last value for `last`, NaN otherwise.
+    fn empty_value(self, previous_last: f64) -> f64 {
+        match self {
+            Self::Sum | Self::Count => 0.0,
+            Self::Last => previous_last,
+            _ => f64::NAN,
+        }
+    }
+}
+
+/// Time-weighted average inside the bucket: the trapezoid area under the samples over
+/// their time span; one sample is its own value.
+fn twa(samples: &[Sample]) -> f64 {
+    let (first, last) = (samples[0], samples[samples.len() - 1]);
+    if samples.len() == 1 || last.ts_ms == first.ts_ms {
+        return first.value;
+    }
+    let area: f64 = samples
+        .windows(2)
+        .map(|w| (w[0].value + w[1].value) / 2.0 * (w[1].ts_ms - w[0].ts_ms) as f64)
+        .sum();
+    area / (last.ts_ms - first.ts_ms) as f64
+}
+
+/// Which timestamp a bucket is reported at (`BUCKETTIMESTAMP`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BucketTimestamp {
+    /// The bucket's start (`-`, the default).
+    Start,
+    /// Its end (`+`).
+    End,
+    /// Its middle (`~`).
+    Mid,
+}
+
+/// One `AGGREGATION` clause.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Aggregation {
+    /// The aggregator.
+    pub aggregator: Aggregator,
+    /// Bucket duration in milliseconds (> 0).
+    pub bucket_ms: u64,
+    /// A timestamp every bucket boundary is aligned to (`ALIGN`, default 0).
+    pub align_ms: u64,
+    /// `ALIGN +` with `toTimestamp +`: align to the series' last timestamp, known only
+    /// when the query runs.
+    pub align_to_end: bool,
+    /// Where buckets are reported.
+    pub bucket_timestamp: BucketTimestamp,
+    /// `EMPTY`: report empty buckets between non-empty ones too.
+    pub empty: bool,
+}
+
+impl Aggregation {
+    /// The start of the bucket holding `ts_ms`, before clamping at 0 (the first bucket
+    /// may begin before the epoch when the alignment is not a multiple of the duration).
+    fn raw_bucket_start(&self, ts_ms: u64) -> i128 {
+        let diff = i128::from(ts_ms) - i128::from(self.align_ms);
+        i128::from(ts_ms) - diff.rem_euclid(i128::from(self.bucket_ms))
+    }
+
+    /// The start of the bucket holding `ts_ms`, never below 0 (RedisTimeSeries's
+    /// `BucketStartNormalize`).
+    pub fn bucket_start(&self, ts_ms: u64) -> u64 {
+        clamp_ts(self.raw_bucket_start(ts_ms))
+    }
+
+    fn reported_ts(&self, raw_start: i128) -> u64 {
+        let start = clamp_ts(raw_start);
+        match self.bucket_timestamp {
+            BucketTimestamp::Start => start,
+            BucketTimestamp::End => start.saturating_add(self.bucket_ms),
+            BucketTimestamp::Mid => start.saturating_add(self.bucket_ms / 2),
+        }
+    }
+
+    /// Aggregates `samples` (in time order) into `(timestamp, value)` buckets, in time
+    /// order.
+    pub fn apply(&self, samples: &[Sample]) -> Vec<Sample> {
+        let bucket_ms = i128::from(self.bucket_ms);
+        let mut out = Vec::new();
+        let mut previous: Option<(i128, f64)> = None; // (raw bucket start, last value)
+        let mut rest = samples;
+        while let Some(first) = rest.first() {
+            let start = self.raw_bucket_start(first.ts_ms);
+            let end = start + bucket_ms;
+            let len = rest
+                .iter()
+                .take_while(|s| i128::from(s.ts_ms) < end)
+                .count()
+                .max(1);
+            let (bucket, tail) = rest.split_at(len);
+            if let (true, Some((prev_start, prev_last))) = (self.empty, previous) {
+                let mut gap = prev_start + bucket_ms;
+                while gap < start {
+                    out.push(Sample {
+                        ts_ms: self.reported_ts(gap),
+                        value: self.aggregator.empty_value(prev_last),
+                    });
+                    gap += bucket_ms;
+                }
+            }
+            out.push(Sample {
+                ts_ms: self.reported_ts(start),
+                value: self.aggregator.fold(bucket),
+            });
+            previous = Some((start, bucket[bucket.len() - 1].value));
+            rest = tail;
+        }
+        out
+    }
+}
+
+fn clamp_ts(ts: i128) -> u64 {
+    ts.clamp(0, i128::from(u64::MAX)) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(ts_ms: u64, value: f64) -> Sample {
+        Sample { ts_ms, value }
+    }
+
+    fn agg(aggregator: Aggregator, bucket_ms: u64) -> Aggregation {
+        Aggregation {
+            aggregator,
+            bucket_ms,
+            align_ms: 0,
+            align_to_end: false,
+            bucket_timestamp: BucketTimestamp::Start,
+            empty: false,
+        }
+    }
+
+    #[test]
+    fn every_aggregator_on_one_bucket() {
+        let b = [
+            s(0, 2.0),
+            s(2, 4.0),
+            s(4, 4.0),
+            s(6, 4.0),
+            s(8, 5.0),
+            s(9, 5.0),
+            s(10, 7.0),
+            s(11, 9.0),
+        ];
+        let b = &b[..];
+        assert_eq!(Aggregator::Avg.fold(b), 5.0);
+        assert_eq!(Aggregator::Sum.fold(b), 40.0);
+        assert_eq!(Aggregator::Min.fold(b), 2.0);
+        assert_eq!(Aggregator::Max.fold(b), 9.0);
+        assert_eq!(Aggregator::Range.fold(b), 7.0);
+        assert_eq!(Aggregator::Count.fold(b), 8.0);
+        assert_eq!(Aggregator::First.fold(b), 2.0);
+        assert_eq!(Aggregator::Last.fold(b), 9.0);
+        assert_eq!(Aggregator::VarP.fold(b), 4.0);
+        assert_eq!(Aggregator::StdP.fold(b), 2.0);
+        assert!((Aggregator::VarS.fold(b) - 32.0 / 7.0).abs() < 1e-12);
+        assert!((Aggregator::StdS.fold(b) - (32.0f64 / 7.0).sqrt()).abs() < 1e-12);
+        assert_eq!(
+            Aggregator::Twa.fold(&[s(0, 0.0), s(10, 10.0), s(20, 10.0)]),
+            7.5
+        );
+    }
+
+    #[test]
+    fn buckets_align_and_fill_empty_ones() {
+        let samples = [s(1, 1.0), s(5, 2.0), s(31, 3.0)];
+        let mut a = agg(Aggregator::Sum, 10);
+        assert_eq!(a.apply(&samples), vec![s(0, 3.0), s(30, 3.0)]);
+        a.empty = true;
+        assert_eq!(
+            a.apply(&samples),
+            vec![s(0, 3.0), s(10, 0.0), s(20, 0.0), s(30, 3.0)]
+        );
+        a.align_ms = 5;
+        a.empty = false;
+        a.bucket_timestamp = BucketTimestamp::End;
+        assert_eq!(a.apply(&samples), vec![s(10, 1.0), s(15, 2.0), s(35, 3.0)]);
+        assert_eq!(a.bucket_start(1), 0, "a bucket never starts below 0");
+    }
+}

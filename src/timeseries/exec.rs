@@ -1,0 +1,443 @@
+//! Running one time-series request on the shard that owns its key: the requests travel
+//! between shards as bytes ([`encode_request`]), and each returns its complete RESP2 reply
+//! (errors included, so a `TS.MADD` part can fail alone) and the sequence number the reply
+//! must wait for.
+
+use crate::base::SeqNo;
+use crate::resp;
+use crate::shard::mesh::OpResult;
+use crate::store::ShardStore;
+
+use super::args::{self, SeriesOptions, TimestampArg};
+use super::chunk::{ChunkEncoding, Sample};
+use super::meta::{SeriesMeta, CHUNK_SIZE_DEFAULT_BYTES};
+use super::reply;
+use super::series::{self, SeriesCache, SeriesError, SeriesState};
+
+/// Redis's reply for a command on a key of another type.
+pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+const NO_KEY: &str = "ERR TSDB: the key does not exist";
+
+/// Serializes a request's arguments (command name first) for a cross-shard message:
+/// each as `len u32 LE | bytes`.
+pub fn encode_request(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(args.iter().map(|a| a.len() + 4).sum());
+    for arg in args {
+        out.extend_from_slice(&(arg.len() as u32).to_le_bytes());
+        out.extend_from_slice(arg);
+    }
+    out
+}
+
+/// Splits a request made by [`encode_request`] back into its arguments; `None` if the
+/// bytes are not one.
+pub fn decode_request(bytes: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        out.push(rest.get(4..4 + len)?);
+        rest = &rest[4 + len..];
+    }
+    Some(out)
+}
+
+/// Runs `request` (from [`encode_request`]; name, key, arguments) against this shard's
+/// store. Returns the reply and the sequence number it waits for: the last write's, or
+/// for a read everything written so far (a read must not show what a crash could take
+/// back).
+pub fn run(
+    store: &mut ShardStore,
+    cache: &mut SeriesCache,
+    request: &[u8],
+    now_ms: u64,
+) -> (OpResult, SeqNo) {
+    let Some(args) = decode_request(request).filter(|a| a.len() >= 2) else {
+        return (
+            OpResult::Err("ERR internal error: bad time-series request".into()),
+            SeqNo(0),
+        );
+    };
+    let mut out = Vec::new();
+    match dispatch(store, cache, &args, now_ms, &mut out) {
+        Ok(seq) => (OpResult::Encoded(out), seq),
+        // A refusal may rest on state not yet durable: it waits like a read.
+        Err(SeriesError::Refused(text)) => {
+            out.clear();
+            resp::error(&mut out, &text);
+            (OpResult::Encoded(out), store.last_seq())
+        }
+        Err(e) => {
+            cache.forget(args[1]);
+            tracing::error!("time-series storage error: {e}");
+            (OpResult::Err(format!("ERR storage error: {e}")), SeqNo(0))
+        }
+    }
+}
+
+fn refused(text: &str) -> SeriesError {
+    SeriesError::Refused(text.to_string())
+}
+
+fn name_is(args: &[&[u8]], name: &str) -> bool {
+    args[0].eq_ignore_ascii_case(name.as_bytes())
+}
+
+fn dispatch(
+    store: &mut ShardStore,
+    cache: &mut SeriesCache,
+    args: &[&[u8]],
+    now_ms: u64,
+    out: &mut Vec<u8>,
+) -> Result<SeqNo, SeriesError> {
+    let key = args[1];
+    if name_is(args, "TYPE") {
+        let name = if series::string_exists(store, key)? {
+            "string"
+        } else if series::series_exists(store, key)? {
+            "TSDB-TYPE"
+        } else {
+            "none"
+        };
+        resp::simple(out, name);
+        return Ok(store.last_seq());
+    }
+    let rest = &args[1..];
+    // RedisTimeSeries checks these arguments before it looks at the key.
+    if name_is(args, "TS.ADD") || name_is(args, "TS.MADD") {
+        args::parse_value(rest[2]).ok_or_else(|| refused("ERR TSDB: invalid value"))?;
+        args::parse_timestamp(rest[1]).map_err(SeriesError::Refused)?;
+    }
+    let options = if name_is(args, "TS.CREATE") {
+        Some(args::parse_series_options(rest).map_err(SeriesError::Refused)?)
+    } else {
+        None
+    };
+    // A string shadows a series of the same name (SET replaced it).
+    if series::string_exists(store, key)? {
+        return Err(refused(if options.is_some() {
+            "ERR TSDB: key already exists"
+        } else {
+            WRONGTYPE
+        }));
+    }
+    if let Some(options) = options {
+        if series::load(store, cache, key)?.is_some() {
+            return Err(refused("ERR TSDB: key already exists"));
+        }
+        let seq = create(store, cache, key, &options);
+        resp::simple(out, "OK");
+        return Ok(seq);
+    }
+    if name_is(args, "TS.ADD") {
+        return ts_add(store, cache, rest, now_ms, out);
+    }
+    if name_is(args, "TS.INCRBY") || name_is(args, "TS.DECRBY") {
+        return ts_incrby(store, cache, rest, name_is(args, "TS.DECRBY"), now_ms, out);
+    }
+    if name_is(args, "TS.MADD") {
+        let value = args::parse_value(rest[2]).ok_or_else(|| refused("ERR TSDB: invalid value"))?;
+        let ts = args::parse_timestamp(rest[1]).map_err(SeriesError::Refused)?;
+        let state = series::load(store, cache, key)?.ok_or_else(|| refused(NO_KEY))?;
+        let ts_ms = resolve_ts(ts, now_ms);
+        let seq = series::add(store, state, Sample { ts_ms, value }, None)?;
+        resp::integer(out, ts_ms as i64);
+        return Ok(seq);
+    }
+    let state = series::load(store, cache, key)?.ok_or_else(|| refused(NO_KEY))?;
+    if name_is(args, "TS.GET") {
+        match state
+            .last
+            .filter(|l| l.ts_ms >= series::retention_cutoff_ms(state))
+        {
+            Some(last) => reply::sample(out, last),
+            None => resp::array_header(out, 0),
+        }
+        return Ok(store.last_seq());
+    }
+    if name_is(args, "TS.RANGE") || name_is(args, "TS.REVRANGE") {
+        let range = args::parse_range(rest).map_err(SeriesError::Refused)?;
+        let samples = range_reply(store, state, range, name_is(args, "TS.REVRANGE"))?;
+        reply::samples(out, samples.iter());
+        return Ok(store.last_seq());
+    }
+    if name_is(args, "TS.INFO") {
+        info(
+            store,
+            state,
+            key,
+            rest.get(1)
+                .is_some_and(|w| w.eq_ignore_ascii_case(b"DEBUG")),
+            out,
+        )?;
+        return Ok(store.last_seq());
+    }
+    if name_is(args, "TS.DEL") {
+        let (from_ms, to_ms) = args::parse_del(rest).map_err(SeriesError::Refused)?;
+        let (count, seq) = series::delete_range(store, state, from_ms, to_ms)?;
+        cache.forget(key);
+        resp::integer(out, count);
+        return Ok(seq.max(store.last_seq()));
+    }
+    if name_is(args, "TS.ALTER") {
+        let options = args::parse_series_options(rest).map_err(SeriesError::Refused)?;
+        let meta = &mut state.meta;
+        meta.retention_ms = options.retention_ms.unwrap_or(meta.retention_ms);
+        meta.chunk_size_bytes = options.chunk_size_bytes.unwrap_or(meta.chunk_size_bytes);
+        meta.duplicate_policy = options.duplicate_policy.or(meta.duplicate_policy);
+        if let Some(labels) = options.labels {
+            meta.labels = labels;
+        }
+        let seq = store.put(&super::keys::meta_key(key), &meta.encode());
+        resp::simple(out, "OK");
+        return Ok(seq);
+    }
+    Err(SeriesError::Refused(format!(
+        "ERR unknown command '{}'",
+        String::from_utf8_lossy(args[0])
+    )))
+}
+
+fn resolve_ts(ts: TimestampArg, now_ms: u64) -> u64 {
+    match ts {
+        TimestampArg::At(ms) => ms,
+        TimestampArg::Now => now_ms,
+    }
+}
+
+/// Creates series `key` (the caller checked it does not exist) and caches its state.
+fn create(
+    store: &mut ShardStore,
+    cache: &mut SeriesCache,
+    key: &[u8],
+    options: &SeriesOptions,
+) -> SeqNo {
+    let meta = SeriesMeta {
+        // The sequence number the metadata write is about to get: unique on the shard.
+        series_id: store.last_seq().0 + 1,
+        retention_ms: options.retention_ms.unwrap_or(0),
+        encoding: options.encoding.unwrap_or(ChunkEncoding::Gorilla),
+        chunk_size_bytes: options.chunk_size_bytes.unwrap_or(CHUNK_SIZE_DEFAULT_BYTES),
+        duplicate_policy: options.duplicate_policy,
+        labels: options.labels.clone().unwrap_or_default(),
+    };
+    let seq = store.put(&super::keys::meta_key(key), &meta.encode());
+    debug_assert_eq!(seq.0, meta.series_id);
+    cache.insert(
+        key,
+        SeriesState {
+            meta,
+            unsealed_count: 0,
+            last: None,
+        },
+    );
+    seq
+}
+
+/// `TS.ADD key ts value [options]`: value first, then timestamp, as RedisTimeSeries
+/// checks them; creates the series with the options when absent.
+fn ts_add(
+    store: &mut ShardStore,
+    cache: &mut SeriesCache,
+    rest: &[&[u8]],
+    now_ms: u64,
+    out: &mut Vec<u8>,
+) -> Result<SeqNo, SeriesError> {
+    let key = rest[0];
+    let value = args::parse_value(rest[2]).ok_or_else(|| refused("ERR TSDB: invalid value"))?;
+    let ts_ms = resolve_ts(
+        args::parse_timestamp(rest[1]).map_err(SeriesError::Refused)?,
+        now_ms,
+    );
+    let options_at = 3.min(rest.len());
+    let option_args: Vec<&[u8]> = std::iter::once(key)
+        .chain(rest[options_at..].iter().copied())
+        .collect();
+    let on_duplicate = args::parse_on_duplicate(&option_args).map_err(SeriesError::Refused)?;
+    let mut created = SeqNo(0);
+    if series::load(store, cache, key)?.is_none() {
+        let options = args::parse_series_options(&option_args).map_err(SeriesError::Refused)?;
+        created = create(store, cache, key, &options);
+    }
+    let state = series::load(store, cache, key)?.expect("exists or just created");
+    let seq = series::add(store, state, Sample { ts_ms, value }, on_duplicate)?;
+    resp::integer(out, ts_ms as i64);
+    Ok(seq.max(created))
+}
+
+/// `TS.INCRBY|TS.DECRBY key value [TIMESTAMP ts] [options]`.
+fn ts_incrby(
+    store: &mut ShardStore,
+    cache: &mut SeriesCache,
+    rest: &[&[u8]],
+    decrement: bool,
+    now_ms: u64,
+    out: &mut Vec<u8>,
+) -> Result<SeqNo, SeriesError> {
+    let key = rest[0];
+    let mut created = SeqNo(0);
+    if series::load(store, cache, key)?.is_none() {
+        let options = args::parse_series_options(rest).map_err(SeriesError::Refused)?;
+        created = create(store, cache, key, &options);
+    }
+    let by = args::parse_value(rest[1])
+        .ok_or_else(|| refused("ERR TSDB: invalid increase/decrease value"))?;
+    let ts_ms = match rest
+        .iter()
+        .position(|a| a.eq_ignore_ascii_case(b"TIMESTAMP"))
+    {
+        Some(at) => {
+            let word = rest.get(at + 1).copied().unwrap_or_default();
+            resolve_ts(
+                args::parse_timestamp(word).map_err(SeriesError::Refused)?,
+                now_ms,
+            )
+        }
+        None => now_ms,
+    };
+    let state = series::load(store, cache, key)?.expect("exists or just created");
+    if state.last.is_some_and(|l| ts_ms < l.ts_ms) {
+        return Err(refused(
+            "ERR TSDB: timestamp must be equal to or higher than the maximum existing timestamp",
+        ));
+    }
+    let base = state.last.map_or(0.0, |l| l.value);
+    let value = if decrement { base - by } else { base + by };
+    let seq = series::add(
+        store,
+        state,
+        Sample { ts_ms, value },
+        Some(super::meta::DuplicatePolicy::Last),
+    )?;
+    resp::integer(out, ts_ms as i64);
+    Ok(seq.max(created))
+}
+
+/// The samples or buckets a range query replies, in reply order.
+///
+/// # Errors
+/// A failed read or a damaged entry.
+pub fn range_reply(
+    store: &ShardStore,
+    state: &SeriesState,
+    range: args::RangeArgs,
+    reverse: bool,
+) -> Result<Vec<Sample>, SeriesError> {
+    let Some(last) = state.last else {
+        return Ok(Vec::new());
+    };
+    let to_ms = range.to_ms.unwrap_or(last.ts_ms);
+    let mut samples = series::read_range(store, state, range.from_ms, to_ms)?;
+    if let Some(list) = &range.filter_by_ts {
+        samples.retain(|s| list.binary_search(&s.ts_ms).is_ok());
+    }
+    if let Some((min, max)) = range.filter_by_value {
+        samples.retain(|s| s.value >= min && s.value <= max);
+    }
+    if let Some(mut aggregation) = range.aggregation {
+        if aggregation.align_to_end {
+            aggregation.align_ms = to_ms;
+        }
+        samples = aggregation.apply(&samples);
+    }
+    if reverse {
+        samples.reverse();
+    }
+    if let Some(count) = range.count {
+        samples.truncate(usize::try_from(count).unwrap_or(usize::MAX));
+    }
+    Ok(samples)
+}
+
+/// `TS.INFO key [DEBUG]`: RedisTimeSeries 1.10's fields, in its order.
+fn info(
+    store: &ShardStore,
+    state: &SeriesState,
+    key: &[u8],
+    debug: bool,
+    out: &mut Vec<u8>,
+) -> Result<(), SeriesError> {
+    let stats = series::stats(store, state)?;
+    let meta = &state.meta;
+    resp::array_header(out, if debug { 28 } else { 24 });
+    let fields: [(&str, i64); 7] = [
+        ("totalSamples", stats.total_samples as i64),
+        ("memoryUsage", stats.memory_bytes as i64),
+        ("firstTimestamp", stats.first_ts_ms as i64),
+        ("lastTimestamp", state.last.map_or(0, |l| l.ts_ms as i64)),
+        ("retentionTime", meta.retention_ms as i64),
+        // The open chunk counts, as in RedisTimeSeries, where a series always has one.
+        ("chunkCount", stats.chunks.len() as i64 + 1),
+        ("chunkSize", i64::from(meta.chunk_size_bytes)),
+    ];
+    for (name, value) in fields {
+        resp::simple(out, name);
+        resp::integer(out, value);
+    }
+    resp::simple(out, "chunkType");
+    resp::simple(
+        out,
+        match meta.encoding {
+            ChunkEncoding::Gorilla => "compressed",
+            ChunkEncoding::Uncompressed => "uncompressed",
+        },
+    );
+    resp::simple(out, "duplicatePolicy");
+    match meta.duplicate_policy {
+        Some(policy) => resp::simple(out, policy.name()),
+        None => resp::null_bulk(out),
+    }
+    resp::simple(out, "labels");
+    resp::array_header(out, meta.labels.len());
+    for (name, value) in &meta.labels {
+        resp::array_header(out, 2);
+        resp::bulk(out, name);
+        resp::bulk(out, value);
+    }
+    resp::simple(out, "sourceKey");
+    resp::null_bulk(out);
+    resp::simple(out, "rules");
+    resp::array_header(out, 0);
+    if debug {
+        resp::simple(out, "keySelfName");
+        resp::bulk(out, key);
+        resp::simple(out, "Chunks");
+        resp::array_header(out, stats.chunks.len());
+        for (first, last, count, bytes) in &stats.chunks {
+            resp::array_header(out, 10);
+            for (name, value) in [
+                ("startTimestamp", *first as i64),
+                ("endTimestamp", *last as i64),
+                ("samples", i64::from(*count)),
+                ("size", *bytes as i64),
+            ] {
+                resp::simple(out, name);
+                resp::integer(out, value);
+            }
+            resp::simple(out, "bytesPerSample");
+            resp::simple(out, &reply::format_value(*bytes as f64 / f64::from(*count)));
+        }
+    }
+    Ok(())
+}
+
+/// `DEL`'s part for series `key`: deletes the series if there is one. Returns the
+/// sequence number of the deletion, `None` when there was no series.
+///
+/// # Errors
+/// The error reply text of a failed read.
+pub fn delete_series(
+    store: &mut ShardStore,
+    cache: &mut SeriesCache,
+    key: &[u8],
+) -> Result<Option<SeqNo>, String> {
+    let storage = |e: SeriesError| format!("ERR storage error: {e}");
+    let meta = match series::load(store, cache, key).map_err(storage)? {
+        Some(state) => state.meta.clone(),
+        None => return Ok(None),
+    };
+    cache.forget(key);
+    series::delete_series(store, key, &meta)
+        .map(Some)
+        .map_err(storage)
+}

@@ -1,0 +1,138 @@
+//! Where a series lives in the shard's key space: internal keys behind a reserved first
+//! byte, and the rule that keeps user keys out of it.
+//!
+//! ```text
+//!  user string          <user key>                      first byte != 0xFF
+//!  series metadata      0xFF 0x01 <user key>             value: meta::SeriesMeta
+//!  sealed chunk         0xFF 0x02 <series id u64 BE> <last ts_ms u64 BE>   value: chunk
+//!  unsealed sample      0xFF 0x03 <series id u64 BE> <ts_ms u64 BE>        value: f64 LE
+//! ```
+//!
+//! Big-endian ids and timestamps make key order time order, so a time range of one series
+//! is one key range. A sealed chunk is keyed by its *last* timestamp: the first chunk at or
+//! after `(id, t)` is the one that holds `t` if any does, found with one forward seek.
+//! Internal keys are routed to a shard by the series' user key, never by their own bytes.
+
+/// The first byte of every internal key; refused as the first byte of a user key.
+pub const RESERVED_PREFIX: u8 = 0xFF;
+const META_TAG: u8 = 0x01;
+const CHUNK_TAG: u8 = 0x02;
+const SAMPLE_TAG: u8 = 0x03;
+
+/// The error a command gets for a key that begins with [`RESERVED_PREFIX`].
+pub const RESERVED_KEY_ERROR: &str =
+    "ERR keys beginning with byte 0xFF are reserved for tskv's internal entries";
+
+/// What a store key is, for `SCAN`, `KEYS` and `DBSIZE`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyClass<'a> {
+    /// A string key (the whole key is the user key).
+    String,
+    /// A series' metadata: the user key it names.
+    Series(&'a [u8]),
+    /// A chunk or a sample: never shown.
+    Internal,
+}
+
+/// Classifies a key read from the store.
+pub fn classify(key: &[u8]) -> KeyClass<'_> {
+    match key {
+        [RESERVED_PREFIX, META_TAG, user @ ..] => KeyClass::Series(user),
+        [RESERVED_PREFIX, ..] => KeyClass::Internal,
+        _ => KeyClass::String,
+    }
+}
+
+/// The first key past every user-visible key (strings and series metadata): a scan of
+/// user keys can stop here.
+pub const USER_KEYS_END: [u8; 2] = [RESERVED_PREFIX, CHUNK_TAG];
+
+/// The metadata key of series `user_key`.
+pub fn meta_key(user_key: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(user_key.len() + 2);
+    key.extend_from_slice(&[RESERVED_PREFIX, META_TAG]);
+    key.extend_from_slice(user_key);
+    key
+}
+
+fn id_key(tag: u8, series_id: u64, ts_ms: u64) -> [u8; 18] {
+    let mut key = [0u8; 18];
+    key[0] = RESERVED_PREFIX;
+    key[1] = tag;
+    key[2..10].copy_from_slice(&series_id.to_be_bytes());
+    key[10..].copy_from_slice(&ts_ms.to_be_bytes());
+    key
+}
+
+/// The key of the chunk of `series_id` whose last sample is at `last_ts_ms`.
+pub fn chunk_key(series_id: u64, last_ts_ms: u64) -> [u8; 18] {
+    id_key(CHUNK_TAG, series_id, last_ts_ms)
+}
+
+/// The key of the unsealed sample of `series_id` at `ts_ms`.
+pub fn sample_key(series_id: u64, ts_ms: u64) -> [u8; 18] {
+    id_key(SAMPLE_TAG, series_id, ts_ms)
+}
+
+/// If `key` is a chunk key of `series_id`, its last timestamp.
+pub fn chunk_key_ts(key: &[u8], series_id: u64) -> Option<u64> {
+    id_key_ts(CHUNK_TAG, key, series_id)
+}
+
+/// If `key` is a sample key of `series_id`, its timestamp.
+pub fn sample_key_ts(key: &[u8], series_id: u64) -> Option<u64> {
+    id_key_ts(SAMPLE_TAG, key, series_id)
+}
+
+fn id_key_ts(tag: u8, key: &[u8], series_id: u64) -> Option<u64> {
+    let key: &[u8; 18] = key.try_into().ok()?;
+    let head_matches =
+        key[0] == RESERVED_PREFIX && key[1] == tag && key[2..10] == series_id.to_be_bytes();
+    head_matches.then(|| u64::from_be_bytes(key[10..].try_into().expect("8 bytes")))
+}
+
+/// Whether a command's key arguments include one in the reserved space. `positions` is
+/// the command's (first, last, step) as `COMMAND` reports it; `args` includes the name.
+pub fn has_reserved_key(args: &[&[u8]], positions: (i64, i64, i64)) -> bool {
+    let (first, last, step) = positions;
+    if first <= 0 || step <= 0 {
+        return false;
+    }
+    let last = if last < 0 {
+        args.len() as i64 + last
+    } else {
+        last
+    };
+    (first..=last)
+        .step_by(step as usize)
+        .filter_map(|i| args.get(i as usize))
+        .any(|key| key.first() == Some(&RESERVED_PREFIX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_order_is_time_order_and_user_keys_come_first() {
+        assert!(chunk_key(7, 9) < chunk_key(7, 10));
+        assert!(chunk_key(7, u64::MAX) < chunk_key(8, 0));
+        assert!(meta_key(b"\xfe\xff\xff") < USER_KEYS_END.to_vec());
+        assert!(USER_KEYS_END.as_slice() <= chunk_key(0, 0).as_slice());
+        assert!(b"\xfe\xff".as_slice() < meta_key(b"").as_slice());
+        assert_eq!(chunk_key_ts(&chunk_key(3, 42), 3), Some(42));
+        assert_eq!(chunk_key_ts(&chunk_key(3, 42), 4), None);
+        assert_eq!(sample_key_ts(&chunk_key(3, 42), 3), None);
+        assert_eq!(classify(&meta_key(b"temp")), KeyClass::Series(b"temp"));
+        assert_eq!(classify(&sample_key(1, 1)), KeyClass::Internal);
+        assert_eq!(classify(b"plain"), KeyClass::String);
+    }
+
+    #[test]
+    fn reserved_keys_are_found_at_their_positions() {
+        let args: Vec<&[u8]> = vec![b"MSET", b"a", b"\xff", b"b", b"1"];
+        assert!(!has_reserved_key(&args, (1, -1, 2)), "values are not keys");
+        assert!(has_reserved_key(&args, (1, -1, 1)));
+        assert!(!has_reserved_key(&args, (0, 0, 0)));
+    }
+}

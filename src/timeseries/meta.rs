@@ -1,0 +1,234 @@
+//! A series' metadata: what `TS.CREATE` and `TS.ALTER` set, stored under the series' meta
+//! key (see [`super::keys`]) as one checked block.
+//!
+//! ```text
+//!  0  version u8 (= 1)
+//!  1  encoding u8            0 = compressed (Gorilla), 1 = uncompressed
+//!  2  duplicate_policy u8    0 = none set, 1 block, 2 first, 3 last, 4 min, 5 max, 6 sum
+//!  3  reserved u8 (= 0)
+//!  4  series_id u64          names the series' chunk and sample keys
+//! 12  retention_ms u64       0 = keep forever
+//! 20  chunk_size_bytes u32
+//! 24  label_count u32
+//! 28  labels: label_count × (name_len u32 | name | value_len u32 | value)
+//!  …  crc32 u32 of everything before       (all integers little-endian)
+//! ```
+
+use crate::base::codec::{open_block, seal_block, Cursor, FormatError};
+
+use super::chunk::ChunkEncoding;
+
+const META_VERSION: u8 = 1;
+
+/// What to do when a sample arrives for a timestamp that already has one
+/// (RedisTimeSeries's `DUPLICATE_POLICY` / `ON_DUPLICATE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DuplicatePolicy {
+    /// Refuse the new sample (the default).
+    Block,
+    /// Keep the existing value.
+    First,
+    /// Take the new value.
+    Last,
+    /// Keep the smaller.
+    Min,
+    /// Keep the larger.
+    Max,
+    /// Add the new value to the existing one.
+    Sum,
+}
+
+impl DuplicatePolicy {
+    const ALL: [Self; 6] = [
+        Self::Block,
+        Self::First,
+        Self::Last,
+        Self::Min,
+        Self::Max,
+        Self::Sum,
+    ];
+
+    /// Parses a policy name, case-insensitively.
+    pub fn parse(name: &[u8]) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|p| name.eq_ignore_ascii_case(p.name().as_bytes()))
+    }
+
+    /// The lower-case name `TS.INFO` prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Block => "block",
+            Self::First => "first",
+            Self::Last => "last",
+            Self::Min => "min",
+            Self::Max => "max",
+            Self::Sum => "sum",
+        }
+    }
+
+    /// The value to keep when `new` arrives where `old` is, or `None` to refuse it.
+    pub fn resolve(self, old: f64, new: f64) -> Option<f64> {
+        match self {
+            Self::Block => None,
+            Self::First => Some(old),
+            Self::Last => Some(new),
+            Self::Min => Some(old.min(new)),
+            Self::Max => Some(old.max(new)),
+            Self::Sum => Some(old + new),
+        }
+    }
+
+    fn tag(policy: Option<Self>) -> u8 {
+        policy.map_or(0, |p| p as u8 + 1)
+    }
+
+    fn from_tag(tag: u8) -> Result<Option<Self>, FormatError> {
+        match tag {
+            0 => Ok(None),
+            t => Self::ALL
+                .get(usize::from(t) - 1)
+                .copied()
+                .map(Some)
+                .ok_or(FormatError {
+                    reason: "unknown duplicate policy",
+                    offset: 2,
+                }),
+        }
+    }
+}
+
+/// Default `CHUNK_SIZE` of RedisTimeSeries, in bytes.
+pub const CHUNK_SIZE_DEFAULT_BYTES: u32 = 4096;
+
+/// A series' settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeriesMeta {
+    /// Unique on the shard for as long as the data directory lives (the sequence number
+    /// of the write that created the series), so a deleted series' leftovers never mix
+    /// with a new series of the same name.
+    pub series_id: u64,
+    /// `RETENTION`: samples older than the newest minus this are refused and hidden;
+    /// 0 keeps everything.
+    pub retention_ms: u64,
+    /// How sealed chunks are encoded (`ENCODING`).
+    pub encoding: ChunkEncoding,
+    /// `CHUNK_SIZE`: the encoded size a sealed chunk is cut at.
+    pub chunk_size_bytes: u32,
+    /// `DUPLICATE_POLICY`, `None` when not set (then `BLOCK` applies).
+    pub duplicate_policy: Option<DuplicatePolicy>,
+    /// `LABELS`, in the order given.
+    pub labels: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl SeriesMeta {
+    /// Encodes the metadata as a checked block.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![
+            META_VERSION,
+            match self.encoding {
+                ChunkEncoding::Gorilla => 0,
+                ChunkEncoding::Uncompressed => 1,
+            },
+            DuplicatePolicy::tag(self.duplicate_policy),
+            0,
+        ];
+        out.extend_from_slice(&self.series_id.to_le_bytes());
+        out.extend_from_slice(&self.retention_ms.to_le_bytes());
+        out.extend_from_slice(&self.chunk_size_bytes.to_le_bytes());
+        out.extend_from_slice(&(self.labels.len() as u32).to_le_bytes());
+        for (name, value) in &self.labels {
+            for part in [name, value] {
+                out.extend_from_slice(&(part.len() as u32).to_le_bytes());
+                out.extend_from_slice(part);
+            }
+        }
+        seal_block(&mut out, 0);
+        out
+    }
+
+    /// Decodes metadata written by [`SeriesMeta::encode`].
+    ///
+    /// # Errors
+    /// A checksum mismatch, a short buffer, an unknown version, encoding or policy.
+    pub fn decode(bytes: &[u8]) -> Result<Self, FormatError> {
+        let body = open_block(bytes)?;
+        let mut c = Cursor::new(body);
+        let head = c.bytes(4)?;
+        if head[0] != META_VERSION {
+            return Err(FormatError {
+                reason: "unknown series metadata version",
+                offset: 0,
+            });
+        }
+        let encoding = match head[1] {
+            0 => ChunkEncoding::Gorilla,
+            1 => ChunkEncoding::Uncompressed,
+            _ => {
+                return Err(FormatError {
+                    reason: "unknown series encoding",
+                    offset: 1,
+                })
+            }
+        };
+        let duplicate_policy = DuplicatePolicy::from_tag(head[2])?;
+        let series_id = c.u64()?;
+        let retention_ms = c.u64()?;
+        let chunk_size_bytes = c.u32()?;
+        let label_count = c.u32()?;
+        let mut labels = Vec::new();
+        for _ in 0..label_count {
+            let name_len = c.u32()? as usize;
+            let name = c.bytes(name_len)?.to_vec();
+            let value_len = c.u32()? as usize;
+            labels.push((name, c.bytes(value_len)?.to_vec()));
+        }
+        if !c.is_empty() {
+            return Err(FormatError {
+                reason: "bytes after the labels",
+                offset: c.position(),
+            });
+        }
+        Ok(Self {
+            series_id,
+            retention_ms,
+            encoding,
+            chunk_size_bytes,
+            duplicate_policy,
+            labels,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_round_trips_and_damage_is_an_error() {
+        let meta = SeriesMeta {
+            series_id: 99,
+            retention_ms: 60_000,
+            encoding: ChunkEncoding::Uncompressed,
+            chunk_size_bytes: 128,
+            duplicate_policy: Some(DuplicatePolicy::Sum),
+            labels: vec![(b"host".to_vec(), b"a".to_vec())],
+        };
+        let bytes = meta.encode();
+        assert_eq!(SeriesMeta::decode(&bytes).unwrap(), meta);
+        for i in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[i] ^= 0x10;
+            assert!(SeriesMeta::decode(&damaged).is_err());
+        }
+    }
+
+    #[test]
+    fn policies_resolve_like_redistimeseries() {
+        assert_eq!(DuplicatePolicy::parse(b"SuM"), Some(DuplicatePolicy::Sum));
+        assert_eq!(DuplicatePolicy::Block.resolve(1.0, 2.0), None);
+        assert_eq!(DuplicatePolicy::Sum.resolve(1.0, 2.0), Some(3.0));
+        assert_eq!(DuplicatePolicy::Min.resolve(1.0, 2.0), Some(1.0));
+        assert_eq!(DuplicatePolicy::First.resolve(1.0, 2.0), Some(1.0));
+    }
+}

@@ -1,0 +1,62 @@
+//! Time series: the RedisTimeSeries 1.10 command set (`TS.CREATE`, `TS.ADD`, `TS.MADD`,
+//! `TS.RANGE`, ...) on Gorilla-compressed chunks stored in the shard's own LSM tree.
+//!
+//! # How a series lives in the LSM
+//!
+//! A series belongs to the shard of its user key, like any key, and every entry of it is an
+//! ordinary LSM entry of that shard, written through the same WAL, group commit, memtable,
+//! flush and compaction path as a `SET`: a time-series write is acknowledged after the
+//! fdatasync that covers it, and recovery needs nothing of its own.
+//!
+//! ```text
+//!   user key space (strings, raw bytes as before)     internal key space (first byte 0xFF)
+//!  ┌───────────────────────────────────┐  ┌──────────────────────────────────────────────────┐
+//!  │ "cpu:1" → "42"   "temp" → "21.5"  │  │ FF 01 "sensor:7"          → meta (settings, id)  │
+//!  └───────────────────────────────────┘  │ FF 02 id:BE8 last_ts:BE8  → Gorilla chunk + CRC  │
+//!                                         │ FF 02 id:BE8 last_ts:BE8  → Gorilla chunk + CRC  │
+//!   TS.ADD sensor:7 ts v                  │ FF 03 id:BE8 ts:BE8       → f64 (unsealed)       │
+//!     ─► put FF 03 id ts → v              │ FF 03 id:BE8 ts:BE8       → f64 (unsealed)       │
+//!        (WAL carries the sample)         └──────────────────────────────────────────────────┘
+//!     ─► after ~a chunk of unsealed samples: seal = encode them (merged with any chunk they
+//!        overlap) as chunks, put the chunks, delete the unsealed entries
+//!   TS.RANGE id from to ─► seek FF 02 id from (chunks whose last ts >= from), then
+//!                          seek FF 03 id from; merge by time (unsealed wins a tie)
+//! ```
+//!
+//! * **Key space.** A user key may not begin with byte `0xFF` (the command gets
+//!   [`keys::RESERVED_KEY_ERROR`]), so internal entries never collide with user keys, and
+//!   string values are stored exactly as before: an existing data directory means what it
+//!   meant. `SCAN`, `KEYS` and `DBSIZE` show a series by its user key (from its metadata
+//!   entry) and never show chunks or samples. A string and a series of one name: the
+//!   string wins (`SET` over a series shadows it, as Redis's `SET` replaces any type), and
+//!   `DEL` removes both.
+//! * **Chunks** ([`chunk`]) are keyed by series id and *last* timestamp, big-endian, so a
+//!   time range is a key range and the chunk that may hold `t` is the first at or after
+//!   `(id, t)`. The series id is the sequence number of the write that created the series,
+//!   so a deleted series' entries never mix with a new one of the same name.
+//! * **Samples are durable one by one**: each `TS.ADD` writes one small entry (the WAL
+//!   carries the sample, not the chunk); sealing rewrites them as a chunk. Out-of-order
+//!   samples are unsealed samples too; sealing merges them into the chunks they overlap.
+//! * **State in memory** ([`series::SeriesCache`]): per series touched, its settings, its
+//!   newest sample and how many samples are unsealed; rebuilt from the store after a
+//!   restart.
+//!
+//! Samples follow Gorilla (T. Pelkonen et al., "Gorilla: A Fast, Scalable, In-Memory Time
+//! Series Database", PVLDB 8(12), 2015): delta-of-delta timestamps, XOR'd values.
+//!
+//! Modules, in data-flow order: [`args`] parses requests (pure), [`exec`] runs them on the
+//! owning shard ([`multi`] the label-filtered commands, on every shard), [`series`] is the
+//! storage mechanism, [`keys`] the key layout, [`meta`] the
+//! settings' format, [`chunk`] (with [`bits`]) the chunk codec, [`aggregate`] the
+//! aggregators, [`reply`] the RESP2 shapes.
+
+pub mod aggregate;
+pub mod args;
+pub mod bits;
+pub mod chunk;
+pub mod exec;
+pub mod keys;
+pub mod meta;
+pub mod multi;
+pub mod reply;
+pub mod series;

@@ -1,0 +1,292 @@
+//! The multi-series commands `TS.QUERYINDEX`, `TS.MGET` and `TS.MRANGE` / `TS.MREVRANGE`:
+//! a label filter (RedisTimeSeries 1.10's forms, redis.io "TS.MGET": `label=value`,
+//! `label!=value`, `label=`, `label!=`, `label=(v1,v2,...)`, `label!=(v1,v2,...)`) is sent
+//! to every shard; each matches it against the labels in the metadata of its own series
+//! and answers one encoded entry per match; the connection's shard merges the entries in
+//! key order, as RedisTimeSeries lists them outside a cluster.
+//!
+//! There is no secondary label index yet: a shard reads all its series' metadata entries
+//! (one key range) per query.
+
+use crate::base::SeqNo;
+use crate::resp;
+use crate::shard::mesh::OpResult;
+use crate::store::ShardStore;
+
+use super::args::{self, ArgError};
+use super::chunk::Sample;
+use super::keys::{self, KeyClass};
+use super::meta::SeriesMeta;
+use super::reply;
+use super::series::{self, SeriesCache, SeriesError};
+
+/// One label predicate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Matcher {
+    /// `label=value` or `label=(a,b)`: the label is one of the values.
+    In(Vec<u8>, Vec<Vec<u8>>),
+    /// `label!=value` or `label!=(a,b)`: the label is absent or none of the values.
+    NotIn(Vec<u8>, Vec<Vec<u8>>),
+    /// `label=`: the label is absent.
+    Absent(Vec<u8>),
+    /// `label!=`: the label is present.
+    Present(Vec<u8>),
+}
+
+impl Matcher {
+    fn matches(&self, labels: &[(Vec<u8>, Vec<u8>)]) -> bool {
+        let value_of = |name: &[u8]| labels.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+        match self {
+            Self::In(name, values) => value_of(name).is_some_and(|v| values.contains(v)),
+            Self::NotIn(name, values) => !value_of(name).is_some_and(|v| values.contains(v)),
+            Self::Absent(name) => value_of(name).is_none(),
+            Self::Present(name) => value_of(name).is_some(),
+        }
+    }
+}
+
+/// Parses the filter expressions after `FILTER`.
+///
+/// # Errors
+/// `ERR TSDB: failed parsing labels` for a malformed one, `ERR TSDB: please provide at
+/// least one matcher` when none is `label=value` or `label=(...)`.
+pub fn parse_filter(exprs: &[&[u8]]) -> Result<Vec<Matcher>, ArgError> {
+    let failed = || "ERR TSDB: failed parsing labels".to_string();
+    let mut out = Vec::new();
+    for expr in exprs {
+        let at = expr.iter().position(|&b| b == b'=').ok_or_else(failed)?;
+        let negated = at > 0 && expr[at - 1] == b'!';
+        let name = expr[..if negated { at - 1 } else { at }].to_vec();
+        let value = &expr[at + 1..];
+        if name.is_empty() {
+            return Err(failed());
+        }
+        let values: Vec<Vec<u8>> = match value {
+            [] => Vec::new(),
+            [b'(', list @ .., b')'] => list.split(|&b| b == b',').map(<[u8]>::to_vec).collect(),
+            v => vec![v.to_vec()],
+        };
+        out.push(match (negated, values.is_empty()) {
+            (false, true) => Matcher::Absent(name),
+            (true, true) => Matcher::Present(name),
+            (false, false) => Matcher::In(name, values),
+            (true, false) => Matcher::NotIn(name, values),
+        });
+    }
+    if !out.iter().any(|m| matches!(m, Matcher::In(..))) {
+        return Err("ERR TSDB: please provide at least one matcher".into());
+    }
+    Ok(out)
+}
+
+/// Which labels an entry carries (`WITHLABELS`, `SELECTED_LABELS`, or none).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum LabelChoice {
+    None,
+    All,
+    Selected(Vec<Vec<u8>>),
+}
+
+fn label_choice(options: &[&[u8]]) -> LabelChoice {
+    if options
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(b"WITHLABELS"))
+    {
+        return LabelChoice::All;
+    }
+    match options
+        .iter()
+        .position(|a| a.eq_ignore_ascii_case(b"SELECTED_LABELS"))
+    {
+        Some(at) => LabelChoice::Selected(options[at + 1..].iter().map(|l| l.to_vec()).collect()),
+        None => LabelChoice::None,
+    }
+}
+
+fn encode_labels(out: &mut Vec<u8>, meta: &SeriesMeta, choice: &LabelChoice) {
+    let pair = |out: &mut Vec<u8>, name: &[u8], value: Option<&Vec<u8>>| {
+        resp::array_header(out, 2);
+        resp::bulk(out, name);
+        match value {
+            Some(v) => resp::bulk(out, v),
+            None => resp::null_bulk(out),
+        }
+    };
+    match choice {
+        LabelChoice::None => resp::array_header(out, 0),
+        LabelChoice::All => {
+            resp::array_header(out, meta.labels.len());
+            for (name, value) in &meta.labels {
+                pair(out, name, Some(value));
+            }
+        }
+        LabelChoice::Selected(names) => {
+            resp::array_header(out, names.len());
+            for name in names {
+                let value = meta.labels.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+                pair(out, name, value);
+            }
+        }
+    }
+}
+
+/// Runs a multi-series request (name first: `TS.QUERYINDEX`, `TS.MGET`, `TS.MRANGE`,
+/// `TS.MREVRANGE`, arguments as the client sent them) on this shard: one `(key, entry)`
+/// per matching series, the entry encoded as its part of the reply.
+pub fn run_all(store: &ShardStore, cache: &mut SeriesCache, args: &[&[u8]]) -> (OpResult, SeqNo) {
+    match entries(store, cache, args) {
+        Ok(list) => (OpResult::Entries(list), store.last_seq()),
+        Err(SeriesError::Refused(text)) => (OpResult::Err(text), SeqNo(0)),
+        Err(e) => (OpResult::Err(format!("ERR storage error: {e}")), SeqNo(0)),
+    }
+}
+
+/// Checks a multi-series request's syntax where the client's shard can (before it is
+/// sent to every shard), so a malformed one gets one error.
+///
+/// # Errors
+/// The error reply text.
+pub fn check(args: &[&[u8]]) -> Result<(), ArgError> {
+    let (_, filter) = split_filter(args)?;
+    parse_filter(filter)?;
+    if is_range(args) {
+        range_args(args)?;
+    }
+    Ok(())
+}
+
+fn is_range(args: &[&[u8]]) -> bool {
+    args[0].eq_ignore_ascii_case(b"TS.MRANGE") || args[0].eq_ignore_ascii_case(b"TS.MREVRANGE")
+}
+
+/// One series' part of a multi-series reply: its key (the merge order) and its encoding.
+type Entry = (Vec<u8>, Vec<u8>);
+
+/// The arguments before `FILTER` and the filter expressions after it.
+type OptionsAndFilter<'a, 'b> = (&'a [&'b [u8]], &'a [&'b [u8]]);
+
+/// The options before `FILTER` and the filter expressions after it (up to `GROUPBY`).
+fn split_filter<'a, 'b>(args: &'a [&'b [u8]]) -> Result<OptionsAndFilter<'a, 'b>, ArgError> {
+    let at = if args[0].eq_ignore_ascii_case(b"TS.QUERYINDEX") {
+        0
+    } else {
+        (1..args.len())
+            .find(|&i| args[i].eq_ignore_ascii_case(b"FILTER"))
+            .ok_or_else(|| {
+                crate::command::wrong_arity(&String::from_utf8_lossy(args[0]).to_ascii_lowercase())
+            })?
+    };
+    let rest = &args[at + 1..];
+    if rest.iter().any(|a| a.eq_ignore_ascii_case(b"GROUPBY")) {
+        return Err("ERR TSDB: GROUPBY is not supported by tskv yet".into());
+    }
+    Ok((&args[1..at.max(1)], rest))
+}
+
+fn range_args(args: &[&[u8]]) -> Result<args::RangeArgs, ArgError> {
+    let (options, _) = split_filter(args)?;
+    if options.len() < 2 {
+        return Err(crate::command::wrong_arity(
+            &String::from_utf8_lossy(args[0]).to_ascii_lowercase(),
+        ));
+    }
+    let mut with_key: Vec<&[u8]> = vec![b""];
+    with_key.extend_from_slice(options);
+    args::parse_range(&with_key)
+}
+
+fn entries(
+    store: &ShardStore,
+    cache: &mut SeriesCache,
+    args: &[&[u8]],
+) -> Result<Vec<Entry>, SeriesError> {
+    let (options, filter) = split_filter(args).map_err(SeriesError::Refused)?;
+    let matchers = parse_filter(filter).map_err(SeriesError::Refused)?;
+    let choice = label_choice(options);
+    let mut matching = Vec::new();
+    for entry in store.scan_from(&keys::meta_key(b"")) {
+        let entry = entry?;
+        let KeyClass::Series(user) = keys::classify(&entry.key) else {
+            break;
+        };
+        let Some(value) = entry.value else { continue };
+        let meta = SeriesMeta::decode(&value)?;
+        if matchers.iter().all(|m| m.matches(&meta.labels)) && !series::string_exists(store, user)?
+        {
+            matching.push((user.to_vec(), meta));
+        }
+    }
+    let mut out = Vec::with_capacity(matching.len());
+    for (key, meta) in matching {
+        let mut entry = Vec::new();
+        if args[0].eq_ignore_ascii_case(b"TS.QUERYINDEX") {
+            resp::bulk(&mut entry, &key);
+            out.push((key, entry));
+            continue;
+        }
+        let state = series::load(store, cache, &key)?
+            .expect("listed above")
+            .clone();
+        resp::array_header(&mut entry, 3);
+        resp::bulk(&mut entry, &key);
+        encode_labels(&mut entry, &meta, &choice);
+        if is_range(args) {
+            let range = range_args(args).map_err(SeriesError::Refused)?;
+            let reverse = args[0].eq_ignore_ascii_case(b"TS.MREVRANGE");
+            let samples: Vec<Sample> = super::exec::range_reply(store, &state, range, reverse)?;
+            reply::samples(&mut entry, samples.iter());
+        } else {
+            match state
+                .last
+                .filter(|l| l.ts_ms >= series::retention_cutoff_ms(&state))
+            {
+                Some(last) => reply::sample(&mut entry, last),
+                None => resp::array_header(&mut entry, 0),
+            }
+        }
+        out.push((key, entry));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn every_filter_form() {
+        let series = labels(&[("area", "32"), ("sensor", "2")]);
+        let ok = |exprs: &[&str]| {
+            let exprs: Vec<&[u8]> = exprs.iter().map(|e| e.as_bytes()).collect();
+            parse_filter(&exprs)
+                .unwrap()
+                .iter()
+                .all(|m| m.matches(&series))
+        };
+        assert!(ok(&["area=32"]));
+        assert!(!ok(&["area=31"]));
+        assert!(ok(&["area=(31,32)", "sensor!=3"]));
+        assert!(!ok(&["area=32", "sensor!=(1,2)"]));
+        assert!(ok(&["area=32", "room="]));
+        assert!(!ok(&["area=32", "sensor="]));
+        assert!(ok(&["area=32", "sensor!="]));
+        assert!(!ok(&["area=32", "room!="]));
+        let exprs: Vec<&[u8]> = vec![b"area!=1"];
+        assert_eq!(
+            parse_filter(&exprs).unwrap_err(),
+            "ERR TSDB: please provide at least one matcher"
+        );
+        let exprs: Vec<&[u8]> = vec![b"nolabel"];
+        assert_eq!(
+            parse_filter(&exprs).unwrap_err(),
+            "ERR TSDB: failed parsing labels"
+        );
+    }
+}

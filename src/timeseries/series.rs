@@ -1,0 +1,504 @@
+//! The storage mechanism of series on one shard's [`ShardStore`]: loading a series' state,
+//! adding samples, sealing unsealed samples into chunks, reading a time range, deleting.
+//! Every write goes through [`ShardStore::put`] / [`ShardStore::delete`], so it rides the
+//! WAL and group commit like a `SET`, and the caller acknowledges it once the returned
+//! sequence number is durable.
+
+use std::collections::HashMap;
+
+use crate::base::codec::FormatError;
+use crate::base::{SeqNo, StoreError};
+use crate::store::{Lookup, ShardStore};
+
+use super::chunk::{self, ChunkEncoding, Sample};
+use super::keys;
+use super::meta::{DuplicatePolicy, SeriesMeta};
+
+/// A failure reading or writing a series.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SeriesError {
+    /// The store failed (I/O, a damaged block).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A chunk, sample or metadata entry did not decode.
+    #[error("damaged time-series entry: {0}")]
+    Format(#[from] FormatError),
+    /// A command-level refusal: the error reply text.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// What the shard keeps in memory about a series it has touched: derived from the store,
+/// rebuilt by [`load`] after a restart.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesState {
+    /// Its settings.
+    pub meta: SeriesMeta,
+    /// Samples stored one per entry, not yet sealed into a chunk.
+    pub unsealed_count: usize,
+    /// The newest sample, if any.
+    pub last: Option<Sample>,
+}
+
+/// The series states of one shard, by user key.
+#[derive(Debug, Default)]
+pub struct SeriesCache {
+    states: HashMap<Vec<u8>, SeriesState>,
+}
+
+impl SeriesCache {
+    /// Forgets a series (deleted, or to be reloaded from the store).
+    pub fn forget(&mut self, key: &[u8]) {
+        self.states.remove(key);
+    }
+
+    /// Remembers a series' state.
+    pub fn insert(&mut self, key: &[u8], state: SeriesState) {
+        self.states.insert(key.to_vec(), state);
+    }
+}
+
+/// Whether `key` holds a string.
+///
+/// # Errors
+/// A failed read.
+pub fn string_exists(store: &ShardStore, key: &[u8]) -> Result<bool, StoreError> {
+    Ok(store.get(key)?.is_some_and(|found| found.value.is_some()))
+}
+
+/// Whether `key` names a series (metadata present).
+///
+/// # Errors
+/// A failed read.
+pub fn series_exists(store: &ShardStore, key: &[u8]) -> Result<bool, StoreError> {
+    Ok(series_lookup(store, key)?.is_some_and(|found| found.value.is_some()))
+}
+
+/// The newest version of series `key`'s metadata entry (a tombstone included), for a
+/// caller that must wait until what it read is durable.
+///
+/// # Errors
+/// A failed read.
+pub fn series_lookup(store: &ShardStore, key: &[u8]) -> Result<Option<Lookup>, StoreError> {
+    store.get(&keys::meta_key(key))
+}
+
+/// The state of series `key`, from the cache or the store; `None` if there is no series.
+///
+/// # Errors
+/// A failed read or a damaged entry.
+pub fn load<'c>(
+    store: &ShardStore,
+    cache: &'c mut SeriesCache,
+    key: &[u8],
+) -> Result<Option<&'c mut SeriesState>, SeriesError> {
+    if !cache.states.contains_key(key) {
+        let Some(meta) = store.get(&keys::meta_key(key))?.and_then(|f| f.value) else {
+            return Ok(None);
+        };
+        let meta = SeriesMeta::decode(&meta)?;
+        let id = meta.series_id;
+        let unsealed = scan_samples(store, id, 0, u64::MAX)?;
+        let mut last = unsealed.last().copied();
+        if let Some(chunk) = last_chunk(store, id)? {
+            let newest = *chunk.last().expect("chunks are never empty");
+            if last.is_none_or(|l| newest.ts_ms > l.ts_ms) {
+                last = Some(newest);
+            }
+        }
+        let state = SeriesState {
+            meta,
+            unsealed_count: unsealed.len(),
+            last,
+        };
+        cache.states.insert(key.to_vec(), state);
+    }
+    Ok(cache.states.get_mut(key))
+}
+
+fn last_chunk(store: &ShardStore, id: u64) -> Result<Option<Vec<Sample>>, SeriesError> {
+    let mut newest = None;
+    for entry in store.scan_from(&keys::chunk_key(id, 0)) {
+        let entry = entry?;
+        if keys::chunk_key_ts(&entry.key, id).is_none() {
+            break;
+        }
+        if entry.value.is_some() {
+            newest = entry.value;
+        }
+    }
+    Ok(newest.map(|v| chunk::decode(&v)).transpose()?)
+}
+
+/// Unsealed samples of series `id` with `from_ms <= ts <= to_ms`, in time order.
+fn scan_samples(
+    store: &ShardStore,
+    id: u64,
+    from_ms: u64,
+    to_ms: u64,
+) -> Result<Vec<Sample>, SeriesError> {
+    let mut out = Vec::new();
+    for entry in store.scan_from(&keys::sample_key(id, from_ms)) {
+        let entry = entry?;
+        let Some(ts_ms) = keys::sample_key_ts(&entry.key, id).filter(|&t| t <= to_ms) else {
+            break;
+        };
+        if let Some(value) = entry.value {
+            out.push(Sample {
+                ts_ms,
+                value: decode_sample_value(&value)?,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn decode_sample_value(bytes: &[u8]) -> Result<f64, FormatError> {
+    let raw: [u8; 8] = bytes.try_into().map_err(|_| FormatError {
+        reason: "unsealed sample value is not 8 bytes",
+        offset: 0,
+    })?;
+    Ok(f64::from_le_bytes(raw))
+}
+
+/// A sealed chunk read from the store: its key and its samples.
+type StoredChunk = (Vec<u8>, Vec<Sample>);
+
+/// Sealed chunks of series `id` that may hold samples in `[from_ms, to_ms]`: their keys
+/// and samples, in time order.
+fn scan_chunks(
+    store: &ShardStore,
+    id: u64,
+    from_ms: u64,
+    to_ms: u64,
+) -> Result<Vec<StoredChunk>, SeriesError> {
+    let mut out = Vec::new();
+    for entry in store.scan_from(&keys::chunk_key(id, from_ms)) {
+        let entry = entry?;
+        if keys::chunk_key_ts(&entry.key, id).is_none() {
+            break;
+        }
+        let Some(value) = entry.value else { continue };
+        if chunk::header(&value)?.first_ts_ms > to_ms {
+            break;
+        }
+        out.push((entry.key, chunk::decode(&value)?));
+    }
+    Ok(out)
+}
+
+/// Merges two time-ordered runs; at equal timestamps `newer` wins.
+fn merge(older: Vec<Sample>, newer: Vec<Sample>) -> Vec<Sample> {
+    let mut out = Vec::with_capacity(older.len() + newer.len());
+    let (mut a, mut b) = (older.into_iter().peekable(), newer.into_iter().peekable());
+    loop {
+        match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x.ts_ms < y.ts_ms => out.push(a.next().expect("peeked")),
+            (Some(x), Some(y)) if x.ts_ms == y.ts_ms => {
+                a.next();
+                out.push(b.next().expect("peeked"));
+            }
+            (_, Some(_)) => out.push(b.next().expect("peeked")),
+            (Some(_), None) => out.push(a.next().expect("peeked")),
+            (None, None) => return out,
+        }
+    }
+}
+
+/// The oldest timestamp still inside the retention window, 0 without retention.
+pub fn retention_cutoff_ms(state: &SeriesState) -> u64 {
+    match (state.meta.retention_ms, state.last) {
+        (0, _) | (_, None) => 0,
+        (retention_ms, Some(last)) => last.ts_ms.saturating_sub(retention_ms),
+    }
+}
+
+/// Every sample of the series in `[from_ms, to_ms]` inside the retention window, in time
+/// order: sealed chunks merged with unsealed samples.
+///
+/// # Errors
+/// A failed read or a damaged entry.
+pub fn read_range(
+    store: &ShardStore,
+    state: &SeriesState,
+    from_ms: u64,
+    to_ms: u64,
+) -> Result<Vec<Sample>, SeriesError> {
+    let from_ms = from_ms.max(retention_cutoff_ms(state));
+    if from_ms > to_ms {
+        return Ok(Vec::new());
+    }
+    let id = state.meta.series_id;
+    let mut sealed = Vec::new();
+    for (_, samples) in scan_chunks(store, id, from_ms, to_ms)? {
+        sealed.extend(
+            samples
+                .into_iter()
+                .filter(|s| (from_ms..=to_ms).contains(&s.ts_ms)),
+        );
+    }
+    Ok(merge(sealed, scan_samples(store, id, from_ms, to_ms)?))
+}
+
+/// The value stored at `ts_ms`, unsealed or sealed.
+fn value_at(store: &ShardStore, id: u64, ts_ms: u64) -> Result<Option<f64>, SeriesError> {
+    if let Some(found) = store.get(&keys::sample_key(id, ts_ms))? {
+        if let Some(value) = found.value {
+            return Ok(Some(decode_sample_value(&value)?));
+        }
+    }
+    let chunks = scan_chunks(store, id, ts_ms, ts_ms)?;
+    Ok(chunks
+        .first()
+        .and_then(|(_, samples)| samples.iter().find(|s| s.ts_ms == ts_ms))
+        .map(|s| s.value))
+}
+
+/// Adds one sample under the series' duplicate policy (or `policy_override`), sealing
+/// the unsealed samples into chunks when there are enough. Returns the sequence number of
+/// the last write.
+///
+/// # Errors
+/// [`SeriesError::Refused`] with RedisTimeSeries's text for a sample older than the
+/// retention window or a duplicate under `BLOCK`; a failed read.
+pub fn add(
+    store: &mut ShardStore,
+    state: &mut SeriesState,
+    sample: Sample,
+    policy_override: Option<DuplicatePolicy>,
+) -> Result<SeqNo, SeriesError> {
+    let id = state.meta.series_id;
+    let mut value = sample.value;
+    if let Some(last) = state.last {
+        let retention_ms = state.meta.retention_ms;
+        if retention_ms > 0 && sample.ts_ms < last.ts_ms && last.ts_ms - sample.ts_ms > retention_ms
+        {
+            return Err(SeriesError::Refused(
+                "ERR TSDB: Timestamp is older than retention".into(),
+            ));
+        }
+        if sample.ts_ms <= last.ts_ms {
+            if let Some(old) = value_at(store, id, sample.ts_ms)? {
+                let policy = policy_override
+                    .or(state.meta.duplicate_policy)
+                    .unwrap_or(DuplicatePolicy::Block);
+                value = policy.resolve(old, value).ok_or_else(|| {
+                    SeriesError::Refused(
+                        "ERR TSDB: Error at upsert, update is not supported when DUPLICATE_POLICY is set to BLOCK mode"
+                            .into(),
+                    )
+                })?;
+            }
+        }
+    }
+    let key = keys::sample_key(id, sample.ts_ms);
+    // An append past the newest sample cannot replace an unsealed one: skip the lookup.
+    let appends = state.last.is_none_or(|l| sample.ts_ms > l.ts_ms);
+    let was_unsealed = !appends && store.get(&key)?.is_some_and(|f| f.value.is_some());
+    let mut seq = store.put(&key, &value.to_le_bytes());
+    if !was_unsealed {
+        state.unsealed_count += 1;
+    }
+    if state.last.is_none_or(|l| sample.ts_ms >= l.ts_ms) {
+        state.last = Some(Sample {
+            ts_ms: sample.ts_ms,
+            value,
+        });
+    }
+    if state.unsealed_count >= seal_threshold(&state.meta) {
+        seq = seq.max(seal(store, state)?);
+    }
+    Ok(seq)
+}
+
+/// Unsealed samples that make a seal: about one chunk's worth.
+fn seal_threshold(meta: &SeriesMeta) -> usize {
+    let bytes = meta.chunk_size_bytes as usize;
+    match meta.encoding {
+        ChunkEncoding::Gorilla => (bytes / 4).max(8),
+        ChunkEncoding::Uncompressed => (bytes / 16).max(3),
+    }
+}
+
+/// Seals every unsealed sample into chunks: merges them with the chunks they overlap,
+/// drops samples older than the retention window, writes the chunks (cut at
+/// `chunk_size_bytes` of encoding) and deletes the unsealed entries and replaced chunks.
+///
+/// # Errors
+/// A failed read or a damaged entry.
+pub fn seal(store: &mut ShardStore, state: &mut SeriesState) -> Result<SeqNo, SeriesError> {
+    let id = state.meta.series_id;
+    let unsealed = scan_samples(store, id, 0, u64::MAX)?;
+    let Some(first) = unsealed.first() else {
+        return Ok(SeqNo(0));
+    };
+    let cutoff_ms = retention_cutoff_ms(state);
+    let old_chunks = scan_chunks(store, id, first.ts_ms, u64::MAX)?;
+    let mut seq = SeqNo(0);
+    for (key, _) in &old_chunks {
+        seq = store.delete(key);
+    }
+    let older: Vec<Sample> = old_chunks.into_iter().flat_map(|(_, s)| s).collect();
+    let merged: Vec<Sample> = merge(older, unsealed.clone())
+        .into_iter()
+        .filter(|s| s.ts_ms >= cutoff_ms)
+        .collect();
+    for piece in cut_chunks(
+        &merged,
+        state.meta.encoding,
+        state.meta.chunk_size_bytes as usize,
+    ) {
+        let last_ts_ms = piece.last().expect("pieces are never empty").ts_ms;
+        seq = store.put(
+            &keys::chunk_key(id, last_ts_ms),
+            &chunk::encode(piece, state.meta.encoding),
+        );
+    }
+    for sample in &unsealed {
+        seq = store.delete(&keys::sample_key(id, sample.ts_ms));
+    }
+    // Whole chunks that fell out of the retention window.
+    for (key, _) in scan_chunks(store, id, 0, cutoff_ms.saturating_sub(1))? {
+        if keys::chunk_key_ts(&key, id).is_some_and(|last| last < cutoff_ms) {
+            seq = store.delete(&key);
+        }
+    }
+    state.unsealed_count = 0;
+    Ok(seq)
+}
+
+/// Splits `samples` into runs whose encoding stays within `chunk_size_bytes` (a run of one
+/// sample always fits).
+fn cut_chunks(
+    samples: &[Sample],
+    encoding: ChunkEncoding,
+    chunk_size_bytes: usize,
+) -> Vec<&[Sample]> {
+    let mut out = Vec::new();
+    let mut rest = samples;
+    while !rest.is_empty() {
+        let mut take = rest.len().min(chunk_size_bytes);
+        loop {
+            let size = chunk::encode(&rest[..take], encoding).len();
+            if size <= chunk_size_bytes || take == 1 {
+                break;
+            }
+            take = (take * chunk_size_bytes / size).clamp(1, take - 1);
+        }
+        out.push(&rest[..take]);
+        rest = &rest[take..];
+    }
+    out
+}
+
+/// Deletes the samples in `[from_ms, to_ms]`; returns how many there were and the
+/// sequence number of the last write. The caller reloads the series' state.
+///
+/// # Errors
+/// A failed read or a damaged entry.
+pub fn delete_range(
+    store: &mut ShardStore,
+    state: &SeriesState,
+    from_ms: u64,
+    to_ms: u64,
+) -> Result<(i64, SeqNo), SeriesError> {
+    let id = state.meta.series_id;
+    let mut removed = std::collections::BTreeSet::new();
+    let mut seq = SeqNo(0);
+    for sample in scan_samples(store, id, from_ms, to_ms)? {
+        removed.insert(sample.ts_ms);
+        seq = store.delete(&keys::sample_key(id, sample.ts_ms));
+    }
+    for (key, samples) in scan_chunks(store, id, from_ms, to_ms)? {
+        let (gone, kept): (Vec<Sample>, Vec<Sample>) = samples
+            .into_iter()
+            .partition(|s| (from_ms..=to_ms).contains(&s.ts_ms));
+        if gone.is_empty() {
+            continue;
+        }
+        removed.extend(gone.iter().map(|s| s.ts_ms));
+        seq = store.delete(&key);
+        if let Some(last) = kept.last() {
+            seq = store.put(
+                &keys::chunk_key(id, last.ts_ms),
+                &chunk::encode(&kept, state.meta.encoding),
+            );
+        }
+    }
+    let cutoff_ms = retention_cutoff_ms(state);
+    let count = removed.range(cutoff_ms..).count();
+    Ok((count as i64, seq))
+}
+
+/// Deletes a whole series: its metadata, chunks and unsealed samples.
+///
+/// # Errors
+/// A failed read or a damaged entry.
+pub fn delete_series(
+    store: &mut ShardStore,
+    key: &[u8],
+    meta: &SeriesMeta,
+) -> Result<SeqNo, SeriesError> {
+    let id = meta.series_id;
+    let mut doomed = Vec::new();
+    for start in [keys::chunk_key(id, 0), keys::sample_key(id, 0)] {
+        for entry in store.scan_from(&start) {
+            let entry = entry?;
+            let ours = keys::chunk_key_ts(&entry.key, id)
+                .or_else(|| keys::sample_key_ts(&entry.key, id))
+                .is_some();
+            if !ours {
+                break;
+            }
+            if entry.value.is_some() {
+                doomed.push(entry.key);
+            }
+        }
+    }
+    for k in &doomed {
+        store.delete(k);
+    }
+    Ok(store.delete(&keys::meta_key(key)))
+}
+
+/// What `TS.INFO` reports about storage.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SeriesStats {
+    /// Samples inside the retention window.
+    pub total_samples: u64,
+    /// Bytes of the series' entries (metadata, chunks, unsealed samples).
+    pub memory_bytes: u64,
+    /// The first timestamp inside the retention window (0 if none).
+    pub first_ts_ms: u64,
+    /// Sealed chunks: (first ts, last ts, samples, bytes).
+    pub chunks: Vec<(u64, u64, u32, usize)>,
+}
+
+/// Walks the whole series for `TS.INFO`.
+///
+/// # Errors
+/// A failed read or a damaged entry.
+pub fn stats(store: &ShardStore, state: &SeriesState) -> Result<SeriesStats, SeriesError> {
+    let id = state.meta.series_id;
+    let mut stats = SeriesStats {
+        memory_bytes: state.meta.encode().len() as u64 + state.unsealed_count as u64 * 26,
+        ..SeriesStats::default()
+    };
+    for entry in store.scan_from(&keys::chunk_key(id, 0)) {
+        let entry = entry?;
+        if keys::chunk_key_ts(&entry.key, id).is_none() {
+            break;
+        }
+        let Some(value) = entry.value else { continue };
+        let h = chunk::header(&value)?;
+        stats.memory_bytes += value.len() as u64;
+        stats
+            .chunks
+            .push((h.first_ts_ms, h.last_ts_ms, h.sample_count, value.len()));
+    }
+    let samples = read_range(store, state, 0, u64::MAX)?;
+    stats.total_samples = samples.len() as u64;
+    stats.first_ts_ms = samples.first().map_or(0, |s| s.ts_ms);
+    Ok(stats)
+}
