@@ -21,8 +21,10 @@ use crate::base::SeqNo;
 
 /// Identifies an SSTable footer.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"TSKVSST1");
-/// The format version this code writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this code writes; it reads this and every older one. Version 2 added
+/// expiry deadlines to data-block entries (see [`super::block`]); version 1 tables have none
+/// and read unchanged.
+pub const FORMAT_VERSION: u32 = 2;
 /// Size of the footer in bytes.
 pub const FOOTER_BYTES: usize = 64;
 /// Where a data block is and the last key in it.
@@ -139,7 +141,7 @@ impl Footer {
                 offset: 48,
             });
         }
-        if c.u32()? != FORMAT_VERSION {
+        if !(1..=FORMAT_VERSION).contains(&c.u32()?) {
             return Err(FormatError {
                 reason: "unsupported SSTable format version",
                 offset: 56,

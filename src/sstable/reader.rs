@@ -274,6 +274,7 @@ impl Table {
             key: e.key.to_vec(),
             seq: e.seq,
             value: e.value.map(<[u8]>::to_vec),
+            expire_at_ms: e.expire_at_ms,
         }))
     }
 }

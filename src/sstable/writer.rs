@@ -50,15 +50,21 @@ impl SstWriter {
         self.entry_count
     }
 
-    /// Adds an entry (`value` `None` = tombstone).
+    /// Adds an entry (`value` `None` = tombstone; `expire_at_ms` the value's deadline).
     ///
     /// # Panics
     /// If `key` is not greater than the previous key: entries must come sorted.
-    pub fn add(&mut self, key: &[u8], seq: SeqNo, value: Option<&[u8]>) {
+    pub fn add(
+        &mut self,
+        key: &[u8],
+        seq: SeqNo,
+        value: Option<&[u8]>,
+        expire_at_ms: Option<u64>,
+    ) {
         if let Some(last) = &self.last_key {
             assert!(last.as_slice() < key, "SSTable keys must be added in order");
         }
-        self.block.add(key, seq, value);
+        self.block.add(key, seq, value, expire_at_ms);
         self.last_key = Some(key.to_vec());
         self.key_hashes.push(hash_key(key));
         self.entry_count += 1;

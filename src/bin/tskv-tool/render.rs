@@ -353,6 +353,14 @@ pub fn get(report: &GetReport) -> String {
         "tombstone"
     };
     line!(out, "seq {} ({what})", found.seq);
+    if let Some(deadline) = found.expire_at_ms {
+        let state = if tskv::base::is_expired(Some(deadline), tskv::base::unix_now_ms()) {
+            "expired"
+        } else {
+            "not yet expired"
+        };
+        line!(out, "expires at {deadline} ms Unix time ({state})");
+    }
     match &found.source {
         Source::Wal { file, offset } => {
             line!(out, "found in WAL segment {file} at offset {offset}")
