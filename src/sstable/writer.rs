@@ -54,13 +54,7 @@ impl SstWriter {
     ///
     /// # Panics
     /// If `key` is not greater than the previous key: entries must come sorted.
-    pub fn add(
-        &mut self,
-        key: &[u8],
-        seq: SeqNo,
-        value: Option<&[u8]>,
-        expire_at_ms: Option<u64>,
-    ) {
+    pub fn add(&mut self, key: &[u8], seq: SeqNo, value: Option<&[u8]>, expire_at_ms: Option<u64>) {
         if let Some(last) = &self.last_key {
             assert!(last.as_slice() < key, "SSTable keys must be added in order");
         }

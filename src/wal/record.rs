@@ -89,7 +89,11 @@ pub fn encode_full(
         expire_at_ms.is_some(),
         "a deadline goes with PutExpiring, and only there"
     );
-    let deadline_bytes = if expire_at_ms.is_some() { DEADLINE_BYTES } else { 0 };
+    let deadline_bytes = if expire_at_ms.is_some() {
+        DEADLINE_BYTES
+    } else {
+        0
+    };
     let length = BODY_FIXED_BYTES + key.len() + deadline_bytes + value.len();
     let length = u32::try_from(length).expect("WAL record longer than u32::MAX bytes");
     let key_len = u32::try_from(key.len()).expect("key longer than u32::MAX bytes");
@@ -271,7 +275,14 @@ mod tests {
     #[test]
     fn expiring_put_round_trips_with_its_deadline() {
         let mut buf = Vec::new();
-        encode_full(&mut buf, RecordKind::PutExpiring, SeqNo(4), b"k", b"v", Some(1_700_000_000_123));
+        encode_full(
+            &mut buf,
+            RecordKind::PutExpiring,
+            SeqNo(4),
+            b"k",
+            b"v",
+            Some(1_700_000_000_123),
+        );
         assert_eq!(buf.len(), encoded_len(1, 1) + DEADLINE_BYTES);
         match decode(&buf) {
             Decoded::Record { record, len_bytes } => {

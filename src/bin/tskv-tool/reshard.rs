@@ -8,8 +8,7 @@
 //! 3. opens each old shard with the engine ([`Engine::open`], which recovers it as a
 //!    server start would: a torn WAL tail is cut) and streams its live keys at their newest
 //!    version (tombstones and expired keys hidden, deadlines kept) into the new shard that
-//!    owns each key, one [`Engine`] per
-//!    new shard with buffered durability;
+//!    owns each key, one [`Engine`] per new shard with buffered durability;
 //! 4. syncs and flushes every new shard, then writes the new `TSKV` (durably) — a
 //!    directory without `TSKV` is not a data directory, so an interrupted run leaves
 //!    nothing a server would open;
