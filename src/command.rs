@@ -5,6 +5,7 @@
 //! [`client`] parses `HELLO` and `CLIENT`, [`strings`] the string and counter commands.
 
 pub mod client;
+pub mod expiry;
 pub mod strings;
 
 pub use client::{ClientSub, HelloArgs};
@@ -94,6 +95,30 @@ pub enum CommandKind {
     Discard,
     /// AUTH.
     Auth,
+    /// SETEX.
+    SetEx,
+    /// PSETEX.
+    PSetEx,
+    /// GETEX.
+    GetEx,
+    /// EXPIRE.
+    Expire,
+    /// PEXPIRE.
+    PExpire,
+    /// EXPIREAT.
+    ExpireAt,
+    /// PEXPIREAT.
+    PExpireAt,
+    /// TTL.
+    Ttl,
+    /// PTTL.
+    PTtl,
+    /// EXPIRETIME.
+    ExpireTime,
+    /// PEXPIRETIME.
+    PExpireTime,
+    /// PERSIST.
+    Persist,
     /// TS.CREATE (RedisTimeSeries; see [`crate::timeseries`]).
     TsCreate,
     /// TS.ALTER.
@@ -128,7 +153,7 @@ pub enum CommandKind {
 
 impl CommandKind {
     /// Every kind, in `repr` order.
-    pub const ALL: [CommandKind; 55] = [
+    pub const ALL: [CommandKind; 67] = [
         Self::Ping,
         Self::Echo,
         Self::Quit,
@@ -169,6 +194,18 @@ impl CommandKind {
         Self::Exec,
         Self::Discard,
         Self::Auth,
+        Self::SetEx,
+        Self::PSetEx,
+        Self::GetEx,
+        Self::Expire,
+        Self::PExpire,
+        Self::ExpireAt,
+        Self::PExpireAt,
+        Self::Ttl,
+        Self::PTtl,
+        Self::ExpireTime,
+        Self::PExpireTime,
+        Self::Persist,
         Self::TsCreate,
         Self::TsAlter,
         Self::TsAdd,
@@ -229,6 +266,18 @@ impl CommandKind {
             Self::Exec => "exec",
             Self::Discard => "discard",
             Self::Auth => "auth",
+            Self::SetEx => "setex",
+            Self::PSetEx => "psetex",
+            Self::GetEx => "getex",
+            Self::Expire => "expire",
+            Self::PExpire => "pexpire",
+            Self::ExpireAt => "expireat",
+            Self::PExpireAt => "pexpireat",
+            Self::Ttl => "ttl",
+            Self::PTtl => "pttl",
+            Self::ExpireTime => "expiretime",
+            Self::PExpireTime => "pexpiretime",
+            Self::Persist => "persist",
             Self::TsCreate => "ts.create",
             Self::TsAlter => "ts.alter",
             Self::TsAdd => "ts.add",
@@ -260,7 +309,16 @@ impl CommandKind {
             Self::Auth => &["fast", "no_auth"],
             Self::Client | Self::Command | Self::Info | Self::Exec => &[],
             Self::Config | Self::Shutdown => &["admin"],
-            Self::Set | Self::MSet | Self::SetRange | Self::MSetNx => &["write", "denyoom"],
+            Self::Set | Self::MSet | Self::SetRange | Self::MSetNx | Self::SetEx | Self::PSetEx => {
+                &["write", "denyoom"]
+            }
+            Self::GetEx
+            | Self::Expire
+            | Self::PExpire
+            | Self::ExpireAt
+            | Self::PExpireAt
+            | Self::Persist => &["write", "fast"],
+            Self::Ttl | Self::PTtl | Self::ExpireTime | Self::PExpireTime => &["readonly", "fast"],
             Self::Del => &["write"],
             Self::Incr
             | Self::Decr
@@ -305,7 +363,19 @@ impl CommandKind {
             | Self::SetRange
             | Self::GetSet
             | Self::GetDel
-            | Self::SetNx => (1, 1, 1),
+            | Self::SetNx
+            | Self::SetEx
+            | Self::PSetEx
+            | Self::GetEx
+            | Self::Expire
+            | Self::PExpire
+            | Self::ExpireAt
+            | Self::PExpireAt
+            | Self::Ttl
+            | Self::PTtl
+            | Self::ExpireTime
+            | Self::PExpireTime
+            | Self::Persist => (1, 1, 1),
             Self::Del | Self::Exists | Self::MGet | Self::Unlink | Self::Touch => (1, -1, 1),
             Self::MSet | Self::MSetNx => (1, -1, 2),
             Self::TsMAdd => (1, -1, 3),
@@ -382,6 +452,10 @@ impl CommandKind {
             Self::Unlink | Self::Touch => -2,
             Self::RandomKey | Self::Multi | Self::Exec | Self::Discard => 1,
             Self::Auth => -2,
+            Self::SetEx | Self::PSetEx => 4,
+            Self::GetEx => -2,
+            Self::Expire | Self::PExpire | Self::ExpireAt | Self::PExpireAt => -3,
+            Self::Ttl | Self::PTtl | Self::ExpireTime | Self::PExpireTime | Self::Persist => 2,
             // RedisTimeSeries 1.10's `RedisModule_CreateCommand` arities.
             Self::TsCreate | Self::TsAlter | Self::TsGet | Self::TsInfo => -2,
             Self::TsAdd | Self::TsMAdd | Self::TsRange | Self::TsRevRange => -4,
@@ -571,7 +645,7 @@ fn parse_known<'a>(kind: CommandKind, args: &[&'a [u8]]) -> Result<Command<'a>, 
                 Err(unknown_subcommand(rest[0], "CONFIG"))
             }
         }
-        CommandKind::Set => parse_set(rest),
+        CommandKind::Set => expiry::parse_set(rest),
         CommandKind::Get => Ok(Command::Get(rest[0])),
         CommandKind::Del | CommandKind::Unlink => Ok(Command::Del(rest.to_vec())),
         CommandKind::Exists | CommandKind::Touch => Ok(Command::Exists(rest.to_vec())),
@@ -618,6 +692,18 @@ fn parse_known<'a>(kind: CommandKind, args: &[&'a [u8]]) -> Result<Command<'a>, 
         | CommandKind::GetDel
         | CommandKind::SetNx
         | CommandKind::MSetNx => strings::parse(kind, rest),
+        CommandKind::SetEx
+        | CommandKind::PSetEx
+        | CommandKind::GetEx
+        | CommandKind::Expire
+        | CommandKind::PExpire
+        | CommandKind::ExpireAt
+        | CommandKind::PExpireAt
+        | CommandKind::Ttl
+        | CommandKind::PTtl
+        | CommandKind::ExpireTime
+        | CommandKind::PExpireTime
+        | CommandKind::Persist => expiry::parse(kind, rest),
         kind => {
             if kind == CommandKind::TsMAdd && !rest.len().is_multiple_of(3) {
                 return Err(wrong_arity(kind.name()));
@@ -659,28 +745,6 @@ fn parse_scan<'a>(rest: &[&'a [u8]]) -> Result<Command<'a>, String> {
         }
     }
     Ok(Command::Scan(args))
-}
-
-fn parse_set<'a>(rest: &[&'a [u8]]) -> Result<Command<'a>, String> {
-    let mut condition = SetCondition::Always;
-    for option in &rest[2..] {
-        let wanted = if option.eq_ignore_ascii_case(b"NX") {
-            SetCondition::IfAbsent
-        } else if option.eq_ignore_ascii_case(b"XX") {
-            SetCondition::IfPresent
-        } else {
-            return Err("ERR syntax error".into());
-        };
-        if condition != SetCondition::Always && condition != wanted {
-            return Err("ERR syntax error".into());
-        }
-        condition = wanted;
-    }
-    Ok(Command::Set {
-        key: rest[0],
-        value: rest[1],
-        condition,
-    })
 }
 
 /// Parses a decimal `i64` the way Redis's `string2ll` does (no spaces, no `+`).

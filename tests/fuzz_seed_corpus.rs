@@ -205,6 +205,8 @@ fn sstable_seeds() -> Vec<Seed> {
         entry_count: 12,
         smallest_seq: SeqNo(5),
         largest_seq: SeqNo(16),
+        first_deadline_ms: Some(1_700_000_000_000),
+        format_version: tskv::sstable::format::FORMAT_VERSION,
     };
     vec![
         Seed {

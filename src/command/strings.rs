@@ -7,7 +7,8 @@
 //! (`t_string.c`); errors that depend on the stored value come from
 //! [`crate::shard`]'s execution of the op.
 
-use super::{Command, CommandKind};
+use super::expiry::{DeadlineArg, ExpireFlags, GetExExpiry, SetExpiry};
+use super::{Command, CommandKind, SetCondition};
 
 /// `ERR value is not an integer or out of range` (Redis's `shared.outofrangeerr` text).
 pub const NOT_AN_INTEGER: &str = "ERR value is not an integer or out of range";
@@ -81,12 +82,60 @@ pub enum StringOp<K> {
     /// `MSETNX key value [key value ...]`, every key on one shard: set them all if none
     /// exists; replies 1 if set, 0 if not.
     MSetNx(Vec<(K, K)>),
+    /// `SET` with `GET` or a deadline option, `SETEX`, `PSETEX` (see
+    /// [`super::expiry`]): replies `OK`/nil, or the old value with `GET`.
+    Set {
+        /// The key.
+        key: K,
+        /// The new value.
+        value: K,
+        /// NX / XX.
+        condition: SetCondition,
+        /// The new value's deadline.
+        expiry: SetExpiry,
+        /// `GET`: reply with the old value.
+        get: bool,
+        /// The command, for its error texts.
+        kind: CommandKind,
+    },
+    /// `GETEX key [EX|PX|EXAT|PXAT|PERSIST]`: the value, changing its deadline.
+    GetEx {
+        /// The key.
+        key: K,
+        /// What happens to the deadline.
+        expiry: GetExExpiry,
+    },
+    /// `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT`: replies 1 if the deadline was set
+    /// (or the key deleted, for a deadline in the past), 0 if not.
+    Expire {
+        /// The key.
+        key: K,
+        /// The new deadline.
+        when: DeadlineArg,
+        /// NX / XX / GT / LT.
+        flags: ExpireFlags,
+        /// The command, for its error texts.
+        kind: CommandKind,
+    },
+    /// `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME` (`kind` says which): -2 if the key is
+    /// missing, -1 if it has no deadline.
+    Ttl {
+        /// The key.
+        key: K,
+        /// Which of the four.
+        kind: CommandKind,
+    },
+    /// `PERSIST key`: drops the deadline; replies 1 if there was one.
+    Persist(K),
 }
 
 impl<K: AsRef<[u8]>> StringOp<K> {
     /// Whether the op may write (it is refused on a shard that refuses writes).
     pub fn writes(&self) -> bool {
-        !matches!(self, Self::StrLen(_) | Self::GetRange { .. })
+        !matches!(
+            self,
+            Self::StrLen(_) | Self::GetRange { .. } | Self::Ttl { .. }
+        )
     }
 
     /// The op holding borrowed bytes.
@@ -136,6 +185,41 @@ impl<K: AsRef<[u8]>> StringOp<K> {
             Self::MSetNx(pairs) => {
                 StringOp::MSetNx(pairs.iter().map(|(k, v)| (f(k), f(v))).collect())
             }
+            Self::Set {
+                key,
+                value,
+                condition,
+                expiry,
+                get,
+                kind,
+            } => StringOp::Set {
+                key: f(key),
+                value: f(value),
+                condition: *condition,
+                expiry: *expiry,
+                get: *get,
+                kind: *kind,
+            },
+            Self::GetEx { key, expiry } => StringOp::GetEx {
+                key: f(key),
+                expiry: *expiry,
+            },
+            Self::Expire {
+                key,
+                when,
+                flags,
+                kind,
+            } => StringOp::Expire {
+                key: f(key),
+                when: *when,
+                flags: *flags,
+                kind: *kind,
+            },
+            Self::Ttl { key, kind } => StringOp::Ttl {
+                key: f(key),
+                kind: *kind,
+            },
+            Self::Persist(key) => StringOp::Persist(f(key)),
         }
     }
 }
@@ -152,7 +236,12 @@ impl<'k> StringOp<&'k [u8]> {
             | Self::GetSet { key, .. }
             | Self::SetNx { key, .. }
             | Self::StrLen(key)
-            | Self::GetDel(key) => smallvec::smallvec![key],
+            | Self::GetDel(key)
+            | Self::Set { key, .. }
+            | Self::GetEx { key, .. }
+            | Self::Expire { key, .. }
+            | Self::Ttl { key, .. }
+            | Self::Persist(key) => smallvec::smallvec![key],
             Self::MSetNx(ref pairs) => pairs.iter().map(|(k, _)| *k).collect(),
         }
     }

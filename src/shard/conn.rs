@@ -36,12 +36,14 @@ pub enum Reply {
     /// `TYPE`: from the key's existence, `string` or `none`.
     Type(Option<bool>),
     /// `INFO` with its keyspace section: the other sections' text, and the live keys
-    /// summed over the shards (one `OpResult::Int` per shard).
+    /// summed over the shards (one `OpResult::KeyCount` per shard).
     Info {
         /// Every requested section but `# Keyspace`, which Redis prints last.
         text: String,
         /// Live keys counted so far.
         keys: i64,
+        /// Those of them with an expiry deadline.
+        expires: i64,
     },
     /// `CLIENT LIST`: each shard's lines (`OpResult::Keys`), sent sorted by client id as
     /// one verbatim string.
@@ -130,7 +132,17 @@ impl Slot {
             }
             (Reply::Keys(all), OpResult::Keys { mut keys, .. }) => all.append(&mut keys),
             (Reply::Type(slot), OpResult::Int(n)) => *slot = Some(n > 0),
-            (Reply::Info { keys, .. }, OpResult::Int(n)) => *keys += n,
+            (Reply::Sum(total), OpResult::KeyCount { keys, .. }) => *total += keys,
+            (
+                Reply::Info { keys, expires, .. },
+                OpResult::KeyCount {
+                    keys: n,
+                    expires: e,
+                },
+            ) => {
+                *keys += n;
+                *expires += e;
+            }
             (Reply::ClientLines(all), OpResult::Keys { mut keys, .. }) => all.append(&mut keys),
             (Reply::RandomKey(all), OpResult::Value(key)) => all.extend(key),
             (Reply::Exec(replies), OpResult::Batch(results)) => {
@@ -195,8 +207,12 @@ impl Slot {
             Reply::Type(Some(true)) => out.extend_from_slice(b"+string\r\n"),
             Reply::Type(Some(false)) => out.extend_from_slice(b"+none\r\n"),
             Reply::Type(None) => resp::error(out, "ERR internal error: missing reply"),
-            Reply::Info { mut text, keys } => {
-                super::info::keyspace_section(&mut text, keys);
+            Reply::Info {
+                mut text,
+                keys,
+                expires,
+            } => {
+                super::info::keyspace_section(&mut text, keys, expires);
                 resp3::verbatim(out, proto, b"txt", text.as_bytes());
             }
             Reply::ClientLines(lines) => {
@@ -232,7 +248,7 @@ fn encode_result(out: &mut Vec<u8>, proto: Protocol, result: Option<OpResult>) {
     match result {
         Some(OpResult::Value(Some(v))) => resp::bulk(out, &v),
         Some(OpResult::Value(None)) | Some(OpResult::NotApplied) => resp3::null(out, proto),
-        Some(OpResult::Int(n)) => resp::integer(out, n),
+        Some(OpResult::Int(n)) | Some(OpResult::KeyCount { keys: n, .. }) => resp::integer(out, n),
         Some(OpResult::Ok) => out.extend_from_slice(b"+OK\r\n"),
         Some(OpResult::Err(message)) => resp::error(out, &message),
         Some(OpResult::Keys { keys, .. }) => encode_keys(out, &keys),

@@ -499,7 +499,13 @@ impl Shard {
             }
             Op::Del(k) => self.del_op(k),
             Op::DbSize => match self.live_keys() {
-                Ok(n) => (OpResult::Int(n as i64), self.store.last_seq()),
+                Ok(count) => (
+                    OpResult::KeyCount {
+                        keys: count.keys as i64,
+                        expires: count.expires as i64,
+                    },
+                    self.store.last_seq(),
+                ),
                 Err(e) => (OpResult::Err(storage_error(&e)), SeqNo(0)),
             },
             // Keys listed may come from writes not yet durable: wait for all of them.

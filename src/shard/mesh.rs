@@ -224,6 +224,13 @@ pub enum OpResult {
     Entries(Vec<(Vec<u8>, Vec<u8>)>),
     /// The results of an [`Op::Batch`], one per op.
     Batch(Vec<OpResult>),
+    /// A shard's live keys ([`Op::DbSize`]) and how many of them have a deadline.
+    KeyCount {
+        /// Live user keys.
+        keys: i64,
+        /// Those with an expiry deadline.
+        expires: i64,
+    },
 }
 
 /// Names the connection slot a reply belongs to on the requesting shard.

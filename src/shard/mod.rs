@@ -47,6 +47,7 @@ mod committer;
 pub mod conn;
 mod conns;
 mod exec;
+mod expiry;
 mod fetch;
 pub(crate) mod info;
 pub mod mesh;
@@ -176,7 +177,7 @@ pub struct Shard {
     /// The store version whose counters `INFO` shows (weak: it must not pin old files).
     published_version: std::sync::Weak<crate::version::Version>,
     /// The live key count and the last sequence number it was counted at.
-    live_keys_counted: Option<(SeqNo, u64)>,
+    live_keys_counted: Option<(SeqNo, scan::KeyCount)>,
 }
 
 impl Shard {

@@ -83,40 +83,68 @@ pub(super) fn run(
 /// The highest sequence number of the versions read, so a reply that only read waits
 /// for what it saw to be durable.
 #[derive(Default)]
-struct Reads {
+pub(super) struct Reads {
     gate: SeqNo,
 }
 
+/// What a key holds, for the commands that accept any type (`EXPIRE`, `TTL`, ...).
+pub(super) enum KeyState {
+    /// No live key.
+    Missing,
+    /// A string, with its deadline (absolute Unix ms) if it has one.
+    String(Vec<u8>, Option<u64>),
+    /// A time series.
+    Series,
+}
+
 impl Reads {
-    fn get(&mut self, store: &ShardStore, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
-        let string = match store.get(key) {
+    /// What `key` holds: a live string (expired ones are missing), a series, or nothing.
+    pub(super) fn state(&mut self, store: &ShardStore, key: &[u8]) -> Result<KeyState, String> {
+        match store.get(key) {
             Ok(Some(found)) => {
                 self.gate = self.gate.max(found.seq);
-                found.value
+                if let Some(value) = found.value {
+                    return Ok(KeyState::String(value, found.expire_at_ms));
+                }
             }
-            Ok(None) => None,
+            Ok(None) => {}
             Err(e) => return Err(super::exec::storage_error(&e)),
-        };
-        if string.is_some() {
-            return Ok(string);
         }
-        // A series of that name: string commands answer WRONGTYPE, as in Redis.
         match crate::timeseries::series::series_lookup(store, key) {
             Ok(Some(meta)) => {
                 self.gate = self.gate.max(meta.seq);
-                match meta.value {
-                    Some(_) => Err(crate::timeseries::exec::WRONGTYPE.into()),
-                    None => Ok(None),
-                }
+                Ok(if meta.value.is_some() {
+                    KeyState::Series
+                } else {
+                    KeyState::Missing
+                })
             }
-            Ok(None) => Ok(None),
+            Ok(None) => Ok(KeyState::Missing),
             Err(e) => Err(super::exec::storage_error(&e)),
         }
+    }
+
+    /// The string at `key` with its deadline; a series of that name is `WRONGTYPE`, as
+    /// string commands answer in Redis.
+    pub(super) fn string(
+        &mut self,
+        store: &ShardStore,
+        key: &[u8],
+    ) -> Result<Option<(Vec<u8>, Option<u64>)>, String> {
+        match self.state(store, key)? {
+            KeyState::Missing => Ok(None),
+            KeyState::String(value, deadline) => Ok(Some((value, deadline))),
+            KeyState::Series => Err(crate::timeseries::exec::WRONGTYPE.into()),
+        }
+    }
+
+    fn get(&mut self, store: &ShardStore, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        Ok(self.string(store, key)?.map(|(value, _)| value))
     }
 }
 
 /// The result and, if the op wrote, the sequence number of its last write.
-type Outcome = Result<(OpResult, Option<SeqNo>), String>;
+pub(super) type Outcome = Result<(OpResult, Option<SeqNo>), String>;
 
 fn run_inner(
     store: &mut ShardStore,
@@ -125,35 +153,39 @@ fn run_inner(
     reads: &mut Reads,
 ) -> Outcome {
     match *op {
+        // The read-modify-writes keep the key's deadline, as Redis's do.
         StringOp::IncrBy { key, delta } => {
-            let current = match reads.get(store, key)? {
-                Some(value) => parse_strict_i64(&value).ok_or(NOT_AN_INTEGER)?,
-                None => 0,
+            let (current, deadline) = match reads.string(store, key)? {
+                Some((value, deadline)) => {
+                    (parse_strict_i64(&value).ok_or(NOT_AN_INTEGER)?, deadline)
+                }
+                None => (0, None),
             };
             let next = current
                 .checked_add(delta)
                 .ok_or("ERR increment or decrement would overflow")?;
-            let seq = store.put(key, itoa::Buffer::new().format(next).as_bytes());
+            let seq =
+                store.put_expiring(key, itoa::Buffer::new().format(next).as_bytes(), deadline);
             Ok((OpResult::Int(next), Some(seq)))
         }
         StringOp::IncrByFloat { key, delta } => {
-            let current = match reads.get(store, key)? {
-                Some(value) => parse_float(&value).ok_or(NOT_A_FLOAT)?,
-                None => Float::Fixed(0),
+            let (current, deadline) = match reads.string(store, key)? {
+                Some((value, deadline)) => (parse_float(&value).ok_or(NOT_A_FLOAT)?, deadline),
+                None => (Float::Fixed(0), None),
             };
             let delta = parse_float(delta).ok_or(NOT_A_FLOAT)?;
             let text =
                 add_floats(current, delta).ok_or("ERR increment would produce NaN or Infinity")?;
-            let seq = store.put(key, text.as_bytes());
+            let seq = store.put_expiring(key, text.as_bytes(), deadline);
             Ok((OpResult::Value(Some(text.into_bytes())), Some(seq)))
         }
         StringOp::Append { key, value } => {
-            let mut current = reads.get(store, key)?.unwrap_or_default();
+            let (mut current, deadline) = reads.string(store, key)?.unwrap_or_default();
             if current.len() + value.len() > value_bytes_max {
                 return Err(TOO_LONG.into());
             }
             current.extend_from_slice(value);
-            let seq = store.put(key, &current);
+            let seq = store.put_expiring(key, &current, deadline);
             Ok((OpResult::Int(current.len() as i64), Some(seq)))
         }
         StringOp::StrLen(key) => {
@@ -166,8 +198,8 @@ fn run_inner(
             Ok((OpResult::Value(Some(value[range].to_vec())), None))
         }
         StringOp::SetRange { key, offset, value } => {
-            let current = reads.get(store, key)?;
-            let current_len = current.as_ref().map_or(0, Vec::len);
+            let current = reads.string(store, key)?;
+            let current_len = current.as_ref().map_or(0, |(value, _)| value.len());
             if value.is_empty() {
                 return Ok((OpResult::Int(current_len as i64), None));
             }
@@ -176,12 +208,12 @@ fn run_inner(
                 return Err(TOO_LONG.into());
             }
             let (offset, end) = (offset as usize, end as usize);
-            let mut next = current.unwrap_or_default();
+            let (mut next, deadline) = current.unwrap_or_default();
             if next.len() < end {
                 next.resize(end, 0);
             }
             next[offset..end].copy_from_slice(value);
-            let seq = store.put(key, &next);
+            let seq = store.put_expiring(key, &next, deadline);
             Ok((OpResult::Int(next.len() as i64), Some(seq)))
         }
         StringOp::GetSet { key, value } => {
@@ -215,6 +247,11 @@ fn run_inner(
             }
             Ok((OpResult::Int(1), last))
         }
+        StringOp::Set { .. }
+        | StringOp::GetEx { .. }
+        | StringOp::Expire { .. }
+        | StringOp::Ttl { .. }
+        | StringOp::Persist(_) => super::expiry::run(store, op, reads),
     }
 }
 

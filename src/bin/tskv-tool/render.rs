@@ -244,6 +244,9 @@ pub fn sst(scan: &TableScan) -> String {
     if let Some(f) = &scan.footer {
         line!(out, "footer:");
         line!(out, "  format version: {}", f.format_version);
+        if let Some(deadline) = f.first_deadline_ms {
+            line!(out, "  first expiry deadline: {deadline} ms Unix time");
+        }
         line!(
             out,
             "  index: offset {} bytes {}",
