@@ -93,6 +93,10 @@ pub enum CommandKind {
     Exec,
     /// DISCARD.
     Discard,
+    /// WATCH.
+    Watch,
+    /// UNWATCH.
+    Unwatch,
     /// AUTH.
     Auth,
     /// SETEX.
@@ -153,7 +157,7 @@ pub enum CommandKind {
 
 impl CommandKind {
     /// Every kind, in `repr` order.
-    pub const ALL: [CommandKind; 67] = [
+    pub const ALL: [CommandKind; 69] = [
         Self::Ping,
         Self::Echo,
         Self::Quit,
@@ -193,6 +197,8 @@ impl CommandKind {
         Self::Multi,
         Self::Exec,
         Self::Discard,
+        Self::Watch,
+        Self::Unwatch,
         Self::Auth,
         Self::SetEx,
         Self::PSetEx,
@@ -265,6 +271,8 @@ impl CommandKind {
             Self::Multi => "multi",
             Self::Exec => "exec",
             Self::Discard => "discard",
+            Self::Watch => "watch",
+            Self::Unwatch => "unwatch",
             Self::Auth => "auth",
             Self::SetEx => "setex",
             Self::PSetEx => "psetex",
@@ -305,7 +313,9 @@ impl CommandKind {
             | Self::Hello
             | Self::Select
             | Self::Multi
-            | Self::Discard => &["fast"],
+            | Self::Discard
+            | Self::Watch
+            | Self::Unwatch => &["fast"],
             Self::Auth => &["fast", "no_auth"],
             Self::Client | Self::Command | Self::Info | Self::Exec => &[],
             Self::Config | Self::Shutdown => &["admin"],
@@ -376,7 +386,9 @@ impl CommandKind {
             | Self::ExpireTime
             | Self::PExpireTime
             | Self::Persist => (1, 1, 1),
-            Self::Del | Self::Exists | Self::MGet | Self::Unlink | Self::Touch => (1, -1, 1),
+            Self::Del | Self::Exists | Self::MGet | Self::Unlink | Self::Touch | Self::Watch => {
+                (1, -1, 1)
+            }
             Self::MSet | Self::MSetNx => (1, -1, 2),
             Self::TsMAdd => (1, -1, 3),
             kind if kind.is_series() && !kind.is_multi_series() => (1, 1, 1),
@@ -450,7 +462,8 @@ impl CommandKind {
             Self::GetRange | Self::SetRange => 4,
             Self::MSetNx => -3,
             Self::Unlink | Self::Touch => -2,
-            Self::RandomKey | Self::Multi | Self::Exec | Self::Discard => 1,
+            Self::RandomKey | Self::Multi | Self::Exec | Self::Discard | Self::Unwatch => 1,
+            Self::Watch => -2,
             Self::Auth => -2,
             Self::SetEx | Self::PSetEx => 4,
             Self::GetEx => -2,
@@ -569,6 +582,10 @@ pub enum Command<'a> {
     Exec,
     /// `DISCARD`.
     Discard,
+    /// `WATCH key [key ...]`.
+    Watch(Vec<&'a [u8]>),
+    /// `UNWATCH`.
+    Unwatch,
     /// `AUTH [username] password`.
     Auth {
         /// The user; `None` means `default`.
@@ -668,6 +685,8 @@ fn parse_known<'a>(kind: CommandKind, args: &[&'a [u8]]) -> Result<Command<'a>, 
         CommandKind::Multi => Ok(Command::Multi),
         CommandKind::Exec => Ok(Command::Exec),
         CommandKind::Discard => Ok(Command::Discard),
+        CommandKind::Watch => Ok(Command::Watch(rest.to_vec())),
+        CommandKind::Unwatch => Ok(Command::Unwatch),
         CommandKind::Auth => match rest {
             [password] => Ok(Command::Auth {
                 username: None,

@@ -92,7 +92,7 @@ fn random_command(rng: &mut StdRng, start_ms: i64) -> Vec<String> {
         "KEEPTTL".into(),
         "GET".into(),
         format!("NX GET EX {seconds}"),
-        format!("XX KEEPTTL GET"),
+        "XX KEEPTTL GET".to_string(),
         "EX".into(),
         format!("EX {seconds} PX {millis}"),
         format!("KEEPTTL PX {millis}"),

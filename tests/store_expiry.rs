@@ -130,7 +130,7 @@ fn deadlines_survive_flush_compaction_and_reopen_and_expired_versions_are_reclai
         .iter()
         .filter(|e| {
             let i: usize = std::str::from_utf8(&e.key[4..]).unwrap().parse().unwrap();
-            i % 3 == 0
+            i.is_multiple_of(3)
         })
         .count();
     assert_eq!(

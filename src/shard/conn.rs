@@ -54,6 +54,8 @@ pub enum Reply {
     /// `EXEC`: each queued command's reply and how many ops of the one
     /// `OpResult::Batch` it takes, in order.
     Exec(Vec<(Slot, usize)>),
+    /// `EXEC` of a transaction a watched key's change aborted: a null array.
+    ExecAborted,
 }
 
 /// A reply in the connection's order. It may be sent once all its parts arrived and the
@@ -111,6 +113,7 @@ impl Slot {
             return;
         }
         match (&mut self.reply, result) {
+            (reply @ Reply::Exec(_), OpResult::ExecAborted) => *reply = Reply::ExecAborted,
             (Reply::Single(slot), result) => *slot = Some(result),
             (Reply::Values(values), OpResult::Value(value)) => {
                 if let Some(entry) = values.get_mut(part as usize) {
@@ -219,6 +222,7 @@ impl Slot {
                 let text = super::client::client_list_text(lines);
                 resp3::verbatim(out, proto, b"txt", &text);
             }
+            Reply::ExecAborted => resp3::null_array(out, proto),
             Reply::Exec(replies) => {
                 resp::array_header(out, replies.len());
                 for (mut slot, _) in replies {
@@ -257,7 +261,9 @@ fn encode_result(out: &mut Vec<u8>, proto: Protocol, result: Option<OpResult>) {
         Some(OpResult::Entries(_)) => {
             resp::error(out, "ERR internal error: entries in a single reply")
         }
-        Some(OpResult::Batch(_)) => resp::error(out, "ERR internal error: batch result"),
+        Some(OpResult::Batch(_)) | Some(OpResult::ExecAborted) => {
+            resp::error(out, "ERR internal error: batch result")
+        }
         None => resp::error(out, "ERR internal error: missing reply"),
     }
 }
@@ -294,6 +300,8 @@ pub struct Conn {
     pub authenticated: bool,
     /// The commands queued since `MULTI`, if in a transaction.
     pub(crate) transaction: Option<super::multi::Transaction>,
+    /// The shard holding this client's `WATCH`ed keys, while it watches any.
+    pub(crate) watch_shard: Option<super::mesh::ShardId>,
     /// The peer's address and the local address, for `CLIENT LIST` (`None` if the socket
     /// could not tell).
     pub addrs: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
@@ -425,6 +433,7 @@ impl Conn {
             proto: Protocol::Resp2,
             authenticated: false,
             transaction: None,
+            watch_shard: None,
             addrs,
             accepted: std::time::Instant::now(),
             last_command_at: std::time::Instant::now(),

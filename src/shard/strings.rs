@@ -87,6 +87,9 @@ pub(super) struct Reads {
     gate: SeqNo,
 }
 
+/// A string value with its deadline (absolute Unix ms), if it has one.
+pub(super) type Deadlined = (Vec<u8>, Option<u64>);
+
 /// What a key holds, for the commands that accept any type (`EXPIRE`, `TTL`, ...).
 pub(super) enum KeyState {
     /// No live key.
@@ -130,7 +133,7 @@ impl Reads {
         &mut self,
         store: &ShardStore,
         key: &[u8],
-    ) -> Result<Option<(Vec<u8>, Option<u64>)>, String> {
+    ) -> Result<Option<Deadlined>, String> {
         match self.state(store, key)? {
             KeyState::Missing => Ok(None),
             KeyState::String(value, deadline) => Ok(Some((value, deadline))),
