@@ -81,6 +81,10 @@ pub enum CommandKind {
     SetNx,
     /// MSETNX.
     MSetNx,
+    /// RENAME.
+    Rename,
+    /// RENAMENX.
+    RenameNx,
     /// UNLINK (the same as DEL: tskv frees nothing in the background).
     Unlink,
     /// TOUCH (the same as EXISTS: tskv keeps no access times).
@@ -157,7 +161,7 @@ pub enum CommandKind {
 
 impl CommandKind {
     /// Every kind, in `repr` order.
-    pub const ALL: [CommandKind; 69] = [
+    pub const ALL: [CommandKind; 71] = [
         Self::Ping,
         Self::Echo,
         Self::Quit,
@@ -191,6 +195,8 @@ impl CommandKind {
         Self::GetDel,
         Self::SetNx,
         Self::MSetNx,
+        Self::Rename,
+        Self::RenameNx,
         Self::Unlink,
         Self::Touch,
         Self::RandomKey,
@@ -265,6 +271,8 @@ impl CommandKind {
             Self::GetDel => "getdel",
             Self::SetNx => "setnx",
             Self::MSetNx => "msetnx",
+            Self::Rename => "rename",
+            Self::RenameNx => "renamenx",
             Self::Unlink => "unlink",
             Self::Touch => "touch",
             Self::RandomKey => "randomkey",
@@ -338,7 +346,8 @@ impl CommandKind {
             | Self::Append
             | Self::GetSet
             | Self::SetNx => &["write", "denyoom", "fast"],
-            Self::GetDel | Self::Unlink => &["write", "fast"],
+            Self::GetDel | Self::Unlink | Self::RenameNx => &["write", "fast"],
+            Self::Rename => &["write"],
             Self::Get
             | Self::Exists
             | Self::MGet
@@ -390,6 +399,7 @@ impl CommandKind {
                 (1, -1, 1)
             }
             Self::MSet | Self::MSetNx => (1, -1, 2),
+            Self::Rename | Self::RenameNx => (1, 2, 1),
             Self::TsMAdd => (1, -1, 3),
             kind if kind.is_series() && !kind.is_multi_series() => (1, 1, 1),
             _ => (0, 0, 0),
@@ -461,6 +471,7 @@ impl CommandKind {
             | Self::SetNx => 3,
             Self::GetRange | Self::SetRange => 4,
             Self::MSetNx => -3,
+            Self::Rename | Self::RenameNx => 3,
             Self::Unlink | Self::Touch => -2,
             Self::RandomKey | Self::Multi | Self::Exec | Self::Discard | Self::Unwatch => 1,
             Self::Watch => -2,
@@ -710,7 +721,9 @@ fn parse_known<'a>(kind: CommandKind, args: &[&'a [u8]]) -> Result<Command<'a>, 
         | CommandKind::GetSet
         | CommandKind::GetDel
         | CommandKind::SetNx
-        | CommandKind::MSetNx => strings::parse(kind, rest),
+        | CommandKind::MSetNx
+        | CommandKind::Rename
+        | CommandKind::RenameNx => strings::parse(kind, rest),
         CommandKind::SetEx
         | CommandKind::PSetEx
         | CommandKind::GetEx

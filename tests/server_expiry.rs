@@ -335,3 +335,50 @@ fn deadlines_survive_sigkill_and_expired_keys_stay_expired() {
     );
     assert_eq!(raw.request(&["DBSIZE"]), Reply::Int(1499));
 }
+
+#[test]
+fn rename_moves_value_and_deadline_as_redis_does() {
+    // One shard: RENAME of keys on two shards is refused (README), checked below.
+    let redis = RedisServer::start();
+    let tskv = TestServer::start(&["--shards", "1"]);
+    let mut theirs = Raw::connect(redis.port);
+    let mut ours = Raw::connect(tskv.port());
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    for step in 0..1500 {
+        let a = ["a", "b", "c"].choose(&mut rng).unwrap().to_string();
+        let b = ["a", "b", "c"].choose(&mut rng).unwrap().to_string();
+        let line = match rng.gen_range(0..8) {
+            0 | 1 => format!("RENAME {a} {b}"),
+            2 | 3 => format!("RENAMENX {a} {b}"),
+            4 => format!("SET {a} v{step} EX 1000"),
+            5 => format!("SET {a} w{step}"),
+            6 => format!("TTL {a}"),
+            _ => format!("MGET a b c"),
+        };
+        let command = shell_words(&line);
+        let expected = theirs.request(&command);
+        let got = ours.request(&command);
+        assert!(
+            agrees(&command, &got, &expected),
+            "step {step} {command:?}: tskv {got:?}, Redis {expected:?} (seed {seed})"
+        );
+    }
+    let two = TestServer::start(&["--shards", "2"]);
+    let mut raw = Raw::connect(two.port());
+    let refused = (0..64).find_map(|i| {
+        raw.request(&["SET", "src", "v"]);
+        match raw.request(&["RENAME", "src", &format!("dst{i}")]) {
+            Reply::Error(e) => Some(e),
+            _ => {
+                raw.request(&["DEL", &format!("dst{i}")]);
+                None
+            }
+        }
+    });
+    let refused = refused.expect("some key is on the other shard");
+    assert!(
+        refused.starts_with("ERR RENAME keys must all be on one shard: 'src'"),
+        "{refused}"
+    );
+}

@@ -82,6 +82,16 @@ pub enum StringOp<K> {
     /// `MSETNX key value [key value ...]`, every key on one shard: set them all if none
     /// exists; replies 1 if set, 0 if not.
     MSetNx(Vec<(K, K)>),
+    /// `RENAME key newkey` / `RENAMENX` (`nx`), both keys on one shard: moves the value
+    /// and its deadline; `ERR no such key` if `from` is missing.
+    Rename {
+        /// The key renamed.
+        from: K,
+        /// Its new name.
+        to: K,
+        /// `RENAMENX`: only if `to` does not exist (replies 1 or 0 instead of `OK`).
+        nx: bool,
+    },
     /// `SET` with `GET` or a deadline option, `SETEX`, `PSETEX` (see
     /// [`super::expiry`]): replies `OK`/nil, or the old value with `GET`.
     Set {
@@ -185,6 +195,11 @@ impl<K: AsRef<[u8]>> StringOp<K> {
             Self::MSetNx(pairs) => {
                 StringOp::MSetNx(pairs.iter().map(|(k, v)| (f(k), f(v))).collect())
             }
+            Self::Rename { from, to, nx } => StringOp::Rename {
+                from: f(from),
+                to: f(to),
+                nx: *nx,
+            },
             Self::Set {
                 key,
                 value,
@@ -243,6 +258,7 @@ impl<'k> StringOp<&'k [u8]> {
             | Self::Ttl { key, .. }
             | Self::Persist(key) => smallvec::smallvec![key],
             Self::MSetNx(ref pairs) => pairs.iter().map(|(k, _)| *k).collect(),
+            Self::Rename { from, to, .. } => smallvec::smallvec![from, to],
         }
     }
 }
@@ -314,6 +330,11 @@ pub(super) fn parse<'a>(kind: CommandKind, rest: &[&'a [u8]]) -> Result<Command<
             }
             StringOp::MSetNx(rest.chunks_exact(2).map(|kv| (kv[0], kv[1])).collect())
         }
+        CommandKind::Rename | CommandKind::RenameNx => StringOp::Rename {
+            from: rest[0],
+            to: rest[1],
+            nx: kind == CommandKind::RenameNx,
+        },
         other => unreachable!("{} is not a string command", other.name()),
     };
     Ok(Command::Strings(op))

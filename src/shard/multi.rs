@@ -101,10 +101,9 @@ impl Shard {
         let Some((_, ops)) = plan(command) else {
             return Err("ERR this command is not allowed inside MULTI in tskv (transactions run on one shard and may touch only its keys)".into());
         };
-        if let Command::Strings(command::StringOp::MSetNx(pairs)) = command {
-            let first = shard_of(pairs[0].0, self.shards);
-            if pairs.iter().any(|(k, _)| shard_of(k, self.shards) != first) {
-                return Err("ERR MSETNX keys must all be on one shard".into());
+        if let Command::Strings(op) = command {
+            if let Some(message) = super::strings::cross_shard_keys(op, self.shards) {
+                return Err(message);
             }
         }
         let keys: Vec<Vec<u8>> = ops.iter().filter_map(op_key).map(<[u8]>::to_vec).collect();

@@ -23,44 +23,52 @@ use crate::command::strings::{
 };
 use crate::store::ShardStore;
 
+/// `RENAME` of, or onto, a time series.
+const RENAME_SERIES: &str = "ERR tskv cannot rename a time series key, nor rename onto one";
+
 /// `ERR string exceeds maximum allowed size (proto-max-bulk-len)`.
 const TOO_LONG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
 
 impl Shard {
-    /// Routes a string command to the shard owning its keys. `MSETNX` whose keys live on
-    /// more than one shard is refused: setting them all or none would need a transaction
-    /// across shards, which tskv does not have.
+    /// Routes a string command to the shard owning its keys. An `MSETNX` or `RENAME` whose
+    /// keys live on more than one shard is refused: changing them all or none would need
+    /// a transaction across shards, which tskv does not have.
     pub(super) fn string_command(
         &mut self,
         key: (u32, u32),
         op: StringOp<&[u8]>,
     ) -> Result<(), Wait> {
-        if let StringOp::MSetNx(pairs) = &op {
-            let first = mesh::shard_of(pairs[0].0, self.shards);
-            if let Some((other, _)) = pairs
-                .iter()
-                .find(|(k, _)| mesh::shard_of(k, self.shards) != first)
-            {
-                let message = cross_shard_msetnx(pairs[0].0, other, self.shards);
-                let mut reply = Vec::new();
-                crate::resp::error(&mut reply, &message);
-                self.push_ready(key, Reply::Encoded(reply));
-                return Ok(());
-            }
+        if let Some(message) = cross_shard_keys(&op, self.shards) {
+            let mut reply = Vec::new();
+            crate::resp::error(&mut reply, &message);
+            self.push_ready(key, Reply::Encoded(reply));
+            return Ok(());
         }
         self.scatter(key, Reply::Single(None), &[Op::Strings(op)])
     }
 }
 
-/// The error for an `MSETNX` whose keys `a` and `b` are on different shards.
-fn cross_shard_msetnx(a: &[u8], b: &[u8], shards: usize) -> String {
-    format!(
-        "ERR MSETNX keys must all be on one shard: '{}' is on shard {} and '{}' on shard {} of {shards} (tskv cannot set keys of several shards atomically)",
-        String::from_utf8_lossy(a),
-        mesh::shard_of(a, shards).0,
-        String::from_utf8_lossy(b),
-        mesh::shard_of(b, shards).0,
-    )
+/// The error for an op whose keys are on more than one shard (`MSETNX`, `RENAME`,
+/// `RENAMENX`), naming the first key and one on another shard; `None` if they share one.
+pub(super) fn cross_shard_keys(op: &StringOp<&[u8]>, shards: usize) -> Option<String> {
+    let keys = op.keys();
+    let first = keys[0];
+    let other = keys
+        .iter()
+        .find(|k| mesh::shard_of(k, shards) != mesh::shard_of(first, shards))?;
+    let name = match op {
+        StringOp::MSetNx(_) => "MSETNX",
+        StringOp::Rename { nx: false, .. } => "RENAME",
+        StringOp::Rename { nx: true, .. } => "RENAMENX",
+        _ => unreachable!("single-key op"),
+    };
+    Some(format!(
+        "ERR {name} keys must all be on one shard: '{}' is on shard {} and '{}' on shard {} of {shards} (tskv cannot change keys of several shards atomically)",
+        String::from_utf8_lossy(first),
+        mesh::shard_of(first, shards).0,
+        String::from_utf8_lossy(other),
+        mesh::shard_of(other, shards).0,
+    ))
 }
 
 /// Runs `op` against `store`. `value_bytes_max` is the longest value `APPEND` and
@@ -249,6 +257,30 @@ fn run_inner(
                 last = Some(store.put(key, value));
             }
             Ok((OpResult::Int(1), last))
+        }
+        StringOp::Rename { from, to, nx } => {
+            let (value, deadline) = match reads.state(store, from)? {
+                KeyState::Missing => return Err("ERR no such key".into()),
+                KeyState::Series => return Err(RENAME_SERIES.into()),
+                KeyState::String(value, deadline) => (value, deadline),
+            };
+            let reply = |renamed: bool| match (nx, renamed) {
+                (false, _) => OpResult::Ok,
+                (true, renamed) => OpResult::Int(i64::from(renamed)),
+            };
+            if from == to {
+                return Ok((reply(!nx), None));
+            }
+            match reads.state(store, to)? {
+                KeyState::Missing => {}
+                KeyState::String(..) if nx => return Ok((reply(false), None)),
+                KeyState::String(..) => {}
+                KeyState::Series if nx => return Ok((reply(false), None)),
+                KeyState::Series => return Err(RENAME_SERIES.into()),
+            }
+            store.put_expiring(to, &value, deadline);
+            let seq = store.delete(from);
+            Ok((reply(true), Some(seq)))
         }
         StringOp::Set { .. }
         | StringOp::GetEx { .. }
