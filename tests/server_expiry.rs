@@ -354,7 +354,7 @@ fn rename_moves_value_and_deadline_as_redis_does() {
             4 => format!("SET {a} v{step} EX 1000"),
             5 => format!("SET {a} w{step}"),
             6 => format!("TTL {a}"),
-            _ => format!("MGET a b c"),
+            _ => "MGET a b c".to_string(),
         };
         let command = shell_words(&line);
         let expected = theirs.request(&command);
