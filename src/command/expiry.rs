@@ -342,7 +342,7 @@ mod tests {
         );
         assert_eq!(set(&["k", "v", "EX", "x"]).unwrap_err(), NOT_AN_INTEGER);
         assert_eq!(
-            set(&["k", "v", "EX", "9223372036854775"]).unwrap_err(),
+            set(&["k", "v", "EX", "9223372036854776"]).unwrap_err(),
             "ERR invalid expire time in 'set' command"
         );
         // The later of two identical units wins.
