@@ -1,0 +1,81 @@
+//! A client thread's statistics of the current interval: what it records per request sent
+//! and per reply, and each finished interval sent to the main thread.
+
+use std::sync::mpsc::Sender;
+
+use super::conn::InFlight;
+use crate::stats::{IntervalClock, IntervalReport, PerCommand, WorkerMessage};
+use crate::workload::{Command, Outcome};
+
+/// The current interval's statistics; sends each finished interval to the main thread.
+pub(super) struct Recorder {
+    pub(super) thread_index: usize,
+    pub(super) clock: IntervalClock,
+    pub(super) index: u32,
+    pub(super) end_ns: u64,
+    pub(super) warmup: bool,
+    pub(super) commands: PerCommand,
+    pub(super) open_loop: bool,
+    pub(super) last_measured_reply_ns: Option<u64>,
+    pub(super) tx: Sender<WorkerMessage>,
+}
+
+impl Recorder {
+    /// Sends every interval that ended by `now_ns`.
+    pub(super) fn roll_until(&mut self, now_ns: u64) {
+        while now_ns >= self.end_ns {
+            self.emit(self.end_ns);
+            self.index += 1;
+            let (_, end_ns, warmup) = self.clock.bounds(self.index);
+            self.end_ns = end_ns;
+            self.warmup = warmup;
+        }
+    }
+
+    pub(super) fn emit(&mut self, end_ns: u64) {
+        let report = IntervalReport {
+            index: self.index,
+            end_ns,
+            commands: std::mem::take(&mut self.commands),
+        };
+        // The main thread only goes away after every Done, so a failed send changes nothing.
+        let _ = self.tx.send(WorkerMessage::Interval(Box::new(report)));
+    }
+
+    pub(super) fn on_send(&mut self, command: Command, measured: bool, behind: bool, lag_ns: u64) {
+        let stats = &mut self.commands[command.index()];
+        stats.sent += 1;
+        if measured && self.open_loop {
+            stats.send_lag.saturating_record(lag_ns);
+            if behind {
+                stats.behind_schedule += 1;
+            }
+        }
+    }
+
+    pub(super) fn on_reply(&mut self, request: &InFlight, outcome: Outcome, now_ns: u64) {
+        // A warm-up request answered after the warm-up belongs to no interval.
+        if request.measured == self.warmup {
+            return;
+        }
+        let stats = &mut self.commands[request.request.command.index()];
+        match outcome {
+            Outcome::Ok => {
+                stats.ok += 1;
+                stats
+                    .uncorrected
+                    .saturating_record(now_ns.saturating_sub(request.sent_ns));
+                if self.open_loop {
+                    stats
+                        .corrected
+                        .saturating_record(now_ns.saturating_sub(request.intended_ns));
+                }
+            }
+            Outcome::Error => stats.errors += 1,
+            Outcome::Unexpected => stats.unexpected += 1,
+        }
+        if request.measured {
+            self.last_measured_reply_ns = Some(now_ns);
+        }
+    }
+}
