@@ -265,6 +265,25 @@ impl RunReport<'_> {
     }
 
     fn notes(&self, out: &mut String, all: &CommandStats) {
+        if all.samples > 0
+            || self
+                .phase
+                .commands
+                .iter()
+                .any(|(c, _)| *c == Command::TsMadd)
+        {
+            let window_s = self.window_s();
+            let per_s = if window_s > 0.0 {
+                all.samples as f64 / window_s
+            } else {
+                0.0
+            };
+            let _ = writeln!(
+                out,
+                "samples stored: {} ({per_s:.0} samples/s); TS.MADD errors count failed samples",
+                all.samples
+            );
+        }
         if self.open_loop() {
             let _ = writeln!(
                 out,
@@ -395,6 +414,8 @@ impl RunReport<'_> {
                 "ops": stats.ok,
                 "ops_per_s": if window_s > 0.0 { stats.ok as f64 / window_s } else { 0.0 },
                 "errors": stats.errors,
+                "samples": stats.samples,
+                "samples_per_s": if window_s > 0.0 { stats.samples as f64 / window_s } else { 0.0 },
                 "unexpected": stats.unexpected,
                 "behind_schedule": stats.behind_schedule,
                 "latency_us": latency,

@@ -4,7 +4,7 @@
 use std::sync::mpsc::Sender;
 
 use super::conn::InFlight;
-use crate::stats::{IntervalClock, IntervalReport, PerCommand, WorkerMessage};
+use crate::stats::{CommandStats, IntervalClock, IntervalReport, PerCommand, WorkerMessage};
 use crate::workload::{Command, Outcome};
 
 /// The current interval's statistics; sends each finished interval to the main thread.
@@ -59,20 +59,28 @@ impl Recorder {
             return;
         }
         let stats = &mut self.commands[request.request.command.index()];
-        match outcome {
-            Outcome::Ok => {
-                stats.ok += 1;
+        let count_success = |stats: &mut CommandStats| {
+            stats.ok += 1;
+            stats
+                .uncorrected
+                .saturating_record(now_ns.saturating_sub(request.sent_ns));
+            if self.open_loop {
                 stats
-                    .uncorrected
-                    .saturating_record(now_ns.saturating_sub(request.sent_ns));
-                if self.open_loop {
-                    stats
-                        .corrected
-                        .saturating_record(now_ns.saturating_sub(request.intended_ns));
-                }
+                    .corrected
+                    .saturating_record(now_ns.saturating_sub(request.intended_ns));
             }
+        };
+        match outcome {
+            Outcome::Ok => count_success(stats),
             Outcome::Error => stats.errors += 1,
             Outcome::Unexpected => stats.unexpected += 1,
+            Outcome::Samples { stored, failed } => {
+                stats.samples += stored;
+                stats.errors += failed;
+                if failed == 0 {
+                    count_success(stats);
+                }
+            }
         }
         if request.measured {
             self.last_measured_reply_ns = Some(now_ns);

@@ -80,7 +80,8 @@ impl Command {
     }
 
     /// Whether `reply` is what this command should get (for RMW: its final SET's reply);
-    /// `-...` is an error whatever the command.
+    /// `-...` is an error whatever the command. A `TS.MADD` array is judged per sample:
+    /// each error element is a failed sample, each other element a stored one.
     pub fn judge(self, reply: &Reply<'_>) -> Outcome {
         use Command::*;
         match (self, reply) {
@@ -88,7 +89,11 @@ impl Command {
             (Template(_), _) => Outcome::Ok,
             (Set | Insert | Rmw | TsCreate, Reply::Simple(b"OK")) => Outcome::Ok,
             (Get, Reply::Bulk(_) | Reply::Null) => Outcome::Ok,
-            (Scan | TsMadd | TsRange | TsMrange, Reply::Array(_)) => Outcome::Ok,
+            (TsMadd, &Reply::Array { len, errors }) => Outcome::Samples {
+                stored: (len - errors) as u64,
+                failed: errors as u64,
+            },
+            (Scan | TsRange | TsMrange, Reply::Array { .. }) => Outcome::Ok,
             _ => Outcome::Unexpected,
         }
     }
@@ -103,6 +108,15 @@ pub enum Outcome {
     Error,
     /// Any other reply.
     Unexpected,
+    /// A multi-sample write (`TS.MADD`) answered with an array of one reply per sample:
+    /// `stored` integers (or other non-errors) and `failed` error replies. The request
+    /// succeeded only if `failed` is 0; each failed sample counts as one error.
+    Samples {
+        /// Samples the server stored.
+        stored: u64,
+        /// Samples it refused.
+        failed: u64,
+    },
 }
 
 #[cfg(test)]
@@ -121,6 +135,34 @@ mod tests {
         assert_eq!(Command::Get.judge(&Reply::Null), Outcome::Ok);
         assert_eq!(Command::Get.judge(&Reply::Integer(1)), Outcome::Unexpected);
         assert_eq!(Command::Get.judge(&Reply::Error(b"ERR")), Outcome::Error);
+        assert_eq!(
+            Command::Scan.judge(&Reply::Array { len: 2, errors: 1 }),
+            Outcome::Ok
+        );
+    }
+
+    #[test]
+    fn ts_madd_replies_are_judged_per_sample() {
+        let judge = |len, errors| Command::TsMadd.judge(&Reply::Array { len, errors });
+        assert_eq!(
+            judge(10, 0),
+            Outcome::Samples {
+                stored: 10,
+                failed: 0
+            }
+        );
+        assert_eq!(
+            judge(10, 3),
+            Outcome::Samples {
+                stored: 7,
+                failed: 3
+            }
+        );
+        assert_eq!(Command::TsMadd.judge(&Reply::Error(b"ERR")), Outcome::Error);
+        assert_eq!(
+            Command::TsMadd.judge(&Reply::Integer(1)),
+            Outcome::Unexpected
+        );
     }
 
     #[test]
