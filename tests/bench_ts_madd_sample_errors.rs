@@ -1,9 +1,9 @@
 //! Goal: tskv-bench counts the errors inside a `TS.MADD` reply (an array of one integer or
 //! one error per sample) as errors, one per refused sample, never as successes; and it
 //! reports the samples the server stored and their rate.
-//! Method: create the ten cpu series of one TSBS host with `DUPLICATE_POLICY BLOCK` through
-//! the `redis` crate, then run `tskv-bench --workload tsbs-cpu-ingest --hosts 1` twice with
-//! one connection: 3 batches (timestamps t0..t2, 30 samples), then 6 batches. The second
+//! Method: create the ten cpu series of one TSBS host (named as `--dump-commands` shows)
+//! with `DUPLICATE_POLICY BLOCK` through the `redis` crate, then run `tskv-bench --workload
+//! tsbs-cpu-ingest --hosts 1` twice with one connection: 3 batches (timestamps t0..t2, 30 samples), then 6 batches. The second
 //! run re-adds t0..t2, which BLOCK refuses sample by sample inside each reply, and adds
 //! t3..t5. Its JSON must say 30 errors, 3 successful TS.MADDs and 30 samples stored, and the
 //! series must hold 60 samples in all.
@@ -14,19 +14,30 @@ use std::process::Command;
 
 use common::TestServer;
 
-/// The metrics of TSBS's cpu measurement, as tskv-bench names its series.
-const METRICS: [&str; 10] = [
-    "usage_user",
-    "usage_system",
-    "usage_idle",
-    "usage_nice",
-    "usage_iowait",
-    "usage_irq",
-    "usage_softirq",
-    "usage_steal",
-    "usage_guest",
-    "usage_guest_nice",
-];
+/// The keys of the series one TS.MADD of host 0 writes, as tskv-bench prints them.
+fn series_keys() -> Vec<String> {
+    let output = Command::new(env!("CARGO_BIN_EXE_tskv-bench"))
+        .args([
+            "--workload",
+            "tsbs-cpu-ingest",
+            "--hosts",
+            "1",
+            "--dump-commands",
+            "1",
+        ])
+        .output()
+        .expect("run tskv-bench");
+    assert!(output.status.success());
+    let line = String::from_utf8(output.stdout).unwrap();
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(words[0], "TS.MADD", "{line}");
+    // TS.MADD key timestamp value [key timestamp value ...]
+    words[1..]
+        .iter()
+        .step_by(3)
+        .map(|key| key.to_string())
+        .collect()
+}
 
 fn ingest(server: &TestServer, batches: u64) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
@@ -54,9 +65,11 @@ fn ingest(server: &TestServer, batches: u64) -> serde_json::Value {
 fn refused_samples_inside_a_ts_madd_reply_count_as_errors() {
     let server = TestServer::start(&["--fsync", "never"]);
     let mut con = server.conn();
-    for metric in METRICS {
+    let keys = series_keys();
+    assert_eq!(keys.len(), 10, "{keys:?}");
+    for key in &keys {
         let () = redis::cmd("TS.CREATE")
-            .arg(format!("cpu:host_0:{metric}"))
+            .arg(key)
             .arg("DUPLICATE_POLICY")
             .arg("BLOCK")
             .query(&mut con)
@@ -84,9 +97,9 @@ fn refused_samples_inside_a_ts_madd_reply_count_as_errors() {
     assert_eq!(second["lost"], 0);
 
     let mut stored = 0;
-    for metric in METRICS {
+    for key in &keys {
         let samples: Vec<(i64, String)> = redis::cmd("TS.RANGE")
-            .arg(format!("cpu:host_0:{metric}"))
+            .arg(key)
             .arg("-")
             .arg("+")
             .query(&mut con)

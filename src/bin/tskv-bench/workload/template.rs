@@ -1,7 +1,6 @@
 //! `--command` templates: their report names, the weighted draw, and the encoding with the
 //! `__key__` and `__value__` placeholders filled.
 
-use crate::limits;
 use crate::resp_client::{encode_array_header, encode_bulk};
 
 /// One `--command` template and its weight.
@@ -76,11 +75,8 @@ pub(super) fn encode(
     out: &mut Vec<u8>,
 ) {
     encode_array_header(out, words.len());
-    let mut digits = itoa::Buffer::new();
-    let digits = digits.format(key_index).as_bytes();
     key.clear();
-    key.resize(limits::KEY_DIGITS.saturating_sub(digits.len()), b'0');
-    key.extend_from_slice(digits);
+    super::push_key_digits(key, key_index);
     for template_word in words {
         word.clear();
         fill_placeholders(template_word, key, value, word);
