@@ -245,6 +245,7 @@ fn run(args: &Args) -> Result<ExitCode, Box<dyn Error>> {
     })
 }
 
+/// Each target's first address.
 fn resolve(targets: &[String]) -> Result<Vec<SocketAddr>, String> {
     targets
         .iter()

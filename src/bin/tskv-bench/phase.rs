@@ -25,15 +25,21 @@ use crate::workload::{share, WorkloadConfig};
 
 /// One phase to run: setup, the measured run, or a ramp step.
 pub struct PhaseSpec {
+    /// What the report says about the phase.
     pub info: PhaseInfo,
+    /// What it sends.
     pub workload: WorkloadConfig,
+    /// `None`: closed loop.
     pub open_loop: Option<OpenLoop>,
+    /// Warm-up length from the phase's start.
     pub warmup_ns: u64,
+    /// Measured length after warm-up; `None` when a request count ends the phase.
     pub duration_ns: Option<u64>,
     /// `--requests` split over the connections.
     pub requests: Option<u64>,
     /// Setup phases: each thread does exactly its share of this many requests.
     pub setup_total: Option<u64>,
+    /// Base seed of the phase's request streams.
     pub seed: u64,
     /// Write this phase's intervals into the `--hdr-log`.
     pub hdr_logged: bool,
@@ -47,17 +53,23 @@ pub struct PhaseSpec {
 
 /// What every phase shares.
 pub struct RunContext<'a> {
+    /// The flags.
     pub args: &'a Args,
+    /// The servers, resolved once.
     pub addrs: Vec<SocketAddr>,
+    /// The host manifest every report carries.
     pub host: HostManifest,
+    /// `--perf-record` or `--perf-cmd`, run over the measured window.
     pub profiler: Option<Arc<Mutex<Profiler>>>,
     /// Set by SIGINT: every phase stops issuing, drains, and the run reports what it has.
     pub interrupted: Arc<AtomicBool>,
+    /// `--hdr-log`, shared by the phases that log.
     pub hdr_log: Option<Mutex<HdrLog>>,
     /// The client threads and their connections, kept from phase to phase.
     pub pool: ClientPool,
 }
 
+/// Whether a client thread of the phase ended with an error.
 pub fn thread_failed(collected: &Collected) -> bool {
     collected.threads.iter().any(|t| t.error.is_some())
 }
@@ -92,6 +104,7 @@ impl RunContext<'_> {
         }
     }
 
+    /// The report of phase `spec` run with `seed`, from its collected intervals.
     pub fn report<'a>(
         &'a self,
         spec: &'a PhaseSpec,

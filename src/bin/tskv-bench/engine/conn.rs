@@ -17,9 +17,13 @@ use crate::workload::Request;
 /// A request awaiting its reply.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct InFlight {
+    /// What was sent.
     pub(super) request: Request,
+    /// When it was meant to be sent (closed loop: when it was), ns since the phase's start.
     pub(super) intended_ns: u64,
+    /// When it was sent, ns since the phase's start.
     pub(super) sent_ns: u64,
+    /// Issued after the warm-up: its reply counts.
     pub(super) measured: bool,
     /// The GET of a read-modify-write: its reply triggers the SET, which keeps this entry's
     /// times, so the RMW is timed from its GET's (intended) send to its SET's reply.
@@ -28,7 +32,9 @@ pub(super) struct InFlight {
 
 /// One non-blocking connection and its buffers.
 pub(super) struct Conn {
+    /// The server.
     pub(super) addr: SocketAddr,
+    /// The non-blocking socket.
     pub(super) stream: TcpStream,
     /// Encoded requests not yet written, from `out_pos`.
     pub(super) out: Vec<u8>,
@@ -37,14 +43,19 @@ pub(super) struct Conn {
     pub(super) inbuf: Vec<u8>,
     pub(super) in_start: usize,
     pub(super) in_end: usize,
+    /// The pipeline window: requests sent (or queued in `out`) awaiting their replies,
+    /// oldest first.
     pub(super) inflight: VecDeque<InFlight>,
+    /// What the socket is registered for in the thread's epoll.
     pub(super) interest: Interest,
+    /// Its intended send times (open loop).
     pub(super) schedule: Schedule,
     /// Open loop: a request came due while the pipeline was full, and the connection has
     /// not caught up with its schedule since.
     pub(super) stalled: bool,
     /// Open loop: no further request of its schedule will be issued.
     pub(super) schedule_done: bool,
+    /// When its last reply arrived, ns since the phase's start.
     pub(super) last_reply_ns: u64,
 }
 

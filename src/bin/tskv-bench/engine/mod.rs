@@ -45,7 +45,7 @@ use self::schedule::{Issuer, Schedule};
 use crate::keydist::fnv1a_64;
 use crate::limits;
 use crate::resp_client::parse_reply;
-use crate::stats::{IntervalClock, PerCommand, ThreadSummary, WorkerMessage};
+use crate::stats::{ThreadSummary, WorkerMessage};
 use crate::sys::{self, Epoll, Interest};
 use crate::workload::{Command, Outcome, Workload, WorkloadConfig};
 
@@ -117,8 +117,6 @@ impl Worker {
                 .add(conn.stream.as_raw_fd(), token as u64, Interest::Read)
                 .map_err(io)?;
         }
-        let clock = IntervalClock::new(config.warmup_ns);
-        let (_, end_ns, warmup) = clock.bounds(0);
         Ok(Worker {
             base,
             stop,
@@ -140,17 +138,12 @@ impl Worker {
                 quota_left: plan.quota,
                 interrupted: false,
             },
-            rec: Recorder {
-                thread_index: plan.thread_index,
-                clock,
-                index: 0,
-                end_ns,
-                warmup,
-                commands: PerCommand::default(),
-                open_loop: config.open_loop.is_some(),
-                last_measured_reply_ns: None,
+            rec: Recorder::new(
+                plan.thread_index,
+                config.warmup_ns,
+                config.open_loop.is_some(),
                 tx,
-            },
+            ),
             schedule_rng,
             open_loop: config.open_loop.is_some(),
             issuing_over_at_ns: None,

@@ -9,18 +9,45 @@ use crate::workload::{Command, Outcome};
 
 /// The current interval's statistics; sends each finished interval to the main thread.
 pub(super) struct Recorder {
+    /// The client thread's index, for its summary.
     pub(super) thread_index: usize,
-    pub(super) clock: IntervalClock,
+    clock: IntervalClock,
+    /// The current interval (see [`IntervalClock`]).
     pub(super) index: u32,
+    /// When the current interval ends, ns since the phase's start.
     pub(super) end_ns: u64,
-    pub(super) warmup: bool,
-    pub(super) commands: PerCommand,
-    pub(super) open_loop: bool,
+    warmup: bool,
+    commands: PerCommand,
+    open_loop: bool,
+    /// When the last reply to a measured request arrived, ns since the phase's start.
     pub(super) last_measured_reply_ns: Option<u64>,
-    pub(super) tx: Sender<WorkerMessage>,
+    tx: Sender<WorkerMessage>,
 }
 
 impl Recorder {
+    /// A recorder at the start of a phase whose first `warmup_ns` are warm-up, sending its
+    /// intervals on `tx`; `open_loop` also records corrected latencies and send lag.
+    pub(super) fn new(
+        thread_index: usize,
+        warmup_ns: u64,
+        open_loop: bool,
+        tx: Sender<WorkerMessage>,
+    ) -> Self {
+        let clock = IntervalClock::new(warmup_ns);
+        let (_, end_ns, warmup) = clock.bounds(0);
+        Self {
+            thread_index,
+            clock,
+            index: 0,
+            end_ns,
+            warmup,
+            commands: PerCommand::default(),
+            open_loop,
+            last_measured_reply_ns: None,
+            tx,
+        }
+    }
+
     /// Sends every interval that ended by `now_ns`.
     pub(super) fn roll_until(&mut self, now_ns: u64) {
         while now_ns >= self.end_ns {

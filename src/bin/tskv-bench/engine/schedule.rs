@@ -78,11 +78,17 @@ impl Schedule {
 
 /// Decides whether a request may be issued and issues it.
 pub(super) struct Issuer {
+    /// The thread's request stream.
     pub(super) workload: Workload,
+    /// Most requests outstanding per connection.
     pub(super) pipeline: usize,
+    /// Closed loop: refill a connection only once all its requests were answered.
     pub(super) pipeline_batch: bool,
+    /// End of the warm-up, ns since the phase's start.
     pub(super) warmup_end_ns: u64,
+    /// No request intended at or after this is issued (`--duration`, or SIGINT).
     pub(super) issue_end_ns: Option<u64>,
+    /// Measured requests this thread may still issue (`--requests`).
     pub(super) quota_left: Option<u64>,
     /// SIGINT arrived: nothing more is issued, warm-up or not.
     pub(super) interrupted: bool,
