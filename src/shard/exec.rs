@@ -484,15 +484,17 @@ impl Shard {
                 condition,
             } => {
                 if condition != SetCondition::Always {
-                    let found = match self.store.get(key) {
+                    let (exists, seen) = match self.key_exists(key) {
                         Ok(found) => found,
                         Err(e) => return (OpResult::Err(storage_error(&e)), SeqNo(0)),
                     };
-                    let seen = found.as_ref().map_or(SeqNo(0), |f| f.seq);
-                    let exists = found.is_some_and(|f| f.value.is_some());
                     if exists == (condition == SetCondition::IfAbsent) {
                         return (OpResult::NotApplied, seen);
                     }
+                }
+                // SET replaces a key of any type: a series of that name goes first.
+                if let Err(message) = self.replace_series(key) {
+                    return (OpResult::Err(message), SeqNo(0));
                 }
                 let seq = self.store.put(key, value);
                 (OpResult::Ok, seq)

@@ -76,6 +76,20 @@ impl Shard {
 }
 
 impl Shard {
+    /// Whether `key` holds a string or a series, and the sequence number of the newest
+    /// version read (what a reply that depends on it waits for).
+    pub(super) fn key_exists(&self, key: &[u8]) -> Result<(bool, SeqNo), crate::base::StoreError> {
+        match self.store.get(key)? {
+            Some(found) if found.value.is_some() => Ok((true, found.seq)),
+            string => self.series_on_miss(key, string),
+        }
+    }
+
+    /// Deletes the series named `key`, if any, before a string write replaces the key.
+    pub(super) fn replace_series(&mut self, key: &[u8]) -> Result<(), String> {
+        ts_exec::delete_series(&mut self.store, &mut self.series, key).map(|_| ())
+    }
+
     /// `DEL`'s part for `key` on this shard: deletes the string and the series of that
     /// name; counts 1 if either existed.
     pub(super) fn del_op(&mut self, key: &[u8]) -> (OpResult, SeqNo) {

@@ -223,6 +223,7 @@ fn create(
     };
     let seq = store.put(&super::keys::meta_key(key), &meta.encode());
     debug_assert_eq!(seq.0, meta.series_id);
+    cache.directory.insert(key);
     cache.insert(
         key,
         SeriesState {
@@ -421,8 +422,11 @@ fn info(
     Ok(())
 }
 
-/// `DEL`'s part for series `key`: deletes the series if there is one. Returns the
-/// sequence number of the deletion, `None` when there was no series.
+/// Deletes series `key` if there is one: its metadata, chunks and unsealed samples. This
+/// is `DEL`'s part, and what a string write that replaces a key (`SET`, `MSET`) does
+/// first, so a series never survives under a string of its name. Returns the sequence
+/// number of the deletion, `None` when there was no series (known from memory, without a
+/// read of the store).
 ///
 /// # Errors
 /// The error reply text of a failed read.
@@ -432,11 +436,15 @@ pub fn delete_series(
     key: &[u8],
 ) -> Result<Option<SeqNo>, String> {
     let storage = |e: SeriesError| format!("ERR storage error: {e}");
+    if !cache.directory.contains(store, key).map_err(storage)? {
+        return Ok(None);
+    }
     let meta = match series::load(store, cache, key).map_err(storage)? {
         Some(state) => state.meta.clone(),
         None => return Ok(None),
     };
     cache.forget(key);
+    cache.directory.remove(key);
     series::delete_series(store, key, &meta)
         .map(Some)
         .map_err(storage)

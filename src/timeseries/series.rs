@@ -45,6 +45,8 @@ pub struct SeriesState {
 #[derive(Debug, Default)]
 pub struct SeriesCache {
     states: HashMap<Vec<u8>, SeriesState>,
+    /// The names of every series on the shard.
+    pub directory: super::directory::SeriesDirectory,
 }
 
 impl SeriesCache {
