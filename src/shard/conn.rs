@@ -33,6 +33,11 @@ pub enum Reply {
     Parts(Vec<Option<Vec<u8>>>),
     /// `TS.MGET`, `TS.MRANGE`, `TS.QUERYINDEX`: every shard's entries, replied in key order.
     Entries(Vec<(Vec<u8>, Vec<u8>)>),
+    /// `TS.MRANGE ... GROUPBY`: every shard's grouped entries, reduced when all arrived.
+    Grouped(
+        Box<crate::timeseries::group::GroupQuery>,
+        Vec<(Vec<u8>, Vec<u8>)>,
+    ),
     /// `TYPE`: from the key's existence, `string` or `none`.
     Type(Option<bool>),
     /// `INFO` with its keyspace section: the other sections' text, and the live keys
@@ -97,7 +102,9 @@ impl Slot {
             Reply::Exec(replies) => replies.iter().map(|(slot, _)| slot.held_bytes()).sum(),
             Reply::Single(Some(OpResult::Encoded(bytes))) => bytes.len(),
             Reply::Parts(parts) => parts.iter().flatten().map(Vec::len).sum(),
-            Reply::Entries(entries) => entries.iter().map(|(k, e)| k.len() + e.len()).sum(),
+            Reply::Entries(entries) | Reply::Grouped(_, entries) => {
+                entries.iter().map(|(k, e)| k.len() + e.len()).sum()
+            }
             _ => 0,
         }
     }
@@ -117,7 +124,9 @@ impl Slot {
             }
             // MGET answers nil for a key of another type, as Redis.
             (Reply::Values(_), OpResult::WrongType) => {}
-            (Reply::Entries(all), OpResult::Entries(mut entries)) => all.append(&mut entries),
+            (Reply::Entries(all) | Reply::Grouped(_, all), OpResult::Entries(mut entries)) => {
+                all.append(&mut entries)
+            }
             (Reply::Parts(parts), OpResult::Encoded(bytes)) => {
                 if let Some(entry) = parts.get_mut(part as usize) {
                     *entry = Some(bytes);
@@ -182,6 +191,9 @@ impl Slot {
                 for (_, entry) in entries {
                     out.extend_from_slice(&entry);
                 }
+            }
+            Reply::Grouped(query, entries) => {
+                crate::timeseries::group::encode(out, &query, entries);
             }
             Reply::Parts(parts) => {
                 resp::array_header(out, parts.len());

@@ -148,12 +148,18 @@ impl Shard {
         let mut words = Vec::with_capacity(args.len() + 1);
         words.push(name);
         words.extend_from_slice(args);
-        if let Err(message) = crate::timeseries::multi::check(&words) {
-            let mut reply = Vec::new();
-            crate::resp::error(&mut reply, &message);
-            self.push_ready(key, Reply::Encoded(reply));
-            return Ok(());
-        }
+        let checked = crate::timeseries::multi::check(&words)
+            .and_then(|()| crate::timeseries::multi::group_query(&words));
+        let reply = match checked {
+            Ok(Some(query)) => Reply::Grouped(Box::new(query), Vec::new()),
+            Ok(None) => Reply::Entries(Vec::new()),
+            Err(message) => {
+                let mut reply = Vec::new();
+                crate::resp::error(&mut reply, &message);
+                self.push_ready(key, Reply::Encoded(reply));
+                return Ok(());
+            }
+        };
         let request = encode_request(&words);
         let ops = vec![
             Op::SeriesAll {
@@ -161,7 +167,7 @@ impl Shard {
             };
             self.shards
         ];
-        self.scatter(key, Reply::Entries(Vec::new()), &ops)
+        self.scatter(key, reply, &ops)
     }
 
     /// Runs a label-filtered request on this shard's series.

@@ -48,7 +48,8 @@
 //! Series Database", PVLDB 8(12), 2015): delta-of-delta timestamps, XOR'd values.
 //!
 //! Modules, in data-flow order: [`args`] parses requests (pure), [`exec`] runs them on the
-//! owning shard ([`multi`] the label-filtered commands, on every shard), [`series`] is the storage mechanism, [`directory`] the shard's series names
+//! owning shard ([`multi`] the label-filtered commands, on every shard, [`group`] their
+//! `GROUPBY`), [`series`] is the storage mechanism, [`directory`] the shard's series names
 //! in memory, [`keys`] the key layout, [`meta`] the settings' format, [`chunk`] (with
 //! [`bits`]) the chunk codec, [`aggregate`] the aggregators, [`reply`] the RESP2 shapes.
 
@@ -58,6 +59,7 @@ pub mod bits;
 pub mod chunk;
 pub mod directory;
 pub mod exec;
+pub mod group;
 pub mod keys;
 pub mod meta;
 pub mod multi;

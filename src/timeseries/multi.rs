@@ -5,6 +5,8 @@
 //! and answers one encoded entry per match; the connection's shard merges the entries in
 //! key order, as RedisTimeSeries lists them outside a cluster.
 //!
+//! `GROUPBY` / `REDUCE` is in [`super::group`].
+//!
 //! There is no secondary label index yet: a shard reads all its series' metadata entries
 //! (one key range) per query.
 
@@ -15,6 +17,7 @@ use crate::store::ShardStore;
 
 use super::args::{self, ArgError};
 use super::chunk::Sample;
+use super::group::{GroupQuery, GroupedEntry};
 use super::keys::{self, KeyClass};
 use super::meta::SeriesMeta;
 use super::reply;
@@ -176,11 +179,41 @@ fn split_filter<'a, 'b>(args: &'a [&'b [u8]]) -> Result<OptionsAndFilter<'a, 'b>
                 crate::command::wrong_arity(&String::from_utf8_lossy(args[0]).to_ascii_lowercase())
             })?
     };
-    let rest = &args[at + 1..];
-    if rest.iter().any(|a| a.eq_ignore_ascii_case(b"GROUPBY")) {
-        return Err("ERR TSDB: GROUPBY is not supported by tskv yet".into());
+    let mut rest = &args[at + 1..];
+    if is_range(args) {
+        rest = super::group::split(args[0], rest)?.0;
     }
     Ok((&args[1..at.max(1)], rest))
+}
+
+/// The `GROUPBY` clause of a `TS.MRANGE` / `TS.MREVRANGE` request (name first) and what
+/// the connection's shard needs to reduce the groups, `None` without one.
+///
+/// # Errors
+/// The error reply text of a malformed request.
+pub fn group_query(args: &[&[u8]]) -> Result<Option<GroupQuery>, ArgError> {
+    if !is_range(args) {
+        return Ok(None);
+    }
+    let at = (1..args.len())
+        .find(|&i| args[i].eq_ignore_ascii_case(b"FILTER"))
+        .unwrap_or(args.len() - 1);
+    let Some(group_by) = super::group::split(args[0], &args[at + 1..])?.1 else {
+        return Ok(None);
+    };
+    let (options, _) = split_filter(args)?;
+    let (with_labels, selected_labels) = match label_choice(options) {
+        LabelChoice::None => (false, Vec::new()),
+        LabelChoice::All => (true, Vec::new()),
+        LabelChoice::Selected(names) => (false, names),
+    };
+    Ok(Some(GroupQuery {
+        group_by,
+        reverse: args[0].eq_ignore_ascii_case(b"TS.MREVRANGE"),
+        count: range_args(args)?.count,
+        with_labels,
+        selected_labels,
+    }))
 }
 
 fn range_args(args: &[&[u8]]) -> Result<args::RangeArgs, ArgError> {
@@ -203,6 +236,7 @@ fn entries(
     let (options, filter) = split_filter(args).map_err(SeriesError::Refused)?;
     let matchers = parse_filter(filter).map_err(SeriesError::Refused)?;
     let choice = label_choice(options);
+    let grouped = group_query(args).map_err(SeriesError::Refused)?;
     let mut matching = Vec::new();
     for entry in store.scan_from(&keys::meta_key(b"")) {
         let entry = entry?;
@@ -227,6 +261,24 @@ fn entries(
         let state = series::load(store, cache, &key)?
             .expect("listed above")
             .clone();
+        if let Some(query) = &grouped {
+            let label = &query.group_by.label;
+            let Some((_, label_value)) = meta.labels.iter().find(|(n, _)| n == label) else {
+                continue;
+            };
+            // COUNT cuts the reduced series, not its sources.
+            let range = args::RangeArgs {
+                count: None,
+                ..range_args(args).map_err(SeriesError::Refused)?
+            };
+            let samples = super::exec::range_reply(store, &state, range, false)?;
+            let entry = GroupedEntry {
+                label_value: label_value.clone(),
+                samples,
+            };
+            out.push((key, entry.encode()));
+            continue;
+        }
         resp::array_header(&mut entry, 3);
         resp::bulk(&mut entry, &key);
         encode_labels(&mut entry, &meta, &choice);
