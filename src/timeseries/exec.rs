@@ -140,8 +140,8 @@ fn dispatch(
         let ts = args::parse_timestamp(rest[1]).map_err(SeriesError::Refused)?;
         let state = series::load(store, cache, key)?.ok_or_else(|| refused(NO_KEY))?;
         let ts_ms = resolve_ts(ts, now_ms);
-        let seq = series::add(store, state, Sample { ts_ms, value }, None)?;
-        resp::integer(out, ts_ms as i64);
+        let (reply_ts_ms, seq) = add_or_ignore(store, state, Sample { ts_ms, value }, None)?;
+        resp::integer(out, reply_ts_ms as i64);
         return Ok(seq);
     }
     let state = series::load(store, cache, key)?.ok_or_else(|| refused(NO_KEY))?;
@@ -188,6 +188,7 @@ fn dispatch(
         if let Some(labels) = options.labels {
             meta.labels = labels;
         }
+        meta.ignore = options.ignore.unwrap_or(meta.ignore);
         let seq = store.put(&super::keys::meta_key(key), &meta.encode());
         resp::simple(out, "OK");
         return Ok(seq);
@@ -220,6 +221,7 @@ fn create(
         chunk_size_bytes: options.chunk_size_bytes.unwrap_or(CHUNK_SIZE_DEFAULT_BYTES),
         duplicate_policy: options.duplicate_policy,
         labels: options.labels.clone().unwrap_or_default(),
+        ignore: options.ignore.unwrap_or_default(),
     };
     let seq = store.put(&super::keys::meta_key(key), &meta.encode());
     debug_assert_eq!(seq.0, meta.series_id);
@@ -261,9 +263,26 @@ fn ts_add(
         created = create(store, cache, key, &options);
     }
     let state = series::load(store, cache, key)?.expect("exists or just created");
-    let seq = series::add(store, state, Sample { ts_ms, value }, on_duplicate)?;
-    resp::integer(out, ts_ms as i64);
+    let (reply_ts_ms, seq) = add_or_ignore(store, state, Sample { ts_ms, value }, on_duplicate)?;
+    resp::integer(out, reply_ts_ms as i64);
     Ok(seq.max(created))
+}
+
+/// Adds `sample` unless the series' `IGNORE` window drops it. Returns the timestamp the
+/// command replies (the sample's, or the newest one's when ignored) and the sequence
+/// number the reply waits for (the write's, or everything read when ignored).
+fn add_or_ignore(
+    store: &mut ShardStore,
+    state: &mut SeriesState,
+    sample: Sample,
+    policy_override: Option<super::meta::DuplicatePolicy>,
+) -> Result<(u64, SeqNo), SeriesError> {
+    if series::ignores(state, sample) {
+        let newest_ts_ms = state.last.map_or(sample.ts_ms, |l| l.ts_ms);
+        return Ok((newest_ts_ms, store.last_seq()));
+    }
+    let seq = series::add(store, state, sample, policy_override)?;
+    Ok((sample.ts_ms, seq))
 }
 
 /// `TS.INCRBY|TS.DECRBY key value [TIMESTAMP ts] [options]`.
@@ -304,13 +323,13 @@ fn ts_incrby(
     }
     let base = state.last.map_or(0.0, |l| l.value);
     let value = if decrement { base - by } else { base + by };
-    let seq = series::add(
+    let (reply_ts_ms, seq) = add_or_ignore(
         store,
         state,
         Sample { ts_ms, value },
         Some(super::meta::DuplicatePolicy::Last),
     )?;
-    resp::integer(out, ts_ms as i64);
+    resp::integer(out, reply_ts_ms as i64);
     Ok(seq.max(created))
 }
 
@@ -350,7 +369,8 @@ pub fn range_reply(
     Ok(samples)
 }
 
-/// `TS.INFO key [DEBUG]`: RedisTimeSeries 1.10's fields, in its order.
+/// `TS.INFO key [DEBUG]`: RedisTimeSeries's fields, in its order (1.10's, then 1.12's
+/// `ignoreMaxTimeDiff` and `ignoreMaxValDiff`).
 fn info(
     store: &ShardStore,
     state: &SeriesState,
@@ -360,7 +380,7 @@ fn info(
 ) -> Result<(), SeriesError> {
     let stats = series::stats(store, state)?;
     let meta = &state.meta;
-    resp::array_header(out, if debug { 28 } else { 24 });
+    resp::array_header(out, if debug { 32 } else { 28 });
     let fields: [(&str, i64); 7] = [
         ("totalSamples", stats.total_samples as i64),
         ("memoryUsage", stats.memory_bytes as i64),
@@ -399,6 +419,14 @@ fn info(
     resp::null_bulk(out);
     resp::simple(out, "rules");
     resp::array_header(out, 0);
+    resp::simple(out, "ignoreMaxTimeDiff");
+    resp::integer(out, meta.ignore.max_time_diff_ms as i64);
+    resp::simple(out, "ignoreMaxValDiff");
+    crate::resp::resp3::double(
+        out,
+        crate::resp::Protocol::Resp2,
+        meta.ignore.max_value_diff,
+    );
     if debug {
         resp::simple(out, "keySelfName");
         resp::bulk(out, key);

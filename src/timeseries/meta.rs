@@ -2,7 +2,7 @@
 //! key (see [`super::keys`]) as one checked block.
 //!
 //! ```text
-//!  0  version u8 (= 1)
+//!  0  version u8 (= 2; 1 is still read)
 //!  1  encoding u8            0 = compressed (Gorilla), 1 = uncompressed
 //!  2  duplicate_policy u8    0 = none set, 1 block, 2 first, 3 last, 4 min, 5 max, 6 sum
 //!  3  reserved u8 (= 0)
@@ -11,14 +11,17 @@
 //! 20  chunk_size_bytes u32
 //! 24  label_count u32
 //! 28  labels: label_count × (name_len u32 | name | value_len u32 | value)
+//!  …  ignore_max_time_diff_ms u64          (version 2 on; version 1 means 0)
+//!  …  ignore_max_value_diff f64            (version 2 on; version 1 means 0)
 //!  …  crc32 u32 of everything before       (all integers little-endian)
 //! ```
 
 use crate::base::codec::{open_block, seal_block, Cursor, FormatError};
 
+use super::args::IgnoreWindow;
 use super::chunk::ChunkEncoding;
 
-const META_VERSION: u8 = 1;
+const META_VERSION: u8 = 2;
 
 /// What to do when a sample arrives for a timestamp that already has one
 /// (RedisTimeSeries's `DUPLICATE_POLICY` / `ON_DUPLICATE`).
@@ -102,7 +105,7 @@ impl DuplicatePolicy {
 pub const CHUNK_SIZE_DEFAULT_BYTES: u32 = 4096;
 
 /// A series' settings.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SeriesMeta {
     /// Unique on the shard for as long as the data directory lives (the sequence number
     /// of the write that created the series), so a deleted series' leftovers never mix
@@ -119,6 +122,8 @@ pub struct SeriesMeta {
     pub duplicate_policy: Option<DuplicatePolicy>,
     /// `LABELS`, in the order given.
     pub labels: Vec<(Vec<u8>, Vec<u8>)>,
+    /// `IGNORE maxTimeDiff maxValDiff` (0 and 0 when not set).
+    pub ignore: IgnoreWindow,
 }
 
 impl SeriesMeta {
@@ -143,6 +148,8 @@ impl SeriesMeta {
                 out.extend_from_slice(part);
             }
         }
+        out.extend_from_slice(&self.ignore.max_time_diff_ms.to_le_bytes());
+        out.extend_from_slice(&self.ignore.max_value_diff.to_le_bytes());
         seal_block(&mut out, 0);
         out
     }
@@ -155,7 +162,8 @@ impl SeriesMeta {
         let body = open_block(bytes)?;
         let mut c = Cursor::new(body);
         let head = c.bytes(4)?;
-        if head[0] != META_VERSION {
+        let version = head[0];
+        if version != 1 && version != META_VERSION {
             return Err(FormatError {
                 reason: "unknown series metadata version",
                 offset: 0,
@@ -183,6 +191,11 @@ impl SeriesMeta {
             let value_len = c.u32()? as usize;
             labels.push((name, c.bytes(value_len)?.to_vec()));
         }
+        let mut ignore = IgnoreWindow::default();
+        if version >= 2 {
+            ignore.max_time_diff_ms = c.u64()?;
+            ignore.max_value_diff = f64::from_bits(c.u64()?);
+        }
         if !c.is_empty() {
             return Err(FormatError {
                 reason: "bytes after the labels",
@@ -196,6 +209,7 @@ impl SeriesMeta {
             chunk_size_bytes,
             duplicate_policy,
             labels,
+            ignore,
         })
     }
 }
@@ -213,6 +227,10 @@ mod tests {
             chunk_size_bytes: 128,
             duplicate_policy: Some(DuplicatePolicy::Sum),
             labels: vec![(b"host".to_vec(), b"a".to_vec())],
+            ignore: IgnoreWindow {
+                max_time_diff_ms: 5,
+                max_value_diff: 0.25,
+            },
         };
         let bytes = meta.encode();
         assert_eq!(SeriesMeta::decode(&bytes).unwrap(), meta);
@@ -221,6 +239,25 @@ mod tests {
             damaged[i] ^= 0x10;
             assert!(SeriesMeta::decode(&damaged).is_err());
         }
+    }
+
+    #[test]
+    fn version_1_metadata_still_reads_without_ignore() {
+        let meta = SeriesMeta {
+            series_id: 7,
+            retention_ms: 0,
+            encoding: ChunkEncoding::Gorilla,
+            chunk_size_bytes: 4096,
+            duplicate_policy: None,
+            labels: vec![],
+            ignore: IgnoreWindow::default(),
+        };
+        let bytes = meta.encode();
+        let mut v1 = open_block(&bytes).unwrap().to_vec();
+        v1[0] = 1;
+        v1.truncate(v1.len() - 16);
+        seal_block(&mut v1, 0);
+        assert_eq!(SeriesMeta::decode(&v1).unwrap(), meta);
     }
 
     #[test]
