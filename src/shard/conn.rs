@@ -32,7 +32,7 @@ pub enum Reply {
     /// `TS.MADD`: one encoded reply per part, in part order.
     Parts(Vec<Option<Vec<u8>>>),
     /// `TS.MGET`, `TS.MRANGE`, `TS.QUERYINDEX`: every shard's entries, replied in key order.
-    Entries(Vec<(Vec<u8>, Vec<u8>)>),
+    Entries(crate::timeseries::multi::Merge, Vec<(Vec<u8>, Vec<u8>)>),
     /// `TS.MRANGE ... GROUPBY`: every shard's grouped entries, reduced when all arrived.
     Grouped(
         Box<crate::timeseries::group::GroupQuery>,
@@ -102,7 +102,7 @@ impl Slot {
             Reply::Exec(replies) => replies.iter().map(|(slot, _)| slot.held_bytes()).sum(),
             Reply::Single(Some(OpResult::Encoded(bytes))) => bytes.len(),
             Reply::Parts(parts) => parts.iter().flatten().map(Vec::len).sum(),
-            Reply::Entries(entries) | Reply::Grouped(_, entries) => {
+            Reply::Entries(_, entries) | Reply::Grouped(_, entries) => {
                 entries.iter().map(|(k, e)| k.len() + e.len()).sum()
             }
             _ => 0,
@@ -124,7 +124,7 @@ impl Slot {
             }
             // MGET answers nil for a key of another type, as Redis.
             (Reply::Values(_), OpResult::WrongType) => {}
-            (Reply::Entries(all) | Reply::Grouped(_, all), OpResult::Entries(mut entries)) => {
+            (Reply::Entries(_, all) | Reply::Grouped(_, all), OpResult::Entries(mut entries)) => {
                 all.append(&mut entries)
             }
             (Reply::Parts(parts), OpResult::Encoded(bytes)) => {
@@ -185,15 +185,11 @@ impl Slot {
             }
             Reply::Scan(None) => resp::error(out, "ERR internal error: missing reply"),
             Reply::Keys(keys) => encode_keys(out, &keys),
-            Reply::Entries(mut entries) => {
-                entries.sort_by(|a, b| a.0.cmp(&b.0));
-                resp::array_header(out, entries.len());
-                for (_, entry) in entries {
-                    out.extend_from_slice(&entry);
-                }
+            Reply::Entries(merge, entries) => {
+                crate::timeseries::multi::encode_merged(out, proto, merge, entries);
             }
             Reply::Grouped(query, entries) => {
-                crate::timeseries::group::encode(out, &query, entries);
+                crate::timeseries::group::encode(out, proto, &query, entries);
             }
             Reply::Parts(parts) => {
                 resp::array_header(out, parts.len());

@@ -22,6 +22,7 @@ impl Shard {
         args: &[&[u8]],
     ) -> Result<(), Wait> {
         let name = kind.name().as_bytes();
+        let proto = self.proto(key);
         if kind.is_multi_series() {
             return self.series_all_command(key, name, args);
         }
@@ -29,7 +30,7 @@ impl Shard {
             // One part per sample; each answers alone (a timestamp or an error).
             let requests: Vec<Vec<u8>> = args
                 .chunks_exact(3)
-                .map(|s| encode_request(&[name, s[0], s[1], s[2]]))
+                .map(|s| encode_request(proto, &[name, s[0], s[1], s[2]]))
                 .collect();
             let ops: Vec<Op<&[u8]>> = args
                 .chunks_exact(3)
@@ -45,7 +46,7 @@ impl Shard {
         let mut words = Vec::with_capacity(args.len() + 1);
         words.push(name);
         words.extend_from_slice(args);
-        let request = encode_request(&words);
+        let request = encode_request(proto, &words);
         let op = Op::Series {
             key: args[0],
             request: &request,
@@ -152,7 +153,7 @@ impl Shard {
             .and_then(|()| crate::timeseries::multi::group_query(&words));
         let reply = match checked {
             Ok(Some(query)) => Reply::Grouped(Box::new(query), Vec::new()),
-            Ok(None) => Reply::Entries(Vec::new()),
+            Ok(None) => Reply::Entries(crate::timeseries::multi::Merge::of(&words), Vec::new()),
             Err(message) => {
                 let mut reply = Vec::new();
                 crate::resp::error(&mut reply, &message);
@@ -160,7 +161,7 @@ impl Shard {
                 return Ok(());
             }
         };
-        let request = encode_request(&words);
+        let request = encode_request(self.proto(key), &words);
         let ops = vec![
             Op::SeriesAll {
                 request: &request[..]
@@ -173,8 +174,8 @@ impl Shard {
     /// Runs a label-filtered request on this shard's series.
     pub(super) fn series_all_op(&mut self, request: &[u8]) -> (OpResult, SeqNo) {
         match ts_exec::decode_request(request) {
-            Some(args) if !args.is_empty() => {
-                crate::timeseries::multi::run_all(&self.store, &mut self.series, &args)
+            Some((proto, args)) if !args.is_empty() => {
+                crate::timeseries::multi::run_all(&self.store, &mut self.series, proto, &args)
             }
             _ => (
                 OpResult::Err("ERR internal error: bad request".into()),

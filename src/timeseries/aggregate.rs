@@ -64,6 +64,15 @@ impl Aggregator {
             .map(|(a, _)| *a)
     }
 
+    /// The aggregator's name, lower-case, as `AGGREGATION` spells it.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(a, _)| *a == self)
+            .map(|(_, n)| *n)
+            .expect("every aggregator has a name")
+    }
+
     /// Folds one bucket's samples (non-empty, in time order).
     pub fn fold(self, samples: &[Sample]) -> f64 {
         let n = samples.len() as f64;

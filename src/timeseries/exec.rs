@@ -1,10 +1,10 @@
 //! Running one time-series request on the shard that owns its key: the requests travel
-//! between shards as bytes ([`encode_request`]), and each returns its complete RESP2 reply
-//! (errors included, so a `TS.MADD` part can fail alone) and the sequence number the reply
-//! must wait for.
+//! between shards as bytes ([`encode_request`]), and each returns its complete reply in
+//! the client's protocol (errors included, so a `TS.MADD` part can fail alone) and the
+//! sequence number the reply must wait for.
 
 use crate::base::SeqNo;
-use crate::resp;
+use crate::resp::{self, Protocol};
 use crate::shard::mesh::OpResult;
 use crate::store::ShardStore;
 
@@ -18,10 +18,12 @@ use super::series::{self, SeriesCache, SeriesError, SeriesState};
 pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 const NO_KEY: &str = "ERR TSDB: the key does not exist";
 
-/// Serializes a request's arguments (command name first) for a cross-shard message:
-/// each as `len u32 LE | bytes`.
-pub fn encode_request(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(args.iter().map(|a| a.len() + 4).sum());
+/// Serializes a request for a cross-shard message: the protocol of the client's
+/// connection (its version, one byte), then each argument (command name first) as
+/// `len u32 LE | bytes`. The owning shard encodes the reply in that protocol.
+pub fn encode_request(proto: Protocol, args: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + args.iter().map(|a| a.len() + 4).sum::<usize>());
+    out.push(proto.version() as u8);
     for arg in args {
         out.extend_from_slice(&(arg.len() as u32).to_le_bytes());
         out.extend_from_slice(arg);
@@ -29,17 +31,18 @@ pub fn encode_request(args: &[&[u8]]) -> Vec<u8> {
     out
 }
 
-/// Splits a request made by [`encode_request`] back into its arguments; `None` if the
-/// bytes are not one.
-pub fn decode_request(bytes: &[u8]) -> Option<Vec<&[u8]>> {
+/// Splits a request made by [`encode_request`] back into its protocol and arguments;
+/// `None` if the bytes are not one.
+pub fn decode_request(bytes: &[u8]) -> Option<(Protocol, Vec<&[u8]>)> {
+    let (&version, mut rest) = bytes.split_first()?;
+    let proto = Protocol::from_version(i64::from(version))?;
     let mut out = Vec::new();
-    let mut rest = bytes;
     while !rest.is_empty() {
         let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
         out.push(rest.get(4..4 + len)?);
         rest = &rest[4 + len..];
     }
-    Some(out)
+    Some((proto, out))
 }
 
 /// Runs `request` (from [`encode_request`]; name, key, arguments) against this shard's
@@ -52,14 +55,14 @@ pub fn run(
     request: &[u8],
     now_ms: u64,
 ) -> (OpResult, SeqNo) {
-    let Some(args) = decode_request(request).filter(|a| a.len() >= 2) else {
+    let Some((proto, args)) = decode_request(request).filter(|(_, a)| a.len() >= 2) else {
         return (
             OpResult::Err("ERR internal error: bad time-series request".into()),
             SeqNo(0),
         );
     };
     let mut out = Vec::new();
-    match dispatch(store, cache, &args, now_ms, &mut out) {
+    match dispatch(store, cache, &args, now_ms, proto, &mut out) {
         Ok(seq) => (OpResult::Encoded(out), seq),
         // A refusal may rest on state not yet durable: it waits like a read.
         Err(SeriesError::Refused(text)) => {
@@ -88,6 +91,7 @@ fn dispatch(
     cache: &mut SeriesCache,
     args: &[&[u8]],
     now_ms: u64,
+    proto: Protocol,
     out: &mut Vec<u8>,
 ) -> Result<SeqNo, SeriesError> {
     let key = args[1];
@@ -150,7 +154,7 @@ fn dispatch(
             .last
             .filter(|l| l.ts_ms >= series::retention_cutoff_ms(state))
         {
-            Some(last) => reply::sample(out, last),
+            Some(last) => reply::sample(out, proto, last),
             None => resp::array_header(out, 0),
         }
         return Ok(store.last_seq());
@@ -158,18 +162,14 @@ fn dispatch(
     if name_is(args, "TS.RANGE") || name_is(args, "TS.REVRANGE") {
         let range = args::parse_range(rest).map_err(SeriesError::Refused)?;
         let samples = range_reply(store, state, range, name_is(args, "TS.REVRANGE"))?;
-        reply::samples(out, samples.iter());
+        reply::samples(out, proto, samples.iter());
         return Ok(store.last_seq());
     }
     if name_is(args, "TS.INFO") {
-        info(
-            store,
-            state,
-            key,
-            rest.get(1)
-                .is_some_and(|w| w.eq_ignore_ascii_case(b"DEBUG")),
-            out,
-        )?;
+        let debug = rest
+            .get(1)
+            .is_some_and(|w| w.eq_ignore_ascii_case(b"DEBUG"));
+        super::info::info(store, state, key, debug, proto, out)?;
         return Ok(store.last_seq());
     }
     if name_is(args, "TS.DEL") {
@@ -367,87 +367,6 @@ pub fn range_reply(
         samples.truncate(usize::try_from(count).unwrap_or(usize::MAX));
     }
     Ok(samples)
-}
-
-/// `TS.INFO key [DEBUG]`: RedisTimeSeries's fields, in its order (1.10's, then 1.12's
-/// `ignoreMaxTimeDiff` and `ignoreMaxValDiff`).
-fn info(
-    store: &ShardStore,
-    state: &SeriesState,
-    key: &[u8],
-    debug: bool,
-    out: &mut Vec<u8>,
-) -> Result<(), SeriesError> {
-    let stats = series::stats(store, state)?;
-    let meta = &state.meta;
-    resp::array_header(out, if debug { 32 } else { 28 });
-    let fields: [(&str, i64); 7] = [
-        ("totalSamples", stats.total_samples as i64),
-        ("memoryUsage", stats.memory_bytes as i64),
-        ("firstTimestamp", stats.first_ts_ms as i64),
-        ("lastTimestamp", state.last.map_or(0, |l| l.ts_ms as i64)),
-        ("retentionTime", meta.retention_ms as i64),
-        // The open chunk counts, as in RedisTimeSeries, where a series always has one.
-        ("chunkCount", stats.chunks.len() as i64 + 1),
-        ("chunkSize", i64::from(meta.chunk_size_bytes)),
-    ];
-    for (name, value) in fields {
-        resp::simple(out, name);
-        resp::integer(out, value);
-    }
-    resp::simple(out, "chunkType");
-    resp::simple(
-        out,
-        match meta.encoding {
-            ChunkEncoding::Gorilla => "compressed",
-            ChunkEncoding::Uncompressed => "uncompressed",
-        },
-    );
-    resp::simple(out, "duplicatePolicy");
-    match meta.duplicate_policy {
-        Some(policy) => resp::simple(out, policy.name()),
-        None => resp::null_bulk(out),
-    }
-    resp::simple(out, "labels");
-    resp::array_header(out, meta.labels.len());
-    for (name, value) in &meta.labels {
-        resp::array_header(out, 2);
-        resp::bulk(out, name);
-        resp::bulk(out, value);
-    }
-    resp::simple(out, "sourceKey");
-    resp::null_bulk(out);
-    resp::simple(out, "rules");
-    resp::array_header(out, 0);
-    resp::simple(out, "ignoreMaxTimeDiff");
-    resp::integer(out, meta.ignore.max_time_diff_ms as i64);
-    resp::simple(out, "ignoreMaxValDiff");
-    crate::resp::resp3::double(
-        out,
-        crate::resp::Protocol::Resp2,
-        meta.ignore.max_value_diff,
-    );
-    if debug {
-        resp::simple(out, "keySelfName");
-        resp::bulk(out, key);
-        resp::simple(out, "Chunks");
-        resp::array_header(out, stats.chunks.len());
-        for (first, last, count, bytes) in &stats.chunks {
-            resp::array_header(out, 10);
-            for (name, value) in [
-                ("startTimestamp", *first as i64),
-                ("endTimestamp", *last as i64),
-                ("samples", i64::from(*count)),
-                ("size", *bytes as i64),
-            ] {
-                resp::simple(out, name);
-                resp::integer(out, value);
-            }
-            resp::simple(out, "bytesPerSample");
-            resp::simple(out, &reply::format_value(*bytes as f64 / f64::from(*count)));
-        }
-    }
-    Ok(())
 }
 
 /// Deletes series `key` if there is one: its metadata, chunks and unsealed samples. This

@@ -17,11 +17,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::resp;
+use crate::resp::{self, resp3, Protocol};
 
 use super::aggregate::Aggregator;
 use super::args::ArgError;
 use super::chunk::Sample;
+use super::multi::{encode_labels, LabelChoice};
 use super::reply;
 
 /// The reducers `REDUCE` accepts: the aggregators but `first`, `last` and `twa`.
@@ -147,10 +148,8 @@ pub struct GroupQuery {
     pub reverse: bool,
     /// `COUNT n` of the reduced series.
     pub count: Option<u64>,
-    /// `WITHLABELS`.
-    pub with_labels: bool,
-    /// `SELECTED_LABELS l ...`.
-    pub selected_labels: Vec<Vec<u8>>,
+    /// `WITHLABELS`, `SELECTED_LABELS l ...` or neither.
+    pub labels: LabelChoice,
 }
 
 /// One source series of a group: its key and samples.
@@ -189,10 +188,9 @@ pub fn reduce(query: &GroupQuery, mut entries: Vec<(Vec<u8>, GroupedEntry)>) -> 
             if let Some(count) = query.count {
                 samples.truncate(usize::try_from(count).unwrap_or(usize::MAX));
             }
-            let sources: Vec<Vec<u8>> = members.into_iter().map(|(key, _)| key).collect();
             Reduced {
                 label_value,
-                sources: sources.join(&b","[..]),
+                sources: members.into_iter().map(|(key, _)| key).collect(),
                 samples,
             }
         })
@@ -204,14 +202,22 @@ pub fn reduce(query: &GroupQuery, mut entries: Vec<(Vec<u8>, GroupedEntry)>) -> 
 pub struct Reduced {
     /// The group's label value.
     pub label_value: Vec<u8>,
-    /// The `__source__` label: the grouped keys, comma-separated, in key order.
-    pub sources: Vec<u8>,
+    /// The grouped keys, in key order (the `__source__` label joins them with commas).
+    pub sources: Vec<Vec<u8>>,
     /// The reduced samples, in reply order.
     pub samples: Vec<Sample>,
 }
 
-/// Encodes the grouped reply (RESP2) from every shard's entries.
-pub fn encode(out: &mut Vec<u8>, query: &GroupQuery, entries: Vec<(Vec<u8>, Vec<u8>)>) {
+/// Encodes the grouped reply from every shard's entries. RESP2: an array of
+/// `[name, labels, samples]`; RESP3 (RedisTimeSeries `src/reply.c`, `ReplySeriesArrayPos`
+/// of a reduced series): a map from name to `[labels, {reducers: [r]}, {sources: [k ...]},
+/// samples]`, where `WITHLABELS` shows only the group's label.
+pub fn encode(
+    out: &mut Vec<u8>,
+    proto: Protocol,
+    query: &GroupQuery,
+    entries: Vec<(Vec<u8>, Vec<u8>)>,
+) {
     let mut decoded = Vec::with_capacity(entries.len());
     for (key, bytes) in entries {
         match GroupedEntry::decode(&bytes) {
@@ -223,44 +229,41 @@ pub fn encode(out: &mut Vec<u8>, query: &GroupQuery, entries: Vec<(Vec<u8>, Vec<
         }
     }
     let groups = reduce(query, decoded);
-    resp::array_header(out, groups.len());
+    match proto {
+        Protocol::Resp2 => resp::array_header(out, groups.len()),
+        Protocol::Resp3 => resp3::map_header(out, proto, groups.len()),
+    }
     for group in groups {
         let label = &query.group_by.label;
         let mut name = label.clone();
         name.push(b'=');
         name.extend_from_slice(&group.label_value);
+        let sources = group.sources.join(&b","[..]);
         let labels: [(&[u8], &[u8]); 3] = [
             (label, &group.label_value),
             (b"__reducer__", query.group_by.reducer_name.as_bytes()),
-            (b"__source__", &group.sources),
+            (b"__source__", &sources),
         ];
-        resp::array_header(out, 3);
-        resp::bulk(out, &name);
-        encode_labels(out, query, &labels);
-        reply::samples(out, group.samples.iter());
-    }
-}
-
-fn encode_labels(out: &mut Vec<u8>, query: &GroupQuery, labels: &[(&[u8], &[u8])]) {
-    let pair = |out: &mut Vec<u8>, name: &[u8], value: Option<&[u8]>| {
-        resp::array_header(out, 2);
-        resp::bulk(out, name);
-        match value {
-            Some(v) => resp::bulk(out, v),
-            None => resp::null_bulk(out),
+        if proto == Protocol::Resp2 {
+            resp::array_header(out, 3);
+            resp::bulk(out, &name);
+            encode_labels(out, proto, &labels, &labels, &query.labels);
+        } else {
+            resp::bulk(out, &name);
+            resp::array_header(out, 4);
+            encode_labels(out, proto, &labels, &labels[..1], &query.labels);
+            resp3::map_header(out, proto, 1);
+            resp::bulk(out, b"reducers");
+            resp::array_header(out, 1);
+            resp::bulk(out, query.group_by.reducer_name.as_bytes());
+            resp3::map_header(out, proto, 1);
+            resp::bulk(out, b"sources");
+            resp::array_header(out, group.sources.len());
+            for source in &group.sources {
+                resp::bulk(out, source);
+            }
         }
-    };
-    if query.with_labels {
-        resp::array_header(out, labels.len());
-        for (name, value) in labels {
-            pair(out, name, Some(value));
-        }
-        return;
-    }
-    resp::array_header(out, query.selected_labels.len());
-    for name in &query.selected_labels {
-        let value = labels.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
-        pair(out, name, value);
+        reply::samples(out, proto, group.samples.iter());
     }
 }
 
@@ -337,8 +340,7 @@ mod tests {
             },
             reverse: false,
             count: None,
-            with_labels: true,
-            selected_labels: vec![],
+            labels: LabelChoice::All,
         };
         let entries = vec![
             (b"s3".to_vec(), entry("system", &[s(2, 40.0)])),
@@ -348,7 +350,7 @@ mod tests {
         let groups = reduce(&query, entries.clone());
         assert_eq!(groups.len(), 2);
         assert_eq!(groups[0].label_value, b"system");
-        assert_eq!(groups[1].sources, b"s1,s2");
+        assert_eq!(groups[1].sources, vec![b"s1".to_vec(), b"s2".to_vec()]);
         assert_eq!(groups[1].samples, vec![s(1, 100.0), s(2, 95.0)]);
         query.group_by.reducer = Aggregator::Sum;
         assert_eq!(

@@ -51,7 +51,8 @@
 //! owning shard ([`multi`] the label-filtered commands, on every shard, [`group`] their
 //! `GROUPBY`), [`series`] is the storage mechanism, [`directory`] the shard's series names
 //! in memory, [`keys`] the key layout, [`meta`] the settings' format, [`chunk`] (with
-//! [`bits`]) the chunk codec, [`aggregate`] the aggregators, [`reply`] the RESP2 shapes.
+//! [`bits`]) the chunk codec, [`aggregate`] the aggregators, [`reply`] the reply shapes
+//! (RESP2 and RESP3), [`info`] `TS.INFO`.
 
 pub mod aggregate;
 pub mod args;
@@ -60,6 +61,7 @@ pub mod chunk;
 pub mod directory;
 pub mod exec;
 pub mod group;
+pub mod info;
 pub mod keys;
 pub mod meta;
 pub mod multi;
