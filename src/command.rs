@@ -124,11 +124,15 @@ pub enum CommandKind {
     TsMRevRange,
     /// TS.QUERYINDEX.
     TsQueryIndex,
+    /// TS.CREATERULE.
+    TsCreateRule,
+    /// TS.DELETERULE.
+    TsDeleteRule,
 }
 
 impl CommandKind {
     /// Every kind, in `repr` order.
-    pub const ALL: [CommandKind; 55] = [
+    pub const ALL: [CommandKind; 57] = [
         Self::Ping,
         Self::Echo,
         Self::Quit,
@@ -184,6 +188,8 @@ impl CommandKind {
         Self::TsMRange,
         Self::TsMRevRange,
         Self::TsQueryIndex,
+        Self::TsCreateRule,
+        Self::TsDeleteRule,
     ];
 
     /// The lower-case command name, as Redis prints it in errors and `INFO commandstats`.
@@ -244,6 +250,8 @@ impl CommandKind {
             Self::TsMRange => "ts.mrange",
             Self::TsMRevRange => "ts.mrevrange",
             Self::TsQueryIndex => "ts.queryindex",
+            Self::TsCreateRule => "ts.createrule",
+            Self::TsDeleteRule => "ts.deleterule",
         }
     }
 
@@ -281,7 +289,7 @@ impl CommandKind {
             Self::Scan | Self::Keys | Self::GetRange | Self::RandomKey => &["readonly"],
             Self::TsCreate | Self::TsAlter | Self::TsAdd | Self::TsMAdd => &["write", "denyoom"],
             Self::TsIncrBy | Self::TsDecrBy => &["write", "denyoom"],
-            Self::TsDel => &["write"],
+            Self::TsDel | Self::TsCreateRule | Self::TsDeleteRule => &["write"],
             Self::TsGet | Self::TsRange | Self::TsRevRange | Self::TsInfo => &["readonly"],
             Self::TsMGet | Self::TsMRange | Self::TsMRevRange | Self::TsQueryIndex => &["readonly"],
         }
@@ -309,6 +317,7 @@ impl CommandKind {
             Self::Del | Self::Exists | Self::MGet | Self::Unlink | Self::Touch => (1, -1, 1),
             Self::MSet | Self::MSetNx => (1, -1, 2),
             Self::TsMAdd => (1, -1, 3),
+            Self::TsCreateRule | Self::TsDeleteRule => (1, 2, 1),
             kind if kind.is_series() && !kind.is_multi_series() => (1, 1, 1),
             _ => (0, 0, 0),
         }
@@ -335,6 +344,8 @@ impl CommandKind {
                 | Self::TsRange
                 | Self::TsRevRange
                 | Self::TsInfo
+                | Self::TsCreateRule
+                | Self::TsDeleteRule
         ) || self.is_multi_series()
     }
 
@@ -390,6 +401,8 @@ impl CommandKind {
             Self::TsMGet => -3,
             Self::TsMRange | Self::TsMRevRange => -5,
             Self::TsQueryIndex => -2,
+            Self::TsCreateRule => -6,
+            Self::TsDeleteRule => 3,
         }
     }
 

@@ -66,6 +66,8 @@ pub struct RangeArgs {
     pub filter_by_value: Option<(f64, f64)>,
     /// `AGGREGATION ...` with its `ALIGN`, `BUCKETTIMESTAMP` and `EMPTY`.
     pub aggregation: Option<Aggregation>,
+    /// `LATEST`: a compacted series also reports its still-open bucket.
+    pub latest: bool,
 }
 
 fn tsdb(text: &str) -> ArgError {
@@ -238,6 +240,7 @@ pub fn parse_range(args: &[&[u8]]) -> Result<RangeArgs, ArgError> {
         filter_by_ts: None,
         filter_by_value: None,
         aggregation: None,
+        latest: find(args, "LATEST", 3).is_some(),
     };
     if let Some(at) = find(args, "COUNT", 3) {
         let value = args

@@ -12,6 +12,7 @@ use super::args::{self, SeriesOptions, TimestampArg};
 use super::chunk::{ChunkEncoding, Sample};
 use super::meta::{SeriesMeta, CHUNK_SIZE_DEFAULT_BYTES};
 use super::reply;
+use super::rules;
 use super::series::{self, SeriesCache, SeriesError, SeriesState};
 
 /// Redis's reply for a command on a key of another type.
@@ -106,6 +107,12 @@ fn dispatch(
         resp::simple(out, name);
         return Ok(store.last_seq());
     }
+    if name_is(args, "TS.CREATERULE") {
+        return rules::create(store, cache, args, out);
+    }
+    if name_is(args, "TS.DELETERULE") {
+        return rules::delete(store, cache, args, out);
+    }
     let rest = &args[1..];
     // RedisTimeSeries checks these arguments before it looks at the key.
     if name_is(args, "TS.ADD") || name_is(args, "TS.MADD") {
@@ -142,18 +149,17 @@ fn dispatch(
     if name_is(args, "TS.MADD") {
         let value = args::parse_value(rest[2]).ok_or_else(|| refused("ERR TSDB: invalid value"))?;
         let ts = args::parse_timestamp(rest[1]).map_err(SeriesError::Refused)?;
-        let state = series::load(store, cache, key)?.ok_or_else(|| refused(NO_KEY))?;
+        series::load(store, cache, key)?.ok_or_else(|| refused(NO_KEY))?;
         let ts_ms = resolve_ts(ts, now_ms);
-        let (reply_ts_ms, seq) = add_or_ignore(store, state, Sample { ts_ms, value }, None)?;
+        let (reply_ts_ms, seq) = add_or_ignore(store, cache, key, Sample { ts_ms, value }, None)?;
         resp::integer(out, reply_ts_ms as i64);
         return Ok(seq);
     }
-    let state = series::load(store, cache, key)?.ok_or_else(|| refused(NO_KEY))?;
     if name_is(args, "TS.GET") {
-        match state
-            .last
-            .filter(|l| l.ts_ms >= series::retention_cutoff_ms(state))
-        {
+        let latest_wanted = rest
+            .get(1)
+            .is_some_and(|w| w.eq_ignore_ascii_case(b"LATEST"));
+        match newest_sample(store, cache, key, latest_wanted)? {
             Some(last) => reply::sample(out, proto, last),
             None => resp::array_header(out, 0),
         }
@@ -161,10 +167,18 @@ fn dispatch(
     }
     if name_is(args, "TS.RANGE") || name_is(args, "TS.REVRANGE") {
         let range = args::parse_range(rest).map_err(SeriesError::Refused)?;
-        let samples = range_reply(store, state, range, name_is(args, "TS.REVRANGE"))?;
+        let state = series::load(store, cache, key)?
+            .ok_or_else(|| refused(NO_KEY))?
+            .clone();
+        let latest = match range.latest {
+            true => rules::latest(store, cache, key, &state.meta)?,
+            false => None,
+        };
+        let samples = range_reply(store, &state, range, latest, name_is(args, "TS.REVRANGE"))?;
         reply::samples(out, proto, samples.iter());
         return Ok(store.last_seq());
     }
+    let state = series::load(store, cache, key)?.ok_or_else(|| refused(NO_KEY))?;
     if name_is(args, "TS.INFO") {
         let debug = rest
             .get(1)
@@ -222,6 +236,8 @@ fn create(
         duplicate_policy: options.duplicate_policy,
         labels: options.labels.clone().unwrap_or_default(),
         ignore: options.ignore.unwrap_or_default(),
+        source_key: None,
+        rules: Vec::new(),
     };
     let seq = store.put(&super::keys::meta_key(key), &meta.encode());
     debug_assert_eq!(seq.0, meta.series_id);
@@ -262,27 +278,56 @@ fn ts_add(
         let options = args::parse_series_options(&option_args).map_err(SeriesError::Refused)?;
         created = create(store, cache, key, &options);
     }
-    let state = series::load(store, cache, key)?.expect("exists or just created");
-    let (reply_ts_ms, seq) = add_or_ignore(store, state, Sample { ts_ms, value }, on_duplicate)?;
+    let (reply_ts_ms, seq) =
+        add_or_ignore(store, cache, key, Sample { ts_ms, value }, on_duplicate)?;
     resp::integer(out, reply_ts_ms as i64);
     Ok(seq.max(created))
 }
 
-/// Adds `sample` unless the series' `IGNORE` window drops it. Returns the timestamp the
-/// command replies (the sample's, or the newest one's when ignored) and the sequence
-/// number the reply waits for (the write's, or everything read when ignored).
+/// Adds `sample` to series `key` (which exists) unless its `IGNORE` window drops it, and
+/// runs the series' compaction rules. Returns the timestamp the command replies (the
+/// sample's, or the newest one's when ignored) and the sequence number the reply waits
+/// for (the last write's, or everything read when ignored).
 fn add_or_ignore(
     store: &mut ShardStore,
-    state: &mut SeriesState,
+    cache: &mut SeriesCache,
+    key: &[u8],
     sample: Sample,
     policy_override: Option<super::meta::DuplicatePolicy>,
 ) -> Result<(u64, SeqNo), SeriesError> {
+    let state = series::load(store, cache, key)?.expect("the caller checked it exists");
     if series::ignores(state, sample) {
         let newest_ts_ms = state.last.map_or(sample.ts_ms, |l| l.ts_ms);
         return Ok((newest_ts_ms, store.last_seq()));
     }
-    let seq = series::add(store, state, sample, policy_override)?;
+    let previous = state.last;
+    let has_rules = !state.meta.rules.is_empty();
+    let mut seq = series::add(store, state, sample, policy_override)?;
+    if has_rules {
+        seq = seq.max(rules::after_add(store, cache, key, previous, sample)?);
+    }
     Ok((sample.ts_ms, seq))
+}
+
+/// The newest sample `TS.GET` replies: the open bucket of a compacted series with
+/// `LATEST`, else the newest stored sample inside the retention window.
+fn newest_sample(
+    store: &ShardStore,
+    cache: &mut SeriesCache,
+    key: &[u8],
+    latest_wanted: bool,
+) -> Result<Option<Sample>, SeriesError> {
+    let state = series::load(store, cache, key)?
+        .ok_or_else(|| refused(NO_KEY))?
+        .clone();
+    if latest_wanted {
+        if let Some(open) = rules::latest(store, cache, key, &state.meta)? {
+            return Ok(Some(open));
+        }
+    }
+    Ok(state
+        .last
+        .filter(|l| l.ts_ms >= series::retention_cutoff_ms(&state)))
 }
 
 /// `TS.INCRBY|TS.DECRBY key value [TIMESTAMP ts] [options]`.
@@ -325,7 +370,8 @@ fn ts_incrby(
     let value = if decrement { base - by } else { base + by };
     let (reply_ts_ms, seq) = add_or_ignore(
         store,
-        state,
+        cache,
+        key,
         Sample { ts_ms, value },
         Some(super::meta::DuplicatePolicy::Last),
     )?;
@@ -341,13 +387,22 @@ pub fn range_reply(
     store: &ShardStore,
     state: &SeriesState,
     range: args::RangeArgs,
+    latest: Option<Sample>,
     reverse: bool,
 ) -> Result<Vec<Sample>, SeriesError> {
-    let Some(last) = state.last else {
+    let Some(newest) = state.last.into_iter().chain(latest).map(|s| s.ts_ms).max() else {
         return Ok(Vec::new());
     };
-    let to_ms = range.to_ms.unwrap_or(last.ts_ms);
-    let mut samples = series::read_range(store, state, range.from_ms, to_ms)?;
+    let to_ms = range.to_ms.unwrap_or(newest);
+    let mut samples = match state.last {
+        Some(_) => series::read_range(store, state, range.from_ms, to_ms)?,
+        None => Vec::new(),
+    };
+    // LATEST: the open bucket of a compaction comes after its stored buckets.
+    if let Some(open) = latest.filter(|l| (range.from_ms..=to_ms).contains(&l.ts_ms)) {
+        samples.retain(|s| s.ts_ms < open.ts_ms);
+        samples.push(open);
+    }
     if let Some(list) = &range.filter_by_ts {
         samples.retain(|s| list.binary_search(&s.ts_ms).is_ok());
     }
@@ -390,6 +445,7 @@ pub fn delete_series(
         Some(state) => state.meta.clone(),
         None => return Ok(None),
     };
+    rules::unlink(store, cache, key, &meta).map_err(storage)?;
     cache.forget(key);
     cache.directory.remove(key);
     series::delete_series(store, key, &meta)

@@ -64,9 +64,28 @@ pub fn info(
             .map(|(n, v)| (n.as_slice(), Some(v.as_slice()))),
     );
     resp::simple(out, "sourceKey");
-    resp3::null(out, proto);
+    match &meta.source_key {
+        Some(source) => resp::bulk(out, source),
+        None => resp3::null(out, proto),
+    }
+    // RESP2: [[dest, bucket, AGG, align] ...]; RESP3: {dest: [bucket, AGG, align]}.
     resp::simple(out, "rules");
-    resp3::map_header(out, proto, 0);
+    match proto {
+        Protocol::Resp2 => resp::array_header(out, meta.rules.len()),
+        Protocol::Resp3 => resp3::map_header(out, proto, meta.rules.len()),
+    }
+    for rule in &meta.rules {
+        if proto == Protocol::Resp2 {
+            resp::array_header(out, 4);
+        }
+        resp::bulk(out, &rule.dest_key);
+        if proto == Protocol::Resp3 {
+            resp::array_header(out, 3);
+        }
+        resp::integer(out, rule.bucket_ms as i64);
+        resp::simple(out, &rule.aggregator.name().to_ascii_uppercase());
+        resp::integer(out, rule.align_ms as i64);
+    }
     resp::simple(out, "ignoreMaxTimeDiff");
     resp::integer(out, meta.ignore.max_time_diff_ms as i64);
     resp::simple(out, "ignoreMaxValDiff");

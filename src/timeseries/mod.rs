@@ -52,7 +52,7 @@
 //! `GROUPBY`), [`series`] is the storage mechanism, [`directory`] the shard's series names
 //! in memory, [`keys`] the key layout, [`meta`] the settings' format, [`chunk`] (with
 //! [`bits`]) the chunk codec, [`aggregate`] the aggregators, [`reply`] the reply shapes
-//! (RESP2 and RESP3), [`info`] `TS.INFO`.
+//! (RESP2 and RESP3), [`info`] `TS.INFO`, [`rules`] the compaction rules.
 
 pub mod aggregate;
 pub mod args;
@@ -66,4 +66,5 @@ pub mod keys;
 pub mod meta;
 pub mod multi;
 pub mod reply;
+pub mod rules;
 pub mod series;

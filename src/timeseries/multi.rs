@@ -275,6 +275,12 @@ fn entries(
     let matchers = parse_filter(filter).map_err(SeriesError::Refused)?;
     let choice = label_choice(options);
     let grouped = group_query(args).map_err(SeriesError::Refused)?;
+    // LATEST: a compacted series also shows its still-open bucket.
+    let latest_wanted = if is_range(args) {
+        range_args(args).map_err(SeriesError::Refused)?.latest
+    } else {
+        options.iter().any(|a| a.eq_ignore_ascii_case(b"LATEST"))
+    };
     let mut matching = Vec::new();
     for entry in store.scan_from(&keys::meta_key(b"")) {
         let entry = entry?;
@@ -299,6 +305,10 @@ fn entries(
         let state = series::load(store, cache, &key)?
             .expect("listed above")
             .clone();
+        let latest = match latest_wanted {
+            true => super::rules::latest(store, cache, &key, &meta)?,
+            false => None,
+        };
         if let Some(query) = &grouped {
             let label = &query.group_by.label;
             let Some((_, label_value)) = meta.labels.iter().find(|(n, _)| n == label) else {
@@ -309,7 +319,7 @@ fn entries(
                 count: None,
                 ..range_args(args).map_err(SeriesError::Refused)?
             };
-            let samples = super::exec::range_reply(store, &state, range, false)?;
+            let samples = super::exec::range_reply(store, &state, range, latest, false)?;
             let entry = GroupedEntry {
                 label_value: label_value.clone(),
                 samples,
@@ -351,12 +361,13 @@ fn entries(
                 }
             }
             let reverse = args[0].eq_ignore_ascii_case(b"TS.MREVRANGE");
-            let samples: Vec<Sample> = super::exec::range_reply(store, &state, range, reverse)?;
+            let samples: Vec<Sample> =
+                super::exec::range_reply(store, &state, range, latest, reverse)?;
             reply::samples(&mut entry, proto, samples.iter());
         } else {
-            match state
+            match latest.or(state
                 .last
-                .filter(|l| l.ts_ms >= series::retention_cutoff_ms(&state))
+                .filter(|l| l.ts_ms >= series::retention_cutoff_ms(&state)))
             {
                 Some(last) => reply::sample(&mut entry, proto, last),
                 None => resp::array_header(&mut entry, 0),
