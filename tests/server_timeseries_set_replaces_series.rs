@@ -1,5 +1,6 @@
-//! Goal: a string write over a series replaces it as Redis replaces a key of any type, and
-//! `DEL` / `UNLINK` of a series remove it, so a deleted or replaced series never comes back:
+//! Goal: a string write over a series (`SET` with any options, `SETEX`, `PSETEX`, `MSET`)
+//! replaces it as Redis replaces a key of any type, and `DEL` / `UNLINK` of a series
+//! remove it, so a deleted or replaced series never comes back:
 //! not through `GETDEL` of the string that replaced it, not in `TS.QUERYINDEX`, not after
 //! a restart. (Regression: `SET` over a series used to leave the series' metadata, chunks
 //! and samples behind a string that shadowed it, and `GETDEL` made the series reappear.)
@@ -53,6 +54,13 @@ fn string_commands_over_a_series_answer_as_redis_over_another_type() {
         "SET k v",
         "SET k v NX",
         "SET k v XX",
+        "SET k v EX 100",
+        "SET k v PX 100000 XX",
+        "SET k v KEEPTTL",
+        "SET k v GET",
+        "SET k v NX GET",
+        "SETEX k 100 v",
+        "PSETEX k 100000 v",
         "SETNX k v",
         "MSETNX k v",
         "MSET other w k v",
@@ -70,7 +78,7 @@ fn string_commands_over_a_series_answer_as_redis_over_another_type() {
         }
         let expected = req(&mut redis, command);
         assert_eq!(req(&mut tskv, command), expected, "{command}");
-        for probe in ["GET k", "EXISTS k", "GET other", "TYPE k"] {
+        for probe in ["GET k", "EXISTS k", "GET other", "TYPE k", "TTL k"] {
             let mut expected = req(&mut redis, probe);
             if expected == Reply::Status("list".into()) {
                 expected = Reply::Status("TSDB-TYPE".into());

@@ -327,7 +327,9 @@ impl Shard {
             Command::Strings(op) => self.string_command(key, op)?,
             Command::Multi => self.multi(key),
             Command::Exec => self.exec(key)?,
-            Command::Discard => self.discard(key),
+            Command::Discard => self.discard(key)?,
+            Command::Watch(keys) => self.watch(key, &keys)?,
+            Command::Unwatch => self.unwatch(key)?,
             Command::Auth { username, password } => self.auth(key, username, password),
             Command::RandomKey => {
                 let ops = vec![Op::RandomKey; self.shards];
@@ -362,7 +364,8 @@ impl Shard {
             }
             Op::Scan { shard, .. } => *shard,
             Op::Strings(op) => mesh::shard_of(op.keys()[0], shards),
-            Op::Batch { shard, .. } => *shard,
+            Op::Batch { shard, .. } | Op::Unwatch { shard, .. } => *shard,
+            Op::Watch { key: k, .. } => mesh::shard_of(k, shards),
         };
         let mut remote_parts = 0u32;
         if self.shards > 1 {
@@ -501,7 +504,13 @@ impl Shard {
             }
             Op::Del(k) => self.del_op(k),
             Op::DbSize => match self.live_keys() {
-                Ok(n) => (OpResult::Int(n as i64), self.store.last_seq()),
+                Ok(count) => (
+                    OpResult::KeyCount {
+                        keys: count.keys as i64,
+                        expires: count.expires as i64,
+                    },
+                    self.store.last_seq(),
+                ),
                 Err(e) => (OpResult::Err(storage_error(&e)), SeqNo(0)),
             },
             // Keys listed may come from writes not yet durable: wait for all of them.
@@ -531,10 +540,23 @@ impl Shard {
             Op::SeriesAll { request } => self.series_all_op(request),
             Op::Strings(ref op) => {
                 let value_bytes_max = self.config().limits.bulk_bytes_max;
-                strings::run(&mut self.store, op, value_bytes_max)
+                let (result, gate) = strings::run(&mut self.store, op, value_bytes_max);
+                self.after_string_write(op, result, gate)
             }
             Op::RandomKey => (scan::random_key(&self.store), self.store.last_seq()),
             Op::ClientList => (self.client_lines(), SeqNo(0)),
+            Op::Watch { key, client } => {
+                self.watch_op(key, client);
+                (OpResult::Ok, SeqNo(0))
+            }
+            Op::Unwatch { client, .. } => {
+                self.unwatch_op(client);
+                (OpResult::Ok, SeqNo(0))
+            }
+            Op::Batch {
+                watch: Some(client),
+                ..
+            } if !self.watched_unchanged(client) => (OpResult::ExecAborted, self.store.last_seq()),
             Op::Batch { ref ops, .. } => {
                 let mut gate = SeqNo(0);
                 let results = ops
@@ -641,6 +663,7 @@ fn read_keys<'c>(command: &'c Command<'_>) -> smallvec::SmallVec<[&'c [u8]; 8]> 
         }
         Command::Strings(op) => op.keys().into_iter().collect(),
         Command::Series(kind, args) if !kind.is_multi_series() => smallvec::smallvec![args[0]],
+        Command::Watch(keys) => keys.iter().copied().collect(),
         _ => smallvec::SmallVec::new(),
     }
 }

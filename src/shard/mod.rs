@@ -47,6 +47,7 @@ mod committer;
 pub mod conn;
 mod conns;
 mod exec;
+mod expiry;
 mod fetch;
 pub(crate) mod info;
 pub mod mesh;
@@ -55,6 +56,7 @@ mod multi;
 pub mod scan;
 mod strings;
 mod ts_route;
+mod watch;
 
 use std::collections::VecDeque;
 use std::io;
@@ -176,7 +178,9 @@ pub struct Shard {
     /// The store version whose counters `INFO` shows (weak: it must not pin old files).
     published_version: std::sync::Weak<crate::version::Version>,
     /// The live key count and the last sequence number it was counted at.
-    live_keys_counted: Option<(SeqNo, u64)>,
+    live_keys_counted: Option<(SeqNo, scan::KeyCount)>,
+    /// Versions of the keys clients `WATCH` on this shard.
+    watches: watch::WatchRegistry,
 }
 
 impl Shard {
@@ -262,6 +266,7 @@ impl Shard {
             completions: Vec::new(),
             published_version: std::sync::Weak::new(),
             live_keys_counted: None,
+            watches: watch::WatchRegistry::default(),
             scan_positions: scan::ScanPositions::default(),
             series: Default::default(),
             fetches: fetch::Fetches::new(shards),

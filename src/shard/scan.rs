@@ -44,19 +44,40 @@ fn user_key<'e>(store: &ShardStore, key: &'e [u8], live: bool) -> Option<(&'e [u
     }
 }
 
-/// Counts the live user keys of `store` (`DBSIZE`): strings and series, never internal
-/// entries.
+/// The live user keys of a shard, as counted at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeyCount {
+    /// Live user keys: strings and series, never internal entries (`DBSIZE`).
+    pub keys: u64,
+    /// How many of them have an expiry deadline (`INFO keyspace`'s `expires`).
+    pub expires: u64,
+    /// The earliest of their deadlines (absolute Unix ms): the count is stale once the
+    /// clock passes it.
+    pub first_deadline_ms: Option<u64>,
+}
+
+/// Counts the live user keys of `store` ([`KeyCount`]).
 ///
 /// # Errors
 /// A failed read.
-pub fn user_key_count(store: &ShardStore) -> Result<u64, crate::base::StoreError> {
-    let mut count = 0;
+pub fn user_key_count(store: &ShardStore) -> Result<KeyCount, crate::base::StoreError> {
+    let mut count = KeyCount::default();
     for entry in store.scan_from(b"") {
         let entry = entry?;
         if entry.key.as_slice() >= keys::USER_KEYS_END.as_slice() {
             break;
         }
-        count += u64::from(user_key(store, &entry.key, entry.value.is_some()).is_some());
+        if user_key(store, &entry.key, entry.value.is_some()).is_some() {
+            count.keys += 1;
+            if let Some(deadline) = entry.expire_at_ms {
+                count.expires += 1;
+                count.first_deadline_ms = Some(
+                    count
+                        .first_deadline_ms
+                        .map_or(deadline, |d| d.min(deadline)),
+                );
+            }
+        }
     }
     Ok(count)
 }

@@ -107,6 +107,27 @@ impl Shard {
         }
     }
 
+    /// After a string op ran: if it was a `SET` with options (`EX`, `PX`, `KEEPTTL`,
+    /// `GET`, `SETEX`, `PSETEX`) that wrote over a series, deletes the series, so the
+    /// string replaces it as in Redis. The reply then waits for the deletion too.
+    pub(super) fn after_string_write(
+        &mut self,
+        op: &crate::command::StringOp<&[u8]>,
+        result: OpResult,
+        gate: SeqNo,
+    ) -> (OpResult, SeqNo) {
+        let crate::command::StringOp::Set { key, .. } = *op else {
+            return (result, gate);
+        };
+        if matches!(result, OpResult::Err(_) | OpResult::NotApplied) {
+            return (result, gate);
+        }
+        match ts_exec::delete_series(&mut self.store, &mut self.series, key) {
+            Ok(deleted) => (result, gate.max(deleted.unwrap_or(SeqNo(0)))),
+            Err(message) => (OpResult::Err(message), gate),
+        }
+    }
+
     /// Deletes the series named `key`, if any, before a string write replaces the key.
     pub(super) fn replace_series(&mut self, key: &[u8]) -> Result<(), String> {
         ts_exec::delete_series(&mut self.store, &mut self.series, key).map(|_| ())

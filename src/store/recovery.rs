@@ -220,10 +220,12 @@ fn replay_segment(
             continue;
         }
         let value = match record.kind {
-            RecordKind::Put => Some(record.value),
+            RecordKind::Put | RecordKind::PutExpiring => Some(record.value),
             RecordKind::Delete => None,
         };
-        replay.memtable.insert(record.key, record.seq, value);
+        replay
+            .memtable
+            .insert(record.key, record.seq, value, record.expire_at_ms);
         replay.last_seq = replay.last_seq.max(record.seq);
         replay.records += 1;
     }
