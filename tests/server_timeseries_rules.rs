@@ -270,6 +270,11 @@ fn rule_errors_are_redistimeseries_texts() {
             "TS.DELETERULE a",
             "ERR wrong number of arguments for 'ts.deleterule' command",
         ),
+        ("TS.GET a LATER", "ERR TSDB: wrong 3rd argument"),
+        (
+            "TS.GET a LATEST x",
+            "ERR wrong number of arguments for 'ts.get' command",
+        ),
     ] {
         assert_eq!(req(&mut c, line), Reply::err(error), "{line}");
     }

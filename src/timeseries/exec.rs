@@ -17,7 +17,8 @@ use super::series::{self, SeriesCache, SeriesError, SeriesState};
 
 /// Redis's reply for a command on a key of another type.
 pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
-const NO_KEY: &str = "ERR TSDB: the key does not exist";
+/// RedisTimeSeries's reply for a command on a missing series.
+pub const NO_KEY: &str = "ERR TSDB: the key does not exist";
 
 /// Serializes a request for a cross-shard message: the protocol of the client's
 /// connection (its version, one byte), then each argument (command name first) as
@@ -156,9 +157,16 @@ fn dispatch(
         return Ok(seq);
     }
     if name_is(args, "TS.GET") {
-        let latest_wanted = rest
-            .get(1)
-            .is_some_and(|w| w.eq_ignore_ascii_case(b"LATEST"));
+        // RedisTimeSeries's TSDB_get: `key [LATEST]`, nothing else.
+        if rest.len() > 2 {
+            return Err(SeriesError::Refused(crate::command::wrong_arity("ts.get")));
+        }
+        series::load(store, cache, key)?.ok_or_else(|| refused(NO_KEY))?;
+        let latest_wanted = match rest.get(1) {
+            Some(word) if word.eq_ignore_ascii_case(b"LATEST") => true,
+            Some(_) => return Err(refused("ERR TSDB: wrong 3rd argument")),
+            None => false,
+        };
         match newest_sample(store, cache, key, latest_wanted)? {
             Some(last) => reply::sample(out, proto, last),
             None => resp::array_header(out, 0),

@@ -20,11 +20,10 @@ use crate::store::ShardStore;
 
 use super::aggregate::{Aggregation, Aggregator, BucketTimestamp};
 use super::chunk::Sample;
+use super::exec::NO_KEY;
 use super::keys;
 use super::meta::{CompactionRule, DuplicatePolicy, SeriesMeta};
 use super::series::{self, SeriesCache, SeriesError};
-
-const NO_KEY: &str = "ERR TSDB: the key does not exist";
 
 fn refused(text: &str) -> SeriesError {
     SeriesError::Refused(text.to_string())
