@@ -157,11 +157,15 @@ pub enum CommandKind {
     TsMRevRange,
     /// TS.QUERYINDEX.
     TsQueryIndex,
+    /// TS.CREATERULE.
+    TsCreateRule,
+    /// TS.DELETERULE.
+    TsDeleteRule,
 }
 
 impl CommandKind {
     /// Every kind, in `repr` order.
-    pub const ALL: [CommandKind; 71] = [
+    pub const ALL: [CommandKind; 73] = [
         Self::Ping,
         Self::Echo,
         Self::Quit,
@@ -233,6 +237,8 @@ impl CommandKind {
         Self::TsMRange,
         Self::TsMRevRange,
         Self::TsQueryIndex,
+        Self::TsCreateRule,
+        Self::TsDeleteRule,
     ];
 
     /// The lower-case command name, as Redis prints it in errors and `INFO commandstats`.
@@ -309,6 +315,8 @@ impl CommandKind {
             Self::TsMRange => "ts.mrange",
             Self::TsMRevRange => "ts.mrevrange",
             Self::TsQueryIndex => "ts.queryindex",
+            Self::TsCreateRule => "ts.createrule",
+            Self::TsDeleteRule => "ts.deleterule",
         }
     }
 
@@ -358,7 +366,7 @@ impl CommandKind {
             Self::Scan | Self::Keys | Self::GetRange | Self::RandomKey => &["readonly"],
             Self::TsCreate | Self::TsAlter | Self::TsAdd | Self::TsMAdd => &["write", "denyoom"],
             Self::TsIncrBy | Self::TsDecrBy => &["write", "denyoom"],
-            Self::TsDel => &["write"],
+            Self::TsDel | Self::TsCreateRule | Self::TsDeleteRule => &["write"],
             Self::TsGet | Self::TsRange | Self::TsRevRange | Self::TsInfo => &["readonly"],
             Self::TsMGet | Self::TsMRange | Self::TsMRevRange | Self::TsQueryIndex => &["readonly"],
         }
@@ -401,6 +409,7 @@ impl CommandKind {
             Self::MSet | Self::MSetNx => (1, -1, 2),
             Self::Rename | Self::RenameNx => (1, 2, 1),
             Self::TsMAdd => (1, -1, 3),
+            Self::TsCreateRule | Self::TsDeleteRule => (1, 2, 1),
             kind if kind.is_series() && !kind.is_multi_series() => (1, 1, 1),
             _ => (0, 0, 0),
         }
@@ -427,6 +436,8 @@ impl CommandKind {
                 | Self::TsRange
                 | Self::TsRevRange
                 | Self::TsInfo
+                | Self::TsCreateRule
+                | Self::TsDeleteRule
         ) || self.is_multi_series()
     }
 
@@ -488,6 +499,8 @@ impl CommandKind {
             Self::TsMGet => -3,
             Self::TsMRange | Self::TsMRevRange => -5,
             Self::TsQueryIndex => -2,
+            Self::TsCreateRule => -6,
+            Self::TsDeleteRule => 3,
         }
     }
 
