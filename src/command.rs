@@ -2,12 +2,15 @@
 //! Redis would give (same wording, see Redis's `server.c` `processCommand`).
 //!
 //! This file is the command table ([`CommandKind`]) and the parsing of the first commands;
-//! [`client`] parses `HELLO` and `CLIENT`, [`strings`] the string and counter commands.
+//! [`client`] parses `HELLO` and `CLIENT`, [`strings`] the string and counter commands,
+//! [`server`] `TIME`, `WAIT`, `MEMORY` and `OBJECT`.
 
 pub mod client;
+pub mod server;
 pub mod strings;
 
 pub use client::{ClientSub, HelloArgs};
+pub use server::{KeyQuery, ServerCommand};
 pub use strings::StringOp;
 
 /// The commands tskv knows, for per-command statistics (`INFO commandstats`).
@@ -124,11 +127,19 @@ pub enum CommandKind {
     TsMRevRange,
     /// TS.QUERYINDEX.
     TsQueryIndex,
+    /// TIME.
+    Time,
+    /// WAIT (0 at once: a single node has no replicas).
+    Wait,
+    /// MEMORY and its subcommands.
+    Memory,
+    /// OBJECT and its subcommands.
+    Object,
 }
 
 impl CommandKind {
     /// Every kind, in `repr` order.
-    pub const ALL: [CommandKind; 55] = [
+    pub const ALL: [CommandKind; 59] = [
         Self::Ping,
         Self::Echo,
         Self::Quit,
@@ -184,6 +195,10 @@ impl CommandKind {
         Self::TsMRange,
         Self::TsMRevRange,
         Self::TsQueryIndex,
+        Self::Time,
+        Self::Wait,
+        Self::Memory,
+        Self::Object,
     ];
 
     /// The lower-case command name, as Redis prints it in errors and `INFO commandstats`.
@@ -244,6 +259,10 @@ impl CommandKind {
             Self::TsMRange => "ts.mrange",
             Self::TsMRevRange => "ts.mrevrange",
             Self::TsQueryIndex => "ts.queryindex",
+            Self::Time => "time",
+            Self::Wait => "wait",
+            Self::Memory => "memory",
+            Self::Object => "object",
         }
     }
 
@@ -256,9 +275,16 @@ impl CommandKind {
             | Self::Hello
             | Self::Select
             | Self::Multi
-            | Self::Discard => &["fast"],
+            | Self::Discard
+            | Self::Time => &["fast"],
             Self::Auth => &["fast", "no_auth"],
-            Self::Client | Self::Command | Self::Info | Self::Exec => &[],
+            Self::Client
+            | Self::Command
+            | Self::Info
+            | Self::Exec
+            | Self::Wait
+            | Self::Memory
+            | Self::Object => &[],
             Self::Config | Self::Shutdown => &["admin"],
             Self::Set | Self::MSet | Self::SetRange | Self::MSetNx => &["write", "denyoom"],
             Self::Del => &["write"],
@@ -390,6 +416,9 @@ impl CommandKind {
             Self::TsMGet => -3,
             Self::TsMRange | Self::TsMRevRange => -5,
             Self::TsQueryIndex => -2,
+            Self::Time => 1,
+            Self::Wait => 3,
+            Self::Memory | Self::Object => -2,
         }
     }
 
@@ -504,6 +533,8 @@ pub enum Command<'a> {
     },
     /// A time-series command: its kind and its arguments after the name.
     Series(CommandKind, Vec<&'a [u8]>),
+    /// `TIME`, `WAIT`, `MEMORY ...` or `OBJECT ...`.
+    Server(ServerCommand<'a>),
 }
 
 /// The arguments of `SCAN`.
@@ -618,6 +649,10 @@ fn parse_known<'a>(kind: CommandKind, args: &[&'a [u8]]) -> Result<Command<'a>, 
         | CommandKind::GetDel
         | CommandKind::SetNx
         | CommandKind::MSetNx => strings::parse(kind, rest),
+        CommandKind::Time => server::parse_time(),
+        CommandKind::Wait => server::parse_wait(rest),
+        CommandKind::Memory => server::parse_memory(rest),
+        CommandKind::Object => server::parse_object(rest),
         kind => {
             if kind == CommandKind::TsMAdd && !rest.len().is_multiple_of(3) {
                 return Err(wrong_arity(kind.name()));

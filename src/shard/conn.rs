@@ -52,6 +52,14 @@ pub enum Reply {
     /// `EXEC`: each queued command's reply and how many ops of the one
     /// `OpResult::Batch` it takes, in order.
     Exec(Vec<(Slot, usize)>),
+    /// `CLIENT KILL`: the clients closed so far (`OpResult::Int` per shard); the old form
+    /// replies `+OK` or `-ERR No such client` instead of the count.
+    Killed {
+        /// `CLIENT KILL addr`.
+        old_form: bool,
+        /// Clients closed.
+        count: i64,
+    },
 }
 
 /// A reply in the connection's order. It may be sent once all its parts arrived and the
@@ -69,6 +77,9 @@ pub struct Slot {
     /// The protocol the connection spoke when the request ran, set by
     /// [`Conn::push_slot`]: a later `HELLO` does not change how this reply is encoded.
     pub proto: Protocol,
+    /// Sent as nothing (`CLIENT REPLY OFF|SKIP`), set by [`Conn::push_slot`]; the slot
+    /// still keeps its place, so the replies after it stay in order.
+    pub silent: bool,
 }
 
 impl Slot {
@@ -80,6 +91,7 @@ impl Slot {
             reply,
             error: None,
             proto: Protocol::Resp2,
+            silent: false,
         }
     }
 
@@ -133,6 +145,7 @@ impl Slot {
             (Reply::Info { keys, .. }, OpResult::Int(n)) => *keys += n,
             (Reply::ClientLines(all), OpResult::Keys { mut keys, .. }) => all.append(&mut keys),
             (Reply::RandomKey(all), OpResult::Value(key)) => all.extend(key),
+            (Reply::Killed { count, .. }, OpResult::Int(n)) => *count += n,
             (Reply::Exec(replies), OpResult::Batch(results)) => {
                 let mut results = results.into_iter();
                 for (slot, ops) in replies {
@@ -149,6 +162,9 @@ impl Slot {
 
     /// Appends the finished reply's encoding in its [`Slot::proto`] to `out`.
     pub fn encode(self, out: &mut Vec<u8>) {
+        if self.silent {
+            return;
+        }
         if let Some(message) = self.error {
             resp::error(out, &message);
             return;
@@ -210,6 +226,12 @@ impl Slot {
                     slot.encode(out);
                 }
             }
+            Reply::Killed {
+                old_form: false,
+                count,
+            } => resp::integer(out, count),
+            Reply::Killed { count: 0, .. } => resp::error(out, "ERR No such client"),
+            Reply::Killed { .. } => out.extend_from_slice(b"+OK\r\n"),
             Reply::RandomKey(keys) => {
                 use rand::seq::SliceRandom;
                 match keys.choose(&mut rand::thread_rng()) {
@@ -278,6 +300,10 @@ pub struct Conn {
     pub authenticated: bool,
     /// The commands queued since `MULTI`, if in a transaction.
     pub(crate) transaction: Option<super::multi::Transaction>,
+    /// Whether replies are sent (`CLIENT REPLY`).
+    pub reply_sending: ReplySending,
+    /// `CLIENT NO-EVICT on` (shown as flag `e` in `CLIENT LIST`; tskv evicts no clients).
+    pub no_evict: bool,
     /// The peer's address and the local address, for `CLIENT LIST` (`None` if the socket
     /// could not tell).
     pub addrs: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
@@ -325,6 +351,20 @@ pub struct Conn {
     pub remote_parts_in_flight: usize,
     /// Running estimate of one remote reply's size, to size the window of remote parts.
     pub remote_reply_bytes_estimate: usize,
+}
+
+/// Which replies a connection sends, as Redis's `CLIENT_REPLY_*` flags: each request's
+/// reply slot is marked silent or not when it is queued, in request order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplySending {
+    /// Every reply is sent.
+    On,
+    /// No reply is sent (`CLIENT REPLY OFF`).
+    Off,
+    /// The request being executed is `CLIENT REPLY SKIP`: the next one is silent.
+    SkipNext,
+    /// This request's reply is not sent; the next one's is.
+    SkipThis,
 }
 
 /// Most parts one connection may have in flight at other shards.
@@ -409,6 +449,8 @@ impl Conn {
             proto: Protocol::Resp2,
             authenticated: false,
             transaction: None,
+            reply_sending: ReplySending::On,
+            no_evict: false,
             addrs,
             accepted: std::time::Instant::now(),
             last_command_at: std::time::Instant::now(),
@@ -475,6 +517,15 @@ impl Conn {
     /// write buffer when nothing is queued before it.
     pub fn push_slot(&mut self, mut slot: Slot, ack: SeqNo) -> u64 {
         slot.proto = self.proto;
+        slot.silent = matches!(
+            self.reply_sending,
+            ReplySending::Off | ReplySending::SkipThis
+        );
+        self.reply_sending = match self.reply_sending {
+            ReplySending::SkipThis => ReplySending::On,
+            ReplySending::SkipNext => ReplySending::SkipThis,
+            other => other,
+        };
         let id = self.first_slot_id + self.slots.len() as u64;
         if self.slots.is_empty() && slot.parts_left == 0 && slot.gate <= ack {
             slot.encode(&mut self.wbuf);
@@ -574,6 +625,7 @@ mod tests {
             reply,
             error: None,
             proto: Protocol::Resp2,
+            silent: false,
         }
     }
 

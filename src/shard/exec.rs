@@ -333,6 +333,7 @@ impl Shard {
                 let ops = vec![Op::RandomKey; self.shards];
                 self.scatter(key, Reply::RandomKey(Vec::new()), &ops)?;
             }
+            Command::Server(command) => self.server_command(key, command)?,
         }
         Ok(())
     }
@@ -356,10 +357,13 @@ impl Shard {
             Op::Get(k) | Op::Exists(k) | Op::Del(k) | Op::Set { key: k, .. } => {
                 mesh::shard_of(k, shards)
             }
-            Op::Series { key: k, .. } => mesh::shard_of(k, shards),
-            Op::DbSize | Op::Keys(_) | Op::RandomKey | Op::ClientList | Op::SeriesAll { .. } => {
-                ShardId(part)
-            }
+            Op::Series { key: k, .. } | Op::Inspect { key: k, .. } => mesh::shard_of(k, shards),
+            Op::DbSize
+            | Op::Keys(_)
+            | Op::RandomKey
+            | Op::ClientList
+            | Op::ClientKill { .. }
+            | Op::SeriesAll { .. } => ShardId(part),
             Op::Scan { shard, .. } => *shard,
             Op::Strings(op) => mesh::shard_of(op.keys()[0], shards),
             Op::Batch { shard, .. } => *shard,
@@ -401,6 +405,7 @@ impl Shard {
             error: None,
             // Stamped by `push_slot`.
             proto: crate::resp::Protocol::Resp2,
+            silent: false,
         };
         for (part, op) in ops.iter().enumerate() {
             let to = owner(part, op);
@@ -533,6 +538,11 @@ impl Shard {
             }
             Op::RandomKey => (scan::random_key(&self.store), self.store.last_seq()),
             Op::ClientList => (self.client_lines(), SeqNo(0)),
+            Op::ClientKill {
+                ref filter,
+                skip_id,
+            } => (self.kill_clients(filter, skip_id), SeqNo(0)),
+            Op::Inspect { key, query } => self.inspect_op(key, query),
             Op::Batch { ref ops, .. } => {
                 let mut gate = SeqNo(0);
                 let results = ops
@@ -639,6 +649,7 @@ fn read_keys<'c>(command: &'c Command<'_>) -> smallvec::SmallVec<[&'c [u8]; 8]> 
         }
         Command::Strings(op) => op.keys().into_iter().collect(),
         Command::Series(kind, args) if !kind.is_multi_series() => smallvec::smallvec![args[0]],
+        Command::Server(command::ServerCommand::Key { key, .. }) => smallvec::smallvec![*key],
         _ => smallvec::SmallVec::new(),
     }
 }

@@ -139,6 +139,19 @@ pub fn info_text(shared: &Shared, sections: &[&[u8]]) -> String {
 
 /// `# Memory`, from the process's resident set (see the module doc).
 fn memory(out: &mut String) {
+    let (rss, peak) = resident_bytes();
+    let _ = write!(
+        out,
+        "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\nmem_allocator:mimalloc\r\n\r\n",
+        bytes_to_human(rss),
+        bytes_to_human(rss),
+        bytes_to_human(peak),
+    );
+}
+
+/// The process's resident set and its peak, in bytes (`VmRSS`, `VmHWM` of
+/// `/proc/self/status`; 0 where unreadable).
+pub(super) fn resident_bytes() -> (u64, u64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let field_bytes = |name: &str| {
         status
@@ -153,14 +166,7 @@ fn memory(out: &mut String) {
             })
             .map_or(0, |kib| kib * 1024)
     };
-    let (rss, peak) = (field_bytes("VmRSS:"), field_bytes("VmHWM:"));
-    let _ = write!(
-        out,
-        "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\nmem_allocator:mimalloc\r\n\r\n",
-        bytes_to_human(rss),
-        bytes_to_human(rss),
-        bytes_to_human(peak),
-    );
+    (field_bytes("VmRSS:"), field_bytes("VmHWM:"))
 }
 
 /// `bytes` as Redis's `bytesToHuman` prints it: `512B`, `1.50K`, `20.00M`, ... (powers of

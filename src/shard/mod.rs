@@ -17,7 +17,8 @@
 //! flushes, periodic fdatasyncs) and the acknowledgement point; [`conn`] is one connection
 //! with its buffers and reply slots; `exec` runs commands against the store and routes
 //! their keys (`strings` the string and counter commands, `client` `HELLO` and
-//! `CLIENT`, `multi` single-shard transactions); `fetch` owns the block reads of lookups and the requests waiting on them;
+//! `CLIENT`, `multi` single-shard transactions, `inspect` `TIME`, `WAIT`, `MEMORY` and
+//! `OBJECT`); `fetch` owns the block reads of lookups and the requests waiting on them;
 //! [`scan`] the `SCAN` positions; [`mesh`] the queues to other shards; `conns` the
 //! connection table (accepting, servicing within budgets, writing replies). This file is
 //! the loop that ties them together.
@@ -49,6 +50,7 @@ mod conns;
 mod exec;
 mod fetch;
 pub(crate) mod info;
+mod inspect;
 pub mod mesh;
 pub mod metrics;
 mod multi;
