@@ -3,14 +3,17 @@
 //!
 //! This file is the command table ([`CommandKind`]) and the parsing of the first commands;
 //! [`client`] parses `HELLO` and `CLIENT`, [`strings`] the string and counter commands,
-//! [`server`] `TIME`, `WAIT`, `MEMORY` and `OBJECT`.
+//! [`server`] `TIME`, `WAIT`, `MEMORY`, `OBJECT` and `COMMAND`; [`keyspec`] says where each
+//! command's keys are.
 
 pub mod client;
+pub mod keyspec;
+pub mod list;
 pub mod server;
 pub mod strings;
 
 pub use client::{ClientSub, HelloArgs};
-pub use server::{KeyQuery, ServerCommand};
+pub use server::{CommandSub, KeyQuery, ServerCommand};
 pub use strings::StringOp;
 
 /// The commands tskv knows, for per-command statistics (`INFO commandstats`).
@@ -282,10 +285,12 @@ impl CommandKind {
             | Self::Command
             | Self::Info
             | Self::Exec
+            | Self::Config
             | Self::Wait
             | Self::Memory
             | Self::Object => &[],
-            Self::Config | Self::Shutdown => &["admin"],
+            // CONFIG is a container: Redis 7 flags its subcommands, not it.
+            Self::Shutdown => &["admin"],
             Self::Set | Self::MSet | Self::SetRange | Self::MSetNx => &["write", "denyoom"],
             Self::Del => &["write"],
             Self::Incr
@@ -310,33 +315,6 @@ impl CommandKind {
             Self::TsDel => &["write"],
             Self::TsGet | Self::TsRange | Self::TsRevRange | Self::TsInfo => &["readonly"],
             Self::TsMGet | Self::TsMRange | Self::TsMRevRange | Self::TsQueryIndex => &["readonly"],
-        }
-    }
-
-    /// Key positions as `COMMAND` reports them: first key, last key (-1: the last
-    /// argument), step; all 0 for a command without keys.
-    pub fn key_positions(self) -> (i64, i64, i64) {
-        match self {
-            Self::Set
-            | Self::Get
-            | Self::Type
-            | Self::Incr
-            | Self::Decr
-            | Self::IncrBy
-            | Self::DecrBy
-            | Self::IncrByFloat
-            | Self::Append
-            | Self::StrLen
-            | Self::GetRange
-            | Self::SetRange
-            | Self::GetSet
-            | Self::GetDel
-            | Self::SetNx => (1, 1, 1),
-            Self::Del | Self::Exists | Self::MGet | Self::Unlink | Self::Touch => (1, -1, 1),
-            Self::MSet | Self::MSetNx => (1, -1, 2),
-            Self::TsMAdd => (1, -1, 3),
-            kind if kind.is_series() && !kind.is_multi_series() => (1, 1, 1),
-            _ => (0, 0, 0),
         }
     }
 
@@ -435,7 +413,8 @@ impl CommandKind {
         matches!(self, Self::Auth | Self::Hello | Self::Quit)
     }
 
-    fn lookup(name: &[u8]) -> Option<Self> {
+    /// The kind named `name` (any case), if tskv has it.
+    pub fn lookup(name: &[u8]) -> Option<Self> {
         Self::ALL
             .into_iter()
             .find(|kind| name.eq_ignore_ascii_case(kind.name().as_bytes()))
@@ -451,17 +430,6 @@ pub enum SetCondition {
     IfAbsent,
     /// Only if the key exists (`XX`).
     IfPresent,
-}
-
-/// `COMMAND` subcommands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CommandSub {
-    /// `COMMAND`: the command table.
-    List,
-    /// `COMMAND COUNT`.
-    Count,
-    /// `COMMAND DOCS [name...]`: an empty map is enough for clients.
-    Docs,
 }
 
 /// A parsed request; byte slices borrow the connection's read buffer.
@@ -480,7 +448,7 @@ pub enum Command<'a> {
     /// `CLIENT ...`.
     Client(ClientSub<'a>),
     /// `COMMAND ...`.
-    Command(CommandSub),
+    Command(CommandSub<'a>),
     /// `CONFIG GET pattern...`.
     ConfigGet(Vec<&'a [u8]>),
     /// `SET key value [NX|XX]`.
@@ -582,16 +550,7 @@ fn parse_known<'a>(kind: CommandKind, args: &[&'a [u8]]) -> Result<Command<'a>, 
             None => Err("ERR value is not an integer or out of range".into()),
         },
         CommandKind::Client => client::parse_client(rest),
-        CommandKind::Command => match rest.first() {
-            None => Ok(Command::Command(CommandSub::List)),
-            Some(sub) if sub.eq_ignore_ascii_case(b"COUNT") => {
-                Ok(Command::Command(CommandSub::Count))
-            }
-            Some(sub) if sub.eq_ignore_ascii_case(b"DOCS") => {
-                Ok(Command::Command(CommandSub::Docs))
-            }
-            Some(sub) => Err(unknown_subcommand(sub, "COMMAND")),
-        },
+        CommandKind::Command => server::parse_command(rest),
         CommandKind::Config => {
             if rest[0].eq_ignore_ascii_case(b"GET") {
                 if rest.len() < 2 {

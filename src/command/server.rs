@@ -1,8 +1,8 @@
-//! The server commands that tools send: `TIME`, `WAIT`, `MEMORY` and `OBJECT`, with
-//! Redis 7.0's errors (`server.c` `timeCommand`, `replication.c` `waitCommand`,
-//! `object.c` `memoryCommand` and `objectCommand`).
+//! The server commands that tools send: `TIME`, `WAIT`, `MEMORY`, `OBJECT` and
+//! `COMMAND`, with Redis 7.0's errors (`server.c` `timeCommand` and `commandCommand`,
+//! `replication.c` `waitCommand`, `object.c` `memoryCommand` and `objectCommand`).
 //!
-//! `MEMORY` and `OBJECT` are container commands: each subcommand has its own arity, and an
+//! `MEMORY`, `OBJECT` and `COMMAND` are container commands: each subcommand has its own arity, and an
 //! argument count that does not fit it names the subcommand (`'object|encoding'`), as in
 //! Redis 7.
 
@@ -48,6 +48,26 @@ pub enum ServerCommand<'a> {
     MemoryPurge,
     /// `MEMORY HELP` / `OBJECT HELP`: the lines to send.
     Help(&'static [&'static str]),
+}
+
+/// `COMMAND` subcommands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommandSub<'a> {
+    /// `COMMAND`: every command's entry.
+    List,
+    /// `COMMAND COUNT`.
+    Count,
+    /// `COMMAND DOCS [name...]`: an empty map (tskv has no documentation to give).
+    Docs,
+    /// `COMMAND INFO [name...]`: the entries of the named commands (nil for an unknown
+    /// name), or every entry without names.
+    Info(Vec<&'a [u8]>),
+    /// `COMMAND GETKEYS command arg...`: the keys of that request.
+    GetKeys(Vec<&'a [u8]>),
+    /// `COMMAND LIST`: every command's name.
+    Names,
+    /// `COMMAND HELP`.
+    Help,
 }
 
 /// Redis 7.0's reply to `OBJECT FREQ` when the maxmemory policy is not LFU (tskv has no
@@ -181,6 +201,32 @@ pub(super) fn parse_object<'a>(rest: &[&'a [u8]]) -> Result<Command<'a>, String>
         key: rest[1],
         query,
     }))
+}
+
+/// `COMMAND [<subcommand> ...]`.
+pub(super) fn parse_command<'a>(rest: &[&'a [u8]]) -> Result<Command<'a>, String> {
+    const TABLE: &[(&str, i32)] = &[
+        ("count", 2),
+        ("docs", -2),
+        ("info", -2),
+        ("getkeys", -4),
+        ("list", -2),
+        ("help", 2),
+    ];
+    let Some(sub) = rest.first() else {
+        return Ok(Command::Command(CommandSub::List));
+    };
+    let parsed = match subcommand("command", sub, rest.len() + 1, TABLE)? {
+        "count" => CommandSub::Count,
+        "docs" => CommandSub::Docs,
+        "info" => CommandSub::Info(rest[1..].to_vec()),
+        "getkeys" => CommandSub::GetKeys(rest[1..].to_vec()),
+        // `FILTERBY` is not supported.
+        "list" if rest.len() > 1 => return Err("ERR syntax error".into()),
+        "list" => CommandSub::Names,
+        _ => CommandSub::Help,
+    };
+    Ok(Command::Command(parsed))
 }
 
 /// Redis's `OBJ_ENCODING_EMBSTR_SIZE_LIMIT`: longer strings are stored `raw`.

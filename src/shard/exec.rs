@@ -247,7 +247,7 @@ impl Shard {
             Command::Client(sub) => self.client(key, sub)?,
             Command::Command(sub) => {
                 let mut reply = Vec::new();
-                super::info::command_reply(&mut reply, self.proto(key), sub);
+                super::commands::command_reply(&mut reply, self.proto(key), &sub);
                 self.push_ready(key, Reply::Encoded(reply));
             }
             Command::ConfigGet(patterns) => {

@@ -14,7 +14,7 @@ use super::exec::{ack_mode_name, Wait};
 use super::mesh::Op;
 use super::metrics::{sum, ShardMetrics};
 use super::{Shard, Shared};
-use crate::command::{CommandKind, CommandSub};
+use crate::command::CommandKind;
 use crate::config::{FsyncMode, ServerConfig};
 use crate::glob::glob_match;
 use crate::resp::{self, resp3, Protocol};
@@ -342,33 +342,6 @@ pub fn config_get(out: &mut Vec<u8>, proto: Protocol, config: &ServerConfig, pat
     for (name, value) in matched {
         resp::bulk(out, name.as_bytes());
         resp::bulk(out, value.as_bytes());
-    }
-}
-
-/// `COMMAND`, `COMMAND COUNT`, `COMMAND DOCS`. The table gives name, arity, flags (a set
-/// in RESP3) and key positions (Redis's first six fields), enough for client libraries;
-/// `COMMAND DOCS` is an empty map.
-pub fn command_reply(out: &mut Vec<u8>, proto: Protocol, sub: CommandSub) {
-    let table = CommandKind::ALL;
-    match sub {
-        CommandSub::Count => resp::integer(out, table.len() as i64),
-        CommandSub::Docs => resp3::map_header(out, proto, 0),
-        CommandSub::List => {
-            resp::array_header(out, table.len());
-            for kind in table {
-                let (first, last, step) = kind.key_positions();
-                resp::array_header(out, 6);
-                resp::bulk(out, kind.name().as_bytes());
-                resp::integer(out, i64::from(kind.arity()));
-                resp3::set_header(out, proto, kind.flags().len());
-                for flag in kind.flags() {
-                    resp::simple(out, flag);
-                }
-                resp::integer(out, first);
-                resp::integer(out, last);
-                resp::integer(out, step);
-            }
-        }
     }
 }
 

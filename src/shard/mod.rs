@@ -18,7 +18,7 @@
 //! with its buffers and reply slots; `exec` runs commands against the store and routes
 //! their keys (`strings` the string and counter commands, `client` `HELLO` and
 //! `CLIENT`, `multi` single-shard transactions, `inspect` `TIME`, `WAIT`, `MEMORY` and
-//! `OBJECT`); `fetch` owns the block reads of lookups and the requests waiting on them;
+//! `OBJECT`, `commands` `COMMAND`); `fetch` owns the block reads of lookups and the requests waiting on them;
 //! [`scan`] the `SCAN` positions; [`mesh`] the queues to other shards; `conns` the
 //! connection table (accepting, servicing within budgets, writing replies). This file is
 //! the loop that ties them together.
@@ -44,6 +44,7 @@
 //!   connection back on the ready list.
 
 mod client;
+mod commands;
 mod committer;
 pub mod conn;
 mod conns;

@@ -1,0 +1,265 @@
+//! Where each command's keys are: Redis 7's key specifications, the one source of the
+//! legacy `(first key, last key, step)` triple that `COMMAND` also reports, of `COMMAND
+//! GETKEYS`, and of the routing checks that look at keys (reserved keys).
+//!
+//! Every key-bearing command tskv shares with Redis has Redis 7.0's specs, flags and
+//! notes included (`tests/server_command_info.rs` compares them with a real
+//! `redis-server`), so cluster-aware clients and proxies find the keys where they look.
+//! The time-series commands, which RedisTimeSeries 1.10 registers without specs, get
+//! specs from their legacy triple: `RW update` for writes, `RO access` for reads.
+
+use super::CommandKind;
+
+/// One key specification as Redis 7 reports it: keys start at argument `begin_index`
+/// (`begin_search` of type `index`) and run over a range (`find_keys` of type `range`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeySpec {
+    /// Redis's `notes`, if it has any for this spec.
+    pub notes: Option<&'static str>,
+    /// Redis's flags (`RO`, `RW`, `OW`, `RM`, `access`, `update`, `insert`, `delete`, ...).
+    pub flags: &'static [&'static str],
+    /// The index of the first key (the command's name is 0).
+    pub begin_index: i64,
+    /// The last key, relative to the first if 0 or more, from the end if negative (-1:
+    /// the last argument).
+    pub last_key: i64,
+    /// The distance between keys.
+    pub key_step: i64,
+}
+
+const fn range(flags: &'static [&'static str], last_key: i64, key_step: i64) -> KeySpec {
+    KeySpec {
+        notes: None,
+        flags,
+        begin_index: 1,
+        last_key,
+        key_step,
+    }
+}
+
+const fn one(flags: &'static [&'static str]) -> KeySpec {
+    range(flags, 0, 1)
+}
+
+/// A `&'static [KeySpec]` of constant specs.
+macro_rules! specs {
+    ($($spec:expr),*) => {{
+        const SPECS: &[KeySpec] = &[$($spec),*];
+        SPECS
+    }};
+}
+
+const RO: &[&str] = &["RO"];
+const RO_ACCESS: &[&str] = &["RO", "access"];
+const RW_ACCESS_UPDATE: &[&str] = &["RW", "access", "update"];
+const RW_UPDATE: &[&str] = &["RW", "update"];
+const OW_INSERT: &[&str] = &["OW", "insert"];
+
+/// The order in which Redis 7.0 lists ACL categories (its `ACLCommandCategories`).
+const ACL_CATEGORY_ORDER: &[&str] = &[
+    "@keyspace",
+    "@read",
+    "@write",
+    "@set",
+    "@sortedset",
+    "@list",
+    "@hash",
+    "@string",
+    "@bitmap",
+    "@hyperloglog",
+    "@geo",
+    "@stream",
+    "@pubsub",
+    "@admin",
+    "@fast",
+    "@slow",
+    "@blocking",
+    "@dangerous",
+    "@connection",
+    "@transaction",
+    "@scripting",
+];
+
+impl CommandKind {
+    /// The command's key specifications, Redis 7.0's where Redis has the command; empty
+    /// for a command without keys.
+    pub fn key_specs(self) -> &'static [KeySpec] {
+        match self {
+            Self::Set => specs![KeySpec {
+                notes: Some("RW and ACCESS due to the optional `GET` argument"),
+                flags: &["RW", "access", "update", "variable_flags"],
+                begin_index: 1,
+                last_key: 0,
+                key_step: 1,
+            }],
+            Self::Get | Self::GetRange => specs![one(RO_ACCESS)],
+            Self::Type | Self::StrLen => specs![one(RO)],
+            Self::Incr
+            | Self::Decr
+            | Self::IncrBy
+            | Self::DecrBy
+            | Self::IncrByFloat
+            | Self::GetSet => specs![one(RW_ACCESS_UPDATE)],
+            Self::Append => specs![one(&["RW", "insert"])],
+            Self::SetRange => specs![one(RW_UPDATE)],
+            Self::GetDel => specs![one(&["RW", "access", "delete"])],
+            Self::SetNx => specs![one(OW_INSERT)],
+            Self::Del | Self::Unlink => specs![range(&["RM", "delete"], -1, 1)],
+            Self::Exists | Self::Touch => specs![range(RO, -1, 1)],
+            Self::MGet => specs![range(RO_ACCESS, -1, 1)],
+            Self::MSet => specs![range(&["OW", "update"], -1, 2)],
+            Self::MSetNx => specs![range(OW_INSERT, -1, 2)],
+            Self::TsMAdd => specs![range(RW_UPDATE, -1, 3)],
+            kind if kind.is_series() && !kind.is_multi_series() => {
+                if kind.is_write() {
+                    specs![one(RW_UPDATE)]
+                } else {
+                    specs![one(RO_ACCESS)]
+                }
+            }
+            _ => &[],
+        }
+    }
+
+    /// Key positions as `COMMAND` reports them (first key, last key with -1 the last
+    /// argument, step; all 0 without keys), derived from [`CommandKind::key_specs`] as
+    /// Redis 7 derives them.
+    pub fn key_positions(self) -> (i64, i64, i64) {
+        match self.key_specs().first() {
+            None => (0, 0, 0),
+            Some(spec) => {
+                let last = if spec.last_key < 0 {
+                    spec.last_key
+                } else {
+                    spec.begin_index + spec.last_key
+                };
+                (spec.begin_index, last, spec.key_step)
+            }
+        }
+    }
+
+    /// The positions of the keys in a request (`args`, the name first), as `COMMAND
+    /// GETKEYS` reports them; positions past the end are left out, as Redis does for
+    /// commands of variable arity.
+    pub fn key_indexes(self, args_len: usize) -> Vec<usize> {
+        let argc = args_len as i64;
+        let mut indexes = Vec::new();
+        for spec in self.key_specs() {
+            let first = spec.begin_index;
+            let last = if spec.last_key < 0 {
+                argc + spec.last_key
+            } else {
+                first + spec.last_key
+            };
+            let mut index = first;
+            while index <= last && index < argc {
+                indexes.push(index as usize);
+                index += spec.key_step.max(1);
+            }
+        }
+        indexes
+    }
+
+    /// The ACL categories `COMMAND` reports: from the flags as Redis 7 derives them
+    /// (`@write`, `@read`, `@admin @dangerous`, `@fast` or `@slow`) and the command's
+    /// group (`@keyspace`, `@string`, `@connection`, `@transaction`; `@timeseries` for the
+    /// time-series commands), in the order of Redis's category table.
+    pub fn acl_categories(self) -> Vec<&'static str> {
+        if matches!(
+            self,
+            Self::Client | Self::Config | Self::Memory | Self::Object
+        ) {
+            // Containers: Redis gives the categories to their subcommands.
+            return vec!["@slow"];
+        }
+        let flags = self.flags();
+        let mut categories: Vec<&'static str> = self.acl_group().into_iter().collect();
+        if flags.contains(&"write") {
+            categories.push("@write");
+        }
+        if flags.contains(&"readonly") {
+            categories.push("@read");
+        }
+        if flags.contains(&"admin") {
+            categories.extend(["@admin", "@dangerous"]);
+        } else if matches!(self, Self::Info | Self::Keys) {
+            categories.push("@dangerous");
+        }
+        categories.push(if flags.contains(&"fast") {
+            "@fast"
+        } else {
+            "@slow"
+        });
+        let rank = |category: &&str| {
+            ACL_CATEGORY_ORDER
+                .iter()
+                .position(|c| c == category)
+                .unwrap_or(ACL_CATEGORY_ORDER.len())
+        };
+        categories.sort_by_key(rank);
+        categories
+    }
+
+    fn acl_group(self) -> Option<&'static str> {
+        match self {
+            Self::Ping
+            | Self::Echo
+            | Self::Quit
+            | Self::Hello
+            | Self::Select
+            | Self::Auth
+            | Self::Command
+            | Self::Wait => Some("@connection"),
+            Self::Multi | Self::Exec | Self::Discard => Some("@transaction"),
+            Self::Del
+            | Self::Exists
+            | Self::Unlink
+            | Self::Touch
+            | Self::Type
+            | Self::DbSize
+            | Self::Scan
+            | Self::Keys
+            | Self::RandomKey => Some("@keyspace"),
+            kind if !kind.key_specs().is_empty() && !kind.is_series() => Some("@string"),
+            kind if kind.is_series() => Some("@timeseries"),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_triples_follow_the_specs() {
+        assert_eq!(CommandKind::Get.key_positions(), (1, 1, 1));
+        assert_eq!(CommandKind::MSet.key_positions(), (1, -1, 2));
+        assert_eq!(CommandKind::TsMAdd.key_positions(), (1, -1, 3));
+        assert_eq!(CommandKind::TsRange.key_positions(), (1, 1, 1));
+        assert_eq!(CommandKind::TsMRange.key_positions(), (0, 0, 0));
+        assert_eq!(CommandKind::Ping.key_positions(), (0, 0, 0));
+    }
+
+    #[test]
+    fn key_indexes_of_requests() {
+        assert_eq!(CommandKind::MSet.key_indexes(5), vec![1, 3]);
+        assert_eq!(CommandKind::MSet.key_indexes(4), vec![1, 3]);
+        assert_eq!(CommandKind::Del.key_indexes(4), vec![1, 2, 3]);
+        assert_eq!(CommandKind::Set.key_indexes(5), vec![1]);
+        assert_eq!(CommandKind::TsMAdd.key_indexes(7), vec![1, 4]);
+    }
+
+    #[test]
+    fn categories_like_redis() {
+        assert_eq!(
+            CommandKind::Get.acl_categories(),
+            ["@read", "@string", "@fast"]
+        );
+        assert_eq!(
+            CommandKind::Del.acl_categories(),
+            ["@keyspace", "@write", "@slow"]
+        );
+        assert_eq!(CommandKind::Ping.acl_categories(), ["@fast", "@connection"]);
+    }
+}
