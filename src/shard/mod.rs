@@ -15,7 +15,8 @@
 //!
 //! Who owns what: `committer` owns the writes in flight through the ring (WAL batches,
 //! flushes, periodic fdatasyncs) and the acknowledgement point; [`conn`] is one connection
-//! with its buffers and reply slots; `exec` runs commands against the store and routes
+//! with its buffers and reply slots, [`reply`] the assembly of one reply; `exec` runs
+//! commands against the store and routes
 //! their keys (`strings` the string and counter commands, `client` `HELLO` and
 //! `CLIENT`, `multi` single-shard transactions, `inspect` `TIME`, `WAIT`, `MEMORY` and
 //! `OBJECT`, `commands` `COMMAND`); `fetch` owns the block reads of lookups and the requests waiting on them;
@@ -55,6 +56,7 @@ mod inspect;
 pub mod mesh;
 pub mod metrics;
 mod multi;
+pub mod reply;
 pub mod scan;
 mod strings;
 mod ts_route;
