@@ -77,6 +77,10 @@ const SEQUENCE: &[&[&str]] = &[
     &["WAIT", "0", "x"],
     &["WAIT", "0"],
     &["TIME", "x"],
+    &["MULTI"],
+    &["WAIT", "0", "0"],
+    &["SET", "inside", "1"],
+    &["EXEC"],
     &["CLIENT", "NO-EVICT", "maybe"],
     &["CLIENT", "NO-EVICT", "on"],
     &["CLIENT", "NO-EVICT", "off"],
@@ -329,6 +333,37 @@ fn client_kill_maxage_spares_young_clients() {
         assert!(closed_by_server(&mut conn.writer));
     }
     assert_eq!(admin.request(&["PING"]), b"+PONG\r\n");
+}
+
+#[test]
+fn client_list_shows_transactions_as_redis_does() {
+    let tskv = TestServer::start(&["--shards", "2"]);
+    let mut inside = Frames::connect(tskv.port());
+    let id = client_id(&mut inside);
+    inside.request(&["MULTI"]);
+    inside.request(&["SET", "a", "1"]);
+    inside.request(&["TIME"]);
+    let mut admin = Frames::connect(tskv.port());
+    let list = String::from_utf8_lossy(&admin.request(&["CLIENT", "LIST"])).into_owned();
+    let line = list
+        .lines()
+        .find(|l| l.contains(&format!("id={id} ")))
+        .expect("the client's line");
+    assert!(
+        line.contains(" flags=x ") && line.contains(" multi=2 "),
+        "{line}"
+    );
+    let exec = String::from_utf8_lossy(&inside.request(&["EXEC"])).into_owned();
+    assert!(exec.starts_with("*2\r\n+OK\r\n*2\r\n$10\r\n"), "{exec:?}");
+    let list = String::from_utf8_lossy(&admin.request(&["CLIENT", "LIST"])).into_owned();
+    let line = list
+        .lines()
+        .find(|l| l.contains(&format!("id={id} ")))
+        .unwrap();
+    assert!(
+        line.contains(" flags=N ") && line.contains(" multi=-1 "),
+        "{line}"
+    );
 }
 
 #[test]

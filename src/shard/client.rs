@@ -3,10 +3,11 @@
 //! `catClientInfoString`).
 //!
 //! A `CLIENT LIST` line has every field Redis 7.0 prints, in its order. Fields that tskv
-//! tracks are real: `id addr laddr fd name age idle flags qbuf rbs obl oll omem tot-mem
-//! events cmd resp` (`flags` is `e` after `CLIENT NO-EVICT on`, else `N`). The rest get the
-//! value Redis shows for a plain client that uses no such feature: `db=0 sub=0 psub=0
-//! ssub=0 multi=-1 argv-mem=0 multi-mem=0 rbp=0 qbuf-free=0 user=default redir=-1` (tskv
+//! tracks are real: `id addr laddr fd name age idle flags multi qbuf rbs obl oll omem
+//! tot-mem events cmd resp` (`flags`: `x` in a transaction, `e` after `CLIENT NO-EVICT
+//! on`, else `N`; `multi`: commands queued, -1 outside `MULTI`). The rest get the value
+//! Redis shows for a plain client that uses no such feature: `db=0 sub=0 psub=0 ssub=0
+//! argv-mem=0 multi-mem=0 rbp=0 qbuf-free=0 user=default redir=-1` (tskv
 //! has one database, no pub/sub, no ACL users, no client tracking, and does not keep a
 //! read-buffer peak).
 //!
@@ -269,7 +270,21 @@ fn addr_strings(conn: &Conn) -> (String, String) {
 /// One connection's `CLIENT LIST` line, `\n`-terminated, as Redis 7.0 prints it.
 fn client_line(conn: &Conn) -> Vec<u8> {
     let (addr, laddr) = addr_strings(conn);
-    let flags = if conn.no_evict { "e" } else { "N" };
+    // Redis's letters, in its order: `x` in MULTI, `e` no-evict, `N` for none.
+    let mut flags = String::new();
+    if conn.transaction.is_some() {
+        flags.push('x');
+    }
+    if conn.no_evict {
+        flags.push('e');
+    }
+    if flags.is_empty() {
+        flags.push('N');
+    }
+    let multi = conn
+        .transaction
+        .as_ref()
+        .map_or(-1, |t| t.queued_count() as i64);
     let name = conn
         .name
         .as_deref()
@@ -284,7 +299,7 @@ fn client_line(conn: &Conn) -> Vec<u8> {
         Protocol::Resp3 => 3,
     };
     format!(
-        "id={} addr={addr} laddr={laddr} fd={} name={name} age={} idle={} flags={flags} db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs={rbs} rbp=0 obl={} oll={} omem={} tot-mem={} events={events} cmd={} user=default redir=-1 resp={resp}\n",
+        "id={} addr={addr} laddr={laddr} fd={} name={name} age={} idle={} flags={flags} db=0 sub=0 psub=0 ssub=0 multi={multi} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs={rbs} rbp=0 obl={} oll={} omem={} tot-mem={} events={events} cmd={} user=default redir=-1 resp={resp}\n",
         conn.id,
         conn.stream.as_raw_fd(),
         conn.accepted.elapsed().as_secs(),

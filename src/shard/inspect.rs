@@ -45,14 +45,7 @@ impl Shard {
             ServerCommand::Key { key: k, query } => {
                 return self.scatter(key, Reply::Single(None), &[Op::Inspect { key: k, query }]);
             }
-            ServerCommand::Time => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default();
-                resp::array_header(&mut reply, 2);
-                resp::bulk(&mut reply, now.as_secs().to_string().as_bytes());
-                resp::bulk(&mut reply, now.subsec_micros().to_string().as_bytes());
-            }
+            ServerCommand::Time => reply = time_reply(),
             ServerCommand::Wait => resp::integer(&mut reply, 0),
             ServerCommand::MemoryDoctor => {
                 resp3::verbatim(&mut reply, proto, b"txt", DOCTOR_REPORT);
@@ -128,6 +121,18 @@ impl Shard {
         let stats = series::stats(&self.store, state).map_err(|e| format!("ERR {e}"))?;
         Ok(stats.memory_bytes)
     }
+}
+
+/// `TIME`'s reply: the server's clock as `[unix seconds, microseconds]`, two bulk strings.
+pub(super) fn time_reply() -> Vec<u8> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut reply = Vec::new();
+    resp::array_header(&mut reply, 2);
+    resp::bulk(&mut reply, now.as_secs().to_string().as_bytes());
+    resp::bulk(&mut reply, now.subsec_micros().to_string().as_bytes());
+    reply
 }
 
 /// The answers that do not depend on the value: `FREQ` (Redis's error without an LFU
