@@ -5,7 +5,8 @@
 //! Method: for every command in tskv's table that Redis 7.0 also has, ask both servers
 //! `COMMAND INFO name` (RESP2 and RESP3) and compare, byte for byte, the fields that say
 //! where keys are (first key, last key, step, key specifications), the name, the arity
-//! and the ACL categories; tskv's flags must be a subset of Redis's. Then compare `COMMAND
+//! and the ACL categories; tskv's flags must be a subset of Redis's; the same for each
+//! subcommand tskv lists (`memory|usage`, `object|encoding`, ...). Then compare `COMMAND
 //! GETKEYS` and the subcommands' errors, and check the time-series commands, which Redis
 //! does not have, for their specs.
 
@@ -89,6 +90,7 @@ fn compare_entries(protocol: &str) {
     let names = tskv_command_names(&mut ours);
     assert!(names.len() > 50, "{names:?}");
     let mut shared = 0;
+    let mut subcommands = 0;
     for name in &names {
         let expected = elements(&theirs.request(&["COMMAND", "INFO", name]));
         let got = elements(&ours.request(&["COMMAND", "INFO", name]));
@@ -126,8 +128,30 @@ fn compare_entries(protocol: &str) {
                 "{name}: flag {flag} not Redis's"
             );
         }
+        // Subcommands (where container commands keep their keys): each of ours must be
+        // Redis's, found by name (Redis lists them in hash order).
+        let theirs_subs: Vec<Vec<Vec<u8>>> = elements(&theirs_entry[9])
+            .iter()
+            .map(|e| elements(e))
+            .collect();
+        for ours_sub in elements(&ours_entry[9]).iter().map(|e| elements(e)) {
+            subcommands += 1;
+            let sub_name = String::from_utf8_lossy(&ours_sub[0]).into_owned();
+            let theirs_sub = theirs_subs
+                .iter()
+                .find(|t| t[0] == ours_sub[0])
+                .unwrap_or_else(|| panic!("{name}: Redis has no subcommand {sub_name:?}"));
+            for field in [1, 3, 4, 5, 6, 8] {
+                assert_eq!(
+                    String::from_utf8_lossy(&ours_sub[field]),
+                    String::from_utf8_lossy(&theirs_sub[field]),
+                    "RESP{protocol} {sub_name:?} field {field}"
+                );
+            }
+        }
     }
     assert!(shared > 40, "{shared} commands compared");
+    assert!(subcommands >= 17, "{subcommands} subcommands compared");
 }
 
 #[test]
@@ -158,6 +182,12 @@ fn getkeys_and_errors_match_redis() {
         &["COMMAND", "GETKEYS", "GET", "a", "b"],
         &["COMMAND", "GETKEYS", "GET"],
         &["COMMAND", "INFO", "nosuch", "get"],
+        &["COMMAND", "GETKEYS", "OBJECT", "ENCODING", "k"],
+        &["COMMAND", "GETKEYS", "object", "freq", "k"],
+        &["COMMAND", "GETKEYS", "MEMORY", "USAGE", "k", "SAMPLES", "5"],
+        &["COMMAND", "GETKEYS", "MEMORY", "DOCTOR"],
+        &["COMMAND", "GETKEYS", "OBJECT", "NOSUCH", "k"],
+        &["COMMAND", "GETKEYS", "OBJECT", "ENCODING", "k", "extra"],
         &["COMMAND", "COUNT", "x"],
         &["COMMAND", "LIST", "FILTERBY"],
         &["COMMAND", "NOSUCH"],

@@ -80,7 +80,102 @@ const ACL_CATEGORY_ORDER: &[&str] = &[
     "@scripting",
 ];
 
+/// A subcommand of a container command (`MEMORY`, `OBJECT`, `COMMAND`), as `COMMAND`
+/// lists it in its entry's last field. Its parser checks arguments against this table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Subcommand {
+    /// The subcommand's name after the container's (`usage` of `memory|usage`).
+    pub name: &'static str,
+    /// Arity in Redis's convention, the container's name and the subcommand's included.
+    pub arity: i32,
+    /// Redis's flags that tskv acts on (`readonly`).
+    pub flags: &'static [&'static str],
+    /// Redis 7.0's ACL categories.
+    pub acl_categories: &'static [&'static str],
+    /// Where its keys are.
+    pub key_specs: &'static [KeySpec],
+}
+
+const fn sub(
+    name: &'static str,
+    arity: i32,
+    acl_categories: &'static [&'static str],
+) -> Subcommand {
+    Subcommand {
+        name,
+        arity,
+        flags: &[],
+        acl_categories,
+        key_specs: &[],
+    }
+}
+
+/// A read-only subcommand whose key is its first argument (`OBJECT ENCODING key`).
+const fn keyed(
+    name: &'static str,
+    arity: i32,
+    acl_categories: &'static [&'static str],
+) -> Subcommand {
+    Subcommand {
+        name,
+        arity,
+        flags: &["readonly"],
+        acl_categories,
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: RO,
+            begin_index: 2,
+            last_key: 0,
+            key_step: 1,
+        }],
+    }
+}
+
+const SLOW: &[&str] = &["@slow"];
+const SLOW_CONNECTION: &[&str] = &["@slow", "@connection"];
+const KEYSPACE_READ_SLOW: &[&str] = &["@keyspace", "@read", "@slow"];
+
+/// `MEMORY`'s subcommands.
+pub const MEMORY_SUBCOMMANDS: &[Subcommand] = &[
+    keyed("usage", -3, &["@read", "@slow"]),
+    sub("doctor", 2, SLOW),
+    sub("stats", 2, SLOW),
+    sub("malloc-stats", 2, SLOW),
+    sub("purge", 2, SLOW),
+    sub("help", 2, SLOW),
+];
+
+/// `OBJECT`'s subcommands.
+pub const OBJECT_SUBCOMMANDS: &[Subcommand] = &[
+    keyed("encoding", 3, KEYSPACE_READ_SLOW),
+    keyed("freq", 3, KEYSPACE_READ_SLOW),
+    keyed("idletime", 3, KEYSPACE_READ_SLOW),
+    keyed("refcount", 3, KEYSPACE_READ_SLOW),
+    sub("help", 2, &["@keyspace", "@slow"]),
+];
+
+/// `COMMAND`'s subcommands.
+pub const COMMAND_SUBCOMMANDS: &[Subcommand] = &[
+    sub("count", 2, SLOW_CONNECTION),
+    sub("docs", -2, SLOW_CONNECTION),
+    sub("info", -2, SLOW_CONNECTION),
+    sub("getkeys", -4, SLOW_CONNECTION),
+    sub("list", -2, SLOW_CONNECTION),
+    sub("help", 2, SLOW_CONNECTION),
+];
+
 impl CommandKind {
+    /// The subcommands `COMMAND` lists for a container command (none for `CLIENT` and
+    /// `CONFIG`, which have no keys).
+    pub fn subcommands(self) -> &'static [Subcommand] {
+        match self {
+            Self::Memory => MEMORY_SUBCOMMANDS,
+            Self::Object => OBJECT_SUBCOMMANDS,
+            Self::Command => COMMAND_SUBCOMMANDS,
+            _ => &[],
+        }
+    }
+
     /// The command's key specifications, Redis 7.0's where Redis has the command; empty
     /// for a command without keys.
     pub fn key_specs(self) -> &'static [KeySpec] {
@@ -125,39 +220,14 @@ impl CommandKind {
     /// argument, step; all 0 without keys), derived from [`CommandKind::key_specs`] as
     /// Redis 7 derives them.
     pub fn key_positions(self) -> (i64, i64, i64) {
-        match self.key_specs().first() {
-            None => (0, 0, 0),
-            Some(spec) => {
-                let last = if spec.last_key < 0 {
-                    spec.last_key
-                } else {
-                    spec.begin_index + spec.last_key
-                };
-                (spec.begin_index, last, spec.key_step)
-            }
-        }
+        legacy_range(self.key_specs())
     }
 
     /// The positions of the keys in a request (`args`, the name first), as `COMMAND
     /// GETKEYS` reports them; positions past the end are left out, as Redis does for
     /// commands of variable arity.
     pub fn key_indexes(self, args_len: usize) -> Vec<usize> {
-        let argc = args_len as i64;
-        let mut indexes = Vec::new();
-        for spec in self.key_specs() {
-            let first = spec.begin_index;
-            let last = if spec.last_key < 0 {
-                argc + spec.last_key
-            } else {
-                first + spec.last_key
-            };
-            let mut index = first;
-            while index <= last && index < argc {
-                indexes.push(index as usize);
-                index += spec.key_step.max(1);
-            }
-        }
-        indexes
+        key_indexes(self.key_specs(), args_len)
     }
 
     /// The ACL categories `COMMAND` reports: from the flags as Redis 7 derives them
@@ -225,6 +295,42 @@ impl CommandKind {
             _ => None,
         }
     }
+}
+
+/// The legacy `(first key, last key, step)` of a set of specs, as Redis 7 derives it
+/// from the first one; all 0 without keys.
+pub fn legacy_range(specs: &[KeySpec]) -> (i64, i64, i64) {
+    match specs.first() {
+        None => (0, 0, 0),
+        Some(spec) => {
+            let last = if spec.last_key < 0 {
+                spec.last_key
+            } else {
+                spec.begin_index + spec.last_key
+            };
+            (spec.begin_index, last, spec.key_step)
+        }
+    }
+}
+
+/// The positions of the keys `specs` find in a request of `args_len` arguments.
+pub fn key_indexes(specs: &[KeySpec], args_len: usize) -> Vec<usize> {
+    let argc = args_len as i64;
+    let mut indexes = Vec::new();
+    for spec in specs {
+        let first = spec.begin_index;
+        let last = if spec.last_key < 0 {
+            argc + spec.last_key
+        } else {
+            first + spec.last_key
+        };
+        let mut index = first;
+        while index <= last && index < argc {
+            indexes.push(index as usize);
+            index += spec.key_step.max(1);
+        }
+    }
+    indexes
 }
 
 #[cfg(test)]

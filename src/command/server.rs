@@ -6,6 +6,7 @@
 //! argument count that does not fit it names the subcommand (`'object|encoding'`), as in
 //! Redis 7.
 
+use super::keyspec::{Subcommand, COMMAND_SUBCOMMANDS, MEMORY_SUBCOMMANDS, OBJECT_SUBCOMMANDS};
 use super::strings::{parse_strict_i64, NOT_AN_INTEGER};
 use super::{unknown_subcommand, wrong_arity, Command};
 
@@ -120,18 +121,18 @@ pub(super) fn parse_wait<'a>(rest: &[&'a [u8]]) -> Result<Command<'a>, String> {
     Ok(Command::Server(ServerCommand::Wait))
 }
 
-/// Looks `sub` up among a container's subcommands `(name, arity)`; the error is Redis's
+/// Looks `sub` up among a container's subcommands ([`super::keyspec`]); the error is Redis's
 /// for an unknown subcommand or a count of arguments (`n`, the container's name included)
 /// that does not fit.
 fn subcommand(
     container: &str,
     sub: &[u8],
     n: usize,
-    table: &[(&'static str, i32)],
+    table: &[Subcommand],
 ) -> Result<&'static str, String> {
-    let Some(&(name, arity)) = table
+    let Some(&Subcommand { name, arity, .. }) = table
         .iter()
-        .find(|(name, _)| sub.eq_ignore_ascii_case(name.as_bytes()))
+        .find(|entry| sub.eq_ignore_ascii_case(entry.name.as_bytes()))
     else {
         return Err(unknown_subcommand(sub, &container.to_ascii_uppercase()));
     };
@@ -144,15 +145,7 @@ fn subcommand(
 
 /// `MEMORY <subcommand> ...`.
 pub(super) fn parse_memory<'a>(rest: &[&'a [u8]]) -> Result<Command<'a>, String> {
-    const TABLE: &[(&str, i32)] = &[
-        ("usage", -3),
-        ("doctor", 2),
-        ("stats", 2),
-        ("malloc-stats", 2),
-        ("purge", 2),
-        ("help", 2),
-    ];
-    let command = match subcommand("memory", rest[0], rest.len() + 1, TABLE)? {
+    let command = match subcommand("memory", rest[0], rest.len() + 1, MEMORY_SUBCOMMANDS)? {
         "usage" => {
             let mut options = rest[2..].iter();
             while let Some(option) = options.next() {
@@ -183,14 +176,7 @@ pub(super) fn parse_memory<'a>(rest: &[&'a [u8]]) -> Result<Command<'a>, String>
 
 /// `OBJECT <subcommand> ...`.
 pub(super) fn parse_object<'a>(rest: &[&'a [u8]]) -> Result<Command<'a>, String> {
-    const TABLE: &[(&str, i32)] = &[
-        ("encoding", 3),
-        ("freq", 3),
-        ("idletime", 3),
-        ("refcount", 3),
-        ("help", 2),
-    ];
-    let query = match subcommand("object", rest[0], rest.len() + 1, TABLE)? {
+    let query = match subcommand("object", rest[0], rest.len() + 1, OBJECT_SUBCOMMANDS)? {
         "encoding" => KeyQuery::Encoding,
         "freq" => KeyQuery::Freq,
         "idletime" => KeyQuery::IdleTime,
@@ -205,18 +191,10 @@ pub(super) fn parse_object<'a>(rest: &[&'a [u8]]) -> Result<Command<'a>, String>
 
 /// `COMMAND [<subcommand> ...]`.
 pub(super) fn parse_command<'a>(rest: &[&'a [u8]]) -> Result<Command<'a>, String> {
-    const TABLE: &[(&str, i32)] = &[
-        ("count", 2),
-        ("docs", -2),
-        ("info", -2),
-        ("getkeys", -4),
-        ("list", -2),
-        ("help", 2),
-    ];
     let Some(sub) = rest.first() else {
         return Ok(Command::Command(CommandSub::List));
     };
-    let parsed = match subcommand("command", sub, rest.len() + 1, TABLE)? {
+    let parsed = match subcommand("command", sub, rest.len() + 1, COMMAND_SUBCOMMANDS)? {
         "count" => CommandSub::Count,
         "docs" => CommandSub::Docs,
         "info" => CommandSub::Info(rest[1..].to_vec()),

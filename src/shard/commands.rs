@@ -3,10 +3,11 @@
 //!
 //! Each entry has Redis 7's ten fields: name, arity, flags (a set in RESP3), first key,
 //! last key, step, ACL categories (a set), tips (an empty set), key specifications (a set
-//! of maps: `notes`, `flags`, `begin_search`, `find_keys`) and subcommands (an empty set:
-//! tskv lists no subcommand entries).
+//! of maps: `notes`, `flags`, `begin_search`, `find_keys`) and subcommands (entries of the
+//! same shape for `MEMORY`, `OBJECT` and `COMMAND`, whose keys are in their subcommands'
+//! specs; an empty set otherwise).
 
-use crate::command::keyspec::KeySpec;
+use crate::command::keyspec::{self, KeySpec, Subcommand};
 use crate::command::{CommandKind, CommandSub};
 use crate::resp::{self, resp3, Protocol};
 
@@ -65,18 +66,32 @@ pub fn command_reply(out: &mut Vec<u8>, proto: Protocol, sub: &CommandSub<'_>) {
     }
 }
 
-/// `COMMAND GETKEYS command arg...`, with Redis 7.0's errors.
+/// `COMMAND GETKEYS command arg...`, with Redis 7.0's errors; a container's keys are found
+/// by its subcommand's specs, as Redis looks the subcommand up first.
 fn get_keys(out: &mut Vec<u8>, args: &[&[u8]]) {
     let Some(kind) = args.first().and_then(|name| CommandKind::lookup(name)) else {
         return resp::error(out, "ERR Invalid command specified");
     };
-    if kind.key_specs().is_empty() {
+    let (specs, arity) = match (kind.subcommands(), args.get(1)) {
+        (subs, Some(name)) if !subs.is_empty() => {
+            match subs
+                .iter()
+                .find(|s| name.eq_ignore_ascii_case(s.name.as_bytes()))
+            {
+                Some(sub) => (sub.key_specs, sub.arity),
+                None => return resp::error(out, "ERR Invalid command specified"),
+            }
+        }
+        _ => (kind.key_specs(), kind.arity()),
+    };
+    if specs.is_empty() {
         return resp::error(out, "ERR The command has no key arguments");
     }
-    if !kind.accepts_arg_count(args.len()) {
+    let n = i32::try_from(args.len()).unwrap_or(i32::MAX);
+    if (arity > 0 && n != arity) || (arity < 0 && n < -arity) {
         return resp::error(out, "ERR Invalid number of arguments specified for command");
     }
-    let indexes = kind.key_indexes(args.len());
+    let indexes = keyspec::key_indexes(specs, args.len());
     resp::array_header(out, indexes.len());
     for index in indexes {
         resp::bulk(out, args[index]);
@@ -95,11 +110,40 @@ fn entry(out: &mut Vec<u8>, proto: Protocol, kind: CommandKind) {
     resp::integer(out, step);
     status_set(out, proto, &kind.acl_categories());
     resp3::set_header(out, proto, 0);
-    resp3::set_header(out, proto, kind.key_specs().len());
-    for spec in kind.key_specs() {
+    key_specs(out, proto, kind.key_specs());
+    let subs = kind.subcommands();
+    if subs.is_empty() {
+        resp3::set_header(out, proto, 0);
+    } else {
+        // An array, not a set, as Redis 7.0 sends a non-empty subcommand list.
+        resp::array_header(out, subs.len());
+        for sub in subs {
+            subcommand_entry(out, proto, kind, sub);
+        }
+    }
+}
+
+/// A subcommand's entry, the same ten fields (`memory|usage`, ...).
+fn subcommand_entry(out: &mut Vec<u8>, proto: Protocol, kind: CommandKind, sub: &Subcommand) {
+    let (first, last, step) = keyspec::legacy_range(sub.key_specs);
+    resp::array_header(out, 10);
+    resp::bulk(out, format!("{}|{}", kind.name(), sub.name).as_bytes());
+    resp::integer(out, i64::from(sub.arity));
+    status_set(out, proto, sub.flags);
+    resp::integer(out, first);
+    resp::integer(out, last);
+    resp::integer(out, step);
+    status_set(out, proto, sub.acl_categories);
+    resp3::set_header(out, proto, 0);
+    key_specs(out, proto, sub.key_specs);
+    resp3::set_header(out, proto, 0);
+}
+
+fn key_specs(out: &mut Vec<u8>, proto: Protocol, specs: &[KeySpec]) {
+    resp3::set_header(out, proto, specs.len());
+    for spec in specs {
         key_spec(out, proto, spec);
     }
-    resp3::set_header(out, proto, 0);
 }
 
 fn status_set(out: &mut Vec<u8>, proto: Protocol, words: &[&str]) {
