@@ -42,13 +42,15 @@ fn value_end(bytes: &[u8], at: usize) -> usize {
     }
 }
 
-/// The raw bytes of each element of the aggregate `bytes`.
+/// The raw bytes of each element of the aggregate `bytes` (a map's keys and values in
+/// turn).
 fn elements(bytes: &[u8]) -> Vec<Vec<u8>> {
     let line_end = bytes.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
     let count: usize = std::str::from_utf8(&bytes[1..line_end - 2])
         .unwrap()
-        .parse()
-        .unwrap();
+        .parse::<usize>()
+        .unwrap()
+        * if bytes[0] == b'%' { 2 } else { 1 };
     let mut pos = line_end;
     (0..count)
         .map(|_| {
@@ -222,4 +224,51 @@ fn time_series_commands_have_key_specs() {
     assert_eq!(elements(&range[8]).len(), 1, "one key spec");
     let mrange = entry(&mut conn, "ts.mrange");
     assert_eq!(mrange[3], b":0\r\n", "label-filtered commands name no key");
+}
+
+/// The value after `field` in a RESP3 map's raw elements (key, value, key, value, ...).
+fn map_value(map: &[u8], field: &str) -> Option<String> {
+    let items = elements(map);
+    let key = format!("${}\r\n{field}\r\n", field.len()).into_bytes();
+    let at = items.chunks(2).position(|kv| kv[0] == key)?;
+    Some(String::from_utf8_lossy(&items[at * 2 + 1]).into_owned())
+}
+
+#[test]
+fn docs_groups_match_redis() {
+    let redis = RedisServer::start();
+    let tskv = TestServer::start(&["--shards", "2"]);
+    let mut theirs = Frames::connect(redis.port);
+    let mut ours = Frames::connect(tskv.port());
+    theirs.request(&["HELLO", "3"]);
+    ours.request(&["HELLO", "3"]);
+    let names = tskv_command_names(&mut ours);
+    let all = ours.request(&["COMMAND", "DOCS"]);
+    assert_eq!(
+        elements(&all).len(),
+        names.len() * 2,
+        "every command's docs"
+    );
+    let mut compared = 0;
+    for name in names.iter().filter(|n| !n.starts_with("ts.")) {
+        let doc = |conn: &mut Frames| {
+            let reply = conn.request(&["COMMAND", "DOCS", name]);
+            let items = elements(&reply);
+            assert_eq!(items.len(), 2, "{name}: one entry");
+            map_value(&items[1], "group").expect("a group")
+        };
+        assert_eq!(
+            doc(&mut ours),
+            doc(&mut theirs),
+            "COMMAND DOCS {name}: group"
+        );
+        compared += 1;
+    }
+    assert!(compared > 40);
+    let ts = elements(&ours.request(&["COMMAND", "DOCS", "ts.add", "nosuch"]));
+    assert_eq!(ts.len(), 2, "unknown names are left out, as Redis does");
+    assert_eq!(
+        map_value(&ts[1], "module").as_deref(),
+        Some("$10\r\ntimeseries\r\n")
+    );
 }

@@ -379,3 +379,25 @@ fn no_evict_shows_in_client_list_flags() {
     conn.request(&["CLIENT", "NO-EVICT", "off"]);
     assert!(info(&mut conn).contains(" flags=N "));
 }
+
+/// `redis-cli --memkeys` (SCAN, TYPE and MEMORY USAGE per key) reports tskv's stored sizes.
+#[test]
+fn redis_cli_memkeys_sums_memory_usage() {
+    let tskv = TestServer::start(&["--shards", "2"]);
+    let mut conn = Frames::connect(tskv.port());
+    let mut expected_bytes = 0;
+    for i in 1..=40 {
+        let key = format!("key:{i}");
+        let value = "x".repeat(i * 10);
+        conn.request(&["SET", &key, &value]);
+        expected_bytes += key.len() + value.len() + 64;
+    }
+    let output = std::process::Command::new("redis-cli")
+        .args(["-p", &tskv.port().to_string(), "--memkeys"])
+        .output()
+        .expect("run redis-cli (installed with redis-tools)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let wanted = format!("40 strings with {expected_bytes} bytes");
+    assert!(text.contains(&wanted), "{wanted:?} in:\n{text}");
+    assert!(text.contains("Biggest string found '\"key:40\"'"), "{text}");
+}

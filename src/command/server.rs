@@ -58,8 +58,8 @@ pub enum CommandSub<'a> {
     List,
     /// `COMMAND COUNT`.
     Count,
-    /// `COMMAND DOCS [name...]`: an empty map (tskv has no documentation to give).
-    Docs,
+    /// `COMMAND DOCS [name...]`: each named command's (or every command's) group.
+    Docs(Vec<&'a [u8]>),
     /// `COMMAND INFO [name...]`: the entries of the named commands (nil for an unknown
     /// name), or every entry without names.
     Info(Vec<&'a [u8]>),
@@ -196,7 +196,7 @@ pub(super) fn parse_command<'a>(rest: &[&'a [u8]]) -> Result<Command<'a>, String
     };
     let parsed = match subcommand("command", sub, rest.len() + 1, COMMAND_SUBCOMMANDS)? {
         "count" => CommandSub::Count,
-        "docs" => CommandSub::Docs,
+        "docs" => CommandSub::Docs(rest[1..].to_vec()),
         "info" => CommandSub::Info(rest[1..].to_vec()),
         "getkeys" => CommandSub::GetKeys(rest[1..].to_vec()),
         // `FILTERBY` is not supported.

@@ -1,6 +1,8 @@
 //! `COMMAND` and its subcommands: the command table ([`CommandKind`]) in Redis 7.0's
 //! shapes (`server.c` `addReplyCommandInfo`).
 //!
+//! `COMMAND DOCS` gives each command's documentation group only.
+//!
 //! Each entry has Redis 7's ten fields: name, arity, flags (a set in RESP3), first key,
 //! last key, step, ACL categories (a set), tips (an empty set), key specifications (a set
 //! of maps: `notes`, `flags`, `begin_search`, `find_keys`) and subcommands (entries of the
@@ -16,7 +18,7 @@ pub fn command_reply(out: &mut Vec<u8>, proto: Protocol, sub: &CommandSub<'_>) {
     let table = CommandKind::ALL;
     match sub {
         CommandSub::Count => resp::integer(out, table.len() as i64),
-        CommandSub::Docs => resp3::map_header(out, proto, 0),
+        CommandSub::Docs(names) => docs(out, proto, names),
         CommandSub::List => {
             resp::array_header(out, table.len());
             for kind in table {
@@ -55,13 +57,41 @@ pub fn command_reply(out: &mut Vec<u8>, proto: Protocol, sub: &CommandSub<'_>) {
                 "    Return details about the named commands, or all of them.",
                 "LIST",
                 "    Return the names of all commands.",
-                "DOCS",
-                "    An empty map: tskv has no command documentation.",
+                "DOCS [<command-name> ...]",
+                "    Return the named commands' (or all commands') documentation group.",
             ];
             resp::array_header(out, lines.len());
             for line in lines {
                 resp::simple(out, line);
             }
+        }
+    }
+}
+
+/// `COMMAND DOCS [name...]`: a map from each known named command (every command without
+/// names) to its documentation, of which tskv has only Redis's `group` (`module` and
+/// `module: timeseries` for RedisTimeSeries's commands, as Redis shows a module's).
+fn docs(out: &mut Vec<u8>, proto: Protocol, names: &[&[u8]]) {
+    let kinds: Vec<CommandKind> = if names.is_empty() {
+        CommandKind::ALL.to_vec()
+    } else {
+        names
+            .iter()
+            .filter_map(|name| CommandKind::lookup(name))
+            .collect()
+    };
+    resp3::map_header(out, proto, kinds.len());
+    for kind in kinds {
+        resp::bulk(out, kind.name().as_bytes());
+        let module = kind.is_series();
+        resp3::map_header(out, proto, if module { 2 } else { 1 });
+        resp::bulk(out, b"group");
+        if module {
+            resp::bulk(out, b"module");
+            resp::bulk(out, b"module");
+            resp::bulk(out, b"timeseries");
+        } else {
+            resp::bulk(out, kind.group().as_bytes());
         }
     }
 }
