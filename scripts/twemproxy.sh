@@ -56,12 +56,13 @@ start() {
     nutcracker --test-conf --conf-file "$DIR/nutcracker.yml" >/dev/null
     for i in $(seq 1 "$n"); do
         "$TSKV_SERVER" --port $((BASE_PORT + i)) --shards "$SHARDS" \
-            --data-dir "$DIR/data-$i" > "$DIR/tskv-$i.log" 2>&1 &
+            --data-dir "$DIR/data-$i" < /dev/null > "$DIR/tskv-$i.log" 2>&1 &
         echo $! > "$DIR/tskv-$i.pid"
     done
     for i in $(seq 1 "$n"); do wait_port $((BASE_PORT + i)) "tskv-$i"; done
+    # Its own messages go to --output; nothing it inherits may hold our stdout open.
     nutcracker --conf-file "$DIR/nutcracker.yml" --stats-port "$STATS_PORT" \
-        --output "$DIR/nutcracker.log" &
+        --output "$DIR/nutcracker.log" < /dev/null > /dev/null 2>&1 &
     echo $! > "$DIR/nutcracker.pid"
     wait_port "$PROXY_PORT" nutcracker
     echo "twemproxy on 127.0.0.1:$PROXY_PORT in front of $n tskv servers (ports $((BASE_PORT + 1))-$((BASE_PORT + n)), state in $DIR)"

@@ -179,3 +179,73 @@ fn keys_through_twemproxy_land_on_exactly_one_server_and_spread_over_all() {
     }
     drop(servers);
 }
+
+/// `scripts/twemproxy.sh start 2` brings up two servers behind nutcracker, and `stop`
+/// ends every process it started.
+#[test]
+fn script_starts_servers_behind_the_proxy_and_stops_them_all() {
+    if !nutcracker_installed() {
+        eprintln!("SKIP: nutcracker (twemproxy) is not installed; apt-get install nutcracker");
+        return;
+    }
+    // Three consecutive free ports above a free one (the servers take BASE_PORT+1..+2).
+    let base = (0..50)
+        .map(|_| free_port())
+        .find(|&p| p < 65000 && (1..=2).all(|i| TcpListener::bind(("127.0.0.1", p + i)).is_ok()))
+        .expect("two consecutive free ports");
+    let (proxy_port, stats_port) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/twemproxy.sh");
+    let run = |action: &str| {
+        let output = Command::new(&script)
+            .arg(action)
+            .arg("2")
+            .env("DIR", dir.path())
+            .env("TSKV_SERVER", common::server_bin())
+            .env("BASE_PORT", base.to_string())
+            .env("PROXY_PORT", proxy_port.to_string())
+            .env("STATS_PORT", stats_port.to_string())
+            .output()
+            .expect("run scripts/twemproxy.sh");
+        assert!(
+            output.status.success(),
+            "{action}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let started = run("start");
+    assert!(started.contains("in front of 2 tskv servers"), "{started}");
+    let pids: Vec<String> = ["nutcracker.pid", "tskv-1.pid", "tskv-2.pid"]
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(dir.path().join(f))
+                .unwrap()
+                .trim()
+                .to_string()
+        })
+        .collect();
+    let mut through = Frames::connect(proxy_port);
+    for i in 0..40 {
+        let key = format!("k{i}");
+        assert_eq!(through.request(&["SET", &key, "v"]), b"+OK\r\n");
+    }
+    let sizes: Vec<String> = (1..=2)
+        .map(|i| text(&Frames::connect(base + i).request(&["DBSIZE"])))
+        .collect();
+    assert!(
+        sizes.iter().all(|s| s != ":0\r\n"),
+        "both servers hold keys: {sizes:?}"
+    );
+    drop(through);
+    let stopped = run("stop");
+    assert!(stopped.contains("stopped 3 processes"), "{stopped}");
+    for pid in pids {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|stat| stat.contains(") Z ")),
+            "process {pid} is gone"
+        );
+    }
+}
