@@ -2,13 +2,19 @@
 //! Redis would give (same wording, see Redis's `server.c` `processCommand`).
 //!
 //! This file is the command table ([`CommandKind`]) and the parsing of the first commands;
-//! [`client`] parses `HELLO` and `CLIENT`, [`strings`] the string and counter commands.
+//! [`client`] parses `HELLO` and `CLIENT`, [`strings`] the string and counter commands,
+//! [`server`] `TIME`, `WAIT`, `MEMORY`, `OBJECT` and `COMMAND`; [`keyspec`] says where each
+//! command's keys are.
 
 pub mod client;
 pub mod expiry;
+pub mod keyspec;
+pub mod list;
+pub mod server;
 pub mod strings;
 
 pub use client::{ClientSub, HelloArgs};
+pub use server::{CommandSub, KeyQuery, ServerCommand};
 pub use strings::StringOp;
 
 /// The commands tskv knows, for per-command statistics (`INFO commandstats`).
@@ -161,11 +167,19 @@ pub enum CommandKind {
     TsCreateRule,
     /// TS.DELETERULE.
     TsDeleteRule,
+    /// TIME.
+    Time,
+    /// WAIT (0 at once: a single node has no replicas).
+    Wait,
+    /// MEMORY and its subcommands.
+    Memory,
+    /// OBJECT and its subcommands.
+    Object,
 }
 
 impl CommandKind {
     /// Every kind, in `repr` order.
-    pub const ALL: [CommandKind; 73] = [
+    pub const ALL: [CommandKind; 77] = [
         Self::Ping,
         Self::Echo,
         Self::Quit,
@@ -239,6 +253,10 @@ impl CommandKind {
         Self::TsQueryIndex,
         Self::TsCreateRule,
         Self::TsDeleteRule,
+        Self::Time,
+        Self::Wait,
+        Self::Memory,
+        Self::Object,
     ];
 
     /// The lower-case command name, as Redis prints it in errors and `INFO commandstats`.
@@ -317,6 +335,10 @@ impl CommandKind {
             Self::TsQueryIndex => "ts.queryindex",
             Self::TsCreateRule => "ts.createrule",
             Self::TsDeleteRule => "ts.deleterule",
+            Self::Time => "time",
+            Self::Wait => "wait",
+            Self::Memory => "memory",
+            Self::Object => "object",
         }
     }
 
@@ -331,10 +353,19 @@ impl CommandKind {
             | Self::Multi
             | Self::Discard
             | Self::Watch
-            | Self::Unwatch => &["fast"],
+            | Self::Unwatch
+            | Self::Time => &["fast"],
             Self::Auth => &["fast", "no_auth"],
-            Self::Client | Self::Command | Self::Info | Self::Exec => &[],
-            Self::Config | Self::Shutdown => &["admin"],
+            Self::Client
+            | Self::Command
+            | Self::Info
+            | Self::Exec
+            | Self::Config
+            | Self::Wait
+            | Self::Memory
+            | Self::Object => &[],
+            // CONFIG is a container: Redis 7 flags its subcommands, not it.
+            Self::Shutdown => &["admin"],
             Self::Set | Self::MSet | Self::SetRange | Self::MSetNx | Self::SetEx | Self::PSetEx => {
                 &["write", "denyoom"]
             }
@@ -369,49 +400,6 @@ impl CommandKind {
             Self::TsDel | Self::TsCreateRule | Self::TsDeleteRule => &["write"],
             Self::TsGet | Self::TsRange | Self::TsRevRange | Self::TsInfo => &["readonly"],
             Self::TsMGet | Self::TsMRange | Self::TsMRevRange | Self::TsQueryIndex => &["readonly"],
-        }
-    }
-
-    /// Key positions as `COMMAND` reports them: first key, last key (-1: the last
-    /// argument), step; all 0 for a command without keys.
-    pub fn key_positions(self) -> (i64, i64, i64) {
-        match self {
-            Self::Set
-            | Self::Get
-            | Self::Type
-            | Self::Incr
-            | Self::Decr
-            | Self::IncrBy
-            | Self::DecrBy
-            | Self::IncrByFloat
-            | Self::Append
-            | Self::StrLen
-            | Self::GetRange
-            | Self::SetRange
-            | Self::GetSet
-            | Self::GetDel
-            | Self::SetNx
-            | Self::SetEx
-            | Self::PSetEx
-            | Self::GetEx
-            | Self::Expire
-            | Self::PExpire
-            | Self::ExpireAt
-            | Self::PExpireAt
-            | Self::Ttl
-            | Self::PTtl
-            | Self::ExpireTime
-            | Self::PExpireTime
-            | Self::Persist => (1, 1, 1),
-            Self::Del | Self::Exists | Self::MGet | Self::Unlink | Self::Touch | Self::Watch => {
-                (1, -1, 1)
-            }
-            Self::MSet | Self::MSetNx => (1, -1, 2),
-            Self::Rename | Self::RenameNx => (1, 2, 1),
-            Self::TsMAdd => (1, -1, 3),
-            Self::TsCreateRule | Self::TsDeleteRule => (1, 2, 1),
-            kind if kind.is_series() && !kind.is_multi_series() => (1, 1, 1),
-            _ => (0, 0, 0),
         }
     }
 
@@ -501,6 +489,9 @@ impl CommandKind {
             Self::TsQueryIndex => -2,
             Self::TsCreateRule => -6,
             Self::TsDeleteRule => 3,
+            Self::Time => 1,
+            Self::Wait => 3,
+            Self::Memory | Self::Object => -2,
         }
     }
 
@@ -517,7 +508,8 @@ impl CommandKind {
         matches!(self, Self::Auth | Self::Hello | Self::Quit)
     }
 
-    fn lookup(name: &[u8]) -> Option<Self> {
+    /// The kind named `name` (any case), if tskv has it.
+    pub fn lookup(name: &[u8]) -> Option<Self> {
         Self::ALL
             .into_iter()
             .find(|kind| name.eq_ignore_ascii_case(kind.name().as_bytes()))
@@ -533,17 +525,6 @@ pub enum SetCondition {
     IfAbsent,
     /// Only if the key exists (`XX`).
     IfPresent,
-}
-
-/// `COMMAND` subcommands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CommandSub {
-    /// `COMMAND`: the command table.
-    List,
-    /// `COMMAND COUNT`.
-    Count,
-    /// `COMMAND DOCS [name...]`: an empty map is enough for clients.
-    Docs,
 }
 
 /// A parsed request; byte slices borrow the connection's read buffer.
@@ -562,7 +543,7 @@ pub enum Command<'a> {
     /// `CLIENT ...`.
     Client(ClientSub<'a>),
     /// `COMMAND ...`.
-    Command(CommandSub),
+    Command(CommandSub<'a>),
     /// `CONFIG GET pattern...`.
     ConfigGet(Vec<&'a [u8]>),
     /// `SET key value [NX|XX]`.
@@ -619,6 +600,8 @@ pub enum Command<'a> {
     },
     /// A time-series command: its kind and its arguments after the name.
     Series(CommandKind, Vec<&'a [u8]>),
+    /// `TIME`, `WAIT`, `MEMORY ...` or `OBJECT ...`.
+    Server(ServerCommand<'a>),
 }
 
 /// The arguments of `SCAN`.
@@ -666,16 +649,7 @@ fn parse_known<'a>(kind: CommandKind, args: &[&'a [u8]]) -> Result<Command<'a>, 
             None => Err("ERR value is not an integer or out of range".into()),
         },
         CommandKind::Client => client::parse_client(rest),
-        CommandKind::Command => match rest.first() {
-            None => Ok(Command::Command(CommandSub::List)),
-            Some(sub) if sub.eq_ignore_ascii_case(b"COUNT") => {
-                Ok(Command::Command(CommandSub::Count))
-            }
-            Some(sub) if sub.eq_ignore_ascii_case(b"DOCS") => {
-                Ok(Command::Command(CommandSub::Docs))
-            }
-            Some(sub) => Err(unknown_subcommand(sub, "COMMAND")),
-        },
+        CommandKind::Command => server::parse_command(rest),
         CommandKind::Config => {
             if rest[0].eq_ignore_ascii_case(b"GET") {
                 if rest.len() < 2 {
@@ -749,6 +723,10 @@ fn parse_known<'a>(kind: CommandKind, args: &[&'a [u8]]) -> Result<Command<'a>, 
         | CommandKind::ExpireTime
         | CommandKind::PExpireTime
         | CommandKind::Persist => expiry::parse(kind, rest),
+        CommandKind::Time => server::parse_time(),
+        CommandKind::Wait => server::parse_wait(rest),
+        CommandKind::Memory => server::parse_memory(rest),
+        CommandKind::Object => server::parse_object(rest),
         kind => {
             if kind == CommandKind::TsMAdd && !rest.len().is_multiple_of(3) {
                 return Err(wrong_arity(kind.name()));

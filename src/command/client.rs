@@ -5,7 +5,7 @@ use super::{unknown_subcommand, wrong_arity, Command};
 use crate::resp::Protocol;
 
 /// `CLIENT` subcommands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientSub<'a> {
     /// `CLIENT SETNAME name` (an empty name clears it).
     SetName(&'a [u8]),
@@ -23,6 +23,56 @@ pub enum ClientSub<'a> {
     },
     /// `CLIENT INFO`: this connection's line of `CLIENT LIST`.
     Info,
+    /// `CLIENT KILL addr` or `CLIENT KILL <filter> <value> ...`: close the matching
+    /// clients of every shard.
+    Kill(KillFilter),
+    /// `CLIENT NO-EVICT on|off` (tskv evicts no clients; shown in `CLIENT LIST` flags).
+    NoEvict(bool),
+    /// `CLIENT REPLY ON|OFF|SKIP`.
+    Reply(ReplyMode),
+}
+
+/// What `CLIENT REPLY` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyMode {
+    /// Send replies again (this one is `+OK`).
+    On,
+    /// Send no reply, to this command or any after it, until `CLIENT REPLY ON`.
+    Off,
+    /// Send no reply to this command and the next one.
+    Skip,
+}
+
+/// Which clients `CLIENT KILL` closes: those matching every filter given. Owned, to be
+/// sent to every shard.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KillFilter {
+    /// The old form, `CLIENT KILL addr`: replies `+OK` or `-ERR No such client`
+    /// instead of the number of clients closed.
+    pub old_form: bool,
+    /// `ID id`.
+    pub id: Option<u64>,
+    /// `ADDR ip:port`: the client's address, as `CLIENT LIST` prints it.
+    pub addr: Option<String>,
+    /// `LADDR ip:port`: the server address the client connected to.
+    pub laddr: Option<String>,
+    /// `TYPE` named a kind of client tskv never has (`master`, `replica`, `pubsub`).
+    pub none_match: bool,
+    /// `SKIPME yes|no` (`yes` by default in the new form, `no` in the old one).
+    pub skip_me: bool,
+    /// `MAXAGE seconds` (Redis 7.4's filter): only clients connected longer than this.
+    pub max_age_secs: Option<u64>,
+}
+
+impl KillFilter {
+    /// Whether a client with these properties matches (the caller applies `skip_me`).
+    pub fn matches(&self, id: u64, addr: &str, laddr: &str, age_secs: u64) -> bool {
+        !self.none_match
+            && self.id.is_none_or(|wanted| wanted == id)
+            && self.addr.as_deref().is_none_or(|wanted| wanted == addr)
+            && self.laddr.as_deref().is_none_or(|wanted| wanted == laddr)
+            && self.max_age_secs.is_none_or(|max| age_secs > max)
+    }
 }
 
 impl ClientSub<'_> {
@@ -35,6 +85,9 @@ impl ClientSub<'_> {
             Self::SetInfo => "client|setinfo",
             Self::List { .. } => "client|list",
             Self::Info => "client|info",
+            Self::Kill(_) => "client|kill",
+            Self::NoEvict(_) => "client|no-evict",
+            Self::Reply(_) => "client|reply",
         }
     }
 }
@@ -154,8 +207,22 @@ pub(super) fn parse_client<'a>(rest: &[&'a [u8]]) -> Result<Command<'a>, String>
             }
         }
         _ if is(b"LIST") => return Err("ERR syntax error".into()),
+        [_, ..] if is(b"KILL") => ClientSub::Kill(parse_kill(args)?),
+        [mode] if is(b"NO-EVICT") => match on_off(mode) {
+            Some(on) => ClientSub::NoEvict(on),
+            None => return Err("ERR syntax error".into()),
+        },
+        [mode] if is(b"REPLY") => ClientSub::Reply(match mode {
+            m if m.eq_ignore_ascii_case(b"ON") => ReplyMode::On,
+            m if m.eq_ignore_ascii_case(b"OFF") => ReplyMode::Off,
+            m if m.eq_ignore_ascii_case(b"SKIP") => ReplyMode::Skip,
+            _ => return Err("ERR syntax error".into()),
+        }),
         _ => {
             let name = match () {
+                () if is(b"KILL") => "client|kill",
+                () if is(b"NO-EVICT") => "client|no-evict",
+                () if is(b"REPLY") => "client|reply",
                 () if is(b"SETNAME") => "client|setname",
                 () if is(b"GETNAME") => "client|getname",
                 () if is(b"ID") => "client|id",
@@ -167,6 +234,72 @@ pub(super) fn parse_client<'a>(rest: &[&'a [u8]]) -> Result<Command<'a>, String>
         }
     };
     Ok(Command::Client(parsed))
+}
+
+fn on_off(word: &[u8]) -> Option<bool> {
+    if word.eq_ignore_ascii_case(b"ON") {
+        Some(true)
+    } else if word.eq_ignore_ascii_case(b"OFF") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// `CLIENT KILL`'s arguments after `KILL`, checked left to right with Redis 7.0's
+/// errors: one argument is the old form (an address); more are filter/value pairs.
+fn parse_kill(args: &[&[u8]]) -> Result<KillFilter, String> {
+    if let [addr] = args {
+        return Ok(KillFilter {
+            old_form: true,
+            addr: Some(String::from_utf8_lossy(addr).into_owned()),
+            ..KillFilter::default()
+        });
+    }
+    let mut filter = KillFilter {
+        skip_me: true,
+        ..KillFilter::default()
+    };
+    let text = |value: &[u8]| String::from_utf8_lossy(value).into_owned();
+    for pair in args.chunks(2) {
+        let [name, value] = pair else {
+            return Err("ERR syntax error".into());
+        };
+        let is = |word: &[u8]| name.eq_ignore_ascii_case(word);
+        if is(b"ID") {
+            let id = super::strings::parse_strict_i64(value)
+                .filter(|&id| id >= 1)
+                .ok_or("ERR client-id should be greater than 0")?;
+            filter.id = Some(id as u64);
+        } else if is(b"TYPE") {
+            let known = [&b"normal"[..], b"master", b"replica", b"slave", b"pubsub"];
+            if !known.iter().any(|k| value.eq_ignore_ascii_case(k)) {
+                return Err(format!("ERR Unknown client type '{}'", text(value)));
+            }
+            filter.none_match |= !value.eq_ignore_ascii_case(b"normal");
+        } else if is(b"ADDR") {
+            filter.addr = Some(text(value));
+        } else if is(b"LADDR") {
+            filter.laddr = Some(text(value));
+        } else if is(b"USER") {
+            if *value != DEFAULT_USER {
+                return Err(format!("ERR No such user '{}'", text(value)));
+            }
+        } else if is(b"SKIPME") {
+            filter.skip_me = match value {
+                v if v.eq_ignore_ascii_case(b"yes") => true,
+                v if v.eq_ignore_ascii_case(b"no") => false,
+                _ => return Err("ERR syntax error".into()),
+            };
+        } else if is(b"MAXAGE") {
+            let secs =
+                super::strings::parse_strict_i64(value).ok_or(super::strings::NOT_AN_INTEGER)?;
+            filter.max_age_secs = Some(secs.max(0) as u64);
+        } else {
+            return Err("ERR syntax error".into());
+        }
+    }
+    Ok(filter)
 }
 
 /// A client name as Redis's `validateClientName` accepts it: bytes `!` to `~` only.

@@ -3,18 +3,23 @@
 //! `catClientInfoString`).
 //!
 //! A `CLIENT LIST` line has every field Redis 7.0 prints, in its order. Fields that tskv
-//! tracks are real: `id addr laddr fd name age idle qbuf rbs obl oll omem tot-mem events
-//! cmd resp`. The rest get the value Redis shows for a plain client that uses no such
-//! feature: `flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 argv-mem=0 multi-mem=0 rbp=0
-//! qbuf-free=0 user=default redir=-1` (tskv has one database, no pub/sub, no
-//! transactions, no ACL users, no client tracking, and does not keep a read-buffer peak).
+//! tracks are real: `id addr laddr fd name age idle flags multi qbuf rbs obl oll omem
+//! tot-mem events cmd resp` (`flags`: `x` in a transaction, `e` after `CLIENT NO-EVICT
+//! on`, else `N`; `multi`: commands queued, -1 outside `MULTI`). The rest get the value
+//! Redis shows for a plain client that uses no such feature: `db=0 sub=0 psub=0 ssub=0
+//! argv-mem=0 multi-mem=0 rbp=0 qbuf-free=0 user=default redir=-1` (tskv
+//! has one database, no pub/sub, no ACL users, no client tracking, and does not keep a
+//! read-buffer peak).
+//!
+//! `CLIENT KILL` goes to every shard, each closing its matching connections; the
+//! requesting client is judged by its own shard, and closed after its reply, as in Redis.
 
 use std::os::fd::AsRawFd;
 
-use super::conn::{Conn, Reply};
+use super::conn::{Conn, Reply, ReplySending};
 use super::mesh::{Op, OpResult};
 use super::Shard;
-use crate::command::client::check_credentials;
+use crate::command::client::{check_credentials, KillFilter, ReplyMode};
 use crate::command::{ClientSub, HelloArgs};
 
 /// How often idle clients are looked for when `--timeout` is set.
@@ -141,6 +146,9 @@ impl Shard {
             let ops = vec![Op::ClientList; self.shards];
             return self.scatter(key, Reply::ClientLines(Vec::new()), &ops);
         }
+        if let ClientSub::Kill(filter) = sub {
+            return self.client_kill(key, filter);
+        }
         let mut reply = Vec::new();
         let Some(conn) = self.conn_mut(key) else {
             return Ok(());
@@ -162,9 +170,82 @@ impl Shard {
                 let line = client_line(conn);
                 resp3::verbatim(&mut reply, proto, b"txt", &line);
             }
+            ClientSub::NoEvict(on) => {
+                conn.no_evict = on;
+                reply.extend_from_slice(b"+OK\r\n");
+            }
+            // As Redis: `ON` answers `+OK`; `OFF` and `SKIP` answer nothing themselves
+            // (`push_slot` marks this reply and the ones they silence).
+            ClientSub::Reply(ReplyMode::On) => {
+                conn.reply_sending = ReplySending::On;
+                reply.extend_from_slice(b"+OK\r\n");
+            }
+            ClientSub::Reply(ReplyMode::Off) => conn.reply_sending = ReplySending::Off,
+            ClientSub::Reply(ReplyMode::Skip) => {
+                if conn.reply_sending != ReplySending::Off {
+                    conn.reply_sending = ReplySending::SkipNext;
+                }
+            }
+            ClientSub::Kill(_) => unreachable!("handled above"),
         }
         self.push_ready(key, Reply::Encoded(reply));
         Ok(())
+    }
+
+    /// `CLIENT KILL`: every shard closes its matching clients; this client, if it
+    /// matches and `SKIPME no`, is closed once its reply is sent.
+    fn client_kill(
+        &mut self,
+        key: (u32, u32),
+        filter: KillFilter,
+    ) -> Result<(), super::exec::Wait> {
+        let Some(conn) = self.conn(key) else {
+            return Ok(());
+        };
+        let (addr, laddr) = addr_strings(conn);
+        let me = conn.id;
+        let kills_me =
+            !filter.skip_me && filter.matches(me, &addr, &laddr, conn.accepted.elapsed().as_secs());
+        let reply = Reply::Killed {
+            old_form: filter.old_form,
+            count: i64::from(kills_me),
+        };
+        let ops = vec![
+            Op::ClientKill {
+                filter,
+                skip_id: me,
+            };
+            self.shards
+        ];
+        self.scatter(key, reply, &ops)?;
+        if kills_me {
+            if let Some(conn) = self.conn_mut(key) {
+                conn.close_after_flush = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes this shard's clients that match `filter`, but client `skip_id`; returns how
+    /// many as an [`OpResult::Int`].
+    pub(super) fn kill_clients(&mut self, filter: &KillFilter, skip_id: u64) -> OpResult {
+        let victims: Vec<(u32, u32)> = self
+            .conns
+            .iter()
+            .enumerate()
+            .filter_map(|(index, conn)| {
+                let conn = conn.as_ref()?;
+                let (addr, laddr) = addr_strings(conn);
+                let age_secs = conn.accepted.elapsed().as_secs();
+                (conn.id != skip_id && filter.matches(conn.id, &addr, &laddr, age_secs))
+                    .then_some((index as u32, conn.gen))
+            })
+            .collect();
+        for &victim in &victims {
+            tracing::debug!(shard = self.id.0, "CLIENT KILL closes a client");
+            self.close_conn(victim);
+        }
+        OpResult::Int(victims.len() as i64)
     }
 
     /// The `CLIENT LIST` lines of this shard's connections (one [`OpResult::Keys`] entry
@@ -177,12 +258,33 @@ impl Shard {
     }
 }
 
-/// One connection's `CLIENT LIST` line, `\n`-terminated, as Redis 7.0 prints it.
-fn client_line(conn: &Conn) -> Vec<u8> {
-    let (addr, laddr) = match conn.addrs {
+/// The client's address and the server address it connected to, as `CLIENT LIST`
+/// prints them (empty if the socket could not tell).
+fn addr_strings(conn: &Conn) -> (String, String) {
+    match conn.addrs {
         Some((peer, local)) => (peer.to_string(), local.to_string()),
         None => (String::new(), String::new()),
-    };
+    }
+}
+
+/// One connection's `CLIENT LIST` line, `\n`-terminated, as Redis 7.0 prints it.
+fn client_line(conn: &Conn) -> Vec<u8> {
+    let (addr, laddr) = addr_strings(conn);
+    // Redis's letters, in its order: `x` in MULTI, `e` no-evict, `N` for none.
+    let mut flags = String::new();
+    if conn.transaction.is_some() {
+        flags.push('x');
+    }
+    if conn.no_evict {
+        flags.push('e');
+    }
+    if flags.is_empty() {
+        flags.push('N');
+    }
+    let multi = conn
+        .transaction
+        .as_ref()
+        .map_or(-1, |t| t.queued_count() as i64);
     let name = conn
         .name
         .as_deref()
@@ -197,7 +299,7 @@ fn client_line(conn: &Conn) -> Vec<u8> {
         Protocol::Resp3 => 3,
     };
     format!(
-        "id={} addr={addr} laddr={laddr} fd={} name={name} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs={rbs} rbp=0 obl={} oll={} omem={} tot-mem={} events={events} cmd={} user=default redir=-1 resp={resp}\n",
+        "id={} addr={addr} laddr={laddr} fd={} name={name} age={} idle={} flags={flags} db=0 sub=0 psub=0 ssub=0 multi={multi} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs={rbs} rbp=0 obl={} oll={} omem={} tot-mem={} events={events} cmd={} user=default redir=-1 resp={resp}\n",
         conn.id,
         conn.stream.as_raw_fd(),
         conn.accepted.elapsed().as_secs(),

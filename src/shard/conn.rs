@@ -1,280 +1,16 @@
 //! One client connection: bounded read and write buffers, the incremental parser, and the
-//! queue of reply slots that keeps replies in request order while some wait for an
-//! fdatasync or for another shard.
+//! queue of reply slots ([`Slot`], assembled in `reply`) that keeps replies in request
+//! order while some wait for an fdatasync or for another shard.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 
 use crate::base::SeqNo;
-use crate::resp::{self, resp3, Protocol, RequestParser};
+use crate::resp::{Protocol, RequestParser};
 use crate::shard::mesh::OpResult;
 
-/// How a reply is assembled from its parts.
-#[derive(Debug)]
-pub enum Reply {
-    /// A finished reply, encoded.
-    Encoded(Vec<u8>),
-    /// A finished reply from a constant.
-    Static(&'static [u8]),
-    /// One single-key result, formatted like its command (`GET`, `SET`, ...).
-    Single(Option<OpResult>),
-    /// `MGET`: one value per key.
-    Values(Vec<Option<Vec<u8>>>),
-    /// `DEL`, `EXISTS`, `DBSIZE`: the sum of the parts' counts.
-    Sum(i64),
-    /// `MSET`: `+OK` once every part is written.
-    AllOk,
-    /// `SCAN`: the next cursor and the keys of one step.
-    Scan(Option<(u64, Vec<Vec<u8>>)>),
-    /// `KEYS`: every shard's matching keys, concatenated.
-    Keys(Vec<Vec<u8>>),
-    /// `TS.MADD`: one encoded reply per part, in part order.
-    Parts(Vec<Option<Vec<u8>>>),
-    /// `TS.MGET`, `TS.MRANGE`, `TS.QUERYINDEX`: every shard's entries, replied in key order.
-    Entries(crate::timeseries::multi::Merge, Vec<(Vec<u8>, Vec<u8>)>),
-    /// `TS.MRANGE ... GROUPBY`: every shard's grouped entries, reduced when all arrived.
-    Grouped(
-        Box<crate::timeseries::group::GroupQuery>,
-        Vec<(Vec<u8>, Vec<u8>)>,
-    ),
-    /// `TYPE`: from the key's existence, `string` or `none`.
-    Type(Option<bool>),
-    /// `INFO` with its keyspace section: the other sections' text, and the live keys
-    /// summed over the shards (one `OpResult::KeyCount` per shard).
-    Info {
-        /// Every requested section but `# Keyspace`, which Redis prints last.
-        text: String,
-        /// Live keys counted so far.
-        keys: i64,
-        /// Those of them with an expiry deadline.
-        expires: i64,
-    },
-    /// `CLIENT LIST`: each shard's lines (`OpResult::Keys`), sent sorted by client id as
-    /// one verbatim string.
-    ClientLines(Vec<Vec<u8>>),
-    /// `RANDOMKEY`: one candidate key per shard that has any (`OpResult::Value`); the
-    /// reply picks one of them at random, or null.
-    RandomKey(Vec<Vec<u8>>),
-    /// `EXEC`: each queued command's reply and how many ops of the one
-    /// `OpResult::Batch` it takes, in order.
-    Exec(Vec<(Slot, usize)>),
-    /// `EXEC` of a transaction a watched key's change aborted: a null array.
-    ExecAborted,
-}
-
-/// A reply in the connection's order. It may be sent once all its parts arrived and the
-/// shard's acknowledgement point has reached `gate`.
-#[derive(Debug)]
-pub struct Slot {
-    /// Highest local sequence number this reply depends on (written or read).
-    pub gate: SeqNo,
-    /// Parts still expected from other shards.
-    pub parts_left: u32,
-    /// The reply under assembly.
-    pub reply: Reply,
-    /// The first error a part returned; replaces the reply.
-    pub error: Option<String>,
-    /// The protocol the connection spoke when the request ran, set by
-    /// [`Conn::push_slot`]: a later `HELLO` does not change how this reply is encoded.
-    pub proto: Protocol,
-}
-
-impl Slot {
-    /// A slot whose reply is complete and depends on nothing.
-    pub fn ready(reply: Reply) -> Self {
-        Self {
-            gate: SeqNo(0),
-            parts_left: 0,
-            reply,
-            error: None,
-            proto: Protocol::Resp2,
-        }
-    }
-
-    /// Bytes of reply data this slot holds (values and encoded replies), for the output cap.
-    pub fn held_bytes(&self) -> usize {
-        match &self.reply {
-            Reply::Encoded(bytes) => bytes.len(),
-            Reply::Single(Some(OpResult::Value(Some(value)))) => value.len(),
-            Reply::Values(values) => values.iter().flatten().map(Vec::len).sum(),
-            Reply::Scan(Some((_, keys)))
-            | Reply::Keys(keys)
-            | Reply::ClientLines(keys)
-            | Reply::RandomKey(keys) => keys.iter().map(Vec::len).sum(),
-            Reply::Info { text, .. } => text.len(),
-            Reply::Exec(replies) => replies.iter().map(|(slot, _)| slot.held_bytes()).sum(),
-            Reply::Single(Some(OpResult::Encoded(bytes))) => bytes.len(),
-            Reply::Parts(parts) => parts.iter().flatten().map(Vec::len).sum(),
-            Reply::Entries(_, entries) | Reply::Grouped(_, entries) => {
-                entries.iter().map(|(k, e)| k.len() + e.len()).sum()
-            }
-            _ => 0,
-        }
-    }
-
-    /// Folds one part's result into the reply.
-    pub fn apply(&mut self, part: u32, result: OpResult) {
-        if let OpResult::Err(message) = result {
-            self.error.get_or_insert(message);
-            return;
-        }
-        match (&mut self.reply, result) {
-            (reply @ Reply::Exec(_), OpResult::ExecAborted) => *reply = Reply::ExecAborted,
-            (Reply::Single(slot), result) => *slot = Some(result),
-            (Reply::Values(values), OpResult::Value(value)) => {
-                if let Some(entry) = values.get_mut(part as usize) {
-                    *entry = value;
-                }
-            }
-            // MGET answers nil for a key of another type, as Redis.
-            (Reply::Values(_), OpResult::WrongType) => {}
-            (Reply::Entries(_, all) | Reply::Grouped(_, all), OpResult::Entries(mut entries)) => {
-                all.append(&mut entries)
-            }
-            (Reply::Parts(parts), OpResult::Encoded(bytes)) => {
-                if let Some(entry) = parts.get_mut(part as usize) {
-                    *entry = Some(bytes);
-                }
-            }
-            (Reply::Sum(total), OpResult::Int(n)) => *total += n,
-            (Reply::AllOk, OpResult::Ok) => {}
-            (Reply::Scan(slot), OpResult::Keys { next_cursor, keys }) => {
-                *slot = Some((next_cursor, keys));
-            }
-            (Reply::Keys(all), OpResult::Keys { mut keys, .. }) => all.append(&mut keys),
-            (Reply::Type(slot), OpResult::Int(n)) => *slot = Some(n > 0),
-            (Reply::Sum(total), OpResult::KeyCount { keys, .. }) => *total += keys,
-            (
-                Reply::Info { keys, expires, .. },
-                OpResult::KeyCount {
-                    keys: n,
-                    expires: e,
-                },
-            ) => {
-                *keys += n;
-                *expires += e;
-            }
-            (Reply::ClientLines(all), OpResult::Keys { mut keys, .. }) => all.append(&mut keys),
-            (Reply::RandomKey(all), OpResult::Value(key)) => all.extend(key),
-            (Reply::Exec(replies), OpResult::Batch(results)) => {
-                let mut results = results.into_iter();
-                for (slot, ops) in replies {
-                    for (index, result) in results.by_ref().take(*ops).enumerate() {
-                        slot.apply(index as u32, result);
-                    }
-                }
-            }
-            (_, other) => {
-                debug_assert!(false, "part result {other:?} does not fit its reply");
-            }
-        }
-    }
-
-    /// Appends the finished reply's encoding in its [`Slot::proto`] to `out`.
-    pub fn encode(self, out: &mut Vec<u8>) {
-        if let Some(message) = self.error {
-            resp::error(out, &message);
-            return;
-        }
-        let proto = self.proto;
-        match self.reply {
-            Reply::Encoded(bytes) => out.extend_from_slice(&bytes),
-            Reply::Static(bytes) => out.extend_from_slice(bytes),
-            Reply::Single(result) => encode_result(out, proto, result),
-            Reply::Values(values) => {
-                resp::array_header(out, values.len());
-                for value in values {
-                    match value {
-                        Some(v) => resp::bulk(out, &v),
-                        None => resp3::null(out, proto),
-                    }
-                }
-            }
-            Reply::Sum(n) => resp::integer(out, n),
-            Reply::AllOk => out.extend_from_slice(b"+OK\r\n"),
-            Reply::Scan(Some((cursor, keys))) => {
-                resp::array_header(out, 2);
-                resp::bulk(out, itoa::Buffer::new().format(cursor).as_bytes());
-                encode_keys(out, &keys);
-            }
-            Reply::Scan(None) => resp::error(out, "ERR internal error: missing reply"),
-            Reply::Keys(keys) => encode_keys(out, &keys),
-            Reply::Entries(merge, entries) => {
-                crate::timeseries::multi::encode_merged(out, proto, merge, entries);
-            }
-            Reply::Grouped(query, entries) => {
-                crate::timeseries::group::encode(out, proto, &query, entries);
-            }
-            Reply::Parts(parts) => {
-                resp::array_header(out, parts.len());
-                for part in parts {
-                    match part {
-                        Some(bytes) => out.extend_from_slice(&bytes),
-                        None => resp::error(out, "ERR internal error: missing reply"),
-                    }
-                }
-            }
-            Reply::Type(Some(true)) => out.extend_from_slice(b"+string\r\n"),
-            Reply::Type(Some(false)) => out.extend_from_slice(b"+none\r\n"),
-            Reply::Type(None) => resp::error(out, "ERR internal error: missing reply"),
-            Reply::Info {
-                mut text,
-                keys,
-                expires,
-            } => {
-                super::info::keyspace_section(&mut text, keys, expires);
-                resp3::verbatim(out, proto, b"txt", text.as_bytes());
-            }
-            Reply::ClientLines(lines) => {
-                let text = super::client::client_list_text(lines);
-                resp3::verbatim(out, proto, b"txt", &text);
-            }
-            Reply::ExecAborted => resp3::null_array(out, proto),
-            Reply::Exec(replies) => {
-                resp::array_header(out, replies.len());
-                for (mut slot, _) in replies {
-                    slot.proto = proto;
-                    slot.encode(out);
-                }
-            }
-            Reply::RandomKey(keys) => {
-                use rand::seq::SliceRandom;
-                match keys.choose(&mut rand::thread_rng()) {
-                    Some(key) => resp::bulk(out, key),
-                    None => resp3::null(out, proto),
-                }
-            }
-        }
-    }
-}
-
-fn encode_keys(out: &mut Vec<u8>, keys: &[Vec<u8>]) {
-    resp::array_header(out, keys.len());
-    for key in keys {
-        resp::bulk(out, key);
-    }
-}
-
-fn encode_result(out: &mut Vec<u8>, proto: Protocol, result: Option<OpResult>) {
-    match result {
-        Some(OpResult::Value(Some(v))) => resp::bulk(out, &v),
-        Some(OpResult::Value(None)) | Some(OpResult::NotApplied) => resp3::null(out, proto),
-        Some(OpResult::Int(n)) | Some(OpResult::KeyCount { keys: n, .. }) => resp::integer(out, n),
-        Some(OpResult::Ok) => out.extend_from_slice(b"+OK\r\n"),
-        Some(OpResult::Err(message)) => resp::error(out, &message),
-        Some(OpResult::Keys { keys, .. }) => encode_keys(out, &keys),
-        Some(OpResult::Encoded(bytes)) => out.extend_from_slice(&bytes),
-        Some(OpResult::WrongType) => resp::error(out, crate::timeseries::exec::WRONGTYPE),
-        Some(OpResult::Entries(_)) => {
-            resp::error(out, "ERR internal error: entries in a single reply")
-        }
-        Some(OpResult::Batch(_)) | Some(OpResult::ExecAborted) => {
-            resp::error(out, "ERR internal error: batch result")
-        }
-        None => resp::error(out, "ERR internal error: missing reply"),
-    }
-}
+pub use super::reply::{Reply, Slot};
 
 /// What reading from the socket found.
 #[derive(Debug, PartialEq, Eq)]
@@ -310,6 +46,10 @@ pub struct Conn {
     pub(crate) transaction: Option<super::multi::Transaction>,
     /// The shard holding this client's `WATCH`ed keys, while it watches any.
     pub(crate) watch_shard: Option<super::mesh::ShardId>,
+    /// Whether replies are sent (`CLIENT REPLY`).
+    pub reply_sending: ReplySending,
+    /// `CLIENT NO-EVICT on` (shown as flag `e` in `CLIENT LIST`; tskv evicts no clients).
+    pub no_evict: bool,
     /// The peer's address and the local address, for `CLIENT LIST` (`None` if the socket
     /// could not tell).
     pub addrs: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
@@ -357,6 +97,20 @@ pub struct Conn {
     pub remote_parts_in_flight: usize,
     /// Running estimate of one remote reply's size, to size the window of remote parts.
     pub remote_reply_bytes_estimate: usize,
+}
+
+/// Which replies a connection sends, as Redis's `CLIENT_REPLY_*` flags: each request's
+/// reply slot is marked silent or not when it is queued, in request order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplySending {
+    /// Every reply is sent.
+    On,
+    /// No reply is sent (`CLIENT REPLY OFF`).
+    Off,
+    /// The request being executed is `CLIENT REPLY SKIP`: the next one is silent.
+    SkipNext,
+    /// This request's reply is not sent; the next one's is.
+    SkipThis,
 }
 
 /// Most parts one connection may have in flight at other shards.
@@ -442,6 +196,8 @@ impl Conn {
             authenticated: false,
             transaction: None,
             watch_shard: None,
+            reply_sending: ReplySending::On,
+            no_evict: false,
             addrs,
             accepted: std::time::Instant::now(),
             last_command_at: std::time::Instant::now(),
@@ -508,6 +264,15 @@ impl Conn {
     /// write buffer when nothing is queued before it.
     pub fn push_slot(&mut self, mut slot: Slot, ack: SeqNo) -> u64 {
         slot.proto = self.proto;
+        slot.silent = matches!(
+            self.reply_sending,
+            ReplySending::Off | ReplySending::SkipThis
+        );
+        self.reply_sending = match self.reply_sending {
+            ReplySending::SkipThis => ReplySending::On,
+            ReplySending::SkipNext => ReplySending::SkipThis,
+            other => other,
+        };
         let id = self.first_slot_id + self.slots.len() as u64;
         if self.slots.is_empty() && slot.parts_left == 0 && slot.gate <= ack {
             slot.encode(&mut self.wbuf);
@@ -607,6 +372,7 @@ mod tests {
             reply,
             error: None,
             proto: Protocol::Resp2,
+            silent: false,
         }
     }
 
@@ -652,29 +418,5 @@ mod tests {
         conn.push_slot(slot(9, 0, Reply::Single(Some(OpResult::Ok))), SeqNo(1));
         conn.promote(SeqNo(1), Some("ERR shard refuses writes"));
         assert_eq!(conn.wbuf, b"-ERR shard refuses writes\r\n");
-    }
-
-    #[test]
-    fn gathered_parts_and_errors() {
-        let mut mget = slot(0, 2, Reply::Values(vec![None, None, None]));
-        mget.apply(2, OpResult::Value(Some(b"z".to_vec())));
-        mget.apply(0, OpResult::Value(Some(b"x".to_vec())));
-        let mut out = Vec::new();
-        mget.encode(&mut out);
-        assert_eq!(out, b"*3\r\n$1\r\nx\r\n$-1\r\n$1\r\nz\r\n");
-
-        let mut del = slot(0, 0, Reply::Sum(0));
-        del.apply(0, OpResult::Int(1));
-        del.apply(1, OpResult::Int(1));
-        let mut out = Vec::new();
-        del.encode(&mut out);
-        assert_eq!(out, b":2\r\n");
-
-        let mut mset = slot(0, 0, Reply::AllOk);
-        mset.apply(0, OpResult::Ok);
-        mset.apply(1, OpResult::Err("ERR refused".into()));
-        let mut out = Vec::new();
-        mset.encode(&mut out);
-        assert_eq!(out, b"-ERR refused\r\n");
     }
 }

@@ -247,7 +247,7 @@ impl Shard {
             Command::Client(sub) => self.client(key, sub)?,
             Command::Command(sub) => {
                 let mut reply = Vec::new();
-                super::info::command_reply(&mut reply, self.proto(key), sub);
+                super::commands::command_reply(&mut reply, self.proto(key), &sub);
                 self.push_ready(key, Reply::Encoded(reply));
             }
             Command::ConfigGet(patterns) => {
@@ -335,6 +335,7 @@ impl Shard {
                 let ops = vec![Op::RandomKey; self.shards];
                 self.scatter(key, Reply::RandomKey(Vec::new()), &ops)?;
             }
+            Command::Server(command) => self.server_command(key, command)?,
         }
         Ok(())
     }
@@ -358,10 +359,13 @@ impl Shard {
             Op::Get(k) | Op::Exists(k) | Op::Del(k) | Op::Set { key: k, .. } => {
                 mesh::shard_of(k, shards)
             }
-            Op::Series { key: k, .. } => mesh::shard_of(k, shards),
-            Op::DbSize | Op::Keys(_) | Op::RandomKey | Op::ClientList | Op::SeriesAll { .. } => {
-                ShardId(part)
-            }
+            Op::Series { key: k, .. } | Op::Inspect { key: k, .. } => mesh::shard_of(k, shards),
+            Op::DbSize
+            | Op::Keys(_)
+            | Op::RandomKey
+            | Op::ClientList
+            | Op::ClientKill { .. }
+            | Op::SeriesAll { .. } => ShardId(part),
             Op::Scan { shard, .. } => *shard,
             Op::Strings(op) => mesh::shard_of(op.keys()[0], shards),
             Op::Batch { shard, .. } | Op::Unwatch { shard, .. } => *shard,
@@ -404,6 +408,7 @@ impl Shard {
             error: None,
             // Stamped by `push_slot`.
             proto: crate::resp::Protocol::Resp2,
+            silent: false,
         };
         for (part, op) in ops.iter().enumerate() {
             let to = owner(part, op);
@@ -545,6 +550,11 @@ impl Shard {
             }
             Op::RandomKey => (scan::random_key(&self.store), self.store.last_seq()),
             Op::ClientList => (self.client_lines(), SeqNo(0)),
+            Op::ClientKill {
+                ref filter,
+                skip_id,
+            } => (self.kill_clients(filter, skip_id), SeqNo(0)),
+            Op::Inspect { key, query } => self.inspect_op(key, query),
             Op::Watch { key, client } => {
                 self.watch_op(key, client);
                 (OpResult::Ok, SeqNo(0))
@@ -664,6 +674,7 @@ fn read_keys<'c>(command: &'c Command<'_>) -> smallvec::SmallVec<[&'c [u8]; 8]> 
         Command::Strings(op) => op.keys().into_iter().collect(),
         Command::Series(kind, args) if !kind.is_multi_series() => smallvec::smallvec![args[0]],
         Command::Watch(keys) => keys.iter().copied().collect(),
+        Command::Server(command::ServerCommand::Key { key, .. }) => smallvec::smallvec![*key],
         _ => smallvec::SmallVec::new(),
     }
 }

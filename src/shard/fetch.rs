@@ -77,7 +77,8 @@ pub(super) fn read_keys<'k>(op: &Op<&'k [u8]>) -> smallvec::SmallVec<[&'k [u8]; 
         | Op::Exists(k)
         | Op::Del(k)
         | Op::Series { key: k, .. }
-        | Op::Watch { key: k, .. } => {
+        | Op::Watch { key: k, .. }
+        | Op::Inspect { key: k, .. } => {
             smallvec::smallvec![*k]
         }
         Op::Set { key, condition, .. } if *condition != crate::command::SetCondition::Always => {

@@ -15,7 +15,7 @@ use super::mesh::Op;
 use super::metrics::{sum, ShardMetrics};
 use super::scan::KeyCount;
 use super::{Shard, Shared};
-use crate::command::{CommandKind, CommandSub};
+use crate::command::CommandKind;
 use crate::config::{FsyncMode, ServerConfig};
 use crate::glob::glob_match;
 use crate::resp::{self, resp3, Protocol};
@@ -153,6 +153,19 @@ pub fn info_text(shared: &Shared, sections: &[&[u8]]) -> String {
 
 /// `# Memory`, from the process's resident set (see the module doc).
 fn memory(out: &mut String) {
+    let (rss, peak) = resident_bytes();
+    let _ = write!(
+        out,
+        "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\nmem_allocator:mimalloc\r\n\r\n",
+        bytes_to_human(rss),
+        bytes_to_human(rss),
+        bytes_to_human(peak),
+    );
+}
+
+/// The process's resident set and its peak, in bytes (`VmRSS`, `VmHWM` of
+/// `/proc/self/status`; 0 where unreadable).
+pub(super) fn resident_bytes() -> (u64, u64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let field_bytes = |name: &str| {
         status
@@ -167,14 +180,7 @@ fn memory(out: &mut String) {
             })
             .map_or(0, |kib| kib * 1024)
     };
-    let (rss, peak) = (field_bytes("VmRSS:"), field_bytes("VmHWM:"));
-    let _ = write!(
-        out,
-        "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\nmem_allocator:mimalloc\r\n\r\n",
-        bytes_to_human(rss),
-        bytes_to_human(rss),
-        bytes_to_human(peak),
-    );
+    (field_bytes("VmRSS:"), field_bytes("VmHWM:"))
 }
 
 /// `bytes` as Redis's `bytesToHuman` prints it: `512B`, `1.50K`, `20.00M`, ... (powers of
@@ -350,33 +356,6 @@ pub fn config_get(out: &mut Vec<u8>, proto: Protocol, config: &ServerConfig, pat
     for (name, value) in matched {
         resp::bulk(out, name.as_bytes());
         resp::bulk(out, value.as_bytes());
-    }
-}
-
-/// `COMMAND`, `COMMAND COUNT`, `COMMAND DOCS`. The table gives name, arity, flags (a set
-/// in RESP3) and key positions (Redis's first six fields), enough for client libraries;
-/// `COMMAND DOCS` is an empty map.
-pub fn command_reply(out: &mut Vec<u8>, proto: Protocol, sub: CommandSub) {
-    let table = CommandKind::ALL;
-    match sub {
-        CommandSub::Count => resp::integer(out, table.len() as i64),
-        CommandSub::Docs => resp3::map_header(out, proto, 0),
-        CommandSub::List => {
-            resp::array_header(out, table.len());
-            for kind in table {
-                let (first, last, step) = kind.key_positions();
-                resp::array_header(out, 6);
-                resp::bulk(out, kind.name().as_bytes());
-                resp::integer(out, i64::from(kind.arity()));
-                resp3::set_header(out, proto, kind.flags().len());
-                for flag in kind.flags() {
-                    resp::simple(out, flag);
-                }
-                resp::integer(out, first);
-                resp::integer(out, last);
-                resp::integer(out, step);
-            }
-        }
     }
 }
 

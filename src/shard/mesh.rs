@@ -13,7 +13,8 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::command::{SetCondition, StringOp};
+use crate::command::client::KillFilter;
+use crate::command::{KeyQuery, SetCondition, StringOp};
 use crate::runtime::sys::EventFd;
 
 // The shard id and key routing belong to the data directory's layout; re-exported so the
@@ -78,6 +79,20 @@ pub enum Op<K> {
     RandomKey,
     /// The `CLIENT LIST` lines of the shard's connections.
     ClientList,
+    /// Close the shard's connections that match (`CLIENT KILL`); the result counts them.
+    ClientKill {
+        /// Which clients.
+        filter: KillFilter,
+        /// The requesting client, which its own shard handles.
+        skip_id: u64,
+    },
+    /// `OBJECT` or `MEMORY USAGE` of one key.
+    Inspect {
+        /// The key.
+        key: K,
+        /// What is asked.
+        query: KeyQuery,
+    },
     /// A transaction's ops (`EXEC`), all on `shard`, run in one turn of its loop.
     Batch {
         /// The shard owning every key of the ops.
@@ -152,6 +167,11 @@ impl OwnedOp {
             Op::Strings(op) => Op::Strings(op.as_borrowed()),
             Op::RandomKey => Op::RandomKey,
             Op::ClientList => Op::ClientList,
+            Op::ClientKill { filter, skip_id } => Op::ClientKill {
+                filter: filter.clone(),
+                skip_id: *skip_id,
+            },
+            Op::Inspect { key, query } => Op::Inspect { key, query: *query },
             Op::Batch { shard, ops, watch } => Op::Batch {
                 shard: *shard,
                 ops: ops.iter().map(OwnedOp::as_borrowed).collect(),
@@ -215,6 +235,17 @@ impl Op<&[u8]> {
             Op::Strings(ref op) => Op::Strings(op.to_owned_op()),
             Op::RandomKey => Op::RandomKey,
             Op::ClientList => Op::ClientList,
+            Op::ClientKill {
+                ref filter,
+                skip_id,
+            } => Op::ClientKill {
+                filter: filter.clone(),
+                skip_id,
+            },
+            Op::Inspect { key, query } => Op::Inspect {
+                key: key.into(),
+                query,
+            },
             Op::Batch {
                 shard,
                 ref ops,

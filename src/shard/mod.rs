@@ -15,9 +15,11 @@
 //!
 //! Who owns what: `committer` owns the writes in flight through the ring (WAL batches,
 //! flushes, periodic fdatasyncs) and the acknowledgement point; [`conn`] is one connection
-//! with its buffers and reply slots; `exec` runs commands against the store and routes
+//! with its buffers and reply slots, [`reply`] the assembly of one reply; `exec` runs
+//! commands against the store and routes
 //! their keys (`strings` the string and counter commands, `client` `HELLO` and
-//! `CLIENT`, `multi` single-shard transactions); `fetch` owns the block reads of lookups and the requests waiting on them;
+//! `CLIENT`, `multi` single-shard transactions, `inspect` `TIME`, `WAIT`, `MEMORY` and
+//! `OBJECT`, `commands` `COMMAND`); `fetch` owns the block reads of lookups and the requests waiting on them;
 //! [`scan`] the `SCAN` positions; [`mesh`] the queues to other shards; `conns` the
 //! connection table (accepting, servicing within budgets, writing replies). This file is
 //! the loop that ties them together.
@@ -43,6 +45,7 @@
 //!   connection back on the ready list.
 
 mod client;
+mod commands;
 mod committer;
 pub mod conn;
 mod conns;
@@ -50,9 +53,11 @@ mod exec;
 mod expiry;
 mod fetch;
 pub(crate) mod info;
+mod inspect;
 pub mod mesh;
 pub mod metrics;
 mod multi;
+pub mod reply;
 pub mod scan;
 mod strings;
 mod ts_route;

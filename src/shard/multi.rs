@@ -18,14 +18,15 @@
 //! shards named) and the transaction is aborted, as Redis Cluster refuses keys of other
 //! slots. Commands over the whole key space (`DBSIZE`, `KEYS`, `SCAN`, `RANDOMKEY`,
 //! `INFO`, `CLIENT LIST`) and connection-changing ones (`HELLO`, `CLIENT`, `CONFIG`,
-//! `COMMAND`, `SHUTDOWN`) are refused inside `MULTI` the same way. `WATCH` ([`super::watch`])
-//! fixes the transaction's shard to that of the watched keys.
+//! `COMMAND`, `SHUTDOWN`) are refused inside `MULTI` the same way; `WAIT` (0) and `TIME`
+//! are answered by the connection's shard, as in Redis. `WATCH` ([`super::watch`]) fixes
+//! the transaction's shard to that of the watched keys.
 
 use super::conn::{Reply, Slot};
 use super::exec::Wait;
 use super::mesh::{shard_of, Op, ShardId};
 use super::Shard;
-use crate::command::{self, Command};
+use crate::command::{self, Command, ServerCommand};
 use crate::resp;
 
 /// The commands a connection queued since `MULTI`.
@@ -37,6 +38,13 @@ pub(crate) struct Transaction {
     aborted: bool,
     /// The shard owning every key queued so far (`None` before the first key).
     shard: Option<ShardId>,
+}
+
+impl Transaction {
+    /// How many commands are queued (`CLIENT LIST` `multi=`).
+    pub(crate) fn queued_count(&self) -> usize {
+        self.queued.len()
+    }
 }
 
 impl Shard {
@@ -256,6 +264,11 @@ fn plan<'a>(command: &Command<'a>) -> Option<(Reply, Vec<Op<&'a [u8]>>)> {
             (Reply::Encoded(reply), Vec::new())
         }
         Command::Select | Command::Unwatch => (Reply::Static(b"+OK\r\n"), Vec::new()),
+        // As Redis inside MULTI: `WAIT` answers at once, `TIME` is read when EXEC runs.
+        Command::Server(ServerCommand::Wait) => (Reply::Static(b":0\r\n"), Vec::new()),
+        Command::Server(ServerCommand::Time) => {
+            (Reply::Encoded(super::inspect::time_reply()), Vec::new())
+        }
         Command::Set {
             key,
             value,
