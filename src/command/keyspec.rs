@@ -347,17 +347,37 @@ impl CommandKind {
 }
 
 /// The legacy `(first key, last key, step)` of a set of specs, as Redis 7 derives it
-/// from the first one; all 0 without keys.
+/// from them (`populateCommandLegacyRangeSpec`); all 0 without keys.
 pub fn legacy_range(specs: &[KeySpec]) -> (i64, i64, i64) {
-    match specs.first() {
-        None => (0, 0, 0),
-        Some(spec) => {
-            let last = if spec.last_key < 0 {
-                spec.last_key
-            } else {
-                spec.begin_index + spec.last_key
-            };
-            (spec.begin_index, last, spec.key_step)
+    let absolute_last = |spec: &KeySpec| {
+        if spec.last_key < 0 {
+            spec.last_key
+        } else {
+            spec.begin_index + spec.last_key
+        }
+    };
+    match specs {
+        [] => (0, 0, 0),
+        [spec] => (spec.begin_index, absolute_last(spec), spec.key_step),
+        // Several specs make one range only if each starts right after the one before,
+        // a step apart (`populateCommandLegacyRangeSpec`; `RENAME`: 1 and 2 give 1 2 1).
+        _ => {
+            let mut first = i64::MAX;
+            let mut last: Option<i64> = None;
+            for spec in specs {
+                let follows = last.is_none_or(|last| last == spec.begin_index - 1);
+                if spec.key_step != 1 || !follows {
+                    return (0, 0, 0);
+                }
+                first = first.min(spec.begin_index);
+                // A negative last key (counted from the end) covers any positive one.
+                let this = absolute_last(spec);
+                last = Some(match last {
+                    Some(prev) if prev < 0 || (this >= 0 && prev >= this) => prev,
+                    _ => this,
+                });
+            }
+            (first, last.unwrap_or(0), 1)
         }
     }
 }
