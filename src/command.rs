@@ -2,11 +2,14 @@
 //! Redis would give (same wording, see Redis's `server.c` `processCommand`).
 //!
 //! This file is the command table ([`CommandKind`]) and the parsing of the first commands;
-//! [`client`] parses `HELLO` and `CLIENT`, [`strings`] the string and counter commands.
+//! [`client`] parses `HELLO` and `CLIENT`, [`strings`] the string and counter commands,
+//! [`admin`] `SAVE`, `BGSAVE`, `LASTSAVE`, `FLUSHDB` and `FLUSHALL`.
 
+pub mod admin;
 pub mod client;
 pub mod strings;
 
+pub use admin::AdminCommand;
 pub use client::{ClientSub, HelloArgs};
 pub use strings::StringOp;
 
@@ -124,11 +127,21 @@ pub enum CommandKind {
     TsMRevRange,
     /// TS.QUERYINDEX.
     TsQueryIndex,
+    /// SAVE.
+    Save,
+    /// BGSAVE.
+    BgSave,
+    /// LASTSAVE.
+    LastSave,
+    /// FLUSHDB.
+    FlushDb,
+    /// FLUSHALL.
+    FlushAll,
 }
 
 impl CommandKind {
     /// Every kind, in `repr` order.
-    pub const ALL: [CommandKind; 55] = [
+    pub const ALL: [CommandKind; 60] = [
         Self::Ping,
         Self::Echo,
         Self::Quit,
@@ -184,6 +197,11 @@ impl CommandKind {
         Self::TsMRange,
         Self::TsMRevRange,
         Self::TsQueryIndex,
+        Self::Save,
+        Self::BgSave,
+        Self::LastSave,
+        Self::FlushDb,
+        Self::FlushAll,
     ];
 
     /// The lower-case command name, as Redis prints it in errors and `INFO commandstats`.
@@ -244,6 +262,11 @@ impl CommandKind {
             Self::TsMRange => "ts.mrange",
             Self::TsMRevRange => "ts.mrevrange",
             Self::TsQueryIndex => "ts.queryindex",
+            Self::Save => "save",
+            Self::BgSave => "bgsave",
+            Self::LastSave => "lastsave",
+            Self::FlushDb => "flushdb",
+            Self::FlushAll => "flushall",
         }
     }
 
@@ -284,6 +307,11 @@ impl CommandKind {
             Self::TsDel => &["write"],
             Self::TsGet | Self::TsRange | Self::TsRevRange | Self::TsInfo => &["readonly"],
             Self::TsMGet | Self::TsMRange | Self::TsMRevRange | Self::TsQueryIndex => &["readonly"],
+            // Redis 7.0's flags, less those tskv has no use for (noscript, loading, stale).
+            Self::Save => &["admin", "no_multi"],
+            Self::BgSave => &["admin"],
+            Self::LastSave => &["fast"],
+            Self::FlushDb | Self::FlushAll => &["write"],
         }
     }
 
@@ -390,6 +418,8 @@ impl CommandKind {
             Self::TsMGet => -3,
             Self::TsMRange | Self::TsMRevRange => -5,
             Self::TsQueryIndex => -2,
+            Self::Save | Self::LastSave => 1,
+            Self::BgSave | Self::FlushDb | Self::FlushAll => -1,
         }
     }
 
@@ -504,6 +534,8 @@ pub enum Command<'a> {
     },
     /// A time-series command: its kind and its arguments after the name.
     Series(CommandKind, Vec<&'a [u8]>),
+    /// `SAVE`, `BGSAVE`, `LASTSAVE`, `FLUSHDB`, `FLUSHALL`.
+    Admin(AdminCommand),
 }
 
 /// The arguments of `SCAN`.
@@ -618,6 +650,11 @@ fn parse_known<'a>(kind: CommandKind, args: &[&'a [u8]]) -> Result<Command<'a>, 
         | CommandKind::GetDel
         | CommandKind::SetNx
         | CommandKind::MSetNx => strings::parse(kind, rest),
+        CommandKind::Save
+        | CommandKind::BgSave
+        | CommandKind::LastSave
+        | CommandKind::FlushDb
+        | CommandKind::FlushAll => admin::parse(kind, rest),
         kind => {
             if kind == CommandKind::TsMAdd && !rest.len().is_multiple_of(3) {
                 return Err(wrong_arity(kind.name()));

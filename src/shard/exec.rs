@@ -333,6 +333,7 @@ impl Shard {
                 let ops = vec![Op::RandomKey; self.shards];
                 self.scatter(key, Reply::RandomKey(Vec::new()), &ops)?;
             }
+            Command::Admin(command) => self.admin_command(key, command)?,
         }
         Ok(())
     }
@@ -357,9 +358,12 @@ impl Shard {
                 mesh::shard_of(k, shards)
             }
             Op::Series { key: k, .. } => mesh::shard_of(k, shards),
-            Op::DbSize | Op::Keys(_) | Op::RandomKey | Op::ClientList | Op::SeriesAll { .. } => {
-                ShardId(part)
-            }
+            Op::DbSize
+            | Op::Keys(_)
+            | Op::RandomKey
+            | Op::ClientList
+            | Op::SeriesAll { .. }
+            | Op::Admin(_) => ShardId(part),
             Op::Scan { shard, .. } => *shard,
             Op::Strings(op) => mesh::shard_of(op.keys()[0], shards),
             Op::Batch { shard, .. } => *shard,
@@ -402,19 +406,24 @@ impl Shard {
             // Stamped by `push_slot`.
             proto: crate::resp::Protocol::Resp2,
         };
+        let mut deferred_parts = 0;
         for (part, op) in ops.iter().enumerate() {
             let to = owner(part, op);
-            if to == self.id {
+            let reply_to = ReplyTo {
+                conn_index: key.0,
+                conn_gen: key.1,
+                slot_id,
+                part: part as u32,
+            };
+            if to == self.id && self.defer_save(op, self.id, reply_to) {
+                // Answered when this shard's flush is installed, like a remote part.
+                slot.parts_left += 1;
+                deferred_parts += 1;
+            } else if to == self.id {
                 let (result, gate) = self.run_op(op);
                 slot.gate = slot.gate.max(gate);
                 slot.apply(part as u32, result);
             } else {
-                let reply_to = ReplyTo {
-                    conn_index: key.0,
-                    conn_gen: key.1,
-                    slot_id,
-                    part: part as u32,
-                };
                 self.outbox[to.0].push_back(Message::Request {
                     reply_to,
                     op: op.to_owned_op(),
@@ -425,7 +434,7 @@ impl Shard {
         }
         let gated = slot.gate > ack;
         let conn = self.conn_mut(key).expect("caller checked");
-        conn.remote_parts_in_flight += remote_parts as usize;
+        conn.remote_parts_in_flight += remote_parts as usize + deferred_parts;
         let id = conn.push_slot(slot, ack);
         debug_assert_eq!(id, slot_id);
         if gated && !conn.waiting_durable {
@@ -451,6 +460,7 @@ impl Shard {
             Op::Set { .. } | Op::Del(_) => true,
             Op::Strings(op) => op.writes(),
             Op::Series { writes, .. } => *writes,
+            Op::Admin(op) => op.writes(),
             _ => false,
         };
         if is_write {
@@ -532,6 +542,7 @@ impl Shard {
                 strings::run(&mut self.store, op, value_bytes_max)
             }
             Op::RandomKey => (scan::random_key(&self.store), self.store.last_seq()),
+            Op::Admin(op) => self.admin_op(op),
             Op::ClientList => (self.client_lines(), SeqNo(0)),
             Op::Batch { ref ops, .. } => {
                 let mut gate = SeqNo(0);
@@ -551,6 +562,9 @@ impl Shard {
     /// Runs a request from shard `from` and queues its reply (after the acknowledgement
     /// point passes what it depends on).
     pub(super) fn execute_request(&mut self, from: ShardId, reply_to: ReplyTo, op: mesh::OwnedOp) {
+        if self.defer_save(&op.as_borrowed(), from, reply_to) {
+            return;
+        }
         let (result, gate) = self.run_op(&op.as_borrowed());
         let reply = Message::Reply { reply_to, result };
         let ack = self.ack_seq();

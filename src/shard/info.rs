@@ -260,7 +260,10 @@ fn persistence(out: &mut String, m: &[ShardMetrics], config: &ServerConfig) {
         .collect();
     let _ = write!(
         out,
-        "# Persistence\r\nloading:0\r\nfsync:{}\r\nfsync_period_ms:{}\r\nwal_batches:{}\r\nwal_bytes:{}\r\nwal_fsyncs:{}\r\nmemtable_bytes:{}\r\nmemtable_bytes_max:{}\r\nsstables:{}\r\nl0_sstables:{}\r\nsstable_bytes:{}\r\nlevel_sstables:{}\r\nlevel_bytes:{}\r\nflushes:{}\r\ncompactions:{}\r\ncompaction_read_bytes:{}\r\ncompaction_written_bytes:{}\r\ncompactions_failed_shards:{}\r\nblock_cache_bytes:{}\r\nblock_cache_hits:{}\r\nblock_cache_misses:{}\r\nblock_reads_async:{}\r\nlast_seq_sum:{}\r\ndurable_seq_sum:{}\r\nrecovery_replayed_records:{}\r\nrecovery_truncated_bytes:{}\r\nwrites_refused:{}\r\nwrites_refused_reason:{}\r\n\r\n",
+        "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nfsync:{}\r\nfsync_period_ms:{}\r\nwal_batches:{}\r\nwal_bytes:{}\r\nwal_fsyncs:{}\r\nmemtable_bytes:{}\r\nmemtable_bytes_max:{}\r\nsstables:{}\r\nl0_sstables:{}\r\nsstable_bytes:{}\r\nlevel_sstables:{}\r\nlevel_bytes:{}\r\nflushes:{}\r\ncompactions:{}\r\ncompaction_read_bytes:{}\r\ncompaction_written_bytes:{}\r\ncompactions_failed_shards:{}\r\nblock_cache_bytes:{}\r\nblock_cache_hits:{}\r\nblock_cache_misses:{}\r\nblock_reads_async:{}\r\nlast_seq_sum:{}\r\ndurable_seq_sum:{}\r\nrecovery_replayed_records:{}\r\nrecovery_truncated_bytes:{}\r\nwrites_refused:{}\r\nwrites_refused_reason:{}\r\n\r\n",
+        sum(m, |s| &s.changes_since_save),
+        u8::from(sum(m, |s| &s.bgsave_in_progress) > 0),
+        super::admin::last_save_unix_s(m),
         ack_mode_name(config.fsync),
         if config.fsync == FsyncMode::Periodic { config.fsync_period_ms } else { 0 },
         sum(m, |s| &s.wal_batches),

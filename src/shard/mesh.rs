@@ -78,6 +78,8 @@ pub enum Op<K> {
     RandomKey,
     /// The `CLIENT LIST` lines of the shard's connections.
     ClientList,
+    /// A shard's part of `SAVE`, `BGSAVE` or `FLUSHALL` (sent to every shard).
+    Admin(super::admin::AdminOp),
     /// A transaction's ops (`EXEC`), all on `shard`, run in one turn of its loop.
     Batch {
         /// The shard owning every key of the ops.
@@ -134,6 +136,7 @@ impl OwnedOp {
             Op::Strings(op) => Op::Strings(op.as_borrowed()),
             Op::RandomKey => Op::RandomKey,
             Op::ClientList => Op::ClientList,
+            Op::Admin(op) => Op::Admin(*op),
             Op::Batch { shard, ops } => Op::Batch {
                 shard: *shard,
                 ops: ops.iter().map(OwnedOp::as_borrowed).collect(),
@@ -188,6 +191,7 @@ impl Op<&[u8]> {
             Op::Strings(ref op) => Op::Strings(op.to_owned_op()),
             Op::RandomKey => Op::RandomKey,
             Op::ClientList => Op::ClientList,
+            Op::Admin(op) => Op::Admin(op),
             Op::Batch { shard, ref ops } => Op::Batch {
                 shard,
                 ops: ops.iter().map(Op::to_owned_op).collect(),

@@ -82,6 +82,13 @@ pub struct ShardMetrics {
     pub recovery_replayed_records: AtomicU64,
     /// Torn WAL tail bytes truncated at start.
     pub recovery_truncated_bytes: AtomicU64,
+    /// Unix time (seconds) since which every write older is in an SSTable: the last
+    /// installed flush, or a save that found nothing to flush, or the store's opening.
+    pub last_save_unix_s: AtomicU64,
+    /// Writes (sequence numbers) not yet in an SSTable.
+    pub changes_since_save: AtomicU64,
+    /// 1 while a `BGSAVE`'s flush runs.
+    pub bgsave_in_progress: AtomicU64,
     /// Why the shard refuses writes, once a WAL or flush I/O failed.
     pub poisoned: Mutex<Option<String>>,
 }

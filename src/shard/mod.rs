@@ -13,7 +13,8 @@
 //!    batch gathers; start a memtable flush if one is due;
 //! 6. push queued messages to peers and send replies.
 //!
-//! Who owns what: `committer` owns the writes in flight through the ring (WAL batches,
+//! Who owns what: `admin` runs `SAVE`, `BGSAVE`, `LASTSAVE` and `FLUSHALL` and holds
+//! the `SAVE` parts waiting for a flush; `committer` owns the writes in flight through the ring (WAL batches,
 //! flushes, periodic fdatasyncs) and the acknowledgement point; [`conn`] is one connection
 //! with its buffers and reply slots; `exec` runs commands against the store and routes
 //! their keys (`strings` the string and counter commands, `client` `HELLO` and
@@ -42,6 +43,7 @@
 //!   stops its connection until the ring has read them; the last completion puts the
 //!   connection back on the ready list.
 
+mod admin;
 mod client;
 mod committer;
 pub mod conn;
@@ -177,6 +179,8 @@ pub struct Shard {
     published_version: std::sync::Weak<crate::version::Version>,
     /// The live key count and the last sequence number it was counted at.
     live_keys_counted: Option<(SeqNo, u64)>,
+    /// `SAVE` parts waiting for a flush, and a `BGSAVE` in progress.
+    saves: admin::Saves,
 }
 
 impl Shard {
@@ -262,6 +266,7 @@ impl Shard {
             completions: Vec::new(),
             published_version: std::sync::Weak::new(),
             live_keys_counted: None,
+            saves: admin::Saves::default(),
             scan_positions: scan::ScanPositions::default(),
             series: Default::default(),
             fetches: fetch::Fetches::new(shards),
@@ -446,6 +451,7 @@ impl Shard {
             Ok(false) => {}
             Err(e) => self.poison(format!("installing flushed SSTable failed: {e}")),
         }
+        self.complete_saves();
     }
 
     /// Marks the shard read-only after a failed WAL or SSTable write: the reason is logged,

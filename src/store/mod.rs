@@ -14,7 +14,7 @@
 //! batches, sequence numbers) and the store's shape; `flush` the memtable flushes and
 //! the synchronous I/O drivers; `versions` the manifest's owner (this store or the
 //! compaction core) and compactions; `read` lookups, scans and block fetches; `recovery`
-//! the open.
+//! the open; `drop_all` `FLUSHALL`.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -22,6 +22,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod drop_all;
 mod flush;
 mod read;
 mod recovery;
@@ -92,6 +93,12 @@ struct Frozen {
     /// The first WAL segment holding writes newer than this memtable's: the manifest's
     /// `wal_start` once it is flushed.
     next_segment: SegmentNo,
+    /// The store's last sequence number when it was frozen: once it is flushed, every
+    /// write up to this one is in an SSTable (or was dropped).
+    last_seq: SeqNo,
+    /// A drop-all (`FLUSHALL`) came after it: reads skip it, and its flush is discarded
+    /// once the drop is installed.
+    dropped: bool,
 }
 
 /// One shard's storage engine. Not `Sync`: owned by its shard thread.
@@ -130,6 +137,11 @@ pub struct ShardStore {
     block_cache: RefCell<BlockCache>,
     /// Compactions installed since start.
     compactions: u64,
+    /// Every write up to this sequence number is in an installed SSTable (or was
+    /// dropped), and since when: what `SAVE` waits for and `LASTSAVE` reports.
+    flushed: (SeqNo, std::time::SystemTime),
+    /// `FLUSHALL`s in progress; see [`drop_all::Drops`].
+    drops: drop_all::Drops,
     /// The oldest frozen memtable being encoded as an SSTable on a background thread, so
     /// the shard keeps serving while its keys are sorted and blocks built.
     encoding: Option<std::thread::JoinHandle<Vec<u8>>>,
@@ -188,6 +200,8 @@ impl ShardStore {
             freeze_requested: false,
             block_cache: RefCell::new(BlockCache::new(opts.block_cache_bytes)),
             compactions: 0,
+            flushed: (SeqNo(0), std::time::SystemTime::now()),
+            drops: drop_all::Drops::default(),
             flush_in_flight: None,
             encoding: None,
             batches_in_flight: 0,
@@ -199,6 +213,12 @@ impl ShardStore {
             recovery_truncated_bytes: recovered.truncated_bytes,
             recovery_replayed_records: recovered.replayed_records,
         };
+        if !store.has_unflushed_writes() {
+            store.flushed.0 = store.last_seq;
+        }
+        if let Some(seq) = recovered.dropped {
+            store.finish_interrupted_drop(seq)?;
+        }
         store.maybe_freeze();
         Ok(store)
     }
@@ -255,6 +275,7 @@ impl ShardStore {
                     // The segment left behind was fdatasynced after its last batch was
                     // written, so everything written so far is durable.
                     self.durable_seq = self.durable_seq.max(self.written_seq);
+                    self.install_durable_drops();
                     self.delete_covered_segments();
                 }
                 self.batches_in_flight += 1;
@@ -297,6 +318,8 @@ impl ShardStore {
         self.immutables.push_back(Frozen {
             memtable: Arc::new(memtable),
             next_segment,
+            last_seq: self.last_seq,
+            dropped: false,
         });
     }
 
@@ -318,6 +341,7 @@ impl ShardStore {
     pub fn wal_synced(&mut self, seq: SeqNo) {
         debug_assert!(seq <= self.written_seq, "synced beyond what was written");
         self.durable_seq = self.durable_seq.max(seq);
+        self.install_durable_drops();
     }
 
     /// Whether WAL records wait to be taken as a batch.

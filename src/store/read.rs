@@ -32,12 +32,12 @@ pub struct BlockFetch {
 
 impl ShardStore {
     /// Looks `key` up: active memtable, immutable memtables, then SSTables newest first
-    /// (Bloom filter to skip). `Ok(None)` if no version exists. A block whose checksum
+    /// (Bloom filter to skip). `Ok(None)` if no version exists; after a drop-all
+    /// (`FLUSHALL`), a tombstone at the drop's sequence number instead, so a reply that
+    /// reports the key missing waits for the drop to be durable. A block whose checksum
     /// fails is an error, never a value.
     pub fn get(&self, key: &[u8]) -> Result<Option<Lookup>, StoreError> {
-        let memtables =
-            std::iter::once(&self.active).chain(self.immutables.iter().rev().map(|f| &*f.memtable));
-        for memtable in memtables {
+        for memtable in self.memtables_newest_first() {
             if let Some(entry) = memtable.get(key) {
                 return Ok(Some(Lookup {
                     value: entry.value.map(|v| v.to_vec()),
@@ -45,13 +45,30 @@ impl ShardStore {
                 }));
             }
         }
-        Ok(self
+        let found = self
             .version
             .get(key, Some(&self.block_cache))?
             .map(|entry| Lookup {
                 value: entry.value,
                 seq: entry.seq,
-            }))
+            });
+        let dropped = self.last_drop_seq();
+        Ok(found.or((dropped.0 > 0).then_some(Lookup {
+            value: None,
+            seq: dropped,
+        })))
+    }
+
+    /// The memtables reads consult, newest first: the active one and the frozen ones no
+    /// drop-all removed.
+    fn memtables_newest_first(&self) -> impl Iterator<Item = &crate::memtable::Memtable> + '_ {
+        std::iter::once(&self.active).chain(
+            self.immutables
+                .iter()
+                .rev()
+                .filter(|f| !f.dropped)
+                .map(|f| &*f.memtable),
+        )
     }
 
     /// Exact count of live keys (not tombstoned), by a merged scan over memtables and
@@ -74,9 +91,7 @@ impl ShardStore {
     /// flushes and compactions meanwhile delete no file under it.
     pub fn scan_from(&self, start: &[u8]) -> MergeIter<'_> {
         let mut sources: Vec<EntrySource<'_>> = Vec::new();
-        let memtables =
-            std::iter::once(&self.active).chain(self.immutables.iter().map(|f| &*f.memtable));
-        for memtable in memtables {
+        for memtable in self.memtables_newest_first() {
             sources.push(Box::new(memtable.iter_from(start).map(|(key, e)| {
                 Ok(TableEntry {
                     key: key.to_vec(),
@@ -101,9 +116,7 @@ impl ShardStore {
     /// candidate table that the cache lacks (usually one, the Bloom filters rule out the
     /// rest). The shard reads them through its ring, then runs the lookup from memory.
     pub fn blocks_to_fetch(&self, key: &[u8], out: &mut Vec<BlockFetch>) {
-        let memtables =
-            std::iter::once(&self.active).chain(self.immutables.iter().map(|f| &*f.memtable));
-        for memtable in memtables {
+        for memtable in self.memtables_newest_first() {
             if memtable.get(key).is_some() {
                 return;
             }

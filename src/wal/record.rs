@@ -13,7 +13,9 @@
 //!
 //! * `length` is the number of bytes after the length field:
 //!   `1 + 8 + 4 + key_len + value_len`, so at least [`BODY_FIXED_BYTES`] (13).
-//! * `type` is 1 for a put and 2 for a delete (tombstone, whose value is empty).
+//! * `type` is 1 for a put, 2 for a delete (tombstone, whose value is empty) and 3 for a
+//!   drop-all (`FLUSHALL`): every write of the shard with a lower sequence number is gone;
+//!   its key and value are empty.
 //! * The value length is implied: `length - 13 - key_len`.
 //!
 //! A length field of zero marks the clean end of a segment's written data (its preallocated
@@ -33,6 +35,10 @@ pub enum RecordKind {
     Put = 1,
     /// Writes a tombstone for the key; the value is empty.
     Delete = 2,
+    /// Removes every write with a lower sequence number (`FLUSHALL`); key and value are
+    /// empty. Recovery empties what it replayed so far and drops the SSTables the
+    /// manifest still lists if their drop was not installed yet.
+    DropAll = 3,
 }
 
 /// A decoded record, borrowing key and value from the buffer it was decoded from.
@@ -56,12 +62,16 @@ pub fn encoded_len(key_len: usize, value_len: usize) -> usize {
 /// Appends the encoding of one record to `buf`.
 ///
 /// # Panics
-/// If the record would be longer than `u32::MAX` bytes, or a delete carries a value: both
-/// are bugs of the caller, whose protocol limits are far below.
+/// If the record would be longer than `u32::MAX` bytes, a delete carries a value or a
+/// drop-all a key: all bugs of the caller, whose protocol limits are far below.
 pub fn encode(buf: &mut Vec<u8>, kind: RecordKind, seq: SeqNo, key: &[u8], value: &[u8]) {
     assert!(
         kind == RecordKind::Put || value.is_empty(),
         "delete with a value"
+    );
+    assert!(
+        kind != RecordKind::DropAll || key.is_empty(),
+        "drop-all with a key"
     );
     let length = BODY_FIXED_BYTES + key.len() + value.len();
     let length = u32::try_from(length).expect("WAL record longer than u32::MAX bytes");
@@ -130,6 +140,7 @@ pub fn decode(buf: &[u8]) -> Decoded<'_> {
     let kind = match body[0] {
         1 => RecordKind::Put,
         2 => RecordKind::Delete,
+        3 => RecordKind::DropAll,
         _ => return Decoded::Corrupt("unknown record type"),
     };
     let seq = SeqNo(u64::from_le_bytes(body[1..9].try_into().expect("8 bytes")));
@@ -143,6 +154,9 @@ pub fn decode(buf: &[u8]) -> Decoded<'_> {
     let (key, value) = rest.split_at(key_len);
     if kind == RecordKind::Delete && !value.is_empty() {
         return Decoded::Corrupt("delete record with a value");
+    }
+    if kind == RecordKind::DropAll && !rest.is_empty() {
+        return Decoded::Corrupt("drop-all record with a key or value");
     }
     Decoded::Record {
         record: RecordRef {
@@ -190,6 +204,28 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn drop_all_round_trips_and_refuses_a_key() {
+        let buf = one(RecordKind::DropAll, 9, b"", b"");
+        match decode(&buf) {
+            Decoded::Record { record, len_bytes } => {
+                assert_eq!(len_bytes, encoded_len(0, 0));
+                assert_eq!(record.kind, RecordKind::DropAll);
+                assert_eq!(record.seq, SeqNo(9));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        // A put record relabelled as a drop-all (checksum fixed) is corrupt, not a drop.
+        let mut bad = one(RecordKind::Put, 9, b"k", b"");
+        bad[HEADER_BYTES] = RecordKind::DropAll as u8;
+        let crc = crc32fast::hash(&bad[4..]);
+        bad[..4].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            decode(&bad),
+            Decoded::Corrupt("drop-all record with a key or value")
+        );
     }
 
     #[test]
