@@ -3,8 +3,8 @@
 //! since SIGKILL leaves the page cache (and so every missing fdatasync) intact.
 //!
 //! Method: a deterministic simulation. Each seed drives one `ShardStore` through a random
-//! workload (puts, deletes, group commits, unsynced WAL writes, memtable flushes,
-//! compactions) on a real directory while `tskv::base::iolog` records every file-system
+//! workload (puts, deletes, drop-alls as `FLUSHALL` makes them, group commits, unsynced
+//! WAL writes, memtable flushes, compactions) on a real directory while `tskv::base::iolog` records every file-system
 //! operation it makes. The log is then replayed, up to a random crash point, against a
 //! model disk that keeps *written* and *durable* bytes apart: a file's bytes are durable
 //! only up to its last completed fdatasync, a directory entry (create, rename, remove)
@@ -59,13 +59,25 @@ fn key(i: usize) -> Vec<u8> {
     format!("key-{i:02}").into_bytes()
 }
 
-/// Every write the workload made, in sequence order: `(key index, value or tombstone)`.
+/// Every write the workload made, in sequence order: `(key index, value or tombstone)`,
+/// or `(DROP_ALL, None)` for a drop-all.
 type Writes = Vec<(usize, Option<Vec<u8>>)>;
+
+/// The key index that stands for a drop-all (`FLUSHALL`) in [`Writes`].
+const DROP_ALL: usize = usize::MAX;
+
+fn apply_write(state: &mut [Option<Vec<u8>>], k: usize, v: &Option<Vec<u8>>) {
+    if k == DROP_ALL {
+        state.fill(None);
+    } else {
+        state[k] = v.clone();
+    }
+}
 
 fn state_after(writes: &Writes, m: usize) -> Vec<Option<Vec<u8>>> {
     let mut state = vec![None; KEYS];
     for (k, v) in &writes[..m] {
-        state[*k] = v.clone();
+        apply_write(&mut state, *k, v);
     }
     state
 }
@@ -284,6 +296,9 @@ fn workload(
                 store.request_freeze();
             } else if roll < 64 {
                 store.compact_sync()?;
+            } else if roll < 66 && store.can_accept_writes() {
+                store.drop_all();
+                writes.push((DROP_ALL, None));
             }
             if store.stats().immutable_memtables > 0
                 && (rng.gen_bool(0.6) || !store.can_accept_writes())
@@ -324,7 +339,7 @@ fn check(dir: &Path, writes: &Writes, acked: usize, context: &str) -> usize {
     for m in acked..=writes.len() {
         if m > acked {
             let (k, v) = &writes[m - 1];
-            state[*k] = v.clone();
+            apply_write(&mut state, *k, v);
         }
         if state == recovered {
             return m;

@@ -35,6 +35,9 @@ impl ShardStore {
     /// The file is created empty under its final name `sst-<id>.sst`; it becomes live only
     /// when [`ShardStore::flush_written`] installs the manifest naming it.
     pub fn take_flush(&mut self) -> Result<Option<FlushJob>, StoreError> {
+        if let Some(e) = self.drop_failure() {
+            return Err(e);
+        }
         if self.flush_in_flight.is_some() {
             return Ok(None);
         }

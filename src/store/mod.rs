@@ -275,7 +275,6 @@ impl ShardStore {
                     // The segment left behind was fdatasynced after its last batch was
                     // written, so everything written so far is durable.
                     self.durable_seq = self.durable_seq.max(self.written_seq);
-                    self.install_durable_drops();
                     self.delete_covered_segments();
                 }
                 self.batches_in_flight += 1;
@@ -341,7 +340,6 @@ impl ShardStore {
     pub fn wal_synced(&mut self, seq: SeqNo) {
         debug_assert!(seq <= self.written_seq, "synced beyond what was written");
         self.durable_seq = self.durable_seq.max(seq);
-        self.install_durable_drops();
     }
 
     /// Whether WAL records wait to be taken as a batch.

@@ -76,7 +76,7 @@ impl ShardStore {
     /// # Errors
     /// A flush install that failed: the shard must stop taking writes.
     pub fn poll_compaction(&mut self) -> Result<bool, StoreError> {
-        if let Some(e) = self.take_drop_failure() {
+        if let Some(e) = self.drop_failure() {
             return Err(e);
         }
         let mut flushed = false;
@@ -112,10 +112,8 @@ impl ShardStore {
                 }
                 Reply::Dropped { version, seq } => self.drop_installed(seq, version),
                 Reply::DropFailed { reason } => {
-                    return Err(StoreError::Io {
-                        context: "installing a FLUSHALL".into(),
-                        source: io::Error::other(reason),
-                    });
+                    self.drop_failed(reason);
+                    return Err(self.drop_failure().expect("just failed"));
                 }
                 Reply::FlushFailed { table, reason } => {
                     self.flush_in_flight = None;
