@@ -169,11 +169,13 @@ impl Shard {
             && self.poisoned.is_none()
             && !self.store.can_accept_writes()
         {
+            self.store.note_write_stall();
             return Err(Wait::Capacity);
         }
         // A transaction's writes wait out a write stall like any write (its runtime
         // errors, a refusing shard's included, are per command inside the EXEC reply).
         if matches!(command, Command::Exec) && !self.store.can_accept_writes() {
+            self.store.note_write_stall();
             return Err(Wait::Capacity);
         }
         self.fetch_blocks(key, &command)?;

@@ -72,6 +72,14 @@ pub struct ShardMetrics {
     pub block_cache_misses: AtomicU64,
     /// Bytes held by the block cache.
     pub block_cache_bytes: AtomicU64,
+    /// Point lookups a table's Bloom filter answered without reading a block.
+    pub bloom_negatives: AtomicU64,
+    /// Bytes compaction must still rewrite to bring every level within its target.
+    pub pending_compaction_bytes: AtomicU64,
+    /// Times writes had to wait for a memtable flush (write stalls).
+    pub write_stalls: AtomicU64,
+    /// Microseconds writes spent stalled, over the stalls that ended.
+    pub write_stall_us: AtomicU64,
     /// SSTable blocks read through the ring for lookups, off the loop.
     pub block_reads: AtomicU64,
     /// Highest sequence number assigned.

@@ -612,6 +612,10 @@ impl Shard {
         ShardMetrics::set(&metrics.block_cache_hits, cache.hits);
         ShardMetrics::set(&metrics.block_cache_misses, cache.misses);
         ShardMetrics::set(&metrics.block_cache_bytes, cache.bytes);
+        ShardMetrics::set(&metrics.bloom_negatives, cache.bloom_negatives);
+        let (stalls, stall_us) = self.store.write_stalls();
+        ShardMetrics::set(&metrics.write_stalls, stalls);
+        ShardMetrics::set(&metrics.write_stall_us, stall_us);
         let version = Arc::downgrade(self.store.version());
         if version.ptr_eq(&self.published_version) {
             return;
@@ -630,6 +634,10 @@ impl Shard {
             ShardMetrics::set(&metrics.level_bytes[level], bytes);
         }
         ShardMetrics::set(&metrics.sstable_bytes, stats.sstable_bytes);
+        ShardMetrics::set(
+            &metrics.pending_compaction_bytes,
+            stats.pending_compaction_bytes,
+        );
         ShardMetrics::set(&metrics.compactions, stats.compactions);
         ShardMetrics::set(&metrics.compaction_read_bytes, stats.compaction.read_bytes);
         ShardMetrics::set(

@@ -77,6 +77,7 @@ impl ShardStore {
             frozen.dropped = true;
         }
         self.freeze_requested = false;
+        self.end_write_stall();
         self.version = Arc::new(Version::new(vec![Vec::new(); LEVELS_MAX]));
         self.drops.awaited = Some(seq);
         self.drops.last = seq;

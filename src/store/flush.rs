@@ -210,6 +210,7 @@ impl ShardStore {
             .name("tskv-memtable-free".into())
             .spawn(move || drop(flushed));
         self.flushes += 1;
+        self.end_write_stall();
         self.delete_covered_segments();
         self.maybe_freeze();
     }
