@@ -121,10 +121,21 @@ impl Shard {
         }
     }
 
-    /// If `op` is a `SAVE` part that must wait for a flush, starts the flush, sets the
-    /// part aside to be answered to `reply_to` on shard `from`, and returns true.
-    pub(super) fn defer_save(&mut self, op: &Op<&[u8]>, from: ShardId, reply_to: ReplyTo) -> bool {
-        if !matches!(op, Op::Admin(AdminOp::Save)) || self.poisoned.is_some() {
+    /// Sets aside a part that is answered later, off the order of the loop: a `SAVE`
+    /// part waiting for a flush, a `DBSIZE` part waiting for a count ([`super::dbsize`]).
+    /// Returns false when `op` runs now instead.
+    pub(super) fn defer_part(&mut self, op: &Op<&[u8]>, from: ShardId, reply_to: ReplyTo) -> bool {
+        match op {
+            Op::Admin(AdminOp::Save) => self.defer_save(from, reply_to),
+            Op::DbSize => self.defer_key_count(from, reply_to),
+            _ => false,
+        }
+    }
+
+    /// If a `SAVE` part must wait for a flush, starts the flush, sets the part aside to
+    /// be answered to `reply_to` on shard `from`, and returns true.
+    fn defer_save(&mut self, from: ShardId, reply_to: ReplyTo) -> bool {
+        if self.poisoned.is_some() {
             return false;
         }
         if !self.store.has_unflushed_writes() {
@@ -162,30 +173,51 @@ impl Shard {
                 None if target <= flushed => OpResult::Ok,
                 None => return true,
             };
-            self.answer_part(from, reply_to, result);
+            self.answer_part(from, reply_to, result, SeqNo(0));
             false
         });
         self.saves.waiting = waiting;
     }
 
-    /// Sends a part's result to the shard that asked for it, or fills in the slot of one
-    /// of this shard's connections.
-    fn answer_part(&mut self, from: ShardId, reply_to: ReplyTo, result: OpResult) {
+    /// Sends a deferred part's result to the shard that asked for it, or fills in the slot
+    /// of one of this shard's connections; either waits until the acknowledgement point
+    /// reaches `gate` (what the result read), as [`Shard::execute_request`] does.
+    pub(super) fn answer_part(
+        &mut self,
+        from: ShardId,
+        reply_to: ReplyTo,
+        result: OpResult,
+        gate: SeqNo,
+    ) {
+        let ack = self.ack_seq();
         if from != self.id {
-            self.outbox[from.0].push_back(Message::Reply { reply_to, result });
+            let reply = Message::Reply { reply_to, result };
+            if gate <= ack {
+                self.outbox[from.0].push_back(reply);
+            } else {
+                let tail_gate = self.remote_waiting.back().map_or(SeqNo(0), |(g, _, _)| *g);
+                self.remote_waiting
+                    .push_back((gate.max(tail_gate), from, reply));
+            }
             return;
         }
         let key = (reply_to.conn_index, reply_to.conn_gen);
-        let ack = self.ack_seq();
         let poisoned = self.poisoned.clone();
         let Some(conn) = self.conn_mut(key) else {
             return;
         };
-        if conn.apply_remote(reply_to.slot_id, reply_to.part, result)
-            && conn.promote(ack, poisoned.as_deref())
-        {
-            self.mark_dirty(key);
+        if let Some(slot) = conn.slot_mut(reply_to.slot_id) {
+            slot.gate = slot.gate.max(gate);
         }
+        if !conn.apply_remote(reply_to.slot_id, reply_to.part, result) {
+            return;
+        }
+        conn.promote(ack, poisoned.as_deref());
+        if conn.has_gated_slots(ack) && poisoned.is_none() && !conn.waiting_durable {
+            conn.waiting_durable = true;
+            self.durable_waiters.push(key);
+        }
+        self.mark_dirty(key);
     }
 
     /// Publishes what `LASTSAVE` and `INFO persistence` show of this shard.

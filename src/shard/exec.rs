@@ -417,8 +417,8 @@ impl Shard {
                 slot_id,
                 part: part as u32,
             };
-            if to == self.id && self.defer_save(op, self.id, reply_to) {
-                // Answered when this shard's flush is installed, like a remote part.
+            if to == self.id && self.defer_part(op, self.id, reply_to) {
+                // Answered later (a flush, a key count), like a remote part.
                 slot.parts_left += 1;
                 deferred_parts += 1;
             } else if to == self.id {
@@ -564,7 +564,7 @@ impl Shard {
     /// Runs a request from shard `from` and queues its reply (after the acknowledgement
     /// point passes what it depends on).
     pub(super) fn execute_request(&mut self, from: ShardId, reply_to: ReplyTo, op: mesh::OwnedOp) {
-        if self.defer_save(&op.as_borrowed(), from, reply_to) {
+        if self.defer_part(&op.as_borrowed(), from, reply_to) {
             return;
         }
         let (result, gate) = self.run_op(&op.as_borrowed());

@@ -4,8 +4,8 @@
 //! `# Memory` figures are the process's resident set from `/proc/self/status` (`VmRSS`,
 //! peak `VmHWM`): tskv does not count its allocator's bytes, so `used_memory` and
 //! `used_memory_rss` are the same number. `# Keyspace` counts live keys exactly, by
-//! asking every shard as `DBSIZE` does (a scan of each shard's keys); `expires` and
-//! `avg_ttl` are 0, tskv having no expiry.
+//! asking every shard as `DBSIZE` does (a count of a snapshot of each shard's keys, off
+//! its loop: see `dbsize`); `expires` and `avg_ttl` are 0, tskv having no expiry.
 
 use std::fmt::Write as _;
 
@@ -34,9 +34,10 @@ impl Shard {
         Ok(())
     }
 
-    /// The shard's live keys (`DBSIZE`, `INFO keyspace`): counted by a scan, which is
-    /// reused until the next write (flushes and compactions do not change the count), so
-    /// a tool polling `INFO` on an idle server costs nothing.
+    /// The shard's live keys (`DBSIZE`, `INFO keyspace`) counted here, on the loop: the
+    /// last count while nothing was written since (flushes and compactions do not change
+    /// it), else a scan. Parts that can wait are counted off the loop instead
+    /// (`Shard::defer_key_count`); this is their fallback.
     pub(super) fn live_keys(&mut self) -> Result<u64, crate::base::StoreError> {
         let last_seq = self.store.last_seq();
         if let Some((seq, count)) = self.live_keys_counted {

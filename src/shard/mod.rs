@@ -18,7 +18,7 @@
 //! flushes, periodic fdatasyncs) and the acknowledgement point; [`conn`] is one connection
 //! with its buffers and reply slots; `exec` runs commands against the store and routes
 //! their keys (`strings` the string and counter commands, `client` `HELLO` and
-//! `CLIENT`, `multi` single-shard transactions); `fetch` owns the block reads of lookups and the requests waiting on them;
+//! `CLIENT`, `multi` single-shard transactions, `dbsize` key counts off the loop); `fetch` owns the block reads of lookups and the requests waiting on them;
 //! [`scan`] the `SCAN` positions; [`mesh`] the queues to other shards; `conns` the
 //! connection table (accepting, servicing within budgets, writing replies). This file is
 //! the loop that ties them together.
@@ -48,6 +48,7 @@ mod client;
 mod committer;
 pub mod conn;
 mod conns;
+mod dbsize;
 mod exec;
 mod fetch;
 pub(crate) mod info;
@@ -181,6 +182,8 @@ pub struct Shard {
     live_keys_counted: Option<(SeqNo, u64)>,
     /// `SAVE` parts waiting for a flush, and a `BGSAVE` in progress.
     saves: admin::Saves,
+    /// `DBSIZE` parts waiting for a key count off the loop.
+    key_counts: dbsize::KeyCounts,
 }
 
 impl Shard {
@@ -267,6 +270,7 @@ impl Shard {
             published_version: std::sync::Weak::new(),
             live_keys_counted: None,
             saves: admin::Saves::default(),
+            key_counts: dbsize::KeyCounts::default(),
             scan_positions: scan::ScanPositions::default(),
             series: Default::default(),
             fetches: fetch::Fetches::new(shards),
@@ -452,6 +456,7 @@ impl Shard {
             Err(e) => self.poison(format!("installing flushed SSTable failed: {e}")),
         }
         self.complete_saves();
+        self.complete_key_counts();
     }
 
     /// Marks the shard read-only after a failed WAL or SSTable write: the reason is logged,

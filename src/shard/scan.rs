@@ -50,13 +50,32 @@ fn user_key<'e>(store: &ShardStore, key: &'e [u8], live: bool) -> Option<(&'e [u
 /// # Errors
 /// A failed read.
 pub fn user_key_count(store: &ShardStore) -> Result<u64, crate::base::StoreError> {
+    snapshot_user_key_count(&store.snapshot(Some(&keys::USER_KEYS_END)))
+}
+
+/// Counts the live user keys of a store snapshot, as [`user_key_count`] does: a string
+/// counts once, a series once unless a live string of its name shadows it, internal
+/// entries never. Reads the snapshot's tables with `pread`: run it off the shard's loop.
+///
+/// # Errors
+/// A failed read.
+pub fn snapshot_user_key_count(
+    snapshot: &crate::store::Snapshot,
+) -> Result<u64, crate::base::StoreError> {
     let mut count = 0;
-    for entry in store.scan_from(b"") {
+    for entry in snapshot.scan() {
         let entry = entry?;
         if entry.key.as_slice() >= keys::USER_KEYS_END.as_slice() {
             break;
         }
-        count += u64::from(user_key(store, &entry.key, entry.value.is_some()).is_some());
+        if entry.value.is_none() {
+            continue;
+        }
+        count += u64::from(match keys::classify(&entry.key) {
+            KeyClass::String => true,
+            KeyClass::Series(user) => !snapshot.is_live(user)?,
+            KeyClass::Internal => false,
+        });
     }
     Ok(count)
 }

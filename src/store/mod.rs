@@ -26,10 +26,12 @@ mod drop_all;
 mod flush;
 mod read;
 mod recovery;
+mod snapshot;
 mod versions;
 
 pub use flush::FlushJob;
 pub use read::{BlockFetch, Lookup};
+pub use snapshot::Snapshot;
 use versions::Versions;
 
 use crate::base::{SeqNo, StoreError};
