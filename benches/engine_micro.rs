@@ -70,6 +70,7 @@ fn sorted_entries(count: usize, rng: &mut SmallRng) -> Vec<TableEntry> {
             key: key(index).to_vec(),
             seq: SeqNo(index as u64 + 1),
             value: Some(value(rng)),
+            expire_at_ms: None,
         })
         .collect()
 }
@@ -77,7 +78,7 @@ fn sorted_entries(count: usize, rng: &mut SmallRng) -> Vec<TableEntry> {
 fn build_table(entries: &[TableEntry]) -> Vec<u8> {
     let mut writer = SstWriter::new(BLOCK_BYTES, BLOOM_BITS_PER_KEY);
     for entry in entries {
-        writer.add(&entry.key, entry.seq, entry.value.as_deref());
+        writer.add(&entry.key, entry.seq, entry.value.as_deref(), None);
     }
     writer.finish()
 }
@@ -93,7 +94,7 @@ fn bench_memtable(c: &mut Criterion, rng: &mut SmallRng) {
             Memtable::new,
             |mut memtable| {
                 for (index, key) in keys.iter().enumerate() {
-                    memtable.insert(key, SeqNo(index as u64 + 1), Some(&value));
+                    memtable.insert(key, SeqNo(index as u64 + 1), Some(&value), None);
                 }
                 // Returned, so that dropping it is not timed.
                 memtable
@@ -226,7 +227,7 @@ fn bench_merge(c: &mut Criterion, rng: &mut SmallRng) {
                         .map(|entries| Box::new(entries.into_iter().map(Ok)) as EntrySource<'_>)
                         .collect();
                     let mut count = 0;
-                    for entry in MergeIter::new(boxed) {
+                    for entry in MergeIter::new(boxed, 0) {
                         black_box(entry.expect("in-memory sources do not fail"));
                         count += 1;
                     }

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod client;
+pub mod expiry;
 pub mod strings;
 
 pub use admin::AdminCommand;
@@ -83,6 +84,10 @@ pub enum CommandKind {
     SetNx,
     /// MSETNX.
     MSetNx,
+    /// RENAME.
+    Rename,
+    /// RENAMENX.
+    RenameNx,
     /// UNLINK (the same as DEL: tskv frees nothing in the background).
     Unlink,
     /// TOUCH (the same as EXISTS: tskv keeps no access times).
@@ -95,8 +100,36 @@ pub enum CommandKind {
     Exec,
     /// DISCARD.
     Discard,
+    /// WATCH.
+    Watch,
+    /// UNWATCH.
+    Unwatch,
     /// AUTH.
     Auth,
+    /// SETEX.
+    SetEx,
+    /// PSETEX.
+    PSetEx,
+    /// GETEX.
+    GetEx,
+    /// EXPIRE.
+    Expire,
+    /// PEXPIRE.
+    PExpire,
+    /// EXPIREAT.
+    ExpireAt,
+    /// PEXPIREAT.
+    PExpireAt,
+    /// TTL.
+    Ttl,
+    /// PTTL.
+    PTtl,
+    /// EXPIRETIME.
+    ExpireTime,
+    /// PEXPIRETIME.
+    PExpireTime,
+    /// PERSIST.
+    Persist,
     /// TS.CREATE (RedisTimeSeries; see [`crate::timeseries`]).
     TsCreate,
     /// TS.ALTER.
@@ -141,7 +174,7 @@ pub enum CommandKind {
 
 impl CommandKind {
     /// Every kind, in `repr` order.
-    pub const ALL: [CommandKind; 60] = [
+    pub const ALL: [CommandKind; 76] = [
         Self::Ping,
         Self::Echo,
         Self::Quit,
@@ -175,13 +208,29 @@ impl CommandKind {
         Self::GetDel,
         Self::SetNx,
         Self::MSetNx,
+        Self::Rename,
+        Self::RenameNx,
         Self::Unlink,
         Self::Touch,
         Self::RandomKey,
         Self::Multi,
         Self::Exec,
         Self::Discard,
+        Self::Watch,
+        Self::Unwatch,
         Self::Auth,
+        Self::SetEx,
+        Self::PSetEx,
+        Self::GetEx,
+        Self::Expire,
+        Self::PExpire,
+        Self::ExpireAt,
+        Self::PExpireAt,
+        Self::Ttl,
+        Self::PTtl,
+        Self::ExpireTime,
+        Self::PExpireTime,
+        Self::Persist,
         Self::TsCreate,
         Self::TsAlter,
         Self::TsAdd,
@@ -240,13 +289,29 @@ impl CommandKind {
             Self::GetDel => "getdel",
             Self::SetNx => "setnx",
             Self::MSetNx => "msetnx",
+            Self::Rename => "rename",
+            Self::RenameNx => "renamenx",
             Self::Unlink => "unlink",
             Self::Touch => "touch",
             Self::RandomKey => "randomkey",
             Self::Multi => "multi",
             Self::Exec => "exec",
             Self::Discard => "discard",
+            Self::Watch => "watch",
+            Self::Unwatch => "unwatch",
             Self::Auth => "auth",
+            Self::SetEx => "setex",
+            Self::PSetEx => "psetex",
+            Self::GetEx => "getex",
+            Self::Expire => "expire",
+            Self::PExpire => "pexpire",
+            Self::ExpireAt => "expireat",
+            Self::PExpireAt => "pexpireat",
+            Self::Ttl => "ttl",
+            Self::PTtl => "pttl",
+            Self::ExpireTime => "expiretime",
+            Self::PExpireTime => "pexpiretime",
+            Self::Persist => "persist",
             Self::TsCreate => "ts.create",
             Self::TsAlter => "ts.alter",
             Self::TsAdd => "ts.add",
@@ -279,11 +344,22 @@ impl CommandKind {
             | Self::Hello
             | Self::Select
             | Self::Multi
-            | Self::Discard => &["fast"],
+            | Self::Discard
+            | Self::Watch
+            | Self::Unwatch => &["fast"],
             Self::Auth => &["fast", "no_auth"],
             Self::Client | Self::Command | Self::Info | Self::Exec => &[],
             Self::Config | Self::Shutdown => &["admin"],
-            Self::Set | Self::MSet | Self::SetRange | Self::MSetNx => &["write", "denyoom"],
+            Self::Set | Self::MSet | Self::SetRange | Self::MSetNx | Self::SetEx | Self::PSetEx => {
+                &["write", "denyoom"]
+            }
+            Self::GetEx
+            | Self::Expire
+            | Self::PExpire
+            | Self::ExpireAt
+            | Self::PExpireAt
+            | Self::Persist => &["write", "fast"],
+            Self::Ttl | Self::PTtl | Self::ExpireTime | Self::PExpireTime => &["readonly", "fast"],
             Self::Del => &["write"],
             Self::Incr
             | Self::Decr
@@ -293,7 +369,8 @@ impl CommandKind {
             | Self::Append
             | Self::GetSet
             | Self::SetNx => &["write", "denyoom", "fast"],
-            Self::GetDel | Self::Unlink => &["write", "fast"],
+            Self::GetDel | Self::Unlink | Self::RenameNx => &["write", "fast"],
+            Self::Rename => &["write"],
             Self::Get
             | Self::Exists
             | Self::MGet
@@ -333,9 +410,24 @@ impl CommandKind {
             | Self::SetRange
             | Self::GetSet
             | Self::GetDel
-            | Self::SetNx => (1, 1, 1),
-            Self::Del | Self::Exists | Self::MGet | Self::Unlink | Self::Touch => (1, -1, 1),
+            | Self::SetNx
+            | Self::SetEx
+            | Self::PSetEx
+            | Self::GetEx
+            | Self::Expire
+            | Self::PExpire
+            | Self::ExpireAt
+            | Self::PExpireAt
+            | Self::Ttl
+            | Self::PTtl
+            | Self::ExpireTime
+            | Self::PExpireTime
+            | Self::Persist => (1, 1, 1),
+            Self::Del | Self::Exists | Self::MGet | Self::Unlink | Self::Touch | Self::Watch => {
+                (1, -1, 1)
+            }
             Self::MSet | Self::MSetNx => (1, -1, 2),
+            Self::Rename | Self::RenameNx => (1, 2, 1),
             Self::TsMAdd => (1, -1, 3),
             kind if kind.is_series() && !kind.is_multi_series() => (1, 1, 1),
             _ => (0, 0, 0),
@@ -407,9 +499,15 @@ impl CommandKind {
             | Self::SetNx => 3,
             Self::GetRange | Self::SetRange => 4,
             Self::MSetNx => -3,
+            Self::Rename | Self::RenameNx => 3,
             Self::Unlink | Self::Touch => -2,
-            Self::RandomKey | Self::Multi | Self::Exec | Self::Discard => 1,
+            Self::RandomKey | Self::Multi | Self::Exec | Self::Discard | Self::Unwatch => 1,
+            Self::Watch => -2,
             Self::Auth => -2,
+            Self::SetEx | Self::PSetEx => 4,
+            Self::GetEx => -2,
+            Self::Expire | Self::PExpire | Self::ExpireAt | Self::PExpireAt => -3,
+            Self::Ttl | Self::PTtl | Self::ExpireTime | Self::PExpireTime | Self::Persist => 2,
             // RedisTimeSeries 1.10's `RedisModule_CreateCommand` arities.
             Self::TsCreate | Self::TsAlter | Self::TsGet | Self::TsInfo => -2,
             Self::TsAdd | Self::TsMAdd | Self::TsRange | Self::TsRevRange => -4,
@@ -525,6 +623,10 @@ pub enum Command<'a> {
     Exec,
     /// `DISCARD`.
     Discard,
+    /// `WATCH key [key ...]`.
+    Watch(Vec<&'a [u8]>),
+    /// `UNWATCH`.
+    Unwatch,
     /// `AUTH [username] password`.
     Auth {
         /// The user; `None` means `default`.
@@ -603,7 +705,7 @@ fn parse_known<'a>(kind: CommandKind, args: &[&'a [u8]]) -> Result<Command<'a>, 
                 Err(unknown_subcommand(rest[0], "CONFIG"))
             }
         }
-        CommandKind::Set => parse_set(rest),
+        CommandKind::Set => expiry::parse_set(rest),
         CommandKind::Get => Ok(Command::Get(rest[0])),
         CommandKind::Del | CommandKind::Unlink => Ok(Command::Del(rest.to_vec())),
         CommandKind::Exists | CommandKind::Touch => Ok(Command::Exists(rest.to_vec())),
@@ -626,6 +728,8 @@ fn parse_known<'a>(kind: CommandKind, args: &[&'a [u8]]) -> Result<Command<'a>, 
         CommandKind::Multi => Ok(Command::Multi),
         CommandKind::Exec => Ok(Command::Exec),
         CommandKind::Discard => Ok(Command::Discard),
+        CommandKind::Watch => Ok(Command::Watch(rest.to_vec())),
+        CommandKind::Unwatch => Ok(Command::Unwatch),
         CommandKind::Auth => match rest {
             [password] => Ok(Command::Auth {
                 username: None,
@@ -649,12 +753,26 @@ fn parse_known<'a>(kind: CommandKind, args: &[&'a [u8]]) -> Result<Command<'a>, 
         | CommandKind::GetSet
         | CommandKind::GetDel
         | CommandKind::SetNx
-        | CommandKind::MSetNx => strings::parse(kind, rest),
+        | CommandKind::MSetNx
+        | CommandKind::Rename
+        | CommandKind::RenameNx => strings::parse(kind, rest),
         CommandKind::Save
         | CommandKind::BgSave
         | CommandKind::LastSave
         | CommandKind::FlushDb
         | CommandKind::FlushAll => admin::parse(kind, rest),
+        CommandKind::SetEx
+        | CommandKind::PSetEx
+        | CommandKind::GetEx
+        | CommandKind::Expire
+        | CommandKind::PExpire
+        | CommandKind::ExpireAt
+        | CommandKind::PExpireAt
+        | CommandKind::Ttl
+        | CommandKind::PTtl
+        | CommandKind::ExpireTime
+        | CommandKind::PExpireTime
+        | CommandKind::Persist => expiry::parse(kind, rest),
         kind => {
             if kind == CommandKind::TsMAdd && !rest.len().is_multiple_of(3) {
                 return Err(wrong_arity(kind.name()));
@@ -696,28 +814,6 @@ fn parse_scan<'a>(rest: &[&'a [u8]]) -> Result<Command<'a>, String> {
         }
     }
     Ok(Command::Scan(args))
-}
-
-fn parse_set<'a>(rest: &[&'a [u8]]) -> Result<Command<'a>, String> {
-    let mut condition = SetCondition::Always;
-    for option in &rest[2..] {
-        let wanted = if option.eq_ignore_ascii_case(b"NX") {
-            SetCondition::IfAbsent
-        } else if option.eq_ignore_ascii_case(b"XX") {
-            SetCondition::IfPresent
-        } else {
-            return Err("ERR syntax error".into());
-        };
-        if condition != SetCondition::Always && condition != wanted {
-            return Err("ERR syntax error".into());
-        }
-        condition = wanted;
-    }
-    Ok(Command::Set {
-        key: rest[0],
-        value: rest[1],
-        condition,
-    })
 }
 
 /// Parses a decimal `i64` the way Redis's `string2ll` does (no spaces, no `+`).

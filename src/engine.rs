@@ -96,6 +96,22 @@ impl Engine {
         self.after_write()
     }
 
+    /// Writes `key = value`, visible until `expire_at_ms` (absolute Unix milliseconds;
+    /// `None` = never). After the deadline, [`Engine::get`] and [`Engine::scan`] no longer
+    /// see the key, and compaction drops it.
+    ///
+    /// # Errors
+    /// As [`Engine::put`].
+    pub fn put_expiring(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        expire_at_ms: Option<u64>,
+    ) -> Result<(), StoreError> {
+        self.store.put_expiring(key, value, expire_at_ms);
+        self.after_write()
+    }
+
     /// Deletes `key` (writes a tombstone; deleting a missing key is not an error).
     ///
     /// # Errors

@@ -45,6 +45,9 @@ pub struct MemEntry {
     pub seq: SeqNo,
     /// The value, or `None` for a tombstone.
     pub value: Option<MemValue>,
+    /// The value's expiry deadline (absolute Unix ms), `None` = never; see
+    /// [`crate::base::is_expired`].
+    pub expire_at_ms: Option<u64>,
 }
 
 /// A skiplist key: the bytes, with their first 16 bytes (zero-padded) as a big-endian
@@ -118,8 +121,15 @@ impl Memtable {
         Self::default()
     }
 
-    /// Sets `key` to `value` (`None` = tombstone) at `seq`, replacing any older version.
-    pub fn insert(&mut self, key: &[u8], seq: SeqNo, value: Option<&[u8]>) {
+    /// Sets `key` to `value` (`None` = tombstone) at `seq`, visible until `expire_at_ms`
+    /// (`None` = never), replacing any older version.
+    pub fn insert(
+        &mut self,
+        key: &[u8],
+        seq: SeqNo,
+        value: Option<&[u8]>,
+        expire_at_ms: Option<u64>,
+    ) {
         debug_assert!(
             seq > self.max_seq,
             "memtable sequence numbers must increase"
@@ -131,6 +141,7 @@ impl Memtable {
         let entry = MemEntry {
             seq,
             value: value.map(MemValue::from_slice),
+            expire_at_ms,
         };
         match self.newest.get_mut(key) {
             Some(newest) => {
@@ -203,21 +214,22 @@ mod tests {
     #[test]
     fn newest_version_wins_and_size_follows_live_and_written_bytes() {
         let mut m = Memtable::new();
-        m.insert(b"a", SeqNo(1), Some(b"1234"));
+        m.insert(b"a", SeqNo(1), Some(b"1234"), None);
         assert_eq!(m.size_bytes(), 1 + 4 + ENTRY_OVERHEAD_BYTES);
-        m.insert(b"a", SeqNo(2), None);
+        m.insert(b"a", SeqNo(2), None, None);
         assert_eq!(
             m.size_bytes(),
             1 + ENTRY_OVERHEAD_BYTES,
             "live bytes of the tombstone"
         );
-        m.insert(b"b", SeqNo(3), Some(b"x"));
+        m.insert(b"b", SeqNo(3), Some(b"x"), None);
         assert_eq!(m.len(), 2);
         assert_eq!(
             m.get(b"a"),
             Some(MemEntry {
                 seq: SeqNo(2),
-                value: None
+                value: None,
+                expire_at_ms: None,
             })
         );
         assert_eq!(m.max_seq(), SeqNo(3));
@@ -225,7 +237,7 @@ mod tests {
         let mut seq = 3;
         for _ in 0..1000 {
             seq += 1;
-            m.insert(b"a", SeqNo(seq), Some(b"1234"));
+            m.insert(b"a", SeqNo(seq), Some(b"1234"), None);
         }
         assert!(m.size_bytes() >= 1000 * (1 + 4 + ENTRY_OVERHEAD_BYTES) / WRITTEN_PER_SIZE_BYTES);
         let keys: Vec<&[u8]> = m.iter().map(|(k, _)| k).collect();
@@ -243,7 +255,7 @@ mod tests {
             let mut m = Memtable::new();
             let mut model = std::collections::BTreeMap::new();
             for (i, (key, value)) in writes.iter().enumerate() {
-                m.insert(key, SeqNo(i as u64 + 1), value.as_deref());
+                m.insert(key, SeqNo(i as u64 + 1), value.as_deref(), None);
                 model.insert(key.clone(), (SeqNo(i as u64 + 1), value.clone()));
             }
             let got: Vec<(Vec<u8>, SeqNo, Option<Vec<u8>>)> =

@@ -20,7 +20,7 @@ use tskv::sstable::bloom::{hash_key, Bloom};
 use tskv::sstable::format::{encode_index, Footer, IndexEntry};
 use tskv::sstable::writer::SstWriter;
 use tskv::sstable::TableId;
-use tskv::wal::record::{encode, RecordKind};
+use tskv::wal::record::{encode, encode_full, RecordKind};
 use tskv::wal::SegmentNo;
 
 /// One seed: the target it feeds, its file name and its bytes.
@@ -89,6 +89,15 @@ fn wal_seeds() -> Vec<Seed> {
     encode(&mut put, RecordKind::Put, SeqNo(7), b"sensor:42", b"21.5");
     let mut delete = Vec::new();
     encode(&mut delete, RecordKind::Delete, SeqNo(8), b"sensor:42", b"");
+    let mut put_expiring = Vec::new();
+    encode_full(
+        &mut put_expiring,
+        RecordKind::PutExpiring,
+        SeqNo(9),
+        b"session:7",
+        b"token",
+        Some(1_700_000_000_000),
+    );
     let mut segment = Vec::new();
     for seq in 1..=3 {
         encode(&mut segment, RecordKind::Put, SeqNo(seq), b"key", b"value");
@@ -134,6 +143,11 @@ fn wal_seeds() -> Vec<Seed> {
             bytes: delete,
         },
         Seed {
+            target: "wal_record",
+            name: "put-expiring",
+            bytes: put_expiring,
+        },
+        Seed {
             target: "wal_segment",
             name: "records-then-zeros",
             bytes: segment,
@@ -152,16 +166,18 @@ fn sstable(entries: u64, block_bytes: usize) -> Vec<u8> {
         let key = format!("key-{i:04}");
         let value = format!("value-{i}");
         let value = (i % 5 != 3).then_some(value.as_bytes());
-        writer.add(key.as_bytes(), SeqNo(100 + i), value);
+        let expire_at_ms = (value.is_some() && i % 7 == 5).then_some(1_700_000_000_000 + i);
+        writer.add(key.as_bytes(), SeqNo(100 + i), value, expire_at_ms);
     }
     writer.finish()
 }
 
 fn sstable_seeds() -> Vec<Seed> {
     let mut block = BlockBuilder::new();
-    block.add(b"a", SeqNo(3), Some(b"one"));
-    block.add(b"b", SeqNo(1), None);
-    block.add(b"c", SeqNo(2), Some(b""));
+    block.add(b"a", SeqNo(3), Some(b"one"), None);
+    block.add(b"b", SeqNo(1), None, None);
+    block.add(b"c", SeqNo(2), Some(b""), None);
+    block.add(b"d", SeqNo(4), Some(b"soon"), Some(1_700_000_000_000));
     let mut data_block = Vec::new();
     block.finish_into(&mut data_block);
     data_block.truncate(data_block.len() - 4);
@@ -189,6 +205,8 @@ fn sstable_seeds() -> Vec<Seed> {
         entry_count: 12,
         smallest_seq: SeqNo(5),
         largest_seq: SeqNo(16),
+        first_deadline_ms: Some(1_700_000_000_000),
+        format_version: tskv::sstable::format::FORMAT_VERSION,
     };
     vec![
         Seed {

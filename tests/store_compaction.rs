@@ -242,7 +242,7 @@ fn a_crash_at_any_point_of_a_compaction_keeps_every_key() {
     let manifest = tskv::manifest::Manifest::load(dir.path()).unwrap().unwrap();
     let mut versions = VersionSet::recover(dir.path(), manifest).unwrap();
     let version = Arc::clone(versions.current());
-    let task = pick(&version.metas(), &opts.compaction).expect("level 0 is full");
+    let task = pick(&version.metas(), &opts.compaction, 0).expect("level 0 is full");
     assert!(!task.is_trivial_move());
     let mut job = CompactionJob::new(
         task,

@@ -7,7 +7,8 @@
 //! (`t_string.c`); errors that depend on the stored value come from
 //! [`crate::shard`]'s execution of the op.
 
-use super::{Command, CommandKind};
+use super::expiry::{DeadlineArg, ExpireFlags, GetExExpiry, SetExpiry};
+use super::{Command, CommandKind, SetCondition};
 
 /// `ERR value is not an integer or out of range` (Redis's `shared.outofrangeerr` text).
 pub const NOT_AN_INTEGER: &str = "ERR value is not an integer or out of range";
@@ -81,12 +82,70 @@ pub enum StringOp<K> {
     /// `MSETNX key value [key value ...]`, every key on one shard: set them all if none
     /// exists; replies 1 if set, 0 if not.
     MSetNx(Vec<(K, K)>),
+    /// `RENAME key newkey` / `RENAMENX` (`nx`), both keys on one shard: moves the value
+    /// and its deadline; `ERR no such key` if `from` is missing.
+    Rename {
+        /// The key renamed.
+        from: K,
+        /// Its new name.
+        to: K,
+        /// `RENAMENX`: only if `to` does not exist (replies 1 or 0 instead of `OK`).
+        nx: bool,
+    },
+    /// `SET` with `GET` or a deadline option, `SETEX`, `PSETEX` (see
+    /// [`super::expiry`]): replies `OK`/nil, or the old value with `GET`.
+    Set {
+        /// The key.
+        key: K,
+        /// The new value.
+        value: K,
+        /// NX / XX.
+        condition: SetCondition,
+        /// The new value's deadline.
+        expiry: SetExpiry,
+        /// `GET`: reply with the old value.
+        get: bool,
+        /// The command, for its error texts.
+        kind: CommandKind,
+    },
+    /// `GETEX key [EX|PX|EXAT|PXAT|PERSIST]`: the value, changing its deadline.
+    GetEx {
+        /// The key.
+        key: K,
+        /// What happens to the deadline.
+        expiry: GetExExpiry,
+    },
+    /// `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT`: replies 1 if the deadline was set
+    /// (or the key deleted, for a deadline in the past), 0 if not.
+    Expire {
+        /// The key.
+        key: K,
+        /// The new deadline.
+        when: DeadlineArg,
+        /// NX / XX / GT / LT.
+        flags: ExpireFlags,
+        /// The command, for its error texts.
+        kind: CommandKind,
+    },
+    /// `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME` (`kind` says which): -2 if the key is
+    /// missing, -1 if it has no deadline.
+    Ttl {
+        /// The key.
+        key: K,
+        /// Which of the four.
+        kind: CommandKind,
+    },
+    /// `PERSIST key`: drops the deadline; replies 1 if there was one.
+    Persist(K),
 }
 
 impl<K: AsRef<[u8]>> StringOp<K> {
     /// Whether the op may write (it is refused on a shard that refuses writes).
     pub fn writes(&self) -> bool {
-        !matches!(self, Self::StrLen(_) | Self::GetRange { .. })
+        !matches!(
+            self,
+            Self::StrLen(_) | Self::GetRange { .. } | Self::Ttl { .. }
+        )
     }
 
     /// The op holding borrowed bytes.
@@ -136,6 +195,46 @@ impl<K: AsRef<[u8]>> StringOp<K> {
             Self::MSetNx(pairs) => {
                 StringOp::MSetNx(pairs.iter().map(|(k, v)| (f(k), f(v))).collect())
             }
+            Self::Rename { from, to, nx } => StringOp::Rename {
+                from: f(from),
+                to: f(to),
+                nx: *nx,
+            },
+            Self::Set {
+                key,
+                value,
+                condition,
+                expiry,
+                get,
+                kind,
+            } => StringOp::Set {
+                key: f(key),
+                value: f(value),
+                condition: *condition,
+                expiry: *expiry,
+                get: *get,
+                kind: *kind,
+            },
+            Self::GetEx { key, expiry } => StringOp::GetEx {
+                key: f(key),
+                expiry: *expiry,
+            },
+            Self::Expire {
+                key,
+                when,
+                flags,
+                kind,
+            } => StringOp::Expire {
+                key: f(key),
+                when: *when,
+                flags: *flags,
+                kind: *kind,
+            },
+            Self::Ttl { key, kind } => StringOp::Ttl {
+                key: f(key),
+                kind: *kind,
+            },
+            Self::Persist(key) => StringOp::Persist(f(key)),
         }
     }
 }
@@ -152,8 +251,14 @@ impl<'k> StringOp<&'k [u8]> {
             | Self::GetSet { key, .. }
             | Self::SetNx { key, .. }
             | Self::StrLen(key)
-            | Self::GetDel(key) => smallvec::smallvec![key],
+            | Self::GetDel(key)
+            | Self::Set { key, .. }
+            | Self::GetEx { key, .. }
+            | Self::Expire { key, .. }
+            | Self::Ttl { key, .. }
+            | Self::Persist(key) => smallvec::smallvec![key],
             Self::MSetNx(ref pairs) => pairs.iter().map(|(k, _)| *k).collect(),
+            Self::Rename { from, to, .. } => smallvec::smallvec![from, to],
         }
     }
 }
@@ -225,6 +330,11 @@ pub(super) fn parse<'a>(kind: CommandKind, rest: &[&'a [u8]]) -> Result<Command<
             }
             StringOp::MSetNx(rest.chunks_exact(2).map(|kv| (kv[0], kv[1])).collect())
         }
+        CommandKind::Rename | CommandKind::RenameNx => StringOp::Rename {
+            from: rest[0],
+            to: rest[1],
+            nx: kind == CommandKind::RenameNx,
+        },
         other => unreachable!("{} is not a string command", other.name()),
     };
     Ok(Command::Strings(op))

@@ -13,9 +13,10 @@
 //! Requests arrive on one bounded queue (`std::sync::mpsc::sync_channel`); replies go back
 //! on one channel per shard, at most a few per flush, so they stay short.
 
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use super::job::{trivial_move, CompactionJob, CompactionStats};
 use super::picker::pick;
@@ -24,6 +25,9 @@ use crate::base::SeqNo;
 use crate::config::StoreOptions;
 use crate::sstable::TableId;
 use crate::version::set::VersionSet;
+
+/// How often the idle compaction core looks again for tables whose values have expired.
+const EXPIRY_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 use crate::version::Version;
 use crate::wal::SegmentNo;
 
@@ -214,13 +218,16 @@ impl Core {
         let mut busy = false;
         loop {
             if !busy {
-                match inbox.recv() {
+                // Idle: wake now and then anyway, since values expiring make tables due for
+                // compaction without any request arriving.
+                match inbox.recv_timeout(EXPIRY_CHECK_INTERVAL) {
                     Ok(request) => {
                         if !self.handle(request) {
                             return self.abandon();
                         }
                     }
-                    Err(_) => return self.abandon(),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return self.abandon(),
                 }
             }
             loop {
@@ -383,7 +390,8 @@ impl Core {
                 continue;
             };
             let version = Arc::clone(state.versions.current());
-            let Some(task) = pick(&version.metas(), &state.options.compaction) else {
+            let now_ms = crate::base::unix_now_ms();
+            let Some(task) = pick(&version.metas(), &state.options.compaction, now_ms) else {
                 continue;
             };
             self.next_shard = (shard + 1) % count;

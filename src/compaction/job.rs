@@ -81,7 +81,7 @@ impl CompactionJob {
         }
         Self {
             task,
-            merge: MergeIter::new(sources),
+            merge: MergeIter::new(sources, crate::base::unix_now_ms()),
             dir,
             options,
             table_ids,
@@ -124,11 +124,16 @@ impl CompactionJob {
                 self.done = true;
                 break;
             };
-            let TableEntry { key, seq, value } = entry;
+            let TableEntry {
+                key,
+                seq,
+                value,
+                expire_at_ms,
+            } = entry;
             if value.is_none() && self.task.drop_tombstones {
                 continue;
             }
-            writer.add(&key, seq, value.as_deref());
+            writer.add(&key, seq, value.as_deref(), expire_at_ms);
         }
         if writer.entry_count() > 0 {
             self.output_entries += writer.entry_count();

@@ -5,12 +5,15 @@
 //! table both do). A binary heap orders the heads by key, then by sequence number, highest
 //! first; the first head of a key wins and the older versions of that key are skipped.
 //! Memory is one entry per source, whatever the length of the range. Tombstones are yielded
-//! (`value: None`): a scan hides them, a compaction keeps or drops them.
+//! (`value: None`): a scan hides them, a compaction keeps or drops them. A version whose
+//! expiry deadline has passed at the merge's `now_ms` ([`crate::base::is_expired`]) is
+//! yielded as a tombstone with its sequence number: invisible to scans, and still shadowing
+//! the older versions of its key in a compaction that keeps tombstones.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
-use crate::base::{SeqNo, StoreError};
+use crate::base::{is_expired, SeqNo, StoreError};
 use crate::sstable::TableEntry;
 
 /// A sorted stream of entries from one memtable or table.
@@ -53,16 +56,19 @@ impl Ord for Head {
 pub struct MergeIter<'a> {
     sources: Vec<EntrySource<'a>>,
     heap: BinaryHeap<Reverse<Head>>,
+    now_ms: u64,
     started: bool,
     failed: bool,
 }
 
 impl<'a> MergeIter<'a> {
-    /// A merge of `sources` (each sorted by key, one version per key).
-    pub fn new(sources: Vec<EntrySource<'a>>) -> Self {
+    /// A merge of `sources` (each sorted by key, one version per key), expiring deadlines
+    /// against `now_ms` (Unix ms; [`crate::base::unix_now_ms`] outside tests).
+    pub fn new(sources: Vec<EntrySource<'a>>, now_ms: u64) -> Self {
         Self {
             heap: BinaryHeap::with_capacity(sources.len()),
             sources,
+            now_ms,
             started: false,
             failed: false,
         }
@@ -99,7 +105,12 @@ impl<'a> MergeIter<'a> {
             self.heap.pop();
             self.advance(source)?;
         }
-        Ok(Some(head.entry))
+        let mut entry = head.entry;
+        if is_expired(entry.expire_at_ms, self.now_ms) {
+            entry.value = None;
+            entry.expire_at_ms = None;
+        }
+        Ok(Some(entry))
     }
 }
 
@@ -134,24 +145,37 @@ mod tests {
 
     proptest! {
         /// Against a model: the merge of random sources equals, key by key, the version
-        /// with the highest sequence number.
+        /// with the highest sequence number, a tombstone if that version's deadline has
+        /// passed (deadlines one before, at and one after the merge's clock).
         #[test]
         fn yields_the_newest_version_of_each_key_once(
-            writes in proptest::collection::vec((0u8..40, any::<bool>(), 0usize..5), 0..200)
+            writes in proptest::collection::vec(
+                (0u8..40, any::<bool>(), 0usize..5, proptest::option::of(0u64..3)),
+                0..200,
+            )
         ) {
+            const NOW_MS: u64 = 1_000;
             let mut sources: Vec<BTreeMap<Vec<u8>, TableEntry>> = vec![BTreeMap::new(); 5];
             let mut model: BTreeMap<Vec<u8>, TableEntry> = BTreeMap::new();
-            for (seq, (k, live, s)) in writes.into_iter().enumerate() {
+            for (seq, (k, live, s, deadline)) in writes.into_iter().enumerate() {
+                let expire_at_ms = deadline.filter(|_| live).map(|d| NOW_MS - 1 + d);
                 let entry = TableEntry {
                     key: vec![k],
                     seq: SeqNo(seq as u64 + 1),
                     value: live.then(|| vec![k, seq as u8]),
+                    expire_at_ms,
                 };
                 sources[s].insert(vec![k], entry.clone());
-                model.insert(vec![k], entry);
+                let mut seen = entry;
+                if seen.expire_at_ms.is_some_and(|d| d < NOW_MS) {
+                    seen.value = None;
+                    seen.expire_at_ms = None;
+                }
+                model.insert(vec![k], seen);
             }
             let merged: Vec<TableEntry> = MergeIter::new(
                 sources.into_iter().map(|m| source(m.into_values().collect())).collect(),
+                NOW_MS,
             )
             .map(Result::unwrap)
             .collect();
@@ -169,7 +193,7 @@ mod tests {
             })]
             .into_iter(),
         );
-        let mut merge = MergeIter::new(vec![bad]);
+        let mut merge = MergeIter::new(vec![bad], 0);
         assert!(matches!(merge.next(), Some(Err(_))));
         assert!(merge.next().is_none());
     }

@@ -35,7 +35,11 @@ pub fn settle(
     sink: &mut dyn TableSink,
 ) -> Result<CompactionStats, StoreError> {
     let mut total = CompactionStats::default();
-    while let Some(task) = picker::pick(&versions.current().metas(), &options.compaction) {
+    while let Some(task) = picker::pick(
+        &versions.current().metas(),
+        &options.compaction,
+        crate::base::unix_now_ms(),
+    ) {
         let version = std::sync::Arc::clone(versions.current());
         if task.is_trivial_move() {
             versions.apply(trivial_move(&task, &version))?;

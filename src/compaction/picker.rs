@@ -18,6 +18,15 @@
 //!
 //! The last level is never a source. A task with one input and nothing overlapping below
 //! is a *trivial move*: the table changes level without being rewritten.
+//!
+//! **Expired versions.** A table whose earliest value deadline ([`TableMeta`]'s
+//! `first_deadline_ms`, from its footer) has passed holds values no read can see. When no
+//! level needs compaction, the picker takes the table whose deadline passed longest ago
+//! (above the last level) into the level below, as a level-i task of that one table: the
+//! merge turns its expired values into tombstones, dropped where nothing lies below (as
+//! RocksDB's TTL compaction does for files past their age). Such a task, and any task whose
+//! single input holds expired values, is never a trivial move, so expired values are never
+//! carried down unread.
 
 use crate::config::CompactionOptions;
 use crate::manifest::LEVELS_MAX;
@@ -38,12 +47,15 @@ pub struct CompactionTask {
     /// No table below `output_level` overlaps the task's key range, so a tombstone
     /// shadows nothing there and can be dropped.
     pub drop_tombstones: bool,
+    /// An input holds values whose deadline has passed: the task must rewrite them.
+    pub reclaims_expired: bool,
 }
 
 impl CompactionTask {
-    /// One input and nothing to merge with: move the table down without rewriting it.
+    /// One input, nothing to merge with and nothing expired to drop: move the table down
+    /// without rewriting it.
     pub fn is_trivial_move(&self) -> bool {
-        self.inputs.len() == 1 && self.overlapping.is_empty()
+        self.inputs.len() == 1 && self.overlapping.is_empty() && !self.reclaims_expired
     }
 
     /// Every table the task consumes.
@@ -100,16 +112,26 @@ pub fn pending_compaction_bytes(levels: &LevelMetas, options: &CompactionOptions
     level0 + deeper
 }
 
-/// The next compaction, or `None` if every level is within its target.
+/// Whether `table` holds a value whose deadline has passed at `now_ms`.
+fn holds_expired(table: &TableMeta, now_ms: u64) -> bool {
+    crate::base::is_expired(table.first_deadline_ms, now_ms)
+}
+
+/// The next compaction at `now_ms` (Unix ms, for expired values), or `None` if every
+/// level is within its target and no table holds an expired value.
 ///
 /// `levels` must have [`LEVELS_MAX`] entries shaped as a [`crate::version::Version`]'s.
-pub fn pick(levels: &LevelMetas, options: &CompactionOptions) -> Option<CompactionTask> {
+pub fn pick(
+    levels: &LevelMetas,
+    options: &CompactionOptions,
+    now_ms: u64,
+) -> Option<CompactionTask> {
     debug_assert_eq!(levels.len(), LEVELS_MAX);
     let (level, best) = (0..LEVELS_MAX - 1)
         .map(|level| (level, score(levels, level, options)))
         .max_by(|a, b| a.1.total_cmp(&b.1))?;
     if best < 1.0 {
-        return None;
+        return pick_expired(levels, now_ms);
     }
     let inputs: Vec<&TableMeta> = if level == 0 {
         levels[0].iter().collect()
@@ -127,20 +149,44 @@ pub fn pick(levels: &LevelMetas, options: &CompactionOptions) -> Option<Compacti
             .min_by(|a, b| ratio(a).total_cmp(&ratio(b)))?;
         vec![chosen]
     };
-    let (lo, hi) = range_of(inputs.iter().copied())?;
+    Some(task(levels, level, &inputs, now_ms))
+}
+
+/// The task that merges `inputs` of `level` into the level below.
+fn task(levels: &LevelMetas, level: usize, inputs: &[&TableMeta], now_ms: u64) -> CompactionTask {
+    let (lo, hi) = range_of(inputs.iter().copied()).expect("a task has inputs");
     let output_level = level + 1;
     let overlapping_tables = overlapping(&levels[output_level], lo, hi);
-    let (lo, hi) = range_of(inputs.iter().chain(&overlapping_tables).copied())?;
+    let (lo, hi) =
+        range_of(inputs.iter().chain(&overlapping_tables).copied()).expect("a task has inputs");
     let drop_tombstones = levels[output_level + 1..]
         .iter()
         .all(|deeper| overlapping(deeper, lo, hi).is_empty());
-    Some(CompactionTask {
+    CompactionTask {
         input_level: level,
         inputs: inputs.iter().map(|t| t.id).collect(),
         output_level,
         overlapping: overlapping_tables.iter().map(|t| t.id).collect(),
         drop_tombstones,
-    })
+        reclaims_expired: inputs.iter().any(|t| holds_expired(t, now_ms)),
+    }
+}
+
+/// The table above the last level whose earliest deadline passed longest ago, merged into
+/// the level below; level 0 goes whole, as for its size-triggered task.
+fn pick_expired(levels: &LevelMetas, now_ms: u64) -> Option<CompactionTask> {
+    let (level, table) = levels[..LEVELS_MAX - 1]
+        .iter()
+        .enumerate()
+        .flat_map(|(level, tables)| tables.iter().map(move |t| (level, t)))
+        .filter(|(_, t)| holds_expired(t, now_ms))
+        .min_by_key(|(_, t)| t.first_deadline_ms)?;
+    let inputs: Vec<&TableMeta> = if level == 0 {
+        levels[0].iter().collect()
+    } else {
+        vec![table]
+    };
+    Some(task(levels, level, &inputs, now_ms))
 }
 
 #[cfg(test)]
@@ -153,7 +199,40 @@ mod tests {
             smallest_key: lo.as_bytes().to_vec(),
             largest_key: hi.as_bytes().to_vec(),
             size_bytes,
+            first_deadline_ms: None,
         }
+    }
+
+    fn pick(levels: &LevelMetas, options: &CompactionOptions) -> Option<CompactionTask> {
+        super::pick(levels, options, NOW_MS)
+    }
+
+    const NOW_MS: u64 = 1_000_000;
+
+    #[test]
+    fn a_table_holding_expired_values_is_rewritten_when_nothing_else_is_due() {
+        let mut levels = empty();
+        let mut expired = meta(3, "m", "p", 100);
+        expired.first_deadline_ms = Some(NOW_MS - 10);
+        let mut later = meta(4, "q", "t", 100);
+        later.first_deadline_ms = Some(NOW_MS + 10);
+        levels[1] = vec![meta(1, "a", "c", 100), expired, later];
+        levels[2] = vec![meta(2, "n", "o", 100)];
+        let task = pick(&levels, &options()).expect("the expired table is due");
+        assert_eq!(task.inputs, vec![TableId(3)]);
+        assert_eq!(task.overlapping, vec![TableId(2)]);
+        assert!(task.reclaims_expired && !task.is_trivial_move());
+        // Alone in its range, it is still rewritten rather than moved.
+        levels[2].clear();
+        let task = pick(&levels, &options()).unwrap();
+        assert!(task.overlapping.is_empty() && task.drop_tombstones);
+        assert!(
+            !task.is_trivial_move(),
+            "moving it would carry expired values down"
+        );
+        // Before its deadline, nothing is due.
+        levels[1][1].first_deadline_ms = Some(NOW_MS);
+        assert_eq!(pick(&levels, &options()), None);
     }
 
     fn options() -> CompactionOptions {

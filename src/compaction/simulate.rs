@@ -64,6 +64,7 @@ impl SimTable {
             smallest_key: first.to_be_bytes().to_vec(),
             largest_key: last.to_be_bytes().to_vec(),
             size_bytes: self.keys.len() as u64 * entry_bytes,
+            first_deadline_ms: None,
         }
     }
 }
@@ -141,7 +142,7 @@ pub fn simulate(workload: &Workload, options: &CompactionOptions) -> Amplificati
         if memtable.len() >= memtable_keys || written == workload.write_count {
             let table = sim.new_table(std::mem::take(&mut memtable));
             sim.levels[0].push(table);
-            while let Some(task) = pick(&sim.metas(), options) {
+            while let Some(task) = pick(&sim.metas(), options, 0) {
                 sim.apply(&task, options);
             }
         }

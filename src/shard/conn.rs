@@ -36,12 +36,14 @@ pub enum Reply {
     /// `TYPE`: from the key's existence, `string` or `none`.
     Type(Option<bool>),
     /// `INFO` with its keyspace section: the other sections' text, and the live keys
-    /// summed over the shards (one `OpResult::Int` per shard).
+    /// summed over the shards (one `OpResult::KeyCount` per shard).
     Info {
         /// Every requested section but `# Keyspace`, which Redis prints last.
         text: String,
         /// Live keys counted so far.
         keys: i64,
+        /// Those of them with an expiry deadline.
+        expires: i64,
     },
     /// `CLIENT LIST`: each shard's lines (`OpResult::Keys`), sent sorted by client id as
     /// one verbatim string.
@@ -52,6 +54,8 @@ pub enum Reply {
     /// `EXEC`: each queued command's reply and how many ops of the one
     /// `OpResult::Batch` it takes, in order.
     Exec(Vec<(Slot, usize)>),
+    /// `EXEC` of a transaction a watched key's change aborted: a null array.
+    ExecAborted,
 }
 
 /// A reply in the connection's order. It may be sent once all its parts arrived and the
@@ -109,6 +113,7 @@ impl Slot {
             return;
         }
         match (&mut self.reply, result) {
+            (reply @ Reply::Exec(_), OpResult::ExecAborted) => *reply = Reply::ExecAborted,
             (Reply::Single(slot), result) => *slot = Some(result),
             (Reply::Values(values), OpResult::Value(value)) => {
                 if let Some(entry) = values.get_mut(part as usize) {
@@ -130,7 +135,17 @@ impl Slot {
             }
             (Reply::Keys(all), OpResult::Keys { mut keys, .. }) => all.append(&mut keys),
             (Reply::Type(slot), OpResult::Int(n)) => *slot = Some(n > 0),
-            (Reply::Info { keys, .. }, OpResult::Int(n)) => *keys += n,
+            (Reply::Sum(total), OpResult::KeyCount { keys, .. }) => *total += keys,
+            (
+                Reply::Info { keys, expires, .. },
+                OpResult::KeyCount {
+                    keys: n,
+                    expires: e,
+                },
+            ) => {
+                *keys += n;
+                *expires += e;
+            }
             (Reply::ClientLines(all), OpResult::Keys { mut keys, .. }) => all.append(&mut keys),
             (Reply::RandomKey(all), OpResult::Value(key)) => all.extend(key),
             (Reply::Exec(replies), OpResult::Batch(results)) => {
@@ -195,14 +210,19 @@ impl Slot {
             Reply::Type(Some(true)) => out.extend_from_slice(b"+string\r\n"),
             Reply::Type(Some(false)) => out.extend_from_slice(b"+none\r\n"),
             Reply::Type(None) => resp::error(out, "ERR internal error: missing reply"),
-            Reply::Info { mut text, keys } => {
-                super::info::keyspace_section(&mut text, keys);
+            Reply::Info {
+                mut text,
+                keys,
+                expires,
+            } => {
+                super::info::keyspace_section(&mut text, keys, expires);
                 resp3::verbatim(out, proto, b"txt", text.as_bytes());
             }
             Reply::ClientLines(lines) => {
                 let text = super::client::client_list_text(lines);
                 resp3::verbatim(out, proto, b"txt", &text);
             }
+            Reply::ExecAborted => resp3::null_array(out, proto),
             Reply::Exec(replies) => {
                 resp::array_header(out, replies.len());
                 for (mut slot, _) in replies {
@@ -232,7 +252,7 @@ fn encode_result(out: &mut Vec<u8>, proto: Protocol, result: Option<OpResult>) {
     match result {
         Some(OpResult::Value(Some(v))) => resp::bulk(out, &v),
         Some(OpResult::Value(None)) | Some(OpResult::NotApplied) => resp3::null(out, proto),
-        Some(OpResult::Int(n)) => resp::integer(out, n),
+        Some(OpResult::Int(n)) | Some(OpResult::KeyCount { keys: n, .. }) => resp::integer(out, n),
         Some(OpResult::Ok) => out.extend_from_slice(b"+OK\r\n"),
         Some(OpResult::Err(message)) => resp::error(out, &message),
         Some(OpResult::Keys { keys, .. }) => encode_keys(out, &keys),
@@ -241,7 +261,9 @@ fn encode_result(out: &mut Vec<u8>, proto: Protocol, result: Option<OpResult>) {
         Some(OpResult::Entries(_)) => {
             resp::error(out, "ERR internal error: entries in a single reply")
         }
-        Some(OpResult::Batch(_)) => resp::error(out, "ERR internal error: batch result"),
+        Some(OpResult::Batch(_)) | Some(OpResult::ExecAborted) => {
+            resp::error(out, "ERR internal error: batch result")
+        }
         None => resp::error(out, "ERR internal error: missing reply"),
     }
 }
@@ -278,6 +300,8 @@ pub struct Conn {
     pub authenticated: bool,
     /// The commands queued since `MULTI`, if in a transaction.
     pub(crate) transaction: Option<super::multi::Transaction>,
+    /// The shard holding this client's `WATCH`ed keys, while it watches any.
+    pub(crate) watch_shard: Option<super::mesh::ShardId>,
     /// The peer's address and the local address, for `CLIENT LIST` (`None` if the socket
     /// could not tell).
     pub addrs: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
@@ -409,6 +433,7 @@ impl Conn {
             proto: Protocol::Resp2,
             authenticated: false,
             transaction: None,
+            watch_shard: None,
             addrs,
             accepted: std::time::Instant::now(),
             last_command_at: std::time::Instant::now(),

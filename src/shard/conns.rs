@@ -124,7 +124,10 @@ impl Shard {
         };
         if slot.as_ref().is_some_and(|c| c.gen == gen) {
             // Dropping the socket closes it, which also removes it from epoll.
-            *slot = None;
+            let closed = slot.take().expect("checked");
+            if let Some(shard) = closed.watch_shard {
+                self.forget_watches((index, gen), closed.id, shard);
+            }
             self.free_conns.push(index);
             self.shared.clients.fetch_sub(1, Ordering::Relaxed);
             self.metrics()

@@ -30,7 +30,7 @@ const KEY_COUNTS_RUNNING_MAX: usize = 4;
 /// arrives, and the parts waiting for it.
 type RunningCount = (
     SeqNo,
-    Receiver<Result<u64, String>>,
+    Receiver<Result<super::scan::KeyCount, String>>,
     Vec<(ShardId, ReplyTo)>,
 );
 
@@ -48,10 +48,11 @@ impl Shard {
     /// is taken when the part arrives, so the count holds exactly the writes before it.
     pub(super) fn defer_key_count(&mut self, from: ShardId, reply_to: ReplyTo) -> bool {
         let last_seq = self.store.last_seq();
-        if self
-            .live_keys_counted
-            .is_some_and(|(seq, _)| seq == last_seq)
-        {
+        let current = self.live_keys_counted.is_some_and(|(seq, count)| {
+            seq == last_seq
+                && !crate::base::is_expired(count.first_deadline_ms, crate::base::unix_now_ms())
+        });
+        if current {
             return false;
         }
         if let Some((_, _, waiting)) = self
@@ -115,7 +116,10 @@ impl Shard {
             }
             for (from, reply_to) in waiting {
                 let result = match &counted {
-                    Ok(count) => OpResult::Int(*count as i64),
+                    Ok(count) => OpResult::KeyCount {
+                        keys: count.keys as i64,
+                        expires: count.expires as i64,
+                    },
                     Err(e) => OpResult::Err(format!("ERR storage error: {e}")),
                 };
                 self.answer_part(from, reply_to, result, seq);

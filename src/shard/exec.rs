@@ -329,7 +329,9 @@ impl Shard {
             Command::Strings(op) => self.string_command(key, op)?,
             Command::Multi => self.multi(key),
             Command::Exec => self.exec(key)?,
-            Command::Discard => self.discard(key),
+            Command::Discard => self.discard(key)?,
+            Command::Watch(keys) => self.watch(key, &keys)?,
+            Command::Unwatch => self.unwatch(key)?,
             Command::Auth { username, password } => self.auth(key, username, password),
             Command::RandomKey => {
                 let ops = vec![Op::RandomKey; self.shards];
@@ -368,7 +370,8 @@ impl Shard {
             | Op::Admin(_) => ShardId(part),
             Op::Scan { shard, .. } => *shard,
             Op::Strings(op) => mesh::shard_of(op.keys()[0], shards),
-            Op::Batch { shard, .. } => *shard,
+            Op::Batch { shard, .. } | Op::Unwatch { shard, .. } => *shard,
+            Op::Watch { key: k, .. } => mesh::shard_of(k, shards),
         };
         let mut remote_parts = 0u32;
         if self.shards > 1 {
@@ -511,7 +514,13 @@ impl Shard {
             }
             Op::Del(k) => self.del_op(k),
             Op::DbSize => match self.live_keys() {
-                Ok(n) => (OpResult::Int(n as i64), self.store.last_seq()),
+                Ok(count) => (
+                    OpResult::KeyCount {
+                        keys: count.keys as i64,
+                        expires: count.expires as i64,
+                    },
+                    self.store.last_seq(),
+                ),
                 Err(e) => (OpResult::Err(storage_error(&e)), SeqNo(0)),
             },
             // Keys listed may come from writes not yet durable: wait for all of them.
@@ -546,6 +555,18 @@ impl Shard {
             Op::RandomKey => (scan::random_key(&self.store), self.store.last_seq()),
             Op::Admin(op) => self.admin_op(op),
             Op::ClientList => (self.client_lines(), SeqNo(0)),
+            Op::Watch { key, client } => {
+                self.watch_op(key, client);
+                (OpResult::Ok, SeqNo(0))
+            }
+            Op::Unwatch { client, .. } => {
+                self.unwatch_op(client);
+                (OpResult::Ok, SeqNo(0))
+            }
+            Op::Batch {
+                watch: Some(client),
+                ..
+            } if !self.watched_unchanged(client) => (OpResult::ExecAborted, self.store.last_seq()),
             Op::Batch { ref ops, .. } => {
                 let mut gate = SeqNo(0);
                 let results = ops
@@ -655,6 +676,7 @@ fn read_keys<'c>(command: &'c Command<'_>) -> smallvec::SmallVec<[&'c [u8]; 8]> 
         }
         Command::Strings(op) => op.keys().into_iter().collect(),
         Command::Series(kind, args) if !kind.is_multi_series() => smallvec::smallvec![args[0]],
+        Command::Watch(keys) => keys.iter().copied().collect(),
         _ => smallvec::SmallVec::new(),
     }
 }

@@ -73,7 +73,11 @@ impl Fetches {
 /// several for `MSETNX`).
 pub(super) fn read_keys<'k>(op: &Op<&'k [u8]>) -> smallvec::SmallVec<[&'k [u8]; 2]> {
     match op {
-        Op::Get(k) | Op::Exists(k) | Op::Del(k) | Op::Series { key: k, .. } => {
+        Op::Get(k)
+        | Op::Exists(k)
+        | Op::Del(k)
+        | Op::Series { key: k, .. }
+        | Op::Watch { key: k, .. } => {
             smallvec::smallvec![*k]
         }
         Op::Set { key, condition, .. } if *condition != crate::command::SetCondition::Always => {

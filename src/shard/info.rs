@@ -13,6 +13,7 @@ use super::conn::Reply;
 use super::exec::{ack_mode_name, Wait};
 use super::mesh::Op;
 use super::metrics::{sum, ShardMetrics};
+use super::scan::KeyCount;
 use super::{Shard, Shared};
 use crate::command::{CommandKind, CommandSub};
 use crate::config::{FsyncMode, ServerConfig};
@@ -26,7 +27,15 @@ impl Shard {
         let text = info_text(&self.shared, sections);
         if wants_section(sections, "keyspace") {
             let ops = vec![Op::DbSize; self.shards];
-            return self.scatter(key, Reply::Info { text, keys: 0 }, &ops);
+            return self.scatter(
+                key,
+                Reply::Info {
+                    text,
+                    keys: 0,
+                    expires: 0,
+                },
+                &ops,
+            );
         }
         let mut reply = Vec::new();
         resp3::verbatim(&mut reply, self.proto(key), b"txt", text.as_bytes());
@@ -35,13 +44,17 @@ impl Shard {
     }
 
     /// The shard's live keys (`DBSIZE`, `INFO keyspace`) counted here, on the loop: the
-    /// last count while nothing was written since (flushes and compactions do not change
-    /// it), else a scan. Parts that can wait are counted off the loop instead
-    /// (`Shard::defer_key_count`); this is their fallback.
-    pub(super) fn live_keys(&mut self) -> Result<u64, crate::base::StoreError> {
+    /// last count while nothing was written since and no deadline among the keys counted
+    /// has passed (flushes and compactions do not change it), else a scan. Parts that can
+    /// wait are counted off the loop instead (`Shard::defer_key_count`); this is their
+    /// fallback.
+    pub(super) fn live_keys(&mut self) -> Result<KeyCount, crate::base::StoreError> {
         let last_seq = self.store.last_seq();
         if let Some((seq, count)) = self.live_keys_counted {
-            if seq == last_seq {
+            let expired = count
+                .first_deadline_ms
+                .is_some_and(|d| crate::base::is_expired(Some(d), crate::base::unix_now_ms()));
+            if seq == last_seq && !expired {
                 return Ok(count);
             }
         }
@@ -65,12 +78,13 @@ fn wants_section(sections: &[&[u8]], name: &str) -> bool {
         })
 }
 
-/// Appends `# Keyspace` with `keys` live keys: `db0:keys=N,expires=0,avg_ttl=0`, or no
-/// line when the database is empty, as Redis prints it.
-pub(super) fn keyspace_section(out: &mut String, keys: i64) {
+/// Appends `# Keyspace` with `keys` live keys of which `expires` have a deadline:
+/// `db0:keys=N,expires=M,avg_ttl=0`, or no line when the database is empty, as Redis
+/// prints it. (`avg_ttl` is an estimate in Redis, from its expiry sampling; tskv keeps 0.)
+pub(super) fn keyspace_section(out: &mut String, keys: i64, expires: i64) {
     out.push_str("# Keyspace\r\n");
     if keys > 0 {
-        let _ = write!(out, "db0:keys={keys},expires=0,avg_ttl=0\r\n");
+        let _ = write!(out, "db0:keys={keys},expires={expires},avg_ttl=0\r\n");
     }
 }
 

@@ -86,6 +86,24 @@ pub enum Op<K> {
         shard: ShardId,
         /// The ops, in order.
         ops: Vec<Op<K>>,
+        /// The client whose `WATCH`ed keys (on `shard`) must be unchanged, else nothing
+        /// runs ([`OpResult::ExecAborted`]); its watches end either way.
+        watch: Option<u64>,
+    },
+    /// `WATCH`: remember the version of `key` (owned by this shard) for client `client`.
+    Watch {
+        /// The key.
+        key: K,
+        /// The watching client's id.
+        client: u64,
+    },
+    /// Forget every key client `client` watches on `shard` (`UNWATCH`, `DISCARD`, a
+    /// closed connection).
+    Unwatch {
+        /// The shard holding the watches.
+        shard: ShardId,
+        /// The client's id.
+        client: u64,
     },
 }
 
@@ -137,9 +155,18 @@ impl OwnedOp {
             Op::RandomKey => Op::RandomKey,
             Op::ClientList => Op::ClientList,
             Op::Admin(op) => Op::Admin(*op),
-            Op::Batch { shard, ops } => Op::Batch {
+            Op::Batch { shard, ops, watch } => Op::Batch {
                 shard: *shard,
                 ops: ops.iter().map(OwnedOp::as_borrowed).collect(),
+                watch: *watch,
+            },
+            Op::Watch { key, client } => Op::Watch {
+                key,
+                client: *client,
+            },
+            Op::Unwatch { shard, client } => Op::Unwatch {
+                shard: *shard,
+                client: *client,
             },
         }
     }
@@ -192,10 +219,20 @@ impl Op<&[u8]> {
             Op::RandomKey => Op::RandomKey,
             Op::ClientList => Op::ClientList,
             Op::Admin(op) => Op::Admin(op),
-            Op::Batch { shard, ref ops } => Op::Batch {
+            Op::Batch {
+                shard,
+                ref ops,
+                watch,
+            } => Op::Batch {
                 shard,
                 ops: ops.iter().map(Op::to_owned_op).collect(),
+                watch,
             },
+            Op::Watch { key, client } => Op::Watch {
+                key: key.into(),
+                client,
+            },
+            Op::Unwatch { shard, client } => Op::Unwatch { shard, client },
         }
     }
 }
@@ -228,6 +265,15 @@ pub enum OpResult {
     Entries(Vec<(Vec<u8>, Vec<u8>)>),
     /// The results of an [`Op::Batch`], one per op.
     Batch(Vec<OpResult>),
+    /// A watched key changed: the transaction did not run (`EXEC` replies null).
+    ExecAborted,
+    /// A shard's live keys ([`Op::DbSize`]) and how many of them have a deadline.
+    KeyCount {
+        /// Live user keys.
+        keys: i64,
+        /// Those with an expiry deadline.
+        expires: i64,
+    },
 }
 
 /// Names the connection slot a reply belongs to on the requesting shard.

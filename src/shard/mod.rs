@@ -50,6 +50,7 @@ pub mod conn;
 mod conns;
 mod dbsize;
 mod exec;
+mod expiry;
 mod fetch;
 pub(crate) mod info;
 pub mod mesh;
@@ -58,6 +59,7 @@ mod multi;
 pub mod scan;
 mod strings;
 mod ts_route;
+mod watch;
 
 use std::collections::VecDeque;
 use std::io;
@@ -179,7 +181,9 @@ pub struct Shard {
     /// The store version whose counters `INFO` shows (weak: it must not pin old files).
     published_version: std::sync::Weak<crate::version::Version>,
     /// The live key count and the last sequence number it was counted at.
-    live_keys_counted: Option<(SeqNo, u64)>,
+    live_keys_counted: Option<(SeqNo, scan::KeyCount)>,
+    /// Versions of the keys clients `WATCH` on this shard.
+    watches: watch::WatchRegistry,
     /// `SAVE` parts waiting for a flush, and a `BGSAVE` in progress.
     saves: admin::Saves,
     /// `DBSIZE` parts waiting for a key count off the loop.
@@ -269,6 +273,7 @@ impl Shard {
             completions: Vec::new(),
             published_version: std::sync::Weak::new(),
             live_keys_counted: None,
+            watches: watch::WatchRegistry::default(),
             saves: admin::Saves::default(),
             key_counts: dbsize::KeyCounts::default(),
             scan_positions: scan::ScanPositions::default(),

@@ -18,8 +18,8 @@
 //! shards named) and the transaction is aborted, as Redis Cluster refuses keys of other
 //! slots. Commands over the whole key space (`DBSIZE`, `KEYS`, `SCAN`, `RANDOMKEY`,
 //! `INFO`, `CLIENT LIST`) and connection-changing ones (`HELLO`, `CLIENT`, `CONFIG`,
-//! `COMMAND`, `SHUTDOWN`) are refused inside `MULTI` the same way. `WATCH` is not
-//! implemented.
+//! `COMMAND`, `SHUTDOWN`) are refused inside `MULTI` the same way. `WATCH` ([`super::watch`])
+//! fixes the transaction's shard to that of the watched keys.
 
 use super::conn::{Reply, Slot};
 use super::exec::Wait;
@@ -55,7 +55,14 @@ impl Shard {
         parsed: &Result<Command<'_>, String>,
     ) -> bool {
         let checked = match parsed {
-            Ok(Command::Exec | Command::Discard | Command::Multi | Command::Quit) => return false,
+            // As in Redis, WATCH inside MULTI runs at once (and is refused).
+            Ok(
+                Command::Exec
+                | Command::Discard
+                | Command::Multi
+                | Command::Quit
+                | Command::Watch(_),
+            ) => return false,
             Ok(command) => self.check_queueable(key, command),
             Err(message) => Err(message.clone()),
         };
@@ -94,10 +101,9 @@ impl Shard {
         let Some((_, ops)) = plan(command) else {
             return Err("ERR this command is not allowed inside MULTI in tskv (transactions run on one shard and may touch only its keys)".into());
         };
-        if let Command::Strings(command::StringOp::MSetNx(pairs)) = command {
-            let first = shard_of(pairs[0].0, self.shards);
-            if pairs.iter().any(|(k, _)| shard_of(k, self.shards) != first) {
-                return Err("ERR MSETNX keys must all be on one shard".into());
+        if let Command::Strings(op) = command {
+            if let Some(message) = super::strings::cross_shard_keys(op, self.shards) {
+                return Err(message);
             }
         }
         let keys: Vec<Vec<u8>> = ops.iter().filter_map(op_key).map(<[u8]>::to_vec).collect();
@@ -128,22 +134,30 @@ impl Shard {
         let reply = if conn.transaction.is_some() {
             error_reply("ERR MULTI calls can not be nested")
         } else {
-            conn.transaction = Some(Transaction::default());
+            // Watched keys are checked where the transaction runs: on their shard.
+            conn.transaction = Some(Transaction {
+                shard: conn.watch_shard,
+                ..Transaction::default()
+            });
             Reply::Static(b"+OK\r\n")
         };
         self.push_ready(key, reply);
     }
 
-    /// `DISCARD`.
-    pub(super) fn discard(&mut self, key: (u32, u32)) {
+    /// `DISCARD`: ends the transaction and the connection's watches.
+    pub(super) fn discard(&mut self, key: (u32, u32)) -> Result<(), Wait> {
         let Some(conn) = self.conn_mut(key) else {
-            return;
+            return Ok(());
         };
-        let reply = match conn.transaction.take() {
-            Some(_) => Reply::Static(b"+OK\r\n"),
-            None => error_reply("ERR DISCARD without MULTI"),
-        };
-        self.push_ready(key, reply);
+        if conn.transaction.is_none() {
+            self.push_ready(key, error_reply("ERR DISCARD without MULTI"));
+            return Ok(());
+        }
+        self.unwatch(key)?;
+        if let Some(conn) = self.conn_mut(key) {
+            conn.transaction = None;
+        }
+        Ok(())
     }
 
     /// `EXEC`: runs the queued commands as one batch on their shard. The transaction is
@@ -157,13 +171,21 @@ impl Shard {
             return Ok(());
         };
         if transaction.aborted {
-            conn.transaction = None;
+            if let Some(shard) = conn.watch_shard.take() {
+                let client = conn.id;
+                self.forget_watches(key, client, shard);
+            }
+            if let Some(conn) = self.conn_mut(key) {
+                conn.transaction = None;
+            }
             let abort = "EXECABORT Transaction discarded because of previous errors.";
             self.push_ready(key, error_reply(abort));
             return Ok(());
         }
         let queued = transaction.queued.clone();
-        let shard = transaction.shard.unwrap_or(self.id);
+        let shard = transaction.shard;
+        let watch = conn.watch_shard.map(|_| conn.id);
+        let shard = shard.unwrap_or(self.id);
         let mut replies = Vec::with_capacity(queued.len());
         let mut ops = Vec::new();
         for args in &queued {
@@ -176,9 +198,14 @@ impl Shard {
             ops.extend(command_ops.into_iter().map(|op| op.to_owned_op()));
         }
         let ops: Vec<Op<&[u8]>> = ops.iter().map(|op| op.as_borrowed()).collect();
-        self.scatter(key, Reply::Exec(replies), &[Op::Batch { shard, ops }])?;
+        self.scatter(
+            key,
+            Reply::Exec(replies),
+            &[Op::Batch { shard, ops, watch }],
+        )?;
         if let Some(conn) = self.conn_mut(key) {
             conn.transaction = None;
+            conn.watch_shard = None;
         }
         Ok(())
     }
@@ -228,7 +255,7 @@ fn plan<'a>(command: &Command<'a>) -> Option<(Reply, Vec<Op<&'a [u8]>>)> {
             resp::bulk(&mut reply, msg);
             (Reply::Encoded(reply), Vec::new())
         }
-        Command::Select => (Reply::Static(b"+OK\r\n"), Vec::new()),
+        Command::Select | Command::Unwatch => (Reply::Static(b"+OK\r\n"), Vec::new()),
         Command::Set {
             key,
             value,

@@ -44,25 +44,37 @@ fn user_key<'e>(store: &ShardStore, key: &'e [u8], live: bool) -> Option<(&'e [u
     }
 }
 
-/// Counts the live user keys of `store` (`DBSIZE`): strings and series, never internal
-/// entries.
+/// The live user keys of a shard, as counted at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeyCount {
+    /// Live user keys: strings and series, never internal entries (`DBSIZE`).
+    pub keys: u64,
+    /// How many of them have an expiry deadline (`INFO keyspace`'s `expires`).
+    pub expires: u64,
+    /// The earliest of their deadlines (absolute Unix ms): the count is stale once the
+    /// clock passes it.
+    pub first_deadline_ms: Option<u64>,
+}
+
+/// Counts the live user keys of `store` ([`KeyCount`]).
 ///
 /// # Errors
 /// A failed read.
-pub fn user_key_count(store: &ShardStore) -> Result<u64, crate::base::StoreError> {
+pub fn user_key_count(store: &ShardStore) -> Result<KeyCount, crate::base::StoreError> {
     snapshot_user_key_count(&store.snapshot(Some(&keys::USER_KEYS_END)))
 }
 
-/// Counts the live user keys of a store snapshot, as [`user_key_count`] does: a string
-/// counts once, a series once unless a live string of its name shadows it, internal
-/// entries never. Reads the snapshot's tables with `pread`: run it off the shard's loop.
+/// Counts the live user keys of a store snapshot ([`KeyCount`]), as [`user_key_count`]
+/// does: a string counts once, a series once unless a live string of its name shadows it,
+/// internal entries never. Reads the snapshot's tables with `pread`: run it off the
+/// shard's loop.
 ///
 /// # Errors
 /// A failed read.
 pub fn snapshot_user_key_count(
     snapshot: &crate::store::Snapshot,
-) -> Result<u64, crate::base::StoreError> {
-    let mut count = 0;
+) -> Result<KeyCount, crate::base::StoreError> {
+    let mut count = KeyCount::default();
     for entry in snapshot.scan() {
         let entry = entry?;
         if entry.key.as_slice() >= keys::USER_KEYS_END.as_slice() {
@@ -71,11 +83,22 @@ pub fn snapshot_user_key_count(
         if entry.value.is_none() {
             continue;
         }
-        count += u64::from(match keys::classify(&entry.key) {
+        let live_user_key = match keys::classify(&entry.key) {
             KeyClass::String => true,
             KeyClass::Series(user) => !snapshot.is_live(user)?,
             KeyClass::Internal => false,
-        });
+        };
+        if live_user_key {
+            count.keys += 1;
+            if let Some(deadline) = entry.expire_at_ms {
+                count.expires += 1;
+                count.first_deadline_ms = Some(
+                    count
+                        .first_deadline_ms
+                        .map_or(deadline, |d| d.min(deadline)),
+                );
+            }
+        }
     }
     Ok(count)
 }

@@ -23,44 +23,52 @@ use crate::command::strings::{
 };
 use crate::store::ShardStore;
 
+/// `RENAME` of, or onto, a time series.
+const RENAME_SERIES: &str = "ERR tskv cannot rename a time series key, nor rename onto one";
+
 /// `ERR string exceeds maximum allowed size (proto-max-bulk-len)`.
 const TOO_LONG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
 
 impl Shard {
-    /// Routes a string command to the shard owning its keys. `MSETNX` whose keys live on
-    /// more than one shard is refused: setting them all or none would need a transaction
-    /// across shards, which tskv does not have.
+    /// Routes a string command to the shard owning its keys. An `MSETNX` or `RENAME` whose
+    /// keys live on more than one shard is refused: changing them all or none would need
+    /// a transaction across shards, which tskv does not have.
     pub(super) fn string_command(
         &mut self,
         key: (u32, u32),
         op: StringOp<&[u8]>,
     ) -> Result<(), Wait> {
-        if let StringOp::MSetNx(pairs) = &op {
-            let first = mesh::shard_of(pairs[0].0, self.shards);
-            if let Some((other, _)) = pairs
-                .iter()
-                .find(|(k, _)| mesh::shard_of(k, self.shards) != first)
-            {
-                let message = cross_shard_msetnx(pairs[0].0, other, self.shards);
-                let mut reply = Vec::new();
-                crate::resp::error(&mut reply, &message);
-                self.push_ready(key, Reply::Encoded(reply));
-                return Ok(());
-            }
+        if let Some(message) = cross_shard_keys(&op, self.shards) {
+            let mut reply = Vec::new();
+            crate::resp::error(&mut reply, &message);
+            self.push_ready(key, Reply::Encoded(reply));
+            return Ok(());
         }
         self.scatter(key, Reply::Single(None), &[Op::Strings(op)])
     }
 }
 
-/// The error for an `MSETNX` whose keys `a` and `b` are on different shards.
-fn cross_shard_msetnx(a: &[u8], b: &[u8], shards: usize) -> String {
-    format!(
-        "ERR MSETNX keys must all be on one shard: '{}' is on shard {} and '{}' on shard {} of {shards} (tskv cannot set keys of several shards atomically)",
-        String::from_utf8_lossy(a),
-        mesh::shard_of(a, shards).0,
-        String::from_utf8_lossy(b),
-        mesh::shard_of(b, shards).0,
-    )
+/// The error for an op whose keys are on more than one shard (`MSETNX`, `RENAME`,
+/// `RENAMENX`), naming the first key and one on another shard; `None` if they share one.
+pub(super) fn cross_shard_keys(op: &StringOp<&[u8]>, shards: usize) -> Option<String> {
+    let keys = op.keys();
+    let first = keys[0];
+    let other = keys
+        .iter()
+        .find(|k| mesh::shard_of(k, shards) != mesh::shard_of(first, shards))?;
+    let name = match op {
+        StringOp::MSetNx(_) => "MSETNX",
+        StringOp::Rename { nx: false, .. } => "RENAME",
+        StringOp::Rename { nx: true, .. } => "RENAMENX",
+        _ => unreachable!("single-key op"),
+    };
+    Some(format!(
+        "ERR {name} keys must all be on one shard: '{}' is on shard {} and '{}' on shard {} of {shards} (tskv cannot change keys of several shards atomically)",
+        String::from_utf8_lossy(first),
+        mesh::shard_of(first, shards).0,
+        String::from_utf8_lossy(other),
+        mesh::shard_of(other, shards).0,
+    ))
 }
 
 /// Runs `op` against `store`. `value_bytes_max` is the longest value `APPEND` and
@@ -83,40 +91,71 @@ pub(super) fn run(
 /// The highest sequence number of the versions read, so a reply that only read waits
 /// for what it saw to be durable.
 #[derive(Default)]
-struct Reads {
+pub(super) struct Reads {
     gate: SeqNo,
 }
 
+/// A string value with its deadline (absolute Unix ms), if it has one.
+pub(super) type Deadlined = (Vec<u8>, Option<u64>);
+
+/// What a key holds, for the commands that accept any type (`EXPIRE`, `TTL`, ...).
+pub(super) enum KeyState {
+    /// No live key.
+    Missing,
+    /// A string, with its deadline (absolute Unix ms) if it has one.
+    String(Vec<u8>, Option<u64>),
+    /// A time series.
+    Series,
+}
+
 impl Reads {
-    fn get(&mut self, store: &ShardStore, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
-        let string = match store.get(key) {
+    /// What `key` holds: a live string (expired ones are missing), a series, or nothing.
+    pub(super) fn state(&mut self, store: &ShardStore, key: &[u8]) -> Result<KeyState, String> {
+        match store.get(key) {
             Ok(Some(found)) => {
                 self.gate = self.gate.max(found.seq);
-                found.value
+                if let Some(value) = found.value {
+                    return Ok(KeyState::String(value, found.expire_at_ms));
+                }
             }
-            Ok(None) => None,
+            Ok(None) => {}
             Err(e) => return Err(super::exec::storage_error(&e)),
-        };
-        if string.is_some() {
-            return Ok(string);
         }
-        // A series of that name: string commands answer WRONGTYPE, as in Redis.
         match crate::timeseries::series::series_lookup(store, key) {
             Ok(Some(meta)) => {
                 self.gate = self.gate.max(meta.seq);
-                match meta.value {
-                    Some(_) => Err(crate::timeseries::exec::WRONGTYPE.into()),
-                    None => Ok(None),
-                }
+                Ok(if meta.value.is_some() {
+                    KeyState::Series
+                } else {
+                    KeyState::Missing
+                })
             }
-            Ok(None) => Ok(None),
+            Ok(None) => Ok(KeyState::Missing),
             Err(e) => Err(super::exec::storage_error(&e)),
         }
+    }
+
+    /// The string at `key` with its deadline; a series of that name is `WRONGTYPE`, as
+    /// string commands answer in Redis.
+    pub(super) fn string(
+        &mut self,
+        store: &ShardStore,
+        key: &[u8],
+    ) -> Result<Option<Deadlined>, String> {
+        match self.state(store, key)? {
+            KeyState::Missing => Ok(None),
+            KeyState::String(value, deadline) => Ok(Some((value, deadline))),
+            KeyState::Series => Err(crate::timeseries::exec::WRONGTYPE.into()),
+        }
+    }
+
+    fn get(&mut self, store: &ShardStore, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        Ok(self.string(store, key)?.map(|(value, _)| value))
     }
 }
 
 /// The result and, if the op wrote, the sequence number of its last write.
-type Outcome = Result<(OpResult, Option<SeqNo>), String>;
+pub(super) type Outcome = Result<(OpResult, Option<SeqNo>), String>;
 
 fn run_inner(
     store: &mut ShardStore,
@@ -125,35 +164,39 @@ fn run_inner(
     reads: &mut Reads,
 ) -> Outcome {
     match *op {
+        // The read-modify-writes keep the key's deadline, as Redis's do.
         StringOp::IncrBy { key, delta } => {
-            let current = match reads.get(store, key)? {
-                Some(value) => parse_strict_i64(&value).ok_or(NOT_AN_INTEGER)?,
-                None => 0,
+            let (current, deadline) = match reads.string(store, key)? {
+                Some((value, deadline)) => {
+                    (parse_strict_i64(&value).ok_or(NOT_AN_INTEGER)?, deadline)
+                }
+                None => (0, None),
             };
             let next = current
                 .checked_add(delta)
                 .ok_or("ERR increment or decrement would overflow")?;
-            let seq = store.put(key, itoa::Buffer::new().format(next).as_bytes());
+            let seq =
+                store.put_expiring(key, itoa::Buffer::new().format(next).as_bytes(), deadline);
             Ok((OpResult::Int(next), Some(seq)))
         }
         StringOp::IncrByFloat { key, delta } => {
-            let current = match reads.get(store, key)? {
-                Some(value) => parse_float(&value).ok_or(NOT_A_FLOAT)?,
-                None => Float::Fixed(0),
+            let (current, deadline) = match reads.string(store, key)? {
+                Some((value, deadline)) => (parse_float(&value).ok_or(NOT_A_FLOAT)?, deadline),
+                None => (Float::Fixed(0), None),
             };
             let delta = parse_float(delta).ok_or(NOT_A_FLOAT)?;
             let text =
                 add_floats(current, delta).ok_or("ERR increment would produce NaN or Infinity")?;
-            let seq = store.put(key, text.as_bytes());
+            let seq = store.put_expiring(key, text.as_bytes(), deadline);
             Ok((OpResult::Value(Some(text.into_bytes())), Some(seq)))
         }
         StringOp::Append { key, value } => {
-            let mut current = reads.get(store, key)?.unwrap_or_default();
+            let (mut current, deadline) = reads.string(store, key)?.unwrap_or_default();
             if current.len() + value.len() > value_bytes_max {
                 return Err(TOO_LONG.into());
             }
             current.extend_from_slice(value);
-            let seq = store.put(key, &current);
+            let seq = store.put_expiring(key, &current, deadline);
             Ok((OpResult::Int(current.len() as i64), Some(seq)))
         }
         StringOp::StrLen(key) => {
@@ -166,8 +209,8 @@ fn run_inner(
             Ok((OpResult::Value(Some(value[range].to_vec())), None))
         }
         StringOp::SetRange { key, offset, value } => {
-            let current = reads.get(store, key)?;
-            let current_len = current.as_ref().map_or(0, Vec::len);
+            let current = reads.string(store, key)?;
+            let current_len = current.as_ref().map_or(0, |(value, _)| value.len());
             if value.is_empty() {
                 return Ok((OpResult::Int(current_len as i64), None));
             }
@@ -176,12 +219,12 @@ fn run_inner(
                 return Err(TOO_LONG.into());
             }
             let (offset, end) = (offset as usize, end as usize);
-            let mut next = current.unwrap_or_default();
+            let (mut next, deadline) = current.unwrap_or_default();
             if next.len() < end {
                 next.resize(end, 0);
             }
             next[offset..end].copy_from_slice(value);
-            let seq = store.put(key, &next);
+            let seq = store.put_expiring(key, &next, deadline);
             Ok((OpResult::Int(next.len() as i64), Some(seq)))
         }
         StringOp::GetSet { key, value } => {
@@ -215,6 +258,35 @@ fn run_inner(
             }
             Ok((OpResult::Int(1), last))
         }
+        StringOp::Rename { from, to, nx } => {
+            let (value, deadline) = match reads.state(store, from)? {
+                KeyState::Missing => return Err("ERR no such key".into()),
+                KeyState::Series => return Err(RENAME_SERIES.into()),
+                KeyState::String(value, deadline) => (value, deadline),
+            };
+            let reply = |renamed: bool| match (nx, renamed) {
+                (false, _) => OpResult::Ok,
+                (true, renamed) => OpResult::Int(i64::from(renamed)),
+            };
+            if from == to {
+                return Ok((reply(!nx), None));
+            }
+            match reads.state(store, to)? {
+                KeyState::Missing => {}
+                KeyState::String(..) if nx => return Ok((reply(false), None)),
+                KeyState::String(..) => {}
+                KeyState::Series if nx => return Ok((reply(false), None)),
+                KeyState::Series => return Err(RENAME_SERIES.into()),
+            }
+            store.put_expiring(to, &value, deadline);
+            let seq = store.delete(from);
+            Ok((reply(true), Some(seq)))
+        }
+        StringOp::Set { .. }
+        | StringOp::GetEx { .. }
+        | StringOp::Expire { .. }
+        | StringOp::Ttl { .. }
+        | StringOp::Persist(_) => super::expiry::run(store, op, reads),
     }
 }
 

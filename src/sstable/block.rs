@@ -4,10 +4,13 @@
 //!  ┌─────────┬─────────┬─────┬─────────┬───────┐
 //!  │ entry 0 │ entry 1 │ ... │ entry n │ crc32 │
 //!  └─────────┴─────────┴─────┴─────────┴───────┘
-//!  entry = key_len u32 | value_len u32 | seq u64 | key | value
+//!  entry = key_len u32 | value_len u32 | seq u64 | key | [deadline u64] | value
 //! ```
 //!
 //! `value_len` is [`TOMBSTONE_LEN`] (`u32::MAX`) for a tombstone, which has no value bytes.
+//! A value with an expiry deadline has [`EXPIRING_FLAG`] (bit 31) set in `value_len`, and
+//! its deadline (absolute Unix milliseconds) between key and value; the low 31 bits are the
+//! value's length, so values are shorter than 2 GiB (the protocol's limit is far lower).
 //! Keys within a block are strictly increasing.
 
 use crate::base::codec::{seal_block, Cursor, FormatError};
@@ -15,6 +18,8 @@ use crate::base::SeqNo;
 
 /// The `value_len` of a tombstone.
 pub const TOMBSTONE_LEN: u32 = u32::MAX;
+/// The bit of `value_len` that says a deadline precedes the value.
+pub const EXPIRING_FLAG: u32 = 1 << 31;
 /// Bytes of an entry besides key and value.
 pub const ENTRY_FIXED_BYTES: usize = 4 + 4 + 8;
 
@@ -27,6 +32,8 @@ pub struct EntryRef<'a> {
     pub seq: SeqNo,
     /// The value, or `None` for a tombstone.
     pub value: Option<&'a [u8]>,
+    /// The value's expiry deadline (absolute Unix ms), `None` = never.
+    pub expire_at_ms: Option<u64>,
 }
 
 /// Builds one data block.
@@ -42,23 +49,38 @@ impl BlockBuilder {
         Self::default()
     }
 
-    /// Appends an entry; keys must be added in strictly increasing order.
+    /// Appends an entry (`value` `None`: a tombstone, which has no deadline); keys must be
+    /// added in strictly increasing order.
     ///
     /// # Panics
-    /// If the key or value is longer than `u32::MAX - 1` bytes.
-    pub fn add(&mut self, key: &[u8], seq: SeqNo, value: Option<&[u8]>) {
+    /// If the key is longer than `u32::MAX` bytes or the value 2^31 - 1 bytes, or a
+    /// tombstone has a deadline.
+    pub fn add(&mut self, key: &[u8], seq: SeqNo, value: Option<&[u8]>, expire_at_ms: Option<u64>) {
         let key_len = u32::try_from(key.len()).expect("key longer than u32::MAX");
         let value_len = match value {
-            Some(v) => u32::try_from(v.len())
-                .ok()
-                .filter(|&len| len != TOMBSTONE_LEN)
-                .expect("value longer than u32::MAX - 1"),
-            None => TOMBSTONE_LEN,
+            Some(v) => {
+                let len = u32::try_from(v.len())
+                    .ok()
+                    .filter(|&len| len < EXPIRING_FLAG)
+                    .expect("value of 2 GiB or longer");
+                if expire_at_ms.is_some() {
+                    len | EXPIRING_FLAG
+                } else {
+                    len
+                }
+            }
+            None => {
+                assert!(expire_at_ms.is_none(), "tombstone with a deadline");
+                TOMBSTONE_LEN
+            }
         };
         self.buf.extend_from_slice(&key_len.to_le_bytes());
         self.buf.extend_from_slice(&value_len.to_le_bytes());
         self.buf.extend_from_slice(&seq.0.to_le_bytes());
         self.buf.extend_from_slice(key);
+        if let Some(deadline) = expire_at_ms {
+            self.buf.extend_from_slice(&deadline.to_le_bytes());
+        }
         self.buf.extend_from_slice(value.unwrap_or_default());
         self.entry_count += 1;
     }
@@ -108,8 +130,13 @@ impl<'a> BlockEntries<'a> {
         let value_len = self.cursor.u32()?;
         let seq = SeqNo(self.cursor.u64()?);
         let key = self.cursor.bytes(key_len)?;
+        let mut expire_at_ms = None;
         let value = match value_len {
             TOMBSTONE_LEN => None,
+            len if len & EXPIRING_FLAG != 0 => {
+                expire_at_ms = Some(self.cursor.u64()?);
+                Some(self.cursor.bytes((len & !EXPIRING_FLAG) as usize)?)
+            }
             len => Some(self.cursor.bytes(len as usize)?),
         };
         if self.prev_key.is_some_and(|prev| prev >= key) {
@@ -119,7 +146,12 @@ impl<'a> BlockEntries<'a> {
             });
         }
         self.prev_key = Some(key);
-        Ok(EntryRef { key, seq, value })
+        Ok(EntryRef {
+            key,
+            seq,
+            value,
+            expire_at_ms,
+        })
     }
 }
 
@@ -160,9 +192,10 @@ mod tests {
 
     fn sample_block() -> Vec<u8> {
         let mut b = BlockBuilder::new();
-        b.add(b"a", SeqNo(3), Some(b"one"));
-        b.add(b"b", SeqNo(1), None);
-        b.add(b"c", SeqNo(2), Some(b""));
+        b.add(b"a", SeqNo(3), Some(b"one"), None);
+        b.add(b"b", SeqNo(1), None, None);
+        b.add(b"c", SeqNo(2), Some(b""), None);
+        b.add(b"d", SeqNo(4), Some(b"soon"), Some(1_700_000_000_000));
         let mut out = Vec::new();
         b.finish_into(&mut out);
         assert!(b.is_empty());
@@ -174,10 +207,13 @@ mod tests {
         let block = sample_block();
         let payload = open_block(&block).unwrap();
         let entries: Vec<EntryRef<'_>> = BlockEntries::new(payload).map(Result::unwrap).collect();
-        assert_eq!(entries.len(), 3);
+        assert_eq!(entries.len(), 4);
         assert_eq!(entries[0].value, Some(&b"one"[..]));
+        assert_eq!(entries[0].expire_at_ms, None);
         assert_eq!(entries[1].value, None);
         assert_eq!(entries[2].value, Some(&b""[..]));
+        assert_eq!(entries[3].value, Some(&b"soon"[..]));
+        assert_eq!(entries[3].expire_at_ms, Some(1_700_000_000_000));
         assert_eq!(find(payload, b"b").unwrap().unwrap().seq, SeqNo(1));
         assert_eq!(find(payload, b"bb").unwrap(), None);
         assert_eq!(find(payload, b"z").unwrap(), None);

@@ -67,6 +67,7 @@ impl<T: Borrow<Table>> TableIter<T> {
                     key: e.key.to_vec(),
                     seq: e.seq,
                     value: e.value.map(<[u8]>::to_vec),
+                    expire_at_ms: e.expire_at_ms,
                 })
             })
             .collect::<Result<Vec<_>, _>>()
@@ -114,6 +115,7 @@ mod tests {
                 key.as_bytes(),
                 SeqNo(u64::from(i) + 1),
                 value.as_deref().map(str::as_bytes),
+                None,
             );
         }
         let path = dir.join(TableId(1).file_name());

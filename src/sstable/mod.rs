@@ -11,8 +11,10 @@
 //!  0                                                                        file length
 //!
 //!  block    = payload | crc32 u32 (of payload)
-//!  data     = entry*            entry = key_len u32 | value_len u32 | seq u64 | key | value
-//!                                       (value_len = u32::MAX: tombstone, no value bytes)
+//!  data     = entry*            entry = key_len u32 | value_len u32 | seq u64 | key
+//!                                       | [deadline u64] | value
+//!                                       (value_len = u32::MAX: tombstone, no value bytes;
+//!                                       bit 31 set: a deadline precedes the value)
 //!  index    = (key_len u32 | last key of the data block | offset u64 | len u32)*
 //!             (one per data block, in order; len counts the block's crc)
 //!  Bloom    = k u32 | bit array
@@ -60,6 +62,9 @@ pub struct TableEntry {
     pub seq: SeqNo,
     /// The value, or `None` for a tombstone.
     pub value: Option<Vec<u8>>,
+    /// The value's expiry deadline (absolute Unix ms), `None` = never; see
+    /// [`crate::base::is_expired`].
+    pub expire_at_ms: Option<u64>,
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::block::find;
 use super::bloom::Bloom;
-use super::format::{decode_index, Footer, IndexEntry, FOOTER_BYTES};
+use super::format::{decode_index, Footer, IndexEntry, FOOTER_BYTES_MAX};
 use super::{TableEntry, TableId};
 use crate::base::codec::{open_block, FormatError};
 use crate::base::{io_error, StoreError};
@@ -58,15 +58,8 @@ impl Table {
             offset: offset.saturating_add(e.offset as u64),
             reason: e.reason.to_string(),
         };
-        let Some(footer_offset) = file_len.checked_sub(FOOTER_BYTES as u64) else {
-            return Err(corrupt(
-                0,
-                FormatError {
-                    reason: "file shorter than an SSTable footer",
-                    offset: 0,
-                },
-            ));
-        };
+        let tail_bytes = file_len.min(FOOTER_BYTES_MAX as u64);
+        let tail_offset = file_len - tail_bytes;
         let mut table = Self {
             id,
             path: path.to_path_buf(),
@@ -75,8 +68,12 @@ impl Table {
             index: Vec::new(),
             bloom: Bloom::build(&[], 1),
         };
-        let footer_bytes = table.read(footer_offset, FOOTER_BYTES as u32)?;
-        let footer = Footer::decode(&footer_bytes).map_err(|e| corrupt(footer_offset, e))?;
+        let tail = table.read(tail_offset, tail_bytes as u32)?;
+        let (footer, footer_len) = Footer::decode_tail(&tail).map_err(|e| {
+            let len = Footer::len_at_end(&tail).unwrap_or(tail.len());
+            corrupt(file_len - len as u64, e)
+        })?;
+        let footer_offset = file_len - footer_len as u64;
         // Offsets come from disk: add them without overflowing.
         let ends_by = |offset: u64, len: u32, limit: u64| {
             offset
@@ -295,6 +292,7 @@ impl Table {
             key: e.key.to_vec(),
             seq: e.seq,
             value: e.value.map(<[u8]>::to_vec),
+            expire_at_ms: e.expire_at_ms,
         }))
     }
 }

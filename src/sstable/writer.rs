@@ -2,7 +2,7 @@
 
 use super::block::BlockBuilder;
 use super::bloom::{hash_key, Bloom};
-use super::format::{encode_index, Footer, IndexEntry};
+use super::format::{encode_index, Footer, IndexEntry, FORMAT_VERSION};
 use crate::base::codec::seal_block;
 use crate::base::SeqNo;
 
@@ -19,6 +19,7 @@ pub struct SstWriter {
     entry_count: u64,
     smallest_seq: Option<SeqNo>,
     largest_seq: SeqNo,
+    first_deadline_ms: Option<u64>,
 }
 
 impl SstWriter {
@@ -36,6 +37,7 @@ impl SstWriter {
             entry_count: 0,
             smallest_seq: None,
             largest_seq: SeqNo(0),
+            first_deadline_ms: None,
         }
     }
 
@@ -50,15 +52,19 @@ impl SstWriter {
         self.entry_count
     }
 
-    /// Adds an entry (`value` `None` = tombstone).
+    /// Adds an entry (`value` `None` = tombstone; `expire_at_ms` the value's deadline).
     ///
     /// # Panics
     /// If `key` is not greater than the previous key: entries must come sorted.
-    pub fn add(&mut self, key: &[u8], seq: SeqNo, value: Option<&[u8]>) {
+    pub fn add(&mut self, key: &[u8], seq: SeqNo, value: Option<&[u8]>, expire_at_ms: Option<u64>) {
         if let Some(last) = &self.last_key {
             assert!(last.as_slice() < key, "SSTable keys must be added in order");
         }
-        self.block.add(key, seq, value);
+        self.block.add(key, seq, value, expire_at_ms);
+        if let Some(deadline) = expire_at_ms {
+            self.first_deadline_ms =
+                Some(self.first_deadline_ms.map_or(deadline, |d| d.min(deadline)));
+        }
         self.last_key = Some(key.to_vec());
         self.key_hashes.push(hash_key(key));
         self.entry_count += 1;
@@ -102,6 +108,8 @@ impl SstWriter {
             entry_count: self.entry_count,
             smallest_seq: self.smallest_seq.unwrap_or_default(),
             largest_seq: self.largest_seq,
+            first_deadline_ms: self.first_deadline_ms,
+            format_version: FORMAT_VERSION,
         };
         self.out.extend_from_slice(&footer.encode());
         self.out

@@ -65,7 +65,7 @@ impl ShardStore {
     pub fn drop_all(&mut self) -> SeqNo {
         self.last_seq = SeqNo(self.last_seq.0 + 1);
         let seq = self.last_seq;
-        self.wal.append(RecordKind::DropAll, seq, b"", b"");
+        self.wal.append(RecordKind::DropAll, seq, b"", b"", None);
         let emptied = std::mem::take(&mut self.active);
         if !emptied.is_empty() {
             // Freeing a large memtable takes a while; do it off the shard thread.

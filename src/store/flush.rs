@@ -51,7 +51,12 @@ impl ShardStore {
             let encode = move || {
                 let mut writer = SstWriter::new(block_bytes, bits_per_key);
                 for (key, version) in memtable.iter() {
-                    writer.add(key, version.seq, version.value.as_deref());
+                    writer.add(
+                        key,
+                        version.seq,
+                        version.value.as_deref(),
+                        version.expire_at_ms,
+                    );
                 }
                 writer.finish()
             };

@@ -238,17 +238,29 @@ impl ShardStore {
     /// Writes `key = value`: assigns the next sequence number, inserts into the active
     /// memtable and appends a WAL record to the pending batch. Returns the sequence number.
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> SeqNo {
+        self.put_expiring(key, value, None)
+    }
+
+    /// Writes `key = value` visible until `expire_at_ms` (absolute Unix ms, see
+    /// [`crate::base::is_expired`]; `None` = never), like [`ShardStore::put`]. The deadline
+    /// is part of the version: in the WAL record, the memtable and the SSTable entry.
+    pub fn put_expiring(&mut self, key: &[u8], value: &[u8], expire_at_ms: Option<u64>) -> SeqNo {
         let seq = self.next_seq();
-        self.active.insert(key, seq, Some(value));
-        self.wal.append(RecordKind::Put, seq, key, value);
+        self.active.insert(key, seq, Some(value), expire_at_ms);
+        let kind = if expire_at_ms.is_some() {
+            RecordKind::PutExpiring
+        } else {
+            RecordKind::Put
+        };
+        self.wal.append(kind, seq, key, value, expire_at_ms);
         seq
     }
 
     /// Writes a tombstone for `key`, like [`ShardStore::put`].
     pub fn delete(&mut self, key: &[u8]) -> SeqNo {
         let seq = self.next_seq();
-        self.active.insert(key, seq, None);
-        self.wal.append(RecordKind::Delete, seq, key, &[]);
+        self.active.insert(key, seq, None, None);
+        self.wal.append(RecordKind::Delete, seq, key, &[], None);
         seq
     }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::ShardStore;
-use crate::base::{SeqNo, StoreError};
+use crate::base::{is_expired, unix_now_ms, SeqNo, StoreError};
 use crate::block_cache::BlockCacheStats;
 use crate::compaction::merge::{EntrySource, MergeIter};
 use crate::sstable::iter::TableIter;
@@ -15,10 +15,33 @@ use crate::version::TableHandle;
 /// The result of a point lookup.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lookup {
-    /// The value, or `None` if the newest version is a tombstone.
+    /// The value, or `None` if the newest version is a tombstone or has expired.
     pub value: Option<Vec<u8>>,
     /// The sequence number of the version found.
     pub seq: SeqNo,
+    /// The value's expiry deadline (absolute Unix ms), `None` = never (and for a
+    /// tombstone or an expired value).
+    pub expire_at_ms: Option<u64>,
+}
+
+impl Lookup {
+    /// The lookup result of a version, an expired value turned into a tombstone: the one
+    /// place where a point read applies [`is_expired`]. The clock is read only for a value
+    /// that has a deadline.
+    fn of_version(value: Option<Vec<u8>>, seq: SeqNo, expire_at_ms: Option<u64>) -> Self {
+        if expire_at_ms.is_some() && is_expired(expire_at_ms, unix_now_ms()) {
+            return Self {
+                value: None,
+                seq,
+                expire_at_ms: None,
+            };
+        }
+        Self {
+            value,
+            seq,
+            expire_at_ms,
+        }
+    }
 }
 
 /// A data block of a live table that a point lookup needs and the block cache lacks.
@@ -39,23 +62,22 @@ impl ShardStore {
     pub fn get(&self, key: &[u8]) -> Result<Option<Lookup>, StoreError> {
         for memtable in self.memtables_newest_first() {
             if let Some(entry) = memtable.get(key) {
-                return Ok(Some(Lookup {
-                    value: entry.value.map(|v| v.to_vec()),
-                    seq: entry.seq,
-                }));
+                return Ok(Some(Lookup::of_version(
+                    entry.value.map(|v| v.to_vec()),
+                    entry.seq,
+                    entry.expire_at_ms,
+                )));
             }
         }
         let found = self
             .version
             .get(key, Some(&self.block_cache))?
-            .map(|entry| Lookup {
-                value: entry.value,
-                seq: entry.seq,
-            });
+            .map(|entry| Lookup::of_version(entry.value, entry.seq, entry.expire_at_ms));
         let dropped = self.last_drop_seq();
         Ok(found.or((dropped.0 > 0).then_some(Lookup {
             value: None,
             seq: dropped,
+            expire_at_ms: None,
         })))
     }
 
@@ -85,7 +107,8 @@ impl ShardStore {
     }
 
     /// A streaming range scan: every key from `start` on (inclusive), in key order, at its
-    /// newest version (tombstones included as `value: None`; callers hide them). Memory is
+    /// newest version (tombstones and expired values included as `value: None`; callers
+    /// hide them). Memory is
     /// one entry per memtable and table whatever the range; each table starts at the
     /// block its index names for `start`. The iterator holds the current version, so
     /// flushes and compactions meanwhile delete no file under it.
@@ -97,13 +120,14 @@ impl ShardStore {
                     key: key.to_vec(),
                     seq: e.seq,
                     value: e.value.as_deref().map(<[u8]>::to_vec),
+                    expire_at_ms: e.expire_at_ms,
                 })
             })));
         }
         for table in self.version.tables_newest_first() {
             sources.push(Box::new(TableIter::seek(Arc::clone(table), start)));
         }
-        MergeIter::new(sources)
+        MergeIter::new(sources, crate::base::unix_now_ms())
     }
 
     /// Whether the store holds no live key; as costly as [`ShardStore::len`].

@@ -226,7 +226,7 @@ fn replay_segment(
             continue;
         }
         let value = match record.kind {
-            RecordKind::Put => Some(record.value),
+            RecordKind::Put | RecordKind::PutExpiring => Some(record.value),
             RecordKind::Delete => None,
             RecordKind::DropAll => {
                 // Everything before it is gone: what was replayed, and the tables (the
@@ -238,7 +238,9 @@ fn replay_segment(
                 continue;
             }
         };
-        replay.memtable.insert(record.key, record.seq, value);
+        replay
+            .memtable
+            .insert(record.key, record.seq, value, record.expire_at_ms);
         replay.last_seq = replay.last_seq.max(record.seq);
         replay.records += 1;
     }

@@ -23,6 +23,9 @@ pub struct Snapshot {
     frozen: Vec<Arc<Memtable>>,
     version: Arc<Version>,
     seq: SeqNo,
+    /// The clock when the snapshot was taken (Unix ms): values whose deadline passed by
+    /// then count as deleted.
+    now_ms: u64,
 }
 
 impl ShardStore {
@@ -38,6 +41,7 @@ impl ShardStore {
                 key: key.to_vec(),
                 seq: entry.seq,
                 value: entry.value.as_ref().map(|_| Vec::new()),
+                expire_at_ms: entry.expire_at_ms,
             })
             .collect();
         let frozen = self
@@ -52,6 +56,7 @@ impl ShardStore {
             frozen,
             version: Arc::clone(&self.version),
             seq: self.last_seq,
+            now_ms: crate::base::unix_now_ms(),
         }
     }
 }
@@ -63,7 +68,8 @@ impl Snapshot {
     }
 
     /// Every key of the snapshot in key order at its newest version (tombstones as
-    /// `value: None`; the active memtable's values empty), reading tables with `pread`.
+    /// `value: None`, and so are values expired when the snapshot was taken; the active
+    /// memtable's values empty), reading tables with `pread`.
     pub fn scan(&self) -> MergeIter<'_> {
         let mut sources: Vec<EntrySource<'_>> = vec![Box::new(self.active.iter().cloned().map(Ok))];
         for memtable in &self.frozen {
@@ -72,13 +78,14 @@ impl Snapshot {
                     key: key.to_vec(),
                     seq: e.seq,
                     value: e.value.as_deref().map(<[u8]>::to_vec),
+                    expire_at_ms: e.expire_at_ms,
                 })
             })));
         }
         for table in self.version.tables_newest_first() {
             sources.push(Box::new(TableIter::seek(Arc::clone(table), b"")));
         }
-        MergeIter::new(sources)
+        MergeIter::new(sources, self.now_ms)
     }
 
     /// Whether `key` holds a live value in the snapshot (its newest version is not a
@@ -87,17 +94,21 @@ impl Snapshot {
     /// # Errors
     /// A failed read or checksum.
     pub fn is_live(&self, key: &[u8]) -> Result<bool, StoreError> {
+        let live = |value: bool, deadline: Option<u64>| {
+            value && !crate::base::is_expired(deadline, self.now_ms)
+        };
         if let Ok(i) = self.active.binary_search_by(|e| e.key.as_slice().cmp(key)) {
-            return Ok(self.active[i].value.is_some());
+            let entry = &self.active[i];
+            return Ok(live(entry.value.is_some(), entry.expire_at_ms));
         }
         for memtable in &self.frozen {
             if let Some(entry) = memtable.get(key) {
-                return Ok(entry.value.is_some());
+                return Ok(live(entry.value.is_some(), entry.expire_at_ms));
             }
         }
         Ok(self
             .version
             .get(key, None)?
-            .is_some_and(|e| e.value.is_some()))
+            .is_some_and(|e| live(e.value.is_some(), e.expire_at_ms)))
     }
 }

@@ -134,6 +134,7 @@ impl TableHandle {
             smallest_key: self.smallest_key.clone(),
             largest_key: self.largest_key.clone(),
             size_bytes: self.size_bytes,
+            first_deadline_ms: self.table.footer().first_deadline_ms,
         }
     }
 }
@@ -165,6 +166,8 @@ pub struct TableMeta {
     pub largest_key: Vec<u8>,
     /// Its file size in bytes.
     pub size_bytes: u64,
+    /// The earliest expiry deadline of a value in it (Unix ms), if any.
+    pub first_deadline_ms: Option<u64>,
 }
 
 impl TableMeta {

@@ -14,9 +14,11 @@
 //! * `length` is the number of bytes after the length field:
 //!   `1 + 8 + 4 + key_len + value_len`, so at least [`BODY_FIXED_BYTES`] (13).
 //! * `type` is 1 for a put, 2 for a delete (tombstone, whose value is empty) and 3 for a
-//!   drop-all (`FLUSHALL`): every write of the shard with a lower sequence number is gone;
-//!   its key and value are empty.
-//! * The value length is implied: `length - 13 - key_len`.
+//!   put with an expiry deadline, whose value bytes start with the deadline (absolute Unix
+//!   milliseconds, u64) followed by the value, and 4 for a drop-all (`FLUSHALL`): every
+//!   write of the shard with a lower sequence number is gone; its key and value are empty.
+//! * The value length is implied: `length - 13 - key_len` (for type 3, minus the 8
+//!   deadline bytes).
 //!
 //! A length field of zero marks the clean end of a segment's written data (its preallocated
 //! tail is zero bytes).
@@ -35,11 +37,16 @@ pub enum RecordKind {
     Put = 1,
     /// Writes a tombstone for the key; the value is empty.
     Delete = 2,
+    /// Sets the key to the value until a deadline (`RecordRef::expire_at_ms`).
+    PutExpiring = 3,
     /// Removes every write with a lower sequence number (`FLUSHALL`); key and value are
     /// empty. Recovery empties what it replayed so far and drops the SSTables the
     /// manifest still lists if their drop was not installed yet.
-    DropAll = 3,
+    DropAll = 4,
 }
+
+/// Bytes of the deadline a [`RecordKind::PutExpiring`] record carries before its value.
+pub const DEADLINE_BYTES: usize = 8;
 
 /// A decoded record, borrowing key and value from the buffer it was decoded from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,28 +59,51 @@ pub struct RecordRef<'a> {
     pub key: &'a [u8],
     /// The value; empty for a delete.
     pub value: &'a [u8],
+    /// The expiry deadline (absolute Unix ms) of a [`RecordKind::PutExpiring`]; `None`
+    /// for the other kinds.
+    pub expire_at_ms: Option<u64>,
 }
 
-/// Encoded size in bytes of a record with these key and value lengths.
+/// Encoded size in bytes of a record with these key and value lengths (no deadline; a
+/// [`RecordKind::PutExpiring`] adds [`DEADLINE_BYTES`]).
 pub fn encoded_len(key_len: usize, value_len: usize) -> usize {
     HEADER_BYTES + BODY_FIXED_BYTES + key_len + value_len
 }
 
-/// Appends the encoding of one record to `buf`.
+/// Appends the encoding of one record to `buf`: a put (`kind` Put, or PutExpiring with
+/// `expire_at_ms`) or a delete.
 ///
 /// # Panics
-/// If the record would be longer than `u32::MAX` bytes, a delete carries a value or a
-/// drop-all a key: all bugs of the caller, whose protocol limits are far below.
-pub fn encode(buf: &mut Vec<u8>, kind: RecordKind, seq: SeqNo, key: &[u8], value: &[u8]) {
+/// If the record would be longer than `u32::MAX` bytes, a delete carries a value, a
+/// drop-all a key, or the deadline is given exactly for a PutExpiring: all bugs of the caller, whose protocol
+/// limits are far below.
+pub fn encode_full(
+    buf: &mut Vec<u8>,
+    kind: RecordKind,
+    seq: SeqNo,
+    key: &[u8],
+    value: &[u8],
+    expire_at_ms: Option<u64>,
+) {
     assert!(
-        kind == RecordKind::Put || value.is_empty(),
+        kind != RecordKind::Delete || value.is_empty(),
         "delete with a value"
     );
     assert!(
         kind != RecordKind::DropAll || key.is_empty(),
         "drop-all with a key"
     );
-    let length = BODY_FIXED_BYTES + key.len() + value.len();
+    assert_eq!(
+        kind == RecordKind::PutExpiring,
+        expire_at_ms.is_some(),
+        "a deadline goes with PutExpiring, and only there"
+    );
+    let deadline_bytes = if expire_at_ms.is_some() {
+        DEADLINE_BYTES
+    } else {
+        0
+    };
+    let length = BODY_FIXED_BYTES + key.len() + deadline_bytes + value.len();
     let length = u32::try_from(length).expect("WAL record longer than u32::MAX bytes");
     let key_len = u32::try_from(key.len()).expect("key longer than u32::MAX bytes");
     let start = buf.len();
@@ -83,9 +113,20 @@ pub fn encode(buf: &mut Vec<u8>, kind: RecordKind, seq: SeqNo, key: &[u8], value
     buf.extend_from_slice(&seq.0.to_le_bytes());
     buf.extend_from_slice(&key_len.to_le_bytes());
     buf.extend_from_slice(key);
+    if let Some(deadline) = expire_at_ms {
+        buf.extend_from_slice(&deadline.to_le_bytes());
+    }
     buf.extend_from_slice(value);
     let crc = crc32fast::hash(&buf[start + 4..]);
     buf[start..start + 4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// [`encode_full`] of a put or delete without a deadline.
+///
+/// # Panics
+/// As [`encode_full`], and for a PutExpiring (it needs its deadline).
+pub fn encode(buf: &mut Vec<u8>, kind: RecordKind, seq: SeqNo, key: &[u8], value: &[u8]) {
+    encode_full(buf, kind, seq, key, value, None);
 }
 
 /// The outcome of decoding the bytes at one position of a segment.
@@ -140,7 +181,8 @@ pub fn decode(buf: &[u8]) -> Decoded<'_> {
     let kind = match body[0] {
         1 => RecordKind::Put,
         2 => RecordKind::Delete,
-        3 => RecordKind::DropAll,
+        3 => RecordKind::PutExpiring,
+        4 => RecordKind::DropAll,
         _ => return Decoded::Corrupt("unknown record type"),
     };
     let seq = SeqNo(u64::from_le_bytes(body[1..9].try_into().expect("8 bytes")));
@@ -151,9 +193,17 @@ pub fn decode(buf: &[u8]) -> Decoded<'_> {
     if key_len > rest.len() {
         return Decoded::Corrupt("key length exceeds record length");
     }
-    let (key, value) = rest.split_at(key_len);
+    let (key, mut value) = rest.split_at(key_len);
     if kind == RecordKind::Delete && !value.is_empty() {
         return Decoded::Corrupt("delete record with a value");
+    }
+    let mut expire_at_ms = None;
+    if kind == RecordKind::PutExpiring {
+        let Some((deadline, rest)) = value.split_first_chunk::<DEADLINE_BYTES>() else {
+            return Decoded::Corrupt("expiring put shorter than its deadline");
+        };
+        expire_at_ms = Some(u64::from_le_bytes(*deadline));
+        value = rest;
     }
     if kind == RecordKind::DropAll && !rest.is_empty() {
         return Decoded::Corrupt("drop-all record with a key or value");
@@ -164,6 +214,7 @@ pub fn decode(buf: &[u8]) -> Decoded<'_> {
             seq,
             key,
             value,
+            expire_at_ms,
         },
         len_bytes: HEADER_BYTES + length,
     }
@@ -253,6 +304,34 @@ mod tests {
                 !matches!(decode(&bad), Decoded::Record { .. }),
                 "flip at {i} went unnoticed"
             );
+        }
+    }
+
+    #[test]
+    fn expiring_put_round_trips_with_its_deadline() {
+        let mut buf = Vec::new();
+        encode_full(
+            &mut buf,
+            RecordKind::PutExpiring,
+            SeqNo(4),
+            b"k",
+            b"v",
+            Some(1_700_000_000_123),
+        );
+        assert_eq!(buf.len(), encoded_len(1, 1) + DEADLINE_BYTES);
+        match decode(&buf) {
+            Decoded::Record { record, len_bytes } => {
+                assert_eq!(len_bytes, buf.len());
+                assert_eq!(record.kind, RecordKind::PutExpiring);
+                assert_eq!(record.value, b"v");
+                assert_eq!(record.expire_at_ms, Some(1_700_000_000_123));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        // A plain put has no deadline.
+        match decode(&one(RecordKind::Put, 5, b"k", b"v")) {
+            Decoded::Record { record, .. } => assert_eq!(record.expire_at_ms, None),
+            other => panic!("unexpected {other:?}"),
         }
     }
 

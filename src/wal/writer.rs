@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::batch;
-use super::record::{encode, RecordKind};
+use super::record::{encode_full, RecordKind};
 use super::SegmentNo;
 use super::WalBatch;
 use crate::base::fs::sync_dir;
@@ -222,15 +222,23 @@ impl WalWriter {
         }
     }
 
-    /// Appends one record to the pending batch.
-    pub fn append(&mut self, kind: RecordKind, seq: SeqNo, key: &[u8], value: &[u8]) {
+    /// Appends one record to the pending batch (`expire_at_ms` only with
+    /// [`RecordKind::PutExpiring`], see [`encode_full`]).
+    pub fn append(
+        &mut self,
+        kind: RecordKind,
+        seq: SeqNo,
+        key: &[u8],
+        value: &[u8],
+        expire_at_ms: Option<u64>,
+    ) {
         debug_assert!(seq > self.pending_last_seq);
         if self.pending.is_empty() {
             batch::begin(&mut self.pending);
             self.pending_first_seq = seq;
             self.pending_records = 0;
         }
-        encode(&mut self.pending, kind, seq, key, value);
+        encode_full(&mut self.pending, kind, seq, key, value, expire_at_ms);
         self.pending_last_seq = seq;
         self.pending_records += 1;
     }

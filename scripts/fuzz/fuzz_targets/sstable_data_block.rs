@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
     if !failed {
         let mut builder = BlockBuilder::new();
         for entry in &entries {
-            builder.add(entry.key, entry.seq, entry.value);
+            builder.add(entry.key, entry.seq, entry.value, entry.expire_at_ms);
         }
         let mut block = Vec::new();
         builder.finish_into(&mut block);

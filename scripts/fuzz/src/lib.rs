@@ -14,7 +14,7 @@ use std::ops::Range;
 
 use tskv::config::ProtocolLimits;
 use tskv::resp::{Parsed, ProtocolError, RequestParser};
-use tskv::sstable::format::{decode_index, Footer, FOOTER_BYTES};
+use tskv::sstable::format::{decode_index, Footer};
 
 /// What the parser made of a whole stream.
 #[derive(Debug, PartialEq, Eq)]
@@ -191,9 +191,10 @@ fn reseal_one_record(buf: &mut [u8], at: usize) -> Option<usize> {
 /// Bloom blocks it points to, then those of the data blocks the index points to. Regions
 /// that lie outside the file are left alone.
 pub fn reseal_sstable(file: &mut [u8]) {
-    let Some(footer_offset) = file.len().checked_sub(FOOTER_BYTES) else {
+    let Some(footer_len) = Footer::len_at_end(file) else {
         return;
     };
+    let footer_offset = file.len() - footer_len;
     reseal_block(&mut file[footer_offset..]);
     let Ok(footer) = Footer::decode(&file[footer_offset..]) else {
         return;

@@ -51,6 +51,9 @@ pub struct Found {
     pub value_bytes: Option<usize>,
     /// Its sequence number.
     pub seq: u64,
+    /// The value's expiry deadline (absolute Unix ms), if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expire_at_ms: Option<u64>,
     /// Where it is.
     pub source: Source,
 }
@@ -139,11 +142,12 @@ fn find_in_wal(
             if !concerns_key || record.seq.0 <= tables_last_seq || !newer {
                 return;
             }
-            let value = (record.kind == RecordKind::Put).then_some(record.value);
+            let value = (record.kind != RecordKind::Delete).then_some(record.value);
             found = Some(Found {
                 value: value.map(repr),
                 value_bytes: value.map(<[u8]>::len),
                 seq: record.seq.0,
+                expire_at_ms: record.expire_at_ms,
                 source: Source::Wal {
                     file: file.clone(),
                     offset,
@@ -176,6 +180,7 @@ fn find_in_tables(version: &Version, key: &[u8]) -> Result<Option<Found>, ToolEr
         value: entry.value.as_deref().map(repr),
         value_bytes: entry.value.as_ref().map(Vec::len),
         seq: entry.seq.0,
+        expire_at_ms: entry.expire_at_ms,
         source: Source::Sstable {
             file: table.path().display().to_string(),
             table_id: table.id().0,

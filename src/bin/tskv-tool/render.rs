@@ -244,6 +244,9 @@ pub fn sst(scan: &TableScan) -> String {
     if let Some(f) = &scan.footer {
         line!(out, "footer:");
         line!(out, "  format version: {}", f.format_version);
+        if let Some(deadline) = f.first_deadline_ms {
+            line!(out, "  first expiry deadline: {deadline} ms Unix time");
+        }
         line!(
             out,
             "  index: offset {} bytes {}",
@@ -353,6 +356,14 @@ pub fn get(report: &GetReport) -> String {
         "tombstone"
     };
     line!(out, "seq {} ({what})", found.seq);
+    if let Some(deadline) = found.expire_at_ms {
+        let state = if tskv::base::is_expired(Some(deadline), tskv::base::unix_now_ms()) {
+            "expired"
+        } else {
+            "not yet expired"
+        };
+        line!(out, "expires at {deadline} ms Unix time ({state})");
+    }
     match &found.source {
         Source::Wal { file, offset } => {
             line!(out, "found in WAL segment {file} at offset {offset}")

@@ -7,8 +7,8 @@
 //!    takes its `LOCK` too, so no server starts on a half-built directory;
 //! 3. opens each old shard with the engine ([`Engine::open`], which recovers it as a
 //!    server start would: a torn WAL tail is cut) and streams its live keys at their newest
-//!    version (tombstones hidden) into the new shard that owns each key, one [`Engine`] per
-//!    new shard with buffered durability;
+//!    version (tombstones and expired keys hidden, deadlines kept) into the new shard that
+//!    owns each key, one [`Engine`] per new shard with buffered durability;
 //! 4. syncs and flushes every new shard, then writes the new `TSKV` (durably) — a
 //!    directory without `TSKV` is not a data directory, so an interrupted run leaves
 //!    nothing a server would open;
@@ -151,8 +151,13 @@ fn build(
             continue;
         }
         let old = Engine::open(&dir, Options::default())?;
-        for entry in old.scan::<_, &[u8]>(..) {
-            let (key, value) = entry?;
+        // The store's own scan, not `Engine::scan`: it keeps each value's expiry deadline.
+        for entry in old.store().scan_from(b"") {
+            let entry = entry?;
+            let Some(value) = entry.value else {
+                continue;
+            };
+            let key = entry.key;
             if key.first() == Some(&tskv::timeseries::keys::RESERVED_PREFIX) {
                 // A series' chunks are keyed by series id, not by its user key, so they
                 // cannot be routed here: refuse rather than scatter them.
@@ -162,7 +167,7 @@ fn build(
                 )));
             }
             let owner = shard_of(&key, shard_count).0;
-            shards[owner].put(&key, &value)?;
+            shards[owner].put_expiring(&key, &value, entry.expire_at_ms)?;
             keys_per_shard[owner] += 1;
         }
     }

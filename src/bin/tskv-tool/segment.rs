@@ -108,6 +108,7 @@ pub fn kind_name(kind: RecordKind) -> &'static str {
     match kind {
         RecordKind::Put => "put",
         RecordKind::Delete => "delete",
+        RecordKind::PutExpiring => "put-expiring",
         RecordKind::DropAll => "drop-all",
     }
 }

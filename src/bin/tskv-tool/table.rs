@@ -14,7 +14,7 @@ use tskv::base::codec::open_block;
 use tskv::base::StoreError;
 use tskv::sstable::block::BlockEntries;
 use tskv::sstable::bloom::Bloom;
-use tskv::sstable::format::{Footer, FOOTER_BYTES, FORMAT_VERSION};
+use tskv::sstable::format::Footer;
 use tskv::sstable::reader::Table;
 use tskv::sstable::TableId;
 
@@ -53,6 +53,9 @@ pub struct FooterInfo {
     pub largest_seq: u64,
     /// Format version (the only one this build reads).
     pub format_version: u32,
+    /// The earliest expiry deadline of a value in the table (Unix ms), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_deadline_ms: Option<u64>,
 }
 
 impl From<&Footer> for FooterInfo {
@@ -65,7 +68,8 @@ impl From<&Footer> for FooterInfo {
             entry_count: f.entry_count,
             smallest_seq: f.smallest_seq.0,
             largest_seq: f.largest_seq.0,
-            format_version: FORMAT_VERSION,
+            first_deadline_ms: f.first_deadline_ms,
+            format_version: f.format_version,
         }
     }
 }
@@ -333,7 +337,7 @@ fn check_block(
 
 /// Compares the footer's counts with what the blocks hold.
 fn check_footer(footer: &Footer, totals: &Totals, scan: &mut TableScan) {
-    let footer_offset = scan.file_bytes.saturating_sub(FOOTER_BYTES as u64);
+    let footer_offset = scan.file_bytes.saturating_sub(footer.encoded_len() as u64);
     let fields = [
         ("entry_count", footer.entry_count, totals.entry_count),
         (

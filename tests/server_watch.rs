@@ -1,0 +1,185 @@
+//! Goal: `WATCH` / `UNWATCH` give transactions Redis's optimistic locking: an `EXEC`
+//! whose watched key was written (by anyone), deleted, created or expired since `WATCH`
+//! runs nothing and replies null, and otherwise runs; `EXEC`, `DISCARD` and `UNWATCH` end
+//! the watches; and the usual retry loop loses no update under concurrency.
+//!
+//! Method: one scripted session with a second connection writing in between, sent to a
+//! real `redis-server` and to tskv with one shard and compared reply by reply; the same
+//! retry loop (the `redis` crate's `transaction` helper, which is `WATCH`/`MULTI`/`EXEC`
+//! with retries) from several threads against tskv with two shards, whose final count
+//! must equal the number of committed increments; and the refusal of watched keys on
+//! two shards.
+
+mod common;
+
+use std::io::{BufReader, Write};
+use std::net::TcpStream;
+use std::thread::sleep;
+use std::time::Duration;
+
+use common::redis_server::RedisServer;
+use common::{encode, read_reply, Reply, TestServer, IO_TIMEOUT};
+
+struct Raw {
+    writer: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Raw {
+    fn connect(port: u16) -> Self {
+        let writer = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        writer.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let reader = BufReader::new(writer.try_clone().unwrap());
+        Raw { writer, reader }
+    }
+
+    fn request(&mut self, line: &str) -> Reply {
+        let args: Vec<&str> = line.split(' ').collect();
+        self.writer.write_all(&encode(&args)).unwrap();
+        read_reply(&mut self.reader).unwrap().expect("a reply")
+    }
+}
+
+/// `(connection, command)`: 0 is the transaction's connection, 1 another client.
+const SCRIPT: &[(usize, &str)] = &[
+    (0, "SET w 1"),
+    (0, "WATCH w"),
+    (0, "MULTI"),
+    (0, "INCR w"),
+    (0, "UNWATCH"),
+    (0, "EXEC"),
+    // Written by another client: aborted.
+    (0, "WATCH w"),
+    (1, "SET w 5"),
+    (0, "MULTI"),
+    (0, "INCR w"),
+    (0, "EXEC"),
+    (0, "GET w"),
+    // The abort ended the watch: this one runs.
+    (0, "MULTI"),
+    (0, "INCR w"),
+    (0, "EXEC"),
+    // Written by this client itself, before MULTI: aborted too.
+    (0, "WATCH w x"),
+    (0, "SET x 1"),
+    (0, "MULTI"),
+    (0, "GET w"),
+    (0, "EXEC"),
+    // Deleted and created again: aborted.
+    (0, "WATCH w"),
+    (1, "DEL w"),
+    (1, "SET w 9"),
+    (0, "MULTI"),
+    (0, "GET w"),
+    (0, "EXEC"),
+    // A missing key that gets created: aborted; one that stays missing: runs.
+    (0, "WATCH nothing"),
+    (1, "SET nothing 1"),
+    (0, "MULTI"),
+    (0, "GET nothing"),
+    (0, "EXEC"),
+    (0, "WATCH nothing2"),
+    (1, "DEL nothing2"),
+    (0, "MULTI"),
+    (0, "GET nothing2"),
+    (0, "EXEC"),
+    // UNWATCH forgets; DISCARD forgets; WATCH inside MULTI is refused but does not abort.
+    (0, "WATCH w"),
+    (1, "SET w 10"),
+    (0, "UNWATCH"),
+    (0, "MULTI"),
+    (0, "WATCH w"),
+    (0, "GET w"),
+    (0, "EXEC"),
+    (0, "WATCH w"),
+    (0, "MULTI"),
+    (0, "DISCARD"),
+    (1, "SET w 11"),
+    (0, "MULTI"),
+    (0, "GET w"),
+    (0, "EXEC"),
+    // A queued error aborts and forgets the watch.
+    (0, "WATCH w"),
+    (0, "MULTI"),
+    (0, "NOSUCHCOMMAND"),
+    (0, "EXEC"),
+    (1, "SET w 12"),
+    (0, "MULTI"),
+    (0, "GET w"),
+    (0, "EXEC"),
+    (0, "EXEC"),
+    (0, "DISCARD"),
+];
+
+#[test]
+fn watch_aborts_and_runs_exactly_as_redis_does() {
+    let redis = RedisServer::start();
+    let tskv = TestServer::start(&["--shards", "1"]);
+    let mut theirs = [Raw::connect(redis.port), Raw::connect(redis.port)];
+    let mut ours = [Raw::connect(tskv.port()), Raw::connect(tskv.port())];
+    for (step, &(conn, line)) in SCRIPT.iter().enumerate() {
+        let expected = theirs[conn].request(line);
+        let got = ours[conn].request(line);
+        assert_eq!(got, expected, "step {step}: {line}");
+    }
+}
+
+#[test]
+fn an_expiry_of_a_watched_key_aborts_the_transaction() {
+    let tskv = TestServer::start(&["--shards", "2"]);
+    let mut raw = Raw::connect(tskv.port());
+    assert_eq!(raw.request("SET e 1 PX 200"), Reply::ok());
+    assert_eq!(raw.request("WATCH e"), Reply::ok());
+    sleep(Duration::from_millis(400));
+    assert_eq!(raw.request("MULTI"), Reply::ok());
+    assert_eq!(raw.request("SET e 2"), Reply::Status("QUEUED".into()));
+    assert_eq!(raw.request("EXEC"), Reply::NilArray);
+    assert_eq!(raw.request("GET e"), Reply::Nil);
+}
+
+#[test]
+fn concurrent_watch_retry_loops_lose_no_update() {
+    let tskv = TestServer::start(&["--shards", "2"]);
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let client = tskv.client();
+            std::thread::spawn(move || {
+                let mut con = client.get_connection().unwrap();
+                for _ in 0..50 {
+                    let _: () = redis::transaction(&mut con, &["counter"], |con, pipe| {
+                        let current: Option<i64> = redis::cmd("GET").arg("counter").query(con)?;
+                        pipe.set("counter", current.unwrap_or(0) + 1)
+                            .ignore()
+                            .query(con)
+                    })
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let mut con = tskv.conn();
+    let count: i64 = redis::cmd("GET").arg("counter").query(&mut con).unwrap();
+    assert_eq!(count, 200, "every committed read-modify-write counted once");
+}
+
+#[test]
+fn watched_keys_on_two_shards_are_refused_with_their_shards() {
+    let tskv = TestServer::start(&["--shards", "2"]);
+    let mut raw = Raw::connect(tskv.port());
+    // Find two keys on different shards by the refusal itself.
+    let refused = (0..64).find_map(|i| match raw.request(&format!("WATCH k0 k{i}")) {
+        Reply::Error(e) => Some(e),
+        _ => {
+            raw.request("UNWATCH");
+            None
+        }
+    });
+    let refused = refused.expect("some key is on the other shard");
+    assert!(
+        refused.starts_with("ERR WATCH keys must all be on one shard: 'k"),
+        "{refused}"
+    );
+}
