@@ -160,6 +160,10 @@ pub enum CommandKind {
     TsMRevRange,
     /// TS.QUERYINDEX.
     TsQueryIndex,
+    /// TS.CREATERULE.
+    TsCreateRule,
+    /// TS.DELETERULE.
+    TsDeleteRule,
     /// SAVE.
     Save,
     /// BGSAVE.
@@ -174,7 +178,7 @@ pub enum CommandKind {
 
 impl CommandKind {
     /// Every kind, in `repr` order.
-    pub const ALL: [CommandKind; 76] = [
+    pub const ALL: [CommandKind; 78] = [
         Self::Ping,
         Self::Echo,
         Self::Quit,
@@ -246,6 +250,8 @@ impl CommandKind {
         Self::TsMRange,
         Self::TsMRevRange,
         Self::TsQueryIndex,
+        Self::TsCreateRule,
+        Self::TsDeleteRule,
         Self::Save,
         Self::BgSave,
         Self::LastSave,
@@ -327,6 +333,8 @@ impl CommandKind {
             Self::TsMRange => "ts.mrange",
             Self::TsMRevRange => "ts.mrevrange",
             Self::TsQueryIndex => "ts.queryindex",
+            Self::TsCreateRule => "ts.createrule",
+            Self::TsDeleteRule => "ts.deleterule",
             Self::Save => "save",
             Self::BgSave => "bgsave",
             Self::LastSave => "lastsave",
@@ -381,7 +389,7 @@ impl CommandKind {
             Self::Scan | Self::Keys | Self::GetRange | Self::RandomKey => &["readonly"],
             Self::TsCreate | Self::TsAlter | Self::TsAdd | Self::TsMAdd => &["write", "denyoom"],
             Self::TsIncrBy | Self::TsDecrBy => &["write", "denyoom"],
-            Self::TsDel => &["write"],
+            Self::TsDel | Self::TsCreateRule | Self::TsDeleteRule => &["write"],
             Self::TsGet | Self::TsRange | Self::TsRevRange | Self::TsInfo => &["readonly"],
             Self::TsMGet | Self::TsMRange | Self::TsMRevRange | Self::TsQueryIndex => &["readonly"],
             // Redis 7.0's flags, less those tskv has no use for (noscript, loading, stale).
@@ -429,6 +437,7 @@ impl CommandKind {
             Self::MSet | Self::MSetNx => (1, -1, 2),
             Self::Rename | Self::RenameNx => (1, 2, 1),
             Self::TsMAdd => (1, -1, 3),
+            Self::TsCreateRule | Self::TsDeleteRule => (1, 2, 1),
             kind if kind.is_series() && !kind.is_multi_series() => (1, 1, 1),
             _ => (0, 0, 0),
         }
@@ -455,6 +464,8 @@ impl CommandKind {
                 | Self::TsRange
                 | Self::TsRevRange
                 | Self::TsInfo
+                | Self::TsCreateRule
+                | Self::TsDeleteRule
         ) || self.is_multi_series()
     }
 
@@ -516,6 +527,8 @@ impl CommandKind {
             Self::TsMGet => -3,
             Self::TsMRange | Self::TsMRevRange => -5,
             Self::TsQueryIndex => -2,
+            Self::TsCreateRule => -6,
+            Self::TsDeleteRule => 3,
             Self::Save | Self::LastSave => 1,
             Self::BgSave | Self::FlushDb | Self::FlushAll => -1,
         }

@@ -2,10 +2,10 @@
 //! samples they send land in the series they name.
 //! Method: run `tskv-bench --workload tsbs-cpu-ingest --create-series` and then `--workload
 //! tsbs-cpu-query` with a request count against tskv-server, and check the JSON: every
-//! TS.CREATE, TS.MADD, TS.RANGE and TS.MRANGE answered without an error, none lost. A
-//! `TS.MADD` reply is an array that may hold per-sample errors the bench does not count, so
-//! the series are then read back through the `redis` crate: every series exists with the
-//! labels the bench gave it, and together they hold every sample sent.
+//! TS.CREATE, TS.MADD, TS.RANGE and TS.MRANGE answered without an error (for TS.MADD: no
+//! refused sample inside its reply), none lost. The series are then read back through the
+//! `redis` crate: every series exists with the labels the bench gave it, and together they
+//! hold every sample sent.
 
 mod common;
 

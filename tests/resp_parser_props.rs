@@ -6,19 +6,18 @@
 //!     words encoded bare, in `"..."` with escapes, in `'...'`, or glued from pieces), plus
 //!     requests to skip (`*0`, `*-1`, blank lines), are encoded, cut at random points and fed
 //!     the way a connection does (append a chunk, parse until `Incomplete`, drop consumed
-//!     bytes). The argument lists must come back exactly, in order, with nothing left over.
+//!     bytes; `tskv::resp::testing::feed`, which also checks the per-call guarantees). The
+//!     argument lists must come back exactly, in order, with nothing left over.
 //! (b) Arbitrary bytes (fully random, drawn from RESP's punctuation, or a valid pipeline
 //!     with bytes overwritten), under default and tiny limits, fed whole and in random
 //!     chunks: no panic, every `Request` consumes at least one byte, a repeated call on an
 //!     unchanged buffer stays `Incomplete`, and the outcome (requests, then the error or
 //!     the bytes left waiting) is the same for every split.
 
-use std::ops::Range;
-
 use proptest::prelude::*;
 use proptest::sample::Index;
 use tskv::config::ProtocolLimits;
-use tskv::resp::{Parsed, ProtocolError, RequestParser};
+use tskv::resp::testing::feed;
 
 /// How one command is written on the wire.
 #[derive(Debug, Clone)]
@@ -169,61 +168,6 @@ fn chunks<'a>(stream: &'a [u8], cuts: &[Index]) -> Vec<&'a [u8]> {
         .collect()
 }
 
-/// Everything a stream parsed to: the requests, then the error that ended it or the bytes
-/// still waiting for the rest of a request.
-#[derive(Debug, PartialEq, Eq)]
-struct Outcome {
-    requests: Vec<Vec<Vec<u8>>>,
-    error: Option<ProtocolError>,
-    left: Vec<u8>,
-}
-
-/// Feeds `chunks` as a connection does, checking the per-call guarantees on the way.
-fn feed(limits: ProtocolLimits, chunks: &[&[u8]]) -> Outcome {
-    let mut parser = RequestParser::new(limits);
-    let mut buf = Vec::new();
-    let mut args: Vec<Range<usize>> = Vec::new();
-    let mut requests = Vec::new();
-    let total: usize = chunks.iter().map(|chunk| chunk.len()).sum();
-    let mut calls = 0;
-    for chunk in chunks {
-        buf.extend_from_slice(chunk);
-        loop {
-            calls += 1;
-            assert!(
-                calls <= total + chunks.len() + 1,
-                "parser does not progress"
-            );
-            match parser.parse(&buf, &mut args) {
-                Ok(Parsed::Incomplete) => {
-                    assert!(parser.buf_bytes_min() > buf.len());
-                    assert_eq!(parser.parse(&buf, &mut args), Ok(Parsed::Incomplete));
-                    break;
-                }
-                Ok(Parsed::Request { consumed }) => {
-                    assert!(consumed > 0 && consumed <= buf.len(), "consumed {consumed}");
-                    requests.push(parser.args(&buf, &args).map(<[u8]>::to_vec).collect());
-                    buf.drain(..consumed);
-                }
-                Err(error) => {
-                    // What is left after an error depends on how much had arrived; the
-                    // connection is closed, so it does not matter.
-                    return Outcome {
-                        requests,
-                        error: Some(error),
-                        left: Vec::new(),
-                    };
-                }
-            }
-        }
-    }
-    Outcome {
-        requests,
-        error: None,
-        left: buf,
-    }
-}
-
 fn tiny_limits() -> ProtocolLimits {
     ProtocolLimits {
         bulk_bytes_max: 8,
@@ -274,7 +218,7 @@ proptest! {
         let outcome = feed(ProtocolLimits::default(), &chunks(&stream, &cuts));
         prop_assert_eq!(outcome.error, None);
         prop_assert_eq!(outcome.requests, expected);
-        prop_assert!(outcome.left.is_empty());
+        prop_assert!(outcome.waiting.is_empty());
     }
 
     #[test]

@@ -247,7 +247,8 @@ fn incrby_decrby_alter_del_info() {
         req(&mut c, "TS.ALTER nosuch RETENTION 1"),
         err("ERR TSDB: the key does not exist")
     );
-    // TS.INFO: RedisTimeSeries 1.10's fields in its order (redis.io TS.INFO).
+    // TS.INFO: RedisTimeSeries 1.10's fields in its order (redis.io TS.INFO), then the two
+    // of `IGNORE` (1.12, `src/module.c` `TSDB_info`: an integer and a double).
     let info = req(&mut c, "TS.INFO counter");
     assert_eq!(
         info,
@@ -282,6 +283,10 @@ fn incrby_decrby_alter_del_info() {
             Reply::Nil,
             status("rules"),
             Reply::Array(vec![]),
+            status("ignoreMaxTimeDiff"),
+            int(0),
+            status("ignoreMaxValDiff"),
+            Reply::Bulk(b"0".to_vec()),
         ])
     );
     assert_eq!(

@@ -3,8 +3,9 @@
 //! since SIGKILL leaves the page cache (and so every missing fdatasync) intact.
 //!
 //! Method: a deterministic simulation. Each seed drives one `ShardStore` through a random
-//! workload (puts, deletes, drop-alls as `FLUSHALL` makes them, group commits, unsynced
-//! WAL writes, memtable flushes, compactions) on a real directory while `tskv::base::iolog` records every file-system
+//! workload (puts, some with an expiry deadline far ahead or already past, deletes,
+//! drop-alls as `FLUSHALL` makes them, group commits, unsynced WAL writes, memtable
+//! flushes, compactions) on a real directory while `tskv::base::iolog` records every file-system
 //! operation it makes. The log is then replayed, up to a random crash point, against a
 //! model disk that keeps *written* and *durable* bytes apart: a file's bytes are durable
 //! only up to its last completed fdatasync, a directory entry (create, rename, remove)
@@ -12,7 +13,8 @@
 //! per 512-byte sector, and every unsynced entry change survives or not, independently
 //! (so in any order). The surviving state is written to a fresh directory and opened:
 //! it must open, and hold exactly the writes 1..m for some m at or past the last
-//! acknowledged write (a write is acknowledged once the fdatasync of its batch returned).
+//! acknowledged write (a write is acknowledged once the fdatasync of its batch returned),
+//! each value with its deadline (a value whose deadline passed reads as absent).
 //! Then the workload goes on from that recovered state and crashes again (recovery's own
 //! writes are recorded too). Some seeds make one write or fdatasync fail with `EIO` or
 //! `ENOSPC`: the store stops there, and the crash states after it must hold every write
@@ -59,14 +61,18 @@ fn key(i: usize) -> Vec<u8> {
     format!("key-{i:02}").into_bytes()
 }
 
-/// Every write the workload made, in sequence order: `(key index, value or tombstone)`,
-/// or `(DROP_ALL, None)` for a drop-all.
-type Writes = Vec<(usize, Option<Vec<u8>>)>;
+/// A key's visible value and its expiry deadline (absolute Unix ms).
+type Visible = Option<(Vec<u8>, Option<u64>)>;
+
+/// Every write the workload made, in sequence order: `(key index, what it makes visible)`
+/// (a tombstone, and a put whose deadline has passed, make nothing visible), or
+/// `(DROP_ALL, None)` for a drop-all.
+type Writes = Vec<(usize, Visible)>;
 
 /// The key index that stands for a drop-all (`FLUSHALL`) in [`Writes`].
 const DROP_ALL: usize = usize::MAX;
 
-fn apply_write(state: &mut [Option<Vec<u8>>], k: usize, v: &Option<Vec<u8>>) {
+fn apply_write(state: &mut [Visible], k: usize, v: &Visible) {
     if k == DROP_ALL {
         state.fill(None);
     } else {
@@ -74,7 +80,12 @@ fn apply_write(state: &mut [Option<Vec<u8>>], k: usize, v: &Option<Vec<u8>>) {
     }
 }
 
-fn state_after(writes: &Writes, m: usize) -> Vec<Option<Vec<u8>>> {
+/// A deadline ten days ahead of the wall clock: it does not pass during the test.
+fn far_deadline_ms() -> u64 {
+    tskv::base::unix_now_ms() + 10 * 24 * 3_600_000
+}
+
+fn state_after(writes: &Writes, m: usize) -> Vec<Visible> {
     let mut state = vec![None; KEYS];
     for (k, v) in &writes[..m] {
         apply_write(&mut state, *k, v);
@@ -267,8 +278,22 @@ fn workload(
                     let len = rng.gen_range(0..160);
                     let mut value = format!("w{}:", writes.len() + 1).into_bytes();
                     value.resize(value.len() + len, b'a' + (k % 26) as u8);
-                    store.put(&key(k), &value);
-                    writes.push((k, Some(value)));
+                    match rng.gen_range(0..10) {
+                        0..=6 => {
+                            store.put(&key(k), &value);
+                            writes.push((k, Some((value, None))));
+                        }
+                        7 | 8 => {
+                            let deadline = far_deadline_ms();
+                            store.put_expiring(&key(k), &value, Some(deadline));
+                            writes.push((k, Some((value, Some(deadline)))));
+                        }
+                        _ => {
+                            // Already past: written, durable, and never visible.
+                            store.put_expiring(&key(k), &value, Some(1));
+                            writes.push((k, None));
+                        }
+                    }
                 } else {
                     store.delete(&key(k));
                     writes.push((k, None));
@@ -321,12 +346,12 @@ fn workload(
 fn check(dir: &Path, writes: &Writes, acked: usize, context: &str) -> usize {
     let store = ShardStore::open(dir, &options())
         .unwrap_or_else(|e| panic!("{context}: recovery failed: {e}"));
-    let recovered: Vec<Option<Vec<u8>>> = (0..KEYS)
+    let recovered: Vec<Visible> = (0..KEYS)
         .map(|k| {
             store
                 .get(&key(k))
                 .unwrap_or_else(|e| panic!("{context}: reading key {k} failed: {e}"))
-                .and_then(|l| l.value)
+                .and_then(|l| l.value.map(|v| (v, l.expire_at_ms)))
         })
         .collect();
     let live = recovered.iter().filter(|v| v.is_some()).count() as u64;
@@ -349,9 +374,12 @@ fn check(dir: &Path, writes: &Writes, acked: usize, context: &str) -> usize {
     let diff: Vec<String> = (0..KEYS)
         .filter(|&k| expected[k] != recovered[k])
         .map(|k| {
-            let short = |v: &Option<Vec<u8>>| {
-                v.as_ref().map_or("nil".to_string(), |v| {
-                    String::from_utf8_lossy(&v[..v.len().min(8)]).into_owned()
+            let short = |v: &Visible| {
+                v.as_ref().map_or("nil".to_string(), |(v, deadline)| {
+                    format!(
+                        "{} (deadline {deadline:?})",
+                        String::from_utf8_lossy(&v[..v.len().min(8)])
+                    )
                 })
             };
             format!(

@@ -20,6 +20,7 @@
 
 use std::ops::Range;
 
+use super::error::{protocol_error, UNBALANCED_QUOTES};
 use super::ProtocolError;
 
 /// Splits `line` (offset 0 of the caller's buffer, without its line ending) into words,
@@ -135,7 +136,7 @@ fn is_c_space(byte: u8) -> bool {
 }
 
 fn unbalanced() -> ProtocolError {
-    ProtocolError("unbalanced quotes in request".to_owned())
+    protocol_error(UNBALANCED_QUOTES)
 }
 
 /// A word being read: its decoded bytes always go to the scratch, and while they equal one

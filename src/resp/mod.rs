@@ -22,42 +22,32 @@
 //!
 //! # Layout
 //!
-//! * `parser.rs`: [`RequestParser`], the multibulk state machine and inline line framing.
+//! * `parser.rs`: [`RequestParser`], the state machine: where a request starts and ends,
+//!   and the ranges of its arguments.
+//! * `line.rs`: finding each line of a request within the line limit: inline lines, and
+//!   the `*<n>` / `$<len>` header lines with their numbers (`string2ll`).
 //! * `inline.rs`: splitting an inline line into words (Redis's `sdssplitargs`).
+//! * `error.rs`: [`ProtocolError`] and every text it carries, with the tests that each
+//!   malformed or oversized request gets its text.
+//! * `testing.rs` (hidden): the driver that feeds a byte stream to a parser in chunks, for
+//!   the unit tests, the proptests and the fuzz targets.
 //! * `reply.rs`: the reply encoders of the types both protocols share.
 //! * `resp3.rs`: [`Protocol`] and the replies whose bytes depend on it (null, map, set,
 //!   double, boolean, big number, verbatim string), RESP3's types and their RESP2 forms.
 
+mod error;
 mod inline;
+mod line;
 mod parser;
 mod reply;
 pub mod resp3;
+#[doc(hidden)]
+pub mod testing;
 
+pub use error::ProtocolError;
 pub use parser::RequestParser;
 pub use reply::{array_header, bulk, error, integer, null_array, null_bulk, simple};
 pub use resp3::Protocol;
-
-/// A request the server cannot parse. The connection must get `-ERR <Display>` and then be
-/// closed, as Redis does. Texts follow Redis's `networking.c`:
-///
-/// * `Protocol error: invalid multibulk length`: the count of `*<n>` is not a number, is
-///   above `array_len_max`, or its line does not end in CRLF.
-/// * `Protocol error: invalid bulk length`: the length of `$<len>` is not a number, is
-///   negative, is above `bulk_bytes_max`, or its line does not end in CRLF.
-/// * `Protocol error: expected '$', got 'x'`: an array element is not a bulk string. A byte
-///   outside printable ASCII is shown as `\xHH` (Redis sends the raw byte).
-/// * `Protocol error: too big mbulk count string` / `too big bulk count string`: a `*` or
-///   `$` line longer than `inline_bytes_max` bytes (Redis: `PROTO_INLINE_MAX_SIZE`).
-/// * `Protocol error: too big inline request`: an inline line longer than
-///   `inline_bytes_max` bytes, not counting its line ending.
-/// * `Protocol error: unbalanced quotes in request`: an unclosed quote in an inline line,
-///   or a closing quote followed by something other than a blank.
-/// * `Protocol error: bulk string not followed by CRLF`: the two bytes after a bulk
-///   string's payload are not `\r\n` (Redis does not check; we do, so that a wrong length
-///   cannot shift the framing of the rest of the stream).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("Protocol error: {0}")]
-pub struct ProtocolError(pub String);
 
 /// Outcome of one [`RequestParser::parse`] call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -30,15 +30,13 @@ use std::ops::Range;
 
 use crate::config::ProtocolLimits;
 
+use super::error::{
+    expected_dollar, protocol_error, BULK_NOT_FOLLOWED_BY_CRLF, INVALID_BULK_LENGTH,
+    INVALID_MULTIBULK_LENGTH, TOO_BIG_BULK_COUNT, TOO_BIG_MBULK_COUNT,
+};
 use super::inline;
+use super::line::{self, Header, InlineLine};
 use super::{Parsed, ProtocolError};
-
-const INVALID_MULTIBULK_LENGTH: &str = "invalid multibulk length";
-const INVALID_BULK_LENGTH: &str = "invalid bulk length";
-const TOO_BIG_MBULK_COUNT: &str = "too big mbulk count string";
-const TOO_BIG_BULK_COUNT: &str = "too big bulk count string";
-const TOO_BIG_INLINE: &str = "too big inline request";
-const BULK_NOT_FOLLOWED_BY_CRLF: &str = "bulk string not followed by CRLF";
 
 /// Where the parser is inside the current request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,15 +71,6 @@ enum Flow {
     Incomplete { need: usize },
     /// A request ends at `consumed`; its arguments are in `RequestParser::ranges`.
     Done { consumed: usize },
-}
-
-/// A `*<n>` or `$<len>` line, read as far as the buffer allows.
-enum Header {
-    /// The line's number, and the offset just past its CRLF.
-    Number { value: i64, next: usize },
-    /// The line's end is not in the buffer yet; `buf[..scanned]` holds no `\r` after the
-    /// line's start.
-    Partial { scanned: usize, need: usize },
 }
 
 /// An incremental RESP2 request parser. Keeps a little state between calls so that a
@@ -240,45 +229,27 @@ impl RequestParser {
 
     /// An inline line: at most `inline_bytes_max` bytes, then `\n` or `\r\n`.
     fn inline(&mut self, buf: &[u8], scanned: usize) -> Result<Flow, ProtocolError> {
-        let line_bytes_max = self.limits.inline_bytes_max;
-        // The `\n` of a line within the limit lies before this offset (line, `\r`, `\n`).
-        let lf_end = line_bytes_max.saturating_add(2);
-        let window = buf.get(scanned..buf.len().min(lf_end)).unwrap_or_default();
-        let Some(lf) = window.iter().position(|&b| b == b'\n').map(|i| scanned + i) else {
-            // Past the limit already unless the byte at the limit starts the line ending.
-            let past_limit = buf.get(line_bytes_max).is_some_and(|&byte| byte != b'\r');
-            if past_limit || buf.len() >= lf_end {
-                return Err(protocol_error(TOO_BIG_INLINE));
+        match line::inline_line(buf, scanned, self.limits.inline_bytes_max)? {
+            InlineLine::Partial { scanned, need } => {
+                self.state = State::Inline { scanned };
+                Ok(Flow::Incomplete { need })
             }
-            self.state = State::Inline { scanned: buf.len() };
-            return Ok(Flow::Incomplete {
-                need: buf.len() + 1,
-            });
-        };
-        let line_end = if lf > 0 && buf[lf - 1] == b'\r' {
-            lf - 1
-        } else {
-            lf
-        };
-        if line_end > line_bytes_max {
-            return Err(protocol_error(TOO_BIG_INLINE));
+            InlineLine::Whole { line_end, next } => {
+                let line = &buf[..line_end];
+                inline::split(line, buf.len(), &mut self.ranges, &mut self.scratch)?;
+                Ok(Flow::Done { consumed: next })
+            }
         }
-        inline::split(
-            &buf[..line_end],
-            buf.len(),
-            &mut self.ranges,
-            &mut self.scratch,
-        )?;
-        Ok(Flow::Done { consumed: lf + 1 })
     }
 
     /// The `*<n>\r\n` line. A count of zero or less is a request to skip, as in Redis
     /// (`*-1` is the null array; Redis skips every count <= 0 alike).
     fn array_header(&mut self, buf: &[u8], scanned: usize) -> Result<Flow, ProtocolError> {
-        let header = self.header(
+        let header = line::header(
             buf,
             0,
             scanned,
+            self.limits.inline_bytes_max,
             TOO_BIG_MBULK_COUNT,
             INVALID_MULTIBULK_LENGTH,
         )?;
@@ -318,7 +289,14 @@ impl RequestParser {
             Some(b'$') => {}
             Some(&other) => return Err(expected_dollar(other)),
         }
-        let header = self.header(buf, start, scanned, TOO_BIG_BULK_COUNT, INVALID_BULK_LENGTH)?;
+        let header = line::header(
+            buf,
+            start,
+            scanned,
+            self.limits.inline_bytes_max,
+            TOO_BIG_BULK_COUNT,
+            INVALID_BULK_LENGTH,
+        )?;
         let (len, next) = match header {
             Header::Partial { scanned, need } => {
                 self.state = State::BulkHeader {
@@ -377,103 +355,14 @@ impl RequestParser {
         };
         Ok(Flow::Continue)
     }
-
-    /// Reads the header line starting at `start` (its `*` or `$`), searching for its `\r`
-    /// from `scanned`. The line, without CRLF, may be at most `inline_bytes_max` bytes, as
-    /// Redis bounds it by `PROTO_INLINE_MAX_SIZE`, the inline limit; past that it is
-    /// `too_big`. A number Redis's `string2ll` would refuse, or a `\r` not followed by `\n`,
-    /// is `invalid`.
-    fn header(
-        &self,
-        buf: &[u8],
-        start: usize,
-        scanned: usize,
-        too_big: &str,
-        invalid: &str,
-    ) -> Result<Header, ProtocolError> {
-        // The `\r` of a line within the limit lies before this offset.
-        let cr_end = start
-            .saturating_add(self.limits.inline_bytes_max)
-            .saturating_add(1);
-        let window = buf.get(scanned..buf.len().min(cr_end)).unwrap_or_default();
-        let Some(cr) = window.iter().position(|&b| b == b'\r').map(|i| scanned + i) else {
-            if buf.len() >= cr_end {
-                return Err(protocol_error(too_big));
-            }
-            return Ok(Header::Partial {
-                scanned: buf.len().max(scanned),
-                need: buf.len() + 1,
-            });
-        };
-        match buf.get(cr + 1) {
-            None => Ok(Header::Partial {
-                scanned: cr,
-                need: cr + 2,
-            }),
-            Some(b'\n') => {
-                let value =
-                    parse_number(&buf[start + 1..cr]).ok_or_else(|| protocol_error(invalid))?;
-                Ok(Header::Number {
-                    value,
-                    next: cr + 2,
-                })
-            }
-            Some(_) => Err(protocol_error(invalid)),
-        }
-    }
 }
-
-/// A `ProtocolError` with one of the fixed texts.
-fn protocol_error(text: &str) -> ProtocolError {
-    ProtocolError(text.to_owned())
-}
-
-/// `expected '$', got 'x'`, with a byte outside printable ASCII written `\xHH` so the text
-/// stays valid UTF-8 and cannot break the reply's framing.
-fn expected_dollar(got: u8) -> ProtocolError {
-    let shown = if got.is_ascii_graphic() || got == b' ' {
-        char::from(got).to_string()
-    } else {
-        format!("\\x{got:02x}")
-    };
-    ProtocolError(format!("expected '$', got '{shown}'"))
-}
-
-/// A decimal integer as Redis's `string2ll` accepts it: an optional `-`, then `0` alone or
-/// digits not starting with `0`; no `+`, no blanks, no overflow of `i64`.
-fn parse_number(text: &[u8]) -> Option<i64> {
-    let (negative, digits) = match text {
-        [b'-', digits @ ..] => (true, digits),
-        _ => (false, text),
-    };
-    match digits {
-        [b'0'] if !negative => return Some(0),
-        [b'1'..=b'9', ..] => {}
-        _ => return None,
-    }
-    let mut value: i64 = 0;
-    for &digit in digits {
-        if !digit.is_ascii_digit() {
-            return None;
-        }
-        let digit = i64::from(digit - b'0');
-        value = value.checked_mul(10)?;
-        // Accumulating toward the sign lets `i64::MIN` parse, as in Redis.
-        value = if negative {
-            value.checked_sub(digit)?
-        } else {
-            value.checked_add(digit)?
-        };
-    }
-    Some(value)
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+    pub(in crate::resp) use crate::resp::testing::feed;
 
     /// Small limits, to reach every limit with short inputs.
-    fn small_limits() -> ProtocolLimits {
+    pub(in crate::resp) fn small_limits() -> ProtocolLimits {
         ProtocolLimits {
             bulk_bytes_max: 16,
             array_len_max: 4,
@@ -481,55 +370,12 @@ mod tests {
         }
     }
 
-    /// What a whole stream parses to: the argument lists in order, then the error that
-    /// stopped it, if any, and the bytes left unconsumed.
-    #[derive(Debug, PartialEq, Eq)]
-    struct Outcome {
-        requests: Vec<Vec<Vec<u8>>>,
-        error: Option<ProtocolError>,
-        left: usize,
-    }
-
-    /// Feeds `chunks` one after another as a connection would: append, parse until
-    /// `Incomplete`, dropping the bytes of each request.
-    fn feed(limits: ProtocolLimits, chunks: &[&[u8]]) -> Outcome {
-        let mut parser = RequestParser::new(limits);
-        let mut buf = Vec::new();
-        let mut args = Vec::new();
-        let mut requests = Vec::new();
-        for chunk in chunks {
-            buf.extend_from_slice(chunk);
-            loop {
-                match parser.parse(&buf, &mut args) {
-                    Ok(Parsed::Incomplete) => break,
-                    Ok(Parsed::Request { consumed }) => {
-                        assert!(consumed > 0 && consumed <= buf.len());
-                        requests.push(parser.args(&buf, &args).map(<[u8]>::to_vec).collect());
-                        buf.drain(..consumed);
-                    }
-                    Err(error) => {
-                        return Outcome {
-                            requests,
-                            error: Some(error),
-                            left: buf.len(),
-                        }
-                    }
-                }
-            }
-        }
-        Outcome {
-            requests,
-            error: None,
-            left: buf.len(),
-        }
-    }
-
-    fn words(list: &[&str]) -> Vec<Vec<u8>> {
+    pub(in crate::resp) fn words(list: &[&str]) -> Vec<Vec<u8>> {
         list.iter().map(|word| word.as_bytes().to_vec()).collect()
     }
 
     /// The error text a whole stream ends in, with default limits unless given.
-    fn error_of(limits: ProtocolLimits, input: &[u8]) -> String {
+    pub(in crate::resp) fn error_of(limits: ProtocolLimits, input: &[u8]) -> String {
         match feed(limits, &[input]).error {
             Some(error) => error.to_string(),
             None => panic!("no error for {:?}", String::from_utf8_lossy(input)),
@@ -566,7 +412,7 @@ GET \"a b\" 'c\\'d' \"\\x41\\n\"\n\
     fn sample_pipeline_parses_whole() {
         let outcome = feed(ProtocolLimits::default(), &[SAMPLE_PIPELINE]);
         assert_eq!(outcome.requests, sample_requests());
-        assert_eq!((outcome.error, outcome.left), (None, 0));
+        assert_eq!((outcome.error, outcome.waiting.len()), (None, 0));
     }
 
     #[test]
@@ -575,7 +421,11 @@ GET \"a b\" 'c\\'d' \"\\x41\\n\"\n\
             let (head, tail) = SAMPLE_PIPELINE.split_at(split);
             let outcome = feed(ProtocolLimits::default(), &[head, tail]);
             assert_eq!(outcome.requests, sample_requests(), "split at {split}");
-            assert_eq!((outcome.error, outcome.left), (None, 0), "split at {split}");
+            assert_eq!(
+                (outcome.error, outcome.waiting.len()),
+                (None, 0),
+                "split at {split}"
+            );
         }
     }
 
@@ -584,7 +434,7 @@ GET \"a b\" 'c\\'d' \"\\x41\\n\"\n\
         let chunks: Vec<&[u8]> = SAMPLE_PIPELINE.chunks(1).collect();
         let outcome = feed(ProtocolLimits::default(), &chunks);
         assert_eq!(outcome.requests, sample_requests());
-        assert_eq!((outcome.error, outcome.left), (None, 0));
+        assert_eq!((outcome.error, outcome.waiting.len()), (None, 0));
     }
 
     #[test]
@@ -736,200 +586,6 @@ GET \"a b\" 'c\\'d' \"\\x41\\n\"\n\
     }
 
     #[test]
-    fn limits_are_inclusive() {
-        let limits = small_limits();
-        let at_limits = b"*4\r\n$16\r\n0123456789abcdef\r\n$0\r\n\r\n$1\r\nx\r\n$1\r\ny\r\n\
-0123456789 abcde\r\n";
-        let outcome = feed(limits, &[at_limits]);
-        assert_eq!((outcome.error, outcome.left), (None, 0));
-        assert_eq!(
-            outcome.requests,
-            vec![
-                words(&["0123456789abcdef", "", "x", "y"]),
-                words(&["0123456789", "abcde"]),
-            ]
-        );
-    }
-
-    #[test]
-    fn invalid_multibulk_length() {
-        let text = "Protocol error: invalid multibulk length";
-        let limits = ProtocolLimits::default();
-        for input in [
-            &b"*abc\r\n"[..],
-            b"*\r\n",
-            b"*01\r\n",
-            b"*+1\r\n",
-            b"*-0\r\n",
-            b"*1 \r\n",
-            b"*99999999999999999999\r\n",
-            b"*3\rx",
-        ] {
-            assert_eq!(error_of(limits, input), text, "{input:?}");
-        }
-        assert_eq!(error_of(small_limits(), b"*5\r\n"), text);
-    }
-
-    #[test]
-    fn invalid_bulk_length() {
-        let text = "Protocol error: invalid bulk length";
-        let limits = ProtocolLimits::default();
-        for input in [
-            &b"*1\r\n$abc\r\n"[..],
-            b"*1\r\n$\r\n",
-            b"*1\r\n$-1\r\n",
-            b"*1\r\n$-5\r\n",
-            b"*1\r\n$01\r\n",
-            b"*1\r\n$3\rx",
-            b"*2\r\n$1\r\nx\r\n$ 1\r\n",
-        ] {
-            assert_eq!(error_of(limits, input), text, "{input:?}");
-        }
-        assert_eq!(error_of(small_limits(), b"*1\r\n$17\r\n"), text);
-    }
-
-    #[test]
-    fn huge_bulk_length_is_refused_at_its_header() {
-        let mut parser = RequestParser::new(ProtocolLimits::default());
-        let mut args = Vec::new();
-        assert_eq!(
-            parser.parse(b"*2\r\n$3\r\nSET\r\n$3000000000\r\n", &mut args),
-            Err(protocol_error(INVALID_BULK_LENGTH))
-        );
-    }
-
-    #[test]
-    fn expected_dollar_names_the_byte() {
-        let limits = ProtocolLimits::default();
-        assert_eq!(
-            error_of(limits, b"*1\r\nfoo\r\n"),
-            "Protocol error: expected '$', got 'f'"
-        );
-        // Refused as soon as the byte is there, without its line.
-        assert_eq!(
-            error_of(limits, b"*2\r\n$1\r\nx\r\n:"),
-            "Protocol error: expected '$', got ':'"
-        );
-        assert_eq!(
-            error_of(limits, b"*1\r\n\r\n"),
-            "Protocol error: expected '$', got '\\x0d'"
-        );
-        assert_eq!(
-            error_of(limits, b"*1\r\n\xff"),
-            "Protocol error: expected '$', got '\\xff'"
-        );
-    }
-
-    #[test]
-    fn too_big_count_strings() {
-        let limits = small_limits();
-        // 16 bytes of line without a `\r` yet: still within the limit.
-        assert_eq!(feed(limits, &[b"*000000000000000"]).error, None);
-        assert_eq!(
-            error_of(limits, b"*0000000000000000"),
-            "Protocol error: too big mbulk count string"
-        );
-        assert_eq!(feed(limits, &[b"*1\r\n$000000000000000"]).error, None);
-        assert_eq!(
-            error_of(limits, b"*1\r\n$0000000000000000"),
-            "Protocol error: too big bulk count string"
-        );
-        // A line longer than the limit is too big even when its end is already there.
-        assert_eq!(
-            error_of(limits, b"*0000000000000000\r\n"),
-            "Protocol error: too big mbulk count string"
-        );
-    }
-
-    #[test]
-    fn too_big_inline_request() {
-        let limits = small_limits();
-        let text = "Protocol error: too big inline request";
-        // Up to 16 bytes of line, then `\r\n` or `\n`, are fine.
-        for input in [&b"0123456789abcdef"[..], b"0123456789abcdef\r"] {
-            let outcome = feed(limits, &[input]);
-            assert_eq!((outcome.error, outcome.left), (None, input.len()));
-        }
-        for input in [&b"0123456789abcdef\r\n"[..], b"0123456789abcdef\n"] {
-            assert_eq!(
-                feed(limits, &[input]).requests,
-                vec![words(&["0123456789abcdef"])]
-            );
-        }
-        for input in [
-            &b"0123456789abcdefg"[..],
-            b"0123456789abcdefg\n",
-            b"0123456789abcdefg\r\n",
-            b"0123456789abcdef\r\r\n",
-        ] {
-            assert_eq!(error_of(limits, input), text, "{input:?}");
-        }
-    }
-
-    #[test]
-    fn unbalanced_quotes_in_request() {
-        let text = "Protocol error: unbalanced quotes in request";
-        for input in [
-            &b"GET \"a\n"[..],
-            b"GET 'a\r\n",
-            b"GET \"a\"b\n",
-            b"GET 'a'b\n",
-        ] {
-            assert_eq!(
-                error_of(ProtocolLimits::default(), input),
-                text,
-                "{input:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn bulk_not_followed_by_crlf() {
-        let text = "Protocol error: bulk string not followed by CRLF";
-        let limits = ProtocolLimits::default();
-        for input in [
-            &b"*1\r\n$3\r\nfooXY"[..],
-            b"*1\r\n$3\r\nfoo\rX",
-            b"*1\r\n$3\r\nfooo",
-        ] {
-            assert_eq!(error_of(limits, input), text, "{input:?}");
-        }
-        let outcome = feed(limits, &[b"*1\r\n$3\r\nfoo\r"]);
-        assert_eq!((outcome.error, outcome.left), (None, 12));
-    }
-
-    /// Found by fuzzing (`resp_request`): a payload followed by a bare `\n` at the end of
-    /// the stream was refused when it arrived whole but left waiting when it arrived in
-    /// pieces, because the parser waited for both bytes of the CRLF before checking either.
-    #[test]
-    fn bulk_followed_by_a_bare_lf_is_refused_however_the_stream_is_split() {
-        let text = "Protocol error: bulk string not followed by CRLF";
-        let limits = ProtocolLimits::default();
-        let input: &[u8] = b"*2\r\n$3\r\nSET\r\n$2\r\nNX\n";
-        assert_eq!(error_of(limits, input), text);
-        for cut in 1..input.len() {
-            let outcome = feed(limits, &[&input[..cut], &input[cut..]]);
-            let error = outcome.error.map(|e| e.to_string());
-            assert_eq!(error.as_deref(), Some(text), "cut at {cut}");
-        }
-        let bytes: Vec<&[u8]> = input.chunks(1).collect();
-        let error = feed(limits, &bytes).error.map(|e| e.to_string());
-        assert_eq!(error.as_deref(), Some(text));
-    }
-
-    #[test]
-    fn parser_is_usable_after_an_error() {
-        let mut parser = RequestParser::new(ProtocolLimits::default());
-        let mut args = Vec::new();
-        assert!(parser.parse(b"*x\r\n", &mut args).is_err());
-        assert_eq!(parser.buf_bytes_min(), 0);
-        assert_eq!(
-            parser.parse(b"PING\n", &mut args),
-            Ok(Parsed::Request { consumed: 5 })
-        );
-    }
-
-    #[test]
     fn inline_words_index_the_buffer_unless_escaped() {
         let buf = b"SET \"a b\" 'x\\'y' \"\\x41\" tail";
         let line = [buf.as_slice(), b"\r\n"].concat();
@@ -948,26 +604,5 @@ GET \"a b\" 'c\\'d' \"\\x41\\n\"\n\
             parser.args(&line, &args).collect::<Vec<_>>(),
             [&b"SET"[..], b"a b", b"x'y", b"A", b"tail"]
         );
-    }
-
-    #[test]
-    fn parse_number_follows_string2ll() {
-        assert_eq!(parse_number(b"0"), Some(0));
-        assert_eq!(parse_number(b"-1"), Some(-1));
-        assert_eq!(parse_number(b"9223372036854775807"), Some(i64::MAX));
-        assert_eq!(parse_number(b"-9223372036854775808"), Some(i64::MIN));
-        for text in [
-            &b""[..],
-            b"-",
-            b"-0",
-            b"00",
-            b"+1",
-            b" 1",
-            b"1 ",
-            b"1a",
-            b"9223372036854775808",
-        ] {
-            assert_eq!(parse_number(text), None, "{text:?}");
-        }
     }
 }

@@ -32,7 +32,12 @@ pub enum Reply {
     /// `TS.MADD`: one encoded reply per part, in part order.
     Parts(Vec<Option<Vec<u8>>>),
     /// `TS.MGET`, `TS.MRANGE`, `TS.QUERYINDEX`: every shard's entries, replied in key order.
-    Entries(Vec<(Vec<u8>, Vec<u8>)>),
+    Entries(crate::timeseries::multi::Merge, Vec<(Vec<u8>, Vec<u8>)>),
+    /// `TS.MRANGE ... GROUPBY`: every shard's grouped entries, reduced when all arrived.
+    Grouped(
+        Box<crate::timeseries::group::GroupQuery>,
+        Vec<(Vec<u8>, Vec<u8>)>,
+    ),
     /// `TYPE`: from the key's existence, `string` or `none`.
     Type(Option<bool>),
     /// `INFO` with its keyspace section: the other sections' text, and the live keys
@@ -101,7 +106,9 @@ impl Slot {
             Reply::Exec(replies) => replies.iter().map(|(slot, _)| slot.held_bytes()).sum(),
             Reply::Single(Some(OpResult::Encoded(bytes))) => bytes.len(),
             Reply::Parts(parts) => parts.iter().flatten().map(Vec::len).sum(),
-            Reply::Entries(entries) => entries.iter().map(|(k, e)| k.len() + e.len()).sum(),
+            Reply::Entries(_, entries) | Reply::Grouped(_, entries) => {
+                entries.iter().map(|(k, e)| k.len() + e.len()).sum()
+            }
             _ => 0,
         }
     }
@@ -122,7 +129,9 @@ impl Slot {
             }
             // MGET answers nil for a key of another type, as Redis.
             (Reply::Values(_), OpResult::WrongType) => {}
-            (Reply::Entries(all), OpResult::Entries(mut entries)) => all.append(&mut entries),
+            (Reply::Entries(_, all) | Reply::Grouped(_, all), OpResult::Entries(mut entries)) => {
+                all.append(&mut entries)
+            }
             (Reply::Parts(parts), OpResult::Encoded(bytes)) => {
                 if let Some(entry) = parts.get_mut(part as usize) {
                     *entry = Some(bytes);
@@ -191,12 +200,11 @@ impl Slot {
             }
             Reply::Scan(None) => resp::error(out, "ERR internal error: missing reply"),
             Reply::Keys(keys) => encode_keys(out, &keys),
-            Reply::Entries(mut entries) => {
-                entries.sort_by(|a, b| a.0.cmp(&b.0));
-                resp::array_header(out, entries.len());
-                for (_, entry) in entries {
-                    out.extend_from_slice(&entry);
-                }
+            Reply::Entries(merge, entries) => {
+                crate::timeseries::multi::encode_merged(out, proto, merge, entries);
+            }
+            Reply::Grouped(query, entries) => {
+                crate::timeseries::group::encode(out, proto, &query, entries);
             }
             Reply::Parts(parts) => {
                 resp::array_header(out, parts.len());

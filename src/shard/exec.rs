@@ -499,15 +499,17 @@ impl Shard {
                 condition,
             } => {
                 if condition != SetCondition::Always {
-                    let found = match self.store.get(key) {
+                    let (exists, seen) = match self.key_exists(key) {
                         Ok(found) => found,
                         Err(e) => return (OpResult::Err(storage_error(&e)), SeqNo(0)),
                     };
-                    let seen = found.as_ref().map_or(SeqNo(0), |f| f.seq);
-                    let exists = found.is_some_and(|f| f.value.is_some());
                     if exists == (condition == SetCondition::IfAbsent) {
                         return (OpResult::NotApplied, seen);
                     }
+                }
+                // SET replaces a key of any type: a series of that name goes first.
+                if let Err(message) = self.replace_series(key) {
+                    return (OpResult::Err(message), SeqNo(0));
                 }
                 let seq = self.store.put(key, value);
                 (OpResult::Ok, seq)
@@ -550,7 +552,8 @@ impl Shard {
             Op::SeriesAll { request } => self.series_all_op(request),
             Op::Strings(ref op) => {
                 let value_bytes_max = self.config().limits.bulk_bytes_max;
-                strings::run(&mut self.store, op, value_bytes_max)
+                let (result, gate) = strings::run(&mut self.store, op, value_bytes_max);
+                self.after_string_write(op, result, gate)
             }
             Op::RandomKey => (scan::random_key(&self.store), self.store.last_seq()),
             Op::Admin(op) => self.admin_op(op),

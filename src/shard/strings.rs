@@ -154,6 +154,18 @@ impl Reads {
     }
 }
 
+impl Reads {
+    /// Whether `key` holds anything: a series counts (`SETNX` answers 0 on a key of any
+    /// type, as in Redis).
+    fn exists(&mut self, store: &ShardStore, key: &[u8]) -> Result<bool, String> {
+        match self.get(store, key) {
+            Ok(value) => Ok(value.is_some()),
+            Err(e) if e == crate::timeseries::exec::WRONGTYPE => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// The result and, if the op wrote, the sequence number of its last write.
 pub(super) type Outcome = Result<(OpResult, Option<SeqNo>), String>;
 
@@ -240,7 +252,7 @@ fn run_inner(
             None => Ok((OpResult::Value(None), None)),
         },
         StringOp::SetNx { key, value } => {
-            if reads.get(store, key)?.is_some() {
+            if reads.exists(store, key)? {
                 return Ok((OpResult::Int(0), None));
             }
             let seq = store.put(key, value);
@@ -248,7 +260,7 @@ fn run_inner(
         }
         StringOp::MSetNx(ref pairs) => {
             for (key, _) in pairs {
-                if reads.get(store, key)?.is_some() {
+                if reads.exists(store, key)? {
                     return Ok((OpResult::Int(0), None));
                 }
             }

@@ -4,7 +4,7 @@
 
 use super::conn::Reply;
 use super::exec::Wait;
-use super::mesh::{Op, OpResult};
+use super::mesh::{self, Op, OpResult};
 use super::Shard;
 use crate::base::SeqNo;
 use crate::command::CommandKind;
@@ -22,14 +22,36 @@ impl Shard {
         args: &[&[u8]],
     ) -> Result<(), Wait> {
         let name = kind.name().as_bytes();
+        let proto = self.proto(key);
         if kind.is_multi_series() {
             return self.series_all_command(key, name, args);
+        }
+        if matches!(kind, CommandKind::TsCreateRule | CommandKind::TsDeleteRule) {
+            let (src, dst) = (args[0], args[1]);
+            let (a, b) = (
+                mesh::shard_of(src, self.shards),
+                mesh::shard_of(dst, self.shards),
+            );
+            if a != b {
+                let message = format!(
+                    "ERR TSDB: a compaction rule's source and destination must be on one shard: '{}' is on shard {} and '{}' on shard {} of {}",
+                    String::from_utf8_lossy(src),
+                    a.0,
+                    String::from_utf8_lossy(dst),
+                    b.0,
+                    self.shards
+                );
+                let mut reply = Vec::new();
+                crate::resp::error(&mut reply, &message);
+                self.push_ready(key, Reply::Encoded(reply));
+                return Ok(());
+            }
         }
         if kind == CommandKind::TsMAdd {
             // One part per sample; each answers alone (a timestamp or an error).
             let requests: Vec<Vec<u8>> = args
                 .chunks_exact(3)
-                .map(|s| encode_request(&[name, s[0], s[1], s[2]]))
+                .map(|s| encode_request(proto, &[name, s[0], s[1], s[2]]))
                 .collect();
             let ops: Vec<Op<&[u8]>> = args
                 .chunks_exact(3)
@@ -45,7 +67,7 @@ impl Shard {
         let mut words = Vec::with_capacity(args.len() + 1);
         words.push(name);
         words.extend_from_slice(args);
-        let request = encode_request(&words);
+        let request = encode_request(proto, &words);
         let op = Op::Series {
             key: args[0],
             request: &request,
@@ -76,6 +98,41 @@ impl Shard {
 }
 
 impl Shard {
+    /// Whether `key` holds a string or a series, and the sequence number of the newest
+    /// version read (what a reply that depends on it waits for).
+    pub(super) fn key_exists(&self, key: &[u8]) -> Result<(bool, SeqNo), crate::base::StoreError> {
+        match self.store.get(key)? {
+            Some(found) if found.value.is_some() => Ok((true, found.seq)),
+            string => self.series_on_miss(key, string),
+        }
+    }
+
+    /// After a string op ran: if it was a `SET` with options (`EX`, `PX`, `KEEPTTL`,
+    /// `GET`, `SETEX`, `PSETEX`) that wrote over a series, deletes the series, so the
+    /// string replaces it as in Redis. The reply then waits for the deletion too.
+    pub(super) fn after_string_write(
+        &mut self,
+        op: &crate::command::StringOp<&[u8]>,
+        result: OpResult,
+        gate: SeqNo,
+    ) -> (OpResult, SeqNo) {
+        let crate::command::StringOp::Set { key, .. } = *op else {
+            return (result, gate);
+        };
+        if matches!(result, OpResult::Err(_) | OpResult::NotApplied) {
+            return (result, gate);
+        }
+        match ts_exec::delete_series(&mut self.store, &mut self.series, key) {
+            Ok(deleted) => (result, gate.max(deleted.unwrap_or(SeqNo(0)))),
+            Err(message) => (OpResult::Err(message), gate),
+        }
+    }
+
+    /// Deletes the series named `key`, if any, before a string write replaces the key.
+    pub(super) fn replace_series(&mut self, key: &[u8]) -> Result<(), String> {
+        ts_exec::delete_series(&mut self.store, &mut self.series, key).map(|_| ())
+    }
+
     /// `DEL`'s part for `key` on this shard: deletes the string and the series of that
     /// name; counts 1 if either existed.
     pub(super) fn del_op(&mut self, key: &[u8]) -> (OpResult, SeqNo) {
@@ -134,27 +191,33 @@ impl Shard {
         let mut words = Vec::with_capacity(args.len() + 1);
         words.push(name);
         words.extend_from_slice(args);
-        if let Err(message) = crate::timeseries::multi::check(&words) {
-            let mut reply = Vec::new();
-            crate::resp::error(&mut reply, &message);
-            self.push_ready(key, Reply::Encoded(reply));
-            return Ok(());
-        }
-        let request = encode_request(&words);
+        let checked = crate::timeseries::multi::check(&words)
+            .and_then(|()| crate::timeseries::multi::group_query(&words));
+        let reply = match checked {
+            Ok(Some(query)) => Reply::Grouped(Box::new(query), Vec::new()),
+            Ok(None) => Reply::Entries(crate::timeseries::multi::Merge::of(&words), Vec::new()),
+            Err(message) => {
+                let mut reply = Vec::new();
+                crate::resp::error(&mut reply, &message);
+                self.push_ready(key, Reply::Encoded(reply));
+                return Ok(());
+            }
+        };
+        let request = encode_request(self.proto(key), &words);
         let ops = vec![
             Op::SeriesAll {
                 request: &request[..]
             };
             self.shards
         ];
-        self.scatter(key, Reply::Entries(Vec::new()), &ops)
+        self.scatter(key, reply, &ops)
     }
 
     /// Runs a label-filtered request on this shard's series.
     pub(super) fn series_all_op(&mut self, request: &[u8]) -> (OpResult, SeqNo) {
         match ts_exec::decode_request(request) {
-            Some(args) if !args.is_empty() => {
-                crate::timeseries::multi::run_all(&self.store, &mut self.series, &args)
+            Some((proto, args)) if !args.is_empty() => {
+                crate::timeseries::multi::run_all(&self.store, &mut self.series, proto, &args)
             }
             _ => (
                 OpResult::Err("ERR internal error: bad request".into()),

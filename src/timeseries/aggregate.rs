@@ -64,6 +64,28 @@ impl Aggregator {
             .map(|(a, _)| *a)
     }
 
+    /// The aggregator's name, lower-case, as `AGGREGATION` spells it.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(a, _)| *a == self)
+            .map(|(_, n)| *n)
+            .expect("every aggregator has a name")
+    }
+
+    /// A one-byte code for the aggregator, for stored compaction rules.
+    pub fn tag(self) -> u8 {
+        Self::ALL
+            .iter()
+            .position(|(a, _)| *a == self)
+            .expect("every aggregator is listed") as u8
+    }
+
+    /// The aggregator of a code from [`Aggregator::tag`].
+    pub fn from_tag(tag: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(tag)).map(|(a, _)| *a)
+    }
+
     /// Folds one bucket's samples (non-empty, in time order).
     pub fn fold(self, samples: &[Sample]) -> f64 {
         let n = samples.len() as f64;
@@ -165,6 +187,16 @@ impl Aggregation {
     /// `BucketStartNormalize`).
     pub fn bucket_start(&self, ts_ms: u64) -> u64 {
         clamp_ts(self.raw_bucket_start(ts_ms))
+    }
+
+    /// The first and last millisecond (inclusive) of the bucket holding `ts_ms`, the
+    /// first never below 0.
+    pub fn bucket_span(&self, ts_ms: u64) -> (u64, u64) {
+        let raw = self.raw_bucket_start(ts_ms);
+        (
+            clamp_ts(raw),
+            clamp_ts(raw + i128::from(self.bucket_ms) - 1),
+        )
     }
 
     fn reported_ts(&self, raw_start: i128) -> u64 {

@@ -27,6 +27,19 @@ pub struct SeriesOptions {
     pub duplicate_policy: Option<DuplicatePolicy>,
     /// `LABELS name value ...`.
     pub labels: Option<Vec<(Vec<u8>, Vec<u8>)>>,
+    /// `IGNORE maxTimeDiff maxValDiff`.
+    pub ignore: Option<IgnoreWindow>,
+}
+
+/// `IGNORE maxTimeDiff maxValDiff` (RedisTimeSeries 1.12): under `DUPLICATE_POLICY LAST`,
+/// a sample at or after the newest one, within `max_time_diff_ms` of it and within
+/// `max_value_diff` of its value, is not stored (the reply is the newest timestamp).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct IgnoreWindow {
+    /// Largest time distance from the newest sample that is ignored, in milliseconds.
+    pub max_time_diff_ms: u64,
+    /// Largest absolute value difference from the newest sample that is ignored.
+    pub max_value_diff: f64,
 }
 
 /// A timestamp argument: a number, or `*` for the server's clock.
@@ -53,6 +66,8 @@ pub struct RangeArgs {
     pub filter_by_value: Option<(f64, f64)>,
     /// `AGGREGATION ...` with its `ALIGN`, `BUCKETTIMESTAMP` and `EMPTY`.
     pub aggregation: Option<Aggregation>,
+    /// `LATEST`: a compacted series also reports its still-open bucket.
+    pub latest: bool,
 }
 
 fn tsdb(text: &str) -> ArgError {
@@ -142,7 +157,28 @@ pub fn parse_series_options(args: &[&[u8]]) -> Result<SeriesOptions, ArgError> {
         options.encoding = Some(ChunkEncoding::Gorilla);
     }
     options.duplicate_policy = parse_policy(args, "DUPLICATE_POLICY")?;
+    if let Some(at) = find(args, "IGNORE", 1) {
+        options.ignore = Some(parse_ignore(args.get(at + 1..at + 3).unwrap_or_default())?);
+    }
     Ok(options)
+}
+
+/// The two numbers after `IGNORE`: a whole number of milliseconds and a finite double,
+/// neither negative.
+fn parse_ignore(words: &[&[u8]]) -> Result<IgnoreWindow, ArgError> {
+    let bad = || tsdb("Couldn't parse IGNORE");
+    let [time, value] = words else {
+        return Err(bad());
+    };
+    let time = parse_i64(time).ok_or_else(bad)?;
+    let value = parse_value(value).ok_or_else(bad)?;
+    if time < 0 || value < 0.0 {
+        return Err(tsdb("IGNORE arguments cannot be negative"));
+    }
+    Ok(IgnoreWindow {
+        max_time_diff_ms: time as u64,
+        max_value_diff: value,
+    })
 }
 
 /// The command name is not passed down; errors that RedisTimeSeries reports as wrong
@@ -204,6 +240,7 @@ pub fn parse_range(args: &[&[u8]]) -> Result<RangeArgs, ArgError> {
         filter_by_ts: None,
         filter_by_value: None,
         aggregation: None,
+        latest: find(args, "LATEST", 3).is_some(),
     };
     if let Some(at) = find(args, "COUNT", 3) {
         let value = args
@@ -300,6 +337,35 @@ mod tests {
 
     fn words(list: &[&'static str]) -> Vec<&'static [u8]> {
         list.iter().map(|w| w.as_bytes()).collect()
+    }
+
+    #[test]
+    fn ignore_takes_two_non_negative_numbers() {
+        let o = parse_series_options(&words(&["k", "IGNORE", "10", "0.5"])).unwrap();
+        assert_eq!(
+            o.ignore,
+            Some(IgnoreWindow {
+                max_time_diff_ms: 10,
+                max_value_diff: 0.5
+            })
+        );
+        for bad in [
+            &["k", "IGNORE"][..],
+            &["k", "IGNORE", "1"],
+            &["k", "IGNORE", "x", "1"],
+        ] {
+            assert_eq!(
+                parse_series_options(&words(bad)).unwrap_err(),
+                "ERR TSDB: Couldn't parse IGNORE",
+                "{bad:?}"
+            );
+        }
+        for bad in [["k", "IGNORE", "-1", "1"], ["k", "IGNORE", "1", "-0.5"]] {
+            assert_eq!(
+                parse_series_options(&words(&bad)).unwrap_err(),
+                "ERR TSDB: IGNORE arguments cannot be negative"
+            );
+        }
     }
 
     #[test]

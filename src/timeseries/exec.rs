@@ -1,10 +1,10 @@
 //! Running one time-series request on the shard that owns its key: the requests travel
-//! between shards as bytes ([`encode_request`]), and each returns its complete RESP2 reply
-//! (errors included, so a `TS.MADD` part can fail alone) and the sequence number the reply
-//! must wait for.
+//! between shards as bytes ([`encode_request`]), and each returns its complete reply in
+//! the client's protocol (errors included, so a `TS.MADD` part can fail alone) and the
+//! sequence number the reply must wait for.
 
 use crate::base::SeqNo;
-use crate::resp;
+use crate::resp::{self, Protocol};
 use crate::shard::mesh::OpResult;
 use crate::store::ShardStore;
 
@@ -12,16 +12,20 @@ use super::args::{self, SeriesOptions, TimestampArg};
 use super::chunk::{ChunkEncoding, Sample};
 use super::meta::{SeriesMeta, CHUNK_SIZE_DEFAULT_BYTES};
 use super::reply;
+use super::rules;
 use super::series::{self, SeriesCache, SeriesError, SeriesState};
 
 /// Redis's reply for a command on a key of another type.
 pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
-const NO_KEY: &str = "ERR TSDB: the key does not exist";
+/// RedisTimeSeries's reply for a command on a missing series.
+pub const NO_KEY: &str = "ERR TSDB: the key does not exist";
 
-/// Serializes a request's arguments (command name first) for a cross-shard message:
-/// each as `len u32 LE | bytes`.
-pub fn encode_request(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(args.iter().map(|a| a.len() + 4).sum());
+/// Serializes a request for a cross-shard message: the protocol of the client's
+/// connection (its version, one byte), then each argument (command name first) as
+/// `len u32 LE | bytes`. The owning shard encodes the reply in that protocol.
+pub fn encode_request(proto: Protocol, args: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + args.iter().map(|a| a.len() + 4).sum::<usize>());
+    out.push(proto.version() as u8);
     for arg in args {
         out.extend_from_slice(&(arg.len() as u32).to_le_bytes());
         out.extend_from_slice(arg);
@@ -29,17 +33,18 @@ pub fn encode_request(args: &[&[u8]]) -> Vec<u8> {
     out
 }
 
-/// Splits a request made by [`encode_request`] back into its arguments; `None` if the
-/// bytes are not one.
-pub fn decode_request(bytes: &[u8]) -> Option<Vec<&[u8]>> {
+/// Splits a request made by [`encode_request`] back into its protocol and arguments;
+/// `None` if the bytes are not one.
+pub fn decode_request(bytes: &[u8]) -> Option<(Protocol, Vec<&[u8]>)> {
+    let (&version, mut rest) = bytes.split_first()?;
+    let proto = Protocol::from_version(i64::from(version))?;
     let mut out = Vec::new();
-    let mut rest = bytes;
     while !rest.is_empty() {
         let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
         out.push(rest.get(4..4 + len)?);
         rest = &rest[4 + len..];
     }
-    Some(out)
+    Some((proto, out))
 }
 
 /// Runs `request` (from [`encode_request`]; name, key, arguments) against this shard's
@@ -52,14 +57,14 @@ pub fn run(
     request: &[u8],
     now_ms: u64,
 ) -> (OpResult, SeqNo) {
-    let Some(args) = decode_request(request).filter(|a| a.len() >= 2) else {
+    let Some((proto, args)) = decode_request(request).filter(|(_, a)| a.len() >= 2) else {
         return (
             OpResult::Err("ERR internal error: bad time-series request".into()),
             SeqNo(0),
         );
     };
     let mut out = Vec::new();
-    match dispatch(store, cache, &args, now_ms, &mut out) {
+    match dispatch(store, cache, &args, now_ms, proto, &mut out) {
         Ok(seq) => (OpResult::Encoded(out), seq),
         // A refusal may rest on state not yet durable: it waits like a read.
         Err(SeriesError::Refused(text)) => {
@@ -88,6 +93,7 @@ fn dispatch(
     cache: &mut SeriesCache,
     args: &[&[u8]],
     now_ms: u64,
+    proto: Protocol,
     out: &mut Vec<u8>,
 ) -> Result<SeqNo, SeriesError> {
     let key = args[1];
@@ -101,6 +107,12 @@ fn dispatch(
         };
         resp::simple(out, name);
         return Ok(store.last_seq());
+    }
+    if name_is(args, "TS.CREATERULE") {
+        return rules::create(store, cache, args, out);
+    }
+    if name_is(args, "TS.DELETERULE") {
+        return rules::delete(store, cache, args, out);
     }
     let rest = &args[1..];
     // RedisTimeSeries checks these arguments before it looks at the key.
@@ -138,38 +150,48 @@ fn dispatch(
     if name_is(args, "TS.MADD") {
         let value = args::parse_value(rest[2]).ok_or_else(|| refused("ERR TSDB: invalid value"))?;
         let ts = args::parse_timestamp(rest[1]).map_err(SeriesError::Refused)?;
-        let state = series::load(store, cache, key)?.ok_or_else(|| refused(NO_KEY))?;
+        series::load(store, cache, key)?.ok_or_else(|| refused(NO_KEY))?;
         let ts_ms = resolve_ts(ts, now_ms);
-        let seq = series::add(store, state, Sample { ts_ms, value }, None)?;
-        resp::integer(out, ts_ms as i64);
+        let (reply_ts_ms, seq) = add_or_ignore(store, cache, key, Sample { ts_ms, value }, None)?;
+        resp::integer(out, reply_ts_ms as i64);
         return Ok(seq);
     }
-    let state = series::load(store, cache, key)?.ok_or_else(|| refused(NO_KEY))?;
     if name_is(args, "TS.GET") {
-        match state
-            .last
-            .filter(|l| l.ts_ms >= series::retention_cutoff_ms(state))
-        {
-            Some(last) => reply::sample(out, last),
+        // RedisTimeSeries's TSDB_get: `key [LATEST]`, nothing else.
+        if rest.len() > 2 {
+            return Err(SeriesError::Refused(crate::command::wrong_arity("ts.get")));
+        }
+        series::load(store, cache, key)?.ok_or_else(|| refused(NO_KEY))?;
+        let latest_wanted = match rest.get(1) {
+            Some(word) if word.eq_ignore_ascii_case(b"LATEST") => true,
+            Some(_) => return Err(refused("ERR TSDB: wrong 3rd argument")),
+            None => false,
+        };
+        match newest_sample(store, cache, key, latest_wanted)? {
+            Some(last) => reply::sample(out, proto, last),
             None => resp::array_header(out, 0),
         }
         return Ok(store.last_seq());
     }
     if name_is(args, "TS.RANGE") || name_is(args, "TS.REVRANGE") {
         let range = args::parse_range(rest).map_err(SeriesError::Refused)?;
-        let samples = range_reply(store, state, range, name_is(args, "TS.REVRANGE"))?;
-        reply::samples(out, samples.iter());
+        let state = series::load(store, cache, key)?
+            .ok_or_else(|| refused(NO_KEY))?
+            .clone();
+        let latest = match range.latest {
+            true => rules::latest(store, cache, key, &state.meta)?,
+            false => None,
+        };
+        let samples = range_reply(store, &state, range, latest, name_is(args, "TS.REVRANGE"))?;
+        reply::samples(out, proto, samples.iter());
         return Ok(store.last_seq());
     }
+    let state = series::load(store, cache, key)?.ok_or_else(|| refused(NO_KEY))?;
     if name_is(args, "TS.INFO") {
-        info(
-            store,
-            state,
-            key,
-            rest.get(1)
-                .is_some_and(|w| w.eq_ignore_ascii_case(b"DEBUG")),
-            out,
-        )?;
+        let debug = rest
+            .get(1)
+            .is_some_and(|w| w.eq_ignore_ascii_case(b"DEBUG"));
+        super::info::info(store, state, key, debug, proto, out)?;
         return Ok(store.last_seq());
     }
     if name_is(args, "TS.DEL") {
@@ -188,6 +210,7 @@ fn dispatch(
         if let Some(labels) = options.labels {
             meta.labels = labels;
         }
+        meta.ignore = options.ignore.unwrap_or(meta.ignore);
         let seq = store.put(&super::keys::meta_key(key), &meta.encode());
         resp::simple(out, "OK");
         return Ok(seq);
@@ -220,9 +243,13 @@ fn create(
         chunk_size_bytes: options.chunk_size_bytes.unwrap_or(CHUNK_SIZE_DEFAULT_BYTES),
         duplicate_policy: options.duplicate_policy,
         labels: options.labels.clone().unwrap_or_default(),
+        ignore: options.ignore.unwrap_or_default(),
+        source_key: None,
+        rules: Vec::new(),
     };
     let seq = store.put(&super::keys::meta_key(key), &meta.encode());
     debug_assert_eq!(seq.0, meta.series_id);
+    cache.directory.insert(key);
     cache.insert(
         key,
         SeriesState {
@@ -259,10 +286,56 @@ fn ts_add(
         let options = args::parse_series_options(&option_args).map_err(SeriesError::Refused)?;
         created = create(store, cache, key, &options);
     }
-    let state = series::load(store, cache, key)?.expect("exists or just created");
-    let seq = series::add(store, state, Sample { ts_ms, value }, on_duplicate)?;
-    resp::integer(out, ts_ms as i64);
+    let (reply_ts_ms, seq) =
+        add_or_ignore(store, cache, key, Sample { ts_ms, value }, on_duplicate)?;
+    resp::integer(out, reply_ts_ms as i64);
     Ok(seq.max(created))
+}
+
+/// Adds `sample` to series `key` (which exists) unless its `IGNORE` window drops it, and
+/// runs the series' compaction rules. Returns the timestamp the command replies (the
+/// sample's, or the newest one's when ignored) and the sequence number the reply waits
+/// for (the last write's, or everything read when ignored).
+fn add_or_ignore(
+    store: &mut ShardStore,
+    cache: &mut SeriesCache,
+    key: &[u8],
+    sample: Sample,
+    policy_override: Option<super::meta::DuplicatePolicy>,
+) -> Result<(u64, SeqNo), SeriesError> {
+    let state = series::load(store, cache, key)?.expect("the caller checked it exists");
+    if series::ignores(state, sample) {
+        let newest_ts_ms = state.last.map_or(sample.ts_ms, |l| l.ts_ms);
+        return Ok((newest_ts_ms, store.last_seq()));
+    }
+    let previous = state.last;
+    let has_rules = !state.meta.rules.is_empty();
+    let mut seq = series::add(store, state, sample, policy_override)?;
+    if has_rules {
+        seq = seq.max(rules::after_add(store, cache, key, previous, sample)?);
+    }
+    Ok((sample.ts_ms, seq))
+}
+
+/// The newest sample `TS.GET` replies: the open bucket of a compacted series with
+/// `LATEST`, else the newest stored sample inside the retention window.
+fn newest_sample(
+    store: &ShardStore,
+    cache: &mut SeriesCache,
+    key: &[u8],
+    latest_wanted: bool,
+) -> Result<Option<Sample>, SeriesError> {
+    let state = series::load(store, cache, key)?
+        .ok_or_else(|| refused(NO_KEY))?
+        .clone();
+    if latest_wanted {
+        if let Some(open) = rules::latest(store, cache, key, &state.meta)? {
+            return Ok(Some(open));
+        }
+    }
+    Ok(state
+        .last
+        .filter(|l| l.ts_ms >= series::retention_cutoff_ms(&state)))
 }
 
 /// `TS.INCRBY|TS.DECRBY key value [TIMESTAMP ts] [options]`.
@@ -303,13 +376,14 @@ fn ts_incrby(
     }
     let base = state.last.map_or(0.0, |l| l.value);
     let value = if decrement { base - by } else { base + by };
-    let seq = series::add(
+    let (reply_ts_ms, seq) = add_or_ignore(
         store,
-        state,
+        cache,
+        key,
         Sample { ts_ms, value },
         Some(super::meta::DuplicatePolicy::Last),
     )?;
-    resp::integer(out, ts_ms as i64);
+    resp::integer(out, reply_ts_ms as i64);
     Ok(seq.max(created))
 }
 
@@ -321,13 +395,22 @@ pub fn range_reply(
     store: &ShardStore,
     state: &SeriesState,
     range: args::RangeArgs,
+    latest: Option<Sample>,
     reverse: bool,
 ) -> Result<Vec<Sample>, SeriesError> {
-    let Some(last) = state.last else {
+    let Some(newest) = state.last.into_iter().chain(latest).map(|s| s.ts_ms).max() else {
         return Ok(Vec::new());
     };
-    let to_ms = range.to_ms.unwrap_or(last.ts_ms);
-    let mut samples = series::read_range(store, state, range.from_ms, to_ms)?;
+    let to_ms = range.to_ms.unwrap_or(newest);
+    let mut samples = match state.last {
+        Some(_) => series::read_range(store, state, range.from_ms, to_ms)?,
+        None => Vec::new(),
+    };
+    // LATEST: the open bucket of a compaction comes after its stored buckets.
+    if let Some(open) = latest.filter(|l| (range.from_ms..=to_ms).contains(&l.ts_ms)) {
+        samples.retain(|s| s.ts_ms < open.ts_ms);
+        samples.push(open);
+    }
     if let Some(list) = &range.filter_by_ts {
         samples.retain(|s| list.binary_search(&s.ts_ms).is_ok());
     }
@@ -349,80 +432,11 @@ pub fn range_reply(
     Ok(samples)
 }
 
-/// `TS.INFO key [DEBUG]`: RedisTimeSeries 1.10's fields, in its order.
-fn info(
-    store: &ShardStore,
-    state: &SeriesState,
-    key: &[u8],
-    debug: bool,
-    out: &mut Vec<u8>,
-) -> Result<(), SeriesError> {
-    let stats = series::stats(store, state)?;
-    let meta = &state.meta;
-    resp::array_header(out, if debug { 28 } else { 24 });
-    let fields: [(&str, i64); 7] = [
-        ("totalSamples", stats.total_samples as i64),
-        ("memoryUsage", stats.memory_bytes as i64),
-        ("firstTimestamp", stats.first_ts_ms as i64),
-        ("lastTimestamp", state.last.map_or(0, |l| l.ts_ms as i64)),
-        ("retentionTime", meta.retention_ms as i64),
-        // The open chunk counts, as in RedisTimeSeries, where a series always has one.
-        ("chunkCount", stats.chunks.len() as i64 + 1),
-        ("chunkSize", i64::from(meta.chunk_size_bytes)),
-    ];
-    for (name, value) in fields {
-        resp::simple(out, name);
-        resp::integer(out, value);
-    }
-    resp::simple(out, "chunkType");
-    resp::simple(
-        out,
-        match meta.encoding {
-            ChunkEncoding::Gorilla => "compressed",
-            ChunkEncoding::Uncompressed => "uncompressed",
-        },
-    );
-    resp::simple(out, "duplicatePolicy");
-    match meta.duplicate_policy {
-        Some(policy) => resp::simple(out, policy.name()),
-        None => resp::null_bulk(out),
-    }
-    resp::simple(out, "labels");
-    resp::array_header(out, meta.labels.len());
-    for (name, value) in &meta.labels {
-        resp::array_header(out, 2);
-        resp::bulk(out, name);
-        resp::bulk(out, value);
-    }
-    resp::simple(out, "sourceKey");
-    resp::null_bulk(out);
-    resp::simple(out, "rules");
-    resp::array_header(out, 0);
-    if debug {
-        resp::simple(out, "keySelfName");
-        resp::bulk(out, key);
-        resp::simple(out, "Chunks");
-        resp::array_header(out, stats.chunks.len());
-        for (first, last, count, bytes) in &stats.chunks {
-            resp::array_header(out, 10);
-            for (name, value) in [
-                ("startTimestamp", *first as i64),
-                ("endTimestamp", *last as i64),
-                ("samples", i64::from(*count)),
-                ("size", *bytes as i64),
-            ] {
-                resp::simple(out, name);
-                resp::integer(out, value);
-            }
-            resp::simple(out, "bytesPerSample");
-            resp::simple(out, &reply::format_value(*bytes as f64 / f64::from(*count)));
-        }
-    }
-    Ok(())
-}
-
-/// `DEL`'s part for series `key`: deletes the series if there is one. Returns the
-/// sequence number of the deletion, `None` when there was no series.
+/// Deletes series `key` if there is one: its metadata, chunks and unsealed samples. This
+/// is `DEL`'s part, and what a string write that replaces a key (`SET`, `MSET`) does
+/// first, so a series never survives under a string of its name. Returns the sequence
+/// number of the deletion, `None` when there was no series (known from memory, without a
+/// read of the store).
 ///
 /// # Errors
 /// The error reply text of a failed read.
@@ -432,11 +446,16 @@ pub fn delete_series(
     key: &[u8],
 ) -> Result<Option<SeqNo>, String> {
     let storage = |e: SeriesError| format!("ERR storage error: {e}");
+    if !cache.directory.contains(store, key).map_err(storage)? {
+        return Ok(None);
+    }
     let meta = match series::load(store, cache, key).map_err(storage)? {
         Some(state) => state.meta.clone(),
         None => return Ok(None),
     };
+    rules::unlink(store, cache, key, &meta).map_err(storage)?;
     cache.forget(key);
+    cache.directory.remove(key);
     series::delete_series(store, key, &meta)
         .map(Some)
         .map_err(storage)

@@ -2,7 +2,7 @@
 //! key (see [`super::keys`]) as one checked block.
 //!
 //! ```text
-//!  0  version u8 (= 1)
+//!  0  version u8 (= 2; 1 is still read)
 //!  1  encoding u8            0 = compressed (Gorilla), 1 = uncompressed
 //!  2  duplicate_policy u8    0 = none set, 1 block, 2 first, 3 last, 4 min, 5 max, 6 sum
 //!  3  reserved u8 (= 0)
@@ -11,14 +11,22 @@
 //! 20  chunk_size_bytes u32
 //! 24  label_count u32
 //! 28  labels: label_count × (name_len u32 | name | value_len u32 | value)
+//!  …  ignore_max_time_diff_ms u64          (version 2 on; version 1 means 0)
+//!  …  ignore_max_value_diff f64            (version 2 on; version 1 means 0)
+//!  …  source_key_len u32 | source_key      (version 2 on; u32::MAX: not a destination)
+//!  …  rule_count u32                       (version 2 on; version 1 means none)
+//!  …  rules: rule_count × (dest_len u32 | dest_key | aggregator u8 | bucket_ms u64 |
+//!                          align_ms u64)
 //!  …  crc32 u32 of everything before       (all integers little-endian)
 //! ```
 
 use crate::base::codec::{open_block, seal_block, Cursor, FormatError};
 
+use super::aggregate::Aggregator;
+use super::args::IgnoreWindow;
 use super::chunk::ChunkEncoding;
 
-const META_VERSION: u8 = 1;
+const META_VERSION: u8 = 2;
 
 /// What to do when a sample arrives for a timestamp that already has one
 /// (RedisTimeSeries's `DUPLICATE_POLICY` / `ON_DUPLICATE`).
@@ -102,7 +110,7 @@ impl DuplicatePolicy {
 pub const CHUNK_SIZE_DEFAULT_BYTES: u32 = 4096;
 
 /// A series' settings.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SeriesMeta {
     /// Unique on the shard for as long as the data directory lives (the sequence number
     /// of the write that created the series), so a deleted series' leftovers never mix
@@ -119,6 +127,25 @@ pub struct SeriesMeta {
     pub duplicate_policy: Option<DuplicatePolicy>,
     /// `LABELS`, in the order given.
     pub labels: Vec<(Vec<u8>, Vec<u8>)>,
+    /// `IGNORE maxTimeDiff maxValDiff` (0 and 0 when not set).
+    pub ignore: IgnoreWindow,
+    /// The series whose rule writes into this one (`TS.INFO`'s `sourceKey`).
+    pub source_key: Option<Vec<u8>>,
+    /// The compaction rules from this series (`TS.CREATERULE` with this as the source).
+    pub rules: Vec<CompactionRule>,
+}
+
+/// One compaction rule: every closed bucket of the source goes into `dest_key`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompactionRule {
+    /// The destination series.
+    pub dest_key: Vec<u8>,
+    /// How a bucket's samples fold into one.
+    pub aggregator: Aggregator,
+    /// Bucket duration in milliseconds (> 0).
+    pub bucket_ms: u64,
+    /// Buckets start at `align_ms` plus multiples of `bucket_ms`.
+    pub align_ms: u64,
 }
 
 impl SeriesMeta {
@@ -143,6 +170,23 @@ impl SeriesMeta {
                 out.extend_from_slice(part);
             }
         }
+        out.extend_from_slice(&self.ignore.max_time_diff_ms.to_le_bytes());
+        out.extend_from_slice(&self.ignore.max_value_diff.to_le_bytes());
+        match &self.source_key {
+            Some(key) => {
+                out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+                out.extend_from_slice(key);
+            }
+            None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
+        }
+        out.extend_from_slice(&(self.rules.len() as u32).to_le_bytes());
+        for rule in &self.rules {
+            out.extend_from_slice(&(rule.dest_key.len() as u32).to_le_bytes());
+            out.extend_from_slice(&rule.dest_key);
+            out.push(rule.aggregator.tag());
+            out.extend_from_slice(&rule.bucket_ms.to_le_bytes());
+            out.extend_from_slice(&rule.align_ms.to_le_bytes());
+        }
         seal_block(&mut out, 0);
         out
     }
@@ -155,7 +199,8 @@ impl SeriesMeta {
         let body = open_block(bytes)?;
         let mut c = Cursor::new(body);
         let head = c.bytes(4)?;
-        if head[0] != META_VERSION {
+        let version = head[0];
+        if version != 1 && version != META_VERSION {
             return Err(FormatError {
                 reason: "unknown series metadata version",
                 offset: 0,
@@ -183,6 +228,32 @@ impl SeriesMeta {
             let value_len = c.u32()? as usize;
             labels.push((name, c.bytes(value_len)?.to_vec()));
         }
+        let mut ignore = IgnoreWindow::default();
+        let mut source_key = None;
+        let mut rules = Vec::new();
+        if version >= 2 {
+            ignore.max_time_diff_ms = c.u64()?;
+            ignore.max_value_diff = f64::from_bits(c.u64()?);
+            let source_len = c.u32()?;
+            if source_len != u32::MAX {
+                source_key = Some(c.bytes(source_len as usize)?.to_vec());
+            }
+            for _ in 0..c.u32()? {
+                let dest_len = c.u32()? as usize;
+                let dest_key = c.bytes(dest_len)?.to_vec();
+                let at = c.position();
+                let aggregator = Aggregator::from_tag(c.bytes(1)?[0]).ok_or(FormatError {
+                    reason: "unknown compaction aggregator",
+                    offset: at,
+                })?;
+                rules.push(CompactionRule {
+                    dest_key,
+                    aggregator,
+                    bucket_ms: c.u64()?,
+                    align_ms: c.u64()?,
+                });
+            }
+        }
         if !c.is_empty() {
             return Err(FormatError {
                 reason: "bytes after the labels",
@@ -196,6 +267,9 @@ impl SeriesMeta {
             chunk_size_bytes,
             duplicate_policy,
             labels,
+            ignore,
+            source_key,
+            rules,
         })
     }
 }
@@ -213,6 +287,17 @@ mod tests {
             chunk_size_bytes: 128,
             duplicate_policy: Some(DuplicatePolicy::Sum),
             labels: vec![(b"host".to_vec(), b"a".to_vec())],
+            ignore: IgnoreWindow {
+                max_time_diff_ms: 5,
+                max_value_diff: 0.25,
+            },
+            source_key: Some(b"raw".to_vec()),
+            rules: vec![CompactionRule {
+                dest_key: b"avg".to_vec(),
+                aggregator: Aggregator::StdS,
+                bucket_ms: 60_000,
+                align_ms: 7,
+            }],
         };
         let bytes = meta.encode();
         assert_eq!(SeriesMeta::decode(&bytes).unwrap(), meta);
@@ -221,6 +306,28 @@ mod tests {
             damaged[i] ^= 0x10;
             assert!(SeriesMeta::decode(&damaged).is_err());
         }
+    }
+
+    #[test]
+    fn version_1_metadata_still_reads_without_ignore() {
+        let meta = SeriesMeta {
+            series_id: 7,
+            retention_ms: 0,
+            encoding: ChunkEncoding::Gorilla,
+            chunk_size_bytes: 4096,
+            duplicate_policy: None,
+            labels: vec![],
+            ignore: IgnoreWindow::default(),
+            source_key: None,
+            rules: vec![],
+        };
+        let bytes = meta.encode();
+        let mut v1 = open_block(&bytes).unwrap().to_vec();
+        v1[0] = 1;
+        // Without the ignore window (16 bytes), the source key (4) and the rule count (4).
+        v1.truncate(v1.len() - 24);
+        seal_block(&mut v1, 0);
+        assert_eq!(SeriesMeta::decode(&v1).unwrap(), meta);
     }
 
     #[test]

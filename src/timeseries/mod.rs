@@ -27,9 +27,12 @@
 //!   [`keys::RESERVED_KEY_ERROR`]), so internal entries never collide with user keys, and
 //!   string values are stored exactly as before: an existing data directory means what it
 //!   meant. `SCAN`, `KEYS` and `DBSIZE` show a series by its user key (from its metadata
-//!   entry) and never show chunks or samples. A string and a series of one name: the
-//!   string wins (`SET` over a series shadows it, as Redis's `SET` replaces any type), and
-//!   `DEL` removes both.
+//!   entry) and never show chunks or samples. A string write that replaces a key (`SET`,
+//!   `MSET`) first deletes a series of that name (metadata, chunks, samples), as Redis's
+//!   `SET` replaces a key of any type; the shard knows its series' names in memory
+//!   ([`directory`]), so a `SET` of a key that is no series reads nothing more. (A data
+//!   directory written before that rule may hold a string and a series of one name: the
+//!   string wins, and `DEL` removes both.)
 //! * **Chunks** ([`chunk`]) are keyed by series id and *last* timestamp, big-endian, so a
 //!   time range is a key range and the chunk that may hold `t` is the first at or after
 //!   `(id, t)`. The series id is the sequence number of the write that created the series,
@@ -45,18 +48,23 @@
 //! Series Database", PVLDB 8(12), 2015): delta-of-delta timestamps, XOR'd values.
 //!
 //! Modules, in data-flow order: [`args`] parses requests (pure), [`exec`] runs them on the
-//! owning shard ([`multi`] the label-filtered commands, on every shard), [`series`] is the
-//! storage mechanism, [`keys`] the key layout, [`meta`] the
-//! settings' format, [`chunk`] (with [`bits`]) the chunk codec, [`aggregate`] the
-//! aggregators, [`reply`] the RESP2 shapes.
+//! owning shard ([`multi`] the label-filtered commands, on every shard, [`group`] their
+//! `GROUPBY`), [`series`] is the storage mechanism, [`directory`] the shard's series names
+//! in memory, [`keys`] the key layout, [`meta`] the settings' format, [`chunk`] (with
+//! [`bits`]) the chunk codec, [`aggregate`] the aggregators, [`reply`] the reply shapes
+//! (RESP2 and RESP3), [`info`] `TS.INFO`, [`rules`] the compaction rules.
 
 pub mod aggregate;
 pub mod args;
 pub mod bits;
 pub mod chunk;
+pub mod directory;
 pub mod exec;
+pub mod group;
+pub mod info;
 pub mod keys;
 pub mod meta;
 pub mod multi;
 pub mod reply;
+pub mod rules;
 pub mod series;

@@ -5,16 +5,19 @@
 //! and answers one encoded entry per match; the connection's shard merges the entries in
 //! key order, as RedisTimeSeries lists them outside a cluster.
 //!
+//! `GROUPBY` / `REDUCE` is in [`super::group`].
+//!
 //! There is no secondary label index yet: a shard reads all its series' metadata entries
 //! (one key range) per query.
 
 use crate::base::SeqNo;
-use crate::resp;
+use crate::resp::{self, resp3, Protocol};
 use crate::shard::mesh::OpResult;
 use crate::store::ShardStore;
 
 use super::args::{self, ArgError};
 use super::chunk::Sample;
+use super::group::{GroupQuery, GroupedEntry};
 use super::keys::{self, KeyClass};
 use super::meta::SeriesMeta;
 use super::reply;
@@ -81,9 +84,12 @@ pub fn parse_filter(exprs: &[&[u8]]) -> Result<Vec<Matcher>, ArgError> {
 
 /// Which labels an entry carries (`WITHLABELS`, `SELECTED_LABELS`, or none).
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum LabelChoice {
+pub enum LabelChoice {
+    /// Neither option: an empty list.
     None,
+    /// `WITHLABELS`: every label.
     All,
+    /// `SELECTED_LABELS l ...`: these, a missing one with a null value.
     Selected(Vec<Vec<u8>>),
 }
 
@@ -103,38 +109,78 @@ fn label_choice(options: &[&[u8]]) -> LabelChoice {
     }
 }
 
-fn encode_labels(out: &mut Vec<u8>, meta: &SeriesMeta, choice: &LabelChoice) {
-    let pair = |out: &mut Vec<u8>, name: &[u8], value: Option<&Vec<u8>>| {
-        resp::array_header(out, 2);
-        resp::bulk(out, name);
-        match value {
-            Some(v) => resp::bulk(out, v),
-            None => resp::null_bulk(out),
-        }
-    };
+/// Appends the labels `choice` picks from `labels` (`all` is what `WITHLABELS` shows, a
+/// subset of `labels` for a reduced series in RESP3).
+pub fn encode_labels(
+    out: &mut Vec<u8>,
+    proto: Protocol,
+    labels: &[(&[u8], &[u8])],
+    all: &[(&[u8], &[u8])],
+    choice: &LabelChoice,
+) {
     match choice {
-        LabelChoice::None => resp::array_header(out, 0),
-        LabelChoice::All => {
-            resp::array_header(out, meta.labels.len());
-            for (name, value) in &meta.labels {
-                pair(out, name, Some(value));
-            }
-        }
+        LabelChoice::None => reply::labels(out, proto, std::iter::empty()),
+        LabelChoice::All => reply::labels(out, proto, all.iter().map(|(n, v)| (*n, Some(*v)))),
         LabelChoice::Selected(names) => {
-            resp::array_header(out, names.len());
-            for name in names {
-                let value = meta.labels.iter().find(|(n, _)| n == name).map(|(_, v)| v);
-                pair(out, name, value);
-            }
+            let value = |name: &[u8]| labels.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+            reply::labels(
+                out,
+                proto,
+                names.iter().map(|name| (name.as_slice(), value(name))),
+            );
         }
+    }
+}
+
+/// How the connection's shard frames the merged entries: a set (`TS.QUERYINDEX`) or a
+/// map from key to entry (`TS.MGET`, `TS.MRANGE`) in RESP3, an array in RESP2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Merge {
+    /// Keys only.
+    Set,
+    /// Key, then the entry.
+    Map,
+}
+
+impl Merge {
+    /// The framing of the multi-series request `args` (name first).
+    pub fn of(args: &[&[u8]]) -> Self {
+        if args[0].eq_ignore_ascii_case(b"TS.QUERYINDEX") {
+            Self::Set
+        } else {
+            Self::Map
+        }
+    }
+}
+
+/// Appends every shard's entries (`(key, encoded entry)`), in key order, framed by `merge`.
+pub fn encode_merged(
+    out: &mut Vec<u8>,
+    proto: Protocol,
+    merge: Merge,
+    mut entries: Vec<(Vec<u8>, Vec<u8>)>,
+) {
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    match (proto, merge) {
+        (Protocol::Resp2, _) => resp::array_header(out, entries.len()),
+        (Protocol::Resp3, Merge::Set) => resp3::set_header(out, proto, entries.len()),
+        (Protocol::Resp3, Merge::Map) => resp3::map_header(out, proto, entries.len()),
+    }
+    for (_, entry) in entries {
+        out.extend_from_slice(&entry);
     }
 }
 
 /// Runs a multi-series request (name first: `TS.QUERYINDEX`, `TS.MGET`, `TS.MRANGE`,
 /// `TS.MREVRANGE`, arguments as the client sent them) on this shard: one `(key, entry)`
 /// per matching series, the entry encoded as its part of the reply.
-pub fn run_all(store: &ShardStore, cache: &mut SeriesCache, args: &[&[u8]]) -> (OpResult, SeqNo) {
-    match entries(store, cache, args) {
+pub fn run_all(
+    store: &ShardStore,
+    cache: &mut SeriesCache,
+    proto: Protocol,
+    args: &[&[u8]],
+) -> (OpResult, SeqNo) {
+    match entries(store, cache, proto, args) {
         Ok(list) => (OpResult::Entries(list), store.last_seq()),
         Err(SeriesError::Refused(text)) => (OpResult::Err(text), SeqNo(0)),
         Err(e) => (OpResult::Err(format!("ERR storage error: {e}")), SeqNo(0)),
@@ -176,11 +222,35 @@ fn split_filter<'a, 'b>(args: &'a [&'b [u8]]) -> Result<OptionsAndFilter<'a, 'b>
                 crate::command::wrong_arity(&String::from_utf8_lossy(args[0]).to_ascii_lowercase())
             })?
     };
-    let rest = &args[at + 1..];
-    if rest.iter().any(|a| a.eq_ignore_ascii_case(b"GROUPBY")) {
-        return Err("ERR TSDB: GROUPBY is not supported by tskv yet".into());
+    let mut rest = &args[at + 1..];
+    if is_range(args) {
+        rest = super::group::split(args[0], rest)?.0;
     }
     Ok((&args[1..at.max(1)], rest))
+}
+
+/// The `GROUPBY` clause of a `TS.MRANGE` / `TS.MREVRANGE` request (name first) and what
+/// the connection's shard needs to reduce the groups, `None` without one.
+///
+/// # Errors
+/// The error reply text of a malformed request.
+pub fn group_query(args: &[&[u8]]) -> Result<Option<GroupQuery>, ArgError> {
+    if !is_range(args) {
+        return Ok(None);
+    }
+    let at = (1..args.len())
+        .find(|&i| args[i].eq_ignore_ascii_case(b"FILTER"))
+        .unwrap_or(args.len() - 1);
+    let Some(group_by) = super::group::split(args[0], &args[at + 1..])?.1 else {
+        return Ok(None);
+    };
+    let (options, _) = split_filter(args)?;
+    Ok(Some(GroupQuery {
+        group_by,
+        reverse: args[0].eq_ignore_ascii_case(b"TS.MREVRANGE"),
+        count: range_args(args)?.count,
+        labels: label_choice(options),
+    }))
 }
 
 fn range_args(args: &[&[u8]]) -> Result<args::RangeArgs, ArgError> {
@@ -198,11 +268,19 @@ fn range_args(args: &[&[u8]]) -> Result<args::RangeArgs, ArgError> {
 fn entries(
     store: &ShardStore,
     cache: &mut SeriesCache,
+    proto: Protocol,
     args: &[&[u8]],
 ) -> Result<Vec<Entry>, SeriesError> {
     let (options, filter) = split_filter(args).map_err(SeriesError::Refused)?;
     let matchers = parse_filter(filter).map_err(SeriesError::Refused)?;
     let choice = label_choice(options);
+    let grouped = group_query(args).map_err(SeriesError::Refused)?;
+    // LATEST: a compacted series also shows its still-open bucket.
+    let latest_wanted = if is_range(args) {
+        range_args(args).map_err(SeriesError::Refused)?.latest
+    } else {
+        options.iter().any(|a| a.eq_ignore_ascii_case(b"LATEST"))
+    };
     let mut matching = Vec::new();
     for entry in store.scan_from(&keys::meta_key(b"")) {
         let entry = entry?;
@@ -227,20 +305,71 @@ fn entries(
         let state = series::load(store, cache, &key)?
             .expect("listed above")
             .clone();
-        resp::array_header(&mut entry, 3);
-        resp::bulk(&mut entry, &key);
-        encode_labels(&mut entry, &meta, &choice);
-        if is_range(args) {
+        let latest = match latest_wanted {
+            true => super::rules::latest(store, cache, &key, &meta)?,
+            false => None,
+        };
+        if let Some(query) = &grouped {
+            let label = &query.group_by.label;
+            let Some((_, label_value)) = meta.labels.iter().find(|(n, _)| n == label) else {
+                continue;
+            };
+            // COUNT cuts the reduced series, not its sources.
+            let range = args::RangeArgs {
+                count: None,
+                ..range_args(args).map_err(SeriesError::Refused)?
+            };
+            let samples = super::exec::range_reply(store, &state, range, latest, false)?;
+            let entry = GroupedEntry {
+                label_value: label_value.clone(),
+                samples,
+            };
+            out.push((key, entry.encode()));
+            continue;
+        }
+        let ranged = is_range(args);
+        match proto {
+            Protocol::Resp2 => {
+                resp::array_header(&mut entry, 3);
+                resp::bulk(&mut entry, &key);
+            }
+            Protocol::Resp3 => {
+                resp::bulk(&mut entry, &key);
+                resp::array_header(&mut entry, if ranged { 3 } else { 2 });
+            }
+        }
+        let labels: Vec<(&[u8], &[u8])> = meta
+            .labels
+            .iter()
+            .map(|(n, v)| (n.as_slice(), v.as_slice()))
+            .collect();
+        encode_labels(&mut entry, proto, &labels, &labels, &choice);
+        if ranged {
             let range = range_args(args).map_err(SeriesError::Refused)?;
+            if proto == Protocol::Resp3 {
+                // RESP3 names the aggregators of the range (RedisTimeSeries src/reply.c).
+                resp3::map_header(&mut entry, proto, 1);
+                resp::bulk(&mut entry, b"aggregators");
+                let names: Vec<&str> = range
+                    .aggregation
+                    .iter()
+                    .map(|a| a.aggregator.name())
+                    .collect();
+                resp::array_header(&mut entry, names.len());
+                for name in names {
+                    resp::bulk(&mut entry, name.as_bytes());
+                }
+            }
             let reverse = args[0].eq_ignore_ascii_case(b"TS.MREVRANGE");
-            let samples: Vec<Sample> = super::exec::range_reply(store, &state, range, reverse)?;
-            reply::samples(&mut entry, samples.iter());
+            let samples: Vec<Sample> =
+                super::exec::range_reply(store, &state, range, latest, reverse)?;
+            reply::samples(&mut entry, proto, samples.iter());
         } else {
-            match state
+            match latest.or(state
                 .last
-                .filter(|l| l.ts_ms >= series::retention_cutoff_ms(&state))
+                .filter(|l| l.ts_ms >= series::retention_cutoff_ms(&state)))
             {
-                Some(last) => reply::sample(&mut entry, last),
+                Some(last) => reply::sample(&mut entry, proto, last),
                 None => resp::array_header(&mut entry, 0),
             }
         }

@@ -1,10 +1,10 @@
-//! RESP2 replies of the time-series commands, shaped as RedisTimeSeries 1.10 shapes them:
+//! Replies of the time-series commands, shaped as RedisTimeSeries shapes them. In RESP2
 //! a sample is `[integer timestamp, simple-string value]`, the value printed as C's
 //! `%.15g` prints it (RedisTimeSeries 1.10 `src/reply.c`, `ReplyWithSample`), and the
 //! value of an `EMPTY` bucket without one as `NaN` (redis.io, "TS.RANGE", the `EMPTY`
-//! example).
+//! example). In RESP3 the value is a double (`,value`), and label lists are maps.
 
-use crate::resp;
+use crate::resp::{self, resp3, Protocol};
 
 use super::chunk::Sample;
 
@@ -41,18 +41,49 @@ fn strip_zeros(text: &str) -> &str {
     }
 }
 
-/// Appends one sample: `*2 :ts +value`.
-pub fn sample(out: &mut Vec<u8>, s: Sample) {
+/// Appends one sample: `*2 :ts +value` in RESP2, `*2 :ts ,value` (a double) in RESP3
+/// (RedisTimeSeries `src/reply.c`, `ReplyWithSample`).
+pub fn sample(out: &mut Vec<u8>, proto: Protocol, s: Sample) {
     resp::array_header(out, 2);
     resp::integer(out, s.ts_ms as i64);
-    resp::simple(out, &format_value(s.value));
+    match proto {
+        Protocol::Resp2 => resp::simple(out, &format_value(s.value)),
+        Protocol::Resp3 => resp3::double(out, proto, s.value),
+    }
 }
 
 /// Appends an array of samples.
-pub fn samples<'a>(out: &mut Vec<u8>, list: impl ExactSizeIterator<Item = &'a Sample>) {
+pub fn samples<'a>(
+    out: &mut Vec<u8>,
+    proto: Protocol,
+    list: impl ExactSizeIterator<Item = &'a Sample>,
+) {
     resp::array_header(out, list.len());
     for s in list {
-        sample(out, *s);
+        sample(out, proto, *s);
+    }
+}
+
+/// Appends label-value pairs: an array of `[name, value]` pairs in RESP2, a map in RESP3;
+/// a missing value (`SELECTED_LABELS` of a label the series lacks) is a null.
+pub fn labels<'a>(
+    out: &mut Vec<u8>,
+    proto: Protocol,
+    pairs: impl ExactSizeIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+) {
+    match proto {
+        Protocol::Resp2 => resp::array_header(out, pairs.len()),
+        Protocol::Resp3 => resp3::map_header(out, proto, pairs.len()),
+    }
+    for (name, value) in pairs {
+        if proto == Protocol::Resp2 {
+            resp::array_header(out, 2);
+        }
+        resp::bulk(out, name);
+        match value {
+            Some(v) => resp::bulk(out, v),
+            None => resp3::null(out, proto),
+        }
     }
 }
 

@@ -45,6 +45,8 @@ pub struct SeriesState {
 #[derive(Debug, Default)]
 pub struct SeriesCache {
     states: HashMap<Vec<u8>, SeriesState>,
+    /// The names of every series on the shard.
+    pub directory: super::directory::SeriesDirectory,
 }
 
 impl SeriesCache {
@@ -253,6 +255,21 @@ fn value_at(store: &ShardStore, id: u64, ts_ms: u64) -> Result<Option<f64>, Seri
         .first()
         .and_then(|(_, samples)| samples.iter().find(|s| s.ts_ms == ts_ms))
         .map(|s| s.value))
+}
+
+/// Whether `sample` is dropped by the series' `IGNORE` window (RedisTimeSeries 1.12,
+/// "TS.CREATE"): the series' duplicate policy is `LAST`, the sample is at or after the
+/// newest one, at most `max_time_diff_ms` after it, and its value within `max_value_diff`
+/// of the newest value. The command then replies the newest timestamp and stores nothing.
+pub fn ignores(state: &SeriesState, sample: Sample) -> bool {
+    let Some(last) = state.last else {
+        return false;
+    };
+    let window = state.meta.ignore;
+    state.meta.duplicate_policy == Some(DuplicatePolicy::Last)
+        && sample.ts_ms >= last.ts_ms
+        && sample.ts_ms - last.ts_ms <= window.max_time_diff_ms
+        && (sample.value - last.value).abs() <= window.max_value_diff
 }
 
 /// Adds one sample under the series' duplicate policy (or `policy_override`), sealing

@@ -4,19 +4,20 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tskv::wal::record::{decode, encode, Decoded};
+use tskv::wal::record::{decode, encode_full, Decoded};
 use tskv_fuzz::reseal_wal_records;
 
 fn check(bytes: &[u8]) {
     if let Decoded::Record { record, len_bytes } = decode(bytes) {
         assert!(len_bytes <= bytes.len());
         let mut again = Vec::new();
-        encode(
+        encode_full(
             &mut again,
             record.kind,
             record.seq,
             record.key,
             record.value,
+            record.expire_at_ms,
         );
         assert_eq!(again, &bytes[..len_bytes], "record does not re-encode");
     }

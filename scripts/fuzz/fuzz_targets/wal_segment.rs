@@ -10,7 +10,7 @@
 use libfuzzer_sys::fuzz_target;
 use tskv::base::SeqNo;
 use tskv::wal::reader::{judge_tail, tail_of, Salvage, SegmentReader, Tail, TailVerdict};
-use tskv::wal::record::encode;
+use tskv::wal::record::encode_full;
 use tskv_fuzz::reseal_wal_records;
 
 fn check(segment: &[u8]) {
@@ -18,7 +18,14 @@ fn check(segment: &[u8]) {
     let mut records = 0u64;
     for (offset, record) in reader.by_ref() {
         let mut again = Vec::new();
-        encode(&mut again, record.kind, record.seq, record.key, record.value);
+        encode_full(
+            &mut again,
+            record.kind,
+            record.seq,
+            record.key,
+            record.value,
+            record.expire_at_ms,
+        );
         assert_eq!(
             segment.get(offset..offset + again.len()),
             Some(&again[..]),

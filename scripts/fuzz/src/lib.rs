@@ -1,7 +1,8 @@
 //! Helpers shared by tskv's fuzz targets (`fuzz_targets/`).
 //!
-//! * [`feed`] drives the RESP request parser the way a connection does, with the input cut
-//!   into chunks, so a target can check that the outcome never depends on the cuts.
+//! * [`check_split_invariance`] drives the RESP request parser the way a connection does
+//!   (through tskv's own test driver, [`feed`]), with the input cut into chunks, so a target
+//!   can check that the outcome never depends on the cuts.
 //! * The `reseal_*` functions rewrite the checksums of a mutated input. Every on-disk format
 //!   of tskv checks a CRC-32 before it decodes anything, so without them almost every
 //!   mutation stops at the checksum and the decoders behind it are never reached. A target
@@ -13,19 +14,8 @@
 use std::ops::Range;
 
 use tskv::config::ProtocolLimits;
-use tskv::resp::{Parsed, ProtocolError, RequestParser};
+pub use tskv::resp::testing::{feed, Outcome};
 use tskv::sstable::format::{decode_index, Footer};
-
-/// What the parser made of a whole stream.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Outcome {
-    /// Each request's arguments, in order (empty for a request to skip, such as `*0`).
-    pub requests: Vec<Vec<Vec<u8>>>,
-    /// The error that ended the stream, if any.
-    pub error: Option<ProtocolError>,
-    /// Bytes left waiting for more input when the stream ended without an error.
-    pub waiting: Vec<u8>,
-}
 
 /// Small limits, so that inputs of a few hundred bytes reach every limit's error.
 pub const TINY_LIMITS: ProtocolLimits = ProtocolLimits {
@@ -34,63 +24,18 @@ pub const TINY_LIMITS: ProtocolLimits = ProtocolLimits {
     inline_bytes_max: 32,
 };
 
-/// Feeds `input` to a fresh parser in chunks of the lengths `chunk_lens` yields (clamped to
-/// 1..=what is left; the rest in one chunk when it runs out), as a connection does: append
-/// a chunk, parse until `Incomplete`, drop the bytes of each parsed request.
-///
-/// # Panics
-/// If the parser breaks its contract: a request that consumes no byte or more than the
-/// buffer, or an `Incomplete` that a repeated call on the same buffer does not repeat.
-pub fn feed(
-    limits: ProtocolLimits,
-    input: &[u8],
-    mut chunk_lens: impl Iterator<Item = usize>,
-) -> Outcome {
-    let mut parser = RequestParser::new(limits);
-    let mut buf = Vec::new();
-    let mut args: Vec<Range<usize>> = Vec::new();
-    let mut requests = Vec::new();
+/// Cuts `input` into chunks of the lengths `chunk_lens` yields (clamped to 1..=what is
+/// left; the rest in one chunk when it runs out).
+pub fn cut(input: &[u8], mut chunk_lens: impl Iterator<Item = usize>) -> Vec<&[u8]> {
+    let mut chunks = Vec::new();
     let mut rest = input;
-    loop {
-        loop {
-            match parser.parse(&buf, &mut args) {
-                Ok(Parsed::Incomplete) => {
-                    assert!(
-                        parser.buf_bytes_min() > buf.len(),
-                        "Incomplete without asking for more bytes"
-                    );
-                    assert_eq!(parser.parse(&buf, &mut args), Ok(Parsed::Incomplete));
-                    break;
-                }
-                Ok(Parsed::Request { consumed }) => {
-                    assert!(
-                        (1..=buf.len()).contains(&consumed),
-                        "consumed {consumed} of {} bytes",
-                        buf.len()
-                    );
-                    requests.push(parser.args(&buf, &args).map(<[u8]>::to_vec).collect());
-                    buf.drain(..consumed);
-                }
-                Err(error) => {
-                    return Outcome {
-                        requests,
-                        error: Some(error),
-                        waiting: Vec::new(),
-                    }
-                }
-            }
-        }
-        if rest.is_empty() {
-            return Outcome {
-                requests,
-                error: None,
-                waiting: buf,
-            };
-        }
+    while !rest.is_empty() {
         let len = chunk_lens.next().unwrap_or(rest.len()).clamp(1, rest.len());
-        buf.extend_from_slice(&rest[..len]);
-        rest = &rest[len..];
+        let (chunk, tail) = rest.split_at(len);
+        chunks.push(chunk);
+        rest = tail;
     }
+    chunks
 }
 
 /// Chunk lengths from 1 to `max_len`, pseudo-random but fixed by `seed` (splitmix64), so a
@@ -111,13 +56,13 @@ pub fn chunk_lens(seed: u64, max_len: usize) -> impl Iterator<Item = usize> {
 /// chunks, under `limits`, and returns it.
 ///
 /// # Panics
-/// If two ways of feeding disagree, or as [`feed`].
+/// If two ways of feeding disagree, or as [`feed`] when the parser breaks its contract.
 pub fn check_split_invariance(limits: ProtocolLimits, input: &[u8]) -> Outcome {
-    let whole = feed(limits, input, std::iter::empty());
-    let bytewise = feed(limits, input, std::iter::repeat(1));
+    let whole = feed(limits, &cut(input, std::iter::empty()));
+    let bytewise = feed(limits, &cut(input, std::iter::repeat(1)));
     assert_eq!(whole, bytewise, "whole vs one byte at a time");
     let seed = u64::from(crc32fast::hash(input));
-    let chunked = feed(limits, input, chunk_lens(seed, 17));
+    let chunked = feed(limits, &cut(input, chunk_lens(seed, 17)));
     assert_eq!(whole, chunked, "whole vs chunks (seed {seed})");
     whole
 }
@@ -149,7 +94,9 @@ pub fn reseal_wal_records(segment: &mut [u8]) {
                 return;
             };
             let body = at + tskv::wal::batch::BATCH_HEADER_BYTES;
-            let Some(end) = body.checked_add(body_len as usize).filter(|&e| e <= segment.len())
+            let Some(end) = body
+                .checked_add(body_len as usize)
+                .filter(|&e| e <= segment.len())
             else {
                 return;
             };

@@ -218,11 +218,7 @@ impl RunReport<'_> {
         let window_s = self.window_s();
         for row in self.rows(&all) {
             let p = Percentiles::of(row.histogram);
-            let ops = if window_s > 0.0 {
-                row.ok as f64 / window_s
-            } else {
-                0.0
-            };
+            let ops = per_s(row.ok, window_s);
             let _ = writeln!(
                 out,
                 "{:<9} {:<12} {:>11.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9} {:>10}",
@@ -265,6 +261,21 @@ impl RunReport<'_> {
     }
 
     fn notes(&self, out: &mut String, all: &CommandStats) {
+        if all.samples > 0
+            || self
+                .phase
+                .commands
+                .iter()
+                .any(|(c, _)| *c == Command::TsMadd)
+        {
+            let window_s = self.window_s();
+            let _ = writeln!(
+                out,
+                "samples stored: {} ({:.0} samples/s); TS.MADD errors count failed samples",
+                all.samples,
+                per_s(all.samples, window_s)
+            );
+        }
         if self.open_loop() {
             let _ = writeln!(
                 out,
@@ -326,11 +337,7 @@ impl RunReport<'_> {
         let corrected = Percentiles::of(&all.corrected);
         StepResult {
             target_per_s,
-            achieved_per_s: if window_s > 0.0 {
-                all.ok as f64 / window_s
-            } else {
-                0.0
-            },
+            achieved_per_s: per_s(all.ok, window_s),
             corrected_p50_us: corrected.p50_us,
             corrected_p99_us: corrected.p99_us,
             corrected_p99_9_us: corrected.p99_9_us,
@@ -393,8 +400,10 @@ impl RunReport<'_> {
             json!({
                 "sent": sent,
                 "ops": stats.ok,
-                "ops_per_s": if window_s > 0.0 { stats.ok as f64 / window_s } else { 0.0 },
+                "ops_per_s": per_s(stats.ok, window_s),
                 "errors": stats.errors,
+                "samples": stats.samples,
+                "samples_per_s": per_s(stats.samples, window_s),
                 "unexpected": stats.unexpected,
                 "behind_schedule": stats.behind_schedule,
                 "latency_us": latency,
@@ -451,6 +460,15 @@ impl RunReport<'_> {
                 "threads": threads,
             },
         })
+    }
+}
+
+/// `count` per second over a window of `window_s` seconds; 0 for an empty window.
+fn per_s(count: u64, window_s: f64) -> f64 {
+    if window_s > 0.0 {
+        count as f64 / window_s
+    } else {
+        0.0
     }
 }
 

@@ -80,7 +80,13 @@ pub enum Reply<'a> {
     /// `$-1`, `*-1` or RESP3 `_`.
     Null,
     /// `*n` followed by n replies, which were checked and skipped.
-    Array(usize),
+    Array {
+        /// Its elements, n.
+        len: usize,
+        /// How many of its elements (not counting nested ones) are error replies (`-...`):
+        /// the failed parts of a multi-part command such as `TS.MADD`.
+        errors: usize,
+    },
 }
 
 /// A reply that is not valid RESP: the connection cannot be resynchronised.
@@ -183,13 +189,17 @@ fn parse_array(
         return Err(ProtocolError::TooDeep);
     }
     let mut pos = start;
+    let mut errors = 0;
     for _ in 0..count {
         match parse_at(buf, pos, depth + 1)? {
-            Some((_, next)) => pos = next,
+            Some((element, next)) => {
+                errors += usize::from(matches!(element, Reply::Error(_)));
+                pos = next;
+            }
             None => return Ok(None),
         }
     }
-    Ok(Some((Reply::Array(count), pos)))
+    Ok(Some((Reply::Array { len: count, errors }, pos)))
 }
 
 /// The line starting at `pos` without its CRLF, and the position after the CRLF.
@@ -271,8 +281,16 @@ mod tests {
         assert_eq!(whole(b"$-1\r\n"), Reply::Null);
         assert_eq!(whole(b"*-1\r\n"), Reply::Null);
         assert_eq!(whole(b"_\r\n"), Reply::Null);
-        assert_eq!(whole(b"*2\r\n$1\r\na\r\n*1\r\n:1\r\n"), Reply::Array(2));
-        assert_eq!(whole(b"*0\r\n"), Reply::Array(0));
+        assert_eq!(
+            whole(b"*2\r\n$1\r\na\r\n*1\r\n:1\r\n"),
+            Reply::Array { len: 2, errors: 0 }
+        );
+        assert_eq!(whole(b"*0\r\n"), Reply::Array { len: 0, errors: 0 });
+        // Only the array's own elements count, not those of nested arrays.
+        assert_eq!(
+            whole(b"*3\r\n:1\r\n-ERR dup\r\n*1\r\n-ERR nested\r\n"),
+            Reply::Array { len: 3, errors: 1 }
+        );
     }
 
     #[test]
@@ -348,7 +366,7 @@ mod tests {
             if cut < buf.len() {
                 proptest::prop_assert_eq!(parse_reply(&buf[..cut]), Ok(None));
             }
-            proptest::prop_assert_eq!(parse_reply(&buf), Ok(Some((Reply::Array(2), buf.len()))));
+            proptest::prop_assert_eq!(parse_reply(&buf), Ok(Some((Reply::Array { len: 2, errors: 0 }, buf.len()))));
         }
     }
 }

@@ -19,8 +19,11 @@ pub struct CommandStats {
     pub sent: u64,
     /// Replies of the expected kind.
     pub ok: u64,
-    /// Error replies (`-...`).
+    /// Error replies (`-...`); for `TS.MADD`, failed samples (error elements of its reply).
     pub errors: u64,
+    /// Samples stored by multi-sample writes (`TS.MADD`: the non-error elements of its
+    /// reply); 0 for other commands.
+    pub samples: u64,
     /// Replies of the wrong kind (e.g. a SET answered by anything but `+OK`).
     pub unexpected: u64,
     /// Open loop: requests sent late because their connection's pipeline was full.
@@ -40,6 +43,7 @@ impl Default for CommandStats {
             sent: 0,
             ok: 0,
             errors: 0,
+            samples: 0,
             unexpected: 0,
             behind_schedule: 0,
             corrected: new_histogram(),
@@ -55,6 +59,7 @@ impl CommandStats {
         self.sent += other.sent;
         self.ok += other.ok;
         self.errors += other.errors;
+        self.samples += other.samples;
         self.unexpected += other.unexpected;
         self.behind_schedule += other.behind_schedule;
         // Most commands are idle in most runs: skip scanning their empty histograms.
