@@ -163,3 +163,60 @@ fn engine_counters_move_in_info_and_on_the_metrics_endpoint() {
     assert_eq!(sample(&text, &format!("tskv_shard_writes_refused{s}")), 0.0);
     assert!(sample(&text, &format!("tskv_last_save_timestamp_seconds{s}")) > 0.0);
 }
+
+/// A failed fdatasync poisons the shard: `tskv_shard_writes_refused` goes to 1 and
+/// `INFO`'s `writes_refused` too, and the administration commands answer with the reason
+/// instead of waiting for a flush that will not come (`SAVE`) or dropping keys
+/// (`FLUSHALL`); `BGSAVE` too, and the keys stay readable.
+#[test]
+fn a_poisoned_shard_shows_on_both_endpoints_and_refuses_save_and_flushall() {
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let launch = common::Launch {
+        env: &[(tskv::fault::FDATASYNC_EIO_VAR, "0:3")],
+        ..common::Launch::default()
+    };
+    let tskv = TestServer::start_with(
+        &["--shards", "1", "--metrics-addr", &addr.to_string()],
+        &launch,
+    );
+    let mut raw = Frames::connect(tskv.port());
+    let refused = "{shard=\"0\"}";
+    assert_eq!(
+        sample(
+            &scrape(addr),
+            &format!("tskv_shard_writes_refused{refused}")
+        ),
+        0.0
+    );
+    let mut acknowledged = Vec::new();
+    for i in 0..20 {
+        let key = format!("k{i}");
+        let reply = raw.request(&["SET", &key, "v"]);
+        if reply != b"+OK\r\n" {
+            assert!(reply.starts_with(b"-ERR"), "{reply:?}");
+            break;
+        }
+        acknowledged.push(key);
+    }
+    assert!(!acknowledged.is_empty() && acknowledged.len() < 20);
+    assert_eq!(
+        sample(
+            &scrape(addr),
+            &format!("tskv_shard_writes_refused{refused}")
+        ),
+        1.0
+    );
+    assert_eq!(number(&info(&mut raw), "writes_refused"), 1);
+    for command in [&["SAVE"][..], &["BGSAVE"], &["FLUSHALL"]] {
+        let reply = String::from_utf8(raw.request(command)).unwrap();
+        assert!(
+            reply.starts_with("-ERR shard 0 refuses writes"),
+            "{command:?}: {reply}"
+        );
+    }
+    assert_eq!(
+        raw.request(&["GET", &acknowledged[0]]),
+        b"$1\r\nv\r\n",
+        "FLUSHALL on a refusing shard dropped nothing"
+    );
+}
