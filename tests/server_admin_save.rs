@@ -33,6 +33,19 @@ const SEQUENCE: &[&[&str]] = &[
     &["FLUSHALL", "ASYNC", "SYNC"],
     &["FLUSHDB", "lazily"],
     &["GET", "a"],
+    // FLUSHALL touches a watched key that existed, not one that stayed absent.
+    &["WATCH", "absent"],
+    &["FLUSHALL"],
+    &["MULTI"],
+    &["SET", "absent", "x"],
+    &["EXEC"],
+    &["SET", "present", "1"],
+    &["WATCH", "present"],
+    &["FLUSHALL"],
+    &["MULTI"],
+    &["SET", "present", "2"],
+    &["EXEC"],
+    &["GET", "present"],
 ];
 
 #[test]

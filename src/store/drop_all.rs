@@ -47,8 +47,9 @@ pub(super) struct Drops {
     /// The newest drop-all not yet installed: versions the owner sends meanwhile predate
     /// it and are not read from.
     awaited: Option<SeqNo>,
-    /// The sequence number of the last drop-all (0: none since open). A lookup that finds
-    /// no version reports it, so a reply that depends on the drop waits for its fdatasync.
+    /// The sequence number of the last drop-all (0: none since open). Until it is durable,
+    /// a lookup that finds no version reports it, so a reply that depends on the drop
+    /// waits for its fdatasync.
     last: SeqNo,
     /// Why sending or installing a drop failed: flushes stop, and
     /// [`ShardStore::poll_compaction`] reports it (the shard then refuses writes).

@@ -55,10 +55,11 @@ pub struct BlockFetch {
 
 impl ShardStore {
     /// Looks `key` up: active memtable, immutable memtables, then SSTables newest first
-    /// (Bloom filter to skip). `Ok(None)` if no version exists; after a drop-all
-    /// (`FLUSHALL`), a tombstone at the drop's sequence number instead, so a reply that
-    /// reports the key missing waits for the drop to be durable. A block whose checksum
-    /// fails is an error, never a value.
+    /// (Bloom filter to skip). `Ok(None)` if no version exists; while a drop-all
+    /// (`FLUSHALL`) is not yet durable, a tombstone at its sequence number instead, so a
+    /// reply that reports the key missing waits for the drop to be durable (after that,
+    /// `None` again: a key that stayed absent has no newer version, as `WATCH` sees it).
+    /// A block whose checksum fails is an error, never a value.
     pub fn get(&self, key: &[u8]) -> Result<Option<Lookup>, StoreError> {
         for memtable in self.memtables_newest_first() {
             if let Some(entry) = memtable.get(key) {
@@ -74,7 +75,7 @@ impl ShardStore {
             .get(key, Some(&self.block_cache))?
             .map(|entry| Lookup::of_version(entry.value, entry.seq, entry.expire_at_ms));
         let dropped = self.last_drop_seq();
-        Ok(found.or((dropped.0 > 0).then_some(Lookup {
+        Ok(found.or((dropped > self.durable_seq).then_some(Lookup {
             value: None,
             seq: dropped,
             expire_at_ms: None,
