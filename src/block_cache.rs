@@ -37,6 +37,8 @@ pub struct BlockCacheStats {
     pub misses: u64,
     /// Bytes of blocks held.
     pub bytes: u64,
+    /// Times a table's Bloom filter ruled it out of a point lookup (no block read).
+    pub bloom_negatives: u64,
 }
 
 /// A bounded cache of data blocks of one shard's SSTables.
@@ -44,6 +46,7 @@ pub struct BlockCache {
     cache: quick_cache::unsync::Cache<(TableId, u32), Block, BlockWeighter>,
     hits: Cell<u64>,
     misses: Cell<u64>,
+    bloom_negatives: Cell<u64>,
 }
 
 impl std::fmt::Debug for BlockCache {
@@ -65,6 +68,7 @@ impl BlockCache {
             cache: quick_cache::unsync::Cache::with_weighter(items, capacity_bytes, BlockWeighter),
             hits: Cell::new(0),
             misses: Cell::new(0),
+            bloom_negatives: Cell::new(0),
         }
     }
 
@@ -86,6 +90,11 @@ impl BlockCache {
         self.cache.get(&(table, index)).cloned()
     }
 
+    /// Counts a point lookup that a table's Bloom filter answered without a block.
+    pub fn note_bloom_negative(&self) {
+        self.bloom_negatives.set(self.bloom_negatives.get() + 1);
+    }
+
     /// Keeps `block` as block `index` of table `table`.
     pub fn insert(&mut self, table: TableId, index: u32, block: Block) {
         if self.cache.capacity() > 0 {
@@ -99,6 +108,7 @@ impl BlockCache {
             hits: self.hits.get(),
             misses: self.misses.get(),
             bytes: self.cache.weight(),
+            bloom_negatives: self.bloom_negatives.get(),
         }
     }
 }

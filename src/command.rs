@@ -4,8 +4,10 @@
 //! This file is the command table ([`CommandKind`]) and the parsing of the first commands;
 //! [`client`] parses `HELLO` and `CLIENT`, [`strings`] the string and counter commands,
 //! [`server`] `TIME`, `WAIT`, `MEMORY`, `OBJECT` and `COMMAND`; [`keyspec`] says where each
-//! command's keys are.
+//! command's keys are;
+//! [`admin`] `SAVE`, `BGSAVE`, `LASTSAVE`, `FLUSHDB` and `FLUSHALL`.
 
+pub mod admin;
 pub mod client;
 pub mod expiry;
 pub mod keyspec;
@@ -13,6 +15,7 @@ pub mod list;
 pub mod server;
 pub mod strings;
 
+pub use admin::AdminCommand;
 pub use client::{ClientSub, HelloArgs};
 pub use server::{CommandSub, KeyQuery, ServerCommand};
 pub use strings::StringOp;
@@ -175,11 +178,21 @@ pub enum CommandKind {
     Memory,
     /// OBJECT and its subcommands.
     Object,
+    /// SAVE.
+    Save,
+    /// BGSAVE.
+    BgSave,
+    /// LASTSAVE.
+    LastSave,
+    /// FLUSHDB.
+    FlushDb,
+    /// FLUSHALL.
+    FlushAll,
 }
 
 impl CommandKind {
     /// Every kind, in `repr` order.
-    pub const ALL: [CommandKind; 77] = [
+    pub const ALL: [CommandKind; 82] = [
         Self::Ping,
         Self::Echo,
         Self::Quit,
@@ -257,6 +270,11 @@ impl CommandKind {
         Self::Wait,
         Self::Memory,
         Self::Object,
+        Self::Save,
+        Self::BgSave,
+        Self::LastSave,
+        Self::FlushDb,
+        Self::FlushAll,
     ];
 
     /// The lower-case command name, as Redis prints it in errors and `INFO commandstats`.
@@ -339,6 +357,11 @@ impl CommandKind {
             Self::Wait => "wait",
             Self::Memory => "memory",
             Self::Object => "object",
+            Self::Save => "save",
+            Self::BgSave => "bgsave",
+            Self::LastSave => "lastsave",
+            Self::FlushDb => "flushdb",
+            Self::FlushAll => "flushall",
         }
     }
 
@@ -400,6 +423,11 @@ impl CommandKind {
             Self::TsDel | Self::TsCreateRule | Self::TsDeleteRule => &["write"],
             Self::TsGet | Self::TsRange | Self::TsRevRange | Self::TsInfo => &["readonly"],
             Self::TsMGet | Self::TsMRange | Self::TsMRevRange | Self::TsQueryIndex => &["readonly"],
+            // Redis 7.0's flags, less those tskv has no use for (noscript, loading, stale).
+            Self::Save => &["admin", "no_multi"],
+            Self::BgSave => &["admin"],
+            Self::LastSave => &["fast"],
+            Self::FlushDb | Self::FlushAll => &["write"],
         }
     }
 
@@ -492,6 +520,8 @@ impl CommandKind {
             Self::Time => 1,
             Self::Wait => 3,
             Self::Memory | Self::Object => -2,
+            Self::Save | Self::LastSave => 1,
+            Self::BgSave | Self::FlushDb | Self::FlushAll => -1,
         }
     }
 
@@ -602,6 +632,8 @@ pub enum Command<'a> {
     Series(CommandKind, Vec<&'a [u8]>),
     /// `TIME`, `WAIT`, `MEMORY ...` or `OBJECT ...`.
     Server(ServerCommand<'a>),
+    /// `SAVE`, `BGSAVE`, `LASTSAVE`, `FLUSHDB`, `FLUSHALL`.
+    Admin(AdminCommand),
 }
 
 /// The arguments of `SCAN`.
@@ -711,6 +743,11 @@ fn parse_known<'a>(kind: CommandKind, args: &[&'a [u8]]) -> Result<Command<'a>, 
         | CommandKind::MSetNx
         | CommandKind::Rename
         | CommandKind::RenameNx => strings::parse(kind, rest),
+        CommandKind::Save
+        | CommandKind::BgSave
+        | CommandKind::LastSave
+        | CommandKind::FlushDb
+        | CommandKind::FlushAll => admin::parse(kind, rest),
         CommandKind::SetEx
         | CommandKind::PSetEx
         | CommandKind::GetEx

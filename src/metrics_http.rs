@@ -148,7 +148,7 @@ type Family = (&'static str, &'static str, fn(&ShardMetrics) -> &AtomicU64);
 pub fn render(shared: &Shared) -> String {
     let m = &shared.metrics[..];
     let mut out = String::new();
-    let counters: [Family; 17] = [
+    let counters: [Family; 20] = [
         (
             "tskv_connections_total",
             "Client connections accepted.",
@@ -226,11 +226,26 @@ pub fn render(shared: &Shared) -> String {
             "SSTable blocks read through the ring for lookups.",
             |s| &s.block_reads,
         ),
+        (
+            "tskv_bloom_negatives_total",
+            "Point lookups a table's Bloom filter answered without reading a block.",
+            |s| &s.bloom_negatives,
+        ),
+        (
+            "tskv_write_stalls_total",
+            "Times writes had to wait for a memtable flush.",
+            |s| &s.write_stalls,
+        ),
+        (
+            "tskv_write_stall_microseconds_total",
+            "Microseconds writes spent stalled, over the stalls that ended.",
+            |s| &s.write_stall_us,
+        ),
     ];
     for (name, help, field) in counters {
         family(&mut out, name, "counter", help, &per_shard(m, field));
     }
-    let gauges: [Family; 5] = [
+    let gauges: [Family; 7] = [
         ("tskv_connected_clients", "Client connections open.", |s| {
             &s.connected_clients
         }),
@@ -247,6 +262,16 @@ pub fn render(shared: &Shared) -> String {
             "tskv_block_cache_bytes",
             "Bytes held by the block cache.",
             |s| &s.block_cache_bytes,
+        ),
+        (
+            "tskv_pending_compaction_bytes",
+            "Bytes compaction must still rewrite to bring every level within its target.",
+            |s| &s.pending_compaction_bytes,
+        ),
+        (
+            "tskv_last_save_timestamp_seconds",
+            "Unix time since which every older write of the shard is in an SSTable.",
+            |s| &s.last_save_unix_s,
         ),
     ];
     for (name, help, field) in gauges {

@@ -3,9 +3,9 @@
 //! since SIGKILL leaves the page cache (and so every missing fdatasync) intact.
 //!
 //! Method: a deterministic simulation. Each seed drives one `ShardStore` through a random
-//! workload (puts, some with an expiry deadline far ahead or already past, deletes, group
-//! commits, unsynced WAL writes, memtable flushes,
-//! compactions) on a real directory while `tskv::base::iolog` records every file-system
+//! workload (puts, some with an expiry deadline far ahead or already past, deletes,
+//! drop-alls as `FLUSHALL` makes them, group commits, unsynced WAL writes, memtable
+//! flushes, compactions) on a real directory while `tskv::base::iolog` records every file-system
 //! operation it makes. The log is then replayed, up to a random crash point, against a
 //! model disk that keeps *written* and *durable* bytes apart: a file's bytes are durable
 //! only up to its last completed fdatasync, a directory entry (create, rename, remove)
@@ -65,8 +65,20 @@ fn key(i: usize) -> Vec<u8> {
 type Visible = Option<(Vec<u8>, Option<u64>)>;
 
 /// Every write the workload made, in sequence order: `(key index, what it makes visible)`
-/// (a tombstone, and a put whose deadline has passed, make nothing visible).
+/// (a tombstone, and a put whose deadline has passed, make nothing visible), or
+/// `(DROP_ALL, None)` for a drop-all.
 type Writes = Vec<(usize, Visible)>;
+
+/// The key index that stands for a drop-all (`FLUSHALL`) in [`Writes`].
+const DROP_ALL: usize = usize::MAX;
+
+fn apply_write(state: &mut [Visible], k: usize, v: &Visible) {
+    if k == DROP_ALL {
+        state.fill(None);
+    } else {
+        state[k] = v.clone();
+    }
+}
 
 /// A deadline ten days ahead of the wall clock: it does not pass during the test.
 fn far_deadline_ms() -> u64 {
@@ -76,7 +88,7 @@ fn far_deadline_ms() -> u64 {
 fn state_after(writes: &Writes, m: usize) -> Vec<Visible> {
     let mut state = vec![None; KEYS];
     for (k, v) in &writes[..m] {
-        state[*k] = v.clone();
+        apply_write(&mut state, *k, v);
     }
     state
 }
@@ -309,6 +321,9 @@ fn workload(
                 store.request_freeze();
             } else if roll < 64 {
                 store.compact_sync()?;
+            } else if roll < 66 && store.can_accept_writes() {
+                store.drop_all();
+                writes.push((DROP_ALL, None));
             }
             if store.stats().immutable_memtables > 0
                 && (rng.gen_bool(0.6) || !store.can_accept_writes())
@@ -349,7 +364,7 @@ fn check(dir: &Path, writes: &Writes, acked: usize, context: &str) -> usize {
     for m in acked..=writes.len() {
         if m > acked {
             let (k, v) = &writes[m - 1];
-            state[*k] = v.clone();
+            apply_write(&mut state, *k, v);
         }
         if state == recovered {
             return m;

@@ -57,8 +57,46 @@ impl CommandKind {
             | Self::Shutdown
             | Self::Time
             | Self::Memory => "server",
-            kind if kind.is_series() => "timeseries",
-            _ => "string",
+            Self::Save | Self::BgSave | Self::LastSave | Self::FlushDb | Self::FlushAll => "server",
+            Self::Set
+            | Self::Get
+            | Self::MGet
+            | Self::MSet
+            | Self::MSetNx
+            | Self::SetNx
+            | Self::SetEx
+            | Self::PSetEx
+            | Self::GetEx
+            | Self::GetSet
+            | Self::GetDel
+            | Self::GetRange
+            | Self::SetRange
+            | Self::StrLen
+            | Self::Append
+            | Self::Incr
+            | Self::Decr
+            | Self::IncrBy
+            | Self::DecrBy
+            | Self::IncrByFloat => "string",
+            // Every other kind is a time-series command; no default, so that a new command
+            // must be placed here before it compiles.
+            Self::TsCreate
+            | Self::TsAlter
+            | Self::TsAdd
+            | Self::TsMAdd
+            | Self::TsIncrBy
+            | Self::TsDecrBy
+            | Self::TsDel
+            | Self::TsGet
+            | Self::TsRange
+            | Self::TsRevRange
+            | Self::TsInfo
+            | Self::TsMGet
+            | Self::TsMRange
+            | Self::TsMRevRange
+            | Self::TsQueryIndex
+            | Self::TsCreateRule
+            | Self::TsDeleteRule => "timeseries",
         }
     }
 }

@@ -24,11 +24,11 @@ use super::sink::{RingSink, SyncSink, TableSink};
 use crate::base::SeqNo;
 use crate::config::StoreOptions;
 use crate::sstable::TableId;
-use crate::version::set::{VersionEdit, VersionSet};
+use crate::version::set::VersionSet;
 
 /// How often the idle compaction core looks again for tables whose values have expired.
 const EXPIRY_CHECK_INTERVAL: Duration = Duration::from_secs(1);
-use crate::version::{TableHandle, Version};
+use crate::version::Version;
 use crate::wal::SegmentNo;
 
 /// Submission entries of the compaction core's io_uring (one write and one fdatasync are in
@@ -63,6 +63,14 @@ pub enum Request {
         /// The highest sequence number in the flushed memtable.
         last_seq: SeqNo,
     },
+    /// `FLUSHALL`: the drop-all record with sequence number `seq` is durable in the
+    /// shard's WAL; remove every table older than it (see [`VersionSet::drop_all`]).
+    DropAll {
+        /// The shard's index.
+        shard: usize,
+        /// The drop-all's sequence number.
+        seq: SeqNo,
+    },
     /// Abandon any running compaction (its outputs are deleted) and exit.
     Stop,
 }
@@ -83,6 +91,19 @@ pub enum Reply {
     FlushFailed {
         /// The table.
         table: TableId,
+        /// Why, naming the file.
+        reason: String,
+    },
+    /// The drop-all `seq` is installed: swap to `version`, which holds no older table.
+    Dropped {
+        /// The new current version.
+        version: Arc<Version>,
+        /// The drop-all's sequence number.
+        seq: SeqNo,
+    },
+    /// Installing a drop-all failed: the shard must stop taking writes (its WAL record
+    /// still drops the tables at the next start).
+    DropFailed {
         /// Why, naming the file.
         reason: String,
     },
@@ -258,6 +279,7 @@ impl Core {
                 wal_start,
                 last_seq,
             } => self.install_flush(shard, table, wal_start, last_seq),
+            Request::DropAll { shard, seq } => self.drop_all(shard, seq),
         }
         true
     }
@@ -273,14 +295,7 @@ impl Core {
             debug_assert!(false, "install for unregistered shard {shard}");
             return;
         };
-        let installed = TableHandle::open(state.versions.dir(), table).and_then(|handle| {
-            state.versions.apply(VersionEdit {
-                added: vec![(0, handle)],
-                removed: Vec::new(),
-                wal_start: Some(wal_start),
-                last_seq: Some(last_seq),
-            })
-        });
+        let installed = state.versions.install_flush(table, wal_start, last_seq);
         state.reply(match installed {
             Ok(version) => Reply::Installed {
                 version,
@@ -292,6 +307,26 @@ impl Core {
                 reason: e.to_string(),
             },
         });
+    }
+
+    /// `FLUSHALL` on `shard`: abandons its running compaction (whose inputs the drop
+    /// removes) and installs the drop.
+    fn drop_all(&mut self, shard: usize, seq: SeqNo) {
+        if self.job.as_ref().is_some_and(|(s, _)| *s == shard) {
+            let (_, job) = self.job.take().expect("checked");
+            job.abandon();
+        }
+        let Some(state) = self.shards.get_mut(shard).and_then(Option::as_mut) else {
+            debug_assert!(false, "drop for unregistered shard {shard}");
+            return;
+        };
+        let reply = match state.versions.drop_all(seq) {
+            Ok(version) => Reply::Dropped { version, seq },
+            Err(e) => Reply::DropFailed {
+                reason: e.to_string(),
+            },
+        };
+        state.reply(reply);
     }
 
     /// Advances compaction by one output table, or starts the next task. Returns whether

@@ -96,6 +96,22 @@ fn overlapping<'a>(level: &'a [TableMeta], lo: &[u8], hi: &[u8]) -> Vec<&'a Tabl
     level.iter().filter(|t| t.overlaps(lo, hi)).collect()
 }
 
+/// About how many bytes compaction must still rewrite to bring every level within its
+/// target (RocksDB's "pending compaction bytes", simplified): all of level 0 once it holds
+/// `l0_trigger_tables` tables, plus each deeper level's bytes above its target.
+pub fn pending_compaction_bytes(levels: &LevelMetas, options: &CompactionOptions) -> u64 {
+    let level_bytes = |level: usize| -> u64 { levels[level].iter().map(|t| t.size_bytes).sum() };
+    let level0 = if levels[0].len() >= options.l0_trigger_tables.max(1) {
+        level_bytes(0)
+    } else {
+        0
+    };
+    let deeper: u64 = (1..levels.len().min(LEVELS_MAX - 1))
+        .map(|level| level_bytes(level).saturating_sub(level_target_bytes(level, options)))
+        .sum();
+    level0 + deeper
+}
+
 /// Whether `table` holds a value whose deadline has passed at `now_ms`.
 fn holds_expired(table: &TableMeta, now_ms: u64) -> bool {
     crate::base::is_expired(table.first_deadline_ms, now_ms)
@@ -230,6 +246,18 @@ mod tests {
 
     fn empty() -> LevelMetas {
         vec![Vec::new(); LEVELS_MAX]
+    }
+
+    #[test]
+    fn pending_bytes_count_level_0_past_its_trigger_and_what_deeper_levels_exceed() {
+        let mut levels = empty();
+        levels[0] = vec![meta(1, "a", "z", 100); 3];
+        levels[1] = vec![meta(2, "a", "m", 900)];
+        assert_eq!(pending_compaction_bytes(&levels, &options()), 0);
+        levels[0].push(meta(3, "a", "z", 100));
+        assert_eq!(pending_compaction_bytes(&levels, &options()), 400);
+        levels[1].push(meta(4, "n", "z", 600));
+        assert_eq!(pending_compaction_bytes(&levels, &options()), 400 + 500);
     }
 
     #[test]

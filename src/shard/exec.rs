@@ -169,11 +169,13 @@ impl Shard {
             && self.poisoned.is_none()
             && !self.store.can_accept_writes()
         {
+            self.store.note_write_stall();
             return Err(Wait::Capacity);
         }
         // A transaction's writes wait out a write stall like any write (its runtime
         // errors, a refusing shard's included, are per command inside the EXEC reply).
         if matches!(command, Command::Exec) && !self.store.can_accept_writes() {
+            self.store.note_write_stall();
             return Err(Wait::Capacity);
         }
         self.fetch_blocks(key, &command)?;
@@ -336,6 +338,7 @@ impl Shard {
                 self.scatter(key, Reply::RandomKey(Vec::new()), &ops)?;
             }
             Command::Server(command) => self.server_command(key, command)?,
+            Command::Admin(command) => self.admin_command(key, command)?,
         }
         Ok(())
     }
@@ -365,7 +368,8 @@ impl Shard {
             | Op::RandomKey
             | Op::ClientList
             | Op::ClientKill { .. }
-            | Op::SeriesAll { .. } => ShardId(part),
+            | Op::SeriesAll { .. }
+            | Op::Admin(_) => ShardId(part),
             Op::Scan { shard, .. } => *shard,
             Op::Strings(op) => mesh::shard_of(op.keys()[0], shards),
             Op::Batch { shard, .. } | Op::Unwatch { shard, .. } => *shard,
@@ -410,19 +414,24 @@ impl Shard {
             proto: crate::resp::Protocol::Resp2,
             silent: false,
         };
+        let mut deferred_parts = 0;
         for (part, op) in ops.iter().enumerate() {
             let to = owner(part, op);
-            if to == self.id {
+            let reply_to = ReplyTo {
+                conn_index: key.0,
+                conn_gen: key.1,
+                slot_id,
+                part: part as u32,
+            };
+            if to == self.id && self.defer_part(op, self.id, reply_to) {
+                // Answered later (a flush, a key count), like a remote part.
+                slot.parts_left += 1;
+                deferred_parts += 1;
+            } else if to == self.id {
                 let (result, gate) = self.run_op(op);
                 slot.gate = slot.gate.max(gate);
                 slot.apply(part as u32, result);
             } else {
-                let reply_to = ReplyTo {
-                    conn_index: key.0,
-                    conn_gen: key.1,
-                    slot_id,
-                    part: part as u32,
-                };
                 self.outbox[to.0].push_back(Message::Request {
                     reply_to,
                     op: op.to_owned_op(),
@@ -433,7 +442,7 @@ impl Shard {
         }
         let gated = slot.gate > ack;
         let conn = self.conn_mut(key).expect("caller checked");
-        conn.remote_parts_in_flight += remote_parts as usize;
+        conn.remote_parts_in_flight += remote_parts as usize + deferred_parts;
         let id = conn.push_slot(slot, ack);
         debug_assert_eq!(id, slot_id);
         if gated && !conn.waiting_durable {
@@ -459,6 +468,7 @@ impl Shard {
             Op::Set { .. } | Op::Del(_) => true,
             Op::Strings(op) => op.writes(),
             Op::Series { writes, .. } => *writes,
+            Op::Admin(op) => op.writes(),
             _ => false,
         };
         if is_write {
@@ -549,6 +559,7 @@ impl Shard {
                 self.after_string_write(op, result, gate)
             }
             Op::RandomKey => (scan::random_key(&self.store), self.store.last_seq()),
+            Op::Admin(op) => self.admin_op(op),
             Op::ClientList => (self.client_lines(), SeqNo(0)),
             Op::ClientKill {
                 ref filter,
@@ -585,6 +596,9 @@ impl Shard {
     /// Runs a request from shard `from` and queues its reply (after the acknowledgement
     /// point passes what it depends on).
     pub(super) fn execute_request(&mut self, from: ShardId, reply_to: ReplyTo, op: mesh::OwnedOp) {
+        if self.defer_part(&op.as_borrowed(), from, reply_to) {
+            return;
+        }
         let (result, gate) = self.run_op(&op.as_borrowed());
         let reply = Message::Reply { reply_to, result };
         let ack = self.ack_seq();

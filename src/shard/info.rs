@@ -4,8 +4,8 @@
 //! `# Memory` figures are the process's resident set from `/proc/self/status` (`VmRSS`,
 //! peak `VmHWM`): tskv does not count its allocator's bytes, so `used_memory` and
 //! `used_memory_rss` are the same number. `# Keyspace` counts live keys exactly, by
-//! asking every shard as `DBSIZE` does (a scan of each shard's keys); `expires` and
-//! `avg_ttl` are 0, tskv having no expiry.
+//! asking every shard as `DBSIZE` does (a count of a snapshot of each shard's keys, off
+//! its loop: see `dbsize`); `expires` and `avg_ttl` are 0, tskv having no expiry.
 
 use std::fmt::Write as _;
 
@@ -43,10 +43,11 @@ impl Shard {
         Ok(())
     }
 
-    /// The shard's live keys (`DBSIZE`, `INFO keyspace`): counted by a scan, which is
-    /// reused until the next write or the first deadline among the keys counted (flushes
-    /// and compactions do not change the count), so a tool polling `INFO` on an idle
-    /// server costs nothing.
+    /// The shard's live keys (`DBSIZE`, `INFO keyspace`) counted here, on the loop: the
+    /// last count while nothing was written since and no deadline among the keys counted
+    /// has passed (flushes and compactions do not change it), else a scan. Parts that can
+    /// wait are counted off the loop instead (`Shard::defer_key_count`); this is their
+    /// fallback.
     pub(super) fn live_keys(&mut self) -> Result<KeyCount, crate::base::StoreError> {
         let last_seq = self.store.last_seq();
         if let Some((seq, count)) = self.live_keys_counted {
@@ -280,7 +281,10 @@ fn persistence(out: &mut String, m: &[ShardMetrics], config: &ServerConfig) {
         .collect();
     let _ = write!(
         out,
-        "# Persistence\r\nloading:0\r\nfsync:{}\r\nfsync_period_ms:{}\r\nwal_batches:{}\r\nwal_bytes:{}\r\nwal_fsyncs:{}\r\nmemtable_bytes:{}\r\nmemtable_bytes_max:{}\r\nsstables:{}\r\nl0_sstables:{}\r\nsstable_bytes:{}\r\nlevel_sstables:{}\r\nlevel_bytes:{}\r\nflushes:{}\r\ncompactions:{}\r\ncompaction_read_bytes:{}\r\ncompaction_written_bytes:{}\r\ncompactions_failed_shards:{}\r\nblock_cache_bytes:{}\r\nblock_cache_hits:{}\r\nblock_cache_misses:{}\r\nblock_reads_async:{}\r\nlast_seq_sum:{}\r\ndurable_seq_sum:{}\r\nrecovery_replayed_records:{}\r\nrecovery_truncated_bytes:{}\r\nwrites_refused:{}\r\nwrites_refused_reason:{}\r\n\r\n",
+        "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nfsync:{}\r\nfsync_period_ms:{}\r\nwal_batches:{}\r\nwal_bytes:{}\r\nwal_fsyncs:{}\r\nmemtable_bytes:{}\r\nmemtable_bytes_max:{}\r\nsstables:{}\r\nl0_sstables:{}\r\nsstable_bytes:{}\r\nlevel_sstables:{}\r\nlevel_bytes:{}\r\nflushes:{}\r\ncompactions:{}\r\ncompaction_read_bytes:{}\r\ncompaction_written_bytes:{}\r\ncompactions_failed_shards:{}\r\nblock_cache_bytes:{}\r\nblock_cache_hits:{}\r\nblock_cache_misses:{}\r\nblock_cache_hit_ratio:{:.4}\r\nbloom_negatives:{}\r\npending_compaction_bytes:{}\r\nwrite_stalls:{}\r\nwrite_stall_us:{}\r\nblock_reads_async:{}\r\nlast_seq_sum:{}\r\ndurable_seq_sum:{}\r\nrecovery_replayed_records:{}\r\nrecovery_truncated_bytes:{}\r\nwrites_refused:{}\r\nwrites_refused_reason:{}\r\n\r\n",
+        sum(m, |s| &s.changes_since_save),
+        u8::from(sum(m, |s| &s.bgsave_in_progress) > 0),
+        super::admin::last_save_unix_s(m),
         ack_mode_name(config.fsync),
         if config.fsync == FsyncMode::Periodic { config.fsync_period_ms } else { 0 },
         sum(m, |s| &s.wal_batches),
@@ -301,6 +305,11 @@ fn persistence(out: &mut String, m: &[ShardMetrics], config: &ServerConfig) {
         sum(m, |s| &s.block_cache_bytes),
         sum(m, |s| &s.block_cache_hits),
         sum(m, |s| &s.block_cache_misses),
+        hit_ratio(sum(m, |s| &s.block_cache_hits), sum(m, |s| &s.block_cache_misses)),
+        sum(m, |s| &s.bloom_negatives),
+        sum(m, |s| &s.pending_compaction_bytes),
+        sum(m, |s| &s.write_stalls),
+        sum(m, |s| &s.write_stall_us),
         sum(m, |s| &s.block_reads),
         sum(m, |s| &s.last_seq),
         sum(m, |s| &s.durable_seq),
@@ -309,6 +318,14 @@ fn persistence(out: &mut String, m: &[ShardMetrics], config: &ServerConfig) {
         u8::from(!poisoned.is_empty()),
         poisoned.join("; ").replace(['\r', '\n'], " "),
     );
+}
+
+/// Hits over lookups, 0 before the first lookup.
+fn hit_ratio(hits: u64, misses: u64) -> f64 {
+    match hits + misses {
+        0 => 0.0,
+        lookups => hits as f64 / lookups as f64,
+    }
 }
 
 /// A per-level counter summed over shards, as `a,b,c,...` from level 0 down.

@@ -93,6 +93,8 @@ pub enum Op<K> {
         /// What is asked.
         query: KeyQuery,
     },
+    /// A shard's part of `SAVE`, `BGSAVE` or `FLUSHALL` (sent to every shard).
+    Admin(super::admin::AdminOp),
     /// A transaction's ops (`EXEC`), all on `shard`, run in one turn of its loop.
     Batch {
         /// The shard owning every key of the ops.
@@ -172,6 +174,7 @@ impl OwnedOp {
                 skip_id: *skip_id,
             },
             Op::Inspect { key, query } => Op::Inspect { key, query: *query },
+            Op::Admin(op) => Op::Admin(*op),
             Op::Batch { shard, ops, watch } => Op::Batch {
                 shard: *shard,
                 ops: ops.iter().map(OwnedOp::as_borrowed).collect(),
@@ -246,6 +249,7 @@ impl Op<&[u8]> {
                 key: key.into(),
                 query,
             },
+            Op::Admin(op) => Op::Admin(op),
             Op::Batch {
                 shard,
                 ref ops,

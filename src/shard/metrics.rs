@@ -72,6 +72,14 @@ pub struct ShardMetrics {
     pub block_cache_misses: AtomicU64,
     /// Bytes held by the block cache.
     pub block_cache_bytes: AtomicU64,
+    /// Point lookups a table's Bloom filter answered without reading a block.
+    pub bloom_negatives: AtomicU64,
+    /// Bytes compaction must still rewrite to bring every level within its target.
+    pub pending_compaction_bytes: AtomicU64,
+    /// Times writes had to wait for a memtable flush (write stalls).
+    pub write_stalls: AtomicU64,
+    /// Microseconds writes spent stalled, over the stalls that ended.
+    pub write_stall_us: AtomicU64,
     /// SSTable blocks read through the ring for lookups, off the loop.
     pub block_reads: AtomicU64,
     /// Highest sequence number assigned.
@@ -82,6 +90,13 @@ pub struct ShardMetrics {
     pub recovery_replayed_records: AtomicU64,
     /// Torn WAL tail bytes truncated at start.
     pub recovery_truncated_bytes: AtomicU64,
+    /// Unix time (seconds) since which every write older is in an SSTable: the last
+    /// installed flush, or a save that found nothing to flush, or the store's opening.
+    pub last_save_unix_s: AtomicU64,
+    /// Writes (sequence numbers) not yet in an SSTable.
+    pub changes_since_save: AtomicU64,
+    /// 1 while a `BGSAVE`'s flush runs.
+    pub bgsave_in_progress: AtomicU64,
     /// Why the shard refuses writes, once a WAL or flush I/O failed.
     pub poisoned: Mutex<Option<String>>,
 }

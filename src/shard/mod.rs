@@ -13,13 +13,14 @@
 //!    batch gathers; start a memtable flush if one is due;
 //! 6. push queued messages to peers and send replies.
 //!
-//! Who owns what: `committer` owns the writes in flight through the ring (WAL batches,
+//! Who owns what: `admin` runs `SAVE`, `BGSAVE`, `LASTSAVE` and `FLUSHALL` and holds
+//! the `SAVE` parts waiting for a flush; `committer` owns the writes in flight through the ring (WAL batches,
 //! flushes, periodic fdatasyncs) and the acknowledgement point; [`conn`] is one connection
 //! with its buffers and reply slots, [`reply`] the assembly of one reply; `exec` runs
 //! commands against the store and routes
 //! their keys (`strings` the string and counter commands, `client` `HELLO` and
 //! `CLIENT`, `multi` single-shard transactions, `inspect` `TIME`, `WAIT`, `MEMORY` and
-//! `OBJECT`, `commands` `COMMAND`); `fetch` owns the block reads of lookups and the requests waiting on them;
+//! `OBJECT`, `commands` `COMMAND`, `dbsize` key counts off the loop); `fetch` owns the block reads of lookups and the requests waiting on them;
 //! [`scan`] the `SCAN` positions; [`mesh`] the queues to other shards; `conns` the
 //! connection table (accepting, servicing within budgets, writing replies). This file is
 //! the loop that ties them together.
@@ -44,11 +45,13 @@
 //!   stops its connection until the ring has read them; the last completion puts the
 //!   connection back on the ready list.
 
+mod admin;
 mod client;
 mod commands;
 mod committer;
 pub mod conn;
 mod conns;
+mod dbsize;
 mod exec;
 mod expiry;
 mod fetch;
@@ -186,6 +189,10 @@ pub struct Shard {
     live_keys_counted: Option<(SeqNo, scan::KeyCount)>,
     /// Versions of the keys clients `WATCH` on this shard.
     watches: watch::WatchRegistry,
+    /// `SAVE` parts waiting for a flush, and a `BGSAVE` in progress.
+    saves: admin::Saves,
+    /// `DBSIZE` parts waiting for a key count off the loop.
+    key_counts: dbsize::KeyCounts,
 }
 
 impl Shard {
@@ -272,6 +279,8 @@ impl Shard {
             published_version: std::sync::Weak::new(),
             live_keys_counted: None,
             watches: watch::WatchRegistry::default(),
+            saves: admin::Saves::default(),
+            key_counts: dbsize::KeyCounts::default(),
             scan_positions: scan::ScanPositions::default(),
             series: Default::default(),
             fetches: fetch::Fetches::new(shards),
@@ -456,6 +465,8 @@ impl Shard {
             Ok(false) => {}
             Err(e) => self.poison(format!("installing flushed SSTable failed: {e}")),
         }
+        self.complete_saves();
+        self.complete_key_counts();
     }
 
     /// Marks the shard read-only after a failed WAL or SSTable write: the reason is logged,
@@ -616,6 +627,10 @@ impl Shard {
         ShardMetrics::set(&metrics.block_cache_hits, cache.hits);
         ShardMetrics::set(&metrics.block_cache_misses, cache.misses);
         ShardMetrics::set(&metrics.block_cache_bytes, cache.bytes);
+        ShardMetrics::set(&metrics.bloom_negatives, cache.bloom_negatives);
+        let (stalls, stall_us) = self.store.write_stalls();
+        ShardMetrics::set(&metrics.write_stalls, stalls);
+        ShardMetrics::set(&metrics.write_stall_us, stall_us);
         let version = Arc::downgrade(self.store.version());
         if version.ptr_eq(&self.published_version) {
             return;
@@ -634,6 +649,10 @@ impl Shard {
             ShardMetrics::set(&metrics.level_bytes[level], bytes);
         }
         ShardMetrics::set(&metrics.sstable_bytes, stats.sstable_bytes);
+        ShardMetrics::set(
+            &metrics.pending_compaction_bytes,
+            stats.pending_compaction_bytes,
+        );
         ShardMetrics::set(&metrics.compactions, stats.compactions);
         ShardMetrics::set(&metrics.compaction_read_bytes, stats.compaction.read_bytes);
         ShardMetrics::set(

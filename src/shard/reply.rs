@@ -147,7 +147,7 @@ impl Slot {
                 }
             }
             (Reply::Sum(total), OpResult::Int(n)) => *total += n,
-            (Reply::AllOk, OpResult::Ok) => {}
+            (Reply::AllOk | Reply::Static(_), OpResult::Ok) => {}
             (Reply::Scan(slot), OpResult::Keys { next_cursor, keys }) => {
                 *slot = Some((next_cursor, keys));
             }

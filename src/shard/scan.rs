@@ -61,13 +61,34 @@ pub struct KeyCount {
 /// # Errors
 /// A failed read.
 pub fn user_key_count(store: &ShardStore) -> Result<KeyCount, crate::base::StoreError> {
+    snapshot_user_key_count(&store.snapshot(Some(&keys::USER_KEYS_END)))
+}
+
+/// Counts the live user keys of a store snapshot ([`KeyCount`]), as [`user_key_count`]
+/// does: a string counts once, a series once unless a live string of its name shadows it,
+/// internal entries never. Reads the snapshot's tables with `pread`: run it off the
+/// shard's loop.
+///
+/// # Errors
+/// A failed read.
+pub fn snapshot_user_key_count(
+    snapshot: &crate::store::Snapshot,
+) -> Result<KeyCount, crate::base::StoreError> {
     let mut count = KeyCount::default();
-    for entry in store.scan_from(b"") {
+    for entry in snapshot.scan() {
         let entry = entry?;
         if entry.key.as_slice() >= keys::USER_KEYS_END.as_slice() {
             break;
         }
-        if user_key(store, &entry.key, entry.value.is_some()).is_some() {
+        if entry.value.is_none() {
+            continue;
+        }
+        let live_user_key = match keys::classify(&entry.key) {
+            KeyClass::String => true,
+            KeyClass::Series(user) => !snapshot.is_live(user)?,
+            KeyClass::Internal => false,
+        };
+        if live_user_key {
             count.keys += 1;
             if let Some(deadline) = entry.expire_at_ms {
                 count.expires += 1;

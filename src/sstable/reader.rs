@@ -186,6 +186,11 @@ impl Table {
         if !self.bloom.may_contain(key) {
             return None;
         }
+        self.index_block_for(key)
+    }
+
+    /// The data block whose key range may hold `key`, by the index alone.
+    fn index_block_for(&self, key: &[u8]) -> Option<usize> {
         let block_index = self.index.partition_point(|e| e.last_key.as_slice() < key);
         (block_index < self.index.len()).then_some(block_index)
     }
@@ -243,7 +248,11 @@ impl Table {
         key: &[u8],
         cache: &RefCell<BlockCache>,
     ) -> Result<Option<TableEntry>, StoreError> {
-        self.get_with(key, |index| {
+        if !self.bloom.may_contain(key) {
+            cache.borrow().note_bloom_negative();
+            return Ok(None);
+        }
+        self.get_in_index(key, |index| {
             let index_u32 = u32::try_from(index).expect("fewer than 2^32 blocks");
             if let Some(block) = cache.borrow().get(self.id, index_u32) {
                 return Ok(block);
@@ -261,7 +270,19 @@ impl Table {
         key: &[u8],
         load: impl FnOnce(usize) -> Result<Block, StoreError>,
     ) -> Result<Option<TableEntry>, StoreError> {
-        let Some(block_index) = self.block_for(key) else {
+        if !self.bloom.may_contain(key) {
+            return Ok(None);
+        }
+        self.get_in_index(key, load)
+    }
+
+    /// The lookup after the Bloom filter let `key` through.
+    fn get_in_index(
+        &self,
+        key: &[u8],
+        load: impl FnOnce(usize) -> Result<Block, StoreError>,
+    ) -> Result<Option<TableEntry>, StoreError> {
+        let Some(block_index) = self.index_block_for(key) else {
             return Ok(None);
         };
         let payload = load(block_index)?;

@@ -8,12 +8,11 @@ use std::sync::Arc;
 
 use super::versions::Versions;
 use super::ShardStore;
-use crate::base::{io_error, iolog, StoreError};
+use crate::base::{io_error, iolog, SeqNo, StoreError};
 use crate::compaction::core::Request;
 use crate::sstable::writer::SstWriter;
 use crate::sstable::TableId;
-use crate::version::set::VersionEdit;
-use crate::version::{TableHandle, Version};
+use crate::version::Version;
 use crate::wal::WalBatch;
 
 /// A memtable flush to execute: write `buf` at offset 0 of `file`, fdatasync, then call
@@ -36,6 +35,9 @@ impl ShardStore {
     /// The file is created empty under its final name `sst-<id>.sst`; it becomes live only
     /// when [`ShardStore::flush_written`] installs the manifest naming it.
     pub fn take_flush(&mut self) -> Result<Option<FlushJob>, StoreError> {
+        if let Some(e) = self.drop_failure() {
+            return Err(e);
+        }
         if self.flush_in_flight.is_some() {
             return Ok(None);
         }
@@ -104,6 +106,30 @@ impl ShardStore {
         }
     }
 
+    /// Every write up to this sequence number is in an installed SSTable (or was dropped):
+    /// the last sequence number when no memtable holds a write, else what the last
+    /// installed flush covered. `SAVE` waits for it to reach the writes it saw.
+    pub fn flushed_seq(&self) -> SeqNo {
+        if self.has_unflushed_writes() {
+            self.flushed.0
+        } else {
+            self.last_seq
+        }
+    }
+
+    /// Since when [`ShardStore::flushed_seq`] holds: the last flush install, the last
+    /// [`ShardStore::note_saved`], or the store's opening (`LASTSAVE`).
+    pub fn flushed_at(&self) -> std::time::SystemTime {
+        self.flushed.1
+    }
+
+    /// A save found nothing to flush: every write is in an SSTable as of now.
+    pub fn note_saved(&mut self) {
+        if !self.has_unflushed_writes() {
+            self.flushed = (self.last_seq, std::time::SystemTime::now());
+        }
+    }
+
     /// Whether a frozen memtable is being encoded in the background: the caller should
     /// call [`ShardStore::take_flush`] again soon (the encoder does not wake the shard).
     pub fn flush_encoding(&self) -> bool {
@@ -135,28 +161,15 @@ impl ShardStore {
             .front()
             .expect("a flush in flight has its memtable");
         let (wal_start, last_seq) = (frozen.next_segment, frozen.memtable.max_seq());
+        debug_assert!(!frozen.dropped || last_seq < self.last_drop_seq());
         match &mut self.versions {
-            Versions::Inline(versions) => {
-                let installed = TableHandle::open(&self.dir, id).and_then(|table| {
-                    debug_assert_eq!(
-                        table.table().footer().entry_count,
-                        self.immutables[0].memtable.len() as u64
-                    );
-                    versions.apply(VersionEdit {
-                        added: vec![(0, table)],
-                        removed: Vec::new(),
-                        wal_start: Some(wal_start),
-                        last_seq: Some(last_seq),
-                    })
-                });
-                match installed {
-                    Ok(version) => self.finish_flush(version),
-                    Err(e) => {
-                        self.flush_in_flight = None;
-                        return Err(e);
-                    }
+            Versions::Inline(versions) => match versions.install_flush(id, wal_start, last_seq) {
+                Ok(version) => self.finish_flush(version),
+                Err(e) => {
+                    self.flush_in_flight = None;
+                    return Err(e);
                 }
-            }
+            },
             Versions::Core {
                 requests, shard, ..
             } => {
@@ -192,12 +205,17 @@ impl ShardStore {
             .pop_front()
             .expect("a flush has its memtable");
         self.wal_start = flushed.next_segment;
-        self.version = version;
+        self.flushed = (flushed.last_seq, std::time::SystemTime::now());
+        // A version sent before a drop was installed still holds the dropped tables.
+        if !self.drop_in_progress() {
+            self.version = version;
+        }
         // Freeing a large memtable takes a while; do it off the shard thread.
         let _ = std::thread::Builder::new()
             .name("tskv-memtable-free".into())
             .spawn(move || drop(flushed));
         self.flushes += 1;
+        self.end_write_stall();
         self.delete_covered_segments();
         self.maybe_freeze();
     }

@@ -14,7 +14,7 @@
 //! batches, sequence numbers) and the store's shape; `flush` the memtable flushes and
 //! the synchronous I/O drivers; `versions` the manifest's owner (this store or the
 //! compaction core) and compactions; `read` lookups, scans and block fetches; `recovery`
-//! the open.
+//! the open; `drop_all` `FLUSHALL`.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -22,13 +22,16 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod drop_all;
 mod flush;
 mod read;
 mod recovery;
+mod snapshot;
 mod versions;
 
 pub use flush::FlushJob;
 pub use read::{BlockFetch, Lookup};
+pub use snapshot::Snapshot;
 use versions::Versions;
 
 use crate::base::{SeqNo, StoreError};
@@ -66,8 +69,15 @@ pub struct StoreStats {
     pub compactions: u64,
     /// Why compactions stopped, if they did.
     pub compaction_error: Option<String>,
-    /// The block cache's hits, misses and bytes.
+    /// The block cache's hits, misses and bytes, and the Bloom filter negatives.
     pub block_cache: BlockCacheStats,
+    /// Bytes compaction must still rewrite to bring every level within its target
+    /// ([`crate::compaction::picker::pending_compaction_bytes`]).
+    pub pending_compaction_bytes: u64,
+    /// Write stalls since start: times writes had to wait for a memtable flush.
+    pub write_stalls: u64,
+    /// Microseconds writes spent stalled, over the stalls that ended.
+    pub write_stall_us: u64,
     /// Number of live keys is not tracked exactly; this counts memtable entries only.
     pub memtable_entries: usize,
     /// Highest sequence number assigned.
@@ -92,6 +102,12 @@ struct Frozen {
     /// The first WAL segment holding writes newer than this memtable's: the manifest's
     /// `wal_start` once it is flushed.
     next_segment: SegmentNo,
+    /// The store's last sequence number when it was frozen: once it is flushed, every
+    /// write up to this one is in an SSTable (or was dropped).
+    last_seq: SeqNo,
+    /// A drop-all (`FLUSHALL`) came after it: reads skip it, and its flush is discarded
+    /// once the drop is installed.
+    dropped: bool,
 }
 
 /// One shard's storage engine. Not `Sync`: owned by its shard thread.
@@ -130,6 +146,13 @@ pub struct ShardStore {
     block_cache: RefCell<BlockCache>,
     /// Compactions installed since start.
     compactions: u64,
+    /// When the current write stall began, and the stalls and their microseconds so far.
+    stalls: (Option<std::time::Instant>, u64, u64),
+    /// Every write up to this sequence number is in an installed SSTable (or was
+    /// dropped), and since when: what `SAVE` waits for and `LASTSAVE` reports.
+    flushed: (SeqNo, std::time::SystemTime),
+    /// `FLUSHALL`s in progress; see [`drop_all::Drops`].
+    drops: drop_all::Drops,
     /// The oldest frozen memtable being encoded as an SSTable on a background thread, so
     /// the shard keeps serving while its keys are sorted and blocks built.
     encoding: Option<std::thread::JoinHandle<Vec<u8>>>,
@@ -188,6 +211,9 @@ impl ShardStore {
             freeze_requested: false,
             block_cache: RefCell::new(BlockCache::new(opts.block_cache_bytes)),
             compactions: 0,
+            stalls: (None, 0, 0),
+            flushed: (SeqNo(0), std::time::SystemTime::now()),
+            drops: drop_all::Drops::default(),
             flush_in_flight: None,
             encoding: None,
             batches_in_flight: 0,
@@ -199,6 +225,12 @@ impl ShardStore {
             recovery_truncated_bytes: recovered.truncated_bytes,
             recovery_replayed_records: recovered.replayed_records,
         };
+        if !store.has_unflushed_writes() {
+            store.flushed.0 = store.last_seq;
+        }
+        if let Some(seq) = recovered.dropped {
+            store.finish_interrupted_drop(seq)?;
+        }
         store.maybe_freeze();
         Ok(store)
     }
@@ -241,6 +273,27 @@ impl ShardStore {
     /// shard must stop taking writes (write stall) until [`ShardStore::flush_written`].
     pub fn can_accept_writes(&self) -> bool {
         self.active.size_bytes() < self.opts.memtable_bytes || self.immutables.is_empty()
+    }
+
+    /// A write found the store unable to accept it ([`ShardStore::can_accept_writes`]) and
+    /// waits: counts a stall, unless one is already going on. It ends at the next flush.
+    pub fn note_write_stall(&mut self) {
+        if self.stalls.0.is_none() {
+            self.stalls.0 = Some(std::time::Instant::now());
+            self.stalls.1 += 1;
+        }
+    }
+
+    /// Write stalls since start, and the microseconds spent in those that ended.
+    pub fn write_stalls(&self) -> (u64, u64) {
+        (self.stalls.1, self.stalls.2)
+    }
+
+    /// Ends the current write stall, if any (a flush or a drop-all made room).
+    pub(super) fn end_write_stall(&mut self) {
+        if let Some(started) = self.stalls.0.take() {
+            self.stalls.2 += started.elapsed().as_micros() as u64;
+        }
     }
 
     /// Takes the pending WAL records as one batch, or `None` if there are none. Handles
@@ -309,6 +362,8 @@ impl ShardStore {
         self.immutables.push_back(Frozen {
             memtable: Arc::new(memtable),
             next_segment,
+            last_seq: self.last_seq,
+            dropped: false,
         });
     }
 
@@ -382,6 +437,12 @@ impl ShardStore {
             compactions: self.compactions,
             compaction_error: self.compaction_error.clone(),
             block_cache: self.block_cache.borrow().stats(),
+            pending_compaction_bytes: crate::compaction::picker::pending_compaction_bytes(
+                &self.version.metas(),
+                &self.opts.compaction,
+            ),
+            write_stalls: self.stalls.1,
+            write_stall_us: self.stalls.2,
             memtable_entries: self.active.len()
                 + self
                     .immutables

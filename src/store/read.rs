@@ -55,12 +55,13 @@ pub struct BlockFetch {
 
 impl ShardStore {
     /// Looks `key` up: active memtable, immutable memtables, then SSTables newest first
-    /// (Bloom filter to skip). `Ok(None)` if no version exists. A block whose checksum
-    /// fails is an error, never a value.
+    /// (Bloom filter to skip). `Ok(None)` if no version exists; while a drop-all
+    /// (`FLUSHALL`) is not yet durable, a tombstone at its sequence number instead, so a
+    /// reply that reports the key missing waits for the drop to be durable (after that,
+    /// `None` again: a key that stayed absent has no newer version, as `WATCH` sees it).
+    /// A block whose checksum fails is an error, never a value.
     pub fn get(&self, key: &[u8]) -> Result<Option<Lookup>, StoreError> {
-        let memtables =
-            std::iter::once(&self.active).chain(self.immutables.iter().rev().map(|f| &*f.memtable));
-        for memtable in memtables {
+        for memtable in self.memtables_newest_first() {
             if let Some(entry) = memtable.get(key) {
                 return Ok(Some(Lookup::of_version(
                     entry.value.map(|v| v.to_vec()),
@@ -69,10 +70,28 @@ impl ShardStore {
                 )));
             }
         }
-        Ok(self
+        let found = self
             .version
             .get(key, Some(&self.block_cache))?
-            .map(|entry| Lookup::of_version(entry.value, entry.seq, entry.expire_at_ms)))
+            .map(|entry| Lookup::of_version(entry.value, entry.seq, entry.expire_at_ms));
+        let dropped = self.last_drop_seq();
+        Ok(found.or((dropped > self.durable_seq).then_some(Lookup {
+            value: None,
+            seq: dropped,
+            expire_at_ms: None,
+        })))
+    }
+
+    /// The memtables reads consult, newest first: the active one and the frozen ones no
+    /// drop-all removed.
+    fn memtables_newest_first(&self) -> impl Iterator<Item = &crate::memtable::Memtable> + '_ {
+        std::iter::once(&self.active).chain(
+            self.immutables
+                .iter()
+                .rev()
+                .filter(|f| !f.dropped)
+                .map(|f| &*f.memtable),
+        )
     }
 
     /// Exact count of live keys (not tombstoned), by a merged scan over memtables and
@@ -96,9 +115,7 @@ impl ShardStore {
     /// flushes and compactions meanwhile delete no file under it.
     pub fn scan_from(&self, start: &[u8]) -> MergeIter<'_> {
         let mut sources: Vec<EntrySource<'_>> = Vec::new();
-        let memtables =
-            std::iter::once(&self.active).chain(self.immutables.iter().map(|f| &*f.memtable));
-        for memtable in memtables {
+        for memtable in self.memtables_newest_first() {
             sources.push(Box::new(memtable.iter_from(start).map(|(key, e)| {
                 Ok(TableEntry {
                     key: key.to_vec(),
@@ -124,9 +141,7 @@ impl ShardStore {
     /// candidate table that the cache lacks (usually one, the Bloom filters rule out the
     /// rest). The shard reads them through its ring, then runs the lookup from memory.
     pub fn blocks_to_fetch(&self, key: &[u8], out: &mut Vec<BlockFetch>) {
-        let memtables =
-            std::iter::once(&self.active).chain(self.immutables.iter().map(|f| &*f.memtable));
-        for memtable in memtables {
+        for memtable in self.memtables_newest_first() {
             if memtable.get(key).is_some() {
                 return;
             }

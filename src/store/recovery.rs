@@ -1,6 +1,7 @@
 //! Recovery of a shard directory at open: the manifest names the live SSTables, files a
 //! crash left behind are removed, and the WAL from the manifest's `wal_start` on is replayed
-//! into a memtable.
+//! into a memtable. A drop-all record (`FLUSHALL`) above the manifest's `last_seq` empties
+//! what was replayed before it and is reported, so the store drops the tables too.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
@@ -37,6 +38,9 @@ pub(super) struct Recovered {
     pub last_seq: SeqNo,
     pub replayed_records: u64,
     pub truncated_bytes: u64,
+    /// The newest drop-all (`FLUSHALL`) replayed: the manifest may still list tables it
+    /// removes, if the crash came before its drop was installed.
+    pub dropped: Option<SeqNo>,
 }
 
 /// Opens (creating if absent) the shard directory `dir` and recovers it: manifest →
@@ -83,6 +87,7 @@ pub(super) fn recover(dir: &Path, opts: &StoreOptions) -> Result<Recovered, Stor
         last_seq: replay.last_seq,
         replayed_records: replay.records,
         truncated_bytes: replay.truncated_bytes,
+        dropped: replay.dropped,
     })
 }
 
@@ -95,6 +100,7 @@ struct Replay {
     last_seq: SeqNo,
     records: u64,
     truncated_bytes: u64,
+    dropped: Option<SeqNo>,
 }
 
 /// The files found in a shard directory.
@@ -222,6 +228,15 @@ fn replay_segment(
         let value = match record.kind {
             RecordKind::Put | RecordKind::PutExpiring => Some(record.value),
             RecordKind::Delete => None,
+            RecordKind::DropAll => {
+                // Everything before it is gone: what was replayed, and the tables (the
+                // store drops them at open unless the manifest already did).
+                replay.memtable = Memtable::default();
+                replay.dropped = Some(record.seq);
+                replay.last_seq = replay.last_seq.max(record.seq);
+                replay.records += 1;
+                continue;
+            }
         };
         replay
             .memtable

@@ -76,6 +76,9 @@ impl ShardStore {
     /// # Errors
     /// A flush install that failed: the shard must stop taking writes.
     pub fn poll_compaction(&mut self) -> Result<bool, StoreError> {
+        if let Some(e) = self.drop_failure() {
+            return Err(e);
+        }
         let mut flushed = false;
         loop {
             let Versions::Core { replies, .. } = &self.versions else {
@@ -99,10 +102,18 @@ impl ShardStore {
                     flushed: None,
                     compaction,
                 } => {
-                    self.version = version;
+                    // A version sent before a drop was installed still holds its tables.
+                    if !self.drop_in_progress() {
+                        self.version = version;
+                    }
                     if let Some(stats) = compaction {
                         self.add_compaction_stats(stats);
                     }
+                }
+                Reply::Dropped { version, seq } => self.drop_installed(seq, version),
+                Reply::DropFailed { reason } => {
+                    self.drop_failed(reason);
+                    return Err(self.drop_failure().expect("just failed"));
                 }
                 Reply::FlushFailed { table, reason } => {
                     self.flush_in_flight = None;
@@ -131,9 +142,12 @@ impl ShardStore {
     /// # Errors
     /// A read, write or manifest failure; no data is lost, the store keeps its version.
     pub fn compact_sync(&mut self) -> Result<(), StoreError> {
+        let drop_in_progress = self.drop_in_progress();
         if let Versions::Inline(versions) = &mut self.versions {
             let settled = compaction::settle(versions, &self.opts, &mut SyncSink);
-            self.version = Arc::clone(versions.current());
+            if !drop_in_progress {
+                self.version = Arc::clone(versions.current());
+            }
             let stats = settled?;
             self.add_compaction_stats(stats);
         }

@@ -57,6 +57,9 @@ pub struct VersionSet {
     manifest: Manifest,
     current: Arc<Version>,
     table_ids: Arc<TableIds>,
+    /// The sequence number of the last drop-all installed since open: a flushed memtable
+    /// whose writes are all older is discarded instead of installed.
+    dropped_below: SeqNo,
 }
 
 impl VersionSet {
@@ -75,7 +78,64 @@ impl VersionSet {
             table_ids: Arc::new(TableIds::new(manifest.next_table_id)),
             current: Arc::new(Version::new(levels)),
             manifest,
+            dropped_below: SeqNo(0),
         })
+    }
+
+    /// Installs a flushed memtable's table `table` in level 0 and moves the WAL start to
+    /// `wal_start`; `last_seq` is the memtable's highest sequence number. A table whose
+    /// writes a drop-all already removed ([`VersionSet::drop_all`]) is not added but
+    /// deleted; the WAL start still moves, since the drop is durable in the manifest.
+    ///
+    /// # Errors
+    /// As [`TableHandle::open`] and [`VersionSet::apply`]; the current version stays.
+    pub fn install_flush(
+        &mut self,
+        table: TableId,
+        wal_start: SegmentNo,
+        last_seq: SeqNo,
+    ) -> Result<Arc<Version>, StoreError> {
+        let handle = TableHandle::open(&self.dir, table)?;
+        let dropped = last_seq < self.dropped_below;
+        if dropped {
+            // Deleted once the handle is gone; a crash first leaves an orphan, removed at
+            // the next open.
+            handle.mark_obsolete();
+        }
+        self.apply(VersionEdit {
+            added: if dropped {
+                Vec::new()
+            } else {
+                vec![(0, handle)]
+            },
+            removed: Vec::new(),
+            wal_start: Some(wal_start),
+            last_seq: Some(last_seq),
+        })
+    }
+
+    /// The durable half of `FLUSHALL`: removes every table whose writes are all older than
+    /// `seq` (the drop-all's sequence number, whose WAL record the caller made durable
+    /// first) and raises the manifest's `last_seq` to `seq`, so recovery no longer applies
+    /// that WAL record. Flushes of older memtables installed later are discarded.
+    ///
+    /// # Errors
+    /// As [`VersionSet::apply`]; the current version stays.
+    pub fn drop_all(&mut self, seq: SeqNo) -> Result<Arc<Version>, StoreError> {
+        let removed = self
+            .current
+            .tables_newest_first()
+            .filter(|t| t.table().footer().largest_seq < seq)
+            .map(|t| t.id())
+            .collect();
+        let version = self.apply(VersionEdit {
+            added: Vec::new(),
+            removed,
+            wal_start: None,
+            last_seq: Some(seq),
+        })?;
+        self.dropped_below = self.dropped_below.max(seq);
+        Ok(version)
     }
 
     /// The current version.

@@ -15,7 +15,8 @@
 //!   `1 + 8 + 4 + key_len + value_len`, so at least [`BODY_FIXED_BYTES`] (13).
 //! * `type` is 1 for a put, 2 for a delete (tombstone, whose value is empty) and 3 for a
 //!   put with an expiry deadline, whose value bytes start with the deadline (absolute Unix
-//!   milliseconds, u64) followed by the value.
+//!   milliseconds, u64) followed by the value, and 4 for a drop-all (`FLUSHALL`): every
+//!   write of the shard with a lower sequence number is gone; its key and value are empty.
 //! * The value length is implied: `length - 13 - key_len` (for type 3, minus the 8
 //!   deadline bytes).
 //!
@@ -38,6 +39,10 @@ pub enum RecordKind {
     Delete = 2,
     /// Sets the key to the value until a deadline (`RecordRef::expire_at_ms`).
     PutExpiring = 3,
+    /// Removes every write with a lower sequence number (`FLUSHALL`); key and value are
+    /// empty. Recovery empties what it replayed so far and drops the SSTables the
+    /// manifest still lists if their drop was not installed yet.
+    DropAll = 4,
 }
 
 /// Bytes of the deadline a [`RecordKind::PutExpiring`] record carries before its value.
@@ -69,8 +74,8 @@ pub fn encoded_len(key_len: usize, value_len: usize) -> usize {
 /// `expire_at_ms`) or a delete.
 ///
 /// # Panics
-/// If the record would be longer than `u32::MAX` bytes, a delete carries a value, or the
-/// deadline is given exactly for a PutExpiring: all bugs of the caller, whose protocol
+/// If the record would be longer than `u32::MAX` bytes, a delete carries a value, a
+/// drop-all a key, or the deadline is given exactly for a PutExpiring: all bugs of the caller, whose protocol
 /// limits are far below.
 pub fn encode_full(
     buf: &mut Vec<u8>,
@@ -83,6 +88,10 @@ pub fn encode_full(
     assert!(
         kind != RecordKind::Delete || value.is_empty(),
         "delete with a value"
+    );
+    assert!(
+        kind != RecordKind::DropAll || key.is_empty(),
+        "drop-all with a key"
     );
     assert_eq!(
         kind == RecordKind::PutExpiring,
@@ -173,6 +182,7 @@ pub fn decode(buf: &[u8]) -> Decoded<'_> {
         1 => RecordKind::Put,
         2 => RecordKind::Delete,
         3 => RecordKind::PutExpiring,
+        4 => RecordKind::DropAll,
         _ => return Decoded::Corrupt("unknown record type"),
     };
     let seq = SeqNo(u64::from_le_bytes(body[1..9].try_into().expect("8 bytes")));
@@ -194,6 +204,9 @@ pub fn decode(buf: &[u8]) -> Decoded<'_> {
         };
         expire_at_ms = Some(u64::from_le_bytes(*deadline));
         value = rest;
+    }
+    if kind == RecordKind::DropAll && !rest.is_empty() {
+        return Decoded::Corrupt("drop-all record with a key or value");
     }
     Decoded::Record {
         record: RecordRef {
@@ -242,6 +255,28 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn drop_all_round_trips_and_refuses_a_key() {
+        let buf = one(RecordKind::DropAll, 9, b"", b"");
+        match decode(&buf) {
+            Decoded::Record { record, len_bytes } => {
+                assert_eq!(len_bytes, encoded_len(0, 0));
+                assert_eq!(record.kind, RecordKind::DropAll);
+                assert_eq!(record.seq, SeqNo(9));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        // A put record relabelled as a drop-all (checksum fixed) is corrupt, not a drop.
+        let mut bad = one(RecordKind::Put, 9, b"k", b"");
+        bad[HEADER_BYTES] = RecordKind::DropAll as u8;
+        let crc = crc32fast::hash(&bad[4..]);
+        bad[..4].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            decode(&bad),
+            Decoded::Corrupt("drop-all record with a key or value")
+        );
     }
 
     #[test]

@@ -137,7 +137,9 @@ fn find_in_wal(
         let file = path.display().to_string();
         let scan = segment::scan_with(&path, seq_before, |offset, record| {
             let newer = found.as_ref().is_none_or(|f| record.seq.0 > f.seq);
-            if record.key != key || record.seq.0 <= tables_last_seq || !newer {
+            // A drop-all (`FLUSHALL`) hides every older version, the tables' included.
+            let concerns_key = record.key == key || record.kind == RecordKind::DropAll;
+            if !concerns_key || record.seq.0 <= tables_last_seq || !newer {
                 return;
             }
             let value = (record.kind != RecordKind::Delete).then_some(record.value);

@@ -109,6 +109,7 @@ pub fn kind_name(kind: RecordKind) -> &'static str {
         RecordKind::Put => "put",
         RecordKind::Delete => "delete",
         RecordKind::PutExpiring => "put-expiring",
+        RecordKind::DropAll => "drop-all",
     }
 }
 

@@ -1,0 +1,114 @@
+//! A read-only snapshot of a store that another thread can read: the current version (its
+//! tables are immutable and reference counted), the frozen memtables (shared), and a copy
+//! of the active memtable's keys with their liveness (values are not copied). `DBSIZE`
+//! counts keys on it off the shard's loop.
+
+use std::sync::Arc;
+
+use super::ShardStore;
+use crate::base::{SeqNo, StoreError};
+use crate::compaction::merge::{EntrySource, MergeIter};
+use crate::memtable::Memtable;
+use crate::sstable::iter::TableIter;
+use crate::sstable::TableEntry;
+use crate::version::Version;
+
+/// The store's contents as of [`Snapshot::seq`]; `Send`, so it can move to another thread.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The active memtable's keys below the copy's end, in key order; a live key's value
+    /// is empty, a tombstone's `None`.
+    active: Vec<TableEntry>,
+    /// The frozen memtables reads consult, newest first.
+    frozen: Vec<Arc<Memtable>>,
+    version: Arc<Version>,
+    seq: SeqNo,
+    /// The clock when the snapshot was taken (Unix ms): values whose deadline passed by
+    /// then count as deleted.
+    now_ms: u64,
+}
+
+impl ShardStore {
+    /// Takes a snapshot whose copy of the active memtable holds its keys below `end` (all
+    /// if `None`). Costs one pass over those keys on the calling thread, copying keys but
+    /// no values; nothing is read from disk.
+    pub fn snapshot(&self, end: Option<&[u8]>) -> Snapshot {
+        let active = self
+            .active
+            .iter()
+            .take_while(|(key, _)| end.is_none_or(|end| *key < end))
+            .map(|(key, entry)| TableEntry {
+                key: key.to_vec(),
+                seq: entry.seq,
+                value: entry.value.as_ref().map(|_| Vec::new()),
+                expire_at_ms: entry.expire_at_ms,
+            })
+            .collect();
+        let frozen = self
+            .immutables
+            .iter()
+            .rev()
+            .filter(|f| !f.dropped)
+            .map(|f| Arc::clone(&f.memtable))
+            .collect();
+        Snapshot {
+            active,
+            frozen,
+            version: Arc::clone(&self.version),
+            seq: self.last_seq,
+            now_ms: crate::base::unix_now_ms(),
+        }
+    }
+}
+
+impl Snapshot {
+    /// The store's last sequence number when the snapshot was taken.
+    pub fn seq(&self) -> SeqNo {
+        self.seq
+    }
+
+    /// Every key of the snapshot in key order at its newest version (tombstones as
+    /// `value: None`, and so are values expired when the snapshot was taken; the active
+    /// memtable's values empty), reading tables with `pread`.
+    pub fn scan(&self) -> MergeIter<'_> {
+        let mut sources: Vec<EntrySource<'_>> = vec![Box::new(self.active.iter().cloned().map(Ok))];
+        for memtable in &self.frozen {
+            sources.push(Box::new(memtable.iter().map(|(key, e)| {
+                Ok(TableEntry {
+                    key: key.to_vec(),
+                    seq: e.seq,
+                    value: e.value.as_deref().map(<[u8]>::to_vec),
+                    expire_at_ms: e.expire_at_ms,
+                })
+            })));
+        }
+        for table in self.version.tables_newest_first() {
+            sources.push(Box::new(TableIter::seek(Arc::clone(table), b"")));
+        }
+        MergeIter::new(sources, self.now_ms)
+    }
+
+    /// Whether `key` holds a live value in the snapshot (its newest version is not a
+    /// tombstone). A key past the active copy's end is looked up in the rest only.
+    ///
+    /// # Errors
+    /// A failed read or checksum.
+    pub fn is_live(&self, key: &[u8]) -> Result<bool, StoreError> {
+        let live = |value: bool, deadline: Option<u64>| {
+            value && !crate::base::is_expired(deadline, self.now_ms)
+        };
+        if let Ok(i) = self.active.binary_search_by(|e| e.key.as_slice().cmp(key)) {
+            let entry = &self.active[i];
+            return Ok(live(entry.value.is_some(), entry.expire_at_ms));
+        }
+        for memtable in &self.frozen {
+            if let Some(entry) = memtable.get(key) {
+                return Ok(live(entry.value.is_some(), entry.expire_at_ms));
+            }
+        }
+        Ok(self
+            .version
+            .get(key, None)?
+            .is_some_and(|e| live(e.value.is_some(), e.expire_at_ms)))
+    }
+}
