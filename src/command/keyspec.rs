@@ -286,9 +286,10 @@ impl CommandKind {
         if flags.contains(&"readonly") {
             categories.push("@read");
         }
-        if flags.contains(&"admin") {
+        if flags.contains(&"admin") || self == Self::LastSave {
+            // `LASTSAVE` is `fast`, not `admin`, but Redis files it under both categories.
             categories.extend(["@admin", "@dangerous"]);
-        } else if matches!(self, Self::Info | Self::Keys) {
+        } else if matches!(self, Self::Info | Self::Keys | Self::FlushDb | Self::FlushAll) {
             categories.push("@dangerous");
         }
         categories.push(if flags.contains(&"fast") {
@@ -338,7 +339,9 @@ impl CommandKind {
             | Self::PExpireTime
             | Self::Persist
             | Self::Rename
-            | Self::RenameNx => Some("@keyspace"),
+            | Self::RenameNx
+            | Self::FlushDb
+            | Self::FlushAll => Some("@keyspace"),
             kind if !kind.key_specs().is_empty() && !kind.is_series() => Some("@string"),
             kind if kind.is_series() => Some("@timeseries"),
             _ => None,
