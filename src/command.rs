@@ -178,6 +178,8 @@ pub enum CommandKind {
     Memory,
     /// OBJECT and its subcommands.
     Object,
+    /// SLOWLOG and its subcommands.
+    Slowlog,
     /// SAVE.
     Save,
     /// BGSAVE.
@@ -192,7 +194,7 @@ pub enum CommandKind {
 
 impl CommandKind {
     /// Every kind, in `repr` order.
-    pub const ALL: [CommandKind; 82] = [
+    pub const ALL: [CommandKind; 83] = [
         Self::Ping,
         Self::Echo,
         Self::Quit,
@@ -270,6 +272,7 @@ impl CommandKind {
         Self::Wait,
         Self::Memory,
         Self::Object,
+        Self::Slowlog,
         Self::Save,
         Self::BgSave,
         Self::LastSave,
@@ -357,6 +360,7 @@ impl CommandKind {
             Self::Wait => "wait",
             Self::Memory => "memory",
             Self::Object => "object",
+            Self::Slowlog => "slowlog",
             Self::Save => "save",
             Self::BgSave => "bgsave",
             Self::LastSave => "lastsave",
@@ -386,6 +390,7 @@ impl CommandKind {
             | Self::Config
             | Self::Wait
             | Self::Memory
+            | Self::Slowlog
             | Self::Object => &[],
             // CONFIG is a container: Redis 7 flags its subcommands, not it.
             Self::Shutdown => &["admin"],
@@ -519,7 +524,7 @@ impl CommandKind {
             Self::TsDeleteRule => 3,
             Self::Time => 1,
             Self::Wait => 3,
-            Self::Memory | Self::Object => -2,
+            Self::Memory | Self::Object | Self::Slowlog => -2,
             Self::Save | Self::LastSave => 1,
             Self::BgSave | Self::FlushDb | Self::FlushAll => -1,
         }
@@ -764,6 +769,7 @@ fn parse_known<'a>(kind: CommandKind, args: &[&'a [u8]]) -> Result<Command<'a>, 
         CommandKind::Wait => server::parse_wait(rest),
         CommandKind::Memory => server::parse_memory(rest),
         CommandKind::Object => server::parse_object(rest),
+        CommandKind::Slowlog => server::parse_slowlog(rest),
         kind => {
             if kind == CommandKind::TsMAdd && !rest.len().is_multiple_of(3) {
                 return Err(wrong_arity(kind.name()));

@@ -157,7 +157,37 @@ pub struct ServerConfig {
     pub access: AccessConfig,
     /// Where the Prometheus metrics endpoint listens; `None`: no endpoint.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Which commands `SLOWLOG` keeps.
+    pub slowlog: SlowlogConfig,
 }
+
+/// Which commands the slow log keeps, as Redis's `slowlog-log-slower-than` and
+/// `slowlog-max-len`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlowlogConfig {
+    /// Commands taking at least this many microseconds are logged; negative: none, 0: all.
+    pub log_slower_than_us: i64,
+    /// Entries kept per shard; older ones are dropped.
+    pub max_len: usize,
+}
+
+impl Default for SlowlogConfig {
+    fn default() -> Self {
+        Self {
+            log_slower_than_us: SLOWLOG_LOG_SLOWER_THAN_US_DEFAULT,
+            max_len: SLOWLOG_MAX_LEN_DEFAULT,
+        }
+    }
+}
+
+/// Default for [`SlowlogConfig::log_slower_than_us`]: 10 ms, as Redis.
+pub const SLOWLOG_LOG_SLOWER_THAN_US_DEFAULT: i64 = 10_000;
+/// Default for [`SlowlogConfig::max_len`]: 128, as Redis.
+pub const SLOWLOG_MAX_LEN_DEFAULT: usize = 128;
+
+/// Valid [`SlowlogConfig::max_len`]: 0 to 100,000 entries per shard (each up to about
+/// 4 KiB of arguments).
+pub const SLOWLOG_MAX_LEN_RANGE: RangeInclusive<u64> = 0..=100_000;
 
 /// Who may connect and for how long, as Redis's `requirepass`, `protected-mode`,
 /// `maxclients` and `timeout`.

@@ -270,6 +270,7 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
         intake_stopped: AtomicUsize::new(0),
         shutdown_requested: EventFd::new().map_err(io_err("eventfd"))?,
         next_client_id: AtomicU64::new(1),
+        next_slowlog_id: AtomicU64::new(0),
         clients: AtomicUsize::new(0),
         started: Instant::now(),
         config: config.clone(),

@@ -108,6 +108,12 @@ struct Args {
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9121) [default: off].
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<std::net::SocketAddr>,
+    /// Log commands that run at least this long in SLOWLOG; negative logs none, 0 all.
+    #[arg(long, value_name = "MICROSECONDS", default_value_t = config::SLOWLOG_LOG_SLOWER_THAN_US_DEFAULT, allow_negative_numbers = true)]
+    slowlog_log_slower_than: i64,
+    /// Slow commands kept per shard (0 to 100000).
+    #[arg(long, default_value_t = config::SLOWLOG_MAX_LEN_DEFAULT, value_parser = count_in::<usize>(config::SLOWLOG_MAX_LEN_RANGE))]
+    slowlog_max_len: usize,
 }
 
 /// Parses `yes` or `no`, as Redis's boolean options.
@@ -223,6 +229,10 @@ fn main() -> ExitCode {
             idle_timeout_secs: args.timeout,
         },
         metrics_addr: args.metrics_addr,
+        slowlog: config::SlowlogConfig {
+            log_slower_than_us: args.slowlog_log_slower_than,
+            max_len: args.slowlog_max_len,
+        },
     };
     match tskv::server::run(config) {
         Ok(()) => ExitCode::SUCCESS,

@@ -145,6 +145,16 @@ pub const MEMORY_SUBCOMMANDS: &[Subcommand] = &[
     sub("help", 2, SLOW),
 ];
 
+/// `SLOWLOG`'s subcommands.
+pub const SLOWLOG_SUBCOMMANDS: &[Subcommand] = &[
+    sub("get", -2, ADMIN_SLOW_DANGEROUS),
+    sub("len", 2, ADMIN_SLOW_DANGEROUS),
+    sub("reset", 2, ADMIN_SLOW_DANGEROUS),
+    sub("help", 2, SLOW),
+];
+
+const ADMIN_SLOW_DANGEROUS: &[&str] = &["@admin", "@slow", "@dangerous"];
+
 /// `OBJECT`'s subcommands.
 pub const OBJECT_SUBCOMMANDS: &[Subcommand] = &[
     keyed("encoding", 3, KEYSPACE_READ_SLOW),
@@ -170,6 +180,7 @@ impl CommandKind {
     pub fn subcommands(self) -> &'static [Subcommand] {
         match self {
             Self::Memory => MEMORY_SUBCOMMANDS,
+            Self::Slowlog => SLOWLOG_SUBCOMMANDS,
             Self::Object => OBJECT_SUBCOMMANDS,
             Self::Command => COMMAND_SUBCOMMANDS,
             _ => &[],
@@ -273,7 +284,7 @@ impl CommandKind {
     pub fn acl_categories(self) -> Vec<&'static str> {
         if matches!(
             self,
-            Self::Client | Self::Config | Self::Memory | Self::Object
+            Self::Client | Self::Config | Self::Memory | Self::Object | Self::Slowlog
         ) {
             // Containers: Redis gives the categories to their subcommands.
             return vec!["@slow"];
@@ -289,7 +300,10 @@ impl CommandKind {
         if flags.contains(&"admin") || self == Self::LastSave {
             // `LASTSAVE` is `fast`, not `admin`, but Redis files it under both categories.
             categories.extend(["@admin", "@dangerous"]);
-        } else if matches!(self, Self::Info | Self::Keys | Self::FlushDb | Self::FlushAll) {
+        } else if matches!(
+            self,
+            Self::Info | Self::Keys | Self::FlushDb | Self::FlushAll
+        ) {
             categories.push("@dangerous");
         }
         categories.push(if flags.contains(&"fast") {

@@ -56,7 +56,8 @@ impl CommandKind {
             | Self::Info
             | Self::Shutdown
             | Self::Time
-            | Self::Memory => "server",
+            | Self::Memory
+            | Self::Slowlog => "server",
             Self::Save | Self::BgSave | Self::LastSave | Self::FlushDb | Self::FlushAll => "server",
             Self::Set
             | Self::Get

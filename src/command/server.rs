@@ -6,7 +6,9 @@
 //! argument count that does not fit it names the subcommand (`'object|encoding'`), as in
 //! Redis 7.
 
-use super::keyspec::{Subcommand, COMMAND_SUBCOMMANDS, MEMORY_SUBCOMMANDS, OBJECT_SUBCOMMANDS};
+use super::keyspec::{
+    Subcommand, COMMAND_SUBCOMMANDS, MEMORY_SUBCOMMANDS, OBJECT_SUBCOMMANDS, SLOWLOG_SUBCOMMANDS,
+};
 use super::strings::{parse_strict_i64, NOT_AN_INTEGER};
 use super::{unknown_subcommand, wrong_arity, Command};
 
@@ -47,8 +49,59 @@ pub enum ServerCommand<'a> {
     MemoryMallocStats,
     /// `MEMORY PURGE`.
     MemoryPurge,
-    /// `MEMORY HELP` / `OBJECT HELP`: the lines to send.
+    /// `MEMORY HELP` / `OBJECT HELP` / `SLOWLOG HELP`: the lines to send.
     Help(&'static [&'static str]),
+    /// `SLOWLOG GET|LEN|RESET`.
+    Slowlog(SlowlogSub),
+}
+
+/// The `SLOWLOG` subcommands but `HELP`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlowlogSub {
+    /// `SLOWLOG GET [count]`: up to `count` entries (`None`: all, from `-1`).
+    Get(Option<usize>),
+    /// `SLOWLOG LEN`.
+    Len,
+    /// `SLOWLOG RESET`.
+    Reset,
+}
+
+/// Entries `SLOWLOG GET` returns without a count, as Redis.
+pub const SLOWLOG_GET_COUNT_DEFAULT: usize = 10;
+
+const SLOWLOG_HELP: &[&str] = &[
+    "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GET [<count>]",
+    "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+    "    Entries are made of:",
+    "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+    "    client name",
+    "LEN",
+    "    Return the length of the slowlog.",
+    "RESET",
+    "    Reset the slowlog.",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// `SLOWLOG <subcommand> ...` (Redis 7.0's `slowlogCommand`).
+pub(super) fn parse_slowlog<'a>(rest: &[&'a [u8]]) -> Result<Command<'a>, String> {
+    let sub = match subcommand("slowlog", rest[0], rest.len() + 1, SLOWLOG_SUBCOMMANDS)? {
+        "get" => match rest.get(1) {
+            None => SlowlogSub::Get(Some(SLOWLOG_GET_COUNT_DEFAULT)),
+            Some(count) => match parse_strict_i64(count) {
+                Some(-1) => SlowlogSub::Get(None),
+                Some(n) if n >= 0 => {
+                    SlowlogSub::Get(Some(usize::try_from(n).unwrap_or(usize::MAX)))
+                }
+                _ => return Err("ERR count should be greater than or equal to -1".into()),
+            },
+        },
+        "len" => SlowlogSub::Len,
+        "reset" => SlowlogSub::Reset,
+        _ => return Ok(Command::Server(ServerCommand::Help(SLOWLOG_HELP))),
+    };
+    Ok(Command::Server(ServerCommand::Slowlog(sub)))
 }
 
 /// `COMMAND` subcommands.

@@ -189,6 +189,7 @@ impl Shard {
             ShardMetrics::add(&metrics.command_calls[kind as usize], 1);
             ShardMetrics::add(&metrics.command_usec[kind as usize], us);
             metrics.latencies().record_command(kind, us);
+            self.slowlog_record(key, kind, args, us);
         }
         Ok(())
     }

@@ -348,7 +348,7 @@ pub fn config_get(out: &mut Vec<u8>, proto: Protocol, config: &ServerConfig, pat
         FsyncMode::Periodic => "everysec",
         FsyncMode::Never => "no",
     };
-    let params: [(&str, String); 8] = [
+    let params: [(&str, String); 10] = [
         ("save", String::new()),
         ("appendonly", "yes".into()),
         ("appendfsync", appendfsync.into()),
@@ -360,6 +360,11 @@ pub fn config_get(out: &mut Vec<u8>, proto: Protocol, config: &ServerConfig, pat
             "proto-max-bulk-len",
             config.limits.bulk_bytes_max.to_string(),
         ),
+        (
+            "slowlog-log-slower-than",
+            config.slowlog.log_slower_than_us.to_string(),
+        ),
+        ("slowlog-max-len", config.slowlog.max_len.to_string()),
     ];
     let matched: Vec<&(&str, String)> = params
         .iter()

@@ -33,7 +33,7 @@ const MALLOC_STATS_UNSUPPORTED: &[u8] = b"Stats not supported for the current al
 const DOCTOR_REPORT: &[u8] = b"tskv does not diagnose its allocator: see INFO memory for the process's resident set and INFO persistence for memtables, SSTables and the block cache.";
 
 impl Shard {
-    /// Runs `TIME`, `WAIT`, `MEMORY ...` or `OBJECT ...`.
+    /// Runs `TIME`, `WAIT`, `MEMORY ...`, `OBJECT ...` or `SLOWLOG ...`.
     pub(super) fn server_command(
         &mut self,
         key: (u32, u32),
@@ -59,6 +59,9 @@ impl Shard {
                     resp::bulk(&mut reply, name.as_bytes());
                     resp::integer(&mut reply, bytes as i64);
                 }
+            }
+            ServerCommand::Slowlog(sub) => {
+                super::slowlog::reply(&mut reply, sub, &self.shared.metrics);
             }
             ServerCommand::Help(lines) => {
                 resp::array_header(&mut reply, lines.len());

@@ -30,6 +30,8 @@ pub struct ShardMetrics {
     pub command_rejected: CommandCounters,
     /// Execution latency per command, WAL fdatasync latency and group-commit batch sizes.
     pub latencies: Mutex<Latencies>,
+    /// The commands of this shard's connections that were slow (`SLOWLOG`), newest first.
+    pub slowlog: Mutex<std::collections::VecDeque<super::slowlog::SlowlogEntry>>,
     /// Unknown or malformed commands.
     pub command_errors: AtomicU64,
     /// Times a connection stopped being read because its unsent replies passed the cap.

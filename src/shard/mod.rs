@@ -62,6 +62,7 @@ pub mod metrics;
 mod multi;
 pub mod reply;
 pub mod scan;
+mod slowlog;
 mod strings;
 mod ts_route;
 mod watch;
@@ -110,6 +111,8 @@ pub struct Shared {
     pub shutdown_requested: EventFd,
     /// Source of client ids.
     pub next_client_id: AtomicU64,
+    /// The next `SLOWLOG` entry id, server-wide.
+    pub next_slowlog_id: AtomicU64,
     /// Client connections open across all shards, checked against `maxclients` at accept.
     pub clients: AtomicUsize,
     /// When the server started.
