@@ -94,3 +94,31 @@ fn truncate(reply: &Reply) -> String {
     let text = format!("{reply:?}");
     text.chars().take(200).collect()
 }
+
+/// An `MGET` whose reply alone is larger than `--client-output-bytes-max` gets a clear
+/// error instead of being built whole (values on both shards, so parts arrive remotely
+/// too), the connection stays usable, and a smaller `MGET` still works.
+#[test]
+fn one_reply_larger_than_the_output_limit_is_refused_not_built() {
+    let server = TestServer::start(&["--shards", "2", "--client-output-bytes-max", "1MiB"]);
+    let mut raw = server.raw();
+    let value = "v".repeat(100 << 10);
+    let keys: Vec<String> = (0..30).map(|i| format!("big:{i}")).collect();
+    for key in &keys {
+        assert_eq!(raw.request(&["SET", key, &value]), Reply::ok());
+    }
+    let mut mget = vec!["MGET".to_string()];
+    mget.extend(keys.iter().cloned());
+    match raw.request(&mget) {
+        Reply::Error(message) => assert!(
+            message.starts_with("ERR reply exceeds the client output limit of 1048576 bytes"),
+            "{message}"
+        ),
+        other => panic!("30 × 100 KiB against a 1 MiB limit: {}", truncate(&other)),
+    }
+    assert_eq!(raw.request(&["PING"]), Reply::Status("PONG".into()));
+    match raw.request(&["MGET", "big:0", "big:1", "big:2"]) {
+        Reply::Array(values) => assert_eq!(values.len(), 3),
+        other => panic!("{}", truncate(&other)),
+    }
+}

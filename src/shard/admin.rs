@@ -203,13 +203,14 @@ impl Shard {
         }
         let key = (reply_to.conn_index, reply_to.conn_gen);
         let poisoned = self.poisoned.clone();
+        let output_max = self.config().client_output_bytes_max;
         let Some(conn) = self.conn_mut(key) else {
             return;
         };
         if let Some(slot) = conn.slot_mut(reply_to.slot_id) {
             slot.gate = slot.gate.max(gate);
         }
-        if !conn.apply_remote(reply_to.slot_id, reply_to.part, result) {
+        if !conn.apply_remote(reply_to.slot_id, reply_to.part, result, output_max) {
             return;
         }
         conn.promote(ack, poisoned.as_deref());

@@ -118,6 +118,11 @@ pub const REMOTE_PARTS_PER_CONN_MAX: usize = 1024;
 
 /// Bytes read from a socket per `read` call at least.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// A read buffer that grew past this (for a large request) gives the memory back once
+/// everything in it was consumed, keeping [`READ_BUF_KEPT_BYTES`].
+const READ_BUF_SHRINK_ABOVE_BYTES: usize = 1 << 20;
+/// What a shrunk read buffer keeps: room for a few reads.
+const READ_BUF_KEPT_BYTES: usize = 4 * READ_CHUNK_BYTES;
 
 /// A read buffer whose storage is initialised once, so reads do not zero it each time:
 /// `buf[start..end]` holds received bytes not yet consumed.
@@ -134,12 +139,17 @@ impl ReadBuf {
         &self.buf[self.start..self.end]
     }
 
-    /// Marks the first `n` bytes of [`ReadBuf::data`] consumed.
+    /// Marks the first `n` bytes of [`ReadBuf::data`] consumed. Once nothing is left, a
+    /// buffer grown past [`READ_BUF_SHRINK_ABOVE_BYTES`] returns its memory.
     pub fn consume(&mut self, n: usize) {
         self.start = (self.start + n).min(self.end);
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
+            if self.buf.len() > READ_BUF_SHRINK_ABOVE_BYTES {
+                self.buf.truncate(READ_BUF_KEPT_BYTES);
+                self.buf.shrink_to_fit();
+            }
         }
     }
 
@@ -300,8 +310,9 @@ impl Conn {
         self.remote_parts_in_flight + parts <= window
     }
 
-    /// Applies a remote part's result to slot `id`; returns false if the slot is gone.
-    pub fn apply_remote(&mut self, id: u64, part: u32, result: OpResult) -> bool {
+    /// Applies a remote part's result to slot `id`, refusing the reply if it grows past
+    /// `bytes_max` ([`Slot::refuse_if_over`]); returns false if the slot is gone.
+    pub fn apply_remote(&mut self, id: u64, part: u32, result: OpResult, bytes_max: usize) -> bool {
         self.remote_parts_in_flight = self.remote_parts_in_flight.saturating_sub(1);
         let reply_bytes = match &result {
             OpResult::Value(Some(value)) | OpResult::Encoded(value) => value.len(),
@@ -317,6 +328,7 @@ impl Conn {
         };
         let before = slot.held_bytes();
         slot.apply(part, result);
+        slot.refuse_if_over(bytes_max);
         slot.parts_left -= 1;
         let after = slot.held_bytes();
         self.slot_bytes = self.slot_bytes + after - before;
@@ -365,6 +377,25 @@ impl Conn {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_read_buffer_grown_by_a_large_request_gives_its_memory_back_once_consumed() {
+        let request = vec![b'x'; 4 << 20];
+        let mut source = &request[..];
+        let mut rbuf = ReadBuf::default();
+        while !source.is_empty() {
+            rbuf.read_from(&mut source);
+        }
+        assert!(rbuf.capacity_bytes() >= 4 << 20);
+        rbuf.consume(1 << 20);
+        assert!(rbuf.capacity_bytes() >= 4 << 20, "kept while bytes remain");
+        rbuf.consume(3 << 20);
+        assert_eq!(rbuf.capacity_bytes(), READ_BUF_KEPT_BYTES);
+        // Still usable.
+        let mut more = &b"PING\r\n"[..];
+        rbuf.read_from(&mut more);
+        assert_eq!(rbuf.data(), b"PING\r\n");
+    }
+
     fn slot(gate: u64, parts_left: u32, reply: Reply) -> Slot {
         Slot {
             gate: SeqNo(gate),
@@ -395,7 +426,7 @@ mod tests {
         assert!(conn.promote(SeqNo(5), None));
         assert_eq!(conn.wbuf, b"+A\r\n");
         conn.remote_parts_in_flight = 1;
-        assert!(conn.apply_remote(b, 0, OpResult::Value(Some(b"b".to_vec()))));
+        assert!(conn.apply_remote(b, 0, OpResult::Value(Some(b"b".to_vec())), usize::MAX));
         assert_eq!(
             conn.slot_bytes, 1,
             "the value waits behind nothing but is counted"

@@ -441,6 +441,7 @@ impl Shard {
                 ShardMetrics::add(&self.metrics().forwarded_requests, 1);
             }
         }
+        slot.refuse_if_over(self.config().client_output_bytes_max);
         let gated = slot.gate > ack;
         let conn = self.conn_mut(key).expect("caller checked");
         conn.remote_parts_in_flight += remote_parts as usize + deferred_parts;
@@ -637,10 +638,11 @@ impl Shard {
                 let key = (reply_to.conn_index, reply_to.conn_gen);
                 let ack = self.ack_seq();
                 let poisoned = self.poisoned.clone();
+                let output_max = self.config().client_output_bytes_max;
                 let Some(conn) = self.conn_mut(key) else {
                     return;
                 };
-                if !conn.apply_remote(reply_to.slot_id, reply_to.part, result) {
+                if !conn.apply_remote(reply_to.slot_id, reply_to.part, result, output_max) {
                     return;
                 }
                 if conn.promote(ack, poisoned.as_deref()) {

@@ -101,6 +101,19 @@ impl Slot {
         }
     }
 
+    /// Replaces a reply that grew past `bytes_max` (the client output limit) with an
+    /// error and frees what it held; the parts still to come are dropped as they arrive.
+    /// A reply is checked as its parts arrive, so one request (an `MGET` of many large
+    /// values) can never hold more than the limit plus one part.
+    pub fn refuse_if_over(&mut self, bytes_max: usize) {
+        if self.error.is_none() && self.held_bytes() > bytes_max {
+            self.error = Some(format!(
+                "ERR reply exceeds the client output limit of {bytes_max} bytes (--client-output-bytes-max): ask for fewer or smaller values at a time"
+            ));
+            self.reply = Reply::Static(b"");
+        }
+    }
+
     /// Bytes of reply data this slot holds (values and encoded replies), for the output cap.
     pub fn held_bytes(&self) -> usize {
         match &self.reply {
@@ -122,10 +135,14 @@ impl Slot {
         }
     }
 
-    /// Folds one part's result into the reply.
+    /// Folds one part's result into the reply (nothing once the reply is an error: the
+    /// error is what is sent).
     pub fn apply(&mut self, part: u32, result: OpResult) {
+        if self.error.is_some() {
+            return;
+        }
         if let OpResult::Err(message) = result {
-            self.error.get_or_insert(message);
+            self.error = Some(message);
             return;
         }
         match (&mut self.reply, result) {
