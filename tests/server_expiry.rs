@@ -17,36 +17,14 @@
 
 mod common;
 
-use std::io::{BufReader, Write};
-use std::net::TcpStream;
 use std::thread::sleep;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::redis_server::RedisServer;
-use common::{encode, read_reply, test_seed, Reply, TestServer, IO_TIMEOUT};
+use common::{test_seed, RawConn, Reply, TestServer};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-
-struct Raw {
-    writer: TcpStream,
-    reader: BufReader<TcpStream>,
-}
-
-impl Raw {
-    fn connect(port: u16) -> Self {
-        let writer = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        writer.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        let reader = BufReader::new(writer.try_clone().unwrap());
-        Raw { writer, reader }
-    }
-
-    fn request<S: AsRef<str>>(&mut self, args: &[S]) -> Reply {
-        let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
-        self.writer.write_all(&encode(&args)).unwrap();
-        read_reply(&mut self.reader).unwrap().expect("a reply")
-    }
-}
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -175,8 +153,8 @@ fn agrees(command: &[String], ours: &Reply, theirs: &Reply) -> bool {
 fn expiry_commands_answer_as_redis_does() {
     let redis = RedisServer::start();
     let tskv = TestServer::start(&["--shards", "2"]);
-    let mut theirs = Raw::connect(redis.port);
-    let mut ours = Raw::connect(tskv.port());
+    let mut theirs = RawConn::to_port(redis.port);
+    let mut ours = RawConn::to_port(tskv.port());
     let seed = test_seed();
     let mut rng = StdRng::seed_from_u64(seed);
     let start_ms = now_ms();
@@ -194,7 +172,7 @@ fn expiry_commands_answer_as_redis_does() {
     }
 }
 
-fn info_keyspace(raw: &mut Raw) -> String {
+fn info_keyspace(raw: &mut RawConn) -> String {
     match raw.request(&["INFO", "keyspace"]) {
         Reply::Bulk(text) => String::from_utf8(text).unwrap(),
         other => panic!("INFO: {other:?}"),
@@ -204,7 +182,7 @@ fn info_keyspace(raw: &mut Raw) -> String {
 #[test]
 fn an_expired_key_is_invisible_to_every_command() {
     let tskv = TestServer::start(&["--shards", "2"]);
-    let mut raw = Raw::connect(tskv.port());
+    let mut raw = RawConn::to_port(tskv.port());
     // One absolute deadline for the short keys, so a slow machine cannot expire some of
     // them before they are counted.
     let deadline_ms = now_ms() + 3000;
@@ -298,7 +276,7 @@ fn deadlines_survive_sigkill_and_expired_keys_stay_expired() {
     // A small memtable: most versions are flushed to SSTables before the kill.
     let args = ["--shards", "2", "--memtable-bytes", "65536"];
     let mut server = TestServer::start_in(dir.path(), &args);
-    let mut raw = Raw::connect(server.port());
+    let mut raw = RawConn::to_port(server.port());
     let start_ms = now_ms();
     let far_s = start_ms / 1000 + 100_000;
     for i in 0..2000 {
@@ -321,7 +299,7 @@ fn deadlines_survive_sigkill_and_expired_keys_stay_expired() {
     // The PX 300 keys are past their deadline by now, whenever they were written.
     sleep(Duration::from_millis(400));
     let server = TestServer::start_in(dir.path(), &args);
-    let mut raw = Raw::connect(server.port());
+    let mut raw = RawConn::to_port(server.port());
     for i in (0..2000).step_by(37) {
         let key = format!("k{i}");
         let got = raw.request(&["EXPIRETIME", &key]);
@@ -354,8 +332,8 @@ fn rename_moves_value_and_deadline_as_redis_does() {
     // One shard: RENAME of keys on two shards is refused (README), checked below.
     let redis = RedisServer::start();
     let tskv = TestServer::start(&["--shards", "1"]);
-    let mut theirs = Raw::connect(redis.port);
-    let mut ours = Raw::connect(tskv.port());
+    let mut theirs = RawConn::to_port(redis.port);
+    let mut ours = RawConn::to_port(tskv.port());
     let seed = test_seed();
     let mut rng = StdRng::seed_from_u64(seed);
     for step in 0..1500 {
@@ -378,7 +356,7 @@ fn rename_moves_value_and_deadline_as_redis_does() {
         );
     }
     let two = TestServer::start(&["--shards", "2"]);
-    let mut raw = Raw::connect(two.port());
+    let mut raw = RawConn::to_port(two.port());
     let refused = (0..64).find_map(|i| {
         raw.request(&["SET", "src", "v"]);
         match raw.request(&["RENAME", "src", &format!("dst{i}")]) {

@@ -70,9 +70,7 @@ fn comparable(entry: &Reply) -> Reply {
 fn slowlog_keeps_what_redis_keeps() {
     let redis = RedisServer::start_with(&["--slowlog-log-slower-than", "0"]);
     let tskv = TestServer::start(&["--shards", "2", "--slowlog-log-slower-than", "0"]);
-    let theirs = session(&mut common::RawConn::connect(
-        format!("127.0.0.1:{}", redis.port).parse().unwrap(),
-    ));
+    let theirs = session(&mut common::RawConn::to_port(redis.port));
     let ours = session(&mut tskv.raw());
     assert_eq!(ours[0], theirs[0], "SLOWLOG LEN");
     let (Reply::Array(our_entries), Reply::Array(their_entries)) = (&ours[1], &theirs[1]) else {

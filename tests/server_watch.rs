@@ -12,32 +12,16 @@
 
 mod common;
 
-use std::io::{BufReader, Write};
-use std::net::TcpStream;
 use std::thread::sleep;
 use std::time::Duration;
 
 use common::redis_server::RedisServer;
-use common::{encode, read_reply, Reply, TestServer, IO_TIMEOUT};
+use common::{RawConn, Reply, TestServer};
 
-struct Raw {
-    writer: TcpStream,
-    reader: BufReader<TcpStream>,
-}
-
-impl Raw {
-    fn connect(port: u16) -> Self {
-        let writer = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        writer.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        let reader = BufReader::new(writer.try_clone().unwrap());
-        Raw { writer, reader }
-    }
-
-    fn request(&mut self, line: &str) -> Reply {
-        let args: Vec<&str> = line.split(' ').collect();
-        self.writer.write_all(&encode(&args)).unwrap();
-        read_reply(&mut self.reader).unwrap().expect("a reply")
-    }
+/// Sends one space-separated request and reads its reply.
+fn request(conn: &mut RawConn, line: &str) -> Reply {
+    let args: Vec<&str> = line.split(' ').collect();
+    conn.request(&args)
 }
 
 /// `(connection, command)`: 0 is the transaction's connection, 1 another client.
@@ -115,11 +99,11 @@ const SCRIPT: &[(usize, &str)] = &[
 fn watch_aborts_and_runs_exactly_as_redis_does() {
     let redis = RedisServer::start();
     let tskv = TestServer::start(&["--shards", "1"]);
-    let mut theirs = [Raw::connect(redis.port), Raw::connect(redis.port)];
-    let mut ours = [Raw::connect(tskv.port()), Raw::connect(tskv.port())];
+    let mut theirs = [RawConn::to_port(redis.port), RawConn::to_port(redis.port)];
+    let mut ours = [RawConn::to_port(tskv.port()), RawConn::to_port(tskv.port())];
     for (step, &(conn, line)) in SCRIPT.iter().enumerate() {
-        let expected = theirs[conn].request(line);
-        let got = ours[conn].request(line);
+        let expected = request(&mut theirs[conn], line);
+        let got = request(&mut ours[conn], line);
         assert_eq!(got, expected, "step {step}: {line}");
     }
 }
@@ -127,14 +111,14 @@ fn watch_aborts_and_runs_exactly_as_redis_does() {
 #[test]
 fn an_expiry_of_a_watched_key_aborts_the_transaction() {
     let tskv = TestServer::start(&["--shards", "2"]);
-    let mut raw = Raw::connect(tskv.port());
-    assert_eq!(raw.request("SET e 1 PX 200"), Reply::ok());
-    assert_eq!(raw.request("WATCH e"), Reply::ok());
+    let mut raw = RawConn::to_port(tskv.port());
+    assert_eq!(request(&mut raw, "SET e 1 PX 200"), Reply::ok());
+    assert_eq!(request(&mut raw, "WATCH e"), Reply::ok());
     sleep(Duration::from_millis(400));
-    assert_eq!(raw.request("MULTI"), Reply::ok());
-    assert_eq!(raw.request("SET e 2"), Reply::Status("QUEUED".into()));
-    assert_eq!(raw.request("EXEC"), Reply::NilArray);
-    assert_eq!(raw.request("GET e"), Reply::Nil);
+    assert_eq!(request(&mut raw, "MULTI"), Reply::ok());
+    assert_eq!(request(&mut raw, "SET e 2"), Reply::Status("QUEUED".into()));
+    assert_eq!(request(&mut raw, "EXEC"), Reply::NilArray);
+    assert_eq!(request(&mut raw, "GET e"), Reply::Nil);
 }
 
 #[test]
@@ -168,12 +152,12 @@ fn concurrent_watch_retry_loops_lose_no_update() {
 #[test]
 fn watched_keys_on_two_shards_are_refused_with_their_shards() {
     let tskv = TestServer::start(&["--shards", "2"]);
-    let mut raw = Raw::connect(tskv.port());
+    let mut raw = RawConn::to_port(tskv.port());
     // Find two keys on different shards by the refusal itself.
-    let refused = (0..64).find_map(|i| match raw.request(&format!("WATCH k0 k{i}")) {
+    let refused = (0..64).find_map(|i| match request(&mut raw, &format!("WATCH k0 k{i}")) {
         Reply::Error(e) => Some(e),
         _ => {
-            raw.request("UNWATCH");
+            request(&mut raw, "UNWATCH");
             None
         }
     });

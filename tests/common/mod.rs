@@ -548,6 +548,11 @@ pub struct RawConn {
 }
 
 impl RawConn {
+    /// Connects to a server on loopback `port` (a real `redis-server`, say).
+    pub fn to_port(port: u16) -> Self {
+        Self::connect(SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
     /// Connects with [`IO_TIMEOUT`] on reads and writes.
     pub fn connect(addr: SocketAddr) -> Self {
         let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)
