@@ -140,7 +140,7 @@ impl ReadBuf {
     }
 
     /// Marks the first `n` bytes of [`ReadBuf::data`] consumed. Once nothing is left, a
-    /// buffer grown past [`READ_BUF_SHRINK_ABOVE_BYTES`] returns its memory.
+    /// buffer grown past 1 MiB (by a large request) returns its memory, keeping 64 KiB.
     pub fn consume(&mut self, n: usize) {
         self.start = (self.start + n).min(self.end);
         if self.start == self.end {
