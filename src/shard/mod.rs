@@ -16,11 +16,13 @@
 //! Who owns what: `admin` runs `SAVE`, `BGSAVE`, `LASTSAVE` and `FLUSHALL` and holds
 //! the `SAVE` parts waiting for a flush; `committer` owns the writes in flight through the ring (WAL batches,
 //! flushes, periodic fdatasyncs) and the acknowledgement point; [`conn`] is one connection
-//! with its buffers and reply slots, [`reply`] the assembly of one reply; `exec` runs
-//! commands against the store and routes
-//! their keys (`strings` the string and counter commands, `client` `HELLO` and
-//! `CLIENT`, `multi` single-shard transactions, `inspect` `TIME`, `WAIT`, `MEMORY` and
-//! `OBJECT`, `commands` `COMMAND`, `dbsize` key counts off the loop); `fetch` owns the block reads of lookups and the requests waiting on them;
+//! with its buffers and reply slots, [`reply`] the assembly of one reply; `exec` turns a
+//! connection's requests into commands (`strings` the string and counter commands,
+//! `expiry` deadlines, `client` `HELLO` and `CLIENT`, `multi` single-shard transactions,
+//! `watch` `WATCH`, `inspect` `TIME`, `WAIT`, `MEMORY` and `OBJECT`, `slowlog` `SLOWLOG`,
+//! `commands` `COMMAND`, `dbsize` key counts off the loop); `ops` routes each
+//! single-key operation to its owning shard and runs those owned here; `fetch` owns the
+//! block reads of lookups and the requests waiting on them;
 //! [`scan`] the `SCAN` positions; [`mesh`] the queues to other shards; `conns` the
 //! connection table (accepting, servicing within budgets, writing replies). This file is
 //! the loop that ties them together.
@@ -60,6 +62,7 @@ mod inspect;
 pub mod mesh;
 pub mod metrics;
 mod multi;
+mod ops;
 pub mod reply;
 pub mod scan;
 mod slowlog;
