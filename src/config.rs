@@ -79,6 +79,11 @@ pub struct CompactionOptions {
     pub target_table_bytes: usize,
 }
 
+/// Writes stop (a write stall) while level 0 holds this many times
+/// [`CompactionOptions::l0_trigger_tables`] tables, until compaction catches up: RocksDB's
+/// default ratio (`level0_stop_writes_trigger` 36 for a trigger of 4). Without it, a write
+/// load faster than compaction would grow level 0, and the cost of every read, forever.
+pub const L0_STOP_TABLES_PER_TRIGGER: usize = 9;
 /// Default for [`CompactionOptions::l0_trigger_tables`]: 4 tables, as LevelDB and RocksDB.
 pub const L0_TRIGGER_TABLES_DEFAULT: usize = 4;
 /// Default for [`CompactionOptions::level1_target_bytes`]: 256 MiB, as RocksDB's

@@ -287,3 +287,35 @@ fn a_crash_at_any_point_of_a_compaction_keeps_every_key() {
     drop(versions);
     check_crash_copy("after the inputs were deleted");
 }
+
+/// Writes stop while level 0 is [`tskv::config::L0_STOP_TABLES_PER_TRIGGER`] times its
+/// trigger deep (compaction has fallen behind), the stall is counted, and a compaction
+/// lets them go on and ends it.
+#[test]
+fn a_deep_level_0_stalls_writes_until_compaction_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options();
+    let mut store = ShardStore::open(dir.path(), &opts).unwrap();
+    let stop = opts.compaction.l0_trigger_tables * tskv::config::L0_STOP_TABLES_PER_TRIGGER;
+    // One flushed table per round, never compacted.
+    for round in 0..stop {
+        assert!(
+            store.can_accept_writes(),
+            "round {round}: level 0 has {} tables",
+            store.stats().level_tables[0]
+        );
+        store.put(&key(round), b"v");
+        store.request_freeze();
+        flush_all(&mut store);
+    }
+    assert_eq!(store.stats().level_tables[0], stop);
+    assert!(store.level0_stalled() && !store.can_accept_writes());
+    store.note_write_stall();
+    assert_eq!(store.write_stalls().0, 1);
+    store.compact_sync().unwrap();
+    assert!(store.can_accept_writes(), "compaction made room");
+    assert_eq!(store.stats().level_tables[0], 0);
+    let (stalls, stalled_us) = store.write_stalls();
+    assert_eq!(stalls, 1);
+    assert!(stalled_us > 0, "the stall ended when compaction made room");
+}

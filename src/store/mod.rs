@@ -269,10 +269,27 @@ impl ShardStore {
         self.last_seq
     }
 
-    /// False while the memtable is full and the previous one is still being flushed: the
-    /// shard must stop taking writes (write stall) until [`ShardStore::flush_written`].
+    /// False while the memtable is full and the previous one is still being flushed, or
+    /// while level 0 is too deep ([`ShardStore::level0_stalled`]): the shard must stop
+    /// taking writes (a write stall) until a flush or a compaction makes room.
     pub fn can_accept_writes(&self) -> bool {
-        self.active.size_bytes() < self.opts.memtable_bytes || self.immutables.is_empty()
+        let memtable_room =
+            self.active.size_bytes() < self.opts.memtable_bytes || self.immutables.is_empty();
+        memtable_room && !self.level0_stalled()
+    }
+
+    /// Whether level 0 holds [`crate::config::L0_STOP_TABLES_PER_TRIGGER`] times its
+    /// compaction trigger in tables while compaction works: writes wait for it to catch up.
+    /// After a failed compaction nothing would ever catch up, so writes go on (the failure
+    /// is reported in `INFO persistence`).
+    pub fn level0_stalled(&self) -> bool {
+        let stop = self
+            .opts
+            .compaction
+            .l0_trigger_tables
+            .max(1)
+            .saturating_mul(crate::config::L0_STOP_TABLES_PER_TRIGGER);
+        self.compaction_error.is_none() && self.version.levels()[0].len() >= stop
     }
 
     /// A write found the store unable to accept it ([`ShardStore::can_accept_writes`]) and
@@ -289,8 +306,12 @@ impl ShardStore {
         (self.stalls.1, self.stalls.2)
     }
 
-    /// Ends the current write stall, if any (a flush or a drop-all made room).
+    /// Ends the current write stall, if any, once writes can go on (a flush, a drop-all or
+    /// a compaction made room).
     pub(super) fn end_write_stall(&mut self) {
+        if !self.can_accept_writes() {
+            return;
+        }
         if let Some(started) = self.stalls.0.take() {
             self.stalls.2 += started.elapsed().as_micros() as u64;
         }

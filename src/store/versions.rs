@@ -109,6 +109,7 @@ impl ShardStore {
                     if let Some(stats) = compaction {
                         self.add_compaction_stats(stats);
                     }
+                    self.end_write_stall();
                 }
                 Reply::Dropped { version, seq } => self.drop_installed(seq, version),
                 Reply::DropFailed { reason } => {
@@ -150,6 +151,7 @@ impl ShardStore {
             }
             let stats = settled?;
             self.add_compaction_stats(stats);
+            self.end_write_stall();
         }
         Ok(())
     }
