@@ -104,9 +104,14 @@ impl Harness {
         }
     }
 
-    /// What the shard does on a write stall: push the WAL and the waiting flush through.
+    /// What the shard does on a write stall: push the WAL and the waiting flush through;
+    /// on a level 0 too deep, wait for compaction (here run inline; the server's
+    /// compaction core runs it meanwhile).
     fn make_room(&mut self) {
         while !self.store.can_accept_writes() {
+            if self.store.level0_stalled() {
+                self.store.compact_sync().unwrap();
+            }
             self.sync_wal();
             self.flush();
         }
