@@ -86,13 +86,17 @@ fn text(reply: &[u8]) -> String {
     String::from_utf8_lossy(reply).into_owned()
 }
 
+/// Says SKIP on stderr directly, past libtest's capture (`eprintln!` is captured), so a
+/// skipped run shows in the test output.
+fn skip(reason: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIP: proxy_twemproxy: {reason}");
+}
+
 #[test]
 fn keys_through_twemproxy_land_on_exactly_one_server_and_spread_over_all() {
     if !nutcracker_installed() {
-        eprintln!(
-            "SKIP: nutcracker (twemproxy) is not installed; apt-get install nutcracker \
-             (.ci/run installs it)"
-        );
+        skip("nutcracker (twemproxy) is not installed; apt-get install nutcracker (.ci/run installs it)");
         return;
     }
     let servers: Vec<TestServer> = (0..3)
@@ -185,7 +189,7 @@ fn keys_through_twemproxy_land_on_exactly_one_server_and_spread_over_all() {
 #[test]
 fn script_starts_servers_behind_the_proxy_and_stops_them_all() {
     if !nutcracker_installed() {
-        eprintln!("SKIP: nutcracker (twemproxy) is not installed; apt-get install nutcracker");
+        skip("nutcracker (twemproxy) is not installed; apt-get install nutcracker");
         return;
     }
     // Three consecutive free ports above a free one (the servers take BASE_PORT+1..+2).
