@@ -59,6 +59,20 @@ pub fn shard_dir(data_dir: &Path, index: usize) -> PathBuf {
     data_dir.join(shard_dir_name(index))
 }
 
+/// The outcome of every transaction across shards in the WALs of `data_dir`'s `shards`
+/// shards ([`crate::wal::tx`]): read before any shard's store opens, by the server, by
+/// `tskv-tool get` and by `tskv-tool reshard` alike.
+///
+/// # Errors
+/// [`crate::base::StoreError::Io`] if a shard directory or WAL segment cannot be read.
+pub fn tx_outcomes(
+    data_dir: &Path,
+    shards: usize,
+) -> Result<crate::wal::tx::TxOutcomes, crate::base::StoreError> {
+    let dirs: Vec<PathBuf> = (0..shards).map(|i| shard_dir(data_dir, i)).collect();
+    crate::wal::tx::TxOutcomes::read(&dirs)
+}
+
 /// Errors of reading or claiming a data directory.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -86,6 +86,28 @@ impl Engine {
         })
     }
 
+    /// Opens shard `index` of a server's data directory `data_dir` of `shards` shards
+    /// (offline, as `tskv-tool reshard` does): like [`Engine::open`], but a transaction
+    /// across shards counts if *any* shard's WAL committed it ([`crate::wal::tx`]).
+    ///
+    /// # Errors
+    /// As [`Engine::open`].
+    pub fn open_shard(
+        data_dir: &Path,
+        index: usize,
+        shards: usize,
+        options: Options,
+    ) -> Result<Self, StoreError> {
+        let outcomes = crate::datadir::tx_outcomes(data_dir, shards)?;
+        let dir = crate::datadir::shard_dir(data_dir, index);
+        let mut store = ShardStore::open_shard(&dir, &options.store, &outcomes.shard(index))?;
+        store.delete_covered_segments();
+        Ok(Self {
+            store,
+            durability: options.durability,
+        })
+    }
+
     /// Writes `key = value`.
     ///
     /// # Errors

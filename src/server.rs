@@ -189,6 +189,10 @@ struct ShardStart {
     links: Links,
     core: Option<core_affinity::CoreId>,
     store_dir: PathBuf,
+    /// What replay must do about transactions across shards in this shard's WAL.
+    outcome: crate::wal::tx::ShardOutcome,
+    /// Passed once every shard has opened its store: only then may old WAL segments go.
+    opened: Arc<std::sync::Barrier>,
     compaction: std::sync::mpsc::SyncSender<crate::compaction::core::Request>,
 }
 
@@ -205,14 +209,21 @@ fn shard_thread(start: ShardStart, reporter: &Reporter) {
         while crate::fault::shard_open_hangs(index) {
             std::thread::park();
         }
-        let shard = Shard::open(
+        let mut shard = Shard::open(
             start.id,
             start.shared,
             start.listener,
             start.links,
             &start.store_dir,
+            &start.outcome,
             start.compaction,
         )?;
+        // A covered WAL segment may hold the only commit record of a transaction another
+        // shard is still replaying; once all have opened (and each wrote its own commit
+        // records), none is needed. A shard that fails to open stops the server, and the
+        // others are abandoned here.
+        start.opened.wait();
+        shard.delete_covered_wal_segments();
         reporter.report(ShardEvent::Ready(index));
         shard
             .run()
@@ -248,6 +259,9 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
         check_cross_shard_memory(config.shards, config.shard_queue_len, physical_bytes)?;
     }
     let _lock = open_data_dir(&config.data_dir, config.shards)?;
+    let tx_outcomes = datadir::tx_outcomes(&config.data_dir, config.shards).map_err(|e| {
+        ServerError::Shard(format!("reading the WALs for transactions across shards: {e}"))
+    })?;
 
     let bind = SocketAddr::new(config.bind, config.port);
     let listeners = crate::listener::bind_shard_listeners(bind, config.shards)
@@ -270,6 +284,7 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
         intake_stopped: AtomicUsize::new(0),
         shutdown_requested: EventFd::new().map_err(io_err("eventfd"))?,
         next_client_id: AtomicU64::new(1),
+        next_tx_id: AtomicU64::new(tx_outcomes.next_id()),
         next_slowlog_id: AtomicU64::new(0),
         clients: AtomicUsize::new(0),
         started: Instant::now(),
@@ -295,6 +310,7 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
     )
     .map_err(io_err("spawning the compaction core"))?;
     let mut threads = Vec::new();
+    let opened = Arc::new(std::sync::Barrier::new(shards));
     for ((index, listener), links) in listeners
         .into_iter()
         .enumerate()
@@ -307,6 +323,8 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
             links,
             core: (!cores.is_empty()).then(|| cores[index % cores.len()]),
             store_dir: datadir::shard_dir(&config.data_dir, index),
+            outcome: tx_outcomes.shard(index),
+            opened: Arc::clone(&opened),
             compaction: compaction.requests(),
         };
         let reporter = reporter.clone();

@@ -112,6 +112,9 @@ pub struct Shared {
     pub intake_stopped: AtomicUsize,
     /// Written by a shard that received `SHUTDOWN`; watched by the main thread.
     pub shutdown_requested: EventFd,
+    /// The next transaction-across-shards id ([`crate::wal::tx::TxId`]), starting above
+    /// every id in the WALs at start-up.
+    pub next_tx_id: AtomicU64,
     /// Source of client ids.
     pub next_client_id: AtomicU64,
     /// The next `SLOWLOG` entry id, server-wide.
@@ -202,7 +205,9 @@ pub struct Shard {
 }
 
 impl Shard {
-    /// Opens the shard's store (recovering it), creates its epoll instance and io_uring
+    /// Opens the shard's store (recovering it with `outcome`, the transactions across
+    /// shards that committed; its covered WAL segments stay until
+    /// [`Shard::delete_covered_wal_segments`]), creates its epoll instance and io_uring
     /// and registers the listener, the waker and the ring's eventfd.
     ///
     /// # Errors
@@ -214,10 +219,11 @@ impl Shard {
         listener: TcpListener,
         links: Links,
         store_dir: &std::path::Path,
+        outcome: &crate::wal::tx::ShardOutcome,
         compaction: SyncSender<compaction::core::Request>,
     ) -> Result<Self, String> {
         let config = &shared.config;
-        let mut store = ShardStore::open(store_dir, &config.store).map_err(|e| {
+        let mut store = ShardStore::open_shard(store_dir, &config.store, outcome).map_err(|e| {
             format!(
                 "shard {}: cannot open store in {}: {e}",
                 id.0,
@@ -669,5 +675,13 @@ impl Shard {
             &metrics.compaction_failed,
             u64::from(stats.compaction_error.is_some()),
         );
+    }
+}
+
+impl Shard {
+    /// Deletes the WAL segments the manifest covers, once every shard has opened (see
+    /// [`ShardStore::open_shard`]).
+    pub fn delete_covered_wal_segments(&mut self) {
+        self.store.delete_covered_segments();
     }
 }

@@ -44,6 +44,10 @@ impl ShardStore {
         let Some(frozen) = self.immutables.front() else {
             return Ok(None);
         };
+        if self.txs.blocks_flush(frozen.last_seq) {
+            // It holds a transaction part that may still not commit.
+            return Ok(None);
+        }
         let Some(encoding) = self.encoding.take() else {
             let memtable = Arc::clone(&frozen.memtable);
             let (block_bytes, bits_per_key) =
@@ -224,8 +228,11 @@ impl ShardStore {
     /// (which is fdatasynced only when left; its writes are in an installed SSTable, and
     /// the next open deletes it). Failures are logged, not returned: a leftover segment is
     /// deleted at the next open.
-    pub(super) fn delete_covered_segments(&mut self) {
-        let end = self.wal_start.min(self.wal.current().number);
+    pub fn delete_covered_segments(&mut self) {
+        let mut end = self.wal_start.min(self.wal.current().number);
+        if let Some(held) = self.txs.oldest_held_segment() {
+            end = end.min(held);
+        }
         while self.oldest_segment < end {
             let path = self.dir.join(self.oldest_segment.file_name());
             match iolog::remove(&path) {

@@ -27,6 +27,7 @@ mod flush;
 mod read;
 mod recovery;
 mod snapshot;
+mod tx;
 mod versions;
 
 pub use flush::FlushJob;
@@ -156,6 +157,8 @@ pub struct ShardStore {
     /// The oldest frozen memtable being encoded as an SSTable on a background thread, so
     /// the shard keeps serving while its keys are sorted and blocks built.
     encoding: Option<std::thread::JoinHandle<Vec<u8>>>,
+    /// Undecided transaction parts and kept commit records ([`tx`]).
+    txs: tx::Transactions,
     /// Batches handed out and not yet reported written.
     batches_in_flight: usize,
     last_seq: SeqNo,
@@ -188,8 +191,33 @@ impl ShardStore {
     ///
     /// SSTables not named by the manifest (a crash between writing a table and installing
     /// the manifest) and WAL segments below the manifest's `wal_start` are deleted.
+    ///
+    /// The directory is taken as a store of its own: a transaction part in its WAL counts
+    /// only if the same WAL holds the transaction's commit ([`crate::wal::tx`]). A server
+    /// opens its shards with [`ShardStore::open_shard`] instead.
     pub fn open(dir: &Path, opts: &StoreOptions) -> Result<Self, StoreError> {
-        let recovered = recovery::recover(dir, opts)?;
+        let outcome = crate::wal::tx::read_single(dir)?;
+        let mut store = Self::open_shard(dir, opts, &outcome)?;
+        store.delete_covered_segments();
+        Ok(store)
+    }
+
+    /// Opens one shard of a data directory, as [`ShardStore::open`] does, with `outcome`
+    /// read from every shard's WAL ([`crate::wal::tx::TxOutcomes`]): writes of
+    /// transactions no shard committed are skipped, and a `TxCommit` is written (and
+    /// fdatasynced) for each committed one this shard has a part of but no commit. WAL
+    /// segments the manifest covers are kept: call
+    /// [`ShardStore::delete_covered_segments`] once *every* shard has opened, since one of
+    /// them may hold the only commit record another shard's replay needed.
+    ///
+    /// # Errors
+    /// As [`ShardStore::open`].
+    pub fn open_shard(
+        dir: &Path,
+        opts: &StoreOptions,
+        outcome: &crate::wal::tx::ShardOutcome,
+    ) -> Result<Self, StoreError> {
+        let recovered = recovery::recover(dir, opts, outcome, true)?;
         let mut store = Self {
             dir: dir.to_path_buf(),
             opts: opts.clone(),
@@ -216,6 +244,7 @@ impl ShardStore {
             drops: drop_all::Drops::default(),
             flush_in_flight: None,
             encoding: None,
+            txs: tx::Transactions::default(),
             batches_in_flight: 0,
             last_seq: recovered.last_seq,
             written_seq: recovered.last_seq,
@@ -231,6 +260,7 @@ impl ShardStore {
         if let Some(seq) = recovered.dropped {
             store.finish_interrupted_drop(seq)?;
         }
+        store.resolve_at_open(&outcome.unresolved)?;
         store.maybe_freeze();
         Ok(store)
     }

@@ -18,6 +18,7 @@ use crate::version::set::VersionSet;
 use crate::wal::reader::{corruption_reason, tail_of, SegmentReader, Tail};
 use crate::wal::record::RecordKind;
 use crate::wal::writer::Segment;
+use crate::wal::tx::ShardOutcome;
 use crate::wal::SegmentNo;
 
 /// Bytes of zeros written at a time when wiping a torn WAL tail.
@@ -46,7 +47,17 @@ pub(super) struct Recovered {
 /// Opens (creating if absent) the shard directory `dir` and recovers it: manifest →
 /// SSTables → WAL replay. SSTables the manifest does not name, WAL segments below its
 /// `wal_start` and a half-written manifest are deleted first.
-pub(super) fn recover(dir: &Path, opts: &StoreOptions) -> Result<Recovered, StoreError> {
+///
+/// Writes of transaction parts that `outcome` says never committed are skipped (their
+/// sequence numbers still count as used). With `keep_covered`, covered WAL segments are
+/// left for [`super::ShardStore::delete_covered_segments`] (a server deletes them once
+/// every shard has opened: one of them may hold another shard's `TxCommit`).
+pub(super) fn recover(
+    dir: &Path,
+    opts: &StoreOptions,
+    outcome: &ShardOutcome,
+    keep_covered: bool,
+) -> Result<Recovered, StoreError> {
     if !dir.exists() {
         fs::create_dir_all(dir).map_err(io_error(format!("creating {}", dir.display())))?;
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -55,7 +66,7 @@ pub(super) fn recover(dir: &Path, opts: &StoreOptions) -> Result<Recovered, Stor
     }
     let manifest = Manifest::load(dir)?.unwrap_or_default();
     let listing = list_dir(dir)?;
-    remove_leftovers(dir, &manifest, &listing)?;
+    remove_leftovers(dir, &manifest, &listing, keep_covered)?;
     let versions = VersionSet::recover(dir, manifest)?;
     // The manifest's last_seq covers flushed writes that compaction has since dropped.
     let tables_last_seq = versions
@@ -69,15 +80,19 @@ pub(super) fn recover(dir: &Path, opts: &StoreOptions) -> Result<Recovered, Stor
     let mut replay = Replay {
         tables_last_seq,
         last_seq: tables_last_seq,
+        outcome: outcome.clone(),
         ..Replay::default()
     };
-    let (current, append_offset, oldest_segment) = replay_wal(
+    let (current, append_offset, mut oldest_segment) = replay_wal(
         dir,
         opts,
         manifest.wal_start,
         &listing.segments,
         &mut replay,
     )?;
+    if keep_covered {
+        oldest_segment = listing.segments.first().map_or(oldest_segment, |&n| n.min(oldest_segment));
+    }
     Ok(Recovered {
         versions,
         memtable: replay.memtable,
@@ -101,6 +116,8 @@ struct Replay {
     records: u64,
     truncated_bytes: u64,
     dropped: Option<SeqNo>,
+    /// Which transaction parts to skip.
+    outcome: ShardOutcome,
 }
 
 /// The files found in a shard directory.
@@ -133,7 +150,12 @@ fn list_dir(dir: &Path) -> Result<Listing, StoreError> {
 
 /// Deletes what a crash can leave behind: SSTables the manifest does not name, WAL
 /// segments it says are covered, and a half-written manifest.
-fn remove_leftovers(dir: &Path, manifest: &Manifest, listing: &Listing) -> Result<(), StoreError> {
+fn remove_leftovers(
+    dir: &Path,
+    manifest: &Manifest,
+    listing: &Listing,
+    keep_covered: bool,
+) -> Result<(), StoreError> {
     let orphan_tables = listing
         .tables
         .iter()
@@ -142,7 +164,7 @@ fn remove_leftovers(dir: &Path, manifest: &Manifest, listing: &Listing) -> Resul
     let covered_segments = listing
         .segments
         .iter()
-        .filter(|&&n| n < manifest.wal_start)
+        .filter(|&&n| n < manifest.wal_start && !keep_covered)
         .map(|n| n.file_name());
     let temp = listing
         .manifest_temp
@@ -225,9 +247,19 @@ fn replay_segment(
             // Already in an SSTable; a memtable copy could shadow a newer table version.
             continue;
         }
+        if replay.outcome.skips(record.seq) {
+            // A part of a transaction that never committed: it never happened.
+            replay.last_seq = replay.last_seq.max(record.seq);
+            continue;
+        }
         let value = match record.kind {
             RecordKind::Put | RecordKind::PutExpiring => Some(record.value),
             RecordKind::Delete => None,
+            RecordKind::TxPart | RecordKind::TxCommit => {
+                replay.last_seq = replay.last_seq.max(record.seq);
+                replay.records += 1;
+                continue;
+            }
             RecordKind::DropAll => {
                 // Everything before it is gone: what was replayed, and the tables (the
                 // store drops them at open unless the manifest already did).

@@ -28,6 +28,7 @@
 pub mod batch;
 pub mod reader;
 pub mod record;
+pub mod tx;
 pub mod writer;
 
 use std::fs::File;

@@ -17,6 +17,10 @@
 //!   put with an expiry deadline, whose value bytes start with the deadline (absolute Unix
 //!   milliseconds, u64) followed by the value, and 4 for a drop-all (`FLUSHALL`): every
 //!   write of the shard with a lower sequence number is gone; its key and value are empty.
+//!   Types 5 and 6 belong to transactions across shards ([`crate::wal::tx`]): 5 marks the
+//!   writes of one shard's part of a transaction (key empty; value: transaction id, first
+//!   and last sequence number of the part, three u64), 6 records a transaction as committed
+//!   (key empty; value: the transaction id, u64).
 //! * The value length is implied: `length - 13 - key_len` (for type 3, minus the 8
 //!   deadline bytes).
 //!
@@ -43,6 +47,13 @@ pub enum RecordKind {
     /// empty. Recovery empties what it replayed so far and drops the SSTables the
     /// manifest still lists if their drop was not installed yet.
     DropAll = 4,
+    /// Marks the writes with sequence numbers in a range as one shard's part of a
+    /// transaction across shards: they count only if the transaction committed
+    /// ([`crate::wal::tx`]). Key empty; value [`crate::wal::tx::PART_BYTES`] bytes.
+    TxPart = 5,
+    /// A transaction across shards committed. Key empty; value
+    /// [`crate::wal::tx::COMMIT_BYTES`] bytes.
+    TxCommit = 6,
 }
 
 /// Bytes of the deadline a [`RecordKind::PutExpiring`] record carries before its value.
@@ -183,6 +194,8 @@ pub fn decode(buf: &[u8]) -> Decoded<'_> {
         2 => RecordKind::Delete,
         3 => RecordKind::PutExpiring,
         4 => RecordKind::DropAll,
+        5 => RecordKind::TxPart,
+        6 => RecordKind::TxCommit,
         _ => return Decoded::Corrupt("unknown record type"),
     };
     let seq = SeqNo(u64::from_le_bytes(body[1..9].try_into().expect("8 bytes")));
@@ -207,6 +220,9 @@ pub fn decode(buf: &[u8]) -> Decoded<'_> {
     }
     if kind == RecordKind::DropAll && !rest.is_empty() {
         return Decoded::Corrupt("drop-all record with a key or value");
+    }
+    if let Some(reason) = crate::wal::tx::check_record(kind, key, value) {
+        return Decoded::Corrupt(reason);
     }
     Decoded::Record {
         record: RecordRef {

@@ -109,7 +109,9 @@ pub fn get(data_dir: &Path, key: &[u8]) -> Result<GetReport, ToolError> {
         .map(|t| t.table().footer().largest_seq.0)
         .max()
         .unwrap_or(0);
-    report.found = find_in_wal(&dir, wal_start, key, tables_last_seq, &mut report)?;
+    // Writes of a transaction across shards count only if some shard committed it.
+    let outcome = tskv::datadir::tx_outcomes(data_dir, shard_count)?.shard(shard);
+    report.found = find_in_wal(&dir, wal_start, key, (tables_last_seq, &outcome), &mut report)?;
     if report.found.is_none() {
         report.found = find_in_tables(version, key)?;
     }
@@ -121,7 +123,7 @@ fn find_in_wal(
     dir: &Path,
     wal_start: tskv::wal::SegmentNo,
     key: &[u8],
-    tables_last_seq: u64,
+    (tables_last_seq, outcome): (u64, &tskv::wal::tx::ShardOutcome),
     report: &mut GetReport,
 ) -> Result<Option<Found>, ToolError> {
     let listing = list_shard_dir(dir)?;
@@ -138,8 +140,13 @@ fn find_in_wal(
         let scan = segment::scan_with(&path, seq_before, |offset, record| {
             let newer = found.as_ref().is_none_or(|f| record.seq.0 > f.seq);
             // A drop-all (`FLUSHALL`) hides every older version, the tables' included.
-            let concerns_key = record.key == key || record.kind == RecordKind::DropAll;
-            if !concerns_key || record.seq.0 <= tables_last_seq || !newer {
+            let concerns_key = match record.kind {
+                RecordKind::Put | RecordKind::PutExpiring | RecordKind::Delete => record.key == key,
+                RecordKind::DropAll => true,
+                RecordKind::TxPart | RecordKind::TxCommit => false,
+            };
+            let skipped = outcome.skips(record.seq);
+            if !concerns_key || skipped || record.seq.0 <= tables_last_seq || !newer {
                 return;
             }
             let value = (record.kind != RecordKind::Delete).then_some(record.value);

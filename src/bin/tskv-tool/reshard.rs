@@ -150,7 +150,7 @@ fn build(
             // A shard the server never created holds no keys.
             continue;
         }
-        let old = Engine::open(&dir, Options::default())?;
+        let old = Engine::open_shard(source, index, source_shard_count, Options::default())?;
         // The store's own scan, not `Engine::scan`: it keeps each value's expiry deadline.
         for entry in old.store().scan_from(b"") {
             let entry = entry?;

@@ -110,6 +110,8 @@ pub fn kind_name(kind: RecordKind) -> &'static str {
         RecordKind::Delete => "delete",
         RecordKind::PutExpiring => "put-expiring",
         RecordKind::DropAll => "drop-all",
+        RecordKind::TxPart => "tx-part",
+        RecordKind::TxCommit => "tx-commit",
     }
 }
 
