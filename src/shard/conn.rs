@@ -46,6 +46,9 @@ pub struct Conn {
     pub(crate) transaction: Option<super::multi::Transaction>,
     /// The shard holding this client's `WATCH`ed keys, while it watches any.
     pub(crate) watch_shard: Option<super::mesh::ShardId>,
+    /// A transaction across shards of this connection has not replied yet: its next
+    /// requests wait ([`super::txn`]).
+    pub(crate) tx_in_flight: bool,
     /// Whether replies are sent (`CLIENT REPLY`).
     pub reply_sending: ReplySending,
     /// `CLIENT NO-EVICT on` (shown as flag `e` in `CLIENT LIST`; tskv evicts no clients).
@@ -206,6 +209,7 @@ impl Conn {
             authenticated: false,
             transaction: None,
             watch_shard: None,
+            tx_in_flight: false,
             reply_sending: ReplySending::On,
             no_evict: false,
             addrs,

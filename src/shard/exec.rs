@@ -31,6 +31,9 @@ pub(super) enum Wait {
     Capacity,
     /// Block reads were submitted for the keys it reads.
     Fetch,
+    /// A transaction across shards holds a key it needs, or the connection's own
+    /// transaction has not replied yet ([`super::txn`]).
+    Locked,
 }
 
 impl Shard {
@@ -87,7 +90,7 @@ impl Shard {
                     parser.reset();
                     progress = match wait {
                         Wait::Fetch => Progress::Fetching,
-                        Wait::Output | Wait::Capacity => Progress::Blocked,
+                        Wait::Output | Wait::Capacity | Wait::Locked => Progress::Blocked,
                     };
                     break;
                 }
@@ -119,6 +122,10 @@ impl Shard {
         if conn.unsent_bytes() + conn.slot_bytes > output_max || conn.slots.len() > output_max / 16
         {
             return Err(Wait::Output);
+        }
+        if conn.tx_in_flight {
+            // Nothing may overtake the connection's transaction across shards.
+            return Err(Wait::Locked);
         }
         let (kind, parsed) = command::parse(args);
         if let Some(conn) = self.conn_mut(key) {

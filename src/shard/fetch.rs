@@ -192,7 +192,7 @@ impl Shard {
                 }
             }
             first = false;
-            self.execute_request(from, reply_to, op);
+            self.execute_request(from, reply_to, op, true);
         }
     }
 }

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::command::client::KillFilter;
 use crate::command::{KeyQuery, SetCondition, StringOp};
+use crate::wal::tx::TxId;
 use crate::runtime::sys::EventFd;
 
 // The shard id and key routing belong to the data directory's layout; re-exported so the
@@ -120,6 +121,18 @@ pub enum Op<K> {
         /// The client's id.
         client: u64,
     },
+    /// A transaction's read of a key's whole version, value and deadline
+    /// ([`OpResult::Version`]; `RENAME` across shards).
+    ReadVersion(K),
+    /// A transaction's write of a value with its deadline (`RENAME` across shards).
+    PutVersion {
+        /// The key.
+        key: K,
+        /// The value.
+        value: K,
+        /// Its deadline (absolute Unix ms), if any.
+        expire_at_ms: Option<u64>,
+    },
 }
 
 /// An [`Op`] that owns its bytes, for a queue.
@@ -187,6 +200,16 @@ impl OwnedOp {
             Op::Unwatch { shard, client } => Op::Unwatch {
                 shard: *shard,
                 client: *client,
+            },
+            Op::ReadVersion(k) => Op::ReadVersion(k),
+            Op::PutVersion {
+                key,
+                value,
+                expire_at_ms,
+            } => Op::PutVersion {
+                key,
+                value,
+                expire_at_ms: *expire_at_ms,
             },
         }
     }
@@ -264,6 +287,43 @@ impl Op<&[u8]> {
                 client,
             },
             Op::Unwatch { shard, client } => Op::Unwatch { shard, client },
+            Op::ReadVersion(k) => Op::ReadVersion(k.into()),
+            Op::PutVersion {
+                key,
+                value,
+                expire_at_ms,
+            } => Op::PutVersion {
+                key: key.into(),
+                value: value.into(),
+                expire_at_ms,
+            },
+        }
+    }
+
+    /// The user keys the operation reads or writes (none for whole-shard operations):
+    /// what a transaction across shards locks, and what waits while one holds them.
+    pub fn user_keys(&self) -> smallvec::SmallVec<[&[u8]; 2]> {
+        match self {
+            Op::Get(k)
+            | Op::Exists(k)
+            | Op::Del(k)
+            | Op::Set { key: k, .. }
+            | Op::Series { key: k, .. }
+            | Op::Inspect { key: k, .. }
+            | Op::Watch { key: k, .. }
+            | Op::ReadVersion(k)
+            | Op::PutVersion { key: k, .. } => smallvec::smallvec![*k],
+            Op::Strings(op) => op.keys(),
+            Op::Batch { ops, .. } => ops.iter().flat_map(Op::user_keys).collect(),
+            Op::DbSize
+            | Op::Scan { .. }
+            | Op::Keys(_)
+            | Op::SeriesAll { .. }
+            | Op::RandomKey
+            | Op::ClientList
+            | Op::ClientKill { .. }
+            | Op::Admin(_)
+            | Op::Unwatch { .. } => smallvec::SmallVec::new(),
         }
     }
 }
@@ -298,6 +358,8 @@ pub enum OpResult {
     Batch(Vec<OpResult>),
     /// A watched key changed: the transaction did not run (`EXEC` replies null).
     ExecAborted,
+    /// A key's whole version ([`Op::ReadVersion`]): its value and deadline, or none.
+    Version(Option<(Vec<u8>, Option<u64>)>),
     /// A shard's live keys ([`Op::DbSize`]) and how many of them have a deadline.
     KeyCount {
         /// Live user keys.
@@ -337,6 +399,75 @@ pub enum Message {
         /// Its result.
         result: OpResult,
     },
+    /// A step of a transaction across shards ([`super::txn`]).
+    Tx(TxMessage),
+}
+
+/// The steps of a transaction across shards between its coordinator (the shard of the
+/// client's connection) and each participant (a shard owning some of its keys); see
+/// [`super::txn`] for the protocol.
+#[derive(Debug)]
+pub enum TxMessage {
+    /// Coordinator → participant: lock `keys` for transaction `id` (it waits its turn
+    /// if another transaction holds one of them).
+    Lock {
+        /// The transaction.
+        id: TxId,
+        /// The keys of this participant the transaction reads or writes.
+        keys: Vec<Box<[u8]>>,
+    },
+    /// Participant → coordinator: the keys are locked.
+    Locked {
+        /// The transaction.
+        id: TxId,
+    },
+    /// Coordinator → participant: run these ops (with their positions in the whole
+    /// transaction) as the participant's part; if `watch` names a client, only if the keys
+    /// it watches here are unchanged.
+    Run {
+        /// The transaction.
+        id: TxId,
+        /// The ops and their positions.
+        ops: Vec<(u32, OwnedOp)>,
+        /// The client whose watched keys (on this shard) must be unchanged.
+        watch: Option<u64>,
+    },
+    /// Participant → coordinator, once the part's writes are durable: the results.
+    Ran {
+        /// The transaction.
+        id: TxId,
+        /// Each op's result with its position.
+        results: Vec<(u32, OpResult)>,
+        /// What happened to the part.
+        outcome: RunOutcome,
+    },
+    /// Coordinator → participant: the transaction committed (`commit`) or not; unlock.
+    Release {
+        /// The transaction.
+        id: TxId,
+        /// Whether it committed.
+        commit: bool,
+    },
+    /// Participant → coordinator: released; for a commit, once the participant's own
+    /// commit record is durable.
+    Released {
+        /// The transaction.
+        id: TxId,
+        /// False if the participant's own commit record could not be made durable (it
+        /// refuses writes now): the coordinator's record must then stay.
+        durable: bool,
+    },
+}
+
+/// How a participant's part of a transaction went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// It ran and its writes are durable.
+    Done,
+    /// A watched key had changed: nothing ran.
+    WatchChanged,
+    /// Its writes could not be made durable (the shard refuses writes now): the reason.
+    Failed(String),
 }
 
 /// Wakes one shard's loop.

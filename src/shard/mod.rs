@@ -68,6 +68,7 @@ pub mod scan;
 mod slowlog;
 mod strings;
 mod ts_route;
+mod txn;
 mod watch;
 
 use std::collections::VecDeque;
@@ -198,6 +199,10 @@ pub struct Shard {
     live_keys_counted: Option<(SeqNo, scan::KeyCount)>,
     /// Versions of the keys clients `WATCH` on this shard.
     watches: watch::WatchRegistry,
+    /// The transactions across shards this shard coordinates ([`txn`]).
+    txc: txn::Coordinator,
+    /// The locks and parts of transactions across shards on this shard's keys.
+    txp: txn::Participant,
     /// `SAVE` parts waiting for a flush, and a `BGSAVE` in progress.
     saves: admin::Saves,
     /// `DBSIZE` parts waiting for a key count off the loop.
@@ -291,6 +296,8 @@ impl Shard {
             published_version: std::sync::Weak::new(),
             live_keys_counted: None,
             watches: watch::WatchRegistry::default(),
+            txc: txn::Coordinator::default(),
+            txp: txn::Participant::default(),
             saves: admin::Saves::default(),
             key_counts: dbsize::KeyCounts::default(),
             scan_positions: scan::ScanPositions::default(),
@@ -534,13 +541,19 @@ impl Shard {
                 break;
             }
             let (gate, to, mut message) = self.remote_waiting.pop_front().expect("front exists");
-            if gate > ack {
-                if let (Message::Reply { result, .. }, Some(reason)) = (&mut message, &poisoned) {
-                    *result = mesh::OpResult::Err(reason.clone());
+            if let (true, Some(reason)) = (gate > ack, &poisoned) {
+                match &mut message {
+                    Message::Reply { result, .. } => *result = mesh::OpResult::Err(reason.clone()),
+                    Message::Tx(mesh::TxMessage::Ran { outcome, .. }) => {
+                        *outcome = mesh::RunOutcome::Failed(reason.clone());
+                    }
+                    Message::Tx(mesh::TxMessage::Released { durable, .. }) => *durable = false,
+                    _ => {}
                 }
             }
             self.outbox[to.0].push_back(message);
         }
+        self.tx_commits_acknowledged();
     }
 
     fn send_outbox(&mut self) {
@@ -575,6 +588,12 @@ impl Shard {
                 self.handle_message(ShardId(from), message);
             }
         }
+        // Transaction steps this shard sent itself (coordinator and participant at once);
+        // those they cause wait for the next pass.
+        let own = std::mem::take(&mut self.outbox[self.id.0]);
+        for message in own {
+            self.handle_message(self.id, message);
+        }
     }
 
     fn begin_drain(&mut self) {
@@ -597,6 +616,8 @@ impl Shard {
             && self.links.incoming.iter().flatten().all(|c| c.is_empty())
             && self.outbox.iter().all(VecDeque::is_empty)
             && self.remote_waiting.is_empty()
+            && self.txc.is_idle()
+            && self.txp.is_idle()
             && self.in_flight_to.iter().all(|&n| n == 0)
             && self.committer.wal_idle()
             && self.fetches.is_idle()

@@ -5,26 +5,25 @@
 //! argument) gets its error and marks the transaction, whose `EXEC` then answers
 //! `-EXECABORT Transaction discarded because of previous errors.` and runs nothing.
 //!
-//! `EXEC` sends the whole transaction to the shard that owns its keys as one
+//! `EXEC` of a transaction whose keys all live on one shard sends it to that shard as one
 //! [`Op::Batch`], which that shard runs in one turn of its loop: no other request runs in
 //! between, so no client sees part of it. Its writes join the same WAL group commit, and
 //! the `EXEC` reply waits for the fdatasync that covers the last of them, as a `SET`'s
 //! does. A command that fails at run time (`INCR` of a non-number) gets its error inside
 //! the `EXEC` reply and the others still run, as in Redis.
 //!
-//! Restricted, honestly: a transaction whose keys hash to different shards would need an
-//! atomic step across shards, which tskv does not have. The command whose key is on
-//! another shard than the keys before it is refused when queued (with the key and both
-//! shards named) and the transaction is aborted, as Redis Cluster refuses keys of other
-//! slots. Commands over the whole key space (`DBSIZE`, `KEYS`, `SCAN`, `RANDOMKEY`,
-//! `INFO`, `CLIENT LIST`) and connection-changing ones (`HELLO`, `CLIENT`, `CONFIG`,
-//! `COMMAND`, `SHUTDOWN`) are refused inside `MULTI` the same way; `WAIT` (0) and `TIME`
-//! are answered by the connection's shard, as in Redis. `WATCH` ([`super::watch`]) fixes
-//! the transaction's shard to that of the watched keys.
+//! A transaction whose keys (or watched keys) live on several shards runs as a
+//! transaction across shards ([`super::txn`]): locked, run, and committed as one unit on
+//! all of them. A multi-key command that needs one shard's keys at once (`MSETNX`,
+//! `RENAME`) must still have its own keys on one shard inside `MULTI`. Commands over the
+//! whole key space (`DBSIZE`, `KEYS`, `SCAN`, `RANDOMKEY`, `INFO`, `CLIENT LIST`) and
+//! connection-changing ones (`HELLO`, `CLIENT`, `CONFIG`, `COMMAND`, `SHUTDOWN`) are
+//! refused when queued, and the transaction is aborted; `WAIT` (0) and `TIME` are
+//! answered by the connection's shard, as in Redis.
 
 use super::conn::{Reply, Slot};
 use super::exec::Wait;
-use super::mesh::{shard_of, Op, ShardId};
+use super::mesh::{shard_of, Op};
 use super::Shard;
 use crate::command::{self, Command, ServerCommand};
 use crate::resp;
@@ -36,8 +35,6 @@ pub(crate) struct Transaction {
     queued: Vec<Vec<Vec<u8>>>,
     /// A queued command was refused: `EXEC` aborts.
     aborted: bool,
-    /// The shard owning every key queued so far (`None` before the first key).
-    shard: Option<ShardId>,
 }
 
 impl Transaction {
@@ -71,19 +68,15 @@ impl Shard {
                 | Command::Quit
                 | Command::Watch(_),
             ) => return false,
-            Ok(command) => self.check_queueable(key, command),
+            Ok(command) => self.check_queueable(command),
             Err(message) => Err(message.clone()),
         };
-        let shards = self.shards;
         let Some(conn) = self.conn_mut(key) else {
             return true;
         };
         let transaction = conn.transaction.get_or_insert_with(Default::default);
         let reply = match checked {
-            Ok(keys) => {
-                if transaction.shard.is_none() {
-                    transaction.shard = keys.first().map(|k| shard_of(k, shards));
-                }
+            Ok(()) => {
                 transaction
                     .queued
                     .push(args.iter().map(|a| a.to_vec()).collect());
@@ -100,38 +93,17 @@ impl Shard {
         true
     }
 
-    /// The keys of a command that may be queued, or why it may not.
-    fn check_queueable(
-        &self,
-        key: (u32, u32),
-        command: &Command<'_>,
-    ) -> Result<Vec<Vec<u8>>, String> {
-        let Some((_, ops)) = plan(command) else {
-            return Err("ERR this command is not allowed inside MULTI in tskv (transactions run on one shard and may touch only its keys)".into());
-        };
+    /// Whether a command may be queued, or why not.
+    fn check_queueable(&self, command: &Command<'_>) -> Result<(), String> {
+        if plan(command).is_none() {
+            return Err("ERR this command is not allowed inside MULTI in tskv (commands over the whole key space, time-series and connection commands are not queued)".into());
+        }
         if let Command::Strings(op) = command {
             if let Some(message) = super::strings::cross_shard_keys(op, self.shards) {
                 return Err(message);
             }
         }
-        let keys: Vec<Vec<u8>> = ops.iter().filter_map(op_key).map(<[u8]>::to_vec).collect();
-        let expected = self
-            .conn(key)
-            .and_then(|c| c.transaction.as_ref())
-            .and_then(|t| t.shard)
-            .or_else(|| keys.first().map(|k| shard_of(k, self.shards)));
-        for k in &keys {
-            let shard = shard_of(k, self.shards);
-            if Some(shard) != expected {
-                return Err(format!(
-                    "ERR transaction keys must all be on one shard: '{}' is on shard {} and the keys before it on shard {} (tskv cannot run a transaction across shards)",
-                    String::from_utf8_lossy(k),
-                    shard.0,
-                    expected.map_or(0, |s| s.0),
-                ));
-            }
-        }
-        Ok(keys)
+        Ok(())
     }
 
     /// `MULTI`.
@@ -142,11 +114,7 @@ impl Shard {
         let reply = if conn.transaction.is_some() {
             error_reply("ERR MULTI calls can not be nested")
         } else {
-            // Watched keys are checked where the transaction runs: on their shard.
-            conn.transaction = Some(Transaction {
-                shard: conn.watch_shard,
-                ..Transaction::default()
-            });
+            conn.transaction = Some(Transaction::default());
             Reply::Static(b"+OK\r\n")
         };
         self.push_ready(key, reply);
@@ -191,9 +159,8 @@ impl Shard {
             return Ok(());
         }
         let queued = transaction.queued.clone();
-        let shard = transaction.shard;
-        let watch = conn.watch_shard.map(|_| conn.id);
-        let shard = shard.unwrap_or(self.id);
+        let watch_shard = conn.watch_shard;
+        let client = conn.id;
         let mut replies = Vec::with_capacity(queued.len());
         let mut ops = Vec::new();
         for args in &queued {
@@ -205,12 +172,32 @@ impl Shard {
             replies.push((Slot::ready(reply), command_ops.len()));
             ops.extend(command_ops.into_iter().map(|op| op.to_owned_op()));
         }
-        let ops: Vec<Op<&[u8]>> = ops.iter().map(|op| op.as_borrowed()).collect();
-        self.scatter(
-            key,
-            Reply::Exec(replies),
-            &[Op::Batch { shard, ops, watch }],
-        )?;
+        let borrowed: Vec<Op<&[u8]>> = ops.iter().map(|op| op.as_borrowed()).collect();
+        if self.spans_shards(&borrowed, watch_shard) {
+            let keys = borrowed
+                .iter()
+                .flat_map(|op| op.user_keys())
+                .map(Into::into)
+                .collect();
+            let watch = watch_shard.map(|shard| (shard, client));
+            let reply = Reply::Exec(replies);
+            self.begin_tx(key, reply, super::txn::Plan::Exec, ops, keys, watch)?;
+        } else {
+            let shard = borrowed
+                .iter()
+                .flat_map(|op| op.user_keys())
+                .map(|k| shard_of(k, self.shards))
+                .chain(watch_shard)
+                .next()
+                .unwrap_or(self.id);
+            let watch = watch_shard.map(|_| client);
+            let batch = Op::Batch {
+                shard,
+                ops: borrowed,
+                watch,
+            };
+            self.scatter(key, Reply::Exec(replies), &[batch])?;
+        }
         if let Some(conn) = self.conn_mut(key) {
             conn.transaction = None;
             conn.watch_shard = None;

@@ -37,7 +37,9 @@ impl Shard {
             Op::Scan { shard, .. } => *shard,
             Op::Strings(op) => mesh::shard_of(op.keys()[0], shards),
             Op::Batch { shard, .. } | Op::Unwatch { shard, .. } => *shard,
-            Op::Watch { key: k, .. } => mesh::shard_of(k, shards),
+            Op::Watch { key: k, .. } | Op::ReadVersion(k) | Op::PutVersion { key: k, .. } => {
+                mesh::shard_of(k, shards)
+            }
         };
         let mut remote_parts = 0u32;
         if self.shards > 1 {
@@ -65,6 +67,14 @@ impl Shard {
             if remote_parts > 0 && !conn.remote_window_allows(remote_parts as usize, output_max) {
                 return Err(Wait::Output);
             }
+        }
+        if self.txp.holds_any()
+            && ops
+                .iter()
+                .enumerate()
+                .any(|(part, op)| owner(part, op) == self.id && self.txp.locks_any(op.user_keys()))
+        {
+            return Err(Wait::Locked);
         }
         let ack = self.ack_seq();
         let conn = self.conn_mut(key).expect("caller checked");
@@ -130,7 +140,7 @@ impl Shard {
             );
         }
         let is_write = match op {
-            Op::Set { .. } | Op::Del(_) => true,
+            Op::Set { .. } | Op::Del(_) | Op::PutVersion { .. } => true,
             Op::Strings(op) => op.writes(),
             Op::Series { writes, .. } => *writes,
             Op::Admin(op) => op.writes(),
@@ -243,6 +253,26 @@ impl Shard {
                 watch: Some(client),
                 ..
             } if !self.watched_unchanged(client) => (OpResult::ExecAborted, self.store.last_seq()),
+            Op::ReadVersion(k) => match self.store.get(k) {
+                Ok(Some(found)) if found.value.is_some() => (
+                    OpResult::Version(found.value.map(|v| (v, found.expire_at_ms))),
+                    found.seq,
+                ),
+                Ok(string) => match self.series_on_miss(k, string) {
+                    Ok((true, gate)) => (OpResult::WrongType, gate),
+                    Ok((false, gate)) => (OpResult::Version(None), gate),
+                    Err(e) => (OpResult::Err(storage_error(&e)), SeqNo(0)),
+                },
+                Err(e) => (OpResult::Err(storage_error(&e)), SeqNo(0)),
+            },
+            Op::PutVersion {
+                key,
+                value,
+                expire_at_ms,
+            } => (
+                OpResult::Ok,
+                self.store.put_expiring(key, value, expire_at_ms),
+            ),
             Op::Batch { ref ops, .. } => {
                 let mut gate = SeqNo(0);
                 let results = ops
@@ -260,7 +290,22 @@ impl Shard {
 
     /// Runs a request from shard `from` and queues its reply (after the acknowledgement
     /// point passes what it depends on).
-    pub(super) fn execute_request(&mut self, from: ShardId, reply_to: ReplyTo, op: mesh::OwnedOp) {
+    ///
+    /// A request touching a key a transaction across shards holds is parked instead, and
+    /// so, with `behind_parked`, is one that came after a parked request from `from`.
+    pub(super) fn execute_request(
+        &mut self,
+        from: ShardId,
+        reply_to: ReplyTo,
+        op: mesh::OwnedOp,
+        behind_parked: bool,
+    ) {
+        if self.txp.locks_any(op.as_borrowed().user_keys())
+            || (behind_parked && self.txp.parks(from))
+        {
+            self.txp.park(from, Message::Request { reply_to, op });
+            return;
+        }
         if self.defer_part(&op.as_borrowed(), from, reply_to) {
             return;
         }
@@ -281,6 +326,10 @@ impl Shard {
     pub(super) fn handle_message(&mut self, from: ShardId, message: Message) {
         match message {
             Message::Request { reply_to, op } => {
+                if self.txp.parks(from) || self.txp.locks_any(op.as_borrowed().user_keys()) {
+                    self.txp.park(from, Message::Request { reply_to, op });
+                    return;
+                }
                 if self.fetches.holds(from) {
                     self.defer_request(from, Message::Request { reply_to, op }, 0);
                     return;
@@ -293,8 +342,17 @@ impl Shard {
                     self.defer_request(from, Message::Request { reply_to, op }, reads);
                     return;
                 }
-                self.execute_request(from, reply_to, op);
+                self.execute_request(from, reply_to, op, true);
             }
+
+            Message::Tx(step) => match step {
+                mesh::TxMessage::Lock { .. }
+                | mesh::TxMessage::Run { .. }
+                | mesh::TxMessage::Release { .. } => self.tx_participant(from, step),
+                mesh::TxMessage::Locked { .. }
+                | mesh::TxMessage::Ran { .. }
+                | mesh::TxMessage::Released { .. } => self.tx_coordinator(step),
+            },
 
             Message::Reply { reply_to, result } => {
                 self.in_flight_to[from.0] = self.in_flight_to[from.0].saturating_sub(1);

@@ -305,8 +305,8 @@ fn encode_result(out: &mut Vec<u8>, proto: Protocol, result: Option<OpResult>) {
         Some(OpResult::Entries(_)) => {
             resp::error(out, "ERR internal error: entries in a single reply")
         }
-        Some(OpResult::Batch(_)) | Some(OpResult::ExecAborted) => {
-            resp::error(out, "ERR internal error: batch result")
+        Some(OpResult::Batch(_)) | Some(OpResult::ExecAborted) | Some(OpResult::Version(_)) => {
+            resp::error(out, "ERR internal error: transaction result")
         }
         None => resp::error(out, "ERR internal error: missing reply"),
     }

@@ -16,6 +16,7 @@
 use super::conn::Reply;
 use super::exec::Wait;
 use super::mesh::{self, Op, OpResult};
+use super::txn::Plan;
 use super::Shard;
 use crate::base::SeqNo;
 use crate::command::strings::{
@@ -24,32 +25,48 @@ use crate::command::strings::{
 use crate::store::ShardStore;
 
 /// `RENAME` of, or onto, a time series.
-const RENAME_SERIES: &str = "ERR tskv cannot rename a time series key, nor rename onto one";
+pub(super) const RENAME_SERIES: &str = "ERR tskv cannot rename a time series key, nor rename onto one";
 
 /// `ERR string exceeds maximum allowed size (proto-max-bulk-len)`.
 const TOO_LONG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
 
 impl Shard {
     /// Routes a string command to the shard owning its keys. An `MSETNX` or `RENAME` whose
-    /// keys live on more than one shard is refused: changing them all or none would need
-    /// a transaction across shards, which tskv does not have.
+    /// keys live on more than one shard runs as a transaction across shards
+    /// ([`super::txn`]): it reads, then writes what the reads decided, with all its keys
+    /// locked, and is durable as one unit.
     pub(super) fn string_command(
         &mut self,
         key: (u32, u32),
         op: StringOp<&[u8]>,
     ) -> Result<(), Wait> {
-        if let Some(message) = cross_shard_keys(&op, self.shards) {
-            let mut reply = Vec::new();
-            crate::resp::error(&mut reply, &message);
-            self.push_ready(key, Reply::Encoded(reply));
-            return Ok(());
+        if cross_shard_keys(&op, self.shards).is_none() {
+            return self.scatter(key, Reply::Single(None), &[Op::Strings(op)]);
         }
-        self.scatter(key, Reply::Single(None), &[Op::Strings(op)])
+        let keys: Vec<Box<[u8]>> = op.keys().iter().map(|&k| k.into()).collect();
+        let (plan, reads) = match op {
+            StringOp::MSetNx(pairs) => {
+                let reads = pairs.iter().map(|&(k, _)| Op::Exists(k.into())).collect();
+                let pairs = pairs.iter().map(|&(k, v)| (k.into(), v.into())).collect();
+                (Plan::MSetNx(pairs), reads)
+            }
+            StringOp::Rename { from, to, nx } => (
+                Plan::Rename {
+                    from: from.into(),
+                    to: to.into(),
+                    nx,
+                },
+                vec![Op::ReadVersion(from.into()), Op::ReadVersion(to.into())],
+            ),
+            _ => unreachable!("only MSETNX and RENAME have keys on several shards"),
+        };
+        self.begin_tx(key, Reply::Single(None), plan, reads, keys, None)
     }
 }
 
-/// The error for an op whose keys are on more than one shard (`MSETNX`, `RENAME`,
-/// `RENAMENX`), naming the first key and one on another shard; `None` if they share one.
+/// The error for an op inside `MULTI` whose keys are on more than one shard (`MSETNX`,
+/// `RENAME`, `RENAMENX` need one shard's keys at once there), naming the first key and one
+/// on another shard; `None` if they share one.
 pub(super) fn cross_shard_keys(op: &StringOp<&[u8]>, shards: usize) -> Option<String> {
     let keys = op.keys();
     let first = keys[0];
@@ -63,7 +80,7 @@ pub(super) fn cross_shard_keys(op: &StringOp<&[u8]>, shards: usize) -> Option<St
         _ => unreachable!("single-key op"),
     };
     Some(format!(
-        "ERR {name} keys must all be on one shard: '{}' is on shard {} and '{}' on shard {} of {shards} (tskv cannot change keys of several shards atomically)",
+        "ERR {name} inside MULTI must have its keys on one shard: '{}' is on shard {} and '{}' on shard {} of {shards} (outside MULTI it runs as a transaction across shards)",
         String::from_utf8_lossy(first),
         mesh::shard_of(first, shards).0,
         String::from_utf8_lossy(other),

@@ -39,25 +39,30 @@ impl Transactions {
 }
 
 impl ShardStore {
-    /// Runs `write` as this shard's part of transaction `id`: its writes are marked with a
-    /// `TxPart` record in the same batch, so they count after a crash only if the
-    /// transaction commits. The transaction stays undecided here until
-    /// [`ShardStore::commit_tx`] or [`ShardStore::abort_tx`].
-    pub fn tx_part<T>(&mut self, id: TxId, write: impl FnOnce(&mut Self) -> T) -> T {
-        let first = SeqNo(self.last_seq.0 + 1);
-        let result = write(self);
-        if self.last_seq >= first {
-            self.txs.open.entry(id).or_insert(first);
-            let part = TxPart {
-                id,
-                first,
-                last: self.last_seq,
-            };
-            let seq = self.next_seq();
-            self.wal
-                .append(RecordKind::TxPart, seq, b"", &part.encode(), None);
+    /// Starts a part of a transaction across shards: returns the sequence number its first
+    /// write will get, for [`ShardStore::tx_part_end`].
+    pub fn tx_part_begin(&self) -> SeqNo {
+        SeqNo(self.last_seq.0 + 1)
+    }
+
+    /// Ends the part of transaction `id` begun at `first`: if it wrote, marks its writes
+    /// with a `TxPart` record in the same batch, so they count after a crash only if the
+    /// transaction commits, and returns that record's sequence number. The transaction
+    /// stays undecided here until [`ShardStore::commit_tx`] or [`ShardStore::abort_tx`].
+    pub fn tx_part_end(&mut self, id: TxId, first: SeqNo) -> Option<SeqNo> {
+        if self.last_seq < first {
+            return None;
         }
-        result
+        self.txs.open.entry(id).or_insert(first);
+        let part = TxPart {
+            id,
+            first,
+            last: self.last_seq,
+        };
+        let seq = self.next_seq();
+        self.wal
+            .append(RecordKind::TxPart, seq, b"", &part.encode(), None);
+        Some(seq)
     }
 
     /// Whether this store holds an undecided part of `id`.
