@@ -1,0 +1,354 @@
+//! Goal: a transaction whose keys live on several shards (`MULTI`/`EXEC`, `MSETNX`,
+//! `RENAME`) answers as Redis does, is atomic (no client sees part of it, concurrent ones
+//! on the same keys in any order all finish), and is durable as one unit: after SIGKILL
+//! every acknowledged transaction is wholly there and no other one is partly there.
+//!
+//! Method: keys picked with `shard_of` so each transaction spans shards. A scripted
+//! session goes to a real `redis-server` and to tskv, in RESP2 and RESP3, compared byte for
+//! byte (a second connection changes a watched key). Writers increment two keys of two
+//! shards in one transaction while readers check that the second key read is never behind
+//! the first, and that a transaction reading both sees them equal. Clients increment three
+//! keys of three shards in shuffled orders (a lock-order deadlock would hang them; the
+//! connections' read timeout turns that into a failure). Clients race `MSETNX` on the same
+//! keys: one wins whole. Writers with small memtables (so flushes happen mid-transaction)
+//! are killed with SIGKILL, and every pair written by one transaction must come back equal
+//! and at least as new as the last acknowledged one.
+
+mod common;
+
+use common::frames::Frames;
+use common::redis_server::RedisServer;
+use common::{Reply, TestServer};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use tskv::datadir::shard_of;
+
+/// The first `count` keys `<prefix><n>` owned by `shard` of `shards`.
+fn keys_on(shards: usize, shard: usize, prefix: &str, count: usize) -> Vec<String> {
+    (0..)
+        .map(|i| format!("{prefix}{i}"))
+        .filter(|k| shard_of(k.as_bytes(), shards).0 == shard)
+        .take(count)
+        .collect()
+}
+
+fn text(reply: Vec<u8>) -> String {
+    String::from_utf8(reply).unwrap()
+}
+
+/// The integer of a `GET` reply (`$-1` is 0).
+fn int_of(reply: &[u8]) -> i64 {
+    let reply = std::str::from_utf8(reply).unwrap();
+    reply.lines().nth(1).map_or(0, |v| v.parse().unwrap())
+}
+
+fn differential(resp3: bool) {
+    let redis = RedisServer::start();
+    let tskv = TestServer::start(&["--shards", "2"]);
+    let mut theirs = Frames::connect(redis.port);
+    let mut ours = Frames::connect(tskv.port());
+    let mut theirs_other = Frames::connect(redis.port);
+    let mut ours_other = Frames::connect(tskv.port());
+    if resp3 {
+        theirs.request(&["HELLO", "3"]);
+        ours.request(&["HELLO", "3"]);
+    }
+    let (zero, one) = (keys_on(2, 0, "tx:", 2), keys_on(2, 1, "tx:", 2));
+    let (a, b, c, d) = (
+        zero[0].as_str(),
+        one[0].as_str(),
+        one[1].as_str(),
+        zero[1].as_str(),
+    );
+    // `None`: from the main connection; `Some(())`: from the other one.
+    let sequence: Vec<(bool, Vec<&str>)> = vec![
+        (false, vec!["MULTI"]),
+        (false, vec!["SET", a, "1"]),
+        (false, vec!["SET", b, "x"]),
+        (false, vec!["INCR", a]),
+        (false, vec!["INCR", b]),
+        (false, vec!["APPEND", c, "yz"]),
+        (false, vec!["MGET", a, b, c]),
+        (false, vec!["EXPIRE", c, "1000"]),
+        (false, vec!["DEL", a, d]),
+        (false, vec!["EXISTS", a, b, c, d]),
+        (false, vec!["EXEC"]),
+        (false, vec!["MGET", a, b, c, d]),
+        (false, vec!["TTL", c]),
+        // A queued error aborts the whole transaction, on every shard.
+        (false, vec!["MULTI"]),
+        (false, vec!["SET", a, "2"]),
+        (false, vec!["INCR", b, "extra"]),
+        (false, vec!["SET", c, "3"]),
+        (false, vec!["EXEC"]),
+        (false, vec!["MGET", a, b, c]),
+        // DISCARD across shards.
+        (false, vec!["MULTI"]),
+        (false, vec!["SET", a, "4"]),
+        (false, vec!["SET", b, "4"]),
+        (false, vec!["DISCARD"]),
+        (false, vec!["MGET", a, b]),
+        // WATCH on one shard, a transaction on both: unchanged, then changed by another client.
+        (false, vec!["WATCH", a, d]),
+        (false, vec!["MULTI"]),
+        (false, vec!["SET", a, "5"]),
+        (false, vec!["SET", b, "5"]),
+        (false, vec!["EXEC"]),
+        (false, vec!["WATCH", d]),
+        (true, vec!["SET", d, "changed"]),
+        (false, vec!["MULTI"]),
+        (false, vec!["SET", a, "6"]),
+        (false, vec!["SET", b, "6"]),
+        (false, vec!["EXEC"]),
+        (false, vec!["MGET", a, b, d]),
+        // MSETNX and RENAME across shards, outside MULTI.
+        (false, vec!["MSETNX", a, "7", c, "7"]),
+        (false, vec!["DEL", a, c]),
+        (false, vec!["MSETNX", a, "8", c, "8"]),
+        (false, vec!["MGET", a, c]),
+        (false, vec!["SET", b, "moved", "PX", "900000"]),
+        (false, vec!["RENAME", b, d]),
+        (false, vec!["MGET", b, d]),
+        (false, vec!["RENAMENX", d, a]),
+        (false, vec!["RENAMENX", d, b]),
+        (false, vec!["MGET", b, d]),
+        (false, vec!["RENAME", d, a]),
+        (false, vec!["EXISTS", b]),
+        // Inside MULTI these need their keys on one shard in tskv: not compared.
+    ];
+    for (other, command) in &sequence {
+        let (expected, got) = if *other {
+            (theirs_other.request(command), ours_other.request(command))
+        } else {
+            (theirs.request(command), ours.request(command))
+        };
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&expected),
+            "resp3={resp3}: {command:?}"
+        );
+    }
+    // The deadline moved with the value (compared loosely: time passes).
+    let moved = text(ours.request(&["PTTL", b]));
+    assert!(moved.starts_with(':'), "{moved}");
+    let ms: i64 = moved[1..].trim().parse().unwrap();
+    assert!(ms > 800_000 && ms <= 900_000, "RENAME keeps the deadline: {ms}");
+}
+
+#[test]
+fn transactions_across_shards_answer_as_redis_in_resp2() {
+    differential(false);
+}
+
+#[test]
+fn transactions_across_shards_answer_as_redis_in_resp3() {
+    differential(true);
+}
+
+#[test]
+fn msetnx_and_rename_inside_multi_still_need_one_shard() {
+    let server = TestServer::start(&["--shards", "2"]);
+    let mut conn = Frames::connect(server.port());
+    let (zero, one) = (keys_on(2, 0, "m:", 1), keys_on(2, 1, "m:", 1));
+    assert_eq!(conn.request(&["MULTI"]), b"+OK\r\n");
+    let refused = text(conn.request(&["MSETNX", &zero[0], "1", &one[0], "1"]));
+    assert!(
+        refused.starts_with("-ERR MSETNX inside MULTI must have its keys on one shard"),
+        "{refused}"
+    );
+    assert!(text(conn.request(&["EXEC"])).starts_with("-EXECABORT"));
+}
+
+#[test]
+fn no_reader_sees_half_a_transaction_across_shards() {
+    let server = TestServer::start(&["--shards", "2"]);
+    let (first, second) = (keys_on(2, 0, "pair:", 1), keys_on(2, 1, "pair:", 1));
+    let (first, second) = (first[0].clone(), second[0].clone());
+    let port = server.port();
+    let writers: Vec<_> = (0..2)
+        .map(|_| {
+            let (first, second) = (first.clone(), second.clone());
+            std::thread::spawn(move || {
+                let mut conn = Frames::connect(port);
+                for _ in 0..150 {
+                    conn.request(&["MULTI"]);
+                    conn.request(&["INCR", &first]);
+                    conn.request(&["INCR", &second]);
+                    let reply = conn.request(&["EXEC"]);
+                    assert!(reply.starts_with(b"*2\r\n:"), "{reply:?}");
+                }
+            })
+        })
+        .collect();
+    let mut plain = Frames::connect(port);
+    let mut atomic = Frames::connect(port);
+    let mut reads = 0;
+    while writers.iter().any(|w| !w.is_finished()) || reads == 0 {
+        // The first key is read first: the second can only have moved on since.
+        let a = int_of(&plain.request(&["GET", &first]));
+        let b = int_of(&plain.request(&["GET", &second]));
+        assert!(b >= a, "read {first}={a} then {second}={b}: half a transaction");
+        atomic.request(&["MULTI"]);
+        atomic.request(&["GET", &first]);
+        atomic.request(&["GET", &second]);
+        let both = text(atomic.request(&["EXEC"]));
+        let values: Vec<&str> = both.lines().filter(|l| !l.starts_with(['*', '$'])).collect();
+        assert_eq!(values.len(), 2, "{both}");
+        assert_eq!(values[0], values[1], "one transaction saw {both:?}");
+        reads += 1;
+    }
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    assert_eq!(int_of(&plain.request(&["GET", &first])), 300);
+    assert_eq!(int_of(&plain.request(&["GET", &second])), 300);
+}
+
+#[test]
+fn overlapping_transactions_in_any_key_order_all_commit() {
+    let server = TestServer::start(&["--shards", "3"]);
+    let keys: Vec<String> = (0..3).map(|s| keys_on(3, s, "ctr:", 1).remove(0)).collect();
+    let port = server.port();
+    let seed = common::test_seed();
+    let clients: Vec<_> = (0..6u64)
+        .map(|client| {
+            let keys = keys.clone();
+            std::thread::spawn(move || {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ client);
+                let mut conn = Frames::connect(port);
+                for _ in 0..100 {
+                    let mut order = keys.clone();
+                    order.shuffle(&mut rng);
+                    conn.request(&["MULTI"]);
+                    for key in &order {
+                        conn.request(&["INCR", key]);
+                    }
+                    let reply = conn.request(&["EXEC"]);
+                    assert!(reply.starts_with(b"*3\r\n:"), "{reply:?}");
+                    if rng.gen_bool(0.2) {
+                        // A plain read of a locked key waits its turn, too.
+                        conn.request(&["GET", &order[0]]);
+                    }
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().expect("a client failed (a stuck transaction times out)");
+    }
+    let mut conn = Frames::connect(port);
+    for key in &keys {
+        assert_eq!(int_of(&conn.request(&["GET", key])), 600, "{key}");
+    }
+}
+
+#[test]
+fn racing_msetnx_across_shards_has_one_whole_winner() {
+    let server = TestServer::start(&["--shards", "3"]);
+    let keys: Vec<String> = (0..3).map(|s| keys_on(3, s, "nx:", 1).remove(0)).collect();
+    let port = server.port();
+    let racers: Vec<_> = (0..6)
+        .map(|racer| {
+            let keys = keys.clone();
+            std::thread::spawn(move || {
+                let mut conn = Frames::connect(port);
+                let value = format!("racer{racer}");
+                let mut args = vec!["MSETNX"];
+                for key in &keys {
+                    args.push(key);
+                    args.push(&value);
+                }
+                conn.request(&args) == b":1\r\n"
+            })
+        })
+        .collect();
+    let winners: Vec<usize> = racers
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.join().unwrap().then_some(i))
+        .collect();
+    assert_eq!(winners.len(), 1, "winners: {winners:?}");
+    let mut conn = Frames::connect(port);
+    let mut args = vec!["MGET"];
+    args.extend(keys.iter().map(String::as_str));
+    let all = text(conn.request(&args));
+    assert_eq!(
+        all.matches(&format!("racer{}", winners[0])).count(),
+        3,
+        "the winner's values, all of them: {all}"
+    );
+}
+
+#[test]
+fn acknowledged_transactions_across_shards_survive_sigkill_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    // Small memtables and segments: flushes and segment changes happen between a part
+    // and its commit.
+    let args = [
+        "--shards",
+        "3",
+        "--memtable-bytes",
+        "64KiB",
+        "--wal-segment-bytes",
+        "256KiB",
+    ];
+    let mut server = TestServer::start_in(dir.path(), &args);
+    let port = server.port();
+    let writers: Vec<_> = (0..4usize)
+        .map(|w| {
+            let a = keys_on(3, w % 3, &format!("w{w}a:"), 1).remove(0);
+            let b = keys_on(3, (w + 1) % 3, &format!("w{w}b:"), 1).remove(0);
+            std::thread::spawn(move || {
+                let mut conn = common::RawConn::to_port(port);
+                let padding = "p".repeat(200);
+                let mut acknowledged = 0u64;
+                'writing: for n in 1u64.. {
+                    let value = format!("{n}:{padding}");
+                    let pipeline = [
+                        common::encode(&["MULTI"]),
+                        common::encode(&["SET", &a, &value]),
+                        common::encode(&["SET", &b, &value]),
+                        common::encode(&["EXEC"]),
+                    ]
+                    .concat();
+                    if conn.send(&pipeline).is_err() {
+                        break;
+                    }
+                    let mut last = None;
+                    for _ in 0..4 {
+                        match conn.try_reply() {
+                            Ok(Some(reply)) => last = Some(reply),
+                            _ => break 'writing,
+                        }
+                    }
+                    let ok = Reply::Array(vec![Reply::ok(), Reply::ok()]);
+                    assert_eq!(last, Some(ok), "transaction {n}");
+                    acknowledged = n;
+                }
+                (a, b, acknowledged)
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    server.kill9();
+    let outcomes: Vec<(String, String, u64)> =
+        writers.into_iter().map(|w| w.join().unwrap()).collect();
+    drop(server);
+    let server = TestServer::start_in(dir.path(), &args);
+    let mut conn = Frames::connect(server.port());
+    for (a, b, acknowledged) in outcomes {
+        assert!(acknowledged > 10, "the writer barely ran ({acknowledged})");
+        let (va, vb) = (text(conn.request(&["GET", &a])), text(conn.request(&["GET", &b])));
+        assert_eq!(va, vb, "{a} and {b} were written by the same transactions");
+        let n: u64 = va
+            .lines()
+            .nth(1)
+            .and_then(|v| v.split(':').next())
+            .and_then(|n| n.parse().ok())
+            .expect("a value");
+        assert!(
+            n == acknowledged || n == acknowledged + 1,
+            "{a}: transaction {n} after {acknowledged} acknowledged"
+        );
+    }
+}
