@@ -150,20 +150,30 @@ fn concurrent_watch_retry_loops_lose_no_update() {
 }
 
 #[test]
-fn watched_keys_on_two_shards_are_refused_with_their_shards() {
+fn watched_keys_on_two_shards_abort_when_either_changes() {
     let tskv = TestServer::start(&["--shards", "2"]);
     let mut raw = RawConn::to_port(tskv.port());
-    // Find two keys on different shards by the refusal itself.
-    let refused = (0..64).find_map(|i| match request(&mut raw, &format!("WATCH k0 k{i}")) {
-        Reply::Error(e) => Some(e),
-        _ => {
-            request(&mut raw, "UNWATCH");
-            None
-        }
-    });
-    let refused = refused.expect("some key is on the other shard");
-    assert!(
-        refused.starts_with("ERR WATCH keys must all be on one shard: 'k"),
-        "{refused}"
+    let mut other = RawConn::to_port(tskv.port());
+    let on = |shard: usize| {
+        (0..)
+            .map(|i| format!("k{i}"))
+            .find(|k| tskv::datadir::shard_of(k.as_bytes(), 2).0 == shard)
+            .unwrap()
+    };
+    let (zero, one) = (on(0), on(1));
+    for changed in [&zero, &one] {
+        assert_eq!(request(&mut raw, &format!("WATCH {zero} {one}")), Reply::ok());
+        request(&mut other, &format!("SET {changed} by-other"));
+        request(&mut raw, "MULTI");
+        request(&mut raw, "SET target v");
+        assert_eq!(request(&mut raw, "EXEC"), Reply::NilArray, "{changed} changed");
+    }
+    assert_eq!(request(&mut raw, &format!("WATCH {zero} {one}")), Reply::ok());
+    request(&mut raw, "MULTI");
+    request(&mut raw, "SET target v");
+    assert_eq!(
+        request(&mut raw, "EXEC"),
+        Reply::Array(vec![Reply::ok()]),
+        "nothing watched changed"
     );
 }

@@ -45,7 +45,8 @@ pub struct Conn {
     /// The commands queued since `MULTI`, if in a transaction.
     pub(crate) transaction: Option<super::multi::Transaction>,
     /// The shard holding this client's `WATCH`ed keys, while it watches any.
-    pub(crate) watch_shard: Option<super::mesh::ShardId>,
+    /// The shards holding this client's `WATCH`ed keys, ascending.
+    pub(crate) watch_shards: Vec<super::mesh::ShardId>,
     /// A transaction across shards of this connection has not replied yet: its next
     /// requests wait ([`super::txn`]).
     pub(crate) tx_in_flight: bool,
@@ -208,7 +209,7 @@ impl Conn {
             proto: Protocol::Resp2,
             authenticated: false,
             transaction: None,
-            watch_shard: None,
+            watch_shards: Vec::new(),
             tx_in_flight: false,
             reply_sending: ReplySending::On,
             no_evict: false,

@@ -125,7 +125,7 @@ impl Shard {
         if slot.as_ref().is_some_and(|c| c.gen == gen) {
             // Dropping the socket closes it, which also removes it from epoll.
             let closed = slot.take().expect("checked");
-            if let Some(shard) = closed.watch_shard {
+            for &shard in &closed.watch_shards {
                 self.forget_watches((index, gen), closed.id, shard);
             }
             self.free_conns.push(index);

@@ -147,8 +147,8 @@ impl Shard {
             return Ok(());
         };
         if transaction.aborted {
-            if let Some(shard) = conn.watch_shard.take() {
-                let client = conn.id;
+            let (client, shards) = (conn.id, std::mem::take(&mut conn.watch_shards));
+            for shard in shards {
                 self.forget_watches(key, client, shard);
             }
             if let Some(conn) = self.conn_mut(key) {
@@ -159,7 +159,7 @@ impl Shard {
             return Ok(());
         }
         let queued = transaction.queued.clone();
-        let watch_shard = conn.watch_shard;
+        let watch_shards = conn.watch_shards.clone();
         let client = conn.id;
         let mut replies = Vec::with_capacity(queued.len());
         let mut ops = Vec::new();
@@ -173,13 +173,13 @@ impl Shard {
             ops.extend(command_ops.into_iter().map(|op| op.to_owned_op()));
         }
         let borrowed: Vec<Op<&[u8]>> = ops.iter().map(|op| op.as_borrowed()).collect();
-        if self.spans_shards(&borrowed, watch_shard) {
+        if self.spans_shards(&borrowed, &watch_shards) {
             let keys = borrowed
                 .iter()
                 .flat_map(|op| op.user_keys())
                 .map(Into::into)
                 .collect();
-            let watch = watch_shard.map(|shard| (shard, client));
+            let watch = (!watch_shards.is_empty()).then_some((watch_shards, client));
             let reply = Reply::Exec(replies);
             self.begin_tx(key, reply, super::txn::Plan::Exec, ops, keys, watch)?;
         } else {
@@ -187,10 +187,10 @@ impl Shard {
                 .iter()
                 .flat_map(|op| op.user_keys())
                 .map(|k| shard_of(k, self.shards))
-                .chain(watch_shard)
+                .chain(watch_shards.iter().copied())
                 .next()
                 .unwrap_or(self.id);
-            let watch = watch_shard.map(|_| client);
+            let watch = (!watch_shards.is_empty()).then_some(client);
             let batch = Op::Batch {
                 shard,
                 ops: borrowed,
@@ -200,7 +200,7 @@ impl Shard {
         }
         if let Some(conn) = self.conn_mut(key) {
             conn.transaction = None;
-            conn.watch_shard = None;
+            conn.watch_shards.clear();
         }
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! `WATCH` / `UNWATCH`: optimistic locking for transactions, as Redis 7.0's `multi.c`.
 //!
-//! `WATCH key...` records, on the shard that owns the keys, the version each key has now:
+//! `WATCH key...` records, on the shard that owns each key, the version it has now:
 //! the sequence number of its newest version and whether it is live (a string or a
 //! series; expired or deleted is not live). `EXEC` sends the client's id with its batch to
 //! that same shard, which compares before running anything: a key whose newest version
@@ -13,9 +13,9 @@
 //! than recorded: not a change, as it should be. Watching a series sees its creation,
 //! deletion and `TS.ALTER` (its metadata), not the samples added to it.
 //!
-//! Restricted like transactions: the watched keys must live on one shard, the one the
-//! transaction's keys live on (`WATCH` of keys on another shard is refused, naming them).
-//! The versions are kept per shard for at most [`WATCHED_KEY_BYTES_MAX`] bytes of keys; past
+//! Watched keys may live on any shards: a transaction whose keys or watched keys span
+//! shards runs as a transaction across shards ([`super::txn`]), which checks every
+//! watched shard, with all the transaction's keys locked, before any of it runs. The versions are kept per shard for at most [`WATCHED_KEY_BYTES_MAX`] bytes of keys; past
 //! that the oldest client's watches are forgotten, and its `EXEC` aborts (a retry, never a
 //! lost update). `EXEC`, `DISCARD`, `UNWATCH` and closing the connection end a client's
 //! watches.
@@ -121,7 +121,8 @@ impl WatchRegistry {
 }
 
 impl Shard {
-    /// `WATCH key...` from connection `key`.
+    /// `WATCH key...` from connection `key`: each key's version is recorded on its own
+    /// shard.
     pub(super) fn watch(&mut self, key: (u32, u32), keys: &[&[u8]]) -> Result<(), Wait> {
         if self.in_transaction(key) {
             return self.refuse_request(key, "ERR WATCH inside MULTI is not allowed");
@@ -130,21 +131,14 @@ impl Shard {
         let Some(conn) = self.conn(key) else {
             return Ok(());
         };
-        let (client, watching) = (conn.id, conn.watch_shard);
-        let shard = watching.unwrap_or_else(|| shard_of(keys[0], shards));
-        if let Some(other) = keys.iter().find(|k| shard_of(k, shards) != shard) {
-            let message = format!(
-                "ERR WATCH keys must all be on one shard: '{}' is on shard {} and the keys watched with it on shard {} (tskv checks watched keys on the one shard that runs the transaction)",
-                String::from_utf8_lossy(other),
-                shard_of(other, shards).0,
-                shard.0,
-            );
-            return self.refuse_request(key, &message);
-        }
+        let client = conn.id;
         let ops: Vec<Op<&[u8]>> = keys.iter().map(|&k| Op::Watch { key: k, client }).collect();
         self.scatter(key, Reply::AllOk, &ops)?;
         if let Some(conn) = self.conn_mut(key) {
-            conn.watch_shard = Some(shard);
+            conn.watch_shards
+                .extend(keys.iter().map(|k| shard_of(k, shards)));
+            conn.watch_shards.sort_unstable_by_key(|s| s.0);
+            conn.watch_shards.dedup();
         }
         Ok(())
     }
@@ -154,14 +148,19 @@ impl Shard {
         let Some(conn) = self.conn(key) else {
             return Ok(());
         };
-        let Some(shard) = conn.watch_shard else {
+        if conn.watch_shards.is_empty() {
             self.push_ready(key, Reply::Static(b"+OK\r\n"));
             return Ok(());
-        };
+        }
         let client = conn.id;
-        self.scatter(key, Reply::AllOk, &[Op::Unwatch { shard, client }])?;
+        let ops: Vec<Op<&[u8]>> = conn
+            .watch_shards
+            .iter()
+            .map(|&shard| Op::Unwatch { shard, client })
+            .collect();
+        self.scatter(key, Reply::AllOk, &ops)?;
         if let Some(conn) = self.conn_mut(key) {
-            conn.watch_shard = None;
+            conn.watch_shards.clear();
         }
         Ok(())
     }

@@ -11,7 +11,7 @@
 //!    hold or earlier asked for one of them. While a key is locked, every other request
 //!    reading or writing it waits (a `DBSIZE`, `SCAN` or `KEYS` does not).
 //! 2. **Run** the ops on their shards (with the `WATCH` check first, on the watched keys'
-//!    shard, before anything else runs). Each participant keeps what the keys it changes
+//!    shards, before anything else runs). Each participant keeps what the keys it changes
 //!    held before, writes its part's records with a `TxPart` marker in the same WAL batch
 //!    ([`crate::wal::tx`]), and answers once they are durable. `MSETNX` and `RENAME` take
 //!    two runs: read, then write what the reads decided.
@@ -98,11 +98,11 @@ struct Coordinated {
     participants: Vec<(ShardId, Vec<Box<[u8]>>)>,
     /// How many participants have locked so far.
     locked: usize,
-    /// The watched keys' shard and the client, until their check ran.
-    watch: Option<(ShardId, u64)>,
-    /// The shard whose part ran first for the `WATCH` check, excluded from the rest of
+    /// The watched keys' shards and the client, until their check ran.
+    watch: Option<(Vec<ShardId>, u64)>,
+    /// The shards whose parts ran first for the `WATCH` check, excluded from the rest of
     /// that run.
-    ran_first: Option<ShardId>,
+    ran_first: Vec<ShardId>,
     /// The current run's ops (in the transaction's order) and their results.
     ops: Vec<OwnedOp>,
     results: Vec<Option<OpResult>>,
@@ -128,14 +128,14 @@ fn owner(op: &OwnedOp, shards: usize) -> ShardId {
 }
 
 impl Shard {
-    /// Whether `ops` (with the watched keys' shard) touch more than one shard: such a
+    /// Whether `ops` (with the watched keys' shards) touch more than one shard: such a
     /// transaction needs [`Shard::begin_tx`].
-    pub(super) fn spans_shards(&self, ops: &[Op<&[u8]>], watch: Option<ShardId>) -> bool {
+    pub(super) fn spans_shards(&self, ops: &[Op<&[u8]>], watch: &[ShardId]) -> bool {
         let mut shards = ops
             .iter()
             .flat_map(|op| op.user_keys())
             .map(|k| shard_of(k, self.shards))
-            .chain(watch);
+            .chain(watch.iter().copied());
         let Some(first) = shards.next() else {
             return false;
         };
@@ -144,7 +144,7 @@ impl Shard {
 
     /// Starts a transaction across shards for connection `key`: its reply (`reply`, filled
     /// by the final [`OpResult`]), what it does (`plan`), its first run's ops, every key it
-    /// may touch, and the watched keys' shard with the client id.
+    /// may touch, and the watched keys' shards with the client id.
     pub(super) fn begin_tx(
         &mut self,
         key: (u32, u32),
@@ -152,7 +152,7 @@ impl Shard {
         plan: Plan,
         ops: Vec<OwnedOp>,
         keys: Vec<Box<[u8]>>,
-        watch: Option<(ShardId, u64)>,
+        watch: Option<(Vec<ShardId>, u64)>,
     ) -> Result<(), Wait> {
         if !self.store.can_accept_writes() && self.poisoned.is_none() {
             self.store.note_write_stall();
@@ -172,7 +172,7 @@ impl Shard {
                 None => participants.push((shard, vec![k])),
             }
         }
-        if let Some((shard, _)) = watch {
+        for &shard in watch.iter().flat_map(|(shards, _)| shards) {
             if !participants.iter().any(|(s, _)| *s == shard) {
                 participants.push((shard, Vec::new()));
             }
@@ -201,7 +201,7 @@ impl Shard {
                 participants,
                 locked: 0,
                 watch,
-                ran_first: None,
+                ran_first: Vec::new(),
                 ops,
                 results,
                 awaiting: 0,
@@ -234,38 +234,42 @@ impl Shard {
         }
     }
 
-    /// Sends the current run: to the watched keys' shard alone first if a check is due.
+    /// Sends the current run: to the watched keys' shards alone first if a check is due.
     fn start_run(&mut self, id: TxId) {
         let shards = self.shards;
         let Some(tx) = self.txc.txs.get_mut(&id) else {
             return;
         };
         tx.results = vec![None; tx.ops.len()];
-        if let Some((shard, client)) = tx.watch.take() {
-            let ops = ops_of(&tx.ops, shard, shards);
-            tx.ran_first = Some(shard);
-            tx.awaiting = 1;
-            let message = TxMessage::Run {
-                id,
-                ops,
-                watch: Some(client),
-            };
-            self.post(shard, Message::Tx(message));
+        if let Some((watched, client)) = tx.watch.take() {
+            let sends: Vec<_> = watched
+                .iter()
+                .map(|&shard| (shard, ops_of(&tx.ops, shard, shards)))
+                .collect();
+            tx.ran_first = watched;
+            tx.awaiting = sends.len();
+            for (shard, ops) in sends {
+                let message = TxMessage::Run {
+                    id,
+                    ops,
+                    watch: Some(client),
+                };
+                self.post(shard, Message::Tx(message));
+            }
             return;
         }
-        tx.ran_first = None;
-        self.send_run(id, None);
+        self.send_run(id, &[]);
     }
 
-    /// Sends each participant (but `except`) its ops of the current run.
-    fn send_run(&mut self, id: TxId, except: Option<ShardId>) {
+    /// Sends each participant (but those in `except`) its ops of the current run.
+    fn send_run(&mut self, id: TxId, except: &[ShardId]) {
         let shards = self.shards;
         let Some(tx) = self.txc.txs.get_mut(&id) else {
             return;
         };
         let mut sends = Vec::new();
         for (shard, _) in &tx.participants {
-            if Some(*shard) == except {
+            if except.contains(shard) {
                 continue;
             }
             let ops = ops_of(&tx.ops, *shard, shards);
@@ -321,11 +325,10 @@ impl Shard {
                 if tx.awaiting > 0 {
                     return;
                 }
-                if let Some(first) = tx.ran_first.take() {
-                    if !tx.watch_changed && tx.failed.is_none() {
-                        self.send_run(id, Some(first));
-                        return;
-                    }
+                let first = std::mem::take(&mut tx.ran_first);
+                if !first.is_empty() && !tx.watch_changed && tx.failed.is_none() {
+                    self.send_run(id, &first);
+                    return;
                 }
                 self.run_done(id);
             }
