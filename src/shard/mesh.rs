@@ -447,6 +447,9 @@ pub enum TxMessage {
         id: TxId,
         /// Whether it committed.
         commit: bool,
+        /// False if the coordinator could not make its commit record durable: the
+        /// participant's own record decides, so its keys stay locked until that is durable.
+        confirmed: bool,
     },
     /// Participant → coordinator: released; for a commit, once the participant's own
     /// commit record is durable.

@@ -554,6 +554,7 @@ impl Shard {
             self.outbox[to.0].push_back(message);
         }
         self.tx_commits_acknowledged();
+        self.unlock_acknowledged();
     }
 
     fn send_outbox(&mut self) {

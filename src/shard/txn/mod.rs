@@ -423,18 +423,19 @@ impl Shard {
                 )),
                 _ => result,
             };
-            self.release_all(id, true, result);
+            let confirmed = seq <= ack;
+            self.release_all(id, true, confirmed, result);
         }
     }
 
     /// The transaction will not commit: every participant writes back what its part
     /// overwrote, and the client gets `result`.
     fn abort(&mut self, id: TxId, result: OpResult) {
-        self.release_all(id, false, result);
+        self.release_all(id, false, true, result);
     }
 
     /// Replies to the client and tells every participant the decision.
-    fn release_all(&mut self, id: TxId, commit: bool, result: OpResult) {
+    fn release_all(&mut self, id: TxId, commit: bool, confirmed: bool, result: OpResult) {
         let Some(tx) = self.txc.txs.get_mut(&id) else {
             return;
         };
@@ -446,7 +447,12 @@ impl Shard {
             tx.keep_commit = false;
         }
         for shard in shards {
-            self.post(shard, Message::Tx(TxMessage::Release { id, commit }));
+            let message = TxMessage::Release {
+                id,
+                commit,
+                confirmed,
+            };
+            self.post(shard, Message::Tx(message));
         }
         self.finish_tx_reply(conn, slot_id, result);
     }

@@ -31,6 +31,9 @@ pub(in crate::shard) struct Participant {
     parts: HashMap<TxId, Part>,
     /// Requests from each shard set aside behind a locked key, in arrival order.
     parked: Vec<VecDeque<Message>>,
+    /// Keys of unconfirmed commits, unlocked once this shard's own commit record (the
+    /// sequence number) is durable, in order.
+    unlock_after: VecDeque<(SeqNo, Vec<Box<[u8]>>)>,
 }
 
 /// One transaction's part on this shard.
@@ -109,7 +112,11 @@ impl Shard {
                 }
             }
             TxMessage::Run { id, ops, watch } => self.run_part(from, id, ops, watch),
-            TxMessage::Release { id, commit } => self.release_part(from, id, commit),
+            TxMessage::Release {
+                id,
+                commit,
+                confirmed,
+            } => self.release_part(from, id, commit, confirmed),
             other => debug_assert!(false, "{other:?} is for a coordinator"),
         }
     }
@@ -205,8 +212,10 @@ impl Shard {
 
     /// Ends the part: on commit, writes this shard's own commit record (if it wrote
     /// anything) and answers once it is durable; otherwise writes back what the part
-    /// overwrote. Then unlocks, grants waiting locks and runs parked requests.
-    fn release_part(&mut self, from: ShardId, id: TxId, commit: bool) {
+    /// overwrote. Then unlocks, grants waiting locks and runs parked requests; for a
+    /// commit the coordinator could not confirm, only once this shard's own record is
+    /// durable (until then a crash could still take the part back).
+    fn release_part(&mut self, from: ShardId, id: TxId, commit: bool, confirmed: bool) {
         let part = self.txp.parts.remove(&id).unwrap_or_default();
         let mut gate = SeqNo(0);
         if commit {
@@ -228,14 +237,40 @@ impl Shard {
             }
             self.store.abort_tx(id);
         }
-        for key in &part.keys {
-            self.txp.held.remove(key);
-        }
         let durable = self.poisoned.is_none() || gate == SeqNo(0);
         let message = Message::Tx(TxMessage::Released { id, durable });
         self.post_when_durable(from, gate, message);
+        if !confirmed && gate > self.ack_seq() {
+            self.txp.unlock_after.push_back((gate, part.keys));
+            return;
+        }
+        self.unlock(&part.keys);
+    }
+
+    /// Unlocks `keys`, grants the waiting locks that can go now, and runs the requests
+    /// parked behind them.
+    fn unlock(&mut self, keys: &[Box<[u8]>]) {
+        for key in keys {
+            self.txp.held.remove(key);
+        }
         self.grant_waiting();
         self.run_parked();
+    }
+
+    /// Unlocks the keys of unconfirmed commits whose own commit record is durable now.
+    /// Once this shard refuses writes, they stay locked: whether their part counts is
+    /// decided at the next start.
+    pub(in crate::shard) fn unlock_acknowledged(&mut self) {
+        let ack = self.ack_seq();
+        while self
+            .txp
+            .unlock_after
+            .front()
+            .is_some_and(|(gate, _)| *gate <= ack)
+        {
+            let (_, keys) = self.txp.unlock_after.pop_front().expect("front exists");
+            self.unlock(&keys);
+        }
     }
 
     /// Grants the waiting lock requests that can go now, in order.
