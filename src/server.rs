@@ -260,7 +260,9 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
     }
     let _lock = open_data_dir(&config.data_dir, config.shards)?;
     let tx_outcomes = datadir::tx_outcomes(&config.data_dir, config.shards).map_err(|e| {
-        ServerError::Shard(format!("reading the WALs for transactions across shards: {e}"))
+        ServerError::Shard(format!(
+            "reading the WALs for transactions across shards: {e}"
+        ))
     })?;
 
     let bind = SocketAddr::new(config.bind, config.port);

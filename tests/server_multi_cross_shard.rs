@@ -150,7 +150,10 @@ fn differential(resp3: bool) {
     let moved = text(ours.request(&["PTTL", b]));
     assert!(moved.starts_with(':'), "{moved}");
     let ms: i64 = moved[1..].trim().parse().unwrap();
-    assert!(ms > 800_000 && ms <= 900_000, "RENAME keeps the deadline: {ms}");
+    assert!(
+        ms > 800_000 && ms <= 900_000,
+        "RENAME keeps the deadline: {ms}"
+    );
 }
 
 #[test]
@@ -233,7 +236,10 @@ fn no_reader_sees_half_a_transaction_across_shards() {
         // The first key is read first: the second can only have moved on since.
         let a = int_of(&plain.request(&["GET", &first]));
         let b = int_of(&plain.request(&["GET", &second]));
-        assert!(b >= a, "read {first}={a} then {second}={b}: half a transaction");
+        assert!(
+            b >= a,
+            "read {first}={a} then {second}={b}: half a transaction"
+        );
         reads += 1;
     }
     done.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -275,7 +281,9 @@ fn overlapping_transactions_in_any_key_order_all_commit() {
         })
         .collect();
     for client in clients {
-        client.join().expect("a client failed (a stuck transaction times out)");
+        client
+            .join()
+            .expect("a client failed (a stuck transaction times out)");
     }
     let mut conn = Frames::connect(port);
     for key in &keys {
@@ -343,8 +351,14 @@ fn acknowledged_transactions_across_shards_survive_sigkill_whole() {
         let mut conn = Frames::connect(server.port());
         for (a, b, acknowledged) in outcomes {
             assert!(acknowledged > 10, "the writer barely ran ({acknowledged})");
-            let (va, vb) = (text(conn.request(&["GET", &a])), text(conn.request(&["GET", &b])));
-            assert_eq!(va, vb, "round {round}: {a} and {b} were written by the same transactions");
+            let (va, vb) = (
+                text(conn.request(&["GET", &a])),
+                text(conn.request(&["GET", &b])),
+            );
+            assert_eq!(
+                va, vb,
+                "round {round}: {a} and {b} were written by the same transactions"
+            );
             let n: u64 = va
                 .lines()
                 .nth(1)
@@ -426,7 +440,10 @@ fn fdatasync_failure_in_a_transaction(fail_at: u64) -> Met {
         ..common::Launch::default()
     };
     let mut server = TestServer::start_in_with(dir.path(), &["--shards", "2"], &launch);
-    let (k0, k1) = (keys_on(2, 0, "f:", 1).remove(0), keys_on(2, 1, "f:", 1).remove(0));
+    let (k0, k1) = (
+        keys_on(2, 0, "f:", 1).remove(0),
+        keys_on(2, 1, "f:", 1).remove(0),
+    );
     let mut conn = server.raw();
     let mut acknowledged = 0;
     let mut failure = None;

@@ -344,7 +344,10 @@ fn msetnx_is_all_or_nothing_on_one_shard_and_across_shards() {
         .arg("y")
         .query(&mut con)
         .unwrap();
-    assert_eq!(not_set, 0, "a key on the other shard exists: nothing is set");
+    assert_eq!(
+        not_set, 0,
+        "a key on the other shard exists: nothing is set"
+    );
     let set: i64 = redis::cmd("MSETNX")
         .arg(&zero[2])
         .arg("x")

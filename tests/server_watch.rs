@@ -162,13 +162,23 @@ fn watched_keys_on_two_shards_abort_when_either_changes() {
     };
     let (zero, one) = (on(0), on(1));
     for changed in [&zero, &one] {
-        assert_eq!(request(&mut raw, &format!("WATCH {zero} {one}")), Reply::ok());
+        assert_eq!(
+            request(&mut raw, &format!("WATCH {zero} {one}")),
+            Reply::ok()
+        );
         request(&mut other, &format!("SET {changed} by-other"));
         request(&mut raw, "MULTI");
         request(&mut raw, "SET target v");
-        assert_eq!(request(&mut raw, "EXEC"), Reply::NilArray, "{changed} changed");
+        assert_eq!(
+            request(&mut raw, "EXEC"),
+            Reply::NilArray,
+            "{changed} changed"
+        );
     }
-    assert_eq!(request(&mut raw, &format!("WATCH {zero} {one}")), Reply::ok());
+    assert_eq!(
+        request(&mut raw, &format!("WATCH {zero} {one}")),
+        Reply::ok()
+    );
     request(&mut raw, "MULTI");
     request(&mut raw, "SET target v");
     assert_eq!(

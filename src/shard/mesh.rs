@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::command::client::KillFilter;
 use crate::command::{KeyQuery, SetCondition, StringOp};
-use crate::wal::tx::TxId;
 use crate::runtime::sys::EventFd;
+use crate::wal::tx::TxId;
 
 // The shard id and key routing belong to the data directory's layout; re-exported so the
 // shard code keeps naming them from here.

@@ -25,7 +25,8 @@ use crate::command::strings::{
 use crate::store::ShardStore;
 
 /// `RENAME` of, or onto, a time series.
-pub(super) const RENAME_SERIES: &str = "ERR tskv cannot rename a time series key, nor rename onto one";
+pub(super) const RENAME_SERIES: &str =
+    "ERR tskv cannot rename a time series key, nor rename onto one";
 
 /// `ERR string exceeds maximum allowed size (proto-max-bulk-len)`.
 const TOO_LONG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";

@@ -17,8 +17,8 @@ use crate::sstable::TableId;
 use crate::version::set::VersionSet;
 use crate::wal::reader::{corruption_reason, tail_of, SegmentReader, Tail};
 use crate::wal::record::RecordKind;
-use crate::wal::writer::Segment;
 use crate::wal::tx::ShardOutcome;
+use crate::wal::writer::Segment;
 use crate::wal::SegmentNo;
 
 /// Bytes of zeros written at a time when wiping a torn WAL tail.
@@ -91,7 +91,10 @@ pub(super) fn recover(
         &mut replay,
     )?;
     if keep_covered {
-        oldest_segment = listing.segments.first().map_or(oldest_segment, |&n| n.min(oldest_segment));
+        oldest_segment = listing
+            .segments
+            .first()
+            .map_or(oldest_segment, |&n| n.min(oldest_segment));
     }
     Ok(Recovered {
         versions,

@@ -76,13 +76,8 @@ impl ShardStore {
     pub fn commit_tx(&mut self, id: TxId, hold: bool) -> SeqNo {
         self.txs.open.remove(&id);
         let seq = self.next_seq();
-        self.wal.append(
-            RecordKind::TxCommit,
-            seq,
-            b"",
-            &id.0.to_le_bytes(),
-            None,
-        );
+        self.wal
+            .append(RecordKind::TxCommit, seq, b"", &id.0.to_le_bytes(), None);
         if hold {
             // A rotation already asked for sends it to the next segment: holding the
             // current one too is merely cautious.

@@ -131,7 +131,9 @@ impl ShardOutcome {
     /// Whether the write with sequence number `seq` belongs to a transaction that did not
     /// commit, and so never happened.
     pub fn skips(&self, seq: SeqNo) -> bool {
-        self.skip.iter().any(|&(first, last)| first <= seq && seq <= last)
+        self.skip
+            .iter()
+            .any(|&(first, last)| first <= seq && seq <= last)
     }
 }
 
@@ -159,10 +161,18 @@ impl TxOutcomes {
     }
 
     fn judge(logs: &[ShardLog]) -> Self {
-        let committed: HashSet<TxId> = logs.iter().flat_map(|l| l.commits.iter().copied()).collect();
+        let committed: HashSet<TxId> = logs
+            .iter()
+            .flat_map(|l| l.commits.iter().copied())
+            .collect();
         let max_id = logs
             .iter()
-            .flat_map(|l| l.parts.iter().map(|p| p.id).chain(l.commits.iter().copied()))
+            .flat_map(|l| {
+                l.parts
+                    .iter()
+                    .map(|p| p.id)
+                    .chain(l.commits.iter().copied())
+            })
             .map(|id| id.0)
             .max()
             .unwrap_or(0);
@@ -210,7 +220,11 @@ fn read_shard(dir: &Path) -> Result<ShardLog, StoreError> {
     let mut segments = Vec::new();
     for entry in entries {
         let entry = entry.map_err(io_error(format!("listing {}", dir.display())))?;
-        if let Some(number) = entry.file_name().to_str().and_then(SegmentNo::from_file_name) {
+        if let Some(number) = entry
+            .file_name()
+            .to_str()
+            .and_then(SegmentNo::from_file_name)
+        {
             segments.push(number);
         }
     }
@@ -220,7 +234,11 @@ fn read_shard(dir: &Path) -> Result<ShardLog, StoreError> {
         let data = match fs::read(&path) {
             Ok(data) => data,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(io_error(format!("reading WAL segment {}", path.display()))(e)),
+            Err(e) => {
+                return Err(io_error(format!("reading WAL segment {}", path.display()))(
+                    e,
+                ))
+            }
         };
         for (_, record) in SegmentReader::new(&data) {
             log.note(&record);
@@ -263,10 +281,19 @@ mod tests {
         let outcomes = TxOutcomes::judge(&[coordinator, participant]);
         let (c, p) = (outcomes.shard(0), outcomes.shard(1));
         assert!(!c.skips(SeqNo(11)));
-        assert!(c.unresolved.is_empty(), "the coordinator's own commit resolves it");
-        assert!(!p.skips(SeqNo(3)) && !p.skips(SeqNo(4)), "transaction 7 committed");
+        assert!(
+            c.unresolved.is_empty(),
+            "the coordinator's own commit resolves it"
+        );
+        assert!(
+            !p.skips(SeqNo(3)) && !p.skips(SeqNo(4)),
+            "transaction 7 committed"
+        );
         assert_eq!(p.unresolved, vec![TxId(7)]);
-        assert!(p.skips(SeqNo(5)) && p.skips(SeqNo(6)), "transaction 8 never committed");
+        assert!(
+            p.skips(SeqNo(5)) && p.skips(SeqNo(6)),
+            "transaction 8 never committed"
+        );
         assert!(!p.skips(SeqNo(7)));
         assert_eq!(outcomes.next_id(), 9);
     }

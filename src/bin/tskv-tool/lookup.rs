@@ -111,7 +111,13 @@ pub fn get(data_dir: &Path, key: &[u8]) -> Result<GetReport, ToolError> {
         .unwrap_or(0);
     // Writes of a transaction across shards count only if some shard committed it.
     let outcome = tskv::datadir::tx_outcomes(data_dir, shard_count)?.shard(shard);
-    report.found = find_in_wal(&dir, wal_start, key, (tables_last_seq, &outcome), &mut report)?;
+    report.found = find_in_wal(
+        &dir,
+        wal_start,
+        key,
+        (tables_last_seq, &outcome),
+        &mut report,
+    )?;
     if report.found.is_none() {
         report.found = find_in_tables(version, key)?;
     }

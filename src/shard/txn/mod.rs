@@ -54,13 +54,16 @@ use crate::base::SeqNo;
 use crate::command::SetCondition;
 use crate::wal::tx::TxId;
 
+/// An owned key.
+pub(super) type Key = Box<[u8]>;
+
 /// What a coordinated transaction does with its runs' results.
 #[derive(Debug)]
 pub(super) enum Plan {
     /// `EXEC`: one run of every queued op; the reply is their results.
     Exec,
     /// `MSETNX`: whether any key exists, then, if none does, set them all.
-    MSetNx(Vec<(Box<[u8]>, Box<[u8]>)>),
+    MSetNx(Vec<(Key, Key)>),
     /// `RENAME` / `RENAMENX` (`nx`): read both keys, then move the value and its deadline.
     Rename {
         /// The key renamed.
@@ -363,7 +366,9 @@ impl Shard {
         }
         let results: Vec<OpResult> = std::mem::take(&mut tx.results)
             .into_iter()
-            .map(|r| r.unwrap_or_else(|| OpResult::Err("ERR internal error: missing result".into())))
+            .map(|r| {
+                r.unwrap_or_else(|| OpResult::Err("ERR internal error: missing result".into()))
+            })
             .collect();
         let next = match (&tx.plan, tx.second_run) {
             (Plan::Exec, _) => Err(OpResult::Batch(results)),
@@ -500,10 +505,7 @@ fn ops_of(ops: &[OwnedOp], shard: ShardId, shards: usize) -> Vec<(u32, OwnedOp)>
 }
 
 /// `MSETNX` after its reads: the sets if no key exists, else its reply (0) or an error.
-fn msetnx_next(
-    pairs: &[(Box<[u8]>, Box<[u8]>)],
-    results: &[OpResult],
-) -> Result<Vec<OwnedOp>, OpResult> {
+fn msetnx_next(pairs: &[(Key, Key)], results: &[OpResult]) -> Result<Vec<OwnedOp>, OpResult> {
     for result in results {
         match result {
             OpResult::Int(0) => {}

@@ -25,8 +25,8 @@ type BeforeImage = Option<(Vec<u8>, Option<u64>)>;
 pub(in crate::shard) struct Participant {
     /// Locked keys and the transaction holding each.
     held: HashMap<Box<[u8]>, TxId>,
-    /// Lock requests waiting, oldest first: coordinator, transaction, keys.
-    waiting: VecDeque<(ShardId, TxId, Vec<Box<[u8]>>)>,
+    /// Lock requests waiting, oldest first.
+    waiting: VecDeque<LockRequest>,
     /// The transactions holding locks here.
     parts: HashMap<TxId, Part>,
     /// Requests from each shard set aside behind a locked key, in arrival order.
@@ -35,6 +35,9 @@ pub(in crate::shard) struct Participant {
     /// sequence number) is durable, in order.
     unlock_after: VecDeque<(SeqNo, Vec<Box<[u8]>>)>,
 }
+
+/// A lock request: the coordinator, the transaction, its keys here.
+type LockRequest = (ShardId, TxId, Vec<super::Key>);
 
 /// One transaction's part on this shard.
 #[derive(Debug, Default)]
@@ -72,7 +75,9 @@ impl Participant {
 
     /// Whether nothing is locked, waiting or parked (the shard may stop).
     pub(in crate::shard) fn is_idle(&self) -> bool {
-        self.held.is_empty() && self.waiting.is_empty() && self.parked.iter().all(VecDeque::is_empty)
+        self.held.is_empty()
+            && self.waiting.is_empty()
+            && self.parked.iter().all(VecDeque::is_empty)
     }
 
     /// Whether `keys` can be locked now: none held, none wanted by an earlier waiter.
@@ -175,12 +180,10 @@ impl Shard {
         for key in op.user_keys() {
             match self.series.directory.contains(&self.store, key) {
                 Ok(false) => {}
-                Ok(true) => {
-                    return Some(format!(
-                        "ERR tskv cannot change the time series '{}' in a transaction across shards",
-                        String::from_utf8_lossy(key)
-                    ))
-                }
+                Ok(true) => return Some(format!(
+                    "ERR tskv cannot change the time series '{}' in a transaction across shards",
+                    String::from_utf8_lossy(key)
+                )),
                 Err(e) => return Some(format!("ERR storage error: {e}")),
             }
         }
@@ -205,8 +208,10 @@ impl Shard {
             new.push((key.to_vec(), image));
         }
         if let Some(part) = self.txp.parts.get_mut(&id) {
-            part.before
-                .extend(new.into_iter().map(|(k, image)| (k.into_boxed_slice(), image)));
+            part.before.extend(
+                new.into_iter()
+                    .map(|(k, image)| (k.into_boxed_slice(), image)),
+            );
         }
     }
 
