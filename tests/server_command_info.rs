@@ -236,7 +236,7 @@ fn map_value(map: &[u8], field: &str) -> Option<String> {
 }
 
 /// `COMMAND DOCS` (RESP3 and RESP2) gives each shared command Redis 7.0's summary, first
-/// version, group and complexity, byte for byte; every time-series command has all four
+/// version, group and complexity, and a deprecated one's deprecation, byte for byte; every time-series command has all four
 /// non-empty, with `module: timeseries`.
 #[test]
 fn docs_match_redis() {
@@ -254,6 +254,8 @@ fn docs_match_redis() {
 }
 
 const DOCS_FIELDS: [&str; 4] = ["summary", "since", "group", "complexity"];
+/// Given by Redis 7.0 (and tskv) for a deprecated command only.
+const DEPRECATION_FIELDS: [&str; 3] = ["doc_flags", "deprecated_since", "replaced_by"];
 
 fn compare_docs(theirs: &mut Frames, ours: &mut Frames, protocol: &str) {
     let names = tskv_command_names(ours);
@@ -276,6 +278,17 @@ fn compare_docs(theirs: &mut Frames, ours: &mut Frames, protocol: &str) {
                 doc(ours, field),
                 doc(theirs, field),
                 "COMMAND DOCS {name}: {field} (RESP{protocol})"
+            );
+        }
+        let field = |conn: &mut Frames, field: &str| {
+            let items = elements(&conn.request(&["COMMAND", "DOCS", name]));
+            map_value(&items[1], field)
+        };
+        for deprecation in DEPRECATION_FIELDS {
+            assert_eq!(
+                field(ours, deprecation),
+                field(theirs, deprecation),
+                "COMMAND DOCS {name}: {deprecation} (RESP{protocol})"
             );
         }
         compared += 1;

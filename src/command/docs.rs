@@ -16,6 +16,9 @@ pub struct CommandDocs {
     pub since: &'static str,
     /// Its time complexity, in words.
     pub complexity: &'static str,
+    /// For a deprecated command, the version that deprecated it and what replaces it
+    /// (Redis's `deprecated_since` and `replaced_by`, with `doc_flags: [deprecated]`).
+    pub deprecated: Option<(&'static str, &'static str)>,
 }
 
 const fn docs(summary: &'static str, since: &'static str, complexity: &'static str) -> CommandDocs {
@@ -23,6 +26,17 @@ const fn docs(summary: &'static str, since: &'static str, complexity: &'static s
         summary,
         since,
         complexity,
+        deprecated: None,
+    }
+}
+
+impl CommandDocs {
+    /// The same documentation, marked deprecated `since`, replaced by `replaced_by`.
+    const fn deprecated(self, since: &'static str, replaced_by: &'static str) -> Self {
+        Self {
+            deprecated: Some((since, replaced_by)),
+            ..self
+        }
     }
 }
 
@@ -179,7 +193,7 @@ impl CommandKind {
                 "Set the string value of a key and return its old value",
                 "1.0.0",
                 "O(1)",
-            ),
+            ).deprecated("6.2.0", "`SET` with the `!GET` argument"),
             Self::GetDel => docs(
                 "Get the value of a key and delete the key",
                 "6.2.0",

@@ -70,7 +70,8 @@ pub fn command_reply(out: &mut Vec<u8>, proto: Protocol, sub: &CommandSub<'_>) {
 
 /// `COMMAND DOCS [name...]`: a map from each known named command (every command without
 /// names) to its documentation in Redis 7.0's shape: `summary`, `since`, `group` and
-/// `complexity` ([`CommandKind::docs`], [`CommandKind::group`]); RedisTimeSeries's commands
+/// `complexity` ([`CommandKind::docs`], [`CommandKind::group`]), and for a deprecated one
+/// `doc_flags`, `deprecated_since` and `replaced_by`; RedisTimeSeries's commands
 /// say `group: module` and `module: timeseries`, as Redis shows a module's. Redis's
 /// `arguments`, `history` and `subcommands` are not given.
 fn docs(out: &mut Vec<u8>, proto: Protocol, names: &[&[u8]]) {
@@ -87,7 +88,8 @@ fn docs(out: &mut Vec<u8>, proto: Protocol, names: &[&[u8]]) {
         resp::bulk(out, kind.name().as_bytes());
         let module = kind.is_series();
         let docs = kind.docs();
-        resp3::map_header(out, proto, if module { 5 } else { 4 });
+        let fields = 4 + usize::from(module) + if docs.deprecated.is_some() { 3 } else { 0 };
+        resp3::map_header(out, proto, fields);
         for (field, value) in [
             ("summary", docs.summary),
             ("since", docs.since),
@@ -100,6 +102,14 @@ fn docs(out: &mut Vec<u8>, proto: Protocol, names: &[&[u8]]) {
         if module {
             resp::bulk(out, b"module");
             resp::bulk(out, b"timeseries");
+        }
+        if let Some((since, replaced_by)) = docs.deprecated {
+            resp::bulk(out, b"doc_flags");
+            status_set(out, proto, &["deprecated"]);
+            resp::bulk(out, b"deprecated_since");
+            resp::bulk(out, since.as_bytes());
+            resp::bulk(out, b"replaced_by");
+            resp::bulk(out, replaced_by.as_bytes());
         }
     }
 }
