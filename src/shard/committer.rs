@@ -163,7 +163,8 @@ impl Committer {
 
     /// Group commit: submits the WAL records gathered since the last batch as one write
     /// (and one linked fdatasync with `--fsync always`), if there is room and the write
-    /// slowdown does not hold them back ([`super::slowdown`]).
+    /// slowdown does not hold them back ([`super::slowdown`]; a stopping shard, `draining`,
+    /// is not held: its last writes go out at once, so a shutdown waits for no delay).
     ///
     /// # Errors
     /// The reason to poison the shard.
@@ -171,11 +172,16 @@ impl Committer {
         &mut self,
         ring: &mut Ring,
         store: &mut ShardStore,
+        draining: bool,
     ) -> Result<(), String> {
         if !self.has_wal_room() {
             return Ok(());
         }
-        let depth_tables = store.level0_slowdown_depth_tables();
+        let depth_tables = if draining {
+            0
+        } else {
+            store.level0_slowdown_depth_tables()
+        };
         if store.has_pending_wal() && self.slowdown.holds(depth_tables, Instant::now()) {
             return Ok(());
         }

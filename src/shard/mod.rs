@@ -389,7 +389,7 @@ impl Shard {
         }
         let started = self
             .committer
-            .group_commit(&mut self.ring, &mut self.store)
+            .group_commit(&mut self.ring, &mut self.store, self.draining)
             .and_then(|()| self.committer.start_flush(&mut self.ring, &mut self.store))
             .and_then(|()| {
                 self.committer
