@@ -5,8 +5,8 @@
 //! meanwhile, and the slowdown is counted in `INFO persistence` and on `/metrics`.
 //!
 //! Method: one shard with compaction paused (`TSKV_FAULT_COMPACTION_PAUSED`), so level 0
-//! only grows: `SET` + `SAVE` rounds put it 4 tables into the band. A 4 MiB write then
-//! makes the next batch wait about a second (4 MiB at 16 MiB/s, times 4 tables of depth).
+//! only grows: `SET` + `SAVE` rounds put it 4 tables into the band. An 8 MiB write then
+//! makes the next batch wait about 2 s (8 MiB at 16 MiB/s, times 4 tables of depth).
 //! A second write is sent and, on another connection, `INFO` is polled until it shows that
 //! write's hold begun and not ended (`write_slowdowns` one up, `write_slowdown_us`
 //! unchanged, since the time is added when a hold ends): that `INFO`, and a `GET` right
@@ -88,7 +88,7 @@ fn writes_in_the_slowdown_band_wait_while_reads_are_answered() {
     assert_eq!(number(&before, "l0_sstables"), tables as u64, "{before}");
 
     // A large batch in the band sets a long delay for the next one.
-    let big = "b".repeat(4 << 20);
+    let big = "b".repeat(8 << 20);
     assert_eq!(writer.request(&["SET", "big", &big]), b"+OK\r\n");
     let settled = info(&mut reader);
     let (slowdowns, slowdown_us) = (
