@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod client;
+pub mod docs;
 pub mod expiry;
 pub mod keyspec;
 pub mod kind;
@@ -19,6 +20,7 @@ pub mod strings;
 
 pub use admin::AdminCommand;
 pub use client::{ClientSub, HelloArgs};
+pub use docs::CommandDocs;
 pub use kind::CommandKind;
 pub use server::{CommandSub, KeyQuery, ServerCommand};
 pub use strings::StringOp;

@@ -84,6 +84,33 @@ pub struct CompactionOptions {
 /// default ratio (`level0_stop_writes_trigger` 36 for a trigger of 4). Without it, a write
 /// load faster than compaction would grow level 0, and the cost of every read, forever.
 pub const L0_STOP_TABLES_PER_TRIGGER: usize = 9;
+/// Writes slow down (a write slowdown) while level 0 holds at least this many times
+/// [`CompactionOptions::l0_trigger_tables`] tables, before they stop: RocksDB's default
+/// ratio (`level0_slowdown_writes_trigger` 20 for a trigger of 4). In the band from here to
+/// the stop, each WAL batch makes the next one wait ([`write_slowdown_delay`]), so a write
+/// load faster than compaction is slowed gradually instead of hitting the wall at once.
+pub const L0_SLOWDOWN_TABLES_PER_TRIGGER: usize = 5;
+const _: () = assert!(L0_SLOWDOWN_TABLES_PER_TRIGGER < L0_STOP_TABLES_PER_TRIGGER);
+/// In the slowdown band, the least wait after a WAL batch per level-0 table at or above the
+/// slowdown threshold: 1 ms at the threshold, 16 ms at the stop of the default options.
+pub const WRITE_SLOWDOWN_DELAY_US_PER_TABLE: u64 = 1_000;
+/// In the slowdown band, the write rate allowed at the slowdown threshold, divided by the
+/// tables at or above it: RocksDB's default `delayed_write_rate`, 16 MiB/s.
+pub const WRITE_SLOWDOWN_RATE_BYTES_PER_S: u64 = 16 << 20;
+
+/// How long the next WAL batch waits after one of `batch_bytes` was submitted while level 0
+/// held `depth_tables` tables at or above the slowdown threshold (0: not in the band, no
+/// wait). Both the floor ([`WRITE_SLOWDOWN_DELAY_US_PER_TABLE`]) and the byte cost at
+/// [`WRITE_SLOWDOWN_RATE_BYTES_PER_S`] grow linearly with the depth, so the deeper level 0
+/// is, the slower writes go, whether they come as many small batches or few large ones.
+pub fn write_slowdown_delay(depth_tables: usize, batch_bytes: usize) -> std::time::Duration {
+    let depth = depth_tables as u64;
+    let rate_us = (batch_bytes as u64).saturating_mul(1_000_000) / WRITE_SLOWDOWN_RATE_BYTES_PER_S;
+    let us = WRITE_SLOWDOWN_DELAY_US_PER_TABLE
+        .max(rate_us)
+        .saturating_mul(depth);
+    std::time::Duration::from_micros(us)
+}
 /// Default for [`CompactionOptions::l0_trigger_tables`]: 4 tables, as LevelDB and RocksDB.
 pub const L0_TRIGGER_TABLES_DEFAULT: usize = 4;
 /// Default for [`CompactionOptions::level1_target_bytes`]: 256 MiB, as RocksDB's

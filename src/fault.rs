@@ -10,6 +10,7 @@
 //! | `TSKV_FAULT_FALLOCATE_EOPNOTSUPP=1` | `fallocate` fails with `EOPNOTSUPP`, as on FUSE and some network file systems |
 //! | `TSKV_FAULT_FDATASYNC_EIO=<i>:<n>` | the `n`th fdatasync completion (from 1; WAL, SSTable and periodic alike) of shard `i`'s ring reports `EIO` |
 //! | `TSKV_FAULT_WRITE_EIO=<i>:<n>` | the `n`th write completion (WAL batches and SSTables) of shard `i`'s ring reports `EIO` |
+//! | `TSKV_FAULT_COMPACTION_PAUSED=1` | the compaction core starts no compaction (flushes are still installed), so level 0 only grows |
 //!
 //! The ring faults replace the result of a completion that really happened, as a disk
 //! error reported at completion does: the bytes may well be on disk, but the shard must
@@ -31,6 +32,8 @@ pub const FDATASYNC_EIO_VAR: &str = "TSKV_FAULT_FDATASYNC_EIO";
 /// Environment variable: `<shard>:<n>`, the `n`th write completion of the shard's ring
 /// fails with `EIO`.
 pub const WRITE_EIO_VAR: &str = "TSKV_FAULT_WRITE_EIO";
+/// Environment variable: `1` makes the compaction core start no compaction.
+pub const COMPACTION_PAUSED_VAR: &str = "TSKV_FAULT_COMPACTION_PAUSED";
 
 /// The faults switched on, read from the environment at first use.
 #[derive(Debug, Default)]
@@ -41,6 +44,7 @@ struct Faults {
     fallocate_eopnotsupp: bool,
     fdatasync_eio: Option<(usize, u64)>,
     write_eio: Option<(usize, u64)>,
+    compaction_paused: bool,
 }
 
 fn faults() -> &'static Faults {
@@ -54,6 +58,7 @@ fn faults() -> &'static Faults {
             fallocate_eopnotsupp: std::env::var(FALLOCATE_EOPNOTSUPP_VAR).is_ok_and(|v| v == "1"),
             fdatasync_eio: shard_and_count(FDATASYNC_EIO_VAR),
             write_eio: shard_and_count(WRITE_EIO_VAR),
+            compaction_paused: std::env::var(COMPACTION_PAUSED_VAR).is_ok_and(|v| v == "1"),
         };
         if faults.shard_panic.is_some()
             || faults.shard_open_hang.is_some()
@@ -61,6 +66,7 @@ fn faults() -> &'static Faults {
             || faults.fallocate_eopnotsupp
             || faults.fdatasync_eio.is_some()
             || faults.write_eio.is_some()
+            || faults.compaction_paused
         {
             tracing::warn!("fault injection is on: {faults:?}");
         }
@@ -86,6 +92,11 @@ pub fn shard_stop_hangs(index: usize) -> bool {
 /// Whether `fallocate` must fail with `EOPNOTSUPP`.
 pub fn fallocate_unsupported() -> bool {
     faults().fallocate_eopnotsupp
+}
+
+/// Whether the compaction core must start no compaction.
+pub fn compaction_paused() -> bool {
+    faults().compaction_paused
 }
 
 /// Parses `<shard>:<n>` from `var`; `None` if unset or malformed.

@@ -148,7 +148,7 @@ type Family = (&'static str, &'static str, fn(&ShardMetrics) -> &AtomicU64);
 pub fn render(shared: &Shared) -> String {
     let m = &shared.metrics[..];
     let mut out = String::new();
-    let counters: [Family; 20] = [
+    let counters: [Family; 22] = [
         (
             "tskv_connections_total",
             "Client connections accepted.",
@@ -240,6 +240,16 @@ pub fn render(shared: &Shared) -> String {
             "tskv_write_stall_microseconds_total",
             "Microseconds writes spent stalled, over the stalls that ended.",
             |s| &s.write_stall_us,
+        ),
+        (
+            "tskv_write_slowdowns_total",
+            "Times a WAL batch was held back because level 0 was in the slowdown band.",
+            |s| &s.write_slowdowns,
+        ),
+        (
+            "tskv_write_slowdown_microseconds_total",
+            "Microseconds WAL batches were held back by the write slowdown, over holds that ended.",
+            |s| &s.write_slowdown_us,
         ),
     ];
     for (name, help, field) in counters {

@@ -8,7 +8,8 @@
 //! and the ACL categories; tskv's flags must be a subset of Redis's; the same for each
 //! subcommand tskv lists (`memory|usage`, `object|encoding`, ...). Then compare `COMMAND
 //! GETKEYS` and the subcommands' errors, and check the time-series commands, which Redis
-//! does not have, for their specs.
+//! does not have, for their specs. `COMMAND DOCS`: the summary, first version, group and
+//! complexity of every shared command, byte for byte.
 
 mod common;
 
@@ -234,15 +235,30 @@ fn map_value(map: &[u8], field: &str) -> Option<String> {
     Some(String::from_utf8_lossy(&items[at * 2 + 1]).into_owned())
 }
 
+/// `COMMAND DOCS` (RESP3 and RESP2) gives each shared command Redis 7.0's summary, first
+/// version, group and complexity, and a deprecated one's deprecation, byte for byte; every time-series command has all four
+/// non-empty, with `module: timeseries`.
 #[test]
-fn docs_groups_match_redis() {
+fn docs_match_redis() {
     let redis = RedisServer::start();
     let tskv = TestServer::start(&["--shards", "2"]);
-    let mut theirs = Frames::connect(redis.port);
-    let mut ours = Frames::connect(tskv.port());
-    theirs.request(&["HELLO", "3"]);
-    ours.request(&["HELLO", "3"]);
-    let names = tskv_command_names(&mut ours);
+    for protocol in ["3", "2"] {
+        let mut theirs = Frames::connect(redis.port);
+        let mut ours = Frames::connect(tskv.port());
+        if protocol == "3" {
+            theirs.request(&["HELLO", "3"]);
+            ours.request(&["HELLO", "3"]);
+        }
+        compare_docs(&mut theirs, &mut ours, protocol);
+    }
+}
+
+const DOCS_FIELDS: [&str; 4] = ["summary", "since", "group", "complexity"];
+/// Given by Redis 7.0 (and tskv) for a deprecated command only.
+const DEPRECATION_FIELDS: [&str; 3] = ["doc_flags", "deprecated_since", "replaced_by"];
+
+fn compare_docs(theirs: &mut Frames, ours: &mut Frames, protocol: &str) {
+    let names = tskv_command_names(ours);
     let all = ours.request(&["COMMAND", "DOCS"]);
     assert_eq!(
         elements(&all).len(),
@@ -251,24 +267,48 @@ fn docs_groups_match_redis() {
     );
     let mut compared = 0;
     for name in names.iter().filter(|n| !n.starts_with("ts.")) {
-        let doc = |conn: &mut Frames| {
+        let doc = |conn: &mut Frames, field: &str| {
             let reply = conn.request(&["COMMAND", "DOCS", name]);
             let items = elements(&reply);
             assert_eq!(items.len(), 2, "{name}: one entry");
-            map_value(&items[1], "group").expect("a group")
+            map_value(&items[1], field).unwrap_or_else(|| panic!("{name}: no {field}"))
         };
-        assert_eq!(
-            doc(&mut ours),
-            doc(&mut theirs),
-            "COMMAND DOCS {name}: group"
-        );
+        for field in DOCS_FIELDS {
+            assert_eq!(
+                doc(ours, field),
+                doc(theirs, field),
+                "COMMAND DOCS {name}: {field} (RESP{protocol})"
+            );
+        }
+        let field = |conn: &mut Frames, field: &str| {
+            let items = elements(&conn.request(&["COMMAND", "DOCS", name]));
+            map_value(&items[1], field)
+        };
+        for deprecation in DEPRECATION_FIELDS {
+            assert_eq!(
+                field(ours, deprecation),
+                field(theirs, deprecation),
+                "COMMAND DOCS {name}: {deprecation} (RESP{protocol})"
+            );
+        }
         compared += 1;
     }
-    assert!(compared > 40);
+    assert!(compared > 60, "{compared} commands compared");
+    for name in names.iter().filter(|n| n.starts_with("ts.")) {
+        let entry = elements(&ours.request(&["COMMAND", "DOCS", name]));
+        for field in DOCS_FIELDS {
+            let value = map_value(&entry[1], field).unwrap_or_else(|| panic!("{name}: {field}"));
+            assert!(!value.starts_with("$0\r\n"), "{name}: empty {field}");
+        }
+    }
     let ts = elements(&ours.request(&["COMMAND", "DOCS", "ts.add", "nosuch"]));
     assert_eq!(ts.len(), 2, "unknown names are left out, as Redis does");
     assert_eq!(
         map_value(&ts[1], "module").as_deref(),
         Some("$10\r\ntimeseries\r\n")
+    );
+    assert_eq!(
+        map_value(&ts[1], "group").as_deref(),
+        Some("$6\r\nmodule\r\n")
     );
 }

@@ -290,15 +290,25 @@ fn a_crash_at_any_point_of_a_compaction_keeps_every_key() {
 
 /// Writes stop while level 0 is [`tskv::config::L0_STOP_TABLES_PER_TRIGGER`] times its
 /// trigger deep (compaction has fallen behind), the stall is counted, and a compaction
-/// lets them go on and ends it.
+/// lets them go on and ends it. Before the stop, from
+/// [`tskv::config::L0_SLOWDOWN_TABLES_PER_TRIGGER`] times the trigger, the slowdown band's
+/// depth grows by one per table (the shard delays WAL batches by it), and compaction ends
+/// it too.
 #[test]
 fn a_deep_level_0_stalls_writes_until_compaction_catches_up() {
     let dir = tempfile::tempdir().unwrap();
     let opts = options();
     let mut store = ShardStore::open(dir.path(), &opts).unwrap();
     let stop = opts.compaction.l0_trigger_tables * tskv::config::L0_STOP_TABLES_PER_TRIGGER;
+    let slowdown = opts.compaction.l0_trigger_tables * tskv::config::L0_SLOWDOWN_TABLES_PER_TRIGGER;
     // One flushed table per round, never compacted.
     for round in 0..stop {
+        let depth = if round < slowdown {
+            0
+        } else {
+            round - slowdown + 1
+        };
+        assert_eq!(store.level0_slowdown_depth_tables(), depth, "round {round}");
         assert!(
             store.can_accept_writes(),
             "round {round}: level 0 has {} tables",
@@ -314,6 +324,11 @@ fn a_deep_level_0_stalls_writes_until_compaction_catches_up() {
     assert_eq!(store.write_stalls().0, 1);
     store.compact_sync().unwrap();
     assert!(store.can_accept_writes(), "compaction made room");
+    assert_eq!(
+        store.level0_slowdown_depth_tables(),
+        0,
+        "and ended the slowdown"
+    );
     assert_eq!(store.stats().level_tables[0], 0);
     let (stalls, stalled_us) = store.write_stalls();
     assert_eq!(stalls, 1);

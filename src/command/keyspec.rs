@@ -320,47 +320,6 @@ impl CommandKind {
         categories.sort_by_key(rank);
         categories
     }
-
-    fn acl_group(self) -> Option<&'static str> {
-        match self {
-            Self::Ping
-            | Self::Echo
-            | Self::Quit
-            | Self::Hello
-            | Self::Select
-            | Self::Auth
-            | Self::Command
-            | Self::Wait => Some("@connection"),
-            Self::Multi | Self::Exec | Self::Discard | Self::Watch | Self::Unwatch => {
-                Some("@transaction")
-            }
-            Self::Del
-            | Self::Exists
-            | Self::Unlink
-            | Self::Touch
-            | Self::Type
-            | Self::DbSize
-            | Self::Scan
-            | Self::Keys
-            | Self::RandomKey
-            | Self::Expire
-            | Self::PExpire
-            | Self::ExpireAt
-            | Self::PExpireAt
-            | Self::Ttl
-            | Self::PTtl
-            | Self::ExpireTime
-            | Self::PExpireTime
-            | Self::Persist
-            | Self::Rename
-            | Self::RenameNx
-            | Self::FlushDb
-            | Self::FlushAll => Some("@keyspace"),
-            kind if !kind.key_specs().is_empty() && !kind.is_series() => Some("@string"),
-            kind if kind.is_series() => Some("@timeseries"),
-            _ => None,
-        }
-    }
 }
 
 /// The legacy `(first key, last key, step)` of a set of specs, as Redis 7 derives it

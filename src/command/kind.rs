@@ -1,6 +1,7 @@
-//! The command table: every command tskv knows ([`CommandKind`]), with its name, arity
-//! and flags as Redis's `COMMAND` reports them. Key specifications live in
-//! [`super::keyspec`], documentation groups in [`super::list`].
+//! The command table: every command tskv knows ([`CommandKind`]), one row each with its
+//! name, arity and flags as Redis's `COMMAND` reports them, its documentation group and
+//! its ACL group category. Key specifications live in [`super::keyspec`], documentation
+//! text in [`super::docs`], README's list in [`super::list`].
 
 /// The commands tskv knows, for per-command statistics (`INFO commandstats`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,248 +175,181 @@ pub enum CommandKind {
     FlushAll,
 }
 
+/// One row of the command table: what `COMMAND` and `COMMAND DOCS` say of a command,
+/// but its key specifications ([`super::keyspec`]) and its documentation text
+/// ([`super::docs`]).
+struct Row {
+    kind: CommandKind,
+    /// Lower-case name.
+    name: &'static str,
+    /// Redis's arity convention (see [`CommandKind::arity`]).
+    arity: i32,
+    /// Redis's flag names.
+    flags: &'static [&'static str],
+    /// Redis's documentation group (see [`CommandKind::group`]).
+    group: &'static str,
+    /// The ACL category of the command's group, if any (`@keyspace`, `@string`, ...).
+    acl_group: Option<&'static str>,
+}
+
+const fn row(
+    kind: CommandKind,
+    name: &'static str,
+    arity: i32,
+    flags: &'static [&'static str],
+    group: &'static str,
+    acl_group: Option<&'static str>,
+) -> Row {
+    Row {
+        kind,
+        name,
+        arity,
+        flags,
+        group,
+        acl_group,
+    }
+}
+
+type Kind = CommandKind;
+
+/// The command table, one row per command in `repr` order (checked at compile time).
+#[rustfmt::skip]
+const TABLE: [Row; 83] = [
+    row(Kind::Ping, "ping", -1, &["fast"], "connection", Some("@connection")),
+    row(Kind::Echo, "echo", 2, &["fast"], "connection", Some("@connection")),
+    row(Kind::Quit, "quit", -1, &["fast"], "connection", Some("@connection")),
+    row(Kind::Hello, "hello", -1, &["fast"], "connection", Some("@connection")),
+    row(Kind::Select, "select", 2, &["fast"], "connection", Some("@connection")),
+    row(Kind::Client, "client", -2, &[], "connection", None),
+    row(Kind::Command, "command", -1, &[], "server", Some("@connection")),
+    // CONFIG and the other containers: Redis 7 flags their subcommands, not them.
+    row(Kind::Config, "config", -2, &[], "server", None),
+    row(Kind::Set, "set", -3, &["write", "denyoom"], "string", Some("@string")),
+    row(Kind::Get, "get", 2, &["readonly", "fast"], "string", Some("@string")),
+    row(Kind::Del, "del", -2, &["write"], "generic", Some("@keyspace")),
+    row(Kind::Exists, "exists", -2, &["readonly", "fast"], "generic", Some("@keyspace")),
+    row(Kind::MGet, "mget", -2, &["readonly", "fast"], "string", Some("@string")),
+    row(Kind::MSet, "mset", -3, &["write", "denyoom"], "string", Some("@string")),
+    row(Kind::DbSize, "dbsize", 1, &["readonly", "fast"], "server", Some("@keyspace")),
+    row(Kind::Info, "info", -1, &[], "server", None),
+    row(Kind::Shutdown, "shutdown", -1, &["admin"], "server", None),
+    row(Kind::Scan, "scan", -2, &["readonly"], "generic", Some("@keyspace")),
+    row(Kind::Keys, "keys", 2, &["readonly"], "generic", Some("@keyspace")),
+    row(Kind::Type, "type", 2, &["readonly", "fast"], "generic", Some("@keyspace")),
+    row(Kind::Incr, "incr", 2, &["write", "denyoom", "fast"], "string", Some("@string")),
+    row(Kind::Decr, "decr", 2, &["write", "denyoom", "fast"], "string", Some("@string")),
+    row(Kind::IncrBy, "incrby", 3, &["write", "denyoom", "fast"], "string", Some("@string")),
+    row(Kind::DecrBy, "decrby", 3, &["write", "denyoom", "fast"], "string", Some("@string")),
+    row(Kind::IncrByFloat, "incrbyfloat", 3, &["write", "denyoom", "fast"], "string", Some("@string")),
+    row(Kind::Append, "append", 3, &["write", "denyoom", "fast"], "string", Some("@string")),
+    row(Kind::StrLen, "strlen", 2, &["readonly", "fast"], "string", Some("@string")),
+    row(Kind::GetRange, "getrange", 4, &["readonly"], "string", Some("@string")),
+    row(Kind::SetRange, "setrange", 4, &["write", "denyoom"], "string", Some("@string")),
+    row(Kind::GetSet, "getset", 3, &["write", "denyoom", "fast"], "string", Some("@string")),
+    row(Kind::GetDel, "getdel", 2, &["write", "fast"], "string", Some("@string")),
+    row(Kind::SetNx, "setnx", 3, &["write", "denyoom", "fast"], "string", Some("@string")),
+    row(Kind::MSetNx, "msetnx", -3, &["write", "denyoom"], "string", Some("@string")),
+    row(Kind::Rename, "rename", 3, &["write"], "generic", Some("@keyspace")),
+    row(Kind::RenameNx, "renamenx", 3, &["write", "fast"], "generic", Some("@keyspace")),
+    row(Kind::Unlink, "unlink", -2, &["write", "fast"], "generic", Some("@keyspace")),
+    row(Kind::Touch, "touch", -2, &["readonly", "fast"], "generic", Some("@keyspace")),
+    row(Kind::RandomKey, "randomkey", 1, &["readonly"], "generic", Some("@keyspace")),
+    row(Kind::Multi, "multi", 1, &["fast"], "transactions", Some("@transaction")),
+    row(Kind::Exec, "exec", 1, &[], "transactions", Some("@transaction")),
+    row(Kind::Discard, "discard", 1, &["fast"], "transactions", Some("@transaction")),
+    row(Kind::Watch, "watch", -2, &["fast"], "transactions", Some("@transaction")),
+    row(Kind::Unwatch, "unwatch", 1, &["fast"], "transactions", Some("@transaction")),
+    row(Kind::Auth, "auth", -2, &["fast", "no_auth"], "connection", Some("@connection")),
+    row(Kind::SetEx, "setex", 4, &["write", "denyoom"], "string", Some("@string")),
+    row(Kind::PSetEx, "psetex", 4, &["write", "denyoom"], "string", Some("@string")),
+    row(Kind::GetEx, "getex", -2, &["write", "fast"], "string", Some("@string")),
+    row(Kind::Expire, "expire", -3, &["write", "fast"], "generic", Some("@keyspace")),
+    row(Kind::PExpire, "pexpire", -3, &["write", "fast"], "generic", Some("@keyspace")),
+    row(Kind::ExpireAt, "expireat", -3, &["write", "fast"], "generic", Some("@keyspace")),
+    row(Kind::PExpireAt, "pexpireat", -3, &["write", "fast"], "generic", Some("@keyspace")),
+    row(Kind::Ttl, "ttl", 2, &["readonly", "fast"], "generic", Some("@keyspace")),
+    row(Kind::PTtl, "pttl", 2, &["readonly", "fast"], "generic", Some("@keyspace")),
+    row(Kind::ExpireTime, "expiretime", 2, &["readonly", "fast"], "generic", Some("@keyspace")),
+    row(Kind::PExpireTime, "pexpiretime", 2, &["readonly", "fast"], "generic", Some("@keyspace")),
+    row(Kind::Persist, "persist", 2, &["write", "fast"], "generic", Some("@keyspace")),
+    // RedisTimeSeries 1.10's `RedisModule_CreateCommand` arities.
+    row(Kind::TsCreate, "ts.create", -2, &["write", "denyoom"], "timeseries", Some("@timeseries")),
+    row(Kind::TsAlter, "ts.alter", -2, &["write", "denyoom"], "timeseries", Some("@timeseries")),
+    row(Kind::TsAdd, "ts.add", -4, &["write", "denyoom"], "timeseries", Some("@timeseries")),
+    row(Kind::TsMAdd, "ts.madd", -4, &["write", "denyoom"], "timeseries", Some("@timeseries")),
+    row(Kind::TsIncrBy, "ts.incrby", -3, &["write", "denyoom"], "timeseries", Some("@timeseries")),
+    row(Kind::TsDecrBy, "ts.decrby", -3, &["write", "denyoom"], "timeseries", Some("@timeseries")),
+    row(Kind::TsDel, "ts.del", 4, &["write"], "timeseries", Some("@timeseries")),
+    row(Kind::TsGet, "ts.get", -2, &["readonly"], "timeseries", Some("@timeseries")),
+    row(Kind::TsRange, "ts.range", -4, &["readonly"], "timeseries", Some("@timeseries")),
+    row(Kind::TsRevRange, "ts.revrange", -4, &["readonly"], "timeseries", Some("@timeseries")),
+    row(Kind::TsInfo, "ts.info", -2, &["readonly"], "timeseries", Some("@timeseries")),
+    row(Kind::TsMGet, "ts.mget", -3, &["readonly"], "timeseries", Some("@timeseries")),
+    row(Kind::TsMRange, "ts.mrange", -5, &["readonly"], "timeseries", Some("@timeseries")),
+    row(Kind::TsMRevRange, "ts.mrevrange", -5, &["readonly"], "timeseries", Some("@timeseries")),
+    row(Kind::TsQueryIndex, "ts.queryindex", -2, &["readonly"], "timeseries", Some("@timeseries")),
+    row(Kind::TsCreateRule, "ts.createrule", -6, &["write"], "timeseries", Some("@timeseries")),
+    row(Kind::TsDeleteRule, "ts.deleterule", 3, &["write"], "timeseries", Some("@timeseries")),
+    row(Kind::Time, "time", 1, &["fast"], "server", None),
+    row(Kind::Wait, "wait", 3, &[], "generic", Some("@connection")),
+    row(Kind::Memory, "memory", -2, &[], "server", None),
+    row(Kind::Object, "object", -2, &[], "generic", None),
+    row(Kind::Slowlog, "slowlog", -2, &[], "server", None),
+    // Redis 7.0's flags, less those tskv has no use for (noscript, loading, stale).
+    row(Kind::Save, "save", 1, &["admin", "no_multi"], "server", None),
+    row(Kind::BgSave, "bgsave", -1, &["admin"], "server", None),
+    row(Kind::LastSave, "lastsave", 1, &["fast"], "server", None),
+    row(Kind::FlushDb, "flushdb", -1, &["write"], "server", Some("@keyspace")),
+    row(Kind::FlushAll, "flushall", -1, &["write"], "server", Some("@keyspace")),
+];
+
+const _: () = {
+    let mut i = 0;
+    while i < TABLE.len() {
+        assert!(
+            TABLE[i].kind as usize == i,
+            "TABLE rows follow the enum's order"
+        );
+        i += 1;
+    }
+};
+
 impl CommandKind {
     /// Every kind, in `repr` order.
-    pub const ALL: [CommandKind; 83] = [
-        Self::Ping,
-        Self::Echo,
-        Self::Quit,
-        Self::Hello,
-        Self::Select,
-        Self::Client,
-        Self::Command,
-        Self::Config,
-        Self::Set,
-        Self::Get,
-        Self::Del,
-        Self::Exists,
-        Self::MGet,
-        Self::MSet,
-        Self::DbSize,
-        Self::Info,
-        Self::Shutdown,
-        Self::Scan,
-        Self::Keys,
-        Self::Type,
-        Self::Incr,
-        Self::Decr,
-        Self::IncrBy,
-        Self::DecrBy,
-        Self::IncrByFloat,
-        Self::Append,
-        Self::StrLen,
-        Self::GetRange,
-        Self::SetRange,
-        Self::GetSet,
-        Self::GetDel,
-        Self::SetNx,
-        Self::MSetNx,
-        Self::Rename,
-        Self::RenameNx,
-        Self::Unlink,
-        Self::Touch,
-        Self::RandomKey,
-        Self::Multi,
-        Self::Exec,
-        Self::Discard,
-        Self::Watch,
-        Self::Unwatch,
-        Self::Auth,
-        Self::SetEx,
-        Self::PSetEx,
-        Self::GetEx,
-        Self::Expire,
-        Self::PExpire,
-        Self::ExpireAt,
-        Self::PExpireAt,
-        Self::Ttl,
-        Self::PTtl,
-        Self::ExpireTime,
-        Self::PExpireTime,
-        Self::Persist,
-        Self::TsCreate,
-        Self::TsAlter,
-        Self::TsAdd,
-        Self::TsMAdd,
-        Self::TsIncrBy,
-        Self::TsDecrBy,
-        Self::TsDel,
-        Self::TsGet,
-        Self::TsRange,
-        Self::TsRevRange,
-        Self::TsInfo,
-        Self::TsMGet,
-        Self::TsMRange,
-        Self::TsMRevRange,
-        Self::TsQueryIndex,
-        Self::TsCreateRule,
-        Self::TsDeleteRule,
-        Self::Time,
-        Self::Wait,
-        Self::Memory,
-        Self::Object,
-        Self::Slowlog,
-        Self::Save,
-        Self::BgSave,
-        Self::LastSave,
-        Self::FlushDb,
-        Self::FlushAll,
-    ];
+    pub const ALL: [CommandKind; TABLE.len()] = {
+        let mut all = [CommandKind::Ping; TABLE.len()];
+        let mut i = 0;
+        while i < TABLE.len() {
+            all[i] = TABLE[i].kind;
+            i += 1;
+        }
+        all
+    };
+
+    fn row(self) -> &'static Row {
+        &TABLE[self as usize]
+    }
 
     /// The lower-case command name, as Redis prints it in errors and `INFO commandstats`.
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Ping => "ping",
-            Self::Echo => "echo",
-            Self::Quit => "quit",
-            Self::Hello => "hello",
-            Self::Select => "select",
-            Self::Client => "client",
-            Self::Command => "command",
-            Self::Config => "config",
-            Self::Set => "set",
-            Self::Get => "get",
-            Self::Del => "del",
-            Self::Exists => "exists",
-            Self::MGet => "mget",
-            Self::MSet => "mset",
-            Self::DbSize => "dbsize",
-            Self::Info => "info",
-            Self::Shutdown => "shutdown",
-            Self::Scan => "scan",
-            Self::Keys => "keys",
-            Self::Type => "type",
-            Self::Incr => "incr",
-            Self::Decr => "decr",
-            Self::IncrBy => "incrby",
-            Self::DecrBy => "decrby",
-            Self::IncrByFloat => "incrbyfloat",
-            Self::Append => "append",
-            Self::StrLen => "strlen",
-            Self::GetRange => "getrange",
-            Self::SetRange => "setrange",
-            Self::GetSet => "getset",
-            Self::GetDel => "getdel",
-            Self::SetNx => "setnx",
-            Self::MSetNx => "msetnx",
-            Self::Rename => "rename",
-            Self::RenameNx => "renamenx",
-            Self::Unlink => "unlink",
-            Self::Touch => "touch",
-            Self::RandomKey => "randomkey",
-            Self::Multi => "multi",
-            Self::Exec => "exec",
-            Self::Discard => "discard",
-            Self::Watch => "watch",
-            Self::Unwatch => "unwatch",
-            Self::Auth => "auth",
-            Self::SetEx => "setex",
-            Self::PSetEx => "psetex",
-            Self::GetEx => "getex",
-            Self::Expire => "expire",
-            Self::PExpire => "pexpire",
-            Self::ExpireAt => "expireat",
-            Self::PExpireAt => "pexpireat",
-            Self::Ttl => "ttl",
-            Self::PTtl => "pttl",
-            Self::ExpireTime => "expiretime",
-            Self::PExpireTime => "pexpiretime",
-            Self::Persist => "persist",
-            Self::TsCreate => "ts.create",
-            Self::TsAlter => "ts.alter",
-            Self::TsAdd => "ts.add",
-            Self::TsMAdd => "ts.madd",
-            Self::TsIncrBy => "ts.incrby",
-            Self::TsDecrBy => "ts.decrby",
-            Self::TsDel => "ts.del",
-            Self::TsGet => "ts.get",
-            Self::TsRange => "ts.range",
-            Self::TsRevRange => "ts.revrange",
-            Self::TsInfo => "ts.info",
-            Self::TsMGet => "ts.mget",
-            Self::TsMRange => "ts.mrange",
-            Self::TsMRevRange => "ts.mrevrange",
-            Self::TsQueryIndex => "ts.queryindex",
-            Self::TsCreateRule => "ts.createrule",
-            Self::TsDeleteRule => "ts.deleterule",
-            Self::Time => "time",
-            Self::Wait => "wait",
-            Self::Memory => "memory",
-            Self::Object => "object",
-            Self::Slowlog => "slowlog",
-            Self::Save => "save",
-            Self::BgSave => "bgsave",
-            Self::LastSave => "lastsave",
-            Self::FlushDb => "flushdb",
-            Self::FlushAll => "flushall",
-        }
+        self.row().name
     }
 
     /// The flags `COMMAND` reports (Redis's names).
     pub fn flags(self) -> &'static [&'static str] {
-        match self {
-            Self::Ping
-            | Self::Echo
-            | Self::Quit
-            | Self::Hello
-            | Self::Select
-            | Self::Multi
-            | Self::Discard
-            | Self::Watch
-            | Self::Unwatch
-            | Self::Time => &["fast"],
-            Self::Auth => &["fast", "no_auth"],
-            Self::Client
-            | Self::Command
-            | Self::Info
-            | Self::Exec
-            | Self::Config
-            | Self::Wait
-            | Self::Memory
-            | Self::Slowlog
-            | Self::Object => &[],
-            // CONFIG is a container: Redis 7 flags its subcommands, not it.
-            Self::Shutdown => &["admin"],
-            Self::Set | Self::MSet | Self::SetRange | Self::MSetNx | Self::SetEx | Self::PSetEx => {
-                &["write", "denyoom"]
-            }
-            Self::GetEx
-            | Self::Expire
-            | Self::PExpire
-            | Self::ExpireAt
-            | Self::PExpireAt
-            | Self::Persist => &["write", "fast"],
-            Self::Ttl | Self::PTtl | Self::ExpireTime | Self::PExpireTime => &["readonly", "fast"],
-            Self::Del => &["write"],
-            Self::Incr
-            | Self::Decr
-            | Self::IncrBy
-            | Self::DecrBy
-            | Self::IncrByFloat
-            | Self::Append
-            | Self::GetSet
-            | Self::SetNx => &["write", "denyoom", "fast"],
-            Self::GetDel | Self::Unlink | Self::RenameNx => &["write", "fast"],
-            Self::Rename => &["write"],
-            Self::Get
-            | Self::Exists
-            | Self::MGet
-            | Self::DbSize
-            | Self::Type
-            | Self::StrLen
-            | Self::Touch => &["readonly", "fast"],
-            Self::Scan | Self::Keys | Self::GetRange | Self::RandomKey => &["readonly"],
-            Self::TsCreate | Self::TsAlter | Self::TsAdd | Self::TsMAdd => &["write", "denyoom"],
-            Self::TsIncrBy | Self::TsDecrBy => &["write", "denyoom"],
-            Self::TsDel | Self::TsCreateRule | Self::TsDeleteRule => &["write"],
-            Self::TsGet | Self::TsRange | Self::TsRevRange | Self::TsInfo => &["readonly"],
-            Self::TsMGet | Self::TsMRange | Self::TsMRevRange | Self::TsQueryIndex => &["readonly"],
-            // Redis 7.0's flags, less those tskv has no use for (noscript, loading, stale).
-            Self::Save => &["admin", "no_multi"],
-            Self::BgSave => &["admin"],
-            Self::LastSave => &["fast"],
-            Self::FlushDb | Self::FlushAll => &["write"],
-        }
+        self.row().flags
+    }
+
+    /// The command's group in Redis's documentation (`connection`, `generic`, `string`,
+    /// `transactions`, `server`; `timeseries` for RedisTimeSeries's).
+    pub fn group(self) -> &'static str {
+        self.row().group
+    }
+
+    /// The ACL category of the command's group (`@connection`, `@transaction`,
+    /// `@keyspace`, `@string`, `@timeseries`), if it has one.
+    pub(super) fn acl_group(self) -> Option<&'static str> {
+        self.row().acl_group
     }
 
     /// Whether the command writes, i.e. its flags name `write` (refused when the shard is
@@ -455,61 +389,7 @@ impl CommandKind {
     /// Arity in Redis's convention: `n > 0` exactly n arguments including the name,
     /// `n < 0` at least `-n`.
     pub fn arity(self) -> i32 {
-        match self {
-            Self::Ping => -1,
-            Self::Echo => 2,
-            Self::Quit => -1,
-            Self::Hello => -1,
-            Self::Select => 2,
-            Self::Client => -2,
-            Self::Command => -1,
-            Self::Config => -2,
-            Self::Set => -3,
-            Self::Get => 2,
-            Self::Del => -2,
-            Self::Exists => -2,
-            Self::MGet => -2,
-            Self::MSet => -3,
-            Self::DbSize => 1,
-            Self::Info => -1,
-            Self::Shutdown => -1,
-            Self::Scan => -2,
-            Self::Keys => 2,
-            Self::Type => 2,
-            Self::Incr | Self::Decr | Self::StrLen | Self::GetDel => 2,
-            Self::IncrBy
-            | Self::DecrBy
-            | Self::IncrByFloat
-            | Self::Append
-            | Self::GetSet
-            | Self::SetNx => 3,
-            Self::GetRange | Self::SetRange => 4,
-            Self::MSetNx => -3,
-            Self::Rename | Self::RenameNx => 3,
-            Self::Unlink | Self::Touch => -2,
-            Self::RandomKey | Self::Multi | Self::Exec | Self::Discard | Self::Unwatch => 1,
-            Self::Watch => -2,
-            Self::Auth => -2,
-            Self::SetEx | Self::PSetEx => 4,
-            Self::GetEx => -2,
-            Self::Expire | Self::PExpire | Self::ExpireAt | Self::PExpireAt => -3,
-            Self::Ttl | Self::PTtl | Self::ExpireTime | Self::PExpireTime | Self::Persist => 2,
-            // RedisTimeSeries 1.10's `RedisModule_CreateCommand` arities.
-            Self::TsCreate | Self::TsAlter | Self::TsGet | Self::TsInfo => -2,
-            Self::TsAdd | Self::TsMAdd | Self::TsRange | Self::TsRevRange => -4,
-            Self::TsIncrBy | Self::TsDecrBy => -3,
-            Self::TsDel => 4,
-            Self::TsMGet => -3,
-            Self::TsMRange | Self::TsMRevRange => -5,
-            Self::TsQueryIndex => -2,
-            Self::TsCreateRule => -6,
-            Self::TsDeleteRule => 3,
-            Self::Time => 1,
-            Self::Wait => 3,
-            Self::Memory | Self::Object | Self::Slowlog => -2,
-            Self::Save | Self::LastSave => 1,
-            Self::BgSave | Self::FlushDb | Self::FlushAll => -1,
-        }
+        self.row().arity
     }
 
     /// Whether `n` arguments (the name included) fit [`CommandKind::arity`].

@@ -111,7 +111,7 @@ pub enum CommandSub<'a> {
     List,
     /// `COMMAND COUNT`.
     Count,
-    /// `COMMAND DOCS [name...]`: each named command's (or every command's) group.
+    /// `COMMAND DOCS [name...]`: each named command's (or every command's) documentation.
     Docs(Vec<&'a [u8]>),
     /// `COMMAND INFO [name...]`: the entries of the named commands (nil for an unknown
     /// name), or every entry without names.

@@ -383,6 +383,9 @@ impl Core {
     /// Picks the next task, shard by shard from where the last one was found. A trivial
     /// move is applied at once. Returns whether anything was started or applied.
     fn start_next(&mut self) -> bool {
+        if crate::fault::compaction_paused() {
+            return false;
+        }
         let count = self.shards.len();
         for step in 0..count {
             let shard = (self.next_shard + step) % count;

@@ -1,7 +1,7 @@
 //! `COMMAND` and its subcommands: the command table ([`CommandKind`]) in Redis 7.0's
 //! shapes (`server.c` `addReplyCommandInfo`).
 //!
-//! `COMMAND DOCS` gives each command's documentation group only.
+//! `COMMAND DOCS` gives each command's summary, first version, group and complexity.
 //!
 //! Each entry has Redis 7's ten fields: name, arity, flags (a set in RESP3), first key,
 //! last key, step, ACL categories (a set), tips (an empty set), key specifications (a set
@@ -58,7 +58,7 @@ pub fn command_reply(out: &mut Vec<u8>, proto: Protocol, sub: &CommandSub<'_>) {
                 "LIST",
                 "    Return the names of all commands.",
                 "DOCS [<command-name> ...]",
-                "    Return the named commands' (or all commands') documentation group.",
+                "    Return documentation details about multiple Redis commands.",
             ];
             resp::array_header(out, lines.len());
             for line in lines {
@@ -69,8 +69,11 @@ pub fn command_reply(out: &mut Vec<u8>, proto: Protocol, sub: &CommandSub<'_>) {
 }
 
 /// `COMMAND DOCS [name...]`: a map from each known named command (every command without
-/// names) to its documentation, of which tskv has only Redis's `group` (`module` and
-/// `module: timeseries` for RedisTimeSeries's commands, as Redis shows a module's).
+/// names) to its documentation in Redis 7.0's shape: `summary`, `since`, `group` and
+/// `complexity` ([`CommandKind::docs`], [`CommandKind::group`]), and for a deprecated one
+/// `doc_flags`, `deprecated_since` and `replaced_by`; RedisTimeSeries's commands
+/// say `group: module` and `module: timeseries`, as Redis shows a module's. Redis's
+/// `arguments`, `history` and `subcommands` are not given.
 fn docs(out: &mut Vec<u8>, proto: Protocol, names: &[&[u8]]) {
     let kinds: Vec<CommandKind> = if names.is_empty() {
         CommandKind::ALL.to_vec()
@@ -84,14 +87,29 @@ fn docs(out: &mut Vec<u8>, proto: Protocol, names: &[&[u8]]) {
     for kind in kinds {
         resp::bulk(out, kind.name().as_bytes());
         let module = kind.is_series();
-        resp3::map_header(out, proto, if module { 2 } else { 1 });
-        resp::bulk(out, b"group");
+        let docs = kind.docs();
+        let fields = 4 + usize::from(module) + if docs.deprecated.is_some() { 3 } else { 0 };
+        resp3::map_header(out, proto, fields);
+        for (field, value) in [
+            ("summary", docs.summary),
+            ("since", docs.since),
+            ("group", if module { "module" } else { kind.group() }),
+            ("complexity", docs.complexity),
+        ] {
+            resp::bulk(out, field.as_bytes());
+            resp::bulk(out, value.as_bytes());
+        }
         if module {
             resp::bulk(out, b"module");
-            resp::bulk(out, b"module");
             resp::bulk(out, b"timeseries");
-        } else {
-            resp::bulk(out, kind.group().as_bytes());
+        }
+        if let Some((since, replaced_by)) = docs.deprecated {
+            resp::bulk(out, b"doc_flags");
+            status_set(out, proto, &["deprecated"]);
+            resp::bulk(out, b"deprecated_since");
+            resp::bulk(out, since.as_bytes());
+            resp::bulk(out, b"replaced_by");
+            resp::bulk(out, replaced_by.as_bytes());
         }
     }
 }

@@ -86,6 +86,8 @@ pub(super) struct Committer {
     next_periodic_sync: Instant,
     /// Test-only failures of chosen completions ([`crate::fault`]); inert by default.
     faults: RingFaults,
+    /// The write slowdown holding the next WAL batch while level 0 is deep.
+    slowdown: super::slowdown::Slowdown,
 }
 
 impl Committer {
@@ -102,6 +104,7 @@ impl Committer {
             periodic_sync: None,
             next_periodic_sync: Instant::now() + fsync_period,
             faults: RingFaults::for_shard(shard),
+            slowdown: Default::default(),
         }
     }
 
@@ -142,8 +145,26 @@ impl Committer {
         )
     }
 
+    /// Whether pending WAL records are held back by the write slowdown (the loop must not
+    /// spin on them: it sleeps until [`Committer::slowdown_wait`]).
+    pub(super) fn slowdown_holding(&self) -> bool {
+        self.slowdown.holding()
+    }
+
+    /// How long until the batch held by the write slowdown is due, if one is held.
+    pub(super) fn slowdown_wait(&self) -> Option<Duration> {
+        self.slowdown.wait(Instant::now())
+    }
+
+    /// Write slowdowns since start, and the microseconds of those that ended.
+    pub(super) fn write_slowdowns(&self) -> (u64, u64) {
+        self.slowdown.counters()
+    }
+
     /// Group commit: submits the WAL records gathered since the last batch as one write
-    /// (and one linked fdatasync with `--fsync always`), if there is room.
+    /// (and one linked fdatasync with `--fsync always`), if there is room and the write
+    /// slowdown does not hold them back ([`super::slowdown`]; a stopping shard, `draining`,
+    /// is not held: its last writes go out at once, so a shutdown waits for no delay).
     ///
     /// # Errors
     /// The reason to poison the shard.
@@ -151,8 +172,17 @@ impl Committer {
         &mut self,
         ring: &mut Ring,
         store: &mut ShardStore,
+        draining: bool,
     ) -> Result<(), String> {
         if !self.has_wal_room() {
+            return Ok(());
+        }
+        let depth_tables = if draining {
+            0
+        } else {
+            store.level0_slowdown_depth_tables()
+        };
+        if store.has_pending_wal() && self.slowdown.holds(depth_tables, Instant::now()) {
             return Ok(());
         }
         let batch = match store.take_wal_batch() {
@@ -160,6 +190,8 @@ impl Committer {
             Ok(None) => return Ok(()),
             Err(e) => return Err(format!("preparing WAL batch failed: {e}")),
         };
+        self.slowdown
+            .submitted(depth_tables, batch.buf.len(), Instant::now());
         let id = self.next_wal_write_id;
         self.next_wal_write_id += 1;
         let (write, submitted) = submit_write(

@@ -82,6 +82,10 @@ pub struct ShardMetrics {
     pub write_stalls: AtomicU64,
     /// Microseconds writes spent stalled, over the stalls that ended.
     pub write_stall_us: AtomicU64,
+    /// Times a WAL batch was held back because level 0 was in the slowdown band.
+    pub write_slowdowns: AtomicU64,
+    /// Microseconds WAL batches were held back by the write slowdown, over holds that ended.
+    pub write_slowdown_us: AtomicU64,
     /// SSTable blocks read through the ring for lookups, off the loop.
     pub block_reads: AtomicU64,
     /// Highest sequence number assigned.

@@ -22,7 +22,8 @@
 //! `watch` `WATCH`, `inspect` `TIME`, `WAIT`, `MEMORY` and `OBJECT`, `slowlog` `SLOWLOG`,
 //! `commands` `COMMAND`, `dbsize` key counts off the loop); `ops` routes each
 //! single-key operation to its owning shard and runs those owned here; `fetch` owns the
-//! block reads of lookups and the requests waiting on them;
+//! block reads of lookups and the requests waiting on them; `slowdown` the write slowdown
+//! that holds WAL batches back while level 0 is deep;
 //! [`scan`] the `SCAN` positions; [`mesh`] the queues to other shards; `conns` the
 //! connection table (accepting, servicing within budgets, writing replies). This file is
 //! the loop that ties them together.
@@ -65,6 +66,7 @@ mod multi;
 mod ops;
 pub mod reply;
 pub mod scan;
+mod slowdown;
 mod slowlog;
 mod strings;
 mod ts_route;
@@ -360,6 +362,7 @@ impl Shard {
         let has_work = !self.ready.is_empty()
             || self.outbox.iter().any(|q| !q.is_empty())
             || (self.committer.has_wal_room()
+                && !self.committer.slowdown_holding()
                 && self.poisoned.is_none()
                 && self.store.has_pending_wal());
         if has_work {
@@ -370,6 +373,7 @@ impl Shard {
         }
         let waits = [
             self.committer.periodic_wait(&self.store),
+            self.committer.slowdown_wait(),
             self.idle_sweep_wait(),
         ];
         match waits.into_iter().flatten().min() {
@@ -385,7 +389,7 @@ impl Shard {
         }
         let started = self
             .committer
-            .group_commit(&mut self.ring, &mut self.store)
+            .group_commit(&mut self.ring, &mut self.store, self.draining)
             .and_then(|()| self.committer.start_flush(&mut self.ring, &mut self.store))
             .and_then(|()| {
                 self.committer
@@ -665,6 +669,9 @@ impl Shard {
         let (stalls, stall_us) = self.store.write_stalls();
         ShardMetrics::set(&metrics.write_stalls, stalls);
         ShardMetrics::set(&metrics.write_stall_us, stall_us);
+        let (slowdowns, slowdown_us) = self.committer.write_slowdowns();
+        ShardMetrics::set(&metrics.write_slowdowns, slowdowns);
+        ShardMetrics::set(&metrics.write_slowdown_us, slowdown_us);
         let version = Arc::downgrade(self.store.version());
         if version.ptr_eq(&self.published_version) {
             return;

@@ -322,6 +322,24 @@ impl ShardStore {
         self.compaction_error.is_none() && self.version.levels()[0].len() >= stop
     }
 
+    /// Level-0 tables at or above the write slowdown threshold
+    /// ([`crate::config::L0_SLOWDOWN_TABLES_PER_TRIGGER`] times the compaction trigger),
+    /// 0 below it; what [`crate::config::write_slowdown_delay`] grows with. As for the stall,
+    /// 0 after a failed compaction, since nothing would ever catch up.
+    pub fn level0_slowdown_depth_tables(&self) -> usize {
+        let slowdown = self
+            .opts
+            .compaction
+            .l0_trigger_tables
+            .max(1)
+            .saturating_mul(crate::config::L0_SLOWDOWN_TABLES_PER_TRIGGER);
+        let tables = self.version.levels()[0].len();
+        if self.compaction_error.is_some() || tables < slowdown {
+            return 0;
+        }
+        tables - slowdown + 1
+    }
+
     /// A write found the store unable to accept it ([`ShardStore::can_accept_writes`]) and
     /// waits: counts a stall, unless one is already going on. It ends at the next flush.
     pub fn note_write_stall(&mut self) {
