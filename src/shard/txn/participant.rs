@@ -180,10 +180,12 @@ impl Shard {
         for key in op.user_keys() {
             match self.series.directory.contains(&self.store, key) {
                 Ok(false) => {}
-                Ok(true) => return Some(format!(
+                Ok(true) => {
+                    return Some(format!(
                     "ERR tskv cannot change the time series '{}' in a transaction across shards",
                     String::from_utf8_lossy(key)
-                )),
+                ))
+                }
                 Err(e) => return Some(format!("ERR storage error: {e}")),
             }
         }
