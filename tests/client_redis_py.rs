@@ -2,8 +2,8 @@
 //! opens connections with `HELLO 3` (redis-py 8 and later) and pipelines.
 //!
 //! Method: run a small Python script with redis-py against a real tskv-server (two
-//! shards): ping, set, get, incr, a non-transactional pipeline, a transactional one on
-//! one key, and the protocol the
+//! shards): ping, set, get, incr, a non-transactional pipeline, transactional ones on one
+//! key and across both shards, a `WATCH` retry transaction, and the protocol the
 //! connection ended up speaking (`CLIENT INFO`'s `resp`). If `python3` or the `redis`
 //! package is missing (`.ci/run` installs it with pip when the network allows), the test
 //! says `SKIP` on stderr, past libtest's capture, and passes.
@@ -30,11 +30,25 @@ pipe = r.pipeline(transaction=False)
 pipe.set("py:a", 1).incr("py:a").get("py:a").mget("py:a", "py:key", "py:none").delete("py:a")
 assert pipe.execute() == [True, 2, b"2", [b"2", b"value", None], 1], "pipeline"
 assert r.config_get("databases") == {"databases": "1"}
-# The default pipeline is a MULTI/EXEC transaction: tskv runs it when its keys share a
-# shard (one key here).
+# The default pipeline is a MULTI/EXEC transaction, on one shard's key...
 tx = r.pipeline()
 tx.incr("py:tx").incr("py:tx").get("py:tx")
 assert tx.execute() == [1, 2, b"2"], "transactional pipeline"
+# ... and on keys of both shards (ten keys cannot all hash to one of two).
+keys = [f"py:many{i}" for i in range(10)]
+tx = r.pipeline()
+for i, key in enumerate(keys):
+    tx.set(key, i)
+tx.mget(keys)
+assert tx.execute() == [True] * 10 + [[str(i).encode() for i in range(10)]], "across shards"
+# The WATCH retry helper over keys of both shards.
+def move(pipe):
+    a, b = (int(v) for v in pipe.mget(keys[0], keys[9]))
+    pipe.multi()
+    pipe.set(keys[0], a - 1)
+    pipe.set(keys[9], b + 1)
+r.transaction(move, *keys)
+assert r.mget(keys[0], keys[9]) == [b"-1", b"10"], "WATCH transaction across shards"
 print("resp=" + str(r.client_info()["resp"]), "redis-py=" + redis.__version__)
 "#;
 
