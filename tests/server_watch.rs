@@ -7,8 +7,8 @@
 //! real `redis-server` and to tskv with one shard and compared reply by reply; the same
 //! retry loop (the `redis` crate's `transaction` helper, which is `WATCH`/`MULTI`/`EXEC`
 //! with retries) from several threads against tskv with two shards, whose final count
-//! must equal the number of committed increments; and the refusal of watched keys on
-//! two shards.
+//! must equal the number of committed increments; and watched keys on two shards, each
+//! of whose changes aborts.
 
 mod common;
 

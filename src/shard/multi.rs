@@ -1,4 +1,5 @@
-//! `MULTI` / `EXEC` / `DISCARD` for transactions whose keys all live on one shard.
+//! `MULTI` / `EXEC` / `DISCARD`: queueing a transaction, and running it on one shard or
+//! across shards.
 //!
 //! Between `MULTI` and `EXEC` a connection's commands are checked and queued (`+QUEUED`),
 //! as in Redis 7.0's `multi.c`: a command that cannot parse (unknown, wrong arity, a bad
