@@ -503,3 +503,60 @@ fn a_failed_fdatasync_leaves_a_transaction_whole_or_absent_as_served() {
         "no failure hit a part (so nothing was undone): {met:?}"
     );
 }
+
+/// A field of `INFO persistence`, summed over the shards.
+fn persistence_field(conn: &mut Frames, field: &str) -> u64 {
+    let info = text(conn.request(&["INFO", "persistence"]));
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in {info}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_transaction_reads_cold_keys_through_the_ring_not_on_the_loop() {
+    let server = TestServer::start(&[
+        "--shards",
+        "2",
+        "--memtable-bytes",
+        "65536",
+        "--block-cache-bytes",
+        "65536",
+    ]);
+    let keys: Vec<String> = (0..20_000).map(|i| format!("cold:{i:06}")).collect();
+    let value = |key: &str| format!("{key}:{}", "v".repeat(180));
+    let mut writer = common::RawConn::to_port(server.port());
+    for chunk in keys.chunks(500) {
+        let pipeline: Vec<u8> = chunk
+            .iter()
+            .flat_map(|k| common::encode(&["SET", k, &value(k)]))
+            .collect();
+        writer.send(&pipeline).unwrap();
+        for _ in chunk {
+            assert_eq!(writer.reply(), Reply::ok());
+        }
+    }
+    let mut conn = Frames::connect(server.port());
+    assert_eq!(conn.request(&["SAVE"]), b"+OK\r\n");
+    let (zero, one): (Vec<&String>, Vec<&String>) =
+        keys.iter().partition(|k| shard_of(k.as_bytes(), 2).0 == 0);
+    let async_before = persistence_field(&mut conn, "block_reads_async");
+    let misses_before = persistence_field(&mut conn, "block_cache_misses");
+    for i in 0..200 {
+        let (a, b) = (zero[i * 37 % zero.len()], one[i * 53 % one.len()]);
+        conn.request(&["MULTI"]);
+        conn.request(&["GET", a]);
+        conn.request(&["GET", b]);
+        let reply = text(conn.request(&["EXEC"]));
+        let (va, vb) = (value(a), value(b));
+        let expected = format!("*2\r\n${}\r\n{va}\r\n${}\r\n{vb}\r\n", va.len(), vb.len());
+        assert_eq!(reply, expected, "transaction {i}");
+    }
+    let reads = persistence_field(&mut conn, "block_reads_async") - async_before;
+    let misses = persistence_field(&mut conn, "block_cache_misses") - misses_before;
+    assert!(reads > 100, "the parts' blocks were read through the ring ({reads})");
+    eprintln!("reads {reads} misses {misses}");
+    assert_eq!(misses, 0, "a part read a block on the loop ({misses} misses)");
+}

@@ -34,6 +34,9 @@ pub(super) enum Waiter {
     Conn((u32, u32)),
     /// The queue of requests from another shard.
     Source(ShardId),
+    /// A transaction across shards that just locked its keys here: they are read into
+    /// the cache before the coordinator hears of the lock, so its part runs from memory.
+    TxLock(crate::wal::tx::TxId),
 }
 
 /// The shard's block reads in flight and the requests from other shards waiting on them.
@@ -170,6 +173,7 @@ impl Shard {
                     self.resume_source(from);
                 }
             }
+            Waiter::TxLock(id) => self.tx_lock_read_done(id),
         }
     }
 

@@ -31,6 +31,9 @@ pub(in crate::shard) struct Participant {
     parts: HashMap<TxId, Part>,
     /// Requests from each shard set aside behind a locked key, in arrival order.
     parked: Vec<VecDeque<Message>>,
+    /// Transactions whose keys are locked here and whose block reads are in flight: the
+    /// coordinator to tell, and the reads left.
+    reading: HashMap<TxId, (ShardId, u32)>,
     /// Keys of unconfirmed commits, unlocked once this shard's own commit record (the
     /// sequence number) is durable, in order.
     unlock_after: VecDeque<(SeqNo, Vec<Box<[u8]>>)>,
@@ -110,8 +113,7 @@ impl Shard {
         match message {
             TxMessage::Lock { id, keys } => {
                 if self.txp.grantable(&keys, self.txp.waiting.len()) {
-                    self.txp.grant(id, keys);
-                    self.post(from, Message::Tx(TxMessage::Locked { id }));
+                    self.grant(from, id, keys);
                 } else {
                     self.txp.waiting.push_back((from, id, keys));
                 }
@@ -123,6 +125,35 @@ impl Shard {
                 confirmed,
             } => self.release_part(from, id, commit, confirmed),
             other => debug_assert!(false, "{other:?} is for a coordinator"),
+        }
+    }
+
+    /// Locks `keys` for transaction `id` and reads the SSTable blocks their lookups need
+    /// through the ring; tells the coordinator once they are in the cache, so the part
+    /// later runs from memory, not with a read on the loop.
+    fn grant(&mut self, coordinator: ShardId, id: TxId, keys: Vec<Box<[u8]>>) {
+        let reads = self.fetch_for(
+            keys.iter().map(|k| &**k),
+            super::super::fetch::Waiter::TxLock(id),
+        );
+        self.txp.grant(id, keys);
+        if reads == 0 {
+            self.post(coordinator, Message::Tx(TxMessage::Locked { id }));
+        } else {
+            self.txp.reading.insert(id, (coordinator, reads));
+        }
+    }
+
+    /// A block read for the lock of transaction `id` completed.
+    pub(in crate::shard) fn tx_lock_read_done(&mut self, id: TxId) {
+        let Some((coordinator, left)) = self.txp.reading.get_mut(&id) else {
+            return;
+        };
+        *left -= 1;
+        if *left == 0 {
+            let coordinator = *coordinator;
+            self.txp.reading.remove(&id);
+            self.post(coordinator, Message::Tx(TxMessage::Locked { id }));
         }
     }
 
@@ -286,8 +317,7 @@ impl Shard {
         while index < self.txp.waiting.len() {
             if self.txp.grantable(&self.txp.waiting[index].2, index) {
                 let (coordinator, id, keys) = self.txp.waiting.remove(index).expect("in range");
-                self.txp.grant(id, keys);
-                self.post(coordinator, Message::Tx(TxMessage::Locked { id }));
+                self.grant(coordinator, id, keys);
             } else {
                 index += 1;
             }
