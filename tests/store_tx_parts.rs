@@ -39,7 +39,9 @@ fn sync(store: &mut ShardStore) {
 /// Opens both shards of `data` as the server does: outcomes first, then each shard.
 fn open_both(data: &Path) -> (ShardStore, ShardStore) {
     let outcomes = tx_outcomes(data, 2).unwrap();
-    let open = |i: usize| ShardStore::open_shard(&shard_dir(data, i), &options(), &outcomes.shard(i)).unwrap();
+    let open = |i: usize| {
+        ShardStore::open_shard(&shard_dir(data, i), &options(), &outcomes.shard(i)).unwrap()
+    };
     (open(0), open(1))
 }
 
@@ -122,7 +124,10 @@ fn an_undecided_part_is_not_flushed_into_an_sstable() {
     );
     a.commit_tx(TxId(9), false);
     sync(&mut a);
-    let job = a.take_flush_blocking().unwrap().expect("decided: the flush goes");
+    let job = a
+        .take_flush_blocking()
+        .unwrap()
+        .expect("decided: the flush goes");
     a.flush_sync(job).unwrap();
 }
 
@@ -134,7 +139,13 @@ fn a_commit_record_keeps_its_segment_until_released() {
     let segments = || {
         std::fs::read_dir(&dir)
             .unwrap()
-            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".log"))
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".log")
+            })
             .count()
     };
     part(&mut a, TxId(5), "x", "v");

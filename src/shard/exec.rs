@@ -208,14 +208,16 @@ impl Shard {
         if std::mem::take(&mut conn.block_reads_done) {
             return Ok(());
         }
+        let conn_id = conn.id;
         let (id, shards) = (self.id, self.shards);
-        let transaction_keys = match command {
-            Command::Exec => self.transaction_keys(key),
-            _ => Vec::new(),
+        let (transaction_keys, watched) = match command {
+            Command::Exec => (self.transaction_keys(key), self.watched_keys(Some(conn_id))),
+            _ => (Vec::new(), Vec::new()),
         };
         let keys = read_keys(command)
             .into_iter()
             .chain(transaction_keys.iter().map(Vec::as_slice))
+            .chain(watched.iter().map(|k| &**k))
             .filter(|k| fetch::is_local(k, id, shards));
         let keys: smallvec::SmallVec<[&[u8]; 8]> = keys.collect();
         if keys.is_empty() {

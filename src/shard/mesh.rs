@@ -415,6 +415,9 @@ pub enum TxMessage {
         id: TxId,
         /// The keys of this participant the transaction reads or writes.
         keys: Vec<Box<[u8]>>,
+        /// The client whose watched keys here the transaction's run checks first (their
+        /// blocks are read with the keys').
+        watch: Option<u64>,
     },
     /// Participant → coordinator: the keys are locked.
     Locked {

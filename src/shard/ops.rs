@@ -334,10 +334,14 @@ impl Shard {
                     self.defer_request(from, Message::Request { reply_to, op }, 0);
                     return;
                 }
-                let reads = self.fetch_for(
-                    fetch::read_keys(&op.as_borrowed()),
-                    fetch::Waiter::Source(from),
-                );
+                let watched = match op {
+                    Op::Batch { watch, .. } => self.watched_keys(watch),
+                    _ => Vec::new(),
+                };
+                let keys = fetch::read_keys(&op.as_borrowed())
+                    .into_iter()
+                    .chain(watched.iter().map(|k| &**k));
+                let reads = self.fetch_for(keys, fetch::Waiter::Source(from));
                 if reads > 0 {
                     self.defer_request(from, Message::Request { reply_to, op }, reads);
                     return;

@@ -97,6 +97,14 @@ impl WatchRegistry {
         }
     }
 
+    /// The keys `client` watches on this shard.
+    fn keys_of(&self, client: u64) -> Vec<Box<[u8]>> {
+        self.clients
+            .get(&client)
+            .map(|keys| keys.iter().map(|(k, _)| k.clone()).collect())
+            .unwrap_or_default()
+    }
+
     /// Forgets `client`'s watches.
     fn forget(&mut self, client: u64) {
         if let Some(keys) = self.clients.remove(&client) {
@@ -193,6 +201,12 @@ impl Shard {
     /// Runs [`Op::Unwatch`] here.
     pub(super) fn unwatch_op(&mut self, client: u64) {
         self.watches.forget(client);
+    }
+
+    /// The keys `client` watches on this shard: their blocks are read through the ring
+    /// before its `EXEC` is checked, so the check reads from memory.
+    pub(super) fn watched_keys(&self, client: Option<u64>) -> Vec<Box<[u8]>> {
+        client.map_or_else(Vec::new, |client| self.watches.keys_of(client))
     }
 
     /// Whether the keys `client` watches here are unchanged; ends its watches.

@@ -226,9 +226,15 @@ impl Shard {
         };
         match tx.participants.get(tx.locked) {
             Some((shard, keys)) => {
+                let watch = tx
+                    .watch
+                    .as_ref()
+                    .filter(|(shards, _)| shards.contains(shard))
+                    .map(|(_, client)| *client);
                 let message = TxMessage::Lock {
                     id,
                     keys: keys.clone(),
+                    watch,
                 };
                 let shard = *shard;
                 self.post(shard, Message::Tx(message));

@@ -39,8 +39,9 @@ pub(in crate::shard) struct Participant {
     unlock_after: VecDeque<(SeqNo, Vec<Box<[u8]>>)>,
 }
 
-/// A lock request: the coordinator, the transaction, its keys here.
-type LockRequest = (ShardId, TxId, Vec<super::Key>);
+/// A lock request: the coordinator, the transaction, its keys here, and the client whose
+/// watched keys here its run checks.
+type LockRequest = (ShardId, TxId, Vec<super::Key>, Option<u64>);
 
 /// One transaction's part on this shard.
 #[derive(Debug, Default)]
@@ -90,7 +91,7 @@ impl Participant {
                 .waiting
                 .iter()
                 .take(before)
-                .all(|(_, _, theirs)| !theirs.iter().any(|k| keys.contains(k)))
+                .all(|(_, _, theirs, _)| !theirs.iter().any(|k| keys.contains(k)))
     }
 
     fn grant(&mut self, id: TxId, keys: Vec<Box<[u8]>>) {
@@ -111,11 +112,11 @@ impl Shard {
     /// Handles a transaction step addressed to this shard as a participant.
     pub(in crate::shard) fn tx_participant(&mut self, from: ShardId, message: TxMessage) {
         match message {
-            TxMessage::Lock { id, keys } => {
+            TxMessage::Lock { id, keys, watch } => {
                 if self.txp.grantable(&keys, self.txp.waiting.len()) {
-                    self.grant(from, id, keys);
+                    self.grant((from, id, keys), watch);
                 } else {
-                    self.txp.waiting.push_back((from, id, keys));
+                    self.txp.waiting.push_back((from, id, keys, watch));
                 }
             }
             TxMessage::Run { id, ops, watch } => self.run_part(from, id, ops, watch),
@@ -128,12 +129,18 @@ impl Shard {
         }
     }
 
-    /// Locks `keys` for transaction `id` and reads the SSTable blocks their lookups need
-    /// through the ring; tells the coordinator once they are in the cache, so the part
-    /// later runs from memory, not with a read on the loop.
-    fn grant(&mut self, coordinator: ShardId, id: TxId, keys: Vec<Box<[u8]>>) {
+    /// Locks `keys` for transaction `id` and reads the SSTable blocks their lookups (and
+    /// those of the keys client `watch` watches here) need through the ring; tells the
+    /// coordinator once they are in the cache, so the part later runs from memory, not
+    /// with a read on the loop.
+    fn grant(
+        &mut self,
+        (coordinator, id, keys): (ShardId, TxId, Vec<super::Key>),
+        watch: Option<u64>,
+    ) {
+        let watched = self.watched_keys(watch);
         let reads = self.fetch_for(
-            keys.iter().map(|k| &**k),
+            keys.iter().chain(&watched).map(|k| &**k),
             super::super::fetch::Waiter::TxLock(id),
         );
         self.txp.grant(id, keys);
@@ -316,8 +323,9 @@ impl Shard {
         let mut index = 0;
         while index < self.txp.waiting.len() {
             if self.txp.grantable(&self.txp.waiting[index].2, index) {
-                let (coordinator, id, keys) = self.txp.waiting.remove(index).expect("in range");
-                self.grant(coordinator, id, keys);
+                let (coordinator, id, keys, watch) =
+                    self.txp.waiting.remove(index).expect("in range");
+                self.grant((coordinator, id, keys), watch);
             } else {
                 index += 1;
             }
