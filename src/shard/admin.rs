@@ -191,14 +191,7 @@ impl Shard {
     ) {
         let ack = self.ack_seq();
         if from != self.id {
-            let reply = Message::Reply { reply_to, result };
-            if gate <= ack {
-                self.outbox[from.0].push_back(reply);
-            } else {
-                let tail_gate = self.remote_waiting.back().map_or(SeqNo(0), |(g, _, _)| *g);
-                self.remote_waiting
-                    .push_back((gate.max(tail_gate), from, reply));
-            }
+            self.post_when_durable(from, gate, Message::Reply { reply_to, result });
             return;
         }
         let key = (reply_to.conn_index, reply_to.conn_gen);

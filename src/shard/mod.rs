@@ -18,13 +18,15 @@
 //! flushes, periodic fdatasyncs) and the acknowledgement point; [`conn`] is one connection
 //! with its buffers and reply slots, [`reply`] the assembly of one reply; `exec` turns a
 //! connection's requests into commands (`strings` the string and counter commands,
-//! `expiry` deadlines, `client` `HELLO` and `CLIENT`, `multi` single-shard transactions,
+//! `expiry` deadlines, `client` `HELLO` and `CLIENT`, `multi` queueing transactions and
+//! running those on one shard, `txn` transactions across shards (locks, parts, commit),
 //! `watch` `WATCH`, `inspect` `TIME`, `WAIT`, `MEMORY` and `OBJECT`, `slowlog` `SLOWLOG`,
 //! `commands` `COMMAND`, `dbsize` key counts off the loop); `ops` routes each
 //! single-key operation to its owning shard and runs those owned here; `fetch` owns the
 //! block reads of lookups and the requests waiting on them; `slowdown` the write slowdown
 //! that holds WAL batches back while level 0 is deep;
-//! [`scan`] the `SCAN` positions; [`mesh`] the queues to other shards; `conns` the
+//! [`scan`] the `SCAN` positions; [`mesh`] the queues to other shards and `outbox` this
+//! shard's side of them (messages held until durable, sent, drained); `conns` the
 //! connection table (accepting, servicing within budgets, writing replies). This file is
 //! the loop that ties them together.
 //!
@@ -64,6 +66,7 @@ pub mod mesh;
 pub mod metrics;
 mod multi;
 mod ops;
+mod outbox;
 pub mod reply;
 pub mod scan;
 mod slowdown;
@@ -519,85 +522,6 @@ impl Shard {
                 conn.blocked = false;
                 self.ready.push(key);
             }
-        }
-    }
-
-    /// Releases replies (local and to peers) whose gate the acknowledgement point passed.
-    fn release_acknowledged(&mut self) {
-        let ack = self.ack_seq();
-        let poisoned = self.poisoned.clone();
-        let waiters = std::mem::take(&mut self.durable_waiters);
-        for key in waiters {
-            let Some(conn) = self.conn_mut(key) else {
-                continue;
-            };
-            conn.waiting_durable = false;
-            conn.promote(ack, poisoned.as_deref());
-            let still_waiting = conn.has_gated_slots(ack) && poisoned.is_none();
-            if still_waiting {
-                conn.waiting_durable = true;
-                self.durable_waiters.push(key);
-            }
-            self.mark_dirty(key);
-        }
-        while let Some((gate, _, _)) = self.remote_waiting.front() {
-            if *gate > ack && poisoned.is_none() {
-                break;
-            }
-            let (gate, to, mut message) = self.remote_waiting.pop_front().expect("front exists");
-            if let (true, Some(reason)) = (gate > ack, &poisoned) {
-                match &mut message {
-                    Message::Reply { result, .. } => *result = mesh::OpResult::Err(reason.clone()),
-                    Message::Tx(mesh::TxMessage::Ran { outcome, .. }) => {
-                        *outcome = mesh::RunOutcome::Failed(reason.clone());
-                    }
-                    Message::Tx(mesh::TxMessage::Released { durable, .. }) => *durable = false,
-                    _ => {}
-                }
-            }
-            self.outbox[to.0].push_back(message);
-        }
-        self.tx_commits_acknowledged();
-        self.unlock_acknowledged();
-    }
-
-    fn send_outbox(&mut self) {
-        for to in 0..self.shards {
-            let queue = &mut self.outbox[to];
-            if queue.is_empty() {
-                continue;
-            }
-            let Some(producer) = self.links.outgoing[to].as_mut() else {
-                continue;
-            };
-            let mut sent = false;
-            while let Some(message) = queue.pop_front() {
-                match producer.push(message) {
-                    Ok(()) => sent = true,
-                    Err(rtrb::PushError::Full(message)) => {
-                        queue.push_front(message);
-                        break;
-                    }
-                }
-            }
-            if sent {
-                std::sync::atomic::fence(Ordering::SeqCst);
-                self.shared.wakers[to].wake_if_sleeping();
-            }
-        }
-    }
-
-    fn drain_queues(&mut self) {
-        for from in 0..self.shards {
-            while let Some(Ok(message)) = self.links.incoming[from].as_mut().map(|c| c.pop()) {
-                self.handle_message(ShardId(from), message);
-            }
-        }
-        // Transaction steps this shard sent itself (coordinator and participant at once);
-        // those they cause wait for the next pass.
-        let own = std::mem::take(&mut self.outbox[self.id.0]);
-        for message in own {
-            self.handle_message(self.id, message);
         }
     }
 

@@ -310,16 +310,7 @@ impl Shard {
             return;
         }
         let (result, gate) = self.run_op(&op.as_borrowed());
-        let reply = Message::Reply { reply_to, result };
-        let ack = self.ack_seq();
-        let tail_gate = self.remote_waiting.back().map_or(SeqNo(0), |(g, _, _)| *g);
-        if gate <= ack {
-            self.outbox[from.0].push_back(reply);
-        } else {
-            // Keep the queue ordered by gate, so it drains from the front.
-            self.remote_waiting
-                .push_back((gate.max(tail_gate), from, reply));
-        }
+        self.post_when_durable(from, gate, Message::Reply { reply_to, result });
     }
 
     /// Handles one message from shard `from`.

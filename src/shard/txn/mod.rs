@@ -483,22 +483,6 @@ impl Shard {
         self.mark_dirty(key);
         self.ready.push(key);
     }
-
-    /// Queues `message` for shard `to` (this shard's own queue when `to` is itself).
-    pub(super) fn post(&mut self, to: ShardId, message: Message) {
-        self.outbox[to.0].push_back(message);
-    }
-
-    /// Queues `message` for `to` once the acknowledgement point reaches `gate`.
-    pub(super) fn post_when_durable(&mut self, to: ShardId, gate: SeqNo, message: Message) {
-        if gate <= self.ack_seq() {
-            self.post(to, message);
-            return;
-        }
-        let tail_gate = self.remote_waiting.back().map_or(SeqNo(0), |(g, _, _)| *g);
-        self.remote_waiting
-            .push_back((gate.max(tail_gate), to, message));
-    }
 }
 
 /// The ops of `ops` owned by `shard`, with their positions.
