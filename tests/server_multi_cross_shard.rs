@@ -576,3 +576,26 @@ fn a_transaction_reads_cold_keys_through_the_ring_not_on_the_loop() {
         "parts read blocks on the loop: {misses} cache misses for {reads} reads through the ring"
     );
 }
+
+#[test]
+fn a_transaction_across_shards_that_only_reads_writes_nothing() {
+    let server = TestServer::start(&["--shards", "2"]);
+    let (a, b) = (keys_on(2, 0, "ro:", 1).remove(0), keys_on(2, 1, "ro:", 1).remove(0));
+    let mut conn = Frames::connect(server.port());
+    conn.request(&["MSET", &a, "1", &b, "2"]);
+    let batches_before = persistence_field(&mut conn, "wal_batches");
+    for _ in 0..20 {
+        conn.request(&["MULTI"]);
+        conn.request(&["GET", &a]);
+        conn.request(&["GET", &b]);
+        assert_eq!(
+            conn.request(&["EXEC"]),
+            b"*2\r\n$1\r\n1\r\n$1\r\n2\r\n",
+            "both values"
+        );
+        // An MSETNX that finds a key writes nothing either.
+        assert_eq!(conn.request(&["MSETNX", &a, "x", &b, "y"]), b":0\r\n");
+    }
+    let batches = persistence_field(&mut conn, "wal_batches") - batches_before;
+    assert_eq!(batches, 0, "reads took {batches} WAL batches");
+}

@@ -443,6 +443,9 @@ pub enum TxMessage {
         results: Vec<(u32, OpResult)>,
         /// What happened to the part.
         outcome: RunOutcome,
+        /// Whether the part wrote anything (a transaction none of whose parts wrote needs
+        /// no commit record).
+        wrote: bool,
     },
     /// Coordinator → participant: the transaction committed (`commit`) or not; unlock.
     Release {

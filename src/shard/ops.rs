@@ -300,7 +300,7 @@ impl Shard {
         op: mesh::OwnedOp,
         behind_parked: bool,
     ) {
-        if self.txp.locks_any(op.as_borrowed().user_keys())
+        if (self.txp.holds_any() && self.txp.locks_any(op.as_borrowed().user_keys()))
             || (behind_parked && self.txp.parks(from))
         {
             self.txp.park(from, Message::Request { reply_to, op });
@@ -317,7 +317,9 @@ impl Shard {
     pub(super) fn handle_message(&mut self, from: ShardId, message: Message) {
         match message {
             Message::Request { reply_to, op } => {
-                if self.txp.parks(from) || self.txp.locks_any(op.as_borrowed().user_keys()) {
+                if self.txp.parks(from)
+                    || (self.txp.holds_any() && self.txp.locks_any(op.as_borrowed().user_keys()))
+                {
                     self.txp.park(from, Message::Request { reply_to, op });
                     return;
                 }

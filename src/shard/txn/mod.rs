@@ -121,6 +121,8 @@ struct Coordinated {
     /// A participant could not make its own commit record durable: the coordinator's
     /// must stay.
     keep_commit: bool,
+    /// Some part wrote: the transaction needs a commit record.
+    wrote: bool,
 }
 
 /// The shard owning an op's key.
@@ -213,6 +215,7 @@ impl Shard {
                 watch_changed: false,
                 result: None,
                 keep_commit: false,
+                wrote: false,
             },
         );
         self.lock_next(id);
@@ -314,10 +317,12 @@ impl Shard {
                 id,
                 results,
                 outcome,
+                wrote,
             } => {
                 let Some(tx) = self.txc.txs.get_mut(&id) else {
                     return;
                 };
+                tx.wrote |= wrote;
                 for (index, result) in results {
                     if let Some(entry) = tx.results.get_mut(index as usize) {
                         *entry = Some(result);
@@ -395,8 +400,13 @@ impl Shard {
         }
     }
 
-    /// Appends the commit record; the client's reply and the releases wait for it.
+    /// Appends the commit record; the client's reply and the releases wait for it. A
+    /// transaction that wrote nothing (only reads, or an `MSETNX` that found a key) needs
+    /// none: its reads already waited for what they saw to be durable.
     fn commit(&mut self, id: TxId, result: OpResult) {
+        if !self.txc.txs.get(&id).is_some_and(|tx| tx.wrote) {
+            return self.release_all(id, true, true, result);
+        }
         if let Some(reason) = self.poisoned.clone() {
             return self.abort(id, OpResult::Err(reason));
         }

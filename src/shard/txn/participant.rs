@@ -173,6 +173,7 @@ impl Shard {
                     id,
                     results: Vec::new(),
                     outcome: RunOutcome::WatchChanged,
+                    wrote: false,
                 };
                 self.post(from, Message::Tx(message));
                 return;
@@ -193,13 +194,15 @@ impl Shard {
             gate = gate.max(op_gate);
             results.push((*index, result));
         }
-        if let Some(seq) = self.store.tx_part_end(id, first) {
+        let part_seq = self.store.tx_part_end(id, first);
+        if let Some(seq) = part_seq {
             gate = gate.max(seq);
         }
         let message = TxMessage::Ran {
             id,
             results,
             outcome: RunOutcome::Done,
+            wrote: part_seq.is_some(),
         };
         self.post_when_durable(from, gate, Message::Tx(message));
     }
