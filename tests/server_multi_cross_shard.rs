@@ -580,7 +580,10 @@ fn a_transaction_reads_cold_keys_through_the_ring_not_on_the_loop() {
 #[test]
 fn a_transaction_across_shards_that_only_reads_writes_nothing() {
     let server = TestServer::start(&["--shards", "2"]);
-    let (a, b) = (keys_on(2, 0, "ro:", 1).remove(0), keys_on(2, 1, "ro:", 1).remove(0));
+    let (a, b) = (
+        keys_on(2, 0, "ro:", 1).remove(0),
+        keys_on(2, 1, "ro:", 1).remove(0),
+    );
     let mut conn = Frames::connect(server.port());
     conn.request(&["MSET", &a, "1", &b, "2"]);
     let batches_before = persistence_field(&mut conn, "wal_batches");

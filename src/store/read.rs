@@ -10,6 +10,7 @@ use crate::block_cache::BlockCacheStats;
 use crate::compaction::merge::{EntrySource, MergeIter};
 use crate::sstable::iter::TableIter;
 use crate::sstable::TableEntry;
+use crate::version::level_iter::LevelIter;
 use crate::version::TableHandle;
 
 /// The result of a point lookup.
@@ -109,10 +110,11 @@ impl ShardStore {
 
     /// A streaming range scan: every key from `start` on (inclusive), in key order, at its
     /// newest version (tombstones and expired values included as `value: None`; callers
-    /// hide them). Memory is
-    /// one entry per memtable and table whatever the range; each table starts at the
-    /// block its index names for `start`. The iterator holds the current version, so
-    /// flushes and compactions meanwhile delete no file under it.
+    /// hide them). Memory is one block per memtable, level 0 table and deeper level
+    /// whatever the range: each level 0 table starts at the block its index names for
+    /// `start`, and each deeper level at the one table that can hold `start`
+    /// ([`LevelIter`]). The iterator holds the current version, so flushes and compactions
+    /// meanwhile delete no file under it.
     pub fn scan_from(&self, start: &[u8]) -> MergeIter<'_> {
         let mut sources: Vec<EntrySource<'_>> = Vec::new();
         for memtable in self.memtables_newest_first() {
@@ -125,8 +127,14 @@ impl ShardStore {
                 })
             })));
         }
-        for table in self.version.tables_newest_first() {
+        let levels = self.version.levels();
+        for table in levels[0].iter().rev() {
             sources.push(Box::new(TableIter::seek(Arc::clone(table), start)));
+        }
+        for level in &levels[1..] {
+            if !level.is_empty() {
+                sources.push(Box::new(LevelIter::seek(level, start)));
+            }
         }
         MergeIter::new(sources, crate::base::unix_now_ms())
     }

@@ -11,6 +11,7 @@ use crate::compaction::merge::{EntrySource, MergeIter};
 use crate::memtable::Memtable;
 use crate::sstable::iter::TableIter;
 use crate::sstable::TableEntry;
+use crate::version::level_iter::LevelIter;
 use crate::version::Version;
 
 /// The store's contents as of [`Snapshot::seq`]; `Send`, so it can move to another thread.
@@ -82,8 +83,14 @@ impl Snapshot {
                 })
             })));
         }
-        for table in self.version.tables_newest_first() {
+        let levels = self.version.levels();
+        for table in levels[0].iter().rev() {
             sources.push(Box::new(TableIter::seek(Arc::clone(table), b"")));
+        }
+        for level in &levels[1..] {
+            if !level.is_empty() {
+                sources.push(Box::new(LevelIter::seek(level, b"")));
+            }
         }
         MergeIter::new(sources, self.now_ms)
     }

@@ -19,6 +19,7 @@
 //! For any key, a version in a lower-numbered level (or later in L0) is newer than one
 //! deeper down, so a point lookup stops at the first table that has the key.
 
+pub mod level_iter;
 pub mod set;
 
 use std::cell::RefCell;
