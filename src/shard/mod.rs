@@ -20,7 +20,8 @@
 //! connection's requests into commands (`strings` the string and counter commands,
 //! `expiry` deadlines, `client` `HELLO` and `CLIENT`, `multi` single-shard transactions,
 //! `watch` `WATCH`, `inspect` `TIME`, `WAIT`, `MEMORY` and `OBJECT`, `slowlog` `SLOWLOG`,
-//! `commands` `COMMAND`, `dbsize` key counts off the loop); `ops` routes each
+//! `commands` `COMMAND`, `dbsize` key counts off the loop, `ts_route` the time-series
+//! commands, `ts_rules` compaction rules across shards); `ops` routes each
 //! single-key operation to its owning shard and runs those owned here; `fetch` owns the
 //! block reads of lookups and the requests waiting on them;
 //! [`scan`] the `SCAN` positions; [`mesh`] the queues to other shards; `conns` the
@@ -68,6 +69,7 @@ pub mod scan;
 mod slowlog;
 mod strings;
 mod ts_route;
+mod ts_rules;
 mod watch;
 
 use std::collections::VecDeque;
@@ -189,6 +191,9 @@ pub struct Shard {
     scan_positions: scan::ScanPositions,
     /// What this shard keeps in memory about the series it has touched.
     series: crate::timeseries::series::SeriesCache,
+    /// Compaction rules across shards: commands waiting for the other shard, buckets
+    /// being handed over.
+    rule_links: ts_rules::RuleLinks,
     /// The store version whose counters `INFO` shows (weak: it must not pin old files).
     published_version: std::sync::Weak<crate::version::Version>,
     /// The live key count and the last sequence number it was counted at.
@@ -289,9 +294,11 @@ impl Shard {
             key_counts: dbsize::KeyCounts::default(),
             scan_positions: scan::ScanPositions::default(),
             series: Default::default(),
+            rule_links: ts_rules::RuleLinks::new(shards),
             fetches: fetch::Fetches::new(shards),
             shared,
         };
+        shard.series.route = crate::timeseries::handover::Route { shard: id, shards };
         shard.publish_store_stats();
         Ok(shard)
     }
@@ -327,6 +334,7 @@ impl Shard {
             if !self.draining {
                 self.service_connections();
             }
+            self.pump_rules();
             self.start_writes();
             if let Err(e) = self.ring.submit() {
                 self.poison(format!("io_uring submit failed: {e}"));
@@ -346,6 +354,7 @@ impl Shard {
     fn wait_timeout_ms(&self) -> i32 {
         let has_work = !self.ready.is_empty()
             || self.outbox.iter().any(|q| !q.is_empty())
+            || self.rules_have_work()
             || (self.committer.has_wal_room()
                 && self.poisoned.is_none()
                 && self.store.has_pending_wal());
@@ -529,8 +538,12 @@ impl Shard {
             }
             let (gate, to, mut message) = self.remote_waiting.pop_front().expect("front exists");
             if gate > ack {
-                if let (Message::Reply { result, .. }, Some(reason)) = (&mut message, &poisoned) {
-                    *result = mesh::OpResult::Err(reason.clone());
+                match (&mut message, &poisoned) {
+                    (Message::Reply { result, .. }, Some(reason)) => {
+                        *result = mesh::OpResult::Err(reason.clone());
+                    }
+                    (Message::Rule(rule), Some(reason)) => rule.refuse(reason),
+                    _ => {}
                 }
             }
             self.outbox[to.0].push_back(message);

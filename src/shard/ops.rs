@@ -296,6 +296,8 @@ impl Shard {
                 self.execute_request(from, reply_to, op);
             }
 
+            Message::Rule(rule) => self.handle_rule_message(from, rule),
+
             Message::Reply { reply_to, result } => {
                 self.in_flight_to[from.0] = self.in_flight_to[from.0].saturating_sub(1);
                 let key = (reply_to.conn_index, reply_to.conn_gen);
