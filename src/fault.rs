@@ -10,7 +10,7 @@
 //! | `TSKV_FAULT_FALLOCATE_EOPNOTSUPP=1` | `fallocate` fails with `EOPNOTSUPP`, as on FUSE and some network file systems |
 //! | `TSKV_FAULT_FDATASYNC_EIO=<i>:<n>` | the `n`th fdatasync completion (from 1; WAL, SSTable and periodic alike) of shard `i`'s ring reports `EIO` |
 //! | `TSKV_FAULT_WRITE_EIO=<i>:<n>` | the `n`th write completion (WAL batches and SSTables) of shard `i`'s ring reports `EIO` |
-//! | `TSKV_FAULT_RULE_BUCKETS_HELD=<i>` | shard `i` hands no closed bucket of a compaction rule to another shard (they stay pending, as after a crash before the hand-over) |
+//! | `TSKV_FAULT_RULE_HANDOVER_HELD=<i>` | shard `i` hands no closed bucket, and no unlink of a deleted series, of a compaction rule to another shard (they stay pending, as after a crash before the hand-over) |
 //!
 //! The ring faults replace the result of a completion that really happened, as a disk
 //! error reported at completion does: the bytes may well be on disk, but the shard must
@@ -33,8 +33,9 @@ pub const FDATASYNC_EIO_VAR: &str = "TSKV_FAULT_FDATASYNC_EIO";
 /// fails with `EIO`.
 pub const WRITE_EIO_VAR: &str = "TSKV_FAULT_WRITE_EIO";
 
-/// Environment variable: the index of a shard that hands no closed bucket to another shard.
-pub const RULE_BUCKETS_HELD_VAR: &str = "TSKV_FAULT_RULE_BUCKETS_HELD";
+/// Environment variable: the index of a shard that hands no closed bucket and no unlink
+/// of a compaction rule to another shard.
+pub const RULE_HANDOVER_HELD_VAR: &str = "TSKV_FAULT_RULE_HANDOVER_HELD";
 
 /// The faults switched on, read from the environment at first use.
 #[derive(Debug, Default)]
@@ -45,7 +46,7 @@ struct Faults {
     fallocate_eopnotsupp: bool,
     fdatasync_eio: Option<(usize, u64)>,
     write_eio: Option<(usize, u64)>,
-    rule_buckets_held: Option<usize>,
+    rule_handover_held: Option<usize>,
 }
 
 fn faults() -> &'static Faults {
@@ -59,7 +60,7 @@ fn faults() -> &'static Faults {
             fallocate_eopnotsupp: std::env::var(FALLOCATE_EOPNOTSUPP_VAR).is_ok_and(|v| v == "1"),
             fdatasync_eio: shard_and_count(FDATASYNC_EIO_VAR),
             write_eio: shard_and_count(WRITE_EIO_VAR),
-            rule_buckets_held: index(RULE_BUCKETS_HELD_VAR),
+            rule_handover_held: index(RULE_HANDOVER_HELD_VAR),
         };
         if faults.shard_panic.is_some()
             || faults.shard_open_hang.is_some()
@@ -67,7 +68,7 @@ fn faults() -> &'static Faults {
             || faults.fallocate_eopnotsupp
             || faults.fdatasync_eio.is_some()
             || faults.write_eio.is_some()
-            || faults.rule_buckets_held.is_some()
+            || faults.rule_handover_held.is_some()
         {
             tracing::warn!("fault injection is on: {faults:?}");
         }
@@ -90,9 +91,9 @@ pub fn shard_stop_hangs(index: usize) -> bool {
     faults().shard_stop_hang == Some(index)
 }
 
-/// Whether shard `index` must hold its closed buckets bound for other shards.
-pub fn rule_buckets_held(index: usize) -> bool {
-    faults().rule_buckets_held == Some(index)
+/// Whether shard `index` must hold its closed buckets and unlinks bound for other shards.
+pub fn rule_handover_held(index: usize) -> bool {
+    faults().rule_handover_held == Some(index)
 }
 
 /// Whether `fallocate` must fail with `EOPNOTSUPP`.

@@ -399,7 +399,7 @@ fn buckets_pending_at_a_crash_are_handed_over_after_the_restart() {
     let args = ["--shards", "2"];
     let launch = common::Launch {
         bind: None,
-        env: &[("TSKV_FAULT_RULE_BUCKETS_HELD", "0")],
+        env: &[("TSKV_FAULT_RULE_HANDOVER_HELD", "0")],
     };
     let mut server = TestServer::start_with(&args, &launch);
     let dir = server.data_dir().to_path_buf();
@@ -437,4 +437,57 @@ fn buckets_pending_at_a_crash_are_handed_over_after_the_restart() {
     let mut c = server.raw();
     let avg = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     await_range(&mut c, &dst, &closed_buckets(&written, 10, avg));
+}
+
+#[test]
+fn a_deleted_series_unlinks_the_other_shard_even_through_a_crash() {
+    // Shard 0 holds its unlinks, as if each crash came right after the deletion; the
+    // restart must send them from their pending entries.
+    let args = ["--shards", "2"];
+    let launch = common::Launch {
+        bind: None,
+        env: &[("TSKV_FAULT_RULE_HANDOVER_HELD", "0")],
+    };
+    let mut server = TestServer::start_with(&args, &launch);
+    let dir = server.data_dir().to_path_buf();
+    let mut c = server.raw();
+    let (on0, on1) = (keys_on("z", 0, 2), keys_on("y", 1, 2));
+    // on0[0] -> on1[0] (the source is deleted), on1[1] -> on0[1] (the destination is).
+    for key in on0.iter().chain(&on1) {
+        assert_eq!(req(&mut c, &format!("TS.CREATE {key}")), Reply::ok());
+    }
+    for (src, dst) in [(&on0[0], &on1[0]), (&on1[1], &on0[1])] {
+        assert_eq!(
+            req(
+                &mut c,
+                &format!("TS.CREATERULE {src} {dst} AGGREGATION sum 10")
+            ),
+            Reply::ok()
+        );
+    }
+    assert_eq!(
+        req(&mut c, &format!("DEL {} {}", on0[0], on0[1])),
+        Reply::Int(2)
+    );
+    assert_eq!(
+        info_field(&mut c, &on1[0], "sourceKey"),
+        Reply::bulk(&on0[0]),
+        "the fault holds the unlink"
+    );
+    drop(c);
+    server.kill9();
+    let server = TestServer::start_in(&dir, &args);
+    let mut c = server.raw();
+    await_reply(
+        &mut c,
+        &format!("TS.INFO {}", on1[0]),
+        "sourceKey",
+        Reply::Nil,
+    );
+    await_reply(
+        &mut c,
+        &format!("TS.INFO {}", on1[1]),
+        "rules",
+        Reply::Array(vec![]),
+    );
 }

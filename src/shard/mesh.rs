@@ -382,12 +382,16 @@ pub enum RuleMessage {
         /// The error reply text (a missing destination).
         error: Option<String>,
     },
-    /// To the source's shard: destination `dst_key` was deleted; drop the rule into it.
-    DropRule {
-        /// The source series.
-        src_key: Vec<u8>,
-        /// The deleted destination.
-        dst_key: Vec<u8>,
+    /// To the shard of the other series of a deleted series' rule: let go of the rule;
+    /// answered by [`RuleMessage::Forgotten`].
+    Forget(crate::timeseries::handover::PendingUnlink),
+    /// The answer to [`RuleMessage::Forget`]: `done` once durable; false when that shard
+    /// refuses writes (the unlink stays pending).
+    Forgotten {
+        /// Which unlink.
+        unlink: crate::timeseries::handover::PendingUnlink,
+        /// Whether it is applied.
+        done: bool,
     },
     /// To the destination's shard: a bucket of the rule, its value at the bucket's start
     /// (`None`: the bucket lost every sample, remove it); answered by
@@ -419,10 +423,8 @@ impl RuleMessage {
                 *error = Some(reason.to_string());
             }
             Self::BucketStored { stored, .. } => *stored = false,
-            Self::Link { .. }
-            | Self::Unlink { .. }
-            | Self::DropRule { .. }
-            | Self::Bucket { .. } => {}
+            Self::Forgotten { done, .. } => *done = false,
+            Self::Link { .. } | Self::Unlink { .. } | Self::Forget(_) | Self::Bucket { .. } => {}
         }
     }
 }

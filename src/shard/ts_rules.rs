@@ -17,8 +17,9 @@
 //! A command waiting for the other shard answers its client when that shard has answered,
 //! so neither loop ever blocks. At most `shard_queue_len` buckets are in flight to each
 //! peer; the others wait in the shard's own queue (their pending entries are durable), so
-//! a slow peer backpressures the hand-over and nothing is dropped. After a start, every
-//! pending entry is sent again.
+//! a slow peer backpressures the hand-over and nothing is dropped. Deleting one series of
+//! a rule sends the other's shard a `Forget` from a durable pending unlink, dropped on the
+//! `Forgotten` answer. After a start, every pending entry is sent again.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -281,10 +282,25 @@ impl Shard {
                     self.answer_part(from, reply_to, result, gate);
                 }
             }
-            RuleMessage::DropRule { src_key, dst_key } => {
-                if refusal.is_none() {
-                    // Already gone (deleted twice, or the rule was deleted first) is fine.
-                    let _ = rules::drop_rule(&mut self.store, &mut self.series, &src_key, &dst_key);
+            RuleMessage::Forget(unlink) => {
+                let (done, gate) = match refusal {
+                    Some(_) => (false, SeqNo(0)),
+                    None => {
+                        match handover::apply_unlink(&mut self.store, &mut self.series, &unlink) {
+                            Ok(seq) => (true, seq),
+                            Err(e) => {
+                                tracing::error!(shard = self.id.0, "unlinking a rule: {e}");
+                                (false, SeqNo(0))
+                            }
+                        }
+                    }
+                };
+                let answer = Message::Rule(RuleMessage::Forgotten { unlink, done });
+                self.send_when_acknowledged(from, answer, gate);
+            }
+            RuleMessage::Forgotten { unlink, done } => {
+                if done && self.poisoned.is_none() {
+                    handover::finish_unlink(&mut self.store, &unlink);
                 }
             }
             RuleMessage::Bucket {
@@ -408,6 +424,10 @@ impl Shard {
                 }
                 Err(e) => tracing::error!(shard = self.id.0, "reading pending buckets: {e}"),
             }
+            match handover::scan_unlinks(&self.store) {
+                Ok(found) => found.into_iter().for_each(|u| self.send_unlink(u)),
+                Err(e) => tracing::error!(shard = self.id.0, "reading pending unlinks: {e}"),
+            }
         }
         for notice in std::mem::take(&mut self.series.notices) {
             match notice {
@@ -416,26 +436,22 @@ impl Shard {
                     src_key,
                     seq,
                 } => self.rule_links.dirty(pending, src_key, seq),
-                RuleNotice::UnlinkDestination { src_key, dst_key } => {
-                    let to = self.series.route.owner(&dst_key);
-                    let message = RuleMessage::Unlink {
-                        token: None,
-                        src_key,
-                        dst_key,
-                    };
-                    self.outbox[to.0].push_back(Message::Rule(message));
-                }
-                RuleNotice::DropRule { src_key, dst_key } => {
-                    let to = self.series.route.owner(&src_key);
-                    let message = RuleMessage::DropRule { src_key, dst_key };
-                    self.outbox[to.0].push_back(Message::Rule(message));
-                }
+                RuleNotice::Unlink(unlink) => self.send_unlink(unlink),
             }
         }
-        let held = crate::fault::rule_buckets_held(self.id.0);
+        let held = crate::fault::rule_handover_held(self.id.0);
         if self.poisoned.is_none() && !self.draining && !held {
             self.send_buckets();
         }
+    }
+
+    /// Sends `unlink` to the shard of the series that lets go.
+    fn send_unlink(&mut self, unlink: handover::PendingUnlink) {
+        if crate::fault::rule_handover_held(self.id.0) {
+            return;
+        }
+        let to = self.series.route.owner(unlink.applies_to());
+        self.outbox[to.0].push_back(Message::Rule(RuleMessage::Forget(unlink)));
     }
 
     /// Whether [`Shard::pump_rules`] has something to do now: the pending entries of a
@@ -448,7 +464,7 @@ impl Shard {
         if !links.recovered {
             return true;
         }
-        if crate::fault::rule_buckets_held(self.id.0) {
+        if crate::fault::rule_handover_held(self.id.0) {
             return false;
         }
         let window = self.config().shard_queue_len.max(1);

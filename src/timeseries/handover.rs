@@ -22,6 +22,10 @@
 //! every bucket since; a pending entry per bucket resends only what changed, and a
 //! `TS.DEL` over many buckets names exactly the buckets it touched.
 //!
+//! Deleting one series of a rule across shards works the same way: a pending unlink
+//! entry (in the WAL batch of the deletion) tells the other series' shard to let go of the
+//! rule, and goes once that shard acknowledges it; after a crash it is sent again.
+//!
 //! A bucket is sent only once its pending entry (and so every sample it folds) is
 //! acknowledged on the source's shard, so the destination never holds a value a crash of
 //! the source could take back.
@@ -98,21 +102,108 @@ pub enum RuleNotice {
         /// The sequence number of its pending entry.
         seq: SeqNo,
     },
-    /// Series `src_key` is gone: destination `dst_key` (another shard's) no longer has a
-    /// source.
-    UnlinkDestination {
-        /// The deleted source.
-        src_key: Vec<u8>,
-        /// Its destination.
-        dst_key: Vec<u8>,
-    },
-    /// Series `dst_key` is gone: source `src_key` (another shard's) drops its rule into it.
-    DropRule {
-        /// The source.
-        src_key: Vec<u8>,
-        /// The deleted destination.
-        dst_key: Vec<u8>,
-    },
+    /// One series of a rule was deleted; the other, on another shard, must let go of it.
+    Unlink(PendingUnlink),
+}
+
+/// Which side of a rule a [`PendingUnlink`] is applied to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnlinkSide {
+    /// The source was deleted: the destination no longer names it (`sourceKey`).
+    Destination,
+    /// The destination was deleted: the source drops its rule into it.
+    Source,
+}
+
+/// A deleted series' rule, to be let go of by the other series' shard; durable until that
+/// shard acknowledges it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PendingUnlink {
+    /// The side that lets go (whose shard the unlink goes to).
+    pub side: UnlinkSide,
+    /// The rule's source.
+    pub src_key: Vec<u8>,
+    /// The rule's destination.
+    pub dst_key: Vec<u8>,
+}
+
+impl PendingUnlink {
+    /// Its durable entry's key.
+    pub fn key(&self) -> Vec<u8> {
+        let side = match self.side {
+            UnlinkSide::Destination => 0,
+            UnlinkSide::Source => 1,
+        };
+        keys::unlink_key(side, &self.src_key, &self.dst_key)
+    }
+
+    /// The key of the series that lets go (its shard applies the unlink).
+    pub fn applies_to(&self) -> &[u8] {
+        match self.side {
+            UnlinkSide::Destination => &self.dst_key,
+            UnlinkSide::Source => &self.src_key,
+        }
+    }
+}
+
+/// Records that `unlink` must reach the other series' shard (in the WAL batch of the
+/// deletion), and queues its notice.
+pub fn mark_unlink(store: &mut ShardStore, cache: &mut SeriesCache, unlink: PendingUnlink) {
+    store.put(&unlink.key(), &[]);
+    cache.notices.push(RuleNotice::Unlink(unlink));
+}
+
+/// Drops `unlink`'s entry: the other shard acknowledged it.
+pub fn finish_unlink(store: &mut ShardStore, unlink: &PendingUnlink) -> SeqNo {
+    store.delete(&unlink.key())
+}
+
+/// Every pending unlink of the shard (what a start-up sends again).
+///
+/// # Errors
+/// A failed read.
+pub fn scan_unlinks(store: &ShardStore) -> Result<Vec<PendingUnlink>, SeriesError> {
+    let mut out = Vec::new();
+    for entry in store.scan_from(&keys::UNLINK_START) {
+        let entry = entry?;
+        let Some((side, src, dst)) = keys::parse_unlink_key(&entry.key) else {
+            break;
+        };
+        if entry.value.is_some() {
+            out.push(PendingUnlink {
+                side: if side == 0 {
+                    UnlinkSide::Destination
+                } else {
+                    UnlinkSide::Source
+                },
+                src_key: src.to_vec(),
+                dst_key: dst.to_vec(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Applies `unlink` on this shard (the other series'): a destination forgets its source,
+/// or a source drops its rule. A series that is gone, or no longer linked, needs nothing.
+/// Returns the sequence number the acknowledgement waits for.
+///
+/// # Errors
+/// A failed read or a damaged entry.
+pub fn apply_unlink(
+    store: &mut ShardStore,
+    cache: &mut SeriesCache,
+    unlink: &PendingUnlink,
+) -> Result<SeqNo, SeriesError> {
+    let (src, dst) = (&unlink.src_key, &unlink.dst_key);
+    let done = match unlink.side {
+        UnlinkSide::Destination => super::rules::unlink_destination(store, cache, src, dst),
+        UnlinkSide::Source => super::rules::drop_rule(store, cache, src, dst),
+    };
+    match done {
+        Err(SeriesError::Refused(_)) => Ok(store.last_seq()),
+        other => other,
+    }
 }
 
 /// Records that `pending` (of source `src_key`) must reach its destination's shard, and

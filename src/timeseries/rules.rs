@@ -25,7 +25,7 @@ use crate::store::ShardStore;
 use super::aggregate::{Aggregation, Aggregator, BucketTimestamp};
 use super::chunk::Sample;
 use super::exec::NO_KEY;
-use super::handover::{self, RuleNotice};
+use super::handover::{self, PendingUnlink, UnlinkSide};
 use super::keys;
 use super::meta::{CompactionRule, SeriesMeta};
 use super::series::{self, SeriesCache, SeriesError};
@@ -271,7 +271,8 @@ pub fn delete(
 
 /// Unlinks series `key` (about to be deleted, with metadata `meta`) from its rules: its
 /// destinations no longer name it as their source, and its source drops the rule into it.
-/// The other side of a rule across shards is told by a [`RuleNotice`].
+/// The other side of a rule across shards is told by a durable pending unlink
+/// ([`handover::mark_unlink`]).
 ///
 /// # Errors
 /// A failed read or a damaged entry.
@@ -283,10 +284,12 @@ pub fn unlink(
 ) -> Result<(), SeriesError> {
     for rule in &meta.rules {
         if !cache.route.is_local(&rule.dest_key) {
-            cache.notices.push(RuleNotice::UnlinkDestination {
+            let unlink = PendingUnlink {
+                side: UnlinkSide::Destination,
                 src_key: key.to_vec(),
                 dst_key: rule.dest_key.clone(),
-            });
+            };
+            handover::mark_unlink(store, cache, unlink);
         } else {
             // A destination that is gone (or a string now) has nothing to let go of.
             match unlink_destination(store, cache, key, &rule.dest_key) {
@@ -297,10 +300,12 @@ pub fn unlink(
     }
     if let Some(src) = &meta.source_key {
         if !cache.route.is_local(src) {
-            cache.notices.push(RuleNotice::DropRule {
+            let unlink = PendingUnlink {
+                side: UnlinkSide::Source,
                 src_key: src.clone(),
                 dst_key: key.to_vec(),
-            });
+            };
+            handover::mark_unlink(store, cache, unlink);
         } else if let Some(state) = series::load(store, cache, src)? {
             let mut src_meta = state.meta.clone();
             src_meta.rules.retain(|r| r.dest_key != key);
