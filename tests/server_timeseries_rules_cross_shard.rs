@@ -300,7 +300,16 @@ fn a_rule_created_on_a_series_with_samples_starts_its_bucket_empty() {
 fn cross_shard_rules_lose_no_closed_bucket_through_sigkill() {
     const SOURCES: usize = 4;
     const BUCKET_MS: i64 = 10;
-    let args = ["--shards", "2", "--fsync", "always"];
+    // A queue of 2 messages: at most 2 buckets in flight to each peer, so the hand-over
+    // runs into its window again and again under this load.
+    let args = [
+        "--shards",
+        "2",
+        "--fsync",
+        "always",
+        "--shard-queue-len",
+        "2",
+    ];
     let mut server = TestServer::start(&args);
     let dir = server.data_dir().to_path_buf();
     let mut c = server.raw();
