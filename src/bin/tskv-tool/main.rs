@@ -28,6 +28,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
+mod compact;
 mod datadir;
 mod lookup;
 mod render;
@@ -102,6 +103,13 @@ enum Command {
         /// Do the repair (without it nothing is changed).
         #[arg(long)]
         yes: bool,
+    },
+    /// Compact a stopped server's data directory fully: flush each shard's WAL and rewrite
+    /// every table down to the last level (overwritten values and tombstones go). Prints
+    /// each shard's live SSTables and bytes before and after.
+    Compact {
+        /// The data directory (holding TSKV and shard-NNN/); no server may be running on it.
+        data_dir: PathBuf,
     },
     /// Rewrite a stopped server's data directory for another shard count. Without --out,
     /// the result replaces DIR and the old directory is kept as DIR.pre-reshard-YYYYMMDDTHHMMSSZ.
@@ -230,6 +238,11 @@ fn run(args: &Args) -> Result<ExitCode, ToolError> {
             let report = repair::wal_repair(data_dir, *yes)?;
             emit(json, &report, render::wal_repair);
             Ok(exit_for(report.segments.is_empty() || report.applied))
+        }
+        Command::Compact { data_dir } => {
+            let report = compact::compact(data_dir)?;
+            emit(json, &report, render::compact);
+            Ok(ExitCode::SUCCESS)
         }
         Command::Reshard {
             data_dir,
