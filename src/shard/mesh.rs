@@ -415,17 +415,23 @@ pub enum RuleMessage {
 }
 
 impl RuleMessage {
-    /// Turns an answer that was waiting for durability into a refusal: the shard refuses
-    /// writes for `reason`, so what it reports may not be durable.
-    pub fn refuse(&mut self, reason: &str) {
+    /// Turns a message that was waiting for durability into what may be sent now that
+    /// the shard refuses writes for `reason`: an answer becomes a refusal (what it reports
+    /// may not be durable). A [`RuleMessage::Forget`] is not sent at all (returns false):
+    /// its deletion may not be durable, and its pending entry sends it again after a
+    /// restart. A `TS.DELETERULE`'s [`RuleMessage::Unlink`] still goes, so its client gets
+    /// an answer: the refusal, since its reply waits for the source's write.
+    pub fn refuse(&mut self, reason: &str) -> bool {
         match self {
             Self::Linked { error, .. } | Self::Unlinked { error, .. } => {
                 *error = Some(reason.to_string());
             }
             Self::BucketStored { stored, .. } => *stored = false,
             Self::Forgotten { done, .. } => *done = false,
-            Self::Link { .. } | Self::Unlink { .. } | Self::Forget(_) | Self::Bucket { .. } => {}
+            Self::Forget(_) => return false,
+            Self::Link { .. } | Self::Unlink { .. } | Self::Bucket { .. } => {}
         }
+        true
     }
 }
 

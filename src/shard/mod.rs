@@ -537,14 +537,16 @@ impl Shard {
                 break;
             }
             let (gate, to, mut message) = self.remote_waiting.pop_front().expect("front exists");
-            if gate > ack {
-                match (&mut message, &poisoned) {
-                    (Message::Reply { result, .. }, Some(reason)) => {
-                        *result = mesh::OpResult::Err(reason.clone());
-                    }
-                    (Message::Rule(rule), Some(reason)) => rule.refuse(reason),
-                    _ => {}
+            let send = match (&mut message, &poisoned) {
+                (Message::Reply { result, .. }, Some(reason)) if gate > ack => {
+                    *result = mesh::OpResult::Err(reason.clone());
+                    true
                 }
+                (Message::Rule(rule), Some(reason)) if gate > ack => rule.refuse(reason),
+                _ => true,
+            };
+            if !send {
+                continue;
             }
             self.outbox[to.0].push_back(message);
         }

@@ -196,6 +196,11 @@ impl Shard {
                 Err(_) => return false,
             }
         };
+        // The destination lets go only once the source's removal of the rule is durable.
+        let gate = match &waiting {
+            Waiting::Delete { gate, .. } => *gate,
+            Waiting::Create { .. } => SeqNo(0),
+        };
         self.rule_links.next_token += 1;
         self.rule_links.waiting.insert(token, waiting);
         let to = self.series.route.owner(&dst);
@@ -212,7 +217,7 @@ impl Shard {
                 dst_key: dst,
             }
         };
-        self.outbox[to.0].push_back(Message::Rule(message));
+        self.send_when_acknowledged(to, Message::Rule(message), gate);
         true
     }
 
@@ -450,13 +455,16 @@ impl Shard {
         }
     }
 
-    /// Sends `unlink` to the shard of the series that lets go.
+    /// Sends `unlink` to the shard of the series that lets go, once everything written so
+    /// far here (the deletion that caused it) is acknowledged: the other side must not
+    /// let go of a rule whose deletion a crash could still take back.
     fn send_unlink(&mut self, unlink: handover::PendingUnlink) {
         if crate::fault::rule_handover_held(self.id.0) {
             return;
         }
         let to = self.series.route.owner(unlink.applies_to());
-        self.outbox[to.0].push_back(Message::Rule(RuleMessage::Forget(unlink)));
+        let gate = self.store.last_seq();
+        self.send_when_acknowledged(to, Message::Rule(RuleMessage::Forget(unlink)), gate);
     }
 
     /// Whether [`Shard::pump_rules`] has something to do now: the pending entries of a
