@@ -500,3 +500,40 @@ fn a_deleted_series_unlinks_the_other_shard_even_through_a_crash() {
         Reply::Array(vec![]),
     );
 }
+
+#[test]
+fn a_createrule_cut_by_a_crash_leaves_no_half_linked_destination() {
+    // Shard 0 (the source's) ignores the answer of the destination's shard, as if it
+    // crashed after the destination was linked and before the rule was added. After a
+    // restart, the destination must be free again (no sourceKey) and take a new rule.
+    let args = ["--shards", "2"];
+    let launch = common::Launch {
+        bind: None,
+        env: &[("TSKV_FAULT_RULE_LINKED_IGNORED", "0")],
+    };
+    let mut server = TestServer::start_with(&args, &launch);
+    let dir = server.data_dir().to_path_buf();
+    let mut c = server.raw();
+    let (src, dst) = (keys_on("s", 0, 1).remove(0), keys_on("d", 1, 1).remove(0));
+    for key in [&src, &dst] {
+        assert_eq!(req(&mut c, &format!("TS.CREATE {key}")), Reply::ok());
+    }
+    // Sent without waiting: its answer never comes.
+    let line = format!("TS.CREATERULE {src} {dst} AGGREGATION sum 10");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    c.send(&common::encode(&words)).unwrap();
+    let mut probe = server.raw();
+    await_reply(
+        &mut probe,
+        &format!("TS.INFO {dst}"),
+        "sourceKey",
+        Reply::bulk(&src),
+    );
+    drop((c, probe));
+    server.kill9();
+    let server = TestServer::start_in(&dir, &args);
+    let mut c = server.raw();
+    await_reply(&mut c, &format!("TS.INFO {dst}"), "sourceKey", Reply::Nil);
+    assert_eq!(info_field(&mut c, &src, "rules"), Reply::Array(vec![]));
+    assert_eq!(req(&mut c, &line), Reply::ok());
+}

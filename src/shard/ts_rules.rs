@@ -4,8 +4,11 @@
 //!
 //! ```text
 //!  client ─► shard S (owns src)                       shard D (owns dst)
-//!  TS.CREATERULE src dst ...  check src ── Link ──►   check dst, set its sourceKey
-//!                             add the rule ◄─ Linked ─ (once durable)
+//!  TS.CREATERULE src dst ...  check src, record
+//!                             "unlink dst" (durable) ── Link ──►  check dst, set its
+//!                                                                 sourceKey
+//!                             add the rule, drop ◄─ Linked ─ (once durable)
+//!                             the record (one batch)
 //!  OK ◄── (once the rule is durable)
 //!
 //!  TS.ADD src closes a bucket: pending entry ┐ one WAL batch
@@ -123,6 +126,15 @@ fn encoded_ok() -> OpResult {
     OpResult::Encoded(out)
 }
 
+/// The unlink of `request`'s destination, recorded while the destination's shard links it.
+fn intent_of(request: &RuleRequest) -> handover::PendingUnlink {
+    handover::PendingUnlink {
+        side: handover::UnlinkSide::Destination,
+        src_key: request.src_key.clone(),
+        dst_key: request.rule.dest_key.clone(),
+    }
+}
+
 /// The reply text of a failed rule step.
 fn error_text(e: &SeriesError) -> String {
     match e {
@@ -196,10 +208,14 @@ impl Shard {
                 Err(_) => return false,
             }
         };
-        // The destination lets go only once the source's removal of the rule is durable.
+        // The destination links only once the source has durably recorded how to unlink it
+        // (should a crash come before the rule is added), and lets go only once the
+        // source's removal of the rule is durable.
         let gate = match &waiting {
             Waiting::Delete { gate, .. } => *gate,
-            Waiting::Create { .. } => SeqNo(0),
+            Waiting::Create { request, .. } => {
+                handover::record_unlink(&mut self.store, &intent_of(request))
+            }
         };
         self.rule_links.next_token += 1;
         self.rule_links.waiting.insert(token, waiting);
@@ -259,6 +275,8 @@ impl Shard {
                 let answer = Message::Rule(RuleMessage::Linked { token, error });
                 self.send_when_acknowledged(from, answer, gate);
             }
+            // Held: as if this shard crashed before the answer arrived.
+            RuleMessage::Linked { .. } if crate::fault::rule_linked_ignored(self.id.0) => {}
             RuleMessage::Linked { token, error } => self.linked(token, error),
             RuleMessage::Unlink {
                 token,
@@ -335,7 +353,11 @@ impl Shard {
         else {
             return;
         };
+        let intent = intent_of(&request);
         if let Some(text) = error {
+            if self.poisoned.is_none() {
+                handover::finish_unlink(&mut self.store, &intent);
+            }
             let gate = self.store.last_seq();
             self.answer_part(from, reply_to, encoded_error(&text), gate);
             return;
@@ -345,17 +367,14 @@ impl Shard {
             None => rules::add_rule(&mut self.store, &mut self.series, &request),
         };
         match added {
-            Ok(seq) => self.answer_part(from, reply_to, encoded_ok(), seq),
+            Ok(seq) => {
+                // In the rule's WAL batch: from now on the rule holds, unlinked by deletes.
+                let seq = seq.max(handover::finish_unlink(&mut self.store, &intent));
+                self.answer_part(from, reply_to, encoded_ok(), seq);
+            }
             Err(e) => {
                 // The source changed meanwhile: the destination lets go of it again.
-                let dst = request.rule.dest_key.clone();
-                let to = self.series.route.owner(&dst);
-                let unlink = RuleMessage::Unlink {
-                    token: None,
-                    src_key: request.src_key,
-                    dst_key: dst,
-                };
-                self.outbox[to.0].push_back(Message::Rule(unlink));
+                self.send_unlink(intent);
                 self.refuse_part(from, reply_to, &e);
             }
         }

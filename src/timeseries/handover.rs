@@ -149,8 +149,16 @@ impl PendingUnlink {
 /// Records that `unlink` must reach the other series' shard (in the WAL batch of the
 /// deletion), and queues its notice.
 pub fn mark_unlink(store: &mut ShardStore, cache: &mut SeriesCache, unlink: PendingUnlink) {
-    store.put(&unlink.key(), &[]);
+    record_unlink(store, &unlink);
     cache.notices.push(RuleNotice::Unlink(unlink));
+}
+
+/// Records `unlink`'s entry only (no notice): `TS.CREATERULE` across shards records the
+/// unlink of its destination before it asks that shard to link it, and drops the entry
+/// with the rule's own write, so a crash in between makes a restart unlink the
+/// destination again. Returns the write's sequence number.
+pub fn record_unlink(store: &mut ShardStore, unlink: &PendingUnlink) -> SeqNo {
+    store.put(&unlink.key(), &[])
 }
 
 /// Drops `unlink`'s entry: the other shard acknowledged it.
