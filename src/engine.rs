@@ -222,6 +222,15 @@ impl Engine {
         self.store.compact_sync()
     }
 
+    /// Rewrites every table down to the last level: every overwritten version and every
+    /// tombstone is gone afterwards (a manual full compaction).
+    ///
+    /// # Errors
+    /// A failed read, write or manifest install; nothing is lost.
+    pub fn compact_full(&mut self) -> Result<(), StoreError> {
+        self.store.compact_full_sync()
+    }
+
     /// The underlying store, for statistics.
     pub fn store(&self) -> &ShardStore {
         &self.store

@@ -11,6 +11,8 @@
 //! | `TSKV_FAULT_FDATASYNC_EIO=<i>:<n>` | the `n`th fdatasync completion (from 1; WAL, SSTable and periodic alike) of shard `i`'s ring reports `EIO` |
 //! | `TSKV_FAULT_WRITE_EIO=<i>:<n>` | the `n`th write completion (WAL batches and SSTables) of shard `i`'s ring reports `EIO` |
 //! | `TSKV_FAULT_COMPACTION_PAUSED=1` | the compaction core starts no compaction (flushes are still installed), so level 0 only grows |
+//! | `TSKV_FAULT_RULE_HANDOVER_HELD=<i>` | shard `i` hands no closed bucket and no unlink of a compaction rule to another shard (they stay pending, as after a crash before the hand-over) |
+//! | `TSKV_FAULT_RULE_LINKED_IGNORED=<i>` | shard `i` ignores the other shard's answer to its `TS.CREATERULE` across shards (as after a crash between the destination's link and the rule) |
 //!
 //! The ring faults replace the result of a completion that really happened, as a disk
 //! error reported at completion does: the bytes may well be on disk, but the shard must
@@ -35,6 +37,14 @@ pub const WRITE_EIO_VAR: &str = "TSKV_FAULT_WRITE_EIO";
 /// Environment variable: `1` makes the compaction core start no compaction.
 pub const COMPACTION_PAUSED_VAR: &str = "TSKV_FAULT_COMPACTION_PAUSED";
 
+/// Environment variable: the index of a shard that hands no closed bucket and no unlink
+/// of a compaction rule to another shard.
+pub const RULE_HANDOVER_HELD_VAR: &str = "TSKV_FAULT_RULE_HANDOVER_HELD";
+
+/// Environment variable: the index of a shard that ignores the answers to its
+/// `TS.CREATERULE`s across shards.
+pub const RULE_LINKED_IGNORED_VAR: &str = "TSKV_FAULT_RULE_LINKED_IGNORED";
+
 /// The faults switched on, read from the environment at first use.
 #[derive(Debug, Default)]
 struct Faults {
@@ -45,6 +55,8 @@ struct Faults {
     fdatasync_eio: Option<(usize, u64)>,
     write_eio: Option<(usize, u64)>,
     compaction_paused: bool,
+    rule_handover_held: Option<usize>,
+    rule_linked_ignored: Option<usize>,
 }
 
 fn faults() -> &'static Faults {
@@ -59,6 +71,8 @@ fn faults() -> &'static Faults {
             fdatasync_eio: shard_and_count(FDATASYNC_EIO_VAR),
             write_eio: shard_and_count(WRITE_EIO_VAR),
             compaction_paused: std::env::var(COMPACTION_PAUSED_VAR).is_ok_and(|v| v == "1"),
+            rule_handover_held: index(RULE_HANDOVER_HELD_VAR),
+            rule_linked_ignored: index(RULE_LINKED_IGNORED_VAR),
         };
         if faults.shard_panic.is_some()
             || faults.shard_open_hang.is_some()
@@ -67,6 +81,8 @@ fn faults() -> &'static Faults {
             || faults.fdatasync_eio.is_some()
             || faults.write_eio.is_some()
             || faults.compaction_paused
+            || faults.rule_handover_held.is_some()
+            || faults.rule_linked_ignored.is_some()
         {
             tracing::warn!("fault injection is on: {faults:?}");
         }
@@ -87,6 +103,16 @@ pub fn shard_open_hangs(index: usize) -> bool {
 /// Whether shard `index` must never finish stopping.
 pub fn shard_stop_hangs(index: usize) -> bool {
     faults().shard_stop_hang == Some(index)
+}
+
+/// Whether shard `index` must hold its closed buckets and unlinks bound for other shards.
+pub fn rule_handover_held(index: usize) -> bool {
+    faults().rule_handover_held == Some(index)
+}
+
+/// Whether shard `index` must ignore the answers to its `TS.CREATERULE`s across shards.
+pub fn rule_linked_ignored(index: usize) -> bool {
+    faults().rule_linked_ignored == Some(index)
 }
 
 /// Whether `fallocate` must fail with `EOPNOTSUPP`.

@@ -6,11 +6,10 @@
 //! errors are RedisTimeSeries's, deleting either series unlinks the rule, and a rule
 //! survives SIGKILL and continues where it stopped.
 //!
-//! Method: a one-shard server (tskv keeps a rule's two series on one shard) over a raw
-//! RESP2 connection; destination buckets are checked against a fold computed in the test
-//! from the samples written; then a restart on the same directory; and on a two-shard
-//! server, that a rule across shards is refused with its own error while one within a
-//! shard works.
+//! Method: a one-shard server over a raw RESP2 connection; destination buckets are
+//! checked against a fold computed in the test from the samples written; then a restart
+//! on the same directory; and on a two-shard server, that rules work whether or not the
+//! two series share a shard (`tests/server_timeseries_rules_cross_shard.rs` has the rest).
 
 mod common;
 
@@ -311,37 +310,79 @@ fn rule_errors_are_redistimeseries_texts() {
 }
 
 #[test]
-fn a_rule_across_shards_is_refused_one_within_a_shard_works() {
+fn rules_work_within_and_across_shards() {
     let server = TestServer::start(&["--shards", "2"]);
     let mut c = server.raw();
     assert_eq!(req(&mut c, "TS.CREATE dst"), Reply::ok());
-    let (mut refused, mut created) = (0, 0);
-    for i in 0..12 {
+    for i in 0..6 {
         let src = format!("src{i}");
         assert_eq!(req(&mut c, &format!("TS.CREATE {src}")), Reply::ok());
-        match req(
-            &mut c,
-            &format!("TS.CREATERULE {src} dst AGGREGATION sum 10"),
-        ) {
-            Reply::Error(e) if e.contains("must be on one shard") => refused += 1,
-            Reply::Status(s) if s == "OK" => {
-                created += 1;
-                for ts in [1, 2, 11] {
-                    req(&mut c, &format!("TS.ADD {src} {ts} 1"));
-                }
-                assert_eq!(req(&mut c, "TS.GET dst"), one(0, "2"));
-                assert_eq!(
-                    req(&mut c, &format!("TS.DELETERULE {src} dst")),
-                    Reply::ok()
-                );
-                assert_eq!(req(&mut c, "DEL dst"), Reply::Int(1));
-                assert_eq!(req(&mut c, "TS.CREATE dst"), Reply::ok());
-            }
-            other => panic!("TS.CREATERULE {src} dst: {other:?}"),
+        assert_eq!(
+            req(
+                &mut c,
+                &format!("TS.CREATERULE {src} dst AGGREGATION sum 10")
+            ),
+            Reply::ok(),
+            "{src}"
+        );
+        for ts in [1, 2, 11] {
+            req(&mut c, &format!("TS.ADD {src} {ts} 1"));
         }
+        // A destination on another shard gets the bucket shortly after the reply.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while req(&mut c, "TS.GET dst") != one(0, "2") && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(req(&mut c, "TS.GET dst"), one(0, "2"), "{src}");
+        assert_eq!(
+            req(&mut c, &format!("TS.DELETERULE {src} dst")),
+            Reply::ok()
+        );
+        assert_eq!(req(&mut c, "DEL dst"), Reply::Int(1));
+        assert_eq!(req(&mut c, "TS.CREATE dst"), Reply::ok());
     }
-    assert!(
-        refused > 0 && created > 0,
-        "{refused} refused, {created} created"
+}
+
+#[test]
+fn ts_del_on_a_source_recalculates_or_removes_its_closed_buckets() {
+    // RedisTimeSeries 1.10 "TS.DEL": a closed bucket that lost samples is recalculated
+    // from the samples left, or removed when none is left; the open bucket stays open.
+    let server = TestServer::start(&["--shards", "1"]);
+    let mut c = server.raw();
+    for line in [
+        "TS.CREATE src",
+        "TS.CREATE sum10",
+        "TS.CREATERULE src sum10 AGGREGATION sum 10",
+    ] {
+        assert_eq!(req(&mut c, line), Reply::ok(), "{line}");
+    }
+    let mut written = BTreeMap::new();
+    for ts in 0..45 {
+        let v = f64::from(ts % 3 + 1);
+        assert_eq!(
+            req(&mut c, &format!("TS.ADD src {ts} {v}")),
+            Reply::Int(ts.into())
+        );
+        written.insert(i64::from(ts), v);
+    }
+    let sum = |v: &[f64]| v.iter().sum::<f64>();
+    for (from, to, count) in [(5, 24, 20), (33, 33, 1), (0, 4, 5)] {
+        assert_eq!(
+            req(&mut c, &format!("TS.DEL src {from} {to}")),
+            Reply::Int(count),
+            "TS.DEL src {from} {to}"
+        );
+        written.retain(|ts, _| !(from..=to).contains(ts));
+        assert_eq!(
+            req(&mut c, "TS.RANGE sum10 - +"),
+            as_reply(&closed_buckets(&written, sum)),
+            "after TS.DEL src {from} {to}"
+        );
+    }
+    // Buckets 0 and 10 lost every sample: gone from the destination.
+    assert_eq!(
+        req(&mut c, "TS.RANGE sum10 0 19"),
+        Reply::Array(vec![]),
+        "emptied buckets are removed"
     );
 }

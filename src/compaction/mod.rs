@@ -40,34 +40,69 @@ pub fn settle(
         &options.compaction,
         crate::base::unix_now_ms(),
     ) {
-        let version = std::sync::Arc::clone(versions.current());
         if task.is_trivial_move() {
+            let version = std::sync::Arc::clone(versions.current());
             versions.apply(trivial_move(&task, &version))?;
             continue;
         }
-        let mut job = CompactionJob::new(
-            task,
-            &version,
-            versions.dir().to_path_buf(),
-            options.clone(),
-            std::sync::Arc::clone(versions.table_ids()),
-        );
-        let stepped = loop {
-            match job.step(sink) {
-                Ok(true) => break Ok(()),
-                Ok(false) => {}
-                Err(e) => break Err(e),
-            }
-        };
-        if let Err(e) = stepped {
-            job.abandon();
-            return Err(e);
-        }
-        let (edit, stats) = job.finish();
-        versions.apply(edit)?;
-        total.read_bytes += stats.read_bytes;
-        total.written_bytes += stats.written_bytes;
-        total.dropped_entries += stats.dropped_entries;
+        run(versions, options, sink, task, &mut total)?;
     }
     Ok(total)
+}
+
+/// Rewrites every table down to the last level, level by level (a manual full
+/// compaction, as RocksDB's `CompactRange` with a bottommost rewrite): afterwards every
+/// overwritten version is gone and so is every tombstone, since nothing lies below the
+/// last level. For offline tools; the server never does this.
+///
+/// # Errors
+/// The first failure; the version set then stays at the last installed version.
+pub fn settle_full(
+    versions: &mut VersionSet,
+    options: &StoreOptions,
+    sink: &mut dyn TableSink,
+) -> Result<CompactionStats, StoreError> {
+    let mut total = CompactionStats::default();
+    for level in 0..crate::manifest::LEVELS_MAX - 1 {
+        let metas = versions.current().metas();
+        if let Some(task) = picker::rewrite_task(&metas, level, crate::base::unix_now_ms()) {
+            run(versions, options, sink, task, &mut total)?;
+        }
+    }
+    Ok(total)
+}
+
+/// Runs one task to the end and installs its result, adding its statistics to `total`.
+fn run(
+    versions: &mut VersionSet,
+    options: &StoreOptions,
+    sink: &mut dyn TableSink,
+    task: picker::CompactionTask,
+    total: &mut CompactionStats,
+) -> Result<(), StoreError> {
+    let version = std::sync::Arc::clone(versions.current());
+    let mut job = CompactionJob::new(
+        task,
+        &version,
+        versions.dir().to_path_buf(),
+        options.clone(),
+        std::sync::Arc::clone(versions.table_ids()),
+    );
+    let stepped = loop {
+        match job.step(sink) {
+            Ok(true) => break Ok(()),
+            Ok(false) => {}
+            Err(e) => break Err(e),
+        }
+    };
+    if let Err(e) = stepped {
+        job.abandon();
+        return Err(e);
+    }
+    let (edit, stats) = job.finish();
+    versions.apply(edit)?;
+    total.read_bytes += stats.read_bytes;
+    total.written_bytes += stats.written_bytes;
+    total.dropped_entries += stats.dropped_entries;
+    Ok(())
 }

@@ -152,6 +152,16 @@ pub fn pick(
     Some(task(levels, level, &inputs, now_ms))
 }
 
+/// A task that rewrites every table of `level` into the level below (for a manual full
+/// compaction, [`super::settle_full`]), `None` if the level is empty or the last.
+pub fn rewrite_task(levels: &LevelMetas, level: usize, now_ms: u64) -> Option<CompactionTask> {
+    if level + 1 >= LEVELS_MAX || levels[level].is_empty() {
+        return None;
+    }
+    let inputs: Vec<&TableMeta> = levels[level].iter().collect();
+    Some(task(levels, level, &inputs, now_ms))
+}
+
 /// The task that merges `inputs` of `level` into the level below.
 fn task(levels: &LevelMetas, level: usize, inputs: &[&TableMeta], now_ms: u64) -> CompactionTask {
     let (lo, hi) = range_of(inputs.iter().copied()).expect("a task has inputs");

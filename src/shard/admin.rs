@@ -128,6 +128,7 @@ impl Shard {
         match op {
             Op::Admin(AdminOp::Save) => self.defer_save(from, reply_to),
             Op::DbSize => self.defer_key_count(from, reply_to),
+            Op::Series { request, .. } => self.defer_rule_command(request, from, reply_to),
             _ => false,
         }
     }

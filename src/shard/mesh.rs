@@ -401,6 +401,8 @@ pub enum Message {
     },
     /// A step of a transaction across shards ([`super::txn`]).
     Tx(TxMessage),
+    /// About a compaction rule whose two series are on different shards.
+    Rule(RuleMessage),
 }
 
 /// The steps of a transaction across shards between its coordinator (the shard of the
@@ -477,6 +479,100 @@ pub enum RunOutcome {
     WatchChanged,
     /// Its writes could not be made durable (the shard refuses writes now): the reason.
     Failed(String),
+}
+
+/// What two shards tell each other about a compaction rule from a series of one into a
+/// series of the other (`crate::shard::ts_rules`). An answer is sent once what it reports
+/// is acknowledged by the answering shard's durability rule.
+#[derive(Debug)]
+pub enum RuleMessage {
+    /// To the destination's shard (`TS.CREATERULE`'s second round): make `dst_key` the
+    /// destination of a rule from `src_key`, after its checks; answered by
+    /// [`RuleMessage::Linked`].
+    Link {
+        /// Names the waiting command on the source's shard.
+        token: u64,
+        /// The source series.
+        src_key: Vec<u8>,
+        /// The destination series.
+        dst_key: Vec<u8>,
+    },
+    /// The answer to [`RuleMessage::Link`]: `None` when linked, else the error reply.
+    Linked {
+        /// The waiting command.
+        token: u64,
+        /// The error reply text, if refused.
+        error: Option<String>,
+    },
+    /// To the destination's shard: `dst_key` no longer has `src_key` as its source
+    /// (`TS.DELETERULE`, a deleted source, a refused second round); answered by
+    /// [`RuleMessage::Unlinked`] when `token` is set.
+    Unlink {
+        /// Names the waiting `TS.DELETERULE`, if one waits.
+        token: Option<u64>,
+        /// The source series.
+        src_key: Vec<u8>,
+        /// The destination series.
+        dst_key: Vec<u8>,
+    },
+    /// The answer to [`RuleMessage::Unlink`]: `None` when done, else the error reply.
+    Unlinked {
+        /// The waiting command.
+        token: u64,
+        /// The error reply text (a missing destination).
+        error: Option<String>,
+    },
+    /// To the shard of the other series of a deleted series' rule: let go of the rule;
+    /// answered by [`RuleMessage::Forgotten`].
+    Forget(crate::timeseries::handover::PendingUnlink),
+    /// The answer to [`RuleMessage::Forget`]: `done` once durable; false when that shard
+    /// refuses writes (the unlink stays pending).
+    Forgotten {
+        /// Which unlink.
+        unlink: crate::timeseries::handover::PendingUnlink,
+        /// Whether it is applied.
+        done: bool,
+    },
+    /// To the destination's shard: a bucket of the rule, its value at the bucket's start
+    /// (`None`: the bucket lost every sample, remove it); answered by
+    /// [`RuleMessage::BucketStored`].
+    Bucket {
+        /// Which bucket (the source's pending entry).
+        pending: crate::timeseries::handover::PendingBucket,
+        /// The source series.
+        src_key: Vec<u8>,
+        /// The aggregate.
+        value: Option<f64>,
+    },
+    /// The answer to [`RuleMessage::Bucket`]: `stored` once durable on the destination's
+    /// shard; false when that shard refuses writes (the bucket stays pending).
+    BucketStored {
+        /// Which bucket.
+        pending: crate::timeseries::handover::PendingBucket,
+        /// Whether it is stored.
+        stored: bool,
+    },
+}
+
+impl RuleMessage {
+    /// Turns a message that was waiting for durability into what may be sent now that
+    /// the shard refuses writes for `reason`: an answer becomes a refusal (what it reports
+    /// may not be durable). A [`RuleMessage::Forget`] is not sent at all (returns false):
+    /// its deletion may not be durable, and its pending entry sends it again after a
+    /// restart. A `TS.DELETERULE`'s [`RuleMessage::Unlink`] still goes, so its client gets
+    /// an answer: the refusal, since its reply waits for the source's write.
+    pub fn refuse(&mut self, reason: &str) -> bool {
+        match self {
+            Self::Linked { error, .. } | Self::Unlinked { error, .. } => {
+                *error = Some(reason.to_string());
+            }
+            Self::BucketStored { stored, .. } => *stored = false,
+            Self::Forgotten { done, .. } => *done = false,
+            Self::Forget(_) => return false,
+            Self::Link { .. } | Self::Unlink { .. } | Self::Bucket { .. } => {}
+        }
+        true
+    }
 }
 
 /// Wakes one shard's loop.

@@ -21,7 +21,8 @@
 //! `expiry` deadlines, `client` `HELLO` and `CLIENT`, `multi` queueing transactions and
 //! running those on one shard, `txn` transactions across shards (locks, parts, commit),
 //! `watch` `WATCH`, `inspect` `TIME`, `WAIT`, `MEMORY` and `OBJECT`, `slowlog` `SLOWLOG`,
-//! `commands` `COMMAND`, `dbsize` key counts off the loop); `ops` routes each
+//! `commands` `COMMAND`, `dbsize` key counts off the loop, `ts_route` the time-series
+//! commands, `ts_rules` compaction rules across shards); `ops` routes each
 //! single-key operation to its owning shard and runs those owned here; `fetch` owns the
 //! block reads of lookups and the requests waiting on them; `slowdown` the write slowdown
 //! that holds WAL batches back while level 0 is deep;
@@ -73,6 +74,7 @@ mod slowdown;
 mod slowlog;
 mod strings;
 mod ts_route;
+mod ts_rules;
 mod txn;
 mod watch;
 
@@ -198,6 +200,9 @@ pub struct Shard {
     scan_positions: scan::ScanPositions,
     /// What this shard keeps in memory about the series it has touched.
     series: crate::timeseries::series::SeriesCache,
+    /// Compaction rules across shards: commands waiting for the other shard, buckets
+    /// being handed over.
+    rule_links: ts_rules::RuleLinks,
     /// The store version whose counters `INFO` shows (weak: it must not pin old files).
     published_version: std::sync::Weak<crate::version::Version>,
     /// The live key count and the last sequence number it was counted at.
@@ -307,9 +312,11 @@ impl Shard {
             key_counts: dbsize::KeyCounts::default(),
             scan_positions: scan::ScanPositions::default(),
             series: Default::default(),
+            rule_links: ts_rules::RuleLinks::new(shards),
             fetches: fetch::Fetches::new(shards),
             shared,
         };
+        shard.series.route = crate::timeseries::handover::Route { shard: id, shards };
         shard.publish_store_stats();
         Ok(shard)
     }
@@ -345,6 +352,7 @@ impl Shard {
             if !self.draining {
                 self.service_connections();
             }
+            self.pump_rules();
             self.start_writes();
             if let Err(e) = self.ring.submit() {
                 self.poison(format!("io_uring submit failed: {e}"));
@@ -364,6 +372,7 @@ impl Shard {
     fn wait_timeout_ms(&self) -> i32 {
         let has_work = !self.ready.is_empty()
             || self.outbox.iter().any(|q| !q.is_empty())
+            || self.rules_have_work()
             || (self.committer.has_wal_room()
                 && !self.committer.slowdown_holding()
                 && self.poisoned.is_none()

@@ -50,6 +50,9 @@ impl Shard {
                 break;
             }
             let (gate, to, mut message) = self.remote_waiting.pop_front().expect("front exists");
+            // What a message reports may not be durable once the shard refuses writes:
+            // each kind says so in its own way, or is not sent at all.
+            let mut send = true;
             if let (true, Some(reason)) = (gate > ack, &poisoned) {
                 match &mut message {
                     Message::Reply { result, .. } => *result = mesh::OpResult::Err(reason.clone()),
@@ -57,10 +60,13 @@ impl Shard {
                         *outcome = mesh::RunOutcome::Failed(reason.clone());
                     }
                     Message::Tx(mesh::TxMessage::Released { durable, .. }) => *durable = false,
+                    Message::Rule(rule) => send = rule.refuse(reason),
                     _ => {}
                 }
             }
-            self.outbox[to.0].push_back(message);
+            if send {
+                self.outbox[to.0].push_back(message);
+            }
         }
         self.tx_commits_acknowledged();
         self.unlock_acknowledged();

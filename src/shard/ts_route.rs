@@ -4,7 +4,7 @@
 
 use super::conn::Reply;
 use super::exec::Wait;
-use super::mesh::{self, Op, OpResult};
+use super::mesh::{Op, OpResult};
 use super::Shard;
 use crate::base::SeqNo;
 use crate::command::CommandKind;
@@ -25,27 +25,6 @@ impl Shard {
         let proto = self.proto(key);
         if kind.is_multi_series() {
             return self.series_all_command(key, name, args);
-        }
-        if matches!(kind, CommandKind::TsCreateRule | CommandKind::TsDeleteRule) {
-            let (src, dst) = (args[0], args[1]);
-            let (a, b) = (
-                mesh::shard_of(src, self.shards),
-                mesh::shard_of(dst, self.shards),
-            );
-            if a != b {
-                let message = format!(
-                    "ERR TSDB: a compaction rule's source and destination must be on one shard: '{}' is on shard {} and '{}' on shard {} of {}",
-                    String::from_utf8_lossy(src),
-                    a.0,
-                    String::from_utf8_lossy(dst),
-                    b.0,
-                    self.shards
-                );
-                let mut reply = Vec::new();
-                crate::resp::error(&mut reply, &message);
-                self.push_ready(key, Reply::Encoded(reply));
-                return Ok(());
-            }
         }
         if kind == CommandKind::TsMAdd {
             // One part per sample; each answers alone (a timestamp or an error).

@@ -156,6 +156,23 @@ impl ShardStore {
         Ok(())
     }
 
+    /// Rewrites every table down to the last level ([`compaction::settle_full`]), when
+    /// there is no compaction core (offline tools).
+    ///
+    /// # Errors
+    /// A failed read, write or manifest install; nothing is lost.
+    pub fn compact_full_sync(&mut self) -> Result<(), StoreError> {
+        let drop_in_progress = self.drop_in_progress();
+        if let Versions::Inline(versions) = &mut self.versions {
+            let settled = compaction::settle_full(versions, &self.opts, &mut SyncSink);
+            if !drop_in_progress {
+                self.version = Arc::clone(versions.current());
+            }
+            self.add_compaction_stats(settled?);
+        }
+        Ok(())
+    }
+
     /// The current version (its tables by level).
     pub fn version(&self) -> &Arc<Version> {
         &self.version

@@ -196,10 +196,15 @@ fn dispatch(
     }
     if name_is(args, "TS.DEL") {
         let (from_ms, to_ms) = args::parse_del(rest).map_err(SeriesError::Refused)?;
-        let (count, seq) = series::delete_range(store, state, from_ms, to_ms)?;
+        let before = state.clone();
+        let (removed, seq) = series::delete_range(store, state, from_ms, to_ms)?;
         cache.forget(key);
-        resp::integer(out, count);
-        return Ok(seq.max(store.last_seq()));
+        let mut seq = seq.max(store.last_seq());
+        if !before.meta.rules.is_empty() && !removed.is_empty() {
+            seq = seq.max(rules::after_delete(store, cache, key, &before, &removed)?);
+        }
+        resp::integer(out, removed.len() as i64);
+        return Ok(seq);
     }
     if name_is(args, "TS.ALTER") {
         let options = args::parse_series_options(rest).map_err(SeriesError::Refused)?;

@@ -6,7 +6,17 @@
 //!  series metadata      0xFF 0x01 <user key>             value: meta::SeriesMeta
 //!  sealed chunk         0xFF 0x02 <series id u64 BE> <last ts_ms u64 BE>   value: chunk
 //!  unsealed sample      0xFF 0x03 <series id u64 BE> <ts_ms u64 BE>        value: f64 LE
+//!  pending bucket       0xFF 0x04 <source series id u64 BE> <bucket start ms u64 BE>
+//!                                 <destination user key>       value: source user key
+//!  pending unlink       0xFF 0x05 <side u8> <source key len u32 BE> <source user key>
+//!                                 <destination user key>       value: empty
 //! ```
+//!
+//! A pending bucket is a closed bucket of a compaction rule whose destination lives on
+//! another shard, not yet acknowledged by that shard; a pending unlink tells the shard of
+//! a deleted series' rule partner to let go of it (side 0: the destination's shard clears
+//! its source, side 1: the source's shard drops its rule), until that shard acknowledges
+//! it (see [`super::handover`]).
 //!
 //! Big-endian ids and timestamps make key order time order, so a time range of one series
 //! is one key range. A sealed chunk is keyed by its *last* timestamp: the first chunk at or
@@ -18,6 +28,8 @@ pub const RESERVED_PREFIX: u8 = 0xFF;
 const META_TAG: u8 = 0x01;
 const CHUNK_TAG: u8 = 0x02;
 const SAMPLE_TAG: u8 = 0x03;
+const PENDING_TAG: u8 = 0x04;
+const UNLINK_TAG: u8 = 0x05;
 
 /// The error a command gets for a key that begins with [`RESERVED_PREFIX`].
 pub const RESERVED_KEY_ERROR: &str =
@@ -91,6 +103,52 @@ fn id_key_ts(tag: u8, key: &[u8], series_id: u64) -> Option<u64> {
     head_matches.then(|| u64::from_be_bytes(key[10..].try_into().expect("8 bytes")))
 }
 
+/// The key of the pending bucket starting at `bucket_start_ms` of source series
+/// `series_id`'s rule into `dst_key`.
+pub fn pending_key(series_id: u64, bucket_start_ms: u64, dst_key: &[u8]) -> Vec<u8> {
+    let mut key = id_key(PENDING_TAG, series_id, bucket_start_ms).to_vec();
+    key.extend_from_slice(dst_key);
+    key
+}
+
+/// The first key of the pending buckets (a scan of them starts here).
+pub const PENDING_START: [u8; 2] = [RESERVED_PREFIX, PENDING_TAG];
+
+/// If `key` is a pending bucket's key: its source series id, bucket start and
+/// destination key.
+pub fn parse_pending_key(key: &[u8]) -> Option<(u64, u64, &[u8])> {
+    if key.len() < 18 || key[..2] != PENDING_START {
+        return None;
+    }
+    let series_id = u64::from_be_bytes(key[2..10].try_into().expect("8 bytes"));
+    let start_ms = u64::from_be_bytes(key[10..18].try_into().expect("8 bytes"));
+    Some((series_id, start_ms, &key[18..]))
+}
+
+/// The first key of the pending unlinks (a scan of them starts here).
+pub const UNLINK_START: [u8; 2] = [RESERVED_PREFIX, UNLINK_TAG];
+
+/// The key of a pending unlink of the rule from `src_key` into `dst_key`, to be applied on
+/// `side` (0: the destination's shard, 1: the source's).
+pub fn unlink_key(side: u8, src_key: &[u8], dst_key: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(7 + src_key.len() + dst_key.len());
+    key.extend_from_slice(&UNLINK_START);
+    key.push(side);
+    key.extend_from_slice(&(src_key.len() as u32).to_be_bytes());
+    key.extend_from_slice(src_key);
+    key.extend_from_slice(dst_key);
+    key
+}
+
+/// If `key` is a pending unlink's key: its side, source key and destination key.
+pub fn parse_unlink_key(key: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let rest = key.strip_prefix(&UNLINK_START)?;
+    let (&side, rest) = rest.split_first()?;
+    let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    let src = rest.get(4..4 + len)?;
+    Some((side, src, &rest[4 + len..]))
+}
+
 /// Whether a command's key arguments include one in the reserved space. `positions` is
 /// the command's (first, last, step) as `COMMAND` reports it; `args` includes the name.
 pub fn has_reserved_key(args: &[&[u8]], positions: (i64, i64, i64)) -> bool {
@@ -126,6 +184,21 @@ mod tests {
         assert_eq!(classify(&meta_key(b"temp")), KeyClass::Series(b"temp"));
         assert_eq!(classify(&sample_key(1, 1)), KeyClass::Internal);
         assert_eq!(classify(b"plain"), KeyClass::String);
+        let pending = pending_key(3, 40, b"dst");
+        assert_eq!(
+            parse_pending_key(&pending),
+            Some((3, 40, b"dst".as_slice()))
+        );
+        assert_eq!(parse_pending_key(&chunk_key(3, 40)), None);
+        assert!(pending_key(3, 40, b"\xff") < pending_key(3, 41, b""));
+        assert_eq!(classify(&pending), KeyClass::Internal);
+        let unlink = unlink_key(1, b"src", b"dst");
+        assert_eq!(
+            parse_unlink_key(&unlink),
+            Some((1, b"src".as_slice(), b"dst".as_slice()))
+        );
+        assert_eq!(parse_unlink_key(&pending), None);
+        assert_eq!(parse_unlink_key(&UNLINK_START), None);
     }
 
     #[test]

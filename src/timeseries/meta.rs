@@ -2,7 +2,7 @@
 //! key (see [`super::keys`]) as one checked block.
 //!
 //! ```text
-//!  0  version u8 (= 2; 1 is still read)
+//!  0  version u8 (= 3; 1 and 2 are still read)
 //!  1  encoding u8            0 = compressed (Gorilla), 1 = uncompressed
 //!  2  duplicate_policy u8    0 = none set, 1 block, 2 first, 3 last, 4 min, 5 max, 6 sum
 //!  3  reserved u8 (= 0)
@@ -16,7 +16,7 @@
 //!  …  source_key_len u32 | source_key      (version 2 on; u32::MAX: not a destination)
 //!  …  rule_count u32                       (version 2 on; version 1 means none)
 //!  …  rules: rule_count × (dest_len u32 | dest_key | aggregator u8 | bucket_ms u64 |
-//!                          align_ms u64)
+//!                          align_ms u64 | samples_from_ms u64 (version 3 on))
 //!  …  crc32 u32 of everything before       (all integers little-endian)
 //! ```
 
@@ -26,7 +26,7 @@ use super::aggregate::Aggregator;
 use super::args::IgnoreWindow;
 use super::chunk::ChunkEncoding;
 
-const META_VERSION: u8 = 2;
+const META_VERSION: u8 = 3;
 
 /// What to do when a sample arrives for a timestamp that already has one
 /// (RedisTimeSeries's `DUPLICATE_POLICY` / `ON_DUPLICATE`).
@@ -146,6 +146,11 @@ pub struct CompactionRule {
     pub bucket_ms: u64,
     /// Buckets start at `align_ms` plus multiples of `bucket_ms`.
     pub align_ms: u64,
+    /// The rule folds only samples at or after this timestamp: the source's newest
+    /// timestamp plus one when the rule was created (0 for a source without samples, and
+    /// for metadata written before version 3), so the bucket open at creation starts
+    /// empty, as in RedisTimeSeries.
+    pub samples_from_ms: u64,
 }
 
 impl SeriesMeta {
@@ -186,6 +191,7 @@ impl SeriesMeta {
             out.push(rule.aggregator.tag());
             out.extend_from_slice(&rule.bucket_ms.to_le_bytes());
             out.extend_from_slice(&rule.align_ms.to_le_bytes());
+            out.extend_from_slice(&rule.samples_from_ms.to_le_bytes());
         }
         seal_block(&mut out, 0);
         out
@@ -200,7 +206,7 @@ impl SeriesMeta {
         let mut c = Cursor::new(body);
         let head = c.bytes(4)?;
         let version = head[0];
-        if version != 1 && version != META_VERSION {
+        if !(1..=META_VERSION).contains(&version) {
             return Err(FormatError {
                 reason: "unknown series metadata version",
                 offset: 0,
@@ -246,11 +252,14 @@ impl SeriesMeta {
                     reason: "unknown compaction aggregator",
                     offset: at,
                 })?;
+                let (bucket_ms, align_ms) = (c.u64()?, c.u64()?);
+                let samples_from_ms = if version >= 3 { c.u64()? } else { 0 };
                 rules.push(CompactionRule {
                     dest_key,
                     aggregator,
-                    bucket_ms: c.u64()?,
-                    align_ms: c.u64()?,
+                    bucket_ms,
+                    align_ms,
+                    samples_from_ms,
                 });
             }
         }
@@ -297,6 +306,7 @@ mod tests {
                 aggregator: Aggregator::StdS,
                 bucket_ms: 60_000,
                 align_ms: 7,
+                samples_from_ms: 1234,
             }],
         };
         let bytes = meta.encode();
@@ -328,6 +338,35 @@ mod tests {
         v1.truncate(v1.len() - 24);
         seal_block(&mut v1, 0);
         assert_eq!(SeriesMeta::decode(&v1).unwrap(), meta);
+    }
+
+    #[test]
+    fn version_2_rules_read_with_every_sample_folded() {
+        let rule = CompactionRule {
+            dest_key: b"d".to_vec(),
+            aggregator: Aggregator::Sum,
+            bucket_ms: 10,
+            align_ms: 0,
+            samples_from_ms: 0,
+        };
+        let meta = SeriesMeta {
+            series_id: 7,
+            retention_ms: 0,
+            encoding: ChunkEncoding::Gorilla,
+            chunk_size_bytes: 4096,
+            duplicate_policy: None,
+            labels: vec![],
+            ignore: IgnoreWindow::default(),
+            source_key: None,
+            rules: vec![rule],
+        };
+        let bytes = meta.encode();
+        let mut v2 = open_block(&bytes).unwrap().to_vec();
+        v2[0] = 2;
+        // Without the rule's samples_from_ms (8 bytes, last).
+        v2.truncate(v2.len() - 8);
+        seal_block(&mut v2, 0);
+        assert_eq!(SeriesMeta::decode(&v2).unwrap(), meta);
     }
 
     #[test]

@@ -52,7 +52,8 @@
 //! `GROUPBY`), [`series`] is the storage mechanism, [`directory`] the shard's series names
 //! in memory, [`keys`] the key layout, [`meta`] the settings' format, [`chunk`] (with
 //! [`bits`]) the chunk codec, [`aggregate`] the aggregators, [`reply`] the reply shapes
-//! (RESP2 and RESP3), [`info`] `TS.INFO`, [`rules`] the compaction rules.
+//! (RESP2 and RESP3), [`info`] `TS.INFO`, [`rules`] the compaction rules ([`handover`] their
+//! buckets bound for another shard).
 
 pub mod aggregate;
 pub mod args;
@@ -61,6 +62,7 @@ pub mod chunk;
 pub mod directory;
 pub mod exec;
 pub mod group;
+pub mod handover;
 pub mod info;
 pub mod keys;
 pub mod meta;

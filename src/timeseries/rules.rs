@@ -9,10 +9,14 @@
 //! aggregate is computed from the source's samples when needed (a closed bucket when a
 //! sample lands past it, an older bucket again when an out-of-order sample lands in it,
 //! the open bucket for `LATEST`). So a restart loses nothing: the rule continues from the
-//! source's samples where it stopped. The destination's write rides the same WAL batch
-//! as the sample that closed the bucket, so both are durable together.
+//! source's samples where it stopped. With both series on one shard, the destination's
+//! write rides the same WAL batch as the sample that closed the bucket, so both are
+//! durable together; with the destination on another shard, the closed bucket is handed
+//! over at least once ([`super::handover`]).
 //!
-//! Both series must live on one shard (the router refuses a rule across shards).
+//! As in RedisTimeSeries, a rule folds only the samples that come after it: the bucket
+//! open when it is created starts empty (the rule's `samples_from_ms`). `TS.DEL` on a
+//! source recalculates or removes the destination's buckets it touched ([`after_delete`]).
 
 use crate::base::SeqNo;
 use crate::resp;
@@ -21,8 +25,9 @@ use crate::store::ShardStore;
 use super::aggregate::{Aggregation, Aggregator, BucketTimestamp};
 use super::chunk::Sample;
 use super::exec::NO_KEY;
+use super::handover::{self, PendingUnlink, UnlinkSide};
 use super::keys;
-use super::meta::{CompactionRule, DuplicatePolicy, SeriesMeta};
+use super::meta::{CompactionRule, SeriesMeta};
 use super::series::{self, SeriesCache, SeriesError};
 
 fn refused(text: &str) -> SeriesError {
@@ -76,18 +81,21 @@ fn put_meta(
     Ok(seq)
 }
 
-/// `TS.CREATERULE src dst AGGREGATION agg bucketDuration [alignTimestamp]` (`args` with
-/// the name), checked in RedisTimeSeries's order.
+/// A parsed `TS.CREATERULE`: its keys and the rule to add to the source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleRequest {
+    /// The source series.
+    pub src_key: Vec<u8>,
+    /// The rule (with `samples_from_ms` still 0: set when it is added).
+    pub rule: CompactionRule,
+}
+
+/// Parses `TS.CREATERULE src dst AGGREGATION agg bucketDuration [alignTimestamp]` (`args`
+/// with the name), checked in RedisTimeSeries's order up to the keys' existence.
 ///
 /// # Errors
-/// Its error texts: wrong arity, the aggregation's, same keys, missing keys, a source
-/// that is a destination, a destination that has rules or a source already.
-pub fn create(
-    store: &mut ShardStore,
-    cache: &mut SeriesCache,
-    args: &[&[u8]],
-    out: &mut Vec<u8>,
-) -> Result<SeqNo, SeriesError> {
+/// Its error texts: wrong arity, the aggregation's, same keys.
+pub fn parse_create(args: &[&[u8]]) -> Result<RuleRequest, SeriesError> {
     if !(6..=7).contains(&args.len()) || !args[3].eq_ignore_ascii_case(b"AGGREGATION") {
         return Err(wrong_arity("ts.createrule"));
     }
@@ -112,12 +120,46 @@ pub fn create(
             "ERR TSDB: the source key and destination key should be different",
         ));
     }
-    let mut src_meta = meta_of(store, cache, src)?;
+    Ok(RuleRequest {
+        src_key: src.to_vec(),
+        rule: CompactionRule {
+            dest_key: dst.to_vec(),
+            aggregator,
+            bucket_ms: bucket_ms as u64,
+            align_ms,
+            samples_from_ms: 0,
+        },
+    })
+}
+
+/// The metadata of source `src`, if it may take a rule.
+///
+/// # Errors
+/// A missing key, a string, a source that is a destination.
+pub fn check_source(
+    store: &ShardStore,
+    cache: &mut SeriesCache,
+    src: &[u8],
+) -> Result<SeriesMeta, SeriesError> {
+    let src_meta = meta_of(store, cache, src)?;
     if src_meta.source_key.is_some() {
         return Err(refused(
             "ERR TSDB: the source key already has a source rule",
         ));
     }
+    Ok(src_meta)
+}
+
+/// Makes `dst` the destination of a rule from `src` (its `sourceKey`), if it may be one.
+///
+/// # Errors
+/// A missing key, a string, a destination that has rules or a source already.
+pub fn link_destination(
+    store: &mut ShardStore,
+    cache: &mut SeriesCache,
+    src: &[u8],
+    dst: &[u8],
+) -> Result<SeqNo, SeriesError> {
     let mut dst_meta = meta_of(store, cache, dst)?;
     if !dst_meta.rules.is_empty() {
         return Err(refused(
@@ -130,18 +172,86 @@ pub fn create(
         ));
     }
     dst_meta.source_key = Some(src.to_vec());
-    src_meta.rules.push(CompactionRule {
-        dest_key: dst.to_vec(),
-        aggregator,
-        bucket_ms: bucket_ms as u64,
-        align_ms,
-    });
-    let seq = put_meta(store, cache, dst, dst_meta)?.max(put_meta(store, cache, src, src_meta)?);
+    put_meta(store, cache, dst, dst_meta)
+}
+
+/// Adds `request`'s rule to its source (checked again: with a destination on another
+/// shard, the source may have changed while the destination was linked). The rule folds
+/// the samples after the source's newest one only, so the bucket open now starts empty,
+/// as in RedisTimeSeries.
+///
+/// # Errors
+/// As [`check_source`].
+pub fn add_rule(
+    store: &mut ShardStore,
+    cache: &mut SeriesCache,
+    request: &RuleRequest,
+) -> Result<SeqNo, SeriesError> {
+    let src = &request.src_key;
+    let mut src_meta = check_source(store, cache, src)?;
+    let newest = series::load(store, cache, src)?.and_then(|s| s.last);
+    let mut rule = request.rule.clone();
+    rule.samples_from_ms = newest.map_or(0, |l| l.ts_ms.saturating_add(1));
+    src_meta.rules.push(rule);
+    put_meta(store, cache, src, src_meta)
+}
+
+/// `TS.CREATERULE` with both series on this shard, checked in RedisTimeSeries's order.
+///
+/// # Errors
+/// Its error texts: those of [`parse_create`], [`check_source`], [`link_destination`].
+pub fn create(
+    store: &mut ShardStore,
+    cache: &mut SeriesCache,
+    args: &[&[u8]],
+    out: &mut Vec<u8>,
+) -> Result<SeqNo, SeriesError> {
+    let request = parse_create(args)?;
+    check_source(store, cache, &request.src_key)?;
+    let linked = link_destination(store, cache, &request.src_key, &request.rule.dest_key)?;
+    let seq = linked.max(add_rule(store, cache, &request)?);
     resp::simple(out, "OK");
     Ok(seq)
 }
 
-/// `TS.DELETERULE src dst`.
+/// Removes the rule from `src` into `dst` (the source's half of `TS.DELETERULE`).
+///
+/// # Errors
+/// A missing source, `ERR TSDB: compaction rule does not exist`.
+pub fn drop_rule(
+    store: &mut ShardStore,
+    cache: &mut SeriesCache,
+    src: &[u8],
+    dst: &[u8],
+) -> Result<SeqNo, SeriesError> {
+    let mut src_meta = meta_of(store, cache, src)?;
+    let before = src_meta.rules.len();
+    src_meta.rules.retain(|r| r.dest_key != dst);
+    if src_meta.rules.len() == before {
+        return Err(refused("ERR TSDB: compaction rule does not exist"));
+    }
+    put_meta(store, cache, src, src_meta)
+}
+
+/// `dst` no longer has `src` as its source (the destination's half of `TS.DELETERULE`).
+///
+/// # Errors
+/// A missing destination.
+pub fn unlink_destination(
+    store: &mut ShardStore,
+    cache: &mut SeriesCache,
+    src: &[u8],
+    dst: &[u8],
+) -> Result<SeqNo, SeriesError> {
+    let mut dst_meta = meta_of(store, cache, dst)?;
+    if dst_meta.source_key.as_deref() != Some(src) {
+        return Ok(store.last_seq());
+    }
+    dst_meta.source_key = None;
+    put_meta(store, cache, dst, dst_meta)
+}
+
+/// `TS.DELETERULE src dst` with both series on this shard.
 ///
 /// # Errors
 /// A missing source, `ERR TSDB: compaction rule does not exist`, then a missing
@@ -153,22 +263,16 @@ pub fn delete(
     out: &mut Vec<u8>,
 ) -> Result<SeqNo, SeriesError> {
     let (src, dst) = (args[1], args[2]);
-    let mut src_meta = meta_of(store, cache, src)?;
-    let before = src_meta.rules.len();
-    src_meta.rules.retain(|r| r.dest_key != dst);
-    if src_meta.rules.len() == before {
-        return Err(refused("ERR TSDB: compaction rule does not exist"));
-    }
-    let mut seq = put_meta(store, cache, src, src_meta)?;
-    let mut dst_meta = meta_of(store, cache, dst)?;
-    dst_meta.source_key = None;
-    seq = seq.max(put_meta(store, cache, dst, dst_meta)?);
+    let seq = drop_rule(store, cache, src, dst)?;
+    let seq = seq.max(unlink_destination(store, cache, src, dst)?);
     resp::simple(out, "OK");
     Ok(seq)
 }
 
 /// Unlinks series `key` (about to be deleted, with metadata `meta`) from its rules: its
 /// destinations no longer name it as their source, and its source drops the rule into it.
+/// The other side of a rule across shards is told by a durable pending unlink
+/// ([`handover::mark_unlink`]).
 ///
 /// # Errors
 /// A failed read or a damaged entry.
@@ -179,16 +283,30 @@ pub fn unlink(
     meta: &SeriesMeta,
 ) -> Result<(), SeriesError> {
     for rule in &meta.rules {
-        if let Some(state) = series::load(store, cache, &rule.dest_key)? {
-            let mut dst_meta = state.meta.clone();
-            if dst_meta.source_key.as_deref() == Some(key) {
-                dst_meta.source_key = None;
-                put_meta(store, cache, &rule.dest_key, dst_meta)?;
+        if !cache.route.is_local(&rule.dest_key) {
+            let unlink = PendingUnlink {
+                side: UnlinkSide::Destination,
+                src_key: key.to_vec(),
+                dst_key: rule.dest_key.clone(),
+            };
+            handover::mark_unlink(store, cache, unlink);
+        } else {
+            // A destination that is gone (or a string now) has nothing to let go of.
+            match unlink_destination(store, cache, key, &rule.dest_key) {
+                Err(SeriesError::Refused(_)) | Ok(_) => {}
+                Err(e) => return Err(e),
             }
         }
     }
     if let Some(src) = &meta.source_key {
-        if let Some(state) = series::load(store, cache, src)? {
+        if !cache.route.is_local(src) {
+            let unlink = PendingUnlink {
+                side: UnlinkSide::Source,
+                src_key: src.clone(),
+                dst_key: key.to_vec(),
+            };
+            handover::mark_unlink(store, cache, unlink);
+        } else if let Some(state) = series::load(store, cache, src)? {
             let mut src_meta = state.meta.clone();
             src_meta.rules.retain(|r| r.dest_key != key);
             put_meta(store, cache, src, src_meta)?;
@@ -197,20 +315,53 @@ pub fn unlink(
     Ok(())
 }
 
-/// The aggregate of `rule`'s bucket holding `ts_ms` from the source's samples, `None` if
-/// the bucket holds none.
-fn bucket_value(
+/// The aggregate of `rule`'s bucket holding `ts_ms` from the source's samples (those the
+/// rule folds: from its `samples_from_ms` on), `None` if the bucket holds none.
+///
+/// # Errors
+/// A failed read or a damaged entry.
+pub fn bucket_value(
     store: &ShardStore,
     src: &series::SeriesState,
     rule: &CompactionRule,
     ts_ms: u64,
 ) -> Result<Option<Sample>, SeriesError> {
     let (start, end) = buckets(rule).bucket_span(ts_ms);
-    let samples = series::read_range(store, src, start, end)?;
+    let samples = series::read_range(store, src, start.max(rule.samples_from_ms), end)?;
     Ok((!samples.is_empty()).then(|| Sample {
         ts_ms: start,
         value: rule.aggregator.fold(&samples),
     }))
+}
+
+/// Brings the destination of `src`'s `rule` up to date for the bucket holding `ts_ms`:
+/// writes its aggregate there (or removes it when the bucket holds no sample the rule
+/// folds and `remove_empty`), directly when the destination is on this shard, else as a
+/// pending bucket for its shard.
+fn refresh_bucket(
+    store: &mut ShardStore,
+    cache: &mut SeriesCache,
+    src_key: &[u8],
+    src: &series::SeriesState,
+    rule: &CompactionRule,
+    ts_ms: u64,
+    remove_empty: bool,
+) -> Result<SeqNo, SeriesError> {
+    let bucket = bucket_value(store, src, rule, ts_ms)?;
+    if bucket.is_none() && !remove_empty {
+        return Ok(SeqNo(0));
+    }
+    let start_ms = buckets(rule).bucket_start(ts_ms);
+    if cache.route.is_local(&rule.dest_key) {
+        let value = bucket.map(|b| b.value);
+        return handover::store_bucket(store, cache, src_key, &rule.dest_key, start_ms, value);
+    }
+    let pending = handover::PendingBucket {
+        series_id: src.meta.series_id,
+        bucket_start_ms: start_ms,
+        dst_key: rule.dest_key.clone(),
+    };
+    Ok(handover::mark(store, cache, src_key, pending))
 }
 
 /// Runs source `src_key`'s rules after `sample` was stored (`previous` was the newest
@@ -243,16 +394,49 @@ pub fn after_add(
             std::cmp::Ordering::Less => sample.ts_ms,
             std::cmp::Ordering::Equal => continue,
         };
-        let Some(bucket) = bucket_value(store, &src, rule, redo_ts_ms)? else {
-            continue;
-        };
-        if let Some(dst) = series::load(store, cache, &rule.dest_key)? {
-            seq = seq.max(series::add(
-                store,
-                dst,
-                bucket,
-                Some(DuplicatePolicy::Last),
-            )?);
+        let written = refresh_bucket(store, cache, src_key, &src, rule, redo_ts_ms, false)?;
+        seq = seq.max(written);
+    }
+    Ok(seq)
+}
+
+/// Runs source `src_key`'s rules after `TS.DEL` removed the samples at `removed_ts_ms`
+/// (`before` is the series' state before): as RedisTimeSeries 1.10 documents for
+/// `TS.DEL`, each closed bucket that lost samples is recalculated from the samples left,
+/// or removed from the destination if none is left; a bucket reaching before the
+/// retention window (its original samples partly expired) is left as it was.
+///
+/// # Errors
+/// A failed read or a damaged entry.
+pub fn after_delete(
+    store: &mut ShardStore,
+    cache: &mut SeriesCache,
+    src_key: &[u8],
+    before: &series::SeriesState,
+    removed_ts_ms: &[u64],
+) -> Result<SeqNo, SeriesError> {
+    let Some(newest) = before.last else {
+        return Ok(SeqNo(0));
+    };
+    let cutoff_ms = series::retention_cutoff_ms(before);
+    let Some(src) = series::load(store, cache, src_key)? else {
+        return Ok(SeqNo(0));
+    };
+    let src = src.clone();
+    let mut seq = SeqNo(0);
+    for rule in &src.meta.rules {
+        let b = buckets(rule);
+        let open = b.bucket_start(newest.ts_ms);
+        let mut starts: Vec<u64> = removed_ts_ms.iter().map(|&t| b.bucket_start(t)).collect();
+        starts.dedup();
+        for start in starts {
+            // Open, partly expired, or wholly before the rule: not the rule's to change.
+            let (_, end) = b.bucket_span(start);
+            if start >= open || start < cutoff_ms || end < rule.samples_from_ms {
+                continue;
+            }
+            let written = refresh_bucket(store, cache, src_key, &src, rule, start, true)?;
+            seq = seq.max(written);
         }
     }
     Ok(seq)

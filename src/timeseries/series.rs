@@ -47,6 +47,11 @@ pub struct SeriesCache {
     states: HashMap<Vec<u8>, SeriesState>,
     /// The names of every series on the shard.
     pub directory: super::directory::SeriesDirectory,
+    /// Which shard this is, to tell a rule's local destination from a remote one.
+    pub route: super::handover::Route,
+    /// What the shard must tell other shards about rules, queued by the requests that
+    /// ran; the shard's loop takes them.
+    pub notices: Vec<super::handover::RuleNotice>,
 }
 
 impl SeriesCache {
@@ -409,8 +414,9 @@ fn cut_chunks(
     out
 }
 
-/// Deletes the samples in `[from_ms, to_ms]`; returns how many there were and the
-/// sequence number of the last write. The caller reloads the series' state.
+/// Deletes the samples in `[from_ms, to_ms]`; returns the timestamps of those that were
+/// inside the retention window (what `TS.DEL` counts), in order, and the sequence number
+/// of the last write. The caller reloads the series' state.
 ///
 /// # Errors
 /// A failed read or a damaged entry.
@@ -419,7 +425,7 @@ pub fn delete_range(
     state: &SeriesState,
     from_ms: u64,
     to_ms: u64,
-) -> Result<(i64, SeqNo), SeriesError> {
+) -> Result<(Vec<u64>, SeqNo), SeriesError> {
     let id = state.meta.series_id;
     let mut removed = std::collections::BTreeSet::new();
     let mut seq = SeqNo(0);
@@ -444,8 +450,7 @@ pub fn delete_range(
         }
     }
     let cutoff_ms = retention_cutoff_ms(state);
-    let count = removed.range(cutoff_ms..).count();
-    Ok((count as i64, seq))
+    Ok((removed.range(cutoff_ms..).copied().collect(), seq))
 }
 
 /// Deletes a whole series: its metadata, chunks and unsealed samples.

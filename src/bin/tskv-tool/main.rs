@@ -1,10 +1,11 @@
-//! `tskv-tool`: offline inspection of a tskv data directory, and resharding.
+//! `tskv-tool`: offline inspection of a tskv data directory, resharding and compaction.
 //!
 //! The inspecting commands never modify anything: every file is opened read-only, and the
 //! store is not opened through [`tskv::store::ShardStore::open`] (which truncates torn WAL
 //! tails and deletes leftover files). They decode the on-disk formats with the library's
-//! own decoders, so they see exactly what recovery would see. `reshard` is the one command
-//! that writes: it builds a new data directory with the engine and swaps it in.
+//! own decoders, so they see exactly what recovery would see. `reshard` and `compact` write
+//! through the engine: the first builds a new data directory and swaps it in, the second
+//! compacts each shard fully in place (and `wal-repair --yes` rewrites WAL segments).
 //!
 //! Modules, in the order a data directory is read:
 //!
@@ -14,6 +15,7 @@
 //! * [`table`]: one SSTable: footer, blocks, Bloom filter, checksums (`sst`).
 //! * [`lookup`]: an offline point read with the engine's rules (`get`).
 //! * [`reshard`]: rewriting a data directory for another shard count (`reshard`).
+//! * [`compact`]: a manual full compaction of every shard (`compact`).
 //! * [`render`]: text output; `--json` output is the serde form of the same reports.
 //! * [`repr`]: key and value escaping, as Redis's `sdscatrepr`.
 //!
@@ -28,6 +30,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
+mod compact;
 mod datadir;
 mod lookup;
 mod render;
@@ -102,6 +105,13 @@ enum Command {
         /// Do the repair (without it nothing is changed).
         #[arg(long)]
         yes: bool,
+    },
+    /// Compact a stopped server's data directory fully: flush each shard's WAL and rewrite
+    /// every table down to the last level (overwritten values and tombstones go). Prints
+    /// each shard's live SSTables and bytes before and after.
+    Compact {
+        /// The data directory (holding TSKV and shard-NNN/); no server may be running on it.
+        data_dir: PathBuf,
     },
     /// Rewrite a stopped server's data directory for another shard count. Without --out,
     /// the result replaces DIR and the old directory is kept as DIR.pre-reshard-YYYYMMDDTHHMMSSZ.
@@ -230,6 +240,11 @@ fn run(args: &Args) -> Result<ExitCode, ToolError> {
             let report = repair::wal_repair(data_dir, *yes)?;
             emit(json, &report, render::wal_repair);
             Ok(exit_for(report.segments.is_empty() || report.applied))
+        }
+        Command::Compact { data_dir } => {
+            let report = compact::compact(data_dir)?;
+            emit(json, &report, render::compact);
+            Ok(ExitCode::SUCCESS)
         }
         Command::Reshard {
             data_dir,

@@ -455,3 +455,22 @@ pub fn wal_repair(report: &RepairReport) -> String {
     }
     out
 }
+
+/// `compact`: each shard's live SSTables before and after.
+pub fn compact(report: &crate::compact::CompactReport) -> String {
+    let mut out = String::new();
+    line!(out, "compacted {}", report.data_dir);
+    for s in &report.shards {
+        line!(
+            out,
+            "  {}: {} SSTables, {} bytes -> {} SSTables, {} bytes",
+            tskv::datadir::shard_dir_name(s.shard),
+            s.sstables_before,
+            s.sstable_bytes_before,
+            s.sstables,
+            s.sstable_bytes
+        );
+    }
+    line!(out, "live SSTable bytes: {}", report.sstable_bytes);
+    out
+}
