@@ -3,7 +3,8 @@
 //!
 //! Method: run a small Python script with redis-py against a real tskv-server (two
 //! shards): ping, set, get, incr, a non-transactional pipeline, transactional ones on one
-//! key and across both shards, a `WATCH` retry transaction, and the protocol the
+//! key and across both shards, a `WATCH` retry transaction, a session with a TTL, and the
+//! protocol the
 //! connection ended up speaking (`CLIENT INFO`'s `resp`). If `python3` or the `redis`
 //! package is missing (`.ci/run` installs it with pip when the network allows), the test
 //! says `SKIP` on stderr, past libtest's capture, and passes.
@@ -49,6 +50,12 @@ def move(pipe):
     pipe.set(keys[9], b + 1)
 r.transaction(move, *keys)
 assert r.mget(keys[0], keys[9]) == [b"-1", b"10"], "WATCH transaction across shards"
+# Sessions with a time to live.
+assert r.set("py:session", "token", ex=60) is True
+assert 55 <= r.ttl("py:session") <= 60, "a session's TTL"
+assert r.expire("py:session", 120) is True and 115 <= r.ttl("py:session") <= 120
+assert r.persist("py:session") is True and r.ttl("py:session") == -1
+assert r.getex("py:session", px=500) == b"token" and 0 < r.pttl("py:session") <= 500
 print("resp=" + str(r.client_info()["resp"]), "redis-py=" + redis.__version__)
 "#;
 

@@ -33,6 +33,11 @@
 //! shards are drained into each shard's memory (a parked request stays there, not in the
 //! queue), and transaction messages are not counted against a sender's in-flight cap.
 //!
+//! Dragonfly (following the VLL paper) schedules a transaction on all its shards in one
+//! parallel hop and orders each shard's queue by a global transaction id; locking shard by
+//! shard costs a hop per participant instead, but needs no global order, and the proof
+//! above is short. Dragonfly's transactions are in memory; these are durable.
+//!
 //! **Why it is all or nothing.** Replay counts a part only if some shard's WAL holds the
 //! transaction's `TxCommit` ([`crate::wal::tx::TxOutcomes`]); a shard never flushes an
 //! undecided part into an SSTable; the coordinator's record stays on disk until every
