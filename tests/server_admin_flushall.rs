@@ -141,12 +141,7 @@ fn flushall_right_before_sigkill_drops_everything() {
 
 fn info_field(raw: &mut Frames, field: &str) -> u64 {
     let info = String::from_utf8(raw.request(&["INFO", "persistence"])).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in {info}"))
-        .trim()
-        .parse()
-        .unwrap()
+    common::info_number(&info, field)
 }
 
 fn sstables(raw: &mut Frames) -> u64 {

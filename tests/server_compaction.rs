@@ -21,12 +21,7 @@ const ROUNDS: usize = 10;
 
 fn info_field(conn: &mut redis::Connection, field: &str) -> u64 {
     let info: String = redis::cmd("INFO").arg("persistence").query(conn).unwrap();
-    info.lines()
-        .find_map(|line| line.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("INFO persistence has no {field}: {info}"))
-        .trim()
-        .parse()
-        .unwrap()
+    common::info_number(&info, field)
 }
 
 fn value(round: usize, i: usize) -> String {

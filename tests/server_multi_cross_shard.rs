@@ -506,13 +506,7 @@ fn a_failed_fdatasync_leaves_a_transaction_whole_or_absent_as_served() {
 
 /// A field of `INFO persistence`, summed over the shards.
 fn persistence_field(conn: &mut Frames, field: &str) -> u64 {
-    let info = text(conn.request(&["INFO", "persistence"]));
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in {info}"))
-        .trim()
-        .parse()
-        .unwrap()
+    common::info_number(&text(conn.request(&["INFO", "persistence"])), field)
 }
 
 #[test]

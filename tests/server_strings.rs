@@ -219,13 +219,7 @@ fn info_field(raw: &mut common::RawConn, field: &str) -> u64 {
     let Reply::Bulk(info) = raw.request(&["INFO", "persistence"]) else {
         panic!("INFO is a bulk string");
     };
-    let info = String::from_utf8(info).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in {info}"))
-        .trim()
-        .parse()
-        .unwrap()
+    common::info_number(&String::from_utf8(info).unwrap(), field)
 }
 
 #[test]

@@ -28,15 +28,6 @@ fn info(raw: &mut Frames) -> String {
     String::from_utf8(raw.request(&["INFO", "persistence"])).unwrap()
 }
 
-fn number(info: &str, name: &str) -> u64 {
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .unwrap_or_else(|| panic!("no {name} in {info}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 fn scrape(addr: SocketAddr) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
@@ -85,15 +76,19 @@ fn writes_in_the_slowdown_band_wait_while_reads_are_answered() {
         assert_eq!(writer.request(&["SAVE"]), b"+OK\r\n");
     }
     let before = info(&mut reader);
-    assert_eq!(number(&before, "l0_sstables"), tables as u64, "{before}");
+    assert_eq!(
+        common::info_number(&before, "l0_sstables"),
+        tables as u64,
+        "{before}"
+    );
 
     // A large batch in the band sets a long delay for the next one.
     let big = "b".repeat(8 << 20);
     assert_eq!(writer.request(&["SET", "big", &big]), b"+OK\r\n");
     let settled = info(&mut reader);
     let (slowdowns, slowdown_us) = (
-        number(&settled, "write_slowdowns"),
-        number(&settled, "write_slowdown_us"),
+        common::info_number(&settled, "write_slowdowns"),
+        common::info_number(&settled, "write_slowdown_us"),
     );
     writer
         .writer
@@ -104,7 +99,7 @@ fn writes_in_the_slowdown_band_wait_while_reads_are_answered() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let during = loop {
         let text = info(&mut reader);
-        if number(&text, "write_slowdowns") > slowdowns {
+        if common::info_number(&text, "write_slowdowns") > slowdowns {
             break text;
         }
         assert!(
@@ -113,12 +108,12 @@ fn writes_in_the_slowdown_band_wait_while_reads_are_answered() {
         );
     };
     assert_eq!(
-        number(&during, "write_slowdowns"),
+        common::info_number(&during, "write_slowdowns"),
         slowdowns + 1,
         "{during}"
     );
     assert_eq!(
-        number(&during, "write_slowdown_us"),
+        common::info_number(&during, "write_slowdown_us"),
         slowdown_us,
         "INFO was answered while the write was held: {during}"
     );
@@ -128,9 +123,12 @@ fn writes_in_the_slowdown_band_wait_while_reads_are_answered() {
     assert_eq!(writer.frame(), b"+OK\r\n");
     assert_eq!(reader.request(&["GET", "held"]), b"$1\r\n1\r\n");
     let after = info(&mut reader);
-    assert!(number(&after, "write_slowdown_us") > slowdown_us, "{after}");
+    assert!(
+        common::info_number(&after, "write_slowdown_us") > slowdown_us,
+        "{after}"
+    );
     assert_eq!(
-        number(&after, "write_stalls"),
+        common::info_number(&after, "write_stalls"),
         0,
         "the band is not the stop"
     );

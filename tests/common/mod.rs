@@ -677,3 +677,16 @@ pub fn test_seed() -> u64 {
     eprintln!("random seed: {seed} (set TSKV_TEST_SEED={seed} to replay)");
     seed
 }
+
+/// The number on the `field:N` line of an `INFO` reply's text.
+///
+/// # Panics
+/// If there is no such line or it is not a number: the test fails, naming the field.
+pub fn info_number(info: &str, field: &str) -> u64 {
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("INFO has no {field}: {info}"))
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("INFO's {field} is not a number: {e}"))
+}
