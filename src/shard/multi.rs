@@ -15,8 +15,8 @@
 //!
 //! A transaction whose keys (or watched keys) live on several shards runs as a
 //! transaction across shards ([`super::txn`]): locked, run, and committed as one unit on
-//! all of them. A multi-key command that needs one shard's keys at once (`MSETNX`,
-//! `RENAME`) must still have its own keys on one shard inside `MULTI`. Commands over the
+//! all of them; an `MSETNX` or `RENAME` whose own keys span shards takes two runs of it in
+//! its place ([`super::txn::Program`]). Commands over the
 //! whole key space (`DBSIZE`, `KEYS`, `SCAN`, `RANDOMKEY`, `INFO`, `CLIENT LIST`) and
 //! connection-changing ones (`HELLO`, `CLIENT`, `CONFIG`, `COMMAND`, `SHUTDOWN`) are
 //! refused when queued, and the transaction is aborted; `WAIT` (0) and `TIME` are
@@ -25,6 +25,7 @@
 use super::conn::{Reply, Slot};
 use super::exec::Wait;
 use super::mesh::{shard_of, Op};
+use super::txn::{Plan, Program, Unit};
 use super::Shard;
 use crate::command::{self, Command, ServerCommand};
 use crate::resp;
@@ -98,11 +99,6 @@ impl Shard {
     fn check_queueable(&self, command: &Command<'_>) -> Result<(), String> {
         if plan(command).is_none() {
             return Err("ERR this command is not allowed inside MULTI in tskv (commands over the whole key space, time-series and connection commands are not queued)".into());
-        }
-        if let Command::Strings(op) = command {
-            if let Some(message) = super::strings::cross_shard_keys(op, self.shards) {
-                return Err(message);
-            }
         }
         Ok(())
     }
@@ -181,8 +177,10 @@ impl Shard {
                 .map(Into::into)
                 .collect();
             let watch = (!watch_shards.is_empty()).then_some((watch_shards, client));
+            let program = self.exec_program(&borrowed);
+            let first = program.first_run();
             let reply = Reply::Exec(replies);
-            self.begin_tx(key, reply, super::txn::Plan::Exec, ops, keys, watch)?;
+            self.begin_tx(key, reply, Plan::Exec(program), first, keys, watch)?;
         } else {
             let shard = borrowed
                 .iter()
@@ -204,6 +202,36 @@ impl Shard {
             conn.watch_shards.clear();
         }
         Ok(())
+    }
+
+    /// The program of a transaction across shards over the queued `ops`: consecutive
+    /// ordinary ops share a run; an `MSETNX` or `RENAME` whose keys span shards takes two
+    /// runs in its place ([`super::txn::Unit`]).
+    fn exec_program(&self, ops: &[Op<&[u8]>]) -> Program {
+        let mut units = Vec::new();
+        let mut plain = Vec::new();
+        for (index, op) in ops.iter().enumerate() {
+            let index = index as u32;
+            let two_runs = match op {
+                Op::Strings(op) if super::strings::keys_span_shards(op, self.shards) => {
+                    super::strings::two_run_plan(op)
+                }
+                _ => None,
+            };
+            match two_runs {
+                Some(plan) => {
+                    if !plain.is_empty() {
+                        units.push(Unit::Ops(std::mem::take(&mut plain)));
+                    }
+                    units.push(Unit::TwoRuns { index, plan });
+                }
+                None => plain.push((index, op.to_owned_op())),
+            }
+        }
+        if !plain.is_empty() {
+            units.push(Unit::Ops(plain));
+        }
+        Program::new(units, ops.len())
     }
 
     /// The keys `EXEC` will read, for its block reads before it runs.

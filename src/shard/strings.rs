@@ -41,52 +41,38 @@ impl Shard {
         key: (u32, u32),
         op: StringOp<&[u8]>,
     ) -> Result<(), Wait> {
-        if cross_shard_keys(&op, self.shards).is_none() {
+        if !keys_span_shards(&op, self.shards) {
             return self.scatter(key, Reply::Single(None), &[Op::Strings(op)]);
         }
         let keys: Vec<Box<[u8]>> = op.keys().iter().map(|&k| k.into()).collect();
-        let (plan, reads) = match op {
-            StringOp::MSetNx(pairs) => {
-                let reads = pairs.iter().map(|&(k, _)| Op::Exists(k.into())).collect();
-                let pairs = pairs.iter().map(|&(k, v)| (k.into(), v.into())).collect();
-                (Plan::MSetNx(pairs), reads)
-            }
-            StringOp::Rename { from, to, nx } => (
-                Plan::Rename {
-                    from: from.into(),
-                    to: to.into(),
-                    nx,
-                },
-                vec![Op::ReadVersion(from.into()), Op::ReadVersion(to.into())],
-            ),
-            _ => unreachable!("only MSETNX and RENAME have keys on several shards"),
-        };
+        let plan = two_run_plan(&op).expect("only MSETNX and RENAME have keys on several shards");
+        let reads = plan.first_run();
         self.begin_tx(key, Reply::Single(None), plan, reads, keys, None)
     }
 }
 
-/// The error for an op inside `MULTI` whose keys are on more than one shard (`MSETNX`,
-/// `RENAME`, `RENAMENX` need one shard's keys at once there), naming the first key and one
-/// on another shard; `None` if they share one.
-pub(super) fn cross_shard_keys(op: &StringOp<&[u8]>, shards: usize) -> Option<String> {
+/// The transaction across shards an `MSETNX` or `RENAME` runs as (`None` for the other
+/// string commands, whose one key lives on one shard).
+pub(super) fn two_run_plan(op: &StringOp<&[u8]>) -> Option<Plan> {
+    match op {
+        StringOp::MSetNx(pairs) => Some(Plan::MSetNx(
+            pairs.iter().map(|&(k, v)| (k.into(), v.into())).collect(),
+        )),
+        StringOp::Rename { from, to, nx } => Some(Plan::Rename {
+            from: (*from).into(),
+            to: (*to).into(),
+            nx: *nx,
+        }),
+        _ => None,
+    }
+}
+
+/// Whether the keys of a multi-key op (`MSETNX`, `RENAME`, `RENAMENX`) live on more than
+/// one shard, so that it runs as a transaction across shards ([`two_run_plan`]).
+pub(super) fn keys_span_shards(op: &StringOp<&[u8]>, shards: usize) -> bool {
     let keys = op.keys();
-    let first = keys[0];
-    let other = keys
-        .iter()
-        .find(|k| mesh::shard_of(k, shards) != mesh::shard_of(first, shards))?;
-    let name = match op {
-        StringOp::MSetNx(_) => "MSETNX",
-        StringOp::Rename { nx: false, .. } => "RENAME",
-        StringOp::Rename { nx: true, .. } => "RENAMENX",
-        _ => unreachable!("single-key op"),
-    };
-    Some(format!(
-        "ERR {name} inside MULTI must have its keys on one shard: '{}' is on shard {} and '{}' on shard {} of {shards} (outside MULTI it runs as a transaction across shards)",
-        String::from_utf8_lossy(first),
-        mesh::shard_of(first, shards).0,
-        String::from_utf8_lossy(other),
-        mesh::shard_of(other, shards).0,
-    ))
+    let first = mesh::shard_of(keys[0], shards);
+    keys.iter().any(|k| mesh::shard_of(k, shards) != first)
 }
 
 /// Runs `op` against `store`. `value_bytes_max` is the longest value `APPEND` and

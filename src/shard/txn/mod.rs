@@ -46,39 +46,22 @@
 //! them, so nothing later sees the keys before the transaction.
 
 mod participant;
+mod program;
 
 use std::collections::{HashMap, VecDeque};
 
 pub(super) use participant::Participant;
+pub(super) use program::{Plan, Program, Unit};
 
 use super::conn::{Reply, Slot};
 use super::exec::Wait;
 use super::mesh::{shard_of, Message, Op, OpResult, OwnedOp, RunOutcome, ShardId, TxMessage};
 use super::Shard;
 use crate::base::SeqNo;
-use crate::command::SetCondition;
 use crate::wal::tx::TxId;
 
 /// An owned key.
 pub(super) type Key = Box<[u8]>;
-
-/// What a coordinated transaction does with its runs' results.
-#[derive(Debug)]
-pub(super) enum Plan {
-    /// `EXEC`: one run of every queued op; the reply is their results.
-    Exec,
-    /// `MSETNX`: whether any key exists, then, if none does, set them all.
-    MSetNx(Vec<(Key, Key)>),
-    /// `RENAME` / `RENAMENX` (`nx`): read both keys, then move the value and its deadline.
-    Rename {
-        /// The key renamed.
-        from: Box<[u8]>,
-        /// Its new name.
-        to: Box<[u8]>,
-        /// `RENAMENX`.
-        nx: bool,
-    },
-}
 
 /// The transactions this shard coordinates, and their commit records waiting for
 /// durability.
@@ -116,11 +99,11 @@ struct Coordinated {
     results: Vec<Option<OpResult>>,
     /// Answers still expected for the current step.
     awaiting: usize,
-    /// The second run (`MSETNX`, `RENAME`) has been sent.
-    second_run: bool,
     /// A part failed (its reason), or a watched key changed.
     failed: Option<String>,
     watch_changed: bool,
+    /// The second run of an `MSETNX` or `RENAME` has been sent.
+    second_run: bool,
     /// What the client gets once the transaction is decided.
     result: Option<OpResult>,
     /// A participant could not make its own commit record durable: the coordinator's
@@ -215,8 +198,8 @@ impl Shard {
                 ops,
                 results,
                 awaiting: 0,
-                second_run: false,
                 failed: None,
+                second_run: false,
                 watch_changed: false,
                 result: None,
                 keep_commit: false,
@@ -386,18 +369,8 @@ impl Shard {
                 r.unwrap_or_else(|| OpResult::Err("ERR internal error: missing result".into()))
             })
             .collect();
-        let next = match (&tx.plan, tx.second_run) {
-            (Plan::Exec, _) => Err(OpResult::Batch(results)),
-            (Plan::MSetNx(_), true) | (Plan::Rename { nx: true, .. }, true) => {
-                Err(OpResult::Int(1))
-            }
-            (Plan::Rename { nx: false, .. }, true) => Err(OpResult::Ok),
-            (Plan::MSetNx(pairs), false) => msetnx_next(pairs, &results),
-            (Plan::Rename { from, to, nx }, false) => rename_next(from, to, *nx, &results),
-        };
-        match next {
+        match tx.plan.after_run(results, &mut tx.second_run) {
             Ok(ops) => {
-                tx.second_run = true;
                 tx.ops = ops;
                 self.start_run(id);
             }
@@ -507,56 +480,4 @@ fn ops_of(ops: &[OwnedOp], shard: ShardId, shards: usize) -> Vec<(u32, OwnedOp)>
         .filter(|(_, op)| owner(op, shards) == shard)
         .map(|(i, op)| (i as u32, op.as_borrowed().to_owned_op()))
         .collect()
-}
-
-/// `MSETNX` after its reads: the sets if no key exists, else its reply (0) or an error.
-fn msetnx_next(pairs: &[(Key, Key)], results: &[OpResult]) -> Result<Vec<OwnedOp>, OpResult> {
-    for result in results {
-        match result {
-            OpResult::Int(0) => {}
-            OpResult::Int(_) => return Err(OpResult::Int(0)),
-            OpResult::Err(message) => return Err(OpResult::Err(message.clone())),
-            other => return Err(OpResult::Err(format!("ERR internal error: {other:?}"))),
-        }
-    }
-    Ok(pairs
-        .iter()
-        .map(|(key, value)| Op::Set {
-            key: key.clone(),
-            value: value.clone(),
-            condition: SetCondition::Always,
-        })
-        .collect())
-}
-
-/// `RENAME` after reading both keys: the delete and the write, or its reply.
-fn rename_next(
-    from: &[u8],
-    to: &[u8],
-    nx: bool,
-    results: &[OpResult],
-) -> Result<Vec<OwnedOp>, OpResult> {
-    let series = || OpResult::Err(super::strings::RENAME_SERIES.into());
-    let (value, expire_at_ms) = match &results[0] {
-        OpResult::Version(Some(version)) => version.clone(),
-        OpResult::Version(None) => return Err(OpResult::Err("ERR no such key".into())),
-        OpResult::WrongType => return Err(series()),
-        OpResult::Err(message) => return Err(OpResult::Err(message.clone())),
-        other => return Err(OpResult::Err(format!("ERR internal error: {other:?}"))),
-    };
-    match &results[1] {
-        OpResult::WrongType => return Err(series()),
-        OpResult::Version(Some(_)) if nx => return Err(OpResult::Int(0)),
-        OpResult::Version(_) => {}
-        OpResult::Err(message) => return Err(OpResult::Err(message.clone())),
-        other => return Err(OpResult::Err(format!("ERR internal error: {other:?}"))),
-    }
-    Ok(vec![
-        Op::Del(from.into()),
-        Op::PutVersion {
-            key: to.into(),
-            value: value.into(),
-            expire_at_ms,
-        },
-    ])
 }
