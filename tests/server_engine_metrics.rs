@@ -12,8 +12,8 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 use common::frames::Frames;
@@ -24,26 +24,6 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .unwrap()
         .port()
-}
-
-fn scrape(addr: SocketAddr) -> String {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    write!(stream, "GET /metrics HTTP/1.0\r\nHost: tskv\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-}
-
-/// The value of the sample `name` (with its labels) in a Prometheus exposition.
-fn sample(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("no sample {name} in /metrics"))
-        .parse()
-        .unwrap()
 }
 
 fn info(raw: &mut Frames) -> String {
@@ -143,25 +123,35 @@ fn engine_counters_move_in_info_and_on_the_metrics_endpoint() {
     assert!(deeper > 0, "compaction wrote below level 0: {compacted}");
 
     // The same numbers on the Prometheus endpoint, read after INFO (so at least as high).
-    let text = scrape(addr);
+    let text = common::scrape_metrics(addr);
     let s = "{shard=\"0\"}";
-    assert!(sample(&text, &format!("tskv_bloom_negatives_total{s}")) >= negatives as f64);
-    assert!(sample(&text, &format!("tskv_write_stalls_total{s}")) > 0.0);
-    assert!(sample(&text, &format!("tskv_write_stall_microseconds_total{s}")) > 0.0);
-    assert!(sample(&text, &format!("tskv_compaction_read_bytes_total{s}")) > 0.0);
-    assert!(sample(&text, &format!("tskv_compaction_written_bytes_total{s}")) > 0.0);
+    assert!(
+        common::metrics_sample(&text, &format!("tskv_bloom_negatives_total{s}"))
+            >= negatives as f64
+    );
+    assert!(common::metrics_sample(&text, &format!("tskv_write_stalls_total{s}")) > 0.0);
+    assert!(
+        common::metrics_sample(&text, &format!("tskv_write_stall_microseconds_total{s}")) > 0.0
+    );
+    assert!(common::metrics_sample(&text, &format!("tskv_compaction_read_bytes_total{s}")) > 0.0);
+    assert!(
+        common::metrics_sample(&text, &format!("tskv_compaction_written_bytes_total{s}")) > 0.0
+    );
     let level_tables: f64 = (1..7)
         .map(|level| {
-            sample(
+            common::metrics_sample(
                 &text,
                 &format!("tskv_level_sstables{{shard=\"0\",level=\"{level}\"}}"),
             )
         })
         .sum();
     assert!(level_tables > 0.0, "deeper levels on /metrics");
-    sample(&text, &format!("tskv_pending_compaction_bytes{s}"));
-    assert_eq!(sample(&text, &format!("tskv_shard_writes_refused{s}")), 0.0);
-    assert!(sample(&text, &format!("tskv_last_save_timestamp_seconds{s}")) > 0.0);
+    common::metrics_sample(&text, &format!("tskv_pending_compaction_bytes{s}"));
+    assert_eq!(
+        common::metrics_sample(&text, &format!("tskv_shard_writes_refused{s}")),
+        0.0
+    );
+    assert!(common::metrics_sample(&text, &format!("tskv_last_save_timestamp_seconds{s}")) > 0.0);
 }
 
 /// A failed fdatasync poisons the shard: `tskv_shard_writes_refused` goes to 1 and
@@ -182,8 +172,8 @@ fn a_poisoned_shard_shows_on_both_endpoints_and_refuses_save_and_flushall() {
     let mut raw = Frames::connect(tskv.port());
     let refused = "{shard=\"0\"}";
     assert_eq!(
-        sample(
-            &scrape(addr),
+        common::metrics_sample(
+            &common::scrape_metrics(addr),
             &format!("tskv_shard_writes_refused{refused}")
         ),
         0.0
@@ -200,8 +190,8 @@ fn a_poisoned_shard_shows_on_both_endpoints_and_refuses_save_and_flushall() {
     }
     assert!(!acknowledged.is_empty() && acknowledged.len() < 20);
     assert_eq!(
-        sample(
-            &scrape(addr),
+        common::metrics_sample(
+            &common::scrape_metrics(addr),
             &format!("tskv_shard_writes_refused{refused}")
         ),
         1.0

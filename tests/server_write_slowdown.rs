@@ -15,8 +15,8 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 use common::frames::Frames;
@@ -26,25 +26,6 @@ use tskv::config::{L0_SLOWDOWN_TABLES_PER_TRIGGER, L0_STOP_TABLES_PER_TRIGGER};
 
 fn info(raw: &mut Frames) -> String {
     String::from_utf8(raw.request(&["INFO", "persistence"])).unwrap()
-}
-
-fn scrape(addr: SocketAddr) -> String {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    write!(stream, "GET /metrics HTTP/1.0\r\nHost: tskv\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-}
-
-fn sample(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("no sample {name} in /metrics"))
-        .parse()
-        .unwrap()
 }
 
 #[test]
@@ -132,8 +113,10 @@ fn writes_in_the_slowdown_band_wait_while_reads_are_answered() {
         0,
         "the band is not the stop"
     );
-    let text = scrape(metrics_addr);
+    let text = common::scrape_metrics(metrics_addr);
     let s = "{shard=\"0\"}";
-    assert!(sample(&text, &format!("tskv_write_slowdowns_total{s}")) >= 1.0);
-    assert!(sample(&text, &format!("tskv_write_slowdown_microseconds_total{s}")) > 0.0);
+    assert!(common::metrics_sample(&text, &format!("tskv_write_slowdowns_total{s}")) >= 1.0);
+    assert!(
+        common::metrics_sample(&text, &format!("tskv_write_slowdown_microseconds_total{s}")) > 0.0
+    );
 }

@@ -690,3 +690,23 @@ pub fn info_number(info: &str, field: &str) -> u64 {
         .parse()
         .unwrap_or_else(|e| panic!("INFO's {field} is not a number: {e}"))
 }
+
+/// The text of `GET /metrics` from the Prometheus endpoint at `addr` (status line and
+/// headers included).
+pub fn scrape_metrics(addr: SocketAddr) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: tskv\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+/// The value of the sample `name` (with its labels) in a Prometheus exposition.
+pub fn metrics_sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no sample {name} in /metrics"))
+        .parse()
+        .unwrap()
+}
