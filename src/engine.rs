@@ -194,9 +194,7 @@ impl Engine {
     /// # Errors
     /// A failed write or fdatasync.
     pub fn sync(&mut self) -> Result<(), StoreError> {
-        while let Some(batch) = self.store.take_wal_batch()? {
-            self.store.write_batch_sync(batch)?;
-        }
+        self.write_wal()?;
         self.flush_frozen()
     }
 
@@ -236,10 +234,37 @@ impl Engine {
         &self.store
     }
 
+    /// After a write: with `SyncEachWrite`, sync. Otherwise a full memtable is frozen (its
+    /// WAL records written and fdatasynced) and its SSTable encoded on a background thread
+    /// while writes go on into a new memtable, as a shard does; the flush is installed by
+    /// the first write after the encoding is done. Only when the new memtable fills too
+    /// before that does a write wait for the flush.
     fn after_write(&mut self) -> Result<(), StoreError> {
-        let memtable_full = !self.store.can_accept_writes() || self.store.memtable_full();
-        if self.durability == Durability::SyncEachWrite || memtable_full {
-            self.sync()?;
+        if self.durability == Durability::SyncEachWrite {
+            return self.sync();
+        }
+        if self.store.memtable_full() && self.store.can_accept_writes() {
+            self.write_wal()?;
+            // Starts the encoding of the memtable just frozen.
+            if let Some(job) = self.store.take_flush()? {
+                self.install_flush(job)?;
+            }
+        }
+        if !self.store.can_accept_writes() {
+            return self.sync();
+        }
+        if self.store.flush_encoding() {
+            if let Some(job) = self.store.take_flush()? {
+                self.install_flush(job)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes and fdatasyncs the pending WAL records.
+    fn write_wal(&mut self) -> Result<(), StoreError> {
+        while let Some(batch) = self.store.take_wal_batch()? {
+            self.store.write_batch_sync(batch)?;
         }
         Ok(())
     }
@@ -247,12 +272,15 @@ impl Engine {
     /// Flushes frozen memtables and compacts after each flush.
     fn flush_frozen(&mut self) -> Result<(), StoreError> {
         while let Some(job) = self.store.take_flush_blocking()? {
-            self.store.flush_sync(job)?;
-            self.store.compact_sync()?;
-            while let Some(batch) = self.store.take_wal_batch()? {
-                self.store.write_batch_sync(batch)?;
-            }
+            self.install_flush(job)?;
         }
         Ok(())
+    }
+
+    /// Writes the SSTable of a flush and installs it, then compacts.
+    fn install_flush(&mut self, job: crate::store::FlushJob) -> Result<(), StoreError> {
+        self.store.flush_sync(job)?;
+        self.store.compact_sync()?;
+        self.write_wal()
     }
 }
