@@ -174,3 +174,24 @@ fn acknowledged_transactions_survive_sigkill() {
         assert_eq!(conn.request(&["GET", key]), b"$2\r\n49\r\n", "{key}");
     }
 }
+
+#[test]
+fn type_inside_multi_names_a_series_a_string_and_a_missing_key() {
+    let server = TestServer::start(&["--shards", "2"]);
+    let mut conn = Frames::connect(server.port());
+    let (zero, one) = (keys_on(0, "t:", 3), keys_on(1, "t:", 1));
+    assert!(conn.request(&["TS.CREATE", &zero[0]]).starts_with(b"+OK"));
+    assert_eq!(conn.request(&["SET", &zero[1], "v"]), b"+OK\r\n");
+    // On one shard (one batch), then across shards (a transaction across shards).
+    for missing in [&zero[2], &one[0]] {
+        assert_eq!(conn.request(&["MULTI"]), b"+OK\r\n");
+        for key in [&zero[0], &zero[1], missing] {
+            assert_eq!(conn.request(&["TYPE", key]), b"+QUEUED\r\n");
+        }
+        assert_eq!(
+            conn.request(&["EXEC"]),
+            b"*3\r\n+TSDB-TYPE\r\n+string\r\n+none\r\n",
+            "missing key {missing}"
+        );
+    }
+}

@@ -81,6 +81,7 @@ pub(super) fn read_keys<'k>(op: &Op<&'k [u8]>) -> smallvec::SmallVec<[&'k [u8]; 
         | Op::Del(k)
         | Op::Series { key: k, .. }
         | Op::Watch { key: k, .. }
+        | Op::KeyType(k)
         | Op::Inspect { key: k, .. } => {
             smallvec::smallvec![*k]
         }

@@ -121,6 +121,9 @@ pub enum Op<K> {
         /// The client's id.
         client: u64,
     },
+    /// The type of a key, as `TYPE` names it ([`OpResult::TypeName`]; `TYPE` inside
+    /// `MULTI`).
+    KeyType(K),
     /// A transaction's read of a key's whole version, value and deadline
     /// ([`OpResult::Version`]; `RENAME` across shards).
     ReadVersion(K),
@@ -202,6 +205,7 @@ impl OwnedOp {
                 client: *client,
             },
             Op::ReadVersion(k) => Op::ReadVersion(k),
+            Op::KeyType(k) => Op::KeyType(k),
             Op::PutVersion {
                 key,
                 value,
@@ -288,6 +292,7 @@ impl Op<&[u8]> {
             },
             Op::Unwatch { shard, client } => Op::Unwatch { shard, client },
             Op::ReadVersion(k) => Op::ReadVersion(k.into()),
+            Op::KeyType(k) => Op::KeyType(k.into()),
             Op::PutVersion {
                 key,
                 value,
@@ -312,6 +317,7 @@ impl Op<&[u8]> {
             | Op::Inspect { key: k, .. }
             | Op::Watch { key: k, .. }
             | Op::ReadVersion(k)
+            | Op::KeyType(k)
             | Op::PutVersion { key: k, .. } => smallvec::smallvec![*k],
             Op::Strings(op) => op.keys(),
             Op::Batch { ops, .. } => ops.iter().flat_map(Op::user_keys).collect(),
@@ -358,6 +364,9 @@ pub enum OpResult {
     Batch(Vec<OpResult>),
     /// A watched key changed: the transaction did not run (`EXEC` replies null).
     ExecAborted,
+    /// A key's type as `TYPE` replies it ([`Op::KeyType`]): `string`, `TSDB-TYPE` or
+    /// `none`.
+    TypeName(&'static str),
     /// A key's whole version ([`Op::ReadVersion`]): its value and deadline, or none.
     Version(Option<(Vec<u8>, Option<u64>)>),
     /// A shard's live keys ([`Op::DbSize`]) and how many of them have a deadline.

@@ -261,7 +261,9 @@ fn error_reply(message: &str) -> Reply {
 /// The key a single-key op touches.
 fn op_key<'k>(op: &Op<&'k [u8]>) -> Option<&'k [u8]> {
     match op {
-        Op::Get(k) | Op::Exists(k) | Op::Del(k) | Op::Set { key: k, .. } => Some(k),
+        Op::Get(k) | Op::Exists(k) | Op::KeyType(k) | Op::Del(k) | Op::Set { key: k, .. } => {
+            Some(k)
+        }
         Op::Strings(op) => op.keys().first().copied(),
         _ => None,
     }
@@ -298,7 +300,7 @@ fn plan<'a>(command: &Command<'a>) -> Option<(Reply, Vec<Op<&'a [u8]>>)> {
             }],
         ),
         Command::Get(k) => (Reply::Single(None), vec![Op::Get(*k)]),
-        Command::Type(k) => (Reply::Type(None), vec![Op::Exists(*k)]),
+        Command::Type(k) => (Reply::Single(None), vec![Op::KeyType(*k)]),
         Command::Del(keys) => (Reply::Sum(0), keys.iter().map(|k| Op::Del(*k)).collect()),
         Command::Exists(keys) => (Reply::Sum(0), keys.iter().map(|k| Op::Exists(*k)).collect()),
         Command::MGet(keys) => (

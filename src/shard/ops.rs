@@ -37,9 +37,10 @@ impl Shard {
             Op::Scan { shard, .. } => *shard,
             Op::Strings(op) => mesh::shard_of(op.keys()[0], shards),
             Op::Batch { shard, .. } | Op::Unwatch { shard, .. } => *shard,
-            Op::Watch { key: k, .. } | Op::ReadVersion(k) | Op::PutVersion { key: k, .. } => {
-                mesh::shard_of(k, shards)
-            }
+            Op::Watch { key: k, .. }
+            | Op::ReadVersion(k)
+            | Op::KeyType(k)
+            | Op::PutVersion { key: k, .. } => mesh::shard_of(k, shards),
         };
         let mut remote_parts = 0u32;
         if self.shards > 1 {
@@ -253,6 +254,17 @@ impl Shard {
                 watch: Some(client),
                 ..
             } if !self.watched_unchanged(client) => (OpResult::ExecAborted, self.store.last_seq()),
+            Op::KeyType(k) => match self.store.get(k) {
+                Ok(Some(found)) if found.value.is_some() => {
+                    (OpResult::TypeName("string"), found.seq)
+                }
+                Ok(string) => match self.series_on_miss(k, string) {
+                    Ok((true, gate)) => (OpResult::TypeName("TSDB-TYPE"), gate),
+                    Ok((false, gate)) => (OpResult::TypeName("none"), gate),
+                    Err(e) => (OpResult::Err(storage_error(&e)), SeqNo(0)),
+                },
+                Err(e) => (OpResult::Err(storage_error(&e)), SeqNo(0)),
+            },
             Op::ReadVersion(k) => match self.store.get(k) {
                 Ok(Some(found)) if found.value.is_some() => (
                     OpResult::Version(found.value.map(|v| (v, found.expire_at_ms))),

@@ -35,8 +35,6 @@ pub enum Reply {
         Box<crate::timeseries::group::GroupQuery>,
         Vec<(Vec<u8>, Vec<u8>)>,
     ),
-    /// `TYPE`: from the key's existence, `string` or `none`.
-    Type(Option<bool>),
     /// `INFO` with its keyspace section: the other sections' text, and the live keys
     /// summed over the shards (one `OpResult::KeyCount` per shard).
     Info {
@@ -169,7 +167,6 @@ impl Slot {
                 *slot = Some((next_cursor, keys));
             }
             (Reply::Keys(all), OpResult::Keys { mut keys, .. }) => all.append(&mut keys),
-            (Reply::Type(slot), OpResult::Int(n)) => *slot = Some(n > 0),
             (Reply::Sum(total), OpResult::KeyCount { keys, .. }) => *total += keys,
             (
                 Reply::Info { keys, expires, .. },
@@ -245,9 +242,6 @@ impl Slot {
                     }
                 }
             }
-            Reply::Type(Some(true)) => out.extend_from_slice(b"+string\r\n"),
-            Reply::Type(Some(false)) => out.extend_from_slice(b"+none\r\n"),
-            Reply::Type(None) => resp::error(out, "ERR internal error: missing reply"),
             Reply::Info {
                 mut text,
                 keys,
@@ -298,6 +292,7 @@ fn encode_result(out: &mut Vec<u8>, proto: Protocol, result: Option<OpResult>) {
         Some(OpResult::Value(None)) | Some(OpResult::NotApplied) => resp3::null(out, proto),
         Some(OpResult::Int(n)) | Some(OpResult::KeyCount { keys: n, .. }) => resp::integer(out, n),
         Some(OpResult::Ok) => out.extend_from_slice(b"+OK\r\n"),
+        Some(OpResult::TypeName(name)) => resp::simple(out, name),
         Some(OpResult::Err(message)) => resp::error(out, &message),
         Some(OpResult::Keys { keys, .. }) => encode_keys(out, &keys),
         Some(OpResult::Encoded(bytes)) => out.extend_from_slice(&bytes),
