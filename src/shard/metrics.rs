@@ -192,3 +192,57 @@ pub fn sum(shards: &[ShardMetrics], field: impl Fn(&ShardMetrics) -> &AtomicU64)
         .map(|m| field(m).load(Ordering::Relaxed))
         .sum()
 }
+
+impl super::Shard {
+    /// Publishes the store's counters for `INFO`. Runs every loop iteration, so it reads
+    /// only cheap fields; the per-version ones are published when the version changed.
+    pub(super) fn publish_store_stats(&mut self) {
+        let metrics = &self.shared.metrics[self.id.0];
+        ShardMetrics::set(&metrics.memtable_bytes, self.store.memtable_bytes() as u64);
+        ShardMetrics::set(&metrics.last_seq, self.store.last_seq().0);
+        ShardMetrics::set(&metrics.durable_seq, self.store.durable_seq().0);
+        let cache = self.store.block_cache_stats();
+        ShardMetrics::set(&metrics.block_cache_hits, cache.hits);
+        ShardMetrics::set(&metrics.block_cache_misses, cache.misses);
+        ShardMetrics::set(&metrics.block_cache_bytes, cache.bytes);
+        ShardMetrics::set(&metrics.bloom_negatives, cache.bloom_negatives);
+        let (stalls, stall_us) = self.store.write_stalls();
+        ShardMetrics::set(&metrics.write_stalls, stalls);
+        ShardMetrics::set(&metrics.write_stall_us, stall_us);
+        let (slowdowns, slowdown_us) = self.committer.write_slowdowns();
+        ShardMetrics::set(&metrics.write_slowdowns, slowdowns);
+        ShardMetrics::set(&metrics.write_slowdown_us, slowdown_us);
+        let version = std::sync::Arc::downgrade(self.store.version());
+        if version.ptr_eq(&self.published_version) {
+            return;
+        }
+        self.published_version = version;
+        let stats = self.store.stats();
+        ShardMetrics::set(&metrics.sstables, stats.sstables as u64);
+        ShardMetrics::set(&metrics.l0_sstables, stats.level_tables[0] as u64);
+        for (level, (&tables, &bytes)) in stats
+            .level_tables
+            .iter()
+            .zip(&stats.level_bytes)
+            .enumerate()
+        {
+            ShardMetrics::set(&metrics.level_sstables[level], tables as u64);
+            ShardMetrics::set(&metrics.level_bytes[level], bytes);
+        }
+        ShardMetrics::set(&metrics.sstable_bytes, stats.sstable_bytes);
+        ShardMetrics::set(
+            &metrics.pending_compaction_bytes,
+            stats.pending_compaction_bytes,
+        );
+        ShardMetrics::set(&metrics.compactions, stats.compactions);
+        ShardMetrics::set(&metrics.compaction_read_bytes, stats.compaction.read_bytes);
+        ShardMetrics::set(
+            &metrics.compaction_written_bytes,
+            stats.compaction.written_bytes,
+        );
+        ShardMetrics::set(
+            &metrics.compaction_failed,
+            u64::from(stats.compaction_error.is_some()),
+        );
+    }
+}

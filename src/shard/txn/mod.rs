@@ -45,6 +45,7 @@
 //! replied, and the transaction's keys stay locked until each participant has released
 //! them, so nothing later sees the keys before the transaction.
 
+pub(super) mod messages;
 mod participant;
 mod program;
 
