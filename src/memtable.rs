@@ -134,6 +134,20 @@ impl Memtable {
             seq > self.max_seq,
             "memtable sequence numbers must increase"
         );
+        self.insert_unordered(key, seq, value, expire_at_ms);
+    }
+
+    /// Sets `key` to `value` at `seq` like [`Memtable::insert`], where `seq` may be lower
+    /// than others already in the memtable (but not lower than `key`'s own newest
+    /// version): a write whose WAL record was appended earlier and which reaches the
+    /// memtable late ([`crate::store::ShardStore::insert_logged`]).
+    pub fn insert_unordered(
+        &mut self,
+        key: &[u8],
+        seq: SeqNo,
+        value: Option<&[u8]>,
+        expire_at_ms: Option<u64>,
+    ) {
         let size = entry_size_bytes(key, value);
         self.written_bytes += size;
         self.live_bytes += size;
@@ -145,6 +159,7 @@ impl Memtable {
         };
         match self.newest.get_mut(key) {
             Some(newest) => {
+                debug_assert!(newest.seq < seq, "a key's versions must increase");
                 self.live_bytes -= entry_size_bytes(key, newest.value.as_deref());
                 *newest = entry;
             }

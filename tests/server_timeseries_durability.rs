@@ -109,6 +109,9 @@ fn acknowledged_samples_survive_sigkill_flushes_and_compactions() {
             None,
         );
     }
+    // A flush now takes the open samples (held in memory, logged to the WAL) into an
+    // SSTable, and retires the WAL segments that logged them.
+    let () = redis::cmd("SAVE").query(&mut con).unwrap();
     // Out of order, into sealed chunks, and duplicates replaced.
     for i in 0..300u64 {
         add(
@@ -160,6 +163,9 @@ fn acknowledged_samples_survive_sigkill_flushes_and_compactions() {
     check(&mut con, &model);
 
     for i in 4000..6000u64 {
+        if i == 5001 {
+            let () = redis::cmd("SAVE").query(&mut con).unwrap();
+        }
         let key = if i % 2 == 0 { "cpu:a" } else { "cpu:b" };
         add(
             &mut con,

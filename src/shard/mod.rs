@@ -371,6 +371,7 @@ impl Shard {
 
     fn wait_timeout_ms(&self) -> i32 {
         let has_work = !self.ready.is_empty()
+            || self.store.checkpoint_wanted()
             || self.outbox.iter().any(|q| !q.is_empty())
             || self.rules_have_work()
             || (self.committer.has_wal_room()
@@ -398,6 +399,10 @@ impl Shard {
     fn start_writes(&mut self) {
         if self.poisoned.is_some() {
             return;
+        }
+        if self.store.checkpoint_wanted() {
+            // The memtable waits to freeze until the open samples it covers are in it.
+            crate::timeseries::open::checkpoint(&mut self.store, &mut self.series);
         }
         let started = self
             .committer

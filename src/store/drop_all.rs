@@ -78,6 +78,8 @@ impl ShardStore {
             frozen.dropped = true;
         }
         self.freeze_requested = false;
+        // Writes logged and held by the caller are dropped with the rest.
+        self.logged = Default::default();
         self.end_write_stall();
         self.version = Arc::new(Version::new(vec![Vec::new(); LEVELS_MAX]));
         self.drops.awaited = Some(seq);

@@ -111,6 +111,15 @@ struct Frozen {
     dropped: bool,
 }
 
+/// Writes the caller logged with [`ShardStore::log_put`] and holds in memory.
+#[derive(Debug, Default)]
+struct Logged {
+    /// Some were logged since the last [`ShardStore::checkpointed`].
+    outstanding: bool,
+    /// The memtable waits to freeze until the caller inserts them.
+    checkpoint_wanted: bool,
+}
+
 /// One shard's storage engine. Not `Sync`: owned by its shard thread.
 ///
 /// Files in the shard directory: `MANIFEST` (see [`crate::manifest`]),
@@ -143,6 +152,8 @@ pub struct ShardStore {
     compaction_error: Option<String>,
     /// Freeze the active memtable at the next chance even if it is not full.
     freeze_requested: bool,
+    /// Writes logged to the WAL only ([`ShardStore::log_put`]) that the caller holds.
+    logged: Logged,
     /// Data blocks of this store's SSTables that point lookups read.
     block_cache: RefCell<BlockCache>,
     /// Compactions installed since start.
@@ -237,6 +248,7 @@ impl ShardStore {
             compaction_stats: CompactionStats::default(),
             compaction_error: None,
             freeze_requested: false,
+            logged: Logged::default(),
             block_cache: RefCell::new(BlockCache::new(opts.block_cache_bytes)),
             compactions: 0,
             stalls: (None, 0, 0),
@@ -284,6 +296,42 @@ impl ShardStore {
         };
         self.wal.append(kind, seq, key, value, expire_at_ms);
         seq
+    }
+
+    /// Writes `key = value` to the WAL only, not to the memtable: the caller keeps the
+    /// value in memory (a time series' open samples) and hands it to the memtable with
+    /// [`ShardStore::insert_logged`] when asked ([`ShardStore::checkpoint_wanted`]), before
+    /// the memtable that covers `seq` is frozen, so the WAL segment holding the record is
+    /// never retired while the write is only in the caller's memory. Replay after a crash
+    /// inserts the record into the memtable like any put. Acknowledge it, as any write,
+    /// once the returned sequence number is durable.
+    pub fn log_put(&mut self, key: &[u8], value: &[u8]) -> SeqNo {
+        let seq = self.next_seq();
+        self.wal.append(RecordKind::Put, seq, key, value, None);
+        self.logged.outstanding = true;
+        seq
+    }
+
+    /// Inserts into the active memtable a put whose WAL record [`ShardStore::log_put`]
+    /// appended at `seq`, which is lower than the store's last sequence number but not
+    /// lower than any version of `key` the memtables hold.
+    pub fn insert_logged(&mut self, key: &[u8], seq: SeqNo, value: &[u8]) {
+        debug_assert!(seq <= self.last_seq, "a logged write comes from log_put");
+        self.active.insert_unordered(key, seq, Some(value), None);
+    }
+
+    /// Whether the store waits to freeze its memtable until the caller has inserted
+    /// every write it logged with [`ShardStore::log_put`] and still holds (then calls
+    /// [`ShardStore::checkpointed`]). The shard checks it every loop iteration.
+    pub fn checkpoint_wanted(&self) -> bool {
+        self.logged.checkpoint_wanted
+    }
+
+    /// The caller has inserted ([`ShardStore::insert_logged`]) every write it logged and
+    /// still holds in memory: the memtable may freeze.
+    pub fn checkpointed(&mut self) {
+        self.logged = Logged::default();
+        self.maybe_freeze();
     }
 
     /// Writes a tombstone for `key`, like [`ShardStore::put`].
@@ -403,21 +451,29 @@ impl ShardStore {
     /// though it is not full, as a `SAVE` or an explicit flush does. Nothing happens for an
     /// empty memtable.
     pub fn request_freeze(&mut self) {
-        self.freeze_requested = !self.active.is_empty();
+        self.freeze_requested = !self.active.is_empty() || self.logged.outstanding;
         self.maybe_freeze();
     }
 
     /// Whether some write is in a memtable (active or frozen) and not yet in an SSTable.
     pub fn has_unflushed_writes(&self) -> bool {
-        !self.active.is_empty() || !self.immutables.is_empty()
+        !self.active.is_empty() || !self.immutables.is_empty() || self.logged.outstanding
     }
 
     /// Freezes the active memtable if it is full, no other one waits, and all its records
     /// have been handed out in batches (so they all lie in segments before the next one).
     fn maybe_freeze(&mut self) {
         let full = self.active.size_bytes() >= self.opts.memtable_bytes || self.freeze_requested;
-        if !full || self.active.is_empty() || !self.immutables.is_empty() || self.wal.has_pending()
-        {
+        if !full || !self.immutables.is_empty() || self.wal.has_pending() {
+            return;
+        }
+        if self.logged.outstanding {
+            // Writes the caller holds must reach this memtable first (`log_put`).
+            self.logged.checkpoint_wanted = true;
+            return;
+        }
+        if self.active.is_empty() {
+            self.freeze_requested = false;
             return;
         }
         let next_segment = self.wal.request_rotation();

@@ -73,7 +73,7 @@ pub fn run(
             (OpResult::Encoded(out), store.last_seq())
         }
         Err(e) => {
-            cache.forget(args[1]);
+            cache.forget(store, args[1]);
             tracing::error!("time-series storage error: {e}");
             (OpResult::Err(format!("ERR storage error: {e}")), SeqNo(0))
         }
@@ -198,7 +198,7 @@ fn dispatch(
         let (from_ms, to_ms) = args::parse_del(rest).map_err(SeriesError::Refused)?;
         let before = state.clone();
         let (removed, seq) = series::delete_range(store, state, from_ms, to_ms)?;
-        cache.forget(key);
+        cache.forget(store, key);
         let mut seq = seq.max(store.last_seq());
         if !before.meta.rules.is_empty() && !removed.is_empty() {
             seq = seq.max(rules::after_delete(store, cache, key, &before, &removed)?);
@@ -259,7 +259,7 @@ fn create(
         key,
         SeriesState {
             meta,
-            unsealed_count: 0,
+            open: cache.no_open_samples(),
             last: None,
         },
     );
@@ -459,7 +459,7 @@ pub fn delete_series(
         None => return Ok(None),
     };
     rules::unlink(store, cache, key, &meta).map_err(storage)?;
-    cache.forget(key);
+    cache.forget(store, key);
     cache.directory.remove(key);
     series::delete_series(store, key, &meta)
         .map(Some)

@@ -327,7 +327,7 @@ pub fn store_bucket(
         }
         None => {
             let (_, seq) = series::delete_range(store, dst, bucket_start_ms, bucket_start_ms)?;
-            cache.forget(dst_key);
+            cache.forget(store, dst_key);
             Ok(seq.max(store.last_seq()))
         }
     }

@@ -10,7 +10,11 @@
 //!                                 <destination user key>       value: source user key
 //!  pending unlink       0xFF 0x05 <side u8> <source key len u32 BE> <source user key>
 //!                                 <destination user key>       value: empty
+//!  seal mark            0xFF 0x06 <series id u64 BE>                       value: empty
 //! ```
+//!
+//! A seal mark is rewritten by every seal of the series: a sample entry with an older
+//! sequence number than the mark's was sealed into a chunk (see [`super::open`]).
 //!
 //! A pending bucket is a closed bucket of a compaction rule whose destination lives on
 //! another shard, not yet acknowledged by that shard; a pending unlink tells the shard of
@@ -30,6 +34,7 @@ const CHUNK_TAG: u8 = 0x02;
 const SAMPLE_TAG: u8 = 0x03;
 const PENDING_TAG: u8 = 0x04;
 const UNLINK_TAG: u8 = 0x05;
+const SEALED_TAG: u8 = 0x06;
 
 /// The error a command gets for a key that begins with [`RESERVED_PREFIX`].
 pub const RESERVED_KEY_ERROR: &str =
@@ -84,6 +89,15 @@ pub fn chunk_key(series_id: u64, last_ts_ms: u64) -> [u8; 18] {
 /// The key of the unsealed sample of `series_id` at `ts_ms`.
 pub fn sample_key(series_id: u64, ts_ms: u64) -> [u8; 18] {
     id_key(SAMPLE_TAG, series_id, ts_ms)
+}
+
+/// The seal mark of `series_id`.
+pub fn sealed_key(series_id: u64) -> [u8; 10] {
+    let mut key = [0u8; 10];
+    key[0] = RESERVED_PREFIX;
+    key[1] = SEALED_TAG;
+    key[2..].copy_from_slice(&series_id.to_be_bytes());
+    key
 }
 
 /// If `key` is a chunk key of `series_id`, its last timestamp.

@@ -67,6 +67,7 @@ pub mod info;
 pub mod keys;
 pub mod meta;
 pub mod multi;
+pub mod open;
 pub mod reply;
 pub mod rules;
 pub mod series;

@@ -5,6 +5,8 @@
 //! sequence number is durable.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 
 use crate::base::codec::FormatError;
 use crate::base::{SeqNo, StoreError};
@@ -13,6 +15,7 @@ use crate::store::{Lookup, ShardStore};
 use super::chunk::{self, ChunkEncoding, Sample};
 use super::keys;
 use super::meta::{DuplicatePolicy, SeriesMeta};
+use super::open::{OpenSample, OpenSamples, EARLY_SEAL_SAMPLES_MIN};
 
 /// A failure reading or writing a series.
 #[derive(Debug, thiserror::Error)]
@@ -35,8 +38,8 @@ pub enum SeriesError {
 pub struct SeriesState {
     /// Its settings.
     pub meta: SeriesMeta,
-    /// Samples stored one per entry, not yet sealed into a chunk.
-    pub unsealed_count: usize,
+    /// Samples not yet sealed into a chunk, in memory ([`super::open`]).
+    pub open: OpenSamples,
     /// The newest sample, if any.
     pub last: Option<Sample>,
 }
@@ -52,17 +55,37 @@ pub struct SeriesCache {
     /// What the shard must tell other shards about rules, queued by the requests that
     /// ran; the shard's loop takes them.
     pub notices: Vec<super::handover::RuleNotice>,
+    /// Open samples of every series here ([`super::open::OPEN_SAMPLES_MAX_PER_SHARD`]).
+    open_total: Arc<AtomicUsize>,
 }
 
 impl SeriesCache {
-    /// Forgets a series (deleted, or to be reloaded from the store).
-    pub fn forget(&mut self, key: &[u8]) {
-        self.states.remove(key);
+    /// Forgets a series (deleted, or to be reloaded from the store). Its open samples are
+    /// put into the memtable first ([`OpenSamples::checkpoint`]), so a reload finds them.
+    pub fn forget(&mut self, store: &mut ShardStore, key: &[u8]) {
+        if let Some(mut state) = self.states.remove(key) {
+            state.open.checkpoint(store, state.meta.series_id);
+            state.open.release();
+        }
     }
 
-    /// Remembers a series' state.
+    /// Remembers a new series' state.
     pub fn insert(&mut self, key: &[u8], state: SeriesState) {
-        self.states.insert(key.to_vec(), state);
+        if let Some(mut old) = self.states.insert(key.to_vec(), state) {
+            old.open.release();
+        }
+    }
+
+    /// No open samples, counted in this shard's total: for a new series' state.
+    pub fn no_open_samples(&self) -> OpenSamples {
+        OpenSamples::new(&self.open_total)
+    }
+
+    /// Puts every series' open samples that are not in the memtable yet into it.
+    pub(super) fn checkpoint_all(&mut self, store: &mut ShardStore) {
+        for state in self.states.values_mut() {
+            state.open.checkpoint(store, state.meta.series_id);
+        }
     }
 }
 
@@ -106,8 +129,16 @@ pub fn load<'c>(
         };
         let meta = SeriesMeta::decode(&meta)?;
         let id = meta.series_id;
-        let unsealed = scan_samples(store, id, 0, u64::MAX)?;
-        let mut last = unsealed.last().copied();
+        // Sample entries older than the seal mark were sealed before a crash.
+        let sealed_seq = store
+            .get(&keys::sealed_key(id))?
+            .filter(|found| found.value.is_some())
+            .map_or(SeqNo(0), |found| found.seq);
+        let (open, stale): (Vec<_>, Vec<_>) = scan_samples(store, id, 0, u64::MAX)?
+            .into_iter()
+            .partition(|&(_, seq)| seq > sealed_seq);
+        let stale = stale.into_iter().map(|(s, _)| s.ts_ms).collect();
+        let mut last = open.last().map(|&(s, _)| s);
         if let Some(chunk) = last_chunk(store, id)? {
             let newest = *chunk.last().expect("chunks are never empty");
             if last.is_none_or(|l| newest.ts_ms > l.ts_ms) {
@@ -116,7 +147,7 @@ pub fn load<'c>(
         }
         let state = SeriesState {
             meta,
-            unsealed_count: unsealed.len(),
+            open: OpenSamples::loaded(&cache.open_total, open, stale),
             last,
         };
         cache.states.insert(key.to_vec(), state);
@@ -138,13 +169,14 @@ fn last_chunk(store: &ShardStore, id: u64) -> Result<Option<Vec<Sample>>, Series
     Ok(newest.map(|v| chunk::decode(&v)).transpose()?)
 }
 
-/// Unsealed samples of series `id` with `from_ms <= ts <= to_ms`, in time order.
+/// Sample entries of series `id` in the LSM tree with `from_ms <= ts <= to_ms`, with their
+/// sequence numbers, in time order.
 fn scan_samples(
     store: &ShardStore,
     id: u64,
     from_ms: u64,
     to_ms: u64,
-) -> Result<Vec<Sample>, SeriesError> {
+) -> Result<Vec<(Sample, SeqNo)>, SeriesError> {
     let mut out = Vec::new();
     for entry in store.scan_from(&keys::sample_key(id, from_ms)) {
         let entry = entry?;
@@ -152,10 +184,11 @@ fn scan_samples(
             break;
         };
         if let Some(value) = entry.value {
-            out.push(Sample {
+            let sample = Sample {
                 ts_ms,
                 value: decode_sample_value(&value)?,
-            });
+            };
+            out.push((sample, entry.seq));
         }
     }
     Ok(out)
@@ -222,7 +255,7 @@ pub fn retention_cutoff_ms(state: &SeriesState) -> u64 {
 }
 
 /// Every sample of the series in `[from_ms, to_ms]` inside the retention window, in time
-/// order: sealed chunks merged with unsealed samples.
+/// order: sealed chunks merged with open samples.
 ///
 /// # Errors
 /// A failed read or a damaged entry.
@@ -245,16 +278,15 @@ pub fn read_range(
                 .filter(|s| (from_ms..=to_ms).contains(&s.ts_ms)),
         );
     }
-    Ok(merge(sealed, scan_samples(store, id, from_ms, to_ms)?))
+    Ok(merge(sealed, state.open.range(from_ms, to_ms).collect()))
 }
 
-/// The value stored at `ts_ms`, unsealed or sealed.
-fn value_at(store: &ShardStore, id: u64, ts_ms: u64) -> Result<Option<f64>, SeriesError> {
-    if let Some(found) = store.get(&keys::sample_key(id, ts_ms))? {
-        if let Some(value) = found.value {
-            return Ok(Some(decode_sample_value(&value)?));
-        }
+/// The value stored at `ts_ms`, open or sealed.
+fn value_at(store: &ShardStore, state: &SeriesState, ts_ms: u64) -> Result<Option<f64>, SeriesError> {
+    if let Some(value) = state.open.get(ts_ms) {
+        return Ok(Some(value));
     }
+    let id = state.meta.series_id;
     let chunks = scan_chunks(store, id, ts_ms, ts_ms)?;
     Ok(chunks
         .first()
@@ -301,7 +333,7 @@ pub fn add(
             ));
         }
         if sample.ts_ms <= last.ts_ms {
-            if let Some(old) = value_at(store, id, sample.ts_ms)? {
+            if let Some(old) = value_at(store, state, sample.ts_ms)? {
                 let policy = policy_override
                     .or(state.meta.duplicate_policy)
                     .unwrap_or(DuplicatePolicy::Block);
@@ -315,26 +347,28 @@ pub fn add(
         }
     }
     let key = keys::sample_key(id, sample.ts_ms);
-    // An append past the newest sample cannot replace an unsealed one: skip the lookup.
-    let appends = state.last.is_none_or(|l| sample.ts_ms > l.ts_ms);
-    let was_unsealed = !appends && store.get(&key)?.is_some_and(|f| f.value.is_some());
-    let mut seq = store.put(&key, &value.to_le_bytes());
-    if !was_unsealed {
-        state.unsealed_count += 1;
-    }
+    let mut seq = store.log_put(&key, &value.to_le_bytes());
+    let sample = Sample {
+        ts_ms: sample.ts_ms,
+        value,
+    };
+    state.open.upsert(sample, seq);
     if state.last.is_none_or(|l| sample.ts_ms >= l.ts_ms) {
         state.last = Some(Sample {
             ts_ms: sample.ts_ms,
             value,
         });
     }
-    if state.unsealed_count >= seal_threshold(&state.meta) {
+    let open = state.open.len();
+    if open >= seal_threshold(&state.meta)
+        || (open >= EARLY_SEAL_SAMPLES_MIN && state.open.shard_over_budget())
+    {
         seq = seq.max(seal(store, state)?);
     }
     Ok(seq)
 }
 
-/// Unsealed samples that make a seal: about one chunk's worth.
+/// Open samples that make a seal: about one chunk's worth.
 fn seal_threshold(meta: &SeriesMeta) -> usize {
     let bytes = meta.chunk_size_bytes as usize;
     match meta.encoding {
@@ -343,26 +377,29 @@ fn seal_threshold(meta: &SeriesMeta) -> usize {
     }
 }
 
-/// Seals every unsealed sample into chunks: merges them with the chunks they overlap,
-/// drops samples older than the retention window, writes the chunks (cut at
-/// `chunk_size_bytes` of encoding) and deletes the unsealed entries and replaced chunks.
+/// Seals every open sample into chunks: merges them with the chunks they overlap, drops
+/// samples older than the retention window, writes the chunks (cut at `chunk_size_bytes`
+/// of encoding) and the seal mark ([`keys::sealed_key`]), and deletes the replaced chunks
+/// and the sample entries a checkpoint or a crash left in the LSM tree.
 ///
 /// # Errors
-/// A failed read or a damaged entry.
+/// A failed read or a damaged entry; the open samples are then kept.
 pub fn seal(store: &mut ShardStore, state: &mut SeriesState) -> Result<SeqNo, SeriesError> {
     let id = state.meta.series_id;
-    let unsealed = scan_samples(store, id, 0, u64::MAX)?;
-    let Some(first) = unsealed.first() else {
+    let Some(first) = state.open.range(0, u64::MAX).next() else {
         return Ok(SeqNo(0));
     };
     let cutoff_ms = retention_cutoff_ms(state);
     let old_chunks = scan_chunks(store, id, first.ts_ms, u64::MAX)?;
+    let expired = scan_chunks(store, id, 0, cutoff_ms.saturating_sub(1))?;
+    let (open, stale) = state.open.take();
+    let unsealed: Vec<Sample> = open.iter().map(|o| o.sample).collect();
     let mut seq = SeqNo(0);
     for (key, _) in &old_chunks {
         seq = store.delete(key);
     }
     let older: Vec<Sample> = old_chunks.into_iter().flat_map(|(_, s)| s).collect();
-    let merged: Vec<Sample> = merge(older, unsealed.clone())
+    let merged: Vec<Sample> = merge(older, unsealed)
         .into_iter()
         .filter(|s| s.ts_ms >= cutoff_ms)
         .collect();
@@ -377,16 +414,18 @@ pub fn seal(store: &mut ShardStore, state: &mut SeriesState) -> Result<SeqNo, Se
             &chunk::encode(piece, state.meta.encoding),
         );
     }
-    for sample in &unsealed {
-        seq = store.delete(&keys::sample_key(id, sample.ts_ms));
+    let stored = open.iter().filter(|o| o.stored).map(|o| o.sample.ts_ms);
+    for ts_ms in stored.chain(stale) {
+        seq = store.delete(&keys::sample_key(id, ts_ms));
     }
     // Whole chunks that fell out of the retention window.
-    for (key, _) in scan_chunks(store, id, 0, cutoff_ms.saturating_sub(1))? {
+    for (key, _) in expired {
         if keys::chunk_key_ts(&key, id).is_some_and(|last| last < cutoff_ms) {
             seq = store.delete(&key);
         }
     }
-    state.unsealed_count = 0;
+    // Sample entries older than this mark are sealed (see `load`).
+    seq = seq.max(store.put(&keys::sealed_key(id), b""));
     Ok(seq)
 }
 
@@ -422,16 +461,19 @@ fn cut_chunks(
 /// A failed read or a damaged entry.
 pub fn delete_range(
     store: &mut ShardStore,
-    state: &SeriesState,
+    state: &mut SeriesState,
     from_ms: u64,
     to_ms: u64,
 ) -> Result<(Vec<u64>, SeqNo), SeriesError> {
     let id = state.meta.series_id;
     let mut removed = std::collections::BTreeSet::new();
     let mut seq = SeqNo(0);
-    for sample in scan_samples(store, id, from_ms, to_ms)? {
-        removed.insert(sample.ts_ms);
-        seq = store.delete(&keys::sample_key(id, sample.ts_ms));
+    // Each open sample has a WAL record that a replay would bring back: a tombstone
+    // follows it.
+    let gone: Vec<OpenSample> = state.open.remove_range(from_ms, to_ms);
+    for open in gone {
+        removed.insert(open.sample.ts_ms);
+        seq = store.delete(&keys::sample_key(id, open.sample.ts_ms));
     }
     for (key, samples) in scan_chunks(store, id, from_ms, to_ms)? {
         let (gone, kept): (Vec<Sample>, Vec<Sample>) = samples
@@ -453,7 +495,8 @@ pub fn delete_range(
     Ok((removed.range(cutoff_ms..).copied().collect(), seq))
 }
 
-/// Deletes a whole series: its metadata, chunks and unsealed samples.
+/// Deletes a whole series: its metadata, seal mark, chunks and sample entries. The caller
+/// forgot it first ([`SeriesCache::forget`]), which put its open samples into the memtable.
 ///
 /// # Errors
 /// A failed read or a damaged entry.
@@ -481,6 +524,7 @@ pub fn delete_series(
     for k in &doomed {
         store.delete(k);
     }
+    store.delete(&keys::sealed_key(id));
     Ok(store.delete(&keys::meta_key(key)))
 }
 
@@ -504,7 +548,7 @@ pub struct SeriesStats {
 pub fn stats(store: &ShardStore, state: &SeriesState) -> Result<SeriesStats, SeriesError> {
     let id = state.meta.series_id;
     let mut stats = SeriesStats {
-        memory_bytes: state.meta.encode().len() as u64 + state.unsealed_count as u64 * 26,
+        memory_bytes: state.meta.encode().len() as u64 + state.open.len() as u64 * 26,
         ..SeriesStats::default()
     };
     for entry in store.scan_from(&keys::chunk_key(id, 0)) {

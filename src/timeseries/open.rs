@@ -1,0 +1,224 @@
+//! A series' open samples: those not yet sealed into a chunk, held in the shard's memory
+//! and carried by the WAL, one record per sample.
+//!
+//! `TS.ADD` logs its sample with [`ShardStore::log_put`] (a WAL record under the sample's
+//! key, [`keys::sample_key`], and no memtable insert) and keeps it here, so a sample costs
+//! its WAL bytes and a push onto a vector: no memtable entry to write on the way in and
+//! no tombstone to write when it is sealed. Two moments put samples into the LSM tree:
+//!
+//! * **Checkpoint.** Before the shard's memtable freezes, every sample logged since it
+//!   became active must be in it, or the flush would retire the WAL segment that is the
+//!   sample's only durable copy. The store asks ([`ShardStore::checkpoint_wanted`]) and
+//!   [`checkpoint`] inserts each sample not yet there under its original sequence number
+//!   ([`ShardStore::insert_logged`]). A sample so *stored* gets a tombstone when it is
+//!   sealed; most samples are sealed before any checkpoint and never do.
+//! * **Seal** ([`super::series::seal`]): the samples become a chunk, and a seal mark
+//!   ([`keys::sealed_key`]) is written. Its sequence number tells samples sealed before it
+//!   from open ones: after a crash, replay inserts every logged sample into the memtable,
+//!   and [`super::series::load`] takes as open only the sample entries newer than the mark;
+//!   older ones were sealed (they are *stale*, deleted at the next seal).
+//!
+//! The shard bounds the samples it holds open: past [`OPEN_SAMPLES_MAX_PER_SHARD`] in all,
+//! a series that receives a sample and holds at least [`EARLY_SEAL_SAMPLES_MIN`] is sealed
+//! at once, with a smaller chunk.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::base::SeqNo;
+use crate::store::ShardStore;
+
+use super::chunk::Sample;
+use super::keys;
+use super::series::SeriesCache;
+
+/// Open samples a shard holds in all before it seals series early (about 32 bytes each:
+/// 64 MiB).
+pub const OPEN_SAMPLES_MAX_PER_SHARD: usize = 2 << 20;
+
+/// The fewest open samples a series is sealed with because the shard holds too many.
+pub const EARLY_SEAL_SAMPLES_MIN: usize = 16;
+
+/// One open sample.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OpenSample {
+    /// Timestamp and value.
+    pub sample: Sample,
+    /// The sequence number of the WAL record that logged its current value.
+    pub seq: SeqNo,
+    /// Its current value is in the memtable (a checkpoint inserted it, or replay did).
+    pub in_memtable: bool,
+    /// A sample entry for its timestamp exists in the LSM tree (the seal deletes it).
+    pub stored: bool,
+}
+
+/// The open samples of one series, in time order, with the shard-wide count they add to.
+#[derive(Clone, Debug, Default)]
+pub struct OpenSamples {
+    samples: Vec<OpenSample>,
+    /// Timestamps of sample entries in the LSM tree sealed before a crash (older than the
+    /// series' seal mark): the next seal deletes them.
+    stale: Vec<u64>,
+    /// Some sample is not in the memtable yet.
+    dirty: bool,
+    /// Open samples of every series of the shard.
+    shard_total: Arc<AtomicUsize>,
+}
+
+impl PartialEq for OpenSamples {
+    fn eq(&self, other: &Self) -> bool {
+        self.samples == other.samples && self.stale == other.stale
+    }
+}
+
+impl OpenSamples {
+    /// No open samples, counted in `shard_total`.
+    pub fn new(shard_total: &Arc<AtomicUsize>) -> Self {
+        Self {
+            shard_total: Arc::clone(shard_total),
+            ..Self::default()
+        }
+    }
+
+    /// Loaded from the store: `stored` sample entries (all in the LSM tree, so none dirty)
+    /// and `stale` ones to delete at the next seal.
+    pub fn loaded(
+        shard_total: &Arc<AtomicUsize>,
+        stored: Vec<(Sample, SeqNo)>,
+        stale: Vec<u64>,
+    ) -> Self {
+        shard_total.fetch_add(stored.len(), Ordering::Relaxed);
+        Self {
+            samples: stored
+                .into_iter()
+                .map(|(sample, seq)| OpenSample {
+                    sample,
+                    seq,
+                    in_memtable: true,
+                    stored: true,
+                })
+                .collect(),
+            stale,
+            dirty: false,
+            shard_total: Arc::clone(shard_total),
+        }
+    }
+
+    /// How many samples are open.
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// Whether no sample is open.
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    /// Whether the shard holds more than [`OPEN_SAMPLES_MAX_PER_SHARD`] open samples.
+    pub fn shard_over_budget(&self) -> bool {
+        self.shard_total.load(Ordering::Relaxed) > OPEN_SAMPLES_MAX_PER_SHARD
+    }
+
+    fn position(&self, ts_ms: u64) -> Result<usize, usize> {
+        self.samples.binary_search_by_key(&ts_ms, |s| s.sample.ts_ms)
+    }
+
+    /// The value open at `ts_ms`, if any.
+    pub fn get(&self, ts_ms: u64) -> Option<f64> {
+        self.position(ts_ms)
+            .ok()
+            .map(|at| self.samples[at].sample.value)
+    }
+
+    /// Sets the sample at its timestamp (logged at `seq`), replacing an open one there.
+    /// Returns whether it is a new open sample.
+    pub fn upsert(&mut self, sample: Sample, seq: SeqNo) -> bool {
+        self.dirty = true;
+        let fresh = OpenSample {
+            sample,
+            seq,
+            in_memtable: false,
+            stored: false,
+        };
+        let at = match self.samples.last() {
+            None => 0,
+            Some(last) if last.sample.ts_ms < sample.ts_ms => self.samples.len(),
+            Some(_) => match self.position(sample.ts_ms) {
+                Ok(at) => {
+                    let old = &mut self.samples[at];
+                    *old = OpenSample {
+                        stored: old.stored,
+                        ..fresh
+                    };
+                    return false;
+                }
+                Err(at) => at,
+            },
+        };
+        self.samples.insert(at, fresh);
+        self.shard_total.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// The open samples in `[from_ms, to_ms]`, in time order.
+    pub fn range(&self, from_ms: u64, to_ms: u64) -> impl Iterator<Item = Sample> + '_ {
+        let start = self.samples.partition_point(|s| s.sample.ts_ms < from_ms);
+        self.samples[start..]
+            .iter()
+            .take_while(move |s| s.sample.ts_ms <= to_ms)
+            .map(|s| s.sample)
+    }
+
+    /// Removes the open samples in `[from_ms, to_ms]` and returns them.
+    pub fn remove_range(&mut self, from_ms: u64, to_ms: u64) -> Vec<OpenSample> {
+        let start = self.samples.partition_point(|s| s.sample.ts_ms < from_ms);
+        let end = self.samples.partition_point(|s| s.sample.ts_ms <= to_ms);
+        let removed: Vec<OpenSample> = self.samples.drain(start..end.max(start)).collect();
+        self.shard_total.fetch_sub(removed.len(), Ordering::Relaxed);
+        removed
+    }
+
+    /// Takes every open sample and the stale timestamps, for a seal.
+    pub fn take(&mut self) -> (Vec<OpenSample>, Vec<u64>) {
+        self.dirty = false;
+        self.shard_total
+            .fetch_sub(self.samples.len(), Ordering::Relaxed);
+        (
+            std::mem::take(&mut self.samples),
+            std::mem::take(&mut self.stale),
+        )
+    }
+
+    /// Stops counting these samples in the shard's total (the series is forgotten).
+    pub fn release(&mut self) {
+        self.shard_total
+            .fetch_sub(self.samples.len(), Ordering::Relaxed);
+        self.samples.clear();
+    }
+
+    /// Inserts every sample whose current value is not in the memtable yet, under its
+    /// original sequence number.
+    pub fn checkpoint(&mut self, store: &mut ShardStore, series_id: u64) {
+        if !self.dirty {
+            return;
+        }
+        for open in self.samples.iter_mut().filter(|s| !s.in_memtable) {
+            store.insert_logged(
+                &keys::sample_key(series_id, open.sample.ts_ms),
+                open.seq,
+                &open.sample.value.to_le_bytes(),
+            );
+            open.in_memtable = true;
+            open.stored = true;
+        }
+        self.dirty = false;
+    }
+}
+
+/// Inserts every open sample of the shard's series that is not in the memtable yet, then
+/// lets the store freeze its memtable ([`ShardStore::checkpointed`]). Call it when
+/// [`ShardStore::checkpoint_wanted`].
+pub fn checkpoint(store: &mut ShardStore, cache: &mut SeriesCache) {
+    cache.checkpoint_all(store);
+    store.checkpointed();
+}
