@@ -120,7 +120,8 @@ impl OpenSamples {
     }
 
     fn position(&self, ts_ms: u64) -> Result<usize, usize> {
-        self.samples.binary_search_by_key(&ts_ms, |s| s.sample.ts_ms)
+        self.samples
+            .binary_search_by_key(&ts_ms, |s| s.sample.ts_ms)
     }
 
     /// The value open at `ts_ms`, if any.

@@ -282,7 +282,11 @@ pub fn read_range(
 }
 
 /// The value stored at `ts_ms`, open or sealed.
-fn value_at(store: &ShardStore, state: &SeriesState, ts_ms: u64) -> Result<Option<f64>, SeriesError> {
+fn value_at(
+    store: &ShardStore,
+    state: &SeriesState,
+    ts_ms: u64,
+) -> Result<Option<f64>, SeriesError> {
     if let Some(value) = state.open.get(ts_ms) {
         return Ok(Some(value));
     }
