@@ -261,6 +261,7 @@ fn create(
             meta,
             open: cache.no_open_samples(),
             last: None,
+            sealed_until_ms: None,
         },
     );
     seq

@@ -119,9 +119,22 @@ impl OpenSamples {
         self.shard_total.load(Ordering::Relaxed) > OPEN_SAMPLES_MAX_PER_SHARD
     }
 
+    /// Where `ts_ms` is (`Ok`) or would go (`Err`). Samples out of order mostly arrive
+    /// a few places behind the newest (pipelined writers racing), so the last few are
+    /// looked at before a binary search, which would miss the cache on a long run.
     fn position(&self, ts_ms: u64) -> Result<usize, usize> {
-        self.samples
-            .binary_search_by_key(&ts_ms, |s| s.sample.ts_ms)
+        const NEAR_END: usize = 8;
+        let near = self.samples.len().saturating_sub(NEAR_END);
+        for at in (near..self.samples.len()).rev() {
+            let here = self.samples[at].sample.ts_ms;
+            if here == ts_ms {
+                return Ok(at);
+            }
+            if here < ts_ms {
+                return Err(at + 1);
+            }
+        }
+        self.samples[..near].binary_search_by_key(&ts_ms, |s| s.sample.ts_ms)
     }
 
     /// The value open at `ts_ms`, if any.

@@ -42,12 +42,16 @@ pub struct SeriesState {
     pub open: OpenSamples,
     /// The newest sample, if any.
     pub last: Option<Sample>,
+    /// No sealed chunk holds a sample after this timestamp (`None`: no chunk), so a
+    /// sample after it needs no chunk read to find a duplicate. An upper bound: deleting
+    /// samples leaves it.
+    pub sealed_until_ms: Option<u64>,
 }
 
 /// The series states of one shard, by user key.
 #[derive(Debug, Default)]
 pub struct SeriesCache {
-    states: HashMap<Vec<u8>, SeriesState>,
+    states: HashMap<Vec<u8>, SeriesState, foldhash::fast::RandomState>,
     /// The names of every series on the shard.
     pub directory: super::directory::SeriesDirectory,
     /// Which shard this is, to tell a rule's local destination from a remote one.
@@ -139,8 +143,10 @@ pub fn load<'c>(
             .partition(|&(_, seq)| seq > sealed_seq);
         let stale = stale.into_iter().map(|(s, _)| s.ts_ms).collect();
         let mut last = open.last().map(|&(s, _)| s);
+        let mut sealed_until_ms = None;
         if let Some(chunk) = last_chunk(store, id)? {
             let newest = *chunk.last().expect("chunks are never empty");
+            sealed_until_ms = Some(newest.ts_ms);
             if last.is_none_or(|l| newest.ts_ms > l.ts_ms) {
                 last = Some(newest);
             }
@@ -149,6 +155,7 @@ pub fn load<'c>(
             meta,
             open: OpenSamples::loaded(&cache.open_total, open, stale),
             last,
+            sealed_until_ms,
         };
         cache.states.insert(key.to_vec(), state);
     }
@@ -290,6 +297,9 @@ fn value_at(
     if let Some(value) = state.open.get(ts_ms) {
         return Ok(Some(value));
     }
+    if state.sealed_until_ms.is_none_or(|until| ts_ms > until) {
+        return Ok(None);
+    }
     let id = state.meta.series_id;
     let chunks = scan_chunks(store, id, ts_ms, ts_ms)?;
     Ok(chunks
@@ -394,8 +404,16 @@ pub fn seal(store: &mut ShardStore, state: &mut SeriesState) -> Result<SeqNo, Se
         return Ok(SeqNo(0));
     };
     let cutoff_ms = retention_cutoff_ms(state);
-    let old_chunks = scan_chunks(store, id, first.ts_ms, u64::MAX)?;
-    let expired = scan_chunks(store, id, 0, cutoff_ms.saturating_sub(1))?;
+    // Only chunks that may hold samples at or after the first open one are merged.
+    let old_chunks = match state.sealed_until_ms {
+        Some(until) if until >= first.ts_ms => scan_chunks(store, id, first.ts_ms, u64::MAX)?,
+        _ => Vec::new(),
+    };
+    let expired = if cutoff_ms > 0 {
+        scan_chunks(store, id, 0, cutoff_ms - 1)?
+    } else {
+        Vec::new()
+    };
     let (open, stale) = state.open.take();
     let unsealed: Vec<Sample> = open.iter().map(|o| o.sample).collect();
     let mut seq = SeqNo(0);
@@ -407,16 +425,13 @@ pub fn seal(store: &mut ShardStore, state: &mut SeriesState) -> Result<SeqNo, Se
         .into_iter()
         .filter(|s| s.ts_ms >= cutoff_ms)
         .collect();
-    for piece in cut_chunks(
+    for (last_ts_ms, encoded) in cut_chunks(
         &merged,
         state.meta.encoding,
         state.meta.chunk_size_bytes as usize,
     ) {
-        let last_ts_ms = piece.last().expect("pieces are never empty").ts_ms;
-        seq = store.put(
-            &keys::chunk_key(id, last_ts_ms),
-            &chunk::encode(piece, state.meta.encoding),
-        );
+        seq = store.put(&keys::chunk_key(id, last_ts_ms), &encoded);
+        state.sealed_until_ms = state.sealed_until_ms.max(Some(last_ts_ms));
     }
     let stored = open.iter().filter(|o| o.stored).map(|o| o.sample.ts_ms);
     for ts_ms in stored.chain(stale) {
@@ -434,24 +449,24 @@ pub fn seal(store: &mut ShardStore, state: &mut SeriesState) -> Result<SeqNo, Se
 }
 
 /// Splits `samples` into runs whose encoding stays within `chunk_size_bytes` (a run of one
-/// sample always fits).
+/// sample always fits): each run's last timestamp and encoding.
 fn cut_chunks(
     samples: &[Sample],
     encoding: ChunkEncoding,
     chunk_size_bytes: usize,
-) -> Vec<&[Sample]> {
+) -> Vec<(u64, Vec<u8>)> {
     let mut out = Vec::new();
     let mut rest = samples;
     while !rest.is_empty() {
         let mut take = rest.len().min(chunk_size_bytes);
-        loop {
-            let size = chunk::encode(&rest[..take], encoding).len();
-            if size <= chunk_size_bytes || take == 1 {
-                break;
+        let encoded = loop {
+            let encoded = chunk::encode(&rest[..take], encoding);
+            if encoded.len() <= chunk_size_bytes || take == 1 {
+                break encoded;
             }
-            take = (take * chunk_size_bytes / size).clamp(1, take - 1);
-        }
-        out.push(&rest[..take]);
+            take = (take * chunk_size_bytes / encoded.len()).clamp(1, take - 1);
+        };
+        out.push((rest[take - 1].ts_ms, encoded));
         rest = &rest[take..];
     }
     out
