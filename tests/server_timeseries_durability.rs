@@ -329,3 +329,62 @@ fn sealed_then_deleted_samples_stay_deleted_after_sigkill() {
     let mut con = server.conn();
     check(&mut con, &model);
 }
+
+/// Goal: a sample at a timestamp already sealed into a chunk meets the duplicate policy
+/// like one still open: `BLOCK` refuses it, `SUM` adds to the sealed value, before and
+/// after a restart (when what is sealed is read back from the store).
+#[test]
+fn duplicates_of_sealed_samples_follow_the_policy_before_and_after_a_restart() {
+    let mut server = TestServer::start(ARGS);
+    let dir = server.data_dir().to_path_buf();
+    let mut con = server.conn();
+    let mut model = Model::new();
+    let () = redis::cmd("TS.CREATE")
+        .arg("d")
+        .arg("CHUNK_SIZE")
+        .arg(64)
+        .query(&mut con)
+        .unwrap();
+    // 16 open samples make a seal at this chunk size: 1000..1310 are sealed.
+    for i in 0..40u64 {
+        add(&mut con, &mut model, "d", 1000 + i * 10, i as f64, None);
+    }
+    let sealed_ts = 1050;
+    let mut killed = Vec::new();
+    for round in 0..2 {
+        let blocked: redis::RedisResult<u64> = redis::cmd("TS.ADD")
+            .arg("d")
+            .arg(sealed_ts)
+            .arg(99)
+            .query(&mut con);
+        let err = blocked.expect_err("BLOCK refuses a duplicate of a sealed sample");
+        assert!(
+            err.to_string().contains("DUPLICATE_POLICY is set to BLOCK"),
+            "round {round}: {err}"
+        );
+        let got: u64 = redis::cmd("TS.ADD")
+            .arg("d")
+            .arg(sealed_ts)
+            .arg(0.5)
+            .arg("ON_DUPLICATE")
+            .arg("SUM")
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(got, sealed_ts);
+        *model.get_mut("d").unwrap().get_mut(&sealed_ts).unwrap() += 0.5;
+        // Enough newer samples to seal the summed one again.
+        for i in 0..20u64 {
+            let ts = 2000 + round * 1000 + i * 10;
+            add(&mut con, &mut model, "d", ts, i as f64, None);
+        }
+        check(&mut con, &model);
+        server.kill9();
+        // The killed server owns the directory: keep it until the end.
+        killed.push(std::mem::replace(
+            &mut server,
+            TestServer::start_in(&dir, ARGS),
+        ));
+        con = server.conn();
+        check(&mut con, &model);
+    }
+}

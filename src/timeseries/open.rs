@@ -236,3 +236,68 @@ pub fn checkpoint(store: &mut ShardStore, cache: &mut SeriesCache) {
     cache.checkpoint_all(store);
     store.checkpointed();
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        Upsert(u64, i32),
+        RemoveRange(u64, u64),
+        Take,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        // Timestamps in a narrow range, so replacing and inserting in the middle happen.
+        prop_oneof![
+            8 => (0u64..64, any::<i32>()).prop_map(|(t, v)| Step::Upsert(t, v)),
+            1 => (0u64..64, 0u64..16).prop_map(|(t, n)| Step::RemoveRange(t, t + n)),
+            1 => Just(Step::Take),
+        ]
+    }
+
+    proptest! {
+        /// Goal: open samples behave as a map from timestamp to the newest value, in time
+        /// order, and the shard-wide count follows every insert, removal and take.
+        #[test]
+        fn open_samples_match_a_sorted_map(steps in proptest::collection::vec(step(), 1..200)) {
+            let total = Arc::new(AtomicUsize::new(0));
+            let mut open = OpenSamples::new(&total);
+            let mut model: BTreeMap<u64, f64> = BTreeMap::new();
+            for (i, step) in steps.into_iter().enumerate() {
+                match step {
+                    Step::Upsert(ts_ms, v) => {
+                        let sample = Sample { ts_ms, value: f64::from(v) };
+                        let fresh = open.upsert(sample, SeqNo(i as u64 + 1));
+                        prop_assert_eq!(fresh, model.insert(ts_ms, f64::from(v)).is_none());
+                    }
+                    Step::RemoveRange(from, to) => {
+                        let removed: Vec<u64> =
+                            open.remove_range(from, to).iter().map(|o| o.sample.ts_ms).collect();
+                        let want: Vec<u64> = model.range(from..=to).map(|(t, _)| *t).collect();
+                        model.retain(|t, _| !(from..=to).contains(t));
+                        prop_assert_eq!(removed, want);
+                    }
+                    Step::Take => {
+                        let (taken, _) = open.take();
+                        prop_assert_eq!(taken.len(), model.len());
+                        model.clear();
+                    }
+                }
+                let got: Vec<(u64, f64)> =
+                    open.range(0, u64::MAX).map(|s| (s.ts_ms, s.value)).collect();
+                let want: Vec<(u64, f64)> = model.iter().map(|(t, v)| (*t, *v)).collect();
+                prop_assert_eq!(got, want);
+                prop_assert_eq!(total.load(Ordering::Relaxed), model.len());
+                for ts_ms in 0..80 {
+                    prop_assert_eq!(open.get(ts_ms), model.get(&ts_ms).copied());
+                }
+            }
+        }
+    }
+}
