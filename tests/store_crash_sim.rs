@@ -3,7 +3,9 @@
 //! since SIGKILL leaves the page cache (and so every missing fdatasync) intact.
 //!
 //! Method: a deterministic simulation. Each seed drives one `ShardStore` through a random
-//! workload (puts, some with an expiry deadline far ahead or already past, deletes,
+//! workload (puts, some with an expiry deadline far ahead or already past, puts logged to
+//! the WAL only and held in memory until the store asks for them before a memtable
+//! freezes (`log_put`, as time series' open samples are written), deletes,
 //! drop-alls as `FLUSHALL` makes them, group commits, unsynced WAL writes, memtable
 //! flushes, compactions) on a real directory while `tskv::base::iolog` records every file-system
 //! operation it makes. The log is then replayed, up to a random crash point, against a
@@ -36,6 +38,9 @@ use tskv::config::{CompactionOptions, StoreOptions};
 use tskv::store::ShardStore;
 
 const KEYS: usize = 24;
+/// Keys from this index on are written with `log_put` (held in memory and logged to the
+/// WAL only, as a time series' open samples are) and deletes, never with `put`.
+const LOGGED_KEYS_FROM: usize = 18;
 const SECTOR_BYTES: u64 = 512;
 const EPOCHS: usize = 3;
 const STEPS_PER_EPOCH: usize = 60;
@@ -270,11 +275,29 @@ fn workload(
     rng: &mut StdRng,
 ) -> Vec<(usize, usize)> {
     let mut acks = Vec::new();
+    // Logged puts the workload holds, as the time-series layer holds open samples: key
+    // index -> (sequence number, value), until the store asks for a checkpoint.
+    let mut held: BTreeMap<usize, (tskv::base::SeqNo, Vec<u8>)> = BTreeMap::new();
     let result: Result<(), tskv::base::StoreError> = (|| {
         for _ in 0..STEPS_PER_EPOCH {
+            if store.checkpoint_wanted() {
+                for (k, (seq, value)) in std::mem::take(&mut held) {
+                    store.insert_logged(&key(k), seq, &value);
+                }
+                store.checkpointed();
+            }
             if store.can_accept_writes() {
                 let k = rng.gen_range(0..KEYS);
-                if rng.gen_bool(0.8) {
+                if k >= LOGGED_KEYS_FROM && rng.gen_bool(0.8) {
+                    let value = format!("l{}", writes.len() + 1).into_bytes();
+                    let seq = store.log_put(&key(k), &value);
+                    held.insert(k, (seq, value.clone()));
+                    writes.push((k, Some((value, None))));
+                } else if k >= LOGGED_KEYS_FROM {
+                    held.remove(&k);
+                    store.delete(&key(k));
+                    writes.push((k, None));
+                } else if rng.gen_bool(0.8) {
                     let len = rng.gen_range(0..160);
                     let mut value = format!("w{}:", writes.len() + 1).into_bytes();
                     value.resize(value.len() + len, b'a' + (k % 26) as u8);
@@ -322,6 +345,7 @@ fn workload(
             } else if roll < 64 {
                 store.compact_sync()?;
             } else if roll < 66 && store.can_accept_writes() {
+                held.clear();
                 store.drop_all();
                 writes.push((DROP_ALL, None));
             }
