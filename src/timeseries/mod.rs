@@ -14,13 +14,15 @@
 //!  │ "cpu:1" → "42"   "temp" → "21.5"  │  │ FF 01 "sensor:7"          → meta (settings, id)  │
 //!  └───────────────────────────────────┘  │ FF 02 id:BE8 last_ts:BE8  → Gorilla chunk + CRC  │
 //!                                         │ FF 02 id:BE8 last_ts:BE8  → Gorilla chunk + CRC  │
-//!   TS.ADD sensor:7 ts v                  │ FF 03 id:BE8 ts:BE8       → f64 (unsealed)       │
-//!     ─► put FF 03 id ts → v              │ FF 03 id:BE8 ts:BE8       → f64 (unsealed)       │
-//!        (WAL carries the sample)         └──────────────────────────────────────────────────┘
-//!     ─► after ~a chunk of unsealed samples: seal = encode them (merged with any chunk they
-//!        overlap) as chunks, put the chunks, delete the unsealed entries
-//!   TS.RANGE id from to ─► seek FF 02 id from (chunks whose last ts >= from), then
-//!                          seek FF 03 id from; merge by time (unsealed wins a tie)
+//!   TS.ADD sensor:7 ts v                  │ FF 03 id:BE8 ts:BE8       → f64 (checkpoint) │
+//!     ─► WAL record "put FF 03 id ts → v" │ FF 06 id:BE8              → seal mark          │
+//!        + the series' open samples       └──────────────────────────────────────────────────┘
+//!          in memory (no memtable entry)
+//!     ─► after ~a chunk of open samples: seal = encode them (merged with any chunk they
+//!        overlap) as chunks, put the chunks and the seal mark
+//!     ─► before the memtable freezes: checkpoint = insert the open samples it covers
+//!   TS.RANGE id from to ─► seek FF 02 id from (chunks whose last ts >= from), merged by
+//!                          time with the open samples (an open sample wins a tie)
 //! ```
 //!
 //! * **Key space.** A user key may not begin with byte `0xFF` (the command gets
@@ -37,19 +39,22 @@
 //!   time range is a key range and the chunk that may hold `t` is the first at or after
 //!   `(id, t)`. The series id is the sequence number of the write that created the series,
 //!   so a deleted series' entries never mix with a new one of the same name.
-//! * **Samples are durable one by one**: each `TS.ADD` writes one small entry (the WAL
-//!   carries the sample, not the chunk); sealing rewrites them as a chunk. Out-of-order
-//!   samples are unsealed samples too; sealing merges them into the chunks they overlap.
+//! * **Samples are durable one by one**: each `TS.ADD` logs one small WAL record (the WAL
+//!   carries the sample, not the chunk) and keeps the sample among the series' open
+//!   samples in memory ([`open`]); sealing writes them as a chunk. Out-of-order samples
+//!   are open samples too; sealing merges them into the chunks they overlap. How the WAL
+//!   segments holding open samples are kept until the samples are in an SSTable, and how
+//!   a restart tells open samples from sealed ones, is in [`open`].
 //! * **State in memory** ([`series::SeriesCache`]): per series touched, its settings, its
-//!   newest sample and how many samples are unsealed; rebuilt from the store after a
-//!   restart.
+//!   newest sample, its open samples and how far its chunks reach; rebuilt from the store
+//!   after a restart.
 //!
 //! Samples follow Gorilla (T. Pelkonen et al., "Gorilla: A Fast, Scalable, In-Memory Time
 //! Series Database", PVLDB 8(12), 2015): delta-of-delta timestamps, XOR'd values.
 //!
 //! Modules, in data-flow order: [`args`] parses requests (pure), [`exec`] runs them on the
 //! owning shard ([`multi`] the label-filtered commands, on every shard, [`group`] their
-//! `GROUPBY`), [`series`] is the storage mechanism, [`directory`] the shard's series names
+//! `GROUPBY`), [`series`] is the storage mechanism ([`open`] its samples in memory), [`directory`] the shard's series names
 //! in memory, [`keys`] the key layout, [`meta`] the settings' format, [`chunk`] (with
 //! [`bits`]) the chunk codec, [`aggregate`] the aggregators, [`reply`] the reply shapes
 //! (RESP2 and RESP3), [`info`] `TS.INFO`, [`rules`] the compaction rules ([`handover`] their
