@@ -117,6 +117,35 @@ fn id_key_ts(tag: u8, key: &[u8], series_id: u64) -> Option<u64> {
     head_matches.then(|| u64::from_be_bytes(key[10..].try_into().expect("8 bytes")))
 }
 
+fn parse_id_key(tag: u8, key: &[u8]) -> Option<(u64, u64)> {
+    let key: &[u8; 18] = key.try_into().ok()?;
+    (key[0] == RESERVED_PREFIX && key[1] == tag).then(|| {
+        (
+            u64::from_be_bytes(key[2..10].try_into().expect("8 bytes")),
+            u64::from_be_bytes(key[10..].try_into().expect("8 bytes")),
+        )
+    })
+}
+
+/// If `key` is a chunk key: its series id and last timestamp.
+pub fn parse_chunk_key(key: &[u8]) -> Option<(u64, u64)> {
+    parse_id_key(CHUNK_TAG, key)
+}
+
+/// If `key` is a sample key: its series id and timestamp.
+pub fn parse_sample_key(key: &[u8]) -> Option<(u64, u64)> {
+    parse_id_key(SAMPLE_TAG, key)
+}
+
+/// The first key of the seal marks (a scan of them starts here).
+pub const SEALED_START: [u8; 2] = [RESERVED_PREFIX, SEALED_TAG];
+
+/// If `key` is a seal mark: its series id.
+pub fn parse_sealed_key(key: &[u8]) -> Option<u64> {
+    let key: &[u8; 10] = key.try_into().ok()?;
+    (key[..2] == SEALED_START).then(|| u64::from_be_bytes(key[2..].try_into().expect("8 bytes")))
+}
+
 /// The key of the pending bucket starting at `bucket_start_ms` of source series
 /// `series_id`'s rule into `dst_key`.
 pub fn pending_key(series_id: u64, bucket_start_ms: u64, dst_key: &[u8]) -> Vec<u8> {
@@ -195,6 +224,11 @@ mod tests {
         assert_eq!(chunk_key_ts(&chunk_key(3, 42), 3), Some(42));
         assert_eq!(chunk_key_ts(&chunk_key(3, 42), 4), None);
         assert_eq!(sample_key_ts(&chunk_key(3, 42), 3), None);
+        assert_eq!(parse_chunk_key(&chunk_key(3, 42)), Some((3, 42)));
+        assert_eq!(parse_chunk_key(&sample_key(3, 42)), None);
+        assert_eq!(parse_sample_key(&sample_key(7, 9)), Some((7, 9)));
+        assert_eq!(parse_sealed_key(&sealed_key(5)), Some(5));
+        assert_eq!(parse_sealed_key(&chunk_key(5, 1)), None);
         assert_eq!(classify(&meta_key(b"temp")), KeyClass::Series(b"temp"));
         assert_eq!(classify(&sample_key(1, 1)), KeyClass::Internal);
         assert_eq!(classify(b"plain"), KeyClass::String);

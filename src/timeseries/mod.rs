@@ -73,6 +73,7 @@ pub mod keys;
 pub mod meta;
 pub mod multi;
 pub mod open;
+pub mod relocate;
 pub mod reply;
 pub mod rules;
 pub mod series;

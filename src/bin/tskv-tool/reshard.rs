@@ -29,6 +29,8 @@ use tskv::base::fs::sync_dir;
 use tskv::config::{StoreOptions, MEMTABLE_BYTES_RANGE};
 use tskv::datadir::{self, shard_dir, shard_of, DataDirError, DirLock};
 use tskv::engine::{Durability, Engine, Options};
+use tskv::timeseries::keys::KeyClass;
+use tskv::timeseries::relocate::{RelocateError, Relocator};
 
 use crate::datadir::read_shard_count;
 use crate::ToolError;
@@ -151,6 +153,11 @@ fn build(
             continue;
         }
         let old = Engine::open_shard(source, index, source_shard_count, Options::default())?;
+        let refused = |e: RelocateError| match e {
+            RelocateError::Store(e) => ToolError::from(e),
+            other => ToolError::Usage(format!("{}: {other}", dir.display())),
+        };
+        let mut series = Relocator::new(old.store(), shard_count).map_err(refused)?;
         // The store's own scan, not `Engine::scan`: it keeps each value's expiry deadline.
         for entry in old.store().scan_from(b"") {
             let entry = entry?;
@@ -159,12 +166,18 @@ fn build(
             };
             let key = entry.key;
             if key.first() == Some(&tskv::timeseries::keys::RESERVED_PREFIX) {
-                // A series' chunks are keyed by series id, not by its user key, so they
-                // cannot be routed here: refuse rather than scatter them.
-                return Err(ToolError::Usage(format!(
-                    "{} holds time series, which reshard cannot move yet",
-                    dir.display()
-                )));
+                // Time-series entries are keyed by series id: rewritten for the new shard.
+                let next_id = |owner: usize| shards[owner].store().last_seq().0 + 1;
+                if let Some(moved) = series
+                    .relocate(&key, entry.seq, &value, next_id)
+                    .map_err(refused)?
+                {
+                    shards[moved.owner].put(&moved.key, &moved.value)?;
+                    if tskv::timeseries::keys::classify(&moved.key) != KeyClass::Internal {
+                        keys_per_shard[moved.owner] += 1;
+                    }
+                }
+                continue;
             }
             let owner = shard_of(&key, shard_count).0;
             shards[owner].put_expiring(&key, &value, entry.expire_at_ms)?;
