@@ -24,8 +24,8 @@ set -euo pipefail
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 HOSTS=${HOSTS:-100}
-CLIENTS=${CLIENTS:-16}
-PIPELINE=${PIPELINE:-8}
+CLIENTS=${CLIENTS:-32}
+PIPELINE=${PIPELINE:-32}
 OUT=${OUT:-$(mktemp -d /tmp/tskv-ts-ingest.XXXXXX)}
 mkdir -p "$OUT"
 cd "$(dirname "$0")/.."
