@@ -3,8 +3,13 @@
 //! [`Engine`] runs the same code as a server shard — WAL, memtable, SSTables, manifest,
 //! the same compaction picker and jobs — with a blocking I/O driver instead of the shard's
 //! io_uring: a write's WAL record is written with `pwrite` and made durable with
-//! `fdatasync` (at once, or when you call [`Engine::sync`]), memtables are flushed and
-//! compactions run on the calling thread when due.
+//! `fdatasync` (at once, or when you call [`Engine::sync`]). As in the server, background
+//! threads do the rest while writes go on into a new memtable: a full memtable is encoded
+//! as an SSTable on one, written and fdatasynced on another, and installed in the manifest
+//! by the engine's own compaction thread ([`crate::compaction::core`]), which also runs
+//! the compactions. A write waits only when the next memtable fills before the previous
+//! one is flushed, or level 0 is too deep. [`Engine::flush`] and [`Engine::compact`] wait
+//! for that work.
 //!
 //! ```
 //! use tskv::engine::{Durability, Engine, Options};
@@ -38,12 +43,22 @@
 //! # }
 //! ```
 
+use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
+use std::thread::JoinHandle;
+use std::time::Duration;
 
-use crate::base::StoreError;
+use crate::base::{io_error, iolog, StoreError};
+use crate::compaction::core::CompactionCore;
 use crate::config::StoreOptions;
-use crate::store::ShardStore;
+use crate::store::{FlushJob, ShardStore};
+
+/// Requests the engine's compaction thread queues (flush installs; one at a time).
+const CORE_QUEUE_LEN: usize = 16;
+
+/// How long a waiting call sleeps between looks at the background threads.
+const WAIT_STEP: Duration = Duration::from_micros(200);
 
 /// When a write becomes durable.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -66,11 +81,31 @@ pub struct Options {
     pub durability: Durability,
 }
 
-/// A single-threaded embedded LSM store in one directory.
+/// An embedded LSM store in one directory, used from one thread (flushes and compactions
+/// run on background threads of its own).
 #[derive(Debug)]
 pub struct Engine {
     store: ShardStore,
     durability: Durability,
+    /// The SSTable of a flush being written and fdatasynced on a background thread.
+    writing: Option<JoinHandle<Result<FlushJob, StoreError>>>,
+    /// Installs flushes in the manifest and runs compactions (dropped last: stops it).
+    core: CompactionCore,
+}
+
+/// Starts a compaction thread and hands it `store`'s manifest.
+fn start_core(store: &mut ShardStore) -> Result<CompactionCore, StoreError> {
+    let core = CompactionCore::start(None, CORE_QUEUE_LEN)
+        .map_err(io_error("starting the compaction thread".to_string()))?;
+    store.attach_compaction_core(0, core.requests(), Box::new(|| {}))?;
+    Ok(core)
+}
+
+/// Writes a flush's SSTable and fdatasyncs it (on a background thread).
+fn write_table(job: FlushJob, shown: String) -> Result<FlushJob, StoreError> {
+    iolog::write_at(&job.file, &job.buf, 0).map_err(io_error(format!("writing {shown}")))?;
+    iolog::sync_data(&job.file).map_err(io_error(format!("syncing {shown}")))?;
+    Ok(job)
 }
 
 impl Engine {
@@ -80,9 +115,13 @@ impl Engine {
     /// # Errors
     /// [`StoreError::Io`] or [`StoreError::Corruption`], naming the file.
     pub fn open(dir: &Path, options: Options) -> Result<Self, StoreError> {
+        let mut store = ShardStore::open(dir, &options.store)?;
+        let core = start_core(&mut store)?;
         Ok(Self {
-            store: ShardStore::open(dir, &options.store)?,
+            store,
             durability: options.durability,
+            writing: None,
+            core,
         })
     }
 
@@ -102,9 +141,12 @@ impl Engine {
         let dir = crate::datadir::shard_dir(data_dir, index);
         let mut store = ShardStore::open_shard(&dir, &options.store, &outcomes.shard(index))?;
         store.delete_covered_segments();
+        let core = start_core(&mut store)?;
         Ok(Self {
             store,
             durability: options.durability,
+            writing: None,
+            core,
         })
     }
 
@@ -192,41 +234,57 @@ impl Engine {
     /// Makes every write so far durable: writes the pending WAL records and fdatasyncs.
     ///
     /// # Errors
-    /// A failed write or fdatasync.
+    /// A failed write or fdatasync, or a failed flush found meanwhile.
     pub fn sync(&mut self) -> Result<(), StoreError> {
         self.write_wal()?;
-        self.flush_frozen()
+        self.progress()?;
+        if !self.store.can_accept_writes() {
+            self.wait_until(ShardStore::can_accept_writes)?;
+        }
+        Ok(())
     }
 
-    /// Writes the memtable to an SSTable now (after syncing the WAL), even if not full.
+    /// Writes the memtable to an SSTable now (after syncing the WAL), even if not full,
+    /// and waits until every memtable is flushed and installed.
     ///
     /// # Errors
     /// As [`Engine::sync`], or a failed SSTable write or manifest install.
     pub fn flush(&mut self) -> Result<(), StoreError> {
         self.store.request_freeze();
-        self.sync()?;
-        while self.store.has_unflushed_writes() {
-            self.store.request_freeze();
-            self.sync()?;
-        }
-        Ok(())
+        self.wait_until(|store| !store.has_unflushed_writes())
     }
 
-    /// Runs compactions until the policy is satisfied.
+    /// Waits until the compaction thread has run every compaction the policy asks for.
     ///
     /// # Errors
     /// A failed read, write or manifest install; nothing is lost.
     pub fn compact(&mut self) -> Result<(), StoreError> {
-        self.store.compact_sync()
+        self.wait_until(|store| {
+            let stats = store.stats();
+            stats.pending_compaction_bytes == 0 || stats.compaction_error.is_some()
+        })?;
+        match self.store.stats().compaction_error {
+            Some(reason) => Err(StoreError::Io {
+                context: "compacting".into(),
+                source: io::Error::other(reason),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Rewrites every table down to the last level: every overwritten version and every
-    /// tombstone is gone afterwards (a manual full compaction).
+    /// tombstone is gone afterwards (a manual full compaction). Runs on the calling thread,
+    /// with the manifest taken back from the compaction thread for the time.
     ///
     /// # Errors
     /// A failed read, write or manifest install; nothing is lost.
     pub fn compact_full(&mut self) -> Result<(), StoreError> {
-        self.store.compact_full_sync()
+        self.wait_until(|store| !store.flush_pending())?;
+        self.store.detach_compaction_core()?;
+        let compacted = self.store.compact_full_sync();
+        self.store
+            .attach_compaction_core(0, self.core.requests(), Box::new(|| {}))?;
+        compacted
     }
 
     /// The underlying store, for statistics.
@@ -235,28 +293,22 @@ impl Engine {
     }
 
     /// After a write: with `SyncEachWrite`, sync. Otherwise a full memtable is frozen (its
-    /// WAL records written and fdatasynced) and its SSTable encoded on a background thread
-    /// while writes go on into a new memtable, as a shard does; the flush is installed by
-    /// the first write after the encoding is done. Only when the new memtable fills too
-    /// before that does a write wait for the flush.
+    /// WAL records written and fdatasynced) and flushed by the background threads while
+    /// writes go on into a new memtable, as a shard does; a write waits only when the new
+    /// memtable fills too (or level 0 is too deep) before that.
     fn after_write(&mut self) -> Result<(), StoreError> {
         if self.durability == Durability::SyncEachWrite {
             return self.sync();
         }
         if self.store.memtable_full() && self.store.can_accept_writes() {
+            // Freezes it: the frozen memtable's records must be durable before its flush.
             self.write_wal()?;
-            // Starts the encoding of the memtable just frozen.
-            if let Some(job) = self.store.take_flush()? {
-                self.install_flush(job)?;
-            }
+        }
+        if self.store.flush_pending() {
+            self.progress()?;
         }
         if !self.store.can_accept_writes() {
             return self.sync();
-        }
-        if self.store.flush_encoding() {
-            if let Some(job) = self.store.take_flush()? {
-                self.install_flush(job)?;
-            }
         }
         Ok(())
     }
@@ -269,18 +321,45 @@ impl Engine {
         Ok(())
     }
 
-    /// Flushes frozen memtables and compacts after each flush.
-    fn flush_frozen(&mut self) -> Result<(), StoreError> {
-        while let Some(job) = self.store.take_flush_blocking()? {
-            self.install_flush(job)?;
+    /// Moves the background work on without waiting: takes the compaction thread's
+    /// replies, hands it a written SSTable to install, starts writing the next one (whose
+    /// encoding [`ShardStore::take_flush`] starts on a thread of its own).
+    fn progress(&mut self) -> Result<(), StoreError> {
+        self.store.poll_compaction()?;
+        if self.writing.as_ref().is_some_and(JoinHandle::is_finished) {
+            let written =
+                self.writing
+                    .take()
+                    .expect("checked")
+                    .join()
+                    .map_err(|_| StoreError::Io {
+                        context: "writing an SSTable".into(),
+                        source: io::Error::other("the SSTable writer panicked"),
+                    })?;
+            self.store.flush_written(written?)?;
+        }
+        if self.writing.is_none() {
+            if let Some(job) = self.store.take_flush()? {
+                let shown = format!("SSTable {}", job.table_id);
+                let spawned = std::thread::Builder::new()
+                    .name("tskv-flush-write".into())
+                    .spawn(move || write_table(job, shown))
+                    .map_err(io_error("starting the SSTable writer".to_string()))?;
+                self.writing = Some(spawned);
+            }
         }
         Ok(())
     }
 
-    /// Writes the SSTable of a flush and installs it, then compacts.
-    fn install_flush(&mut self, job: crate::store::FlushJob) -> Result<(), StoreError> {
-        self.store.flush_sync(job)?;
-        self.store.compact_sync()?;
-        self.write_wal()
+    /// Writes the WAL and moves the background work on until `done`.
+    fn wait_until(&mut self, done: impl Fn(&ShardStore) -> bool) -> Result<(), StoreError> {
+        loop {
+            self.write_wal()?;
+            self.progress()?;
+            if done(&self.store) {
+                return Ok(());
+            }
+            std::thread::sleep(WAIT_STEP);
+        }
     }
 }

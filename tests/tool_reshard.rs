@@ -273,7 +273,11 @@ fn reshard_moves_time_series_with_samples_labels_and_rules() {
     for j in 0..100u64 {
         for (i, key) in names.iter().enumerate() {
             // Out of order: every 10th sample goes 5 ms back, between two earlier ones.
-            let ts = if j % 10 == 9 { 1000 + j * 10 - 45 } else { 1000 + j * 10 };
+            let ts = if j % 10 == 9 {
+                1000 + j * 10 - 45
+            } else {
+                1000 + j * 10
+            };
             let value = (i * 1000) as f64 + j as f64 / 4.0;
             pipe.cmd("TS.ADD").arg(key).arg(ts).arg(value).ignore();
             model.get_mut(key).unwrap().insert(ts, value);
@@ -289,7 +293,10 @@ fn reshard_moves_time_series_with_samples_labels_and_rules() {
         .unwrap();
     let gone = model["ts:5"].range(1100..=1300).count() as u64;
     assert_eq!(deleted, gone);
-    model.get_mut("ts:5").unwrap().retain(|t, _| !(1100..=1300).contains(t));
+    model
+        .get_mut("ts:5")
+        .unwrap()
+        .retain(|t, _| !(1100..=1300).contains(t));
     let dst_before = ts_range(&mut conn, &dst);
     assert!(!dst_before.is_empty(), "the rule wrote buckets");
     // No flush: the open samples, and the records of the deleted ones, are in the WAL.

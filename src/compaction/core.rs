@@ -71,6 +71,14 @@ pub enum Request {
         /// The drop-all's sequence number.
         seq: SeqNo,
     },
+    /// Give `shard`'s manifest back: abandon its running compaction (its outputs are
+    /// deleted), forget the shard, and send its version set on `reply`.
+    Unregister {
+        /// The shard's index.
+        shard: usize,
+        /// Where the version set goes.
+        reply: Sender<VersionSet>,
+    },
     /// Abandon any running compaction (its outputs are deleted) and exit.
     Stop,
 }
@@ -280,6 +288,16 @@ impl Core {
                 last_seq,
             } => self.install_flush(shard, table, wal_start, last_seq),
             Request::DropAll { shard, seq } => self.drop_all(shard, seq),
+            Request::Unregister { shard, reply } => {
+                if self.job.as_ref().is_some_and(|(s, _)| *s == shard) {
+                    let (_, job) = self.job.take().expect("checked");
+                    job.abandon();
+                }
+                if let Some(state) = self.shards.get_mut(shard).and_then(Option::take) {
+                    // The store waits for it; if it has gone, there is no one to tell.
+                    let _ = reply.send(state.versions);
+                }
+            }
         }
         true
     }

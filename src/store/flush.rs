@@ -134,6 +134,11 @@ impl ShardStore {
         }
     }
 
+    /// Whether a frozen memtable waits to be flushed (encoded, written or installed).
+    pub fn flush_pending(&self) -> bool {
+        !self.immutables.is_empty()
+    }
+
     /// Whether a frozen memtable is being encoded in the background: the caller should
     /// call [`ShardStore::take_flush`] again soon (the encoder does not wake the shard).
     pub fn flush_encoding(&self) -> bool {

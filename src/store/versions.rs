@@ -70,6 +70,41 @@ impl ShardStore {
         Ok(())
     }
 
+    /// Takes the manifest back from the compaction core (which abandons a running
+    /// compaction of this store), so the store writes it itself again: for a full
+    /// compaction on the calling thread ([`ShardStore::compact_full_sync`]). Replies not
+    /// yet taken are taken first. Does nothing when not attached.
+    ///
+    /// # Errors
+    /// If the core has stopped (the manifest is then lost to this store: reopen it), or a
+    /// reply taken reports a failed install.
+    pub fn detach_compaction_core(&mut self) -> Result<(), StoreError> {
+        let Versions::Core {
+            requests, shard, ..
+        } = &self.versions
+        else {
+            return Ok(());
+        };
+        let stopped = || StoreError::Io {
+            context: "taking the manifest back from the compaction core".into(),
+            source: io::Error::other("the compaction core has stopped"),
+        };
+        let (reply, versions) = mpsc::channel();
+        let request = Request::Unregister {
+            shard: *shard,
+            reply,
+        };
+        requests.send(request).map_err(|_| stopped())?;
+        let versions = versions.recv().map_err(|_| stopped())?;
+        // Replies sent before the core let go, then the manifest.
+        self.poll_compaction()?;
+        if !self.drop_in_progress() {
+            self.version = Arc::clone(versions.current());
+        }
+        self.versions = Versions::Inline(versions);
+        Ok(())
+    }
+
     /// Takes the compaction core's replies: swaps to each new version, ends an installed
     /// flush. Returns whether a flush ended (writes stalled on it may go on).
     ///
