@@ -113,8 +113,11 @@ impl Shard {
             }
             AdminOp::FlushAll => {
                 let seq = self.store.drop_all();
-                // What the shard remembers of series and key counts went with the keys.
+                // What the shard remembers of series and key counts went with the keys;
+                // which shard this is did not.
+                let route = self.series.route;
                 self.series = Default::default();
+                self.series.route = route;
                 self.live_keys_counted = None;
                 (OpResult::Ok, seq)
             }

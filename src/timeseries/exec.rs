@@ -212,11 +212,16 @@ fn dispatch(
         meta.retention_ms = options.retention_ms.unwrap_or(meta.retention_ms);
         meta.chunk_size_bytes = options.chunk_size_bytes.unwrap_or(meta.chunk_size_bytes);
         meta.duplicate_policy = options.duplicate_policy.or(meta.duplicate_policy);
+        let relabeled = options.labels.is_some();
         if let Some(labels) = options.labels {
             meta.labels = labels;
         }
         meta.ignore = options.ignore.unwrap_or(meta.ignore);
         let seq = store.put(&super::keys::meta_key(key), &meta.encode());
+        if relabeled {
+            let labels = meta.labels.clone();
+            cache.directory.insert(key, &labels);
+        }
         resp::simple(out, "OK");
         return Ok(seq);
     }
@@ -254,7 +259,7 @@ fn create(
     };
     let seq = store.put(&super::keys::meta_key(key), &meta.encode());
     debug_assert_eq!(seq.0, meta.series_id);
-    cache.directory.insert(key);
+    cache.directory.insert(key, &meta.labels);
     cache.insert(
         key,
         SeriesState {

@@ -54,8 +54,10 @@
 //!
 //! Modules, in data-flow order: [`args`] parses requests (pure), [`exec`] runs them on the
 //! owning shard ([`multi`] the label-filtered commands, on every shard, [`group`] their
-//! `GROUPBY`), [`series`] is the storage mechanism ([`open`] its samples in memory), [`directory`] the shard's series names
-//! in memory, [`keys`] the key layout, [`meta`] the settings' format, [`chunk`] (with
+//! `GROUPBY`, [`filter`] their label filter), [`series`] is the storage mechanism ([`open`]
+//! its samples in memory), [`directory`] the shard's series names and labels in memory
+//! ([`label_index`] the secondary index a filter is answered from), [`keys`] the key
+//! layout, [`meta`] the settings' format, [`chunk`] (with
 //! [`bits`]) the chunk codec, [`aggregate`] the aggregators, [`reply`] the reply shapes
 //! (RESP2 and RESP3), [`info`] `TS.INFO`, [`rules`] the compaction rules ([`handover`] their
 //! buckets bound for another shard).
@@ -66,10 +68,12 @@ pub mod bits;
 pub mod chunk;
 pub mod directory;
 pub mod exec;
+pub mod filter;
 pub mod group;
 pub mod handover;
 pub mod info;
 pub mod keys;
+pub mod label_index;
 pub mod meta;
 pub mod multi;
 pub mod open;

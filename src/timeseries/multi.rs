@@ -1,14 +1,10 @@
 //! The multi-series commands `TS.QUERYINDEX`, `TS.MGET` and `TS.MRANGE` / `TS.MREVRANGE`:
-//! a label filter (RedisTimeSeries 1.10's forms, redis.io "TS.MGET": `label=value`,
-//! `label!=value`, `label=`, `label!=`, `label=(v1,v2,...)`, `label!=(v1,v2,...)`) is sent
-//! to every shard; each matches it against the labels in the metadata of its own series
-//! and answers one encoded entry per match; the connection's shard merges the entries in
-//! key order, as RedisTimeSeries lists them outside a cluster.
+//! a label filter ([`super::filter`]) is sent to every shard; each answers it from its
+//! label index ([`super::label_index`], kept by [`super::directory`]), reads only the
+//! matching series, and answers one encoded entry per match; the connection's shard merges
+//! the entries in key order, as RedisTimeSeries lists them outside a cluster.
 //!
 //! `GROUPBY` / `REDUCE` is in [`super::group`].
-//!
-//! There is no secondary label index yet: a shard reads all its series' metadata entries
-//! (one key range) per query.
 
 use crate::base::SeqNo;
 use crate::resp::{self, resp3, Protocol};
@@ -17,70 +13,10 @@ use crate::store::ShardStore;
 
 use super::args::{self, ArgError};
 use super::chunk::Sample;
+use super::filter::parse_filter;
 use super::group::{GroupQuery, GroupedEntry};
-use super::keys::{self, KeyClass};
-use super::meta::SeriesMeta;
 use super::reply;
 use super::series::{self, SeriesCache, SeriesError};
-
-/// One label predicate.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Matcher {
-    /// `label=value` or `label=(a,b)`: the label is one of the values.
-    In(Vec<u8>, Vec<Vec<u8>>),
-    /// `label!=value` or `label!=(a,b)`: the label is absent or none of the values.
-    NotIn(Vec<u8>, Vec<Vec<u8>>),
-    /// `label=`: the label is absent.
-    Absent(Vec<u8>),
-    /// `label!=`: the label is present.
-    Present(Vec<u8>),
-}
-
-impl Matcher {
-    fn matches(&self, labels: &[(Vec<u8>, Vec<u8>)]) -> bool {
-        let value_of = |name: &[u8]| labels.iter().find(|(n, _)| n == name).map(|(_, v)| v);
-        match self {
-            Self::In(name, values) => value_of(name).is_some_and(|v| values.contains(v)),
-            Self::NotIn(name, values) => !value_of(name).is_some_and(|v| values.contains(v)),
-            Self::Absent(name) => value_of(name).is_none(),
-            Self::Present(name) => value_of(name).is_some(),
-        }
-    }
-}
-
-/// Parses the filter expressions after `FILTER`.
-///
-/// # Errors
-/// `ERR TSDB: failed parsing labels` for a malformed one, `ERR TSDB: please provide at
-/// least one matcher` when none is `label=value` or `label=(...)`.
-pub fn parse_filter(exprs: &[&[u8]]) -> Result<Vec<Matcher>, ArgError> {
-    let failed = || "ERR TSDB: failed parsing labels".to_string();
-    let mut out = Vec::new();
-    for expr in exprs {
-        let at = expr.iter().position(|&b| b == b'=').ok_or_else(failed)?;
-        let negated = at > 0 && expr[at - 1] == b'!';
-        let name = expr[..if negated { at - 1 } else { at }].to_vec();
-        let value = &expr[at + 1..];
-        if name.is_empty() {
-            return Err(failed());
-        }
-        let values: Vec<Vec<u8>> = match value {
-            [] => Vec::new(),
-            [b'(', list @ .., b')'] => list.split(|&b| b == b',').map(<[u8]>::to_vec).collect(),
-            v => vec![v.to_vec()],
-        };
-        out.push(match (negated, values.is_empty()) {
-            (false, true) => Matcher::Absent(name),
-            (true, true) => Matcher::Present(name),
-            (false, false) => Matcher::In(name, values),
-            (true, false) => Matcher::NotIn(name, values),
-        });
-    }
-    if !out.iter().any(|m| matches!(m, Matcher::In(..))) {
-        return Err("ERR TSDB: please provide at least one matcher".into());
-    }
-    Ok(out)
-}
 
 /// Which labels an entry carries (`WITHLABELS`, `SELECTED_LABELS`, or none).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -282,20 +218,15 @@ fn entries(
         options.iter().any(|a| a.eq_ignore_ascii_case(b"LATEST"))
     };
     let mut matching = Vec::new();
-    for entry in store.scan_from(&keys::meta_key(b"")) {
-        let entry = entry?;
-        let KeyClass::Series(user) = keys::classify(&entry.key) else {
-            break;
-        };
-        let Some(value) = entry.value else { continue };
-        let meta = SeriesMeta::decode(&value)?;
-        if matchers.iter().all(|m| m.matches(&meta.labels)) && !series::string_exists(store, user)?
-        {
-            matching.push((user.to_vec(), meta));
+    for key in cache.directory.select(store, &matchers)? {
+        // A string shadows a series of its name (a data directory from before SET
+        // replaced series).
+        if !series::string_exists(store, &key)? {
+            matching.push(key);
         }
     }
     let mut out = Vec::with_capacity(matching.len());
-    for (key, meta) in matching {
+    for key in matching {
         let mut entry = Vec::new();
         if args[0].eq_ignore_ascii_case(b"TS.QUERYINDEX") {
             resp::bulk(&mut entry, &key);
@@ -303,10 +234,11 @@ fn entries(
             continue;
         }
         let state = series::load(store, cache, &key)?
-            .expect("listed above")
+            .expect("the label index lists existing series only")
             .clone();
+        let meta = &state.meta;
         let latest = match latest_wanted {
-            true => super::rules::latest(store, cache, &key, &meta)?,
+            true => super::rules::latest(store, cache, &key, meta)?,
             false => None,
         };
         if let Some(query) = &grouped {
@@ -376,46 +308,4 @@ fn entries(
         out.push((key, entry));
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn labels(pairs: &[(&str, &str)]) -> Vec<(Vec<u8>, Vec<u8>)> {
-        pairs
-            .iter()
-            .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
-            .collect()
-    }
-
-    #[test]
-    fn every_filter_form() {
-        let series = labels(&[("area", "32"), ("sensor", "2")]);
-        let ok = |exprs: &[&str]| {
-            let exprs: Vec<&[u8]> = exprs.iter().map(|e| e.as_bytes()).collect();
-            parse_filter(&exprs)
-                .unwrap()
-                .iter()
-                .all(|m| m.matches(&series))
-        };
-        assert!(ok(&["area=32"]));
-        assert!(!ok(&["area=31"]));
-        assert!(ok(&["area=(31,32)", "sensor!=3"]));
-        assert!(!ok(&["area=32", "sensor!=(1,2)"]));
-        assert!(ok(&["area=32", "room="]));
-        assert!(!ok(&["area=32", "sensor="]));
-        assert!(ok(&["area=32", "sensor!="]));
-        assert!(!ok(&["area=32", "room!="]));
-        let exprs: Vec<&[u8]> = vec![b"area!=1"];
-        assert_eq!(
-            parse_filter(&exprs).unwrap_err(),
-            "ERR TSDB: please provide at least one matcher"
-        );
-        let exprs: Vec<&[u8]> = vec![b"nolabel"];
-        assert_eq!(
-            parse_filter(&exprs).unwrap_err(),
-            "ERR TSDB: failed parsing labels"
-        );
-    }
 }
