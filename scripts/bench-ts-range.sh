@@ -51,22 +51,7 @@ cargo build --release --bins >&2
 BIN=target/release
 SERVER_ARGS=(--shards 1 --fsync always --compaction-core 0)
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_ready() {
-    for _ in $(seq 1 600); do
-        redis-cli -p "$1" PING >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    echo "server on port $1 did not start" >&2
-    return 1
-}
-
-info_field() {
-    redis-cli -p "$1" INFO persistence | tr -d '\r' | awk -F: -v f="$2" '$1 == f { print $2 }'
-}
+. scripts/lib/server.sh
 
 # start_server BINARY DIR LOG [FLAG...]: starts it pinned to core 0; sets $port and $server.
 start_server() {
