@@ -255,7 +255,7 @@ pub fn render(shared: &Shared) -> String {
     for (name, help, field) in counters {
         family(&mut out, name, "counter", help, &per_shard(m, field));
     }
-    let gauges: [Family; 7] = [
+    let gauges: [Family; 8] = [
         ("tskv_connected_clients", "Client connections open.", |s| {
             &s.connected_clients
         }),
@@ -263,6 +263,11 @@ pub fn render(shared: &Shared) -> String {
             "tskv_memtable_bytes",
             "Bytes in the active memtable.",
             |s| &s.memtable_bytes,
+        ),
+        (
+            "tskv_ts_open_samples",
+            "Time-series samples held open in memory (in the WAL, not yet sealed).",
+            |s| &s.ts_open_samples,
         ),
         ("tskv_sstables", "Live SSTables.", |s| &s.sstables),
         ("tskv_sstable_bytes", "Bytes of live SSTables.", |s| {

@@ -103,6 +103,14 @@ fn engine_counters_move_in_info_and_on_the_metrics_endpoint() {
         "{after_writes}"
     );
 
+    // Time-series samples held open in memory (logged to the WAL, not yet sealed).
+    assert_eq!(number(&after_writes, "ts_open_samples"), 0);
+    for ts in 1..=10 {
+        let reply = raw.request(&["TS.ADD", "temp", &ts.to_string(), "20.5"]);
+        assert_eq!(reply, format!(":{ts}\r\n").into_bytes());
+    }
+    assert_eq!(number(&info(&mut raw), "ts_open_samples"), 10);
+
     // Compaction: forty flushed memtables pile up in level 0 and are merged down.
     let deadline = Instant::now() + Duration::from_secs(120);
     let compacted = loop {
@@ -130,6 +138,10 @@ fn engine_counters_move_in_info_and_on_the_metrics_endpoint() {
             >= negatives as f64
     );
     assert!(common::metrics_sample(&text, &format!("tskv_write_stalls_total{s}")) > 0.0);
+    assert_eq!(
+        common::metrics_sample(&text, &format!("tskv_ts_open_samples{s}")),
+        10.0
+    );
     assert!(
         common::metrics_sample(&text, &format!("tskv_write_stall_microseconds_total{s}")) > 0.0
     );

@@ -50,6 +50,8 @@ pub struct ShardMetrics {
     pub flushes: AtomicU64,
     /// Bytes in the active memtable.
     pub memtable_bytes: AtomicU64,
+    /// Time-series samples held open in memory (logged to the WAL, not yet sealed).
+    pub ts_open_samples: AtomicU64,
     /// Live SSTables.
     pub sstables: AtomicU64,
     /// Live SSTables in level 0 (flushed memtables not yet compacted).
@@ -199,6 +201,7 @@ impl super::Shard {
     pub(super) fn publish_store_stats(&mut self) {
         let metrics = &self.shared.metrics[self.id.0];
         ShardMetrics::set(&metrics.memtable_bytes, self.store.memtable_bytes() as u64);
+        ShardMetrics::set(&metrics.ts_open_samples, self.series.open_samples() as u64);
         ShardMetrics::set(&metrics.last_seq, self.store.last_seq().0);
         ShardMetrics::set(&metrics.durable_seq, self.store.durable_seq().0);
         let cache = self.store.block_cache_stats();

@@ -18,9 +18,9 @@
 //!   and [`super::series::load`] takes as open only the sample entries newer than the mark;
 //!   older ones were sealed (they are *stale*, deleted at the next seal).
 //!
-//! The shard bounds the samples it holds open: past [`OPEN_SAMPLES_MAX_PER_SHARD`] in all,
-//! a series that receives a sample and holds at least [`EARLY_SEAL_SAMPLES_MIN`] is sealed
-//! at once, with a smaller chunk.
+//! The shard bounds the samples it holds open ([`OpenBudget`]): past
+//! [`OPEN_SAMPLES_MAX_PER_SHARD`] in all, a series that receives a sample and holds at least
+//! [`EARLY_SEAL_SAMPLES_MIN`] is sealed at once, with a smaller chunk.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -38,6 +38,35 @@ pub const OPEN_SAMPLES_MAX_PER_SHARD: usize = 2 << 20;
 
 /// The fewest open samples a series is sealed with because the shard holds too many.
 pub const EARLY_SEAL_SAMPLES_MIN: usize = 16;
+
+/// The open samples of one shard's series in all, and how many it holds before sealing
+/// early.
+#[derive(Debug)]
+pub struct OpenBudget {
+    total: AtomicUsize,
+    max: usize,
+}
+
+impl OpenBudget {
+    /// A budget of `max` open samples.
+    pub fn new(max: usize) -> Self {
+        Self {
+            total: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// Open samples held now.
+    pub fn total(&self) -> usize {
+        self.total.load(Ordering::Relaxed)
+    }
+}
+
+impl Default for OpenBudget {
+    fn default() -> Self {
+        Self::new(OPEN_SAMPLES_MAX_PER_SHARD)
+    }
+}
 
 /// One open sample.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -62,7 +91,7 @@ pub struct OpenSamples {
     /// Some sample is not in the memtable yet.
     dirty: bool,
     /// Open samples of every series of the shard.
-    shard_total: Arc<AtomicUsize>,
+    shard_total: Arc<OpenBudget>,
 }
 
 impl PartialEq for OpenSamples {
@@ -73,7 +102,7 @@ impl PartialEq for OpenSamples {
 
 impl OpenSamples {
     /// No open samples, counted in `shard_total`.
-    pub fn new(shard_total: &Arc<AtomicUsize>) -> Self {
+    pub fn new(shard_total: &Arc<OpenBudget>) -> Self {
         Self {
             shard_total: Arc::clone(shard_total),
             ..Self::default()
@@ -83,11 +112,11 @@ impl OpenSamples {
     /// Loaded from the store: `stored` sample entries (all in the LSM tree, so none dirty)
     /// and `stale` ones to delete at the next seal.
     pub fn loaded(
-        shard_total: &Arc<AtomicUsize>,
+        shard_total: &Arc<OpenBudget>,
         stored: Vec<(Sample, SeqNo)>,
         stale: Vec<u64>,
     ) -> Self {
-        shard_total.fetch_add(stored.len(), Ordering::Relaxed);
+        shard_total.total.fetch_add(stored.len(), Ordering::Relaxed);
         Self {
             samples: stored
                 .into_iter()
@@ -114,9 +143,9 @@ impl OpenSamples {
         self.samples.is_empty()
     }
 
-    /// Whether the shard holds more than [`OPEN_SAMPLES_MAX_PER_SHARD`] open samples.
+    /// Whether the shard holds more open samples than its budget.
     pub fn shard_over_budget(&self) -> bool {
-        self.shard_total.load(Ordering::Relaxed) > OPEN_SAMPLES_MAX_PER_SHARD
+        self.shard_total.total() > self.shard_total.max
     }
 
     /// Where `ts_ms` is (`Ok`) or would go (`Err`). Samples out of order mostly arrive
@@ -170,7 +199,7 @@ impl OpenSamples {
             },
         };
         self.samples.insert(at, fresh);
-        self.shard_total.fetch_add(1, Ordering::Relaxed);
+        self.shard_total.total.fetch_add(1, Ordering::Relaxed);
         true
     }
 
@@ -188,7 +217,9 @@ impl OpenSamples {
         let start = self.samples.partition_point(|s| s.sample.ts_ms < from_ms);
         let end = self.samples.partition_point(|s| s.sample.ts_ms <= to_ms);
         let removed: Vec<OpenSample> = self.samples.drain(start..end.max(start)).collect();
-        self.shard_total.fetch_sub(removed.len(), Ordering::Relaxed);
+        self.shard_total
+            .total
+            .fetch_sub(removed.len(), Ordering::Relaxed);
         removed
     }
 
@@ -196,6 +227,7 @@ impl OpenSamples {
     pub fn take(&mut self) -> (Vec<OpenSample>, Vec<u64>) {
         self.dirty = false;
         self.shard_total
+            .total
             .fetch_sub(self.samples.len(), Ordering::Relaxed);
         (
             std::mem::take(&mut self.samples),
@@ -206,6 +238,7 @@ impl OpenSamples {
     /// Stops counting these samples in the shard's total (the series is forgotten).
     pub fn release(&mut self) {
         self.shard_total
+            .total
             .fetch_sub(self.samples.len(), Ordering::Relaxed);
         self.samples.clear();
     }
@@ -261,12 +294,72 @@ mod tests {
         ]
     }
 
+    /// Goal: a shard holds about its budget of open samples at most: past it, a series
+    /// that receives a sample and holds `EARLY_SEAL_SAMPLES_MIN` or more is sealed at once
+    /// (here no series would reach a seal of its own), and every sample stays readable.
+    #[test]
+    fn the_shard_seals_early_past_its_open_samples_budget() {
+        use crate::config::StoreOptions;
+        use crate::timeseries::chunk::ChunkEncoding;
+        use crate::timeseries::meta::SeriesMeta;
+        use crate::timeseries::series::{self, SeriesCache, SeriesState};
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = ShardStore::open(dir.path(), &StoreOptions::default()).unwrap();
+        let (budget, series_count, rounds) = (200, 40u64, 50u64);
+        let mut cache = SeriesCache::with_open_samples_max(budget);
+        let key = |i: u64| format!("s{i}").into_bytes();
+        for i in 0..series_count {
+            let meta = SeriesMeta {
+                series_id: 1000 + i,
+                retention_ms: 0,
+                encoding: ChunkEncoding::Gorilla,
+                chunk_size_bytes: 4096,
+                duplicate_policy: None,
+                labels: Vec::new(),
+                ignore: Default::default(),
+                source_key: None,
+                rules: Vec::new(),
+            };
+            let state = SeriesState {
+                meta,
+                open: cache.no_open_samples(),
+                last: None,
+                sealed_until_ms: None,
+            };
+            cache.insert(&key(i), state);
+        }
+        let bound = budget + series_count as usize * EARLY_SEAL_SAMPLES_MIN;
+        for round in 0..rounds {
+            for i in 0..series_count {
+                let state = series::load(&store, &mut cache, &key(i)).unwrap().unwrap();
+                let sample = Sample {
+                    ts_ms: round,
+                    value: (i * round) as f64,
+                };
+                series::add(&mut store, state, sample, None).unwrap();
+                assert!(cache.open_samples() <= bound, "{}", cache.open_samples());
+            }
+        }
+        for i in 0..series_count {
+            let state = series::load(&store, &mut cache, &key(i)).unwrap().unwrap();
+            let samples = series::read_range(&store, state, 0, u64::MAX).unwrap();
+            let want: Vec<Sample> = (0..rounds)
+                .map(|round| Sample {
+                    ts_ms: round,
+                    value: (i * round) as f64,
+                })
+                .collect();
+            assert_eq!(samples, want, "series {i}");
+        }
+    }
+
     proptest! {
         /// Goal: open samples behave as a map from timestamp to the newest value, in time
         /// order, and the shard-wide count follows every insert, removal and take.
         #[test]
         fn open_samples_match_a_sorted_map(steps in proptest::collection::vec(step(), 1..200)) {
-            let total = Arc::new(AtomicUsize::new(0));
+            let total = Arc::new(OpenBudget::default());
             let mut open = OpenSamples::new(&total);
             let mut model: BTreeMap<u64, f64> = BTreeMap::new();
             for (i, step) in steps.into_iter().enumerate() {
@@ -293,7 +386,7 @@ mod tests {
                     open.range(0, u64::MAX).map(|s| (s.ts_ms, s.value)).collect();
                 let want: Vec<(u64, f64)> = model.iter().map(|(t, v)| (*t, *v)).collect();
                 prop_assert_eq!(got, want);
-                prop_assert_eq!(total.load(Ordering::Relaxed), model.len());
+                prop_assert_eq!(total.total(), model.len());
                 for ts_ms in 0..80 {
                     prop_assert_eq!(open.get(ts_ms), model.get(&ts_ms).copied());
                 }

@@ -5,7 +5,6 @@
 //! sequence number is durable.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use crate::base::codec::FormatError;
@@ -15,7 +14,7 @@ use crate::store::{Lookup, ShardStore};
 use super::chunk::{self, ChunkEncoding, Sample};
 use super::keys;
 use super::meta::{DuplicatePolicy, SeriesMeta};
-use super::open::{OpenSample, OpenSamples, EARLY_SEAL_SAMPLES_MIN};
+use super::open::{OpenBudget, OpenSample, OpenSamples, EARLY_SEAL_SAMPLES_MIN};
 
 /// A failure reading or writing a series.
 #[derive(Debug, thiserror::Error)]
@@ -59,8 +58,8 @@ pub struct SeriesCache {
     /// What the shard must tell other shards about rules, queued by the requests that
     /// ran; the shard's loop takes them.
     pub notices: Vec<super::handover::RuleNotice>,
-    /// Open samples of every series here ([`super::open::OPEN_SAMPLES_MAX_PER_SHARD`]).
-    open_total: Arc<AtomicUsize>,
+    /// Open samples of every series here, and their bound ([`OpenBudget`]).
+    open_total: Arc<OpenBudget>,
 }
 
 impl SeriesCache {
@@ -78,6 +77,20 @@ impl SeriesCache {
         if let Some(mut old) = self.states.insert(key.to_vec(), state) {
             old.open.release();
         }
+    }
+
+    /// An empty cache whose shard holds at most about `max` open samples (the default is
+    /// [`super::open::OPEN_SAMPLES_MAX_PER_SHARD`]).
+    pub fn with_open_samples_max(max: usize) -> Self {
+        Self {
+            open_total: Arc::new(OpenBudget::new(max)),
+            ..Self::default()
+        }
+    }
+
+    /// Open samples held by the shard's series in all (`INFO`'s `ts_open_samples`).
+    pub fn open_samples(&self) -> usize {
+        self.open_total.total()
     }
 
     /// No open samples, counted in this shard's total: for a new series' state.
