@@ -214,6 +214,18 @@ pub fn restore_default_sigpipe() {
     }
 }
 
+/// What C's `printf("%.15g")` prints for `value`, from the C library itself: the reference
+/// the time-series value formatting is tested against.
+#[cfg(test)]
+pub(crate) fn printf_g15(value: f64) -> String {
+    let mut buf = [0u8; 64];
+    // SAFETY: the buffer is 64 bytes and snprintf writes at most that many (its terminating
+    // NUL included); the format string is NUL-terminated and takes one double, which is
+    // passed.
+    let n = unsafe { libc::snprintf(buf.as_mut_ptr().cast(), buf.len(), c"%.15g".as_ptr(), value) };
+    String::from_utf8(buf[..n as usize].to_vec()).expect("printf prints ASCII")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,16 +248,4 @@ mod tests {
         zero_fill(&file, 4).unwrap();
         assert_eq!(file.metadata().unwrap().len(), 3 << 20);
     }
-}
-
-/// What C's `printf("%.15g")` prints for `value`, from the C library itself: the reference
-/// the time-series value formatting is tested against.
-#[cfg(test)]
-pub(crate) fn printf_g15(value: f64) -> String {
-    let mut buf = [0u8; 64];
-    // SAFETY: the buffer is 64 bytes and snprintf writes at most that many (its terminating
-    // NUL included); the format string is NUL-terminated and takes one double, which is
-    // passed.
-    let n = unsafe { libc::snprintf(buf.as_mut_ptr().cast(), buf.len(), c"%.15g".as_ptr(), value) };
-    String::from_utf8(buf[..n as usize].to_vec()).expect("printf prints ASCII")
 }
