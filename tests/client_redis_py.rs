@@ -3,7 +3,8 @@
 //!
 //! Method: run a small Python script with redis-py against a real tskv-server (two
 //! shards): ping, set, get, incr, a non-transactional pipeline, transactional ones on one
-//! key and across both shards, a `WATCH` retry transaction, a session with a TTL, and the
+//! key and across both shards, a `WATCH` retry transaction, a session with a TTL, `.ts()`'s
+//! default (transactional) pipeline on one series and refused across shards, and the
 //! protocol the
 //! connection ended up speaking (`CLIENT INFO`'s `resp`). If `python3` or the `redis`
 //! package is missing (`.ci/run` installs it with pip when the network allows), the test
@@ -56,6 +57,23 @@ assert 55 <= r.ttl("py:session") <= 60, "a session's TTL"
 assert r.expire("py:session", 120) is True and 115 <= r.ttl("py:session") <= 120
 assert r.persist("py:session") is True and r.ttl("py:session") == -1
 assert r.getex("py:session", px=500) == b"token" and 0 < r.pttl("py:session") <= 500
+# Time series in r.ts()'s default pipeline (MULTI/EXEC) on one series...
+tp = r.ts().pipeline()
+tp.create("py:temp", labels={"room": "lab"}).add("py:temp", 1000, 20.5)
+tp.madd([("py:temp", 2000, 21.0), ("py:temp", 3000, 21.5)])
+tp.range("py:temp", "-", "+").get("py:temp")
+want = [True, 1000, [2000, 3000], [(1000, 20.5), (2000, 21.0), (3000, 21.5)], (3000, 21.5)]
+assert tp.execute() == want, "TS pipeline"
+# ... while one over series of both shards is refused whole: nothing runs.
+tp = r.ts().pipeline()
+for key in keys:
+    tp.add(key + ":ts", 1, 1)
+try:
+    tp.execute()
+    raise AssertionError("a TS transaction across shards ran")
+except redis.ResponseError as e:
+    assert "across shards" in str(e), e
+assert r.exists(*[key + ":ts" for key in keys]) == 0, "nothing of it ran"
 print("resp=" + str(r.client_info()["resp"]), "redis-py=" + redis.__version__)
 "#;
 

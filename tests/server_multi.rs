@@ -195,3 +195,74 @@ fn type_inside_multi_names_a_series_a_string_and_a_missing_key() {
         );
     }
 }
+
+/// Goal: time-series commands on series of one shard run inside `MULTI`/`EXEC` with their
+/// usual replies (redis-py's `.ts()` pipelines are transactions by default); one whose
+/// keys span shards runs nothing and says why; label-filtered ones are refused when
+/// queued, aborting the transaction, as `KEYS` is.
+#[test]
+fn time_series_commands_run_in_a_transaction_on_one_shard() {
+    let server = TestServer::start(&["--shards", "2"]);
+    let mut conn = Frames::connect(server.port());
+    let (zero, one) = (keys_on(0, "ts:", 2), keys_on(1, "ts:", 1));
+    let (a, b) = (zero[0].as_str(), zero[1].as_str());
+    let queued: Vec<Vec<&str>> = vec![
+        vec!["TS.CREATE", a, "LABELS", "room", "lab"],
+        vec!["TS.ADD", a, "1000", "20.5"],
+        vec![
+            "TS.MADD", a, "2000", "21", b, "2000", "1", a, "3000", "21.5",
+        ],
+        vec!["TS.INCRBY", a, "1", "TIMESTAMP", "4000"],
+        vec!["SET", "plain", "v"],
+        vec!["TS.RANGE", a, "-", "+"],
+        vec!["TS.GET", a],
+    ];
+    // The key `plain` may live on either shard: keep the transaction on shard 0.
+    let plain_shard = shard_of(b"plain", 2).0;
+    assert_eq!(conn.request(&["MULTI"]), b"+OK\r\n");
+    for command in &queued {
+        if command[1] == "plain" && plain_shard != 0 {
+            continue;
+        }
+        assert_eq!(conn.request(command), b"+QUEUED\r\n", "{command:?}");
+    }
+    let plain = if plain_shard == 0 { "+OK\r\n" } else { "" };
+    let count = if plain_shard == 0 { 7 } else { 6 };
+    let want = format!(
+        "*{count}\r\n+OK\r\n:1000\r\n*3\r\n:2000\r\n-ERR TSDB: the key does not exist\r\n:3000\r\n\
+         :4000\r\n{plain}*4\r\n*2\r\n:1000\r\n+20.5\r\n*2\r\n:2000\r\n+21\r\n*2\r\n:3000\r\n+21.5\r\n\
+         *2\r\n:4000\r\n+22.5\r\n*2\r\n:4000\r\n+22.5\r\n"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&conn.request(&["EXEC"])),
+        want,
+        "EXEC reply"
+    );
+    // Across shards: nothing runs.
+    assert_eq!(conn.request(&["MULTI"]), b"+OK\r\n");
+    assert_eq!(conn.request(&["TS.ADD", a, "5000", "1"]), b"+QUEUED\r\n");
+    assert_eq!(
+        conn.request(&["TS.ADD", &one[0], "5000", "1"]),
+        b"+QUEUED\r\n"
+    );
+    let refused = conn.request(&["EXEC"]);
+    assert!(
+        String::from_utf8_lossy(&refused).contains("across shards"),
+        "{}",
+        String::from_utf8_lossy(&refused)
+    );
+    assert_eq!(conn.request(&["TS.GET", a]), b"*2\r\n:4000\r\n+22.5\r\n");
+    assert_eq!(conn.request(&["EXISTS", &one[0]]), b":0\r\n");
+    // Label-filtered commands are refused when queued.
+    assert_eq!(conn.request(&["MULTI"]), b"+OK\r\n");
+    assert_eq!(conn.request(&["TS.ADD", a, "6000", "1"]), b"+QUEUED\r\n");
+    assert_eq!(
+        conn.request(&["TS.MGET", "FILTER", "room=lab"]).first(),
+        Some(&b'-')
+    );
+    assert_eq!(
+        conn.request(&["EXEC"]),
+        b"-EXECABORT Transaction discarded because of previous errors.\r\n"
+    );
+    assert_eq!(conn.request(&["TS.GET", a]), b"*2\r\n:4000\r\n+22.5\r\n");
+}

@@ -6,6 +6,11 @@
 //! argument) gets its error and marks the transaction, whose `EXEC` then answers
 //! `-EXECABORT Transaction discarded because of previous errors.` and runs nothing.
 //!
+//! Time-series commands on one series (`TS.CREATE`, `TS.ADD`, `TS.MADD`, `TS.RANGE`, ...)
+//! may be queued when every key of the transaction lives on one shard; an `EXEC` whose keys
+//! span shards and that holds one runs nothing and answers an error. Label-filtered ones
+//! (`TS.MGET`, `TS.MRANGE`, `TS.QUERYINDEX`) and rules are refused when queued.
+//!
 //! `EXEC` of a transaction whose keys all live on one shard sends it to that shard as one
 //! [`Op::Batch`], which that shard runs in one turn of its loop: no other request runs in
 //! between, so no client sees part of it. Its writes join the same WAL group commit, and
@@ -24,10 +29,10 @@
 
 use super::conn::{Reply, Slot};
 use super::exec::Wait;
-use super::mesh::{shard_of, Op};
+use super::mesh::{shard_of, Op, OwnedOp};
 use super::txn::{Plan, Program, Unit};
 use super::Shard;
-use crate::command::{self, Command, ServerCommand};
+use crate::command::{self, Command, CommandKind, ServerCommand};
 use crate::resp;
 
 /// The commands a connection queued since `MULTI`.
@@ -97,6 +102,13 @@ impl Shard {
 
     /// Whether a command may be queued, or why not.
     fn check_queueable(&self, command: &Command<'_>) -> Result<(), String> {
+        if let Command::Series(kind, _) = command {
+            return if queueable_series(*kind) {
+                Ok(())
+            } else {
+                Err("ERR this command is not allowed inside MULTI in tskv (label-filtered time-series commands and compaction rules are not queued)".into())
+            };
+        }
         if plan(command).is_none() {
             return Err("ERR this command is not allowed inside MULTI in tskv (commands over the whole key space, time-series and connection commands are not queued)".into());
         }
@@ -158,6 +170,7 @@ impl Shard {
         let queued = transaction.queued.clone();
         let watch_shards = conn.watch_shards.clone();
         let client = conn.id;
+        let proto = self.proto(key);
         let mut replies = Vec::with_capacity(queued.len());
         let mut ops = Vec::new();
         for args in &queued {
@@ -165,12 +178,26 @@ impl Shard {
             let command = command::parse(&args)
                 .1
                 .expect("a queued command parsed when it was queued");
-            let (reply, command_ops) = plan(&command).expect("queued commands have a plan");
+            let (reply, command_ops) =
+                owned_plan(&command, proto).expect("queued commands have a plan");
             replies.push((Slot::ready(reply), command_ops.len()));
-            ops.extend(command_ops.into_iter().map(|op| op.to_owned_op()));
+            ops.extend(command_ops);
         }
         let borrowed: Vec<Op<&[u8]>> = ops.iter().map(|op| op.as_borrowed()).collect();
-        if self.spans_shards(&borrowed, &watch_shards) {
+        let spans_shards = self.spans_shards(&borrowed, &watch_shards);
+        if spans_shards && borrowed.iter().any(|op| matches!(op, Op::Series { .. })) {
+            // Nothing ran: the transaction ends as an aborted one does.
+            for shard in watch_shards {
+                self.forget_watches(key, client, shard);
+            }
+            if let Some(conn) = self.conn_mut(key) {
+                conn.transaction = None;
+                conn.watch_shards.clear();
+            }
+            self.push_ready(key, error_reply(SERIES_ACROSS_SHARDS));
+            return Ok(());
+        }
+        if spans_shards {
             let keys = borrowed
                 .iter()
                 .flat_map(|op| op.user_keys())
@@ -243,13 +270,58 @@ impl Shard {
         for args in &transaction.queued {
             let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
             if let (_, Ok(command)) = command::parse(&args) {
-                if let Some((_, ops)) = plan(&command) {
-                    keys.extend(ops.iter().filter_map(op_key).map(<[u8]>::to_vec));
+                if let Some((_, ops)) = owned_plan(&command, crate::resp::Protocol::Resp2) {
+                    let ops = ops.iter().map(|op| op.as_borrowed());
+                    keys.extend(ops.filter_map(|op| op_key(&op).map(<[u8]>::to_vec)));
                 }
             }
         }
         keys
     }
+}
+
+/// Why an `EXEC` whose keys span shards and that holds a time-series command runs nothing.
+const SERIES_ACROSS_SHARDS: &str = "ERR a transaction across shards cannot include time-series commands in tskv (all keys of a transaction with TS.* commands must live on one shard)";
+
+/// The time-series commands that may be queued: those on one series (`TS.MADD`: one per
+/// sample). Label-filtered ones go to every shard, and rules may take a second round to
+/// another shard, so those are refused, as `KEYS` is.
+fn queueable_series(kind: CommandKind) -> bool {
+    !kind.is_multi_series()
+        && !matches!(kind, CommandKind::TsCreateRule | CommandKind::TsDeleteRule)
+}
+
+/// [`plan`] with owned ops, and the time-series commands too: each becomes the request
+/// [`Shard::series_command`] would send (`TS.MADD` one per sample, answered in parts),
+/// encoded for `proto`.
+fn owned_plan(
+    command: &Command<'_>,
+    proto: crate::resp::Protocol,
+) -> Option<(Reply, Vec<OwnedOp>)> {
+    let Command::Series(kind, args) = command else {
+        let (reply, ops) = plan(command)?;
+        return Some((reply, ops.iter().map(Op::to_owned_op).collect()));
+    };
+    if !queueable_series(*kind) || args.is_empty() {
+        return None;
+    }
+    let name = kind.name().as_bytes();
+    let series = |key: &[u8], words: &[&[u8]]| OwnedOp::Series {
+        key: key.into(),
+        request: crate::timeseries::exec::encode_request(proto, words).into(),
+        writes: kind.is_write(),
+    };
+    if *kind == CommandKind::TsMAdd {
+        let ops: Vec<OwnedOp> = args
+            .chunks_exact(3)
+            .map(|s| series(s[0], &[name, s[0], s[1], s[2]]))
+            .collect();
+        return Some((Reply::Parts(vec![None; ops.len()]), ops));
+    }
+    let mut words = Vec::with_capacity(args.len() + 1);
+    words.push(name);
+    words.extend_from_slice(args);
+    Some((Reply::Single(None), vec![series(args[0], &words)]))
 }
 
 fn error_reply(message: &str) -> Reply {
@@ -261,9 +333,12 @@ fn error_reply(message: &str) -> Reply {
 /// The key a single-key op touches.
 fn op_key<'k>(op: &Op<&'k [u8]>) -> Option<&'k [u8]> {
     match op {
-        Op::Get(k) | Op::Exists(k) | Op::KeyType(k) | Op::Del(k) | Op::Set { key: k, .. } => {
-            Some(k)
-        }
+        Op::Get(k)
+        | Op::Exists(k)
+        | Op::KeyType(k)
+        | Op::Del(k)
+        | Op::Set { key: k, .. }
+        | Op::Series { key: k, .. } => Some(k),
         Op::Strings(op) => op.keys().first().copied(),
         _ => None,
     }
