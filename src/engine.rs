@@ -8,8 +8,8 @@
 //! as an SSTable on one, written and fdatasynced on another, and installed in the manifest
 //! by the engine's own compaction thread ([`crate::compaction::core`]), which also runs
 //! the compactions. A write waits only when the next memtable fills before the previous
-//! one is flushed, or level 0 is too deep. [`Engine::flush`] and [`Engine::compact`] wait
-//! for that work.
+//! one is flushed, or level 0 is too deep. [`Engine::flush`] waits for that work, and
+//! [`Engine::compact`] runs what compaction is due on the calling thread.
 //!
 //! ```
 //! use tskv::engine::{Durability, Engine, Options};
@@ -254,22 +254,15 @@ impl Engine {
         self.wait_until(|store| !store.has_unflushed_writes())
     }
 
-    /// Waits until the compaction thread has run every compaction the policy asks for.
+    /// Runs compactions until the policy is satisfied (levels within their targets, no
+    /// table holding an expired value), on the calling thread, with the manifest taken
+    /// back from the compaction thread for the time (a compaction it was running is
+    /// abandoned and done here). Flushes in progress end first.
     ///
     /// # Errors
     /// A failed read, write or manifest install; nothing is lost.
     pub fn compact(&mut self) -> Result<(), StoreError> {
-        self.wait_until(|store| {
-            let stats = store.stats();
-            stats.pending_compaction_bytes == 0 || stats.compaction_error.is_some()
-        })?;
-        match self.store.stats().compaction_error {
-            Some(reason) => Err(StoreError::Io {
-                context: "compacting".into(),
-                source: io::Error::other(reason),
-            }),
-            None => Ok(()),
-        }
+        self.inline(ShardStore::compact_sync)
     }
 
     /// Rewrites every table down to the last level: every overwritten version and every
@@ -279,12 +272,21 @@ impl Engine {
     /// # Errors
     /// A failed read, write or manifest install; nothing is lost.
     pub fn compact_full(&mut self) -> Result<(), StoreError> {
+        self.inline(ShardStore::compact_full_sync)
+    }
+
+    /// Runs `work` on the store with the manifest taken back from the compaction thread,
+    /// once no flush is in progress, then hands it back.
+    fn inline(
+        &mut self,
+        work: impl FnOnce(&mut ShardStore) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         self.wait_until(|store| !store.flush_pending())?;
         self.store.detach_compaction_core()?;
-        let compacted = self.store.compact_full_sync();
+        let done = work(&mut self.store);
         self.store
             .attach_compaction_core(0, self.core.requests(), Box::new(|| {}))?;
-        compacted
+        done
     }
 
     /// The underlying store, for statistics.
