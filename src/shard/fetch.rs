@@ -152,7 +152,7 @@ impl Shard {
         if let Ok(n) = completion.result {
             let mut buf = completion.buf;
             buf.truncate(n);
-            if let Err(e) = self.store.fetched_block(&fetch, buf) {
+            if let Err(e) = self.store.fetched_block(&fetch, buf, true) {
                 tracing::warn!(shard = self.id.0, error = %e, "block read through the ring failed its check");
             }
         }

@@ -1,34 +1,44 @@
-//! Walking every entry of an SSTable in key order, one data block at a time.
+//! Walking every entry of an SSTable in key order, one data block at a time, each block
+//! taken from where its [`BlockSource`] says (the disk, the shard's block cache, or memory
+//! only).
 
 use std::borrow::Borrow;
+use std::sync::Arc;
 use std::vec;
 
 use super::block::BlockEntries;
 use super::reader::Table;
 use super::TableEntry;
 use crate::base::StoreError;
+use crate::block_cache::{Block, BlockSource};
 
 /// Iterates over the entries of a table in key order, from its first key or from a start
 /// key. Yields the first error (a failed block checksum, say) and then stops.
 ///
 /// `T` is how the table is held: `&Table` for a borrowed walk, or an owning handle such as
 /// `Arc<TableHandle>` for an iterator that keeps its table (and file) alive by itself.
+/// Blocks come from the disk unless [`TableIter::with_source`] names another source.
 #[derive(Debug)]
-pub struct TableIter<T> {
+pub struct TableIter<'c, T> {
     table: T,
+    source: BlockSource<'c>,
     next_block: usize,
+    /// No block loaded yet: the next one is where the seek lands (the one a cache keeps).
+    first_load: bool,
     entries: vec::IntoIter<TableEntry>,
     /// Entries below this key are skipped (only the first block read can hold any).
     start: Option<Vec<u8>>,
     failed: bool,
 }
 
-impl<T: Borrow<Table>> TableIter<T> {
+impl<T: Borrow<Table>> TableIter<'static, T> {
     /// An iterator positioned before the first entry of `table`.
     pub fn new(table: T) -> Self {
         Self {
             table,
+            source: BlockSource::Disk,
             next_block: 0,
+            first_load: true,
             entries: Vec::new().into_iter(),
             start: None,
             failed: false,
@@ -44,18 +54,74 @@ impl<T: Borrow<Table>> TableIter<T> {
             .partition_point(|e| e.last_key.as_slice() < start);
         Self {
             table,
+            source: BlockSource::Disk,
             next_block,
+            first_load: true,
             entries: Vec::new().into_iter(),
             start: Some(start.to_vec()),
             failed: false,
         }
     }
+}
+
+impl<'c, T: Borrow<Table>> TableIter<'c, T> {
+    /// The same iterator, taking its blocks from `source` (see
+    /// [`crate::block_cache`] for which blocks a cache keeps).
+    pub fn with_source<'d>(self, source: BlockSource<'d>) -> TableIter<'d, T> {
+        TableIter {
+            table: self.table,
+            source,
+            next_block: self.next_block,
+            first_load: self.first_load,
+            entries: self.entries,
+            start: self.start,
+            failed: self.failed,
+        }
+    }
+
+    /// Data block `block_index`'s payload from the iterator's source. The first block an
+    /// iterator loads is inserted into the cache if it came from elsewhere; later ones
+    /// are not (the fill rule of [`crate::block_cache`]).
+    fn block(&mut self, block_index: usize) -> Result<Block, StoreError> {
+        let table = self.table.borrow();
+        let fill = std::mem::replace(&mut self.first_load, false);
+        let index = u32::try_from(block_index).expect("fewer than 2^32 blocks");
+        let (cache, block) = match self.source {
+            BlockSource::Disk => return Ok(Arc::new(table.read_block(block_index)?)),
+            BlockSource::Cache(cache) => {
+                if let Some(block) = cache.borrow().get(table.id(), index) {
+                    return Ok(block);
+                }
+                let block = Arc::new(table.read_block(block_index)?);
+                cache.borrow().note_blocking_read();
+                (cache, block)
+            }
+            BlockSource::Memory { cache, pinned } => {
+                if let Some(block) = cache.borrow().get(table.id(), index) {
+                    return Ok(block);
+                }
+                let Some(block) = pinned.get(&(table.id(), index)) else {
+                    return Err(StoreError::BlockNotInMemory {
+                        table_id: table.id().0,
+                        block_index,
+                    });
+                };
+                (cache, Arc::clone(block))
+            }
+        };
+        if fill {
+            cache
+                .borrow_mut()
+                .insert(table.id(), index, Arc::clone(&block));
+        }
+        Ok(block)
+    }
 
     fn load_block(&mut self) -> Result<(), StoreError> {
-        let table = self.table.borrow();
         let block_index = self.next_block;
+        let payload = self.block(block_index)?;
         self.next_block += 1;
-        let payload = table.read_block(block_index)?;
+        let table = self.table.borrow();
         let start = self.start.take();
         let entries = BlockEntries::new(&payload)
             .filter(|e| match (e, &start) {
@@ -77,7 +143,7 @@ impl<T: Borrow<Table>> TableIter<T> {
     }
 }
 
-impl<T: Borrow<Table>> Iterator for TableIter<T> {
+impl<T: Borrow<Table>> Iterator for TableIter<'_, T> {
     type Item = Result<TableEntry, StoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -165,6 +231,93 @@ mod tests {
                 .collect();
             assert_eq!(got, want, "seek to {start:?}");
         }
+    }
+
+    #[test]
+    fn a_cached_seek_keeps_only_the_block_it_lands_on_and_finds_it_again() {
+        use crate::block_cache::{BlockCache, BlockSource};
+        use std::cell::RefCell;
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_table(dir.path(), 500);
+        let table = Table::open(&path, TableId(1)).unwrap();
+        let cache = RefCell::new(BlockCache::new(1 << 20));
+        let source = BlockSource::Cache(&cache);
+        let walked = TableIter::seek(&table, b"key-00100")
+            .with_source(source)
+            .take(100)
+            .count();
+        assert_eq!(walked, 100);
+        let after_walk = cache.borrow().stats();
+        assert!(after_walk.blocking_reads > 1, "{after_walk:?}");
+        let first_block = table
+            .index()
+            .partition_point(|e| e.last_key.as_slice() < b"key-00100".as_slice());
+        assert!(
+            after_walk.bytes > 0
+                && after_walk.bytes <= table.read_block(first_block).unwrap().len() as u64,
+            "only the seek's block is kept: {after_walk:?}"
+        );
+        let again: Vec<TableEntry> = TableIter::seek(&table, b"key-00100")
+            .with_source(source)
+            .take(2)
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(again[0].key, b"key-00100");
+        let after_seek = cache.borrow().stats();
+        assert_eq!(
+            after_seek.blocking_reads, after_walk.blocking_reads,
+            "served from the cache"
+        );
+        assert_eq!(after_seek.hits, after_walk.hits + 1);
+    }
+
+    #[test]
+    fn a_memory_only_iterator_names_the_block_it_lacks_and_goes_on_once_it_is_pinned() {
+        use crate::block_cache::{BlockCache, BlockSource, PinnedBlocks};
+        use std::cell::RefCell;
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_table(dir.path(), 500);
+        let table = Table::open(&path, TableId(1)).unwrap();
+        let cache = RefCell::new(BlockCache::new(1 << 20));
+        let mut pinned = PinnedBlocks::new();
+        let missing = |pinned: &PinnedBlocks| {
+            let source = BlockSource::Memory {
+                cache: &cache,
+                pinned,
+            };
+            let mut iter = TableIter::new(&table).with_source(source);
+            let mut seen = 0;
+            loop {
+                match iter.next() {
+                    Some(Ok(_)) => seen += 1,
+                    Some(Err(StoreError::BlockNotInMemory {
+                        table_id,
+                        block_index,
+                    })) => {
+                        assert_eq!(table_id, 1);
+                        return Some((seen, block_index));
+                    }
+                    Some(Err(e)) => panic!("unexpected {e}"),
+                    None => return None,
+                }
+            }
+        };
+        assert_eq!(missing(&pinned), Some((0, 0)), "nothing is read from disk");
+        pinned.insert((TableId(1), 0), Arc::new(table.read_block(0).unwrap()));
+        let (seen, block) = missing(&pinned).unwrap();
+        assert!(
+            seen > 0 && block == 1,
+            "went through block 0, then lacked block 1"
+        );
+        for index in 1..table.block_count() {
+            pinned.insert(
+                (TableId(1), index as u32),
+                Arc::new(table.read_block(index).unwrap()),
+            );
+        }
+        assert_eq!(missing(&pinned), None);
+        assert_eq!(cache.borrow().stats().blocking_reads, 0);
     }
 
     proptest::proptest! {
