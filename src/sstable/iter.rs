@@ -4,7 +4,6 @@
 
 use std::borrow::Borrow;
 use std::sync::Arc;
-use std::vec;
 
 use super::block::BlockEntries;
 use super::reader::Table;
@@ -18,6 +17,8 @@ use crate::block_cache::{Block, BlockSource};
 /// `T` is how the table is held: `&Table` for a borrowed walk, or an owning handle such as
 /// `Arc<TableHandle>` for an iterator that keeps its table (and file) alive by itself.
 /// Blocks come from the disk unless [`TableIter::with_source`] names another source.
+/// Entries are decoded one at a time from the current block (a seek that reads a few
+/// entries does not decode the rest of its block).
 #[derive(Debug)]
 pub struct TableIter<'c, T> {
     table: T,
@@ -25,7 +26,11 @@ pub struct TableIter<'c, T> {
     next_block: usize,
     /// No block loaded yet: the next one is where the seek lands (the one a cache keeps).
     first_load: bool,
-    entries: vec::IntoIter<TableEntry>,
+    /// The block being walked (index `next_block - 1`), the offset of its next entry, and
+    /// where the key of the entry before it lies (offset and length), to check order.
+    current: Option<Block>,
+    offset: usize,
+    prev_key: Option<(usize, usize)>,
     /// Entries below this key are skipped (only the first block read can hold any).
     start: Option<Vec<u8>>,
     failed: bool,
@@ -39,7 +44,9 @@ impl<T: Borrow<Table>> TableIter<'static, T> {
             source: BlockSource::Disk,
             next_block: 0,
             first_load: true,
-            entries: Vec::new().into_iter(),
+            current: None,
+            offset: 0,
+            prev_key: None,
             start: None,
             failed: false,
         }
@@ -57,7 +64,9 @@ impl<T: Borrow<Table>> TableIter<'static, T> {
             source: BlockSource::Disk,
             next_block,
             first_load: true,
-            entries: Vec::new().into_iter(),
+            current: None,
+            offset: 0,
+            prev_key: None,
             start: Some(start.to_vec()),
             failed: false,
         }
@@ -73,7 +82,9 @@ impl<'c, T: Borrow<Table>> TableIter<'c, T> {
             source,
             next_block: self.next_block,
             first_load: self.first_load,
-            entries: self.entries,
+            current: self.current,
+            offset: self.offset,
+            prev_key: self.prev_key,
             start: self.start,
             failed: self.failed,
         }
@@ -117,29 +128,56 @@ impl<'c, T: Borrow<Table>> TableIter<'c, T> {
         Ok(block)
     }
 
-    fn load_block(&mut self) -> Result<(), StoreError> {
-        let block_index = self.next_block;
-        let payload = self.block(block_index)?;
-        self.next_block += 1;
-        let table = self.table.borrow();
-        let start = self.start.take();
-        let entries = BlockEntries::new(&payload)
-            .filter(|e| match (e, &start) {
-                (Ok(e), Some(start)) => e.key >= start.as_slice(),
-                _ => true,
-            })
-            .map(|e| {
-                e.map(|e| TableEntry {
-                    key: e.key.to_vec(),
-                    seq: e.seq,
-                    value: e.value.map(<[u8]>::to_vec),
-                    expire_at_ms: e.expire_at_ms,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| table.corruption(table.block_offset(block_index), e))?;
-        self.entries = entries.into_iter();
-        Ok(())
+    /// Decodes the entry at `self.offset` of the current block: `Ok(None)` for an entry
+    /// below the start key (skipped).
+    fn decode_next(&mut self, block: &Block) -> Result<Option<TableEntry>, StoreError> {
+        let prev_key = self.prev_key.map(|(at, len)| &block[at..at + len]);
+        let mut entries = BlockEntries::resume(&block[self.offset..], prev_key);
+        let entry = match entries.next().expect("bytes remain in the block") {
+            Ok(entry) => entry,
+            Err(mut e) => {
+                let table = self.table.borrow();
+                e.offset += self.offset;
+                return Err(table.corruption(table.block_offset(self.next_block - 1), e));
+            }
+        };
+        let key_at = entry.key.as_ptr() as usize - block.as_ptr() as usize;
+        self.prev_key = Some((key_at, entry.key.len()));
+        self.offset += entries.position();
+        if let Some(start) = &self.start {
+            if entry.key < start.as_slice() {
+                return Ok(None);
+            }
+            self.start = None;
+        }
+        Ok(Some(TableEntry {
+            key: entry.key.to_vec(),
+            seq: entry.seq,
+            value: entry.value.map(<[u8]>::to_vec),
+            expire_at_ms: entry.expire_at_ms,
+        }))
+    }
+
+    fn next_entry(&mut self) -> Result<Option<TableEntry>, StoreError> {
+        loop {
+            if let Some(block) = self.current.clone() {
+                if self.offset < block.len() {
+                    match self.decode_next(&block)? {
+                        Some(entry) => return Ok(Some(entry)),
+                        None => continue,
+                    }
+                }
+                self.current = None;
+            }
+            if self.next_block == self.table.borrow().block_count() {
+                return Ok(None);
+            }
+            let block = self.block(self.next_block)?;
+            self.next_block += 1;
+            self.current = Some(block);
+            self.offset = 0;
+            self.prev_key = None;
+        }
     }
 }
 
@@ -147,19 +185,14 @@ impl<T: Borrow<Table>> Iterator for TableIter<'_, T> {
     type Item = Result<TableEntry, StoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if self.failed {
-                return None;
-            }
-            if let Some(entry) = self.entries.next() {
-                return Some(Ok(entry));
-            }
-            if self.next_block == self.table.borrow().block_count() {
-                return None;
-            }
-            if let Err(e) = self.load_block() {
+        if self.failed {
+            return None;
+        }
+        match self.next_entry() {
+            Ok(entry) => entry.map(Ok),
+            Err(e) => {
                 self.failed = true;
-                return Some(Err(e));
+                Some(Err(e))
             }
         }
     }
