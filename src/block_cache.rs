@@ -7,10 +7,18 @@
 //! never asked for again and ages out. Index blocks and Bloom filters are not cached here:
 //! every open table keeps them in memory.
 //!
-//! Point lookups fill the cache; range scans and compactions read around it, so a scan of
-//! the whole store does not evict what point reads use (RocksDB's `fill_cache = false`).
+//! Who fills it ([`BlockSource`]): point lookups insert the block they read. A range scan
+//! takes every block from the cache when it is there, and inserts only the first block each
+//! table iterator loads, the one its seek lands on: a short range read (a seek and a few
+//! entries, a `SCAN` step resuming where the last one stopped) finds its block again next
+//! time, while the blocks a long walk moves on to (`KEYS`, a whole `SCAN`) stay out, so
+//! one such walk does not push out what point reads use. This is RocksDB's `fill_cache`
+//! decided per block instead of per read: the blocks a walk passes through are the ones
+//! `fill_cache = false` keeps out, and the seek's block is the one a repeated short scan
+//! wants back. Compactions and the `DBSIZE` snapshot read around the cache.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::sstable::TableId;
@@ -28,6 +36,31 @@ impl quick_cache::Weighter<(TableId, u32), Block> for BlockWeighter {
     }
 }
 
+/// Blocks read for one waiting request and held for it until it has run, keyed as the
+/// cache is: a block the cache evicted meanwhile is still found here, so a request that
+/// waited for its blocks makes progress whatever else the shard reads.
+pub type PinnedBlocks = HashMap<(TableId, u32), Block>;
+
+/// Where a table iterator takes its data blocks from.
+#[derive(Clone, Copy, Debug)]
+pub enum BlockSource<'c> {
+    /// `pread` every block, never touching a cache: compaction, and snapshots read off the
+    /// shard's loop (a cache is not shared between threads).
+    Disk,
+    /// The cache, or `pread` when it lacks a block (counted as a blocking read): the
+    /// embedded engine and reads that may block. Fills as the module doc says.
+    Cache(&'c RefCell<BlockCache>),
+    /// The cache or the request's pinned blocks, and never the disk: a block in neither is
+    /// the error [`crate::base::StoreError::BlockNotInMemory`], and the caller reads it
+    /// through the shard's ring and runs again. Fills as [`BlockSource::Cache`] does.
+    Memory {
+        /// The shard's block cache.
+        cache: &'c RefCell<BlockCache>,
+        /// The blocks read for this request.
+        pinned: &'c PinnedBlocks,
+    },
+}
+
 /// Hit and miss counts of a [`BlockCache`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BlockCacheStats {
@@ -39,6 +72,8 @@ pub struct BlockCacheStats {
     pub bytes: u64,
     /// Times a table's Bloom filter ruled it out of a point lookup (no block read).
     pub bloom_negatives: u64,
+    /// Blocks read with a blocking `pread` after a miss (on a shard, on its loop).
+    pub blocking_reads: u64,
 }
 
 /// A bounded cache of data blocks of one shard's SSTables.
@@ -47,6 +82,7 @@ pub struct BlockCache {
     hits: Cell<u64>,
     misses: Cell<u64>,
     bloom_negatives: Cell<u64>,
+    blocking_reads: Cell<u64>,
 }
 
 impl std::fmt::Debug for BlockCache {
@@ -69,6 +105,7 @@ impl BlockCache {
             hits: Cell::new(0),
             misses: Cell::new(0),
             bloom_negatives: Cell::new(0),
+            blocking_reads: Cell::new(0),
         }
     }
 
@@ -95,6 +132,11 @@ impl BlockCache {
         self.bloom_negatives.set(self.bloom_negatives.get() + 1);
     }
 
+    /// Counts a block read with a blocking `pread` after a miss.
+    pub fn note_blocking_read(&self) {
+        self.blocking_reads.set(self.blocking_reads.get() + 1);
+    }
+
     /// Keeps `block` as block `index` of table `table`.
     pub fn insert(&mut self, table: TableId, index: u32, block: Block) {
         if self.cache.capacity() > 0 {
@@ -109,6 +151,7 @@ impl BlockCache {
             misses: self.misses.get(),
             bytes: self.cache.weight(),
             bloom_negatives: self.bloom_negatives.get(),
+            blocking_reads: self.blocking_reads.get(),
         }
     }
 }

@@ -148,7 +148,7 @@ type Family = (&'static str, &'static str, fn(&ShardMetrics) -> &AtomicU64);
 pub fn render(shared: &Shared) -> String {
     let m = &shared.metrics[..];
     let mut out = String::new();
-    let counters: [Family; 22] = [
+    let counters: [Family; 23] = [
         (
             "tskv_connections_total",
             "Client connections accepted.",
@@ -225,6 +225,11 @@ pub fn render(shared: &Shared) -> String {
             "tskv_block_reads_total",
             "SSTable blocks read through the ring for lookups.",
             |s| &s.block_reads,
+        ),
+        (
+            "tskv_block_reads_blocking_total",
+            "SSTable blocks read with a blocking pread on a shard's loop.",
+            |s| &s.block_reads_blocking,
         ),
         (
             "tskv_bloom_negatives_total",

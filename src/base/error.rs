@@ -42,6 +42,17 @@ pub enum StoreError {
         /// What is wrong and why it is not a torn write.
         reason: String,
     },
+    /// A read that may not touch the disk (a scan on a shard's loop, see
+    /// `block_cache::BlockSource::Memory`) needed a data block that is not in memory. The
+    /// caller reads the block (through the shard's ring) and runs the read again; it never
+    /// reaches a client.
+    #[error("block {block_index} of SSTable {table_id} is not in memory")]
+    BlockNotInMemory {
+        /// The table's id (`TableId`'s number).
+        table_id: u64,
+        /// The block's index in the table.
+        block_index: usize,
+    },
 }
 
 /// Builds the error mapper for an I/O failure while doing `context` (which names the file).

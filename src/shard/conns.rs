@@ -125,6 +125,7 @@ impl Shard {
         if slot.as_ref().is_some_and(|c| c.gen == gen) {
             // Dropping the socket closes it, which also removes it from epoll.
             let closed = slot.take().expect("checked");
+            self.drop_walk(super::fetch::Waiter::Conn((index, gen)));
             for &shard in &closed.watch_shards {
                 self.forget_watches((index, gen), closed.id, shard);
             }

@@ -3,7 +3,7 @@
 //! through [`super::ops`] for the parts that touch keys, queueing its reply slot.
 
 use super::conn::{Reply, Slot};
-use super::mesh::Op;
+use super::mesh::{Op, ShardId};
 use super::metrics::ShardMetrics;
 use super::{fetch, scan, Shard};
 use crate::command::{self, Command, CommandKind, SetCondition};
@@ -186,7 +186,10 @@ impl Shard {
             return Err(Wait::Capacity);
         }
         self.fetch_blocks(key, &command)?;
-        self.execute_command(key, command)?;
+        self.fetches.running = Some(fetch::Waiter::Conn(key));
+        let executed = self.execute_command(key, command);
+        self.fetches.running = None;
+        executed?;
         ShardMetrics::add(&self.metrics().total_commands, 1);
         if let Some(kind) = kind {
             // The command's own time on the loop, as Redis's commandstats measure it: a
@@ -204,10 +207,23 @@ impl Shard {
     /// Submits the block reads the command's local lookups need, unless its reads just
     /// completed (then it runs now, reading anything evicted meanwhile itself).
     fn fetch_blocks(&mut self, key: (u32, u32), command: &Command<'_>) -> Result<(), Wait> {
+        let id = self.id;
         let conn = self.conn_mut(key).expect("caller checked");
-        if std::mem::take(&mut conn.block_reads_done) {
+        let reads_done = std::mem::take(&mut conn.block_reads_done);
+        if let Some(op) = walk_op(command, id) {
+            // A walk goes on where it stopped, whether or not its reads just completed.
+            let reads = self.plan_walk(&op, fetch::Waiter::Conn(key));
+            if reads == 0 {
+                return Ok(());
+            }
+            let conn = self.conn_mut(key).expect("caller checked");
+            conn.block_reads_pending = reads;
+            return Err(Wait::Fetch);
+        }
+        if reads_done {
             return Ok(());
         }
+        let conn = self.conn_mut(key).expect("caller checked");
         let conn_id = conn.id;
         let (id, shards) = (self.id, self.shards);
         let (transaction_keys, watched) = match command {
@@ -356,6 +372,24 @@ impl Shard {
     /// The protocol of `key`'s connection.
     pub(super) fn proto(&self, key: (u32, u32)) -> crate::resp::Protocol {
         self.conn(key).map_or_else(Default::default, |c| c.proto)
+    }
+}
+
+/// The part of a walk command (`SCAN`, `KEYS`, `RANDOMKEY`) that shard `id` runs itself,
+/// as [`Shard::scatter`] will build it, or `None` (another command, or a `SCAN` of
+/// another shard).
+fn walk_op<'c>(command: &Command<'c>, id: ShardId) -> Option<Op<&'c [u8]>> {
+    match command {
+        Command::Scan(args) if scan::cursor_shard(args.cursor) == id => Some(Op::Scan {
+            shard: id,
+            cursor: args.cursor,
+            count: args.count,
+            pattern: args.pattern,
+            type_name: args.type_name,
+        }),
+        Command::Keys(pattern) => Some(Op::Keys(pattern)),
+        Command::RandomKey => Some(Op::RandomKey),
+        _ => None,
     }
 }
 

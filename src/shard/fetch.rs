@@ -17,18 +17,27 @@
 //! block was evicted meanwhile (it then reads the block itself). A failed read caches
 //! nothing; the lookup reads the block itself and reports the error.
 //!
+//! `SCAN`, `KEYS` and `RANDOMKEY` plan by running: their [`Walk`] goes on from memory
+//! until it ends or misses a block; then the blocks it names are read through the ring
+//! and pinned for its request, the request waits as above, and the walk goes on from
+//! where it stopped when they are in. The request runs once its walk has ended, taking
+//! the walk's result. Only a walk op that arrives by a path that does not plan (inside a
+//! batch) walks with blocking reads, counted in `INFO`'s `block_reads_blocking`.
+//!
 //! [`ShardStore::blocks_to_fetch`]: crate::store::ShardStore::blocks_to_fetch
 
 use std::collections::{HashMap, VecDeque};
 
-use super::mesh::{self, Message, Op, ShardId};
+use super::mesh::{self, Message, Op, OpResult, ShardId};
 use super::metrics::ShardMetrics;
-use super::{tag_of, Shard, TAG_BLOCK_READ};
+use super::scan_walk::{Walk, WalkNeeds};
+use super::{scan, tag_of, Shard, TAG_BLOCK_READ};
+use crate::block_cache::PinnedBlocks;
 use crate::runtime::uring::Completion;
 use crate::store::BlockFetch;
 
 /// Who waits for a block read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) enum Waiter {
     /// A local connection, at the request it stopped at.
     Conn((u32, u32)),
@@ -39,10 +48,44 @@ pub(super) enum Waiter {
     TxLock(crate::wal::tx::TxId),
 }
 
+/// A walk (`SCAN`, `KEYS`, `RANDOMKEY`) planned for a waiter, with the blocks read for it.
+#[derive(Debug)]
+struct WalkWait {
+    /// The request the walk is for: a waiter's next request never takes another's walk.
+    op: WalkOp,
+    walk: Walk,
+    pinned: PinnedBlocks,
+}
+
+/// What identifies a walk op's request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum WalkOp {
+    Scan(u64),
+    Keys(Vec<u8>),
+    RandomKey,
+}
+
+impl WalkOp {
+    fn of(op: &Op<&[u8]>) -> Option<Self> {
+        match *op {
+            Op::Scan { cursor, .. } => Some(Self::Scan(cursor)),
+            Op::Keys(pattern) => Some(Self::Keys(pattern.to_vec())),
+            Op::RandomKey => Some(Self::RandomKey),
+            _ => None,
+        }
+    }
+}
+
 /// The shard's block reads in flight and the requests from other shards waiting on them.
 #[derive(Debug, Default)]
 pub(super) struct Fetches {
-    reads: HashMap<u64, (BlockFetch, Waiter)>,
+    /// Per read: the block, who waits, and whether the block is pinned for a walk (rather
+    /// than put in the cache).
+    reads: HashMap<u64, (BlockFetch, Waiter, bool)>,
+    /// The walks planned, per waiter (one request of each waits at a time).
+    walks: HashMap<Waiter, WalkWait>,
+    /// Who the request running now is for (its walk is taken from `walks`).
+    pub(super) running: Option<Waiter>,
     next_id: u64,
     /// Per source shard: requests set aside, oldest first.
     deferred: Vec<VecDeque<Message>>,
@@ -110,8 +153,23 @@ impl Shard {
             let meta_key = crate::timeseries::keys::meta_key(key);
             self.store.blocks_to_fetch(&meta_key, &mut needed);
         }
+        let submitted = self.submit_reads(needed.drain(..), waiter, false);
+        needed.clear();
+        self.fetches.scratch = needed;
+        submitted
+    }
+
+    /// Submits the reads of `blocks` for `waiter` (pinned for its walk if `pin`). Returns
+    /// how many were submitted: fewer when the ring is full (the request then reads what
+    /// is still missing itself).
+    fn submit_reads(
+        &mut self,
+        blocks: impl Iterator<Item = BlockFetch>,
+        waiter: Waiter,
+        pin: bool,
+    ) -> u32 {
         let mut submitted = 0;
-        for fetch in needed.drain(..) {
+        for fetch in blocks {
             let (offset, len) = fetch.table.table().block_extent(fetch.index);
             let file = std::sync::Arc::clone(fetch.table.table().file());
             let id = self.fetches.next_id;
@@ -119,19 +177,92 @@ impl Shard {
                 .ring
                 .read_at(file, vec![0; len], offset, tag_of(TAG_BLOCK_READ, id));
             if queued.is_err() {
-                // The ring is full: the lookup reads what is still missing itself.
                 break;
             }
             self.fetches.next_id += 1;
-            self.fetches.reads.insert(id, (fetch, waiter));
+            self.fetches.reads.insert(id, (fetch, waiter, pin));
             submitted += 1;
         }
-        needed.clear();
-        self.fetches.scratch = needed;
         if submitted > 0 {
             ShardMetrics::add(&self.metrics().block_reads, u64::from(submitted));
         }
         submitted
+    }
+
+    /// Plans `op` if it is a walk op (`SCAN` of this shard, `KEYS`, `RANDOMKEY`): goes on
+    /// with its walk (started now, or where it stopped) from memory, and submits the reads
+    /// it needs for `waiter`. Returns how many were submitted; 0 means run now (the walk
+    /// has ended, or `op` is not a walk op).
+    pub(super) fn plan_walk(&mut self, op: &Op<&[u8]>, waiter: Waiter) -> u32 {
+        let Some(walk_op) = WalkOp::of(op) else {
+            return 0;
+        };
+        let planned = self.take_walk(waiter, &walk_op).or_else(|| {
+            let walk = scan::walk_for(op, &self.scan_positions, self.id)?;
+            Some(WalkWait {
+                op: walk_op,
+                walk,
+                pinned: PinnedBlocks::new(),
+            })
+        });
+        let Some(mut planned) = planned else {
+            return 0;
+        };
+        let examined = planned.walk.examined();
+        let mut needs = WalkNeeds::default();
+        planned
+            .walk
+            .advance_in_memory(&self.store, &planned.pinned, &mut needs);
+        if planned.walk.examined() > examined {
+            // Progress: the blocks behind the walk are not needed again.
+            planned.pinned.clear();
+        }
+        let mut submitted = 0;
+        if !needs.is_empty() {
+            submitted = self.submit_reads(needs.scan_blocks.into_iter(), waiter, true)
+                + self.submit_reads(needs.point_blocks.into_iter(), waiter, false);
+            if submitted == 0 {
+                // The ring is full: finish the walk with blocking reads.
+                planned.walk.advance_blocking(&self.store);
+            }
+        }
+        self.fetches.walks.insert(waiter, planned);
+        submitted
+    }
+
+    /// Runs a walk op (`SCAN`, `KEYS`, `RANDOMKEY`) of the request running now: takes its
+    /// planned walk, or, for a request that was not planned, walks with blocking reads.
+    pub(super) fn run_walk(&mut self, op: &Op<&[u8]>) -> OpResult {
+        let planned = match (self.fetches.running, WalkOp::of(op)) {
+            (Some(waiter), Some(walk_op)) => self.take_walk(waiter, &walk_op),
+            _ => None,
+        };
+        let planned = planned
+            .map(|planned| planned.walk)
+            .filter(|walk| walk.end.is_some());
+        let walk = planned.or_else(|| {
+            let mut walk = scan::walk_for(op, &self.scan_positions, self.id)?;
+            walk.advance_blocking(&self.store);
+            Some(walk)
+        });
+        match walk {
+            Some(walk) => scan::walk_result(op, walk, &mut self.scan_positions, self.shards),
+            None => OpResult::Err("ERR invalid cursor".into()),
+        }
+    }
+
+    /// The walk planned for `waiter`'s request `op`, if any; one planned for another
+    /// request is dropped.
+    fn take_walk(&mut self, waiter: Waiter, op: &WalkOp) -> Option<WalkWait> {
+        self.fetches
+            .walks
+            .remove(&waiter)
+            .filter(|planned| planned.op == *op)
+    }
+
+    /// Forgets the walk planned for `waiter` (its connection closed).
+    pub(super) fn drop_walk(&mut self, waiter: Waiter) {
+        self.fetches.walks.remove(&waiter);
     }
 
     /// Sets a request from `from` aside behind the ones already held, or because it
@@ -145,15 +276,24 @@ impl Shard {
     /// is in.
     pub(super) fn block_read_completion(&mut self, completion: Completion) {
         let id = completion.tag >> 8;
-        let Some((fetch, waiter)) = self.fetches.reads.remove(&id) else {
+        let Some((fetch, waiter, pin)) = self.fetches.reads.remove(&id) else {
             debug_assert!(false, "completion of an unknown block read");
             return;
         };
         if let Ok(n) = completion.result {
             let mut buf = completion.buf;
             buf.truncate(n);
-            if let Err(e) = self.store.fetched_block(&fetch, buf) {
-                tracing::warn!(shard = self.id.0, error = %e, "block read through the ring failed its check");
+            match self.store.fetched_block(&fetch, buf, !pin) {
+                Ok(block) if pin => {
+                    if let Some(planned) = self.fetches.walks.get_mut(&waiter) {
+                        let index = u32::try_from(fetch.index).expect("fewer than 2^32 blocks");
+                        planned.pinned.insert((fetch.table.id(), index), block);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(shard = self.id.0, error = %e, "block read through the ring failed its check");
+                }
             }
         }
         match waiter {
@@ -178,9 +318,9 @@ impl Shard {
         }
     }
 
-    /// Runs the requests held from `from`, in order: the first without planning (its
-    /// blocks were just read), each later one after planning, stopping at one that must
-    /// wait.
+    /// Runs the requests held from `from`, in order: the first without planning its
+    /// lookups (its blocks were just read) but going on with its walk if it has one, each
+    /// later one after planning, stopping at one that must wait.
     fn resume_source(&mut self, from: ShardId) {
         let mut first = true;
         while let Some(message) = self.fetches.deferred[from.0].pop_front() {
@@ -188,13 +328,15 @@ impl Shard {
                 debug_assert!(false, "only requests are held");
                 continue;
             };
-            if !first {
-                let reads = self.fetch_for(read_keys(&op.as_borrowed()), Waiter::Source(from));
-                if reads > 0 {
-                    self.fetches.source_reads_pending[from.0] += reads;
-                    self.fetches.deferred[from.0].push_front(Message::Request { reply_to, op });
-                    return;
-                }
+            let waiter = Waiter::Source(from);
+            let mut reads = self.plan_walk(&op.as_borrowed(), waiter);
+            if !first && reads == 0 {
+                reads = self.fetch_for(read_keys(&op.as_borrowed()), waiter);
+            }
+            if reads > 0 {
+                self.fetches.source_reads_pending[from.0] += reads;
+                self.fetches.deferred[from.0].push_front(Message::Request { reply_to, op });
+                return;
             }
             first = false;
             self.execute_request(from, reply_to, op, true);

@@ -281,7 +281,7 @@ fn persistence(out: &mut String, m: &[ShardMetrics], config: &ServerConfig) {
         .collect();
     let _ = write!(
         out,
-        "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nfsync:{}\r\nfsync_period_ms:{}\r\nwal_batches:{}\r\nwal_bytes:{}\r\nwal_fsyncs:{}\r\nmemtable_bytes:{}\r\nmemtable_bytes_max:{}\r\nts_open_samples:{}\r\nsstables:{}\r\nl0_sstables:{}\r\nsstable_bytes:{}\r\nlevel_sstables:{}\r\nlevel_bytes:{}\r\nflushes:{}\r\ncompactions:{}\r\ncompaction_read_bytes:{}\r\ncompaction_written_bytes:{}\r\ncompactions_failed_shards:{}\r\nblock_cache_bytes:{}\r\nblock_cache_hits:{}\r\nblock_cache_misses:{}\r\nblock_cache_hit_ratio:{:.4}\r\nbloom_negatives:{}\r\npending_compaction_bytes:{}\r\nwrite_stalls:{}\r\nwrite_stall_us:{}\r\nwrite_slowdowns:{}\r\nwrite_slowdown_us:{}\r\nblock_reads_async:{}\r\nlast_seq_sum:{}\r\ndurable_seq_sum:{}\r\nrecovery_replayed_records:{}\r\nrecovery_truncated_bytes:{}\r\nwrites_refused:{}\r\nwrites_refused_reason:{}\r\n\r\n",
+        "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nfsync:{}\r\nfsync_period_ms:{}\r\nwal_batches:{}\r\nwal_bytes:{}\r\nwal_fsyncs:{}\r\nmemtable_bytes:{}\r\nmemtable_bytes_max:{}\r\nts_open_samples:{}\r\nsstables:{}\r\nl0_sstables:{}\r\nsstable_bytes:{}\r\nlevel_sstables:{}\r\nlevel_bytes:{}\r\nflushes:{}\r\ncompactions:{}\r\ncompaction_read_bytes:{}\r\ncompaction_written_bytes:{}\r\ncompactions_failed_shards:{}\r\nblock_cache_bytes:{}\r\nblock_cache_hits:{}\r\nblock_cache_misses:{}\r\nblock_cache_hit_ratio:{:.4}\r\nbloom_negatives:{}\r\npending_compaction_bytes:{}\r\nwrite_stalls:{}\r\nwrite_stall_us:{}\r\nwrite_slowdowns:{}\r\nwrite_slowdown_us:{}\r\nblock_reads_async:{}\r\nblock_reads_blocking:{}\r\nlast_seq_sum:{}\r\ndurable_seq_sum:{}\r\nrecovery_replayed_records:{}\r\nrecovery_truncated_bytes:{}\r\nwrites_refused:{}\r\nwrites_refused_reason:{}\r\n\r\n",
         sum(m, |s| &s.changes_since_save),
         u8::from(sum(m, |s| &s.bgsave_in_progress) > 0),
         super::admin::last_save_unix_s(m),
@@ -314,6 +314,7 @@ fn persistence(out: &mut String, m: &[ShardMetrics], config: &ServerConfig) {
         sum(m, |s| &s.write_slowdowns),
         sum(m, |s| &s.write_slowdown_us),
         sum(m, |s| &s.block_reads),
+        sum(m, |s| &s.block_reads_blocking),
         sum(m, |s| &s.last_seq),
         sum(m, |s| &s.durable_seq),
         sum(m, |s| &s.recovery_replayed_records),

@@ -90,6 +90,9 @@ pub struct ShardMetrics {
     pub write_slowdown_us: AtomicU64,
     /// SSTable blocks read through the ring for lookups, off the loop.
     pub block_reads: AtomicU64,
+    /// SSTable blocks read with a blocking `pread` on the loop after a cache miss (a
+    /// lookup whose fetched block was evicted before it ran, a walk op inside a batch).
+    pub block_reads_blocking: AtomicU64,
     /// Highest sequence number assigned.
     pub last_seq: AtomicU64,
     /// Highest sequence number durable.
@@ -209,6 +212,7 @@ impl super::Shard {
         ShardMetrics::set(&metrics.block_cache_misses, cache.misses);
         ShardMetrics::set(&metrics.block_cache_bytes, cache.bytes);
         ShardMetrics::set(&metrics.bloom_negatives, cache.bloom_negatives);
+        ShardMetrics::set(&metrics.block_reads_blocking, cache.blocking_reads);
         let (stalls, stall_us) = self.store.write_stalls();
         ShardMetrics::set(&metrics.write_stalls, stalls);
         ShardMetrics::set(&metrics.write_stall_us, stall_us);

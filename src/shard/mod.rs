@@ -70,6 +70,7 @@ mod ops;
 mod outbox;
 pub mod reply;
 pub mod scan;
+pub mod scan_walk;
 mod slowdown;
 mod slowlog;
 mod strings;

@@ -5,7 +5,7 @@
 use super::conn::{Reply, Slot};
 use super::mesh::{self, Message, Op, OpResult, ReplyTo, ShardId};
 use super::metrics::ShardMetrics;
-use super::{fetch, scan, strings, Shard};
+use super::{fetch, strings, Shard};
 use crate::base::SeqNo;
 use crate::command::SetCondition;
 
@@ -205,28 +205,9 @@ impl Shard {
                 Err(e) => (OpResult::Err(storage_error(&e)), SeqNo(0)),
             },
             // Keys listed may come from writes not yet durable: wait for all of them.
-            Op::Scan {
-                shard,
-                cursor,
-                count,
-                pattern,
-                type_name,
-            } => {
-                let step = scan::ScanStep {
-                    shard,
-                    shards: self.shards,
-                    cursor,
-                    count,
-                    pattern,
-                    type_name,
-                };
-                let result = scan::scan_step(&self.store, &mut self.scan_positions, step);
-                (result, self.store.last_seq())
+            Op::Scan { .. } | Op::Keys(_) | Op::RandomKey => {
+                (self.run_walk(op), self.store.last_seq())
             }
-            Op::Keys(pattern) => (
-                scan::matching_keys(&self.store, pattern),
-                self.store.last_seq(),
-            ),
             Op::Series { request, .. } => self.series_op(request),
             Op::SeriesAll { request } => self.series_all_op(request),
             Op::Strings(ref op) => {
@@ -234,7 +215,6 @@ impl Shard {
                 let (result, gate) = strings::run(&mut self.store, op, value_bytes_max);
                 self.after_string_write(op, result, gate)
             }
-            Op::RandomKey => (scan::random_key(&self.store), self.store.last_seq()),
             Op::Admin(op) => self.admin_op(op),
             Op::ClientList => (self.client_lines(), SeqNo(0)),
             Op::ClientKill {
@@ -321,7 +301,9 @@ impl Shard {
         if self.defer_part(&op.as_borrowed(), from, reply_to) {
             return;
         }
+        self.fetches.running = Some(fetch::Waiter::Source(from));
         let (result, gate) = self.run_op(&op.as_borrowed());
+        self.fetches.running = None;
         self.post_when_durable(from, gate, Message::Reply { reply_to, result });
     }
 
@@ -343,10 +325,14 @@ impl Shard {
                     Op::Batch { watch, .. } => self.watched_keys(watch),
                     _ => Vec::new(),
                 };
-                let keys = fetch::read_keys(&op.as_borrowed())
-                    .into_iter()
-                    .chain(watched.iter().map(|k| &**k));
-                let reads = self.fetch_for(keys, fetch::Waiter::Source(from));
+                let mut reads = self.plan_walk(&op.as_borrowed(), fetch::Waiter::Source(from));
+                if reads == 0 {
+                    let borrowed = op.as_borrowed();
+                    let keys = fetch::read_keys(&borrowed)
+                        .into_iter()
+                        .chain(watched.iter().map(|k| &**k));
+                    reads = self.fetch_for(keys, fetch::Waiter::Source(from));
+                }
                 if reads > 0 {
                     self.defer_request(from, Message::Request { reply_to, op }, reads);
                     return;

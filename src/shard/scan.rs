@@ -22,14 +22,18 @@
 //! examined, whatever flushes and compactions did meanwhile (a position is a key, not a
 //! file offset).
 
-use super::mesh::{OpResult, ShardId};
-use crate::glob::glob_match;
+use super::mesh::{Op, OpResult, ShardId};
+use super::scan_walk::{KeyFilter, Walk, WalkEnd};
 use crate::store::ShardStore;
 use crate::timeseries::keys::{self, KeyClass};
 
 /// The user key an entry shows as, with its type name, or `None` for an entry that is not
 /// a live user key (a tombstone, a chunk or sample, a series shadowed by a string).
-fn user_key<'e>(store: &ShardStore, key: &'e [u8], live: bool) -> Option<(&'e [u8], &'static str)> {
+pub(super) fn user_key<'e>(
+    store: &ShardStore,
+    key: &'e [u8],
+    live: bool,
+) -> Option<(&'e [u8], &'static str)> {
     if !live {
         return None;
     }
@@ -185,118 +189,89 @@ impl ScanPositions {
     }
 }
 
-/// What one `SCAN` step asks for.
-#[derive(Clone, Copy, Debug)]
-pub struct ScanStep<'a> {
-    /// The shard scanned (this one).
-    pub shard: ShardId,
-    /// The number of shards.
-    pub shards: usize,
-    /// The cursor to resume at.
-    pub cursor: u64,
-    /// About how many entries to examine.
-    pub count: usize,
-    /// `MATCH` pattern.
-    pub pattern: Option<&'a [u8]>,
-    /// `TYPE`: only keys of this type (`string`, `TSDB-TYPE`).
-    pub type_name: Option<&'a [u8]>,
-}
-
-/// Runs one `SCAN` step on this shard's `store`: examines up to `count` entries from the
-/// cursor's position and returns the matching live keys with the next cursor.
-pub fn scan_step(
-    store: &ShardStore,
-    positions: &mut ScanPositions,
-    step: ScanStep<'_>,
-) -> OpResult {
-    let (slot, start) = match positions.resolve(step.cursor) {
-        Ok(Some((slot, key))) => (Some(slot), key.to_vec()),
-        Ok(None) => (None, Vec::new()),
-        Err(()) => return OpResult::Err("ERR invalid cursor".into()),
-    };
-    let limit = step.count.clamp(1, SCAN_STEP_ENTRIES_MAX);
-    let mut keys = Vec::new();
-    let mut next_key = None;
-    for (examined, entry) in store.scan_from(&start).enumerate() {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(e) => return OpResult::Err(format!("ERR storage error: {e}")),
-        };
-        if entry.key.as_slice() >= keys::USER_KEYS_END.as_slice() {
-            break;
-        }
-        if examined == limit {
-            next_key = Some(entry.key);
-            break;
-        }
-        let Some((user, type_name)) = user_key(store, &entry.key, entry.value.is_some()) else {
-            continue;
-        };
-        let wanted = step
-            .type_name
-            .is_none_or(|t| t.eq_ignore_ascii_case(type_name.as_bytes()))
-            && step.pattern.is_none_or(|p| glob_match(p, user));
-        if wanted {
-            keys.push(user.to_vec());
-        }
-    }
-    let next_cursor = match next_key {
-        Some(key) => positions.save(step.shard, slot, key),
-        None => {
-            positions.release(slot);
-            let next_shard = step.shard.0 + 1;
-            if next_shard < step.shards {
-                start_of(next_shard)
-            } else {
-                0
-            }
-        }
-    };
-    OpResult::Keys { next_cursor, keys }
-}
-
-/// Every live key of `store` matching `pattern` (`KEYS`).
-pub fn matching_keys(store: &ShardStore, pattern: &[u8]) -> OpResult {
-    let mut keys = Vec::new();
-    for entry in store.scan_from(b"") {
-        let entry = match entry {
-            Ok(entry) if entry.key.as_slice() >= keys::USER_KEYS_END.as_slice() => break,
-            Ok(entry) => entry,
-            Err(e) => return OpResult::Err(format!("ERR storage error: {e}")),
-        };
-        if let Some((user, _)) = user_key(store, &entry.key, entry.value.is_some()) {
-            if glob_match(pattern, user) {
-                keys.push(user.to_vec());
-            }
-        }
-    }
-    OpResult::Keys {
-        next_cursor: 0,
-        keys,
-    }
-}
-
-/// A live key of `store` for `RANDOMKEY`, or none if it has none: the first live key
-/// at or after a random 8-byte position, wrapping to the first key. Keys that follow a
-/// long gap in key order are picked more often than others (Redis's pick is not uniform
-/// either); the walk skips tombstones, so it costs more on a shard with many deletions
-/// not yet compacted away.
-pub fn random_key(store: &ShardStore) -> OpResult {
-    let start: [u8; 8] = rand::random();
-    for from in [&start[..], b""] {
-        for entry in store.scan_from(from) {
-            let entry = match entry {
-                Ok(entry) if entry.key.as_slice() >= keys::USER_KEYS_END.as_slice() => break,
-                Ok(entry) => entry,
-                Err(e) => return OpResult::Err(format!("ERR storage error: {e}")),
+/// The walk that `op` runs on shard `shard`, or `None` if `op` is not `SCAN` (of this
+/// shard, with a valid cursor), `KEYS` or `RANDOMKEY`.
+pub fn walk_for(op: &Op<&[u8]>, positions: &ScanPositions, shard: ShardId) -> Option<Walk> {
+    match *op {
+        Op::Scan {
+            shard: scanned,
+            cursor,
+            count,
+            pattern,
+            type_name,
+        } if scanned == shard => {
+            let start = match positions.resolve(cursor) {
+                Ok(Some((_, key))) => key.to_vec(),
+                Ok(None) => Vec::new(),
+                Err(()) => return None,
             };
-            // A series shows as its user key; chunks and samples are never picked.
-            if let Some((user, _)) = user_key(store, &entry.key, entry.value.is_some()) {
-                return OpResult::Value(Some(user.to_vec()));
+            let filter = KeyFilter {
+                pattern: pattern.map(<[u8]>::to_vec),
+                type_name: type_name.map(<[u8]>::to_vec),
+            };
+            Some(Walk::new(
+                start,
+                count.clamp(1, SCAN_STEP_ENTRIES_MAX),
+                filter,
+            ))
+        }
+        Op::Keys(pattern) => {
+            let filter = KeyFilter {
+                pattern: Some(pattern.to_vec()),
+                type_name: None,
+            };
+            Some(Walk::new(Vec::new(), usize::MAX, filter))
+        }
+        // The first live key at or after a random 8-byte position, wrapping to the first
+        // key. Keys that follow a long gap in key order are picked more often than others
+        // (Redis's pick is not uniform either); the walk skips tombstones, so it costs more
+        // on a shard with many deletions not yet compacted away.
+        Op::RandomKey => Some(Walk::first_from(rand::random::<[u8; 8]>().to_vec())),
+        _ => None,
+    }
+}
+
+/// The reply of `op` (`SCAN`, `KEYS` or `RANDOMKEY`) from its finished `walk`: for `SCAN`,
+/// the matching keys with the next cursor (the walk's stop saved in the iteration's slot).
+pub fn walk_result(
+    op: &Op<&[u8]>,
+    walk: Walk,
+    positions: &mut ScanPositions,
+    shards: usize,
+) -> OpResult {
+    let end = walk.end.expect("the walk has ended");
+    if let WalkEnd::Failed(message) = end {
+        return OpResult::Err(message);
+    }
+    match *op {
+        Op::Scan { shard, cursor, .. } => {
+            let Ok(resolved) = positions.resolve(cursor) else {
+                return OpResult::Err("ERR invalid cursor".into());
+            };
+            let slot = resolved.map(|(slot, _)| slot);
+            let next_cursor = match end {
+                WalkEnd::At(key) => positions.save(shard, slot, key),
+                _ => {
+                    positions.release(slot);
+                    let next_shard = shard.0 + 1;
+                    if next_shard < shards {
+                        start_of(next_shard)
+                    } else {
+                        0
+                    }
+                }
+            };
+            OpResult::Keys {
+                next_cursor,
+                keys: walk.keys,
             }
         }
+        Op::RandomKey => OpResult::Value(walk.keys.into_iter().next()),
+        _ => OpResult::Keys {
+            next_cursor: 0,
+            keys: walk.keys,
+        },
     }
-    OpResult::Value(None)
 }
 
 #[cfg(test)]

@@ -124,6 +124,22 @@ impl<'a> BlockEntries<'a> {
         }
     }
 
+    /// An iterator over the entries that follow one already read: `tail` is the payload
+    /// from the next entry on, and `prev_key` the key of the entry before it (keys must
+    /// keep increasing). Errors name offsets in `tail`.
+    pub fn resume(tail: &'a [u8], prev_key: Option<&'a [u8]>) -> Self {
+        Self {
+            cursor: Cursor::new(tail),
+            prev_key,
+            failed: false,
+        }
+    }
+
+    /// Bytes of the payload (or tail) consumed so far.
+    pub fn position(&self) -> usize {
+        self.cursor.position()
+    }
+
     fn decode_next(&mut self) -> Result<EntryRef<'a>, FormatError> {
         let at = self.cursor.position();
         let key_len = self.cursor.u32()? as usize;

@@ -1,35 +1,52 @@
-//! Walking every entry of an SSTable in key order, one data block at a time.
+//! Walking every entry of an SSTable in key order, one data block at a time, each block
+//! taken from where its [`BlockSource`] says (the disk, the shard's block cache, or memory
+//! only).
 
 use std::borrow::Borrow;
-use std::vec;
+use std::sync::Arc;
 
 use super::block::BlockEntries;
 use super::reader::Table;
 use super::TableEntry;
 use crate::base::StoreError;
+use crate::block_cache::{Block, BlockSource};
 
 /// Iterates over the entries of a table in key order, from its first key or from a start
 /// key. Yields the first error (a failed block checksum, say) and then stops.
 ///
 /// `T` is how the table is held: `&Table` for a borrowed walk, or an owning handle such as
 /// `Arc<TableHandle>` for an iterator that keeps its table (and file) alive by itself.
+/// Blocks come from the disk unless [`TableIter::with_source`] names another source.
+/// Entries are decoded one at a time from the current block (a seek that reads a few
+/// entries does not decode the rest of its block).
 #[derive(Debug)]
-pub struct TableIter<T> {
+pub struct TableIter<'c, T> {
     table: T,
+    source: BlockSource<'c>,
     next_block: usize,
-    entries: vec::IntoIter<TableEntry>,
+    /// No block loaded yet: the next one is where the seek lands (the one a cache keeps).
+    first_load: bool,
+    /// The block being walked (index `next_block - 1`), the offset of its next entry, and
+    /// where the key of the entry before it lies (offset and length), to check order.
+    current: Option<Block>,
+    offset: usize,
+    prev_key: Option<(usize, usize)>,
     /// Entries below this key are skipped (only the first block read can hold any).
     start: Option<Vec<u8>>,
     failed: bool,
 }
 
-impl<T: Borrow<Table>> TableIter<T> {
+impl<T: Borrow<Table>> TableIter<'static, T> {
     /// An iterator positioned before the first entry of `table`.
     pub fn new(table: T) -> Self {
         Self {
             table,
+            source: BlockSource::Disk,
             next_block: 0,
-            entries: Vec::new().into_iter(),
+            first_load: true,
+            current: None,
+            offset: 0,
+            prev_key: None,
             start: None,
             failed: false,
         }
@@ -44,56 +61,138 @@ impl<T: Borrow<Table>> TableIter<T> {
             .partition_point(|e| e.last_key.as_slice() < start);
         Self {
             table,
+            source: BlockSource::Disk,
             next_block,
-            entries: Vec::new().into_iter(),
+            first_load: true,
+            current: None,
+            offset: 0,
+            prev_key: None,
             start: Some(start.to_vec()),
             failed: false,
         }
     }
+}
 
-    fn load_block(&mut self) -> Result<(), StoreError> {
+impl<'c, T: Borrow<Table>> TableIter<'c, T> {
+    /// The same iterator, taking its blocks from `source` (see
+    /// [`crate::block_cache`] for which blocks a cache keeps).
+    pub fn with_source<'d>(self, source: BlockSource<'d>) -> TableIter<'d, T> {
+        TableIter {
+            table: self.table,
+            source,
+            next_block: self.next_block,
+            first_load: self.first_load,
+            current: self.current,
+            offset: self.offset,
+            prev_key: self.prev_key,
+            start: self.start,
+            failed: self.failed,
+        }
+    }
+
+    /// Data block `block_index`'s payload from the iterator's source. The first block an
+    /// iterator loads is inserted into the cache if it came from elsewhere; later ones
+    /// are not (the fill rule of [`crate::block_cache`]).
+    fn block(&mut self, block_index: usize) -> Result<Block, StoreError> {
         let table = self.table.borrow();
-        let block_index = self.next_block;
-        self.next_block += 1;
-        let payload = table.read_block(block_index)?;
-        let start = self.start.take();
-        let entries = BlockEntries::new(&payload)
-            .filter(|e| match (e, &start) {
-                (Ok(e), Some(start)) => e.key >= start.as_slice(),
-                _ => true,
-            })
-            .map(|e| {
-                e.map(|e| TableEntry {
-                    key: e.key.to_vec(),
-                    seq: e.seq,
-                    value: e.value.map(<[u8]>::to_vec),
-                    expire_at_ms: e.expire_at_ms,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| table.corruption(table.block_offset(block_index), e))?;
-        self.entries = entries.into_iter();
-        Ok(())
+        let fill = std::mem::replace(&mut self.first_load, false);
+        let index = u32::try_from(block_index).expect("fewer than 2^32 blocks");
+        let (cache, block) = match self.source {
+            BlockSource::Disk => return Ok(Arc::new(table.read_block(block_index)?)),
+            BlockSource::Cache(cache) => {
+                if let Some(block) = cache.borrow().get(table.id(), index) {
+                    return Ok(block);
+                }
+                let block = Arc::new(table.read_block(block_index)?);
+                cache.borrow().note_blocking_read();
+                (cache, block)
+            }
+            BlockSource::Memory { cache, pinned } => {
+                if let Some(block) = cache.borrow().get(table.id(), index) {
+                    return Ok(block);
+                }
+                let Some(block) = pinned.get(&(table.id(), index)) else {
+                    return Err(StoreError::BlockNotInMemory {
+                        table_id: table.id().0,
+                        block_index,
+                    });
+                };
+                (cache, Arc::clone(block))
+            }
+        };
+        if fill {
+            cache
+                .borrow_mut()
+                .insert(table.id(), index, Arc::clone(&block));
+        }
+        Ok(block)
+    }
+
+    /// Decodes the entry at `self.offset` of the current block: `Ok(None)` for an entry
+    /// below the start key (skipped).
+    fn decode_next(&mut self, block: &Block) -> Result<Option<TableEntry>, StoreError> {
+        let prev_key = self.prev_key.map(|(at, len)| &block[at..at + len]);
+        let mut entries = BlockEntries::resume(&block[self.offset..], prev_key);
+        let entry = match entries.next().expect("bytes remain in the block") {
+            Ok(entry) => entry,
+            Err(mut e) => {
+                let table = self.table.borrow();
+                e.offset += self.offset;
+                return Err(table.corruption(table.block_offset(self.next_block - 1), e));
+            }
+        };
+        let key_at = entry.key.as_ptr() as usize - block.as_ptr() as usize;
+        self.prev_key = Some((key_at, entry.key.len()));
+        self.offset += entries.position();
+        if let Some(start) = &self.start {
+            if entry.key < start.as_slice() {
+                return Ok(None);
+            }
+            self.start = None;
+        }
+        Ok(Some(TableEntry {
+            key: entry.key.to_vec(),
+            seq: entry.seq,
+            value: entry.value.map(<[u8]>::to_vec),
+            expire_at_ms: entry.expire_at_ms,
+        }))
+    }
+
+    fn next_entry(&mut self) -> Result<Option<TableEntry>, StoreError> {
+        loop {
+            if let Some(block) = self.current.clone() {
+                if self.offset < block.len() {
+                    match self.decode_next(&block)? {
+                        Some(entry) => return Ok(Some(entry)),
+                        None => continue,
+                    }
+                }
+                self.current = None;
+            }
+            if self.next_block == self.table.borrow().block_count() {
+                return Ok(None);
+            }
+            let block = self.block(self.next_block)?;
+            self.next_block += 1;
+            self.current = Some(block);
+            self.offset = 0;
+            self.prev_key = None;
+        }
     }
 }
 
-impl<T: Borrow<Table>> Iterator for TableIter<T> {
+impl<T: Borrow<Table>> Iterator for TableIter<'_, T> {
     type Item = Result<TableEntry, StoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if self.failed {
-                return None;
-            }
-            if let Some(entry) = self.entries.next() {
-                return Some(Ok(entry));
-            }
-            if self.next_block == self.table.borrow().block_count() {
-                return None;
-            }
-            if let Err(e) = self.load_block() {
+        if self.failed {
+            return None;
+        }
+        match self.next_entry() {
+            Ok(entry) => entry.map(Ok),
+            Err(e) => {
                 self.failed = true;
-                return Some(Err(e));
+                Some(Err(e))
             }
         }
     }
@@ -165,6 +264,93 @@ mod tests {
                 .collect();
             assert_eq!(got, want, "seek to {start:?}");
         }
+    }
+
+    #[test]
+    fn a_cached_seek_keeps_only_the_block_it_lands_on_and_finds_it_again() {
+        use crate::block_cache::{BlockCache, BlockSource};
+        use std::cell::RefCell;
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_table(dir.path(), 500);
+        let table = Table::open(&path, TableId(1)).unwrap();
+        let cache = RefCell::new(BlockCache::new(1 << 20));
+        let source = BlockSource::Cache(&cache);
+        let walked = TableIter::seek(&table, b"key-00100")
+            .with_source(source)
+            .take(100)
+            .count();
+        assert_eq!(walked, 100);
+        let after_walk = cache.borrow().stats();
+        assert!(after_walk.blocking_reads > 1, "{after_walk:?}");
+        let first_block = table
+            .index()
+            .partition_point(|e| e.last_key.as_slice() < b"key-00100".as_slice());
+        assert!(
+            after_walk.bytes > 0
+                && after_walk.bytes <= table.read_block(first_block).unwrap().len() as u64,
+            "only the seek's block is kept: {after_walk:?}"
+        );
+        let again: Vec<TableEntry> = TableIter::seek(&table, b"key-00100")
+            .with_source(source)
+            .take(2)
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(again[0].key, b"key-00100");
+        let after_seek = cache.borrow().stats();
+        assert_eq!(
+            after_seek.blocking_reads, after_walk.blocking_reads,
+            "served from the cache"
+        );
+        assert_eq!(after_seek.hits, after_walk.hits + 1);
+    }
+
+    #[test]
+    fn a_memory_only_iterator_names_the_block_it_lacks_and_goes_on_once_it_is_pinned() {
+        use crate::block_cache::{BlockCache, BlockSource, PinnedBlocks};
+        use std::cell::RefCell;
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_table(dir.path(), 500);
+        let table = Table::open(&path, TableId(1)).unwrap();
+        let cache = RefCell::new(BlockCache::new(1 << 20));
+        let mut pinned = PinnedBlocks::new();
+        let missing = |pinned: &PinnedBlocks| {
+            let source = BlockSource::Memory {
+                cache: &cache,
+                pinned,
+            };
+            let mut iter = TableIter::new(&table).with_source(source);
+            let mut seen = 0;
+            loop {
+                match iter.next() {
+                    Some(Ok(_)) => seen += 1,
+                    Some(Err(StoreError::BlockNotInMemory {
+                        table_id,
+                        block_index,
+                    })) => {
+                        assert_eq!(table_id, 1);
+                        return Some((seen, block_index));
+                    }
+                    Some(Err(e)) => panic!("unexpected {e}"),
+                    None => return None,
+                }
+            }
+        };
+        assert_eq!(missing(&pinned), Some((0, 0)), "nothing is read from disk");
+        pinned.insert((TableId(1), 0), Arc::new(table.read_block(0).unwrap()));
+        let (seen, block) = missing(&pinned).unwrap();
+        assert!(
+            seen > 0 && block == 1,
+            "went through block 0, then lacked block 1"
+        );
+        for index in 1..table.block_count() {
+            pinned.insert(
+                (TableId(1), index as u32),
+                Arc::new(table.read_block(index).unwrap()),
+            );
+        }
+        assert_eq!(missing(&pinned), None);
+        assert_eq!(cache.borrow().stats().blocking_reads, 0);
     }
 
     proptest::proptest! {

@@ -258,6 +258,7 @@ impl Table {
                 return Ok(block);
             }
             let block = Arc::new(self.read_block(index)?);
+            cache.borrow().note_blocking_read();
             cache
                 .borrow_mut()
                 .insert(self.id, index_u32, Arc::clone(&block));

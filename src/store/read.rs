@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::ShardStore;
 use crate::base::{is_expired, unix_now_ms, SeqNo, StoreError};
-use crate::block_cache::BlockCacheStats;
+use crate::block_cache::{Block, BlockCacheStats, BlockSource, PinnedBlocks};
 use crate::compaction::merge::{EntrySource, MergeIter};
 use crate::sstable::iter::TableIter;
 use crate::sstable::TableEntry;
@@ -114,8 +114,24 @@ impl ShardStore {
     /// whatever the range: each level 0 table starts at the block its index names for
     /// `start`, and each deeper level at the one table that can hold `start`
     /// ([`LevelIter`]). The iterator holds the current version, so flushes and compactions
-    /// meanwhile delete no file under it.
+    /// meanwhile delete no file under it. Blocks come from the block cache, or a blocking
+    /// `pread` when it lacks them (see [`crate::block_cache`] for which it keeps).
     pub fn scan_from(&self, start: &[u8]) -> MergeIter<'_> {
+        self.scan_with(start, BlockSource::Cache(&self.block_cache))
+    }
+
+    /// As [`ShardStore::scan_from`], from memory only: the block cache and `pinned`. A
+    /// block in neither ends the scan with [`StoreError::BlockNotInMemory`];
+    /// [`ShardStore::blocks_after_miss`] names what to read before running it again.
+    pub fn scan_in_memory<'a>(&'a self, start: &[u8], pinned: &'a PinnedBlocks) -> MergeIter<'a> {
+        let source = BlockSource::Memory {
+            cache: &self.block_cache,
+            pinned,
+        };
+        self.scan_with(start, source)
+    }
+
+    fn scan_with<'a>(&'a self, start: &[u8], source: BlockSource<'a>) -> MergeIter<'a> {
         let mut sources: Vec<EntrySource<'_>> = Vec::new();
         for memtable in self.memtables_newest_first() {
             sources.push(Box::new(memtable.iter_from(start).map(|(key, e)| {
@@ -129,11 +145,12 @@ impl ShardStore {
         }
         let levels = self.version.levels();
         for table in levels[0].iter().rev() {
-            sources.push(Box::new(TableIter::seek(Arc::clone(table), start)));
+            let iter = TableIter::seek(Arc::clone(table), start).with_source(source);
+            sources.push(Box::new(iter));
         }
         for level in &levels[1..] {
             if !level.is_empty() {
-                sources.push(Box::new(LevelIter::seek(level, start)));
+                sources.push(Box::new(LevelIter::seek(level, start).with_source(source)));
             }
         }
         MergeIter::new(sources, crate::base::unix_now_ms())
@@ -176,19 +193,71 @@ impl ShardStore {
         }
     }
 
-    /// Takes the bytes of a block read for [`ShardStore::blocks_to_fetch`]: checks them and
-    /// keeps the block in the cache.
+    /// Adds to `out` the blocks to read after a scan from memory missed block
+    /// `block_index` of table `table_id` ([`StoreError::BlockNotInMemory`]): that block and
+    /// up to `readahead_blocks` after it in the same table that neither the cache nor
+    /// `pinned` holds, since a scan goes on in key order. Nothing if the table is no longer
+    /// in the current version (the scan, run again, opens the tables of the new one).
+    pub fn blocks_after_miss(
+        &self,
+        table_id: u64,
+        block_index: usize,
+        readahead_blocks: usize,
+        pinned: &PinnedBlocks,
+        out: &mut Vec<BlockFetch>,
+    ) {
+        let Some(table) = self
+            .version
+            .levels()
+            .iter()
+            .flatten()
+            .find(|t| t.id().0 == table_id)
+        else {
+            return;
+        };
+        let cache = self.block_cache.borrow();
+        let end = table
+            .table()
+            .block_count()
+            .min(block_index.saturating_add(readahead_blocks + 1));
+        for index in block_index..end {
+            let key = (
+                table.id(),
+                u32::try_from(index).expect("fewer than 2^32 blocks"),
+            );
+            if index == block_index
+                || (cache.peek(key.0, key.1).is_none() && !pinned.contains_key(&key))
+            {
+                out.push(BlockFetch {
+                    table: Arc::clone(table),
+                    index,
+                });
+            }
+        }
+    }
+
+    /// Takes the bytes of a block read through the ring ([`ShardStore::blocks_to_fetch`],
+    /// [`ShardStore::blocks_after_miss`]): checks them, keeps the block in the cache if
+    /// `fill` (a point lookup's block; a scan's are pinned for its request instead, see
+    /// [`crate::block_cache`]), and returns it.
     ///
     /// # Errors
     /// A short read or bad checksum: nothing is cached, and the lookup, reading the block
     /// itself, reports the error.
-    pub fn fetched_block(&self, fetch: &BlockFetch, raw: Vec<u8>) -> Result<(), StoreError> {
-        let payload = fetch.table.table().check_block(fetch.index, raw)?;
-        let index = u32::try_from(fetch.index).expect("fewer than 2^32 blocks");
-        self.block_cache
-            .borrow_mut()
-            .insert(fetch.table.id(), index, Arc::new(payload));
-        Ok(())
+    pub fn fetched_block(
+        &self,
+        fetch: &BlockFetch,
+        raw: Vec<u8>,
+        fill: bool,
+    ) -> Result<Block, StoreError> {
+        let payload = Arc::new(fetch.table.table().check_block(fetch.index, raw)?);
+        if fill {
+            let index = u32::try_from(fetch.index).expect("fewer than 2^32 blocks");
+            self.block_cache
+                .borrow_mut()
+                .insert(fetch.table.id(), index, Arc::clone(&payload));
+        }
+        Ok(payload)
     }
 
     /// The block cache's hits, misses and bytes.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use super::TableHandle;
 use crate::base::StoreError;
+use crate::block_cache::BlockSource;
 use crate::sstable::iter::TableIter;
 use crate::sstable::TableEntry;
 
@@ -19,7 +20,8 @@ use crate::sstable::TableEntry;
 pub struct LevelIter<'a> {
     /// The tables still to walk, in key order.
     tables: &'a [Arc<TableHandle>],
-    current: Option<TableIter<Arc<TableHandle>>>,
+    source: BlockSource<'a>,
+    current: Option<TableIter<'a, Arc<TableHandle>>>,
     /// Where the first table opened starts; the later ones start at their beginning.
     start: Option<Vec<u8>>,
 }
@@ -31,9 +33,15 @@ impl<'a> LevelIter<'a> {
         let first = tables.partition_point(|t| t.largest_key() < start);
         Self {
             tables: &tables[first..],
+            source: BlockSource::Disk,
             current: None,
             start: Some(start.to_vec()),
         }
+    }
+
+    /// The same iterator, its tables taking their blocks from `source`.
+    pub fn with_source(self, source: BlockSource<'a>) -> Self {
+        Self { source, ..self }
     }
 }
 
@@ -48,10 +56,11 @@ impl Iterator for LevelIter<'_> {
             let (table, rest) = self.tables.split_first()?;
             self.tables = rest;
             let table = Arc::clone(table);
-            self.current = Some(match self.start.take() {
+            let iter = match self.start.take() {
                 Some(start) => TableIter::seek(table, &start),
                 None => TableIter::new(table),
-            });
+            };
+            self.current = Some(iter.with_source(self.source));
         }
     }
 }
