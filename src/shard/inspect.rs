@@ -121,7 +121,8 @@ impl Shard {
         let state = series::load(&self.store, &mut self.series, key)
             .map_err(|e| format!("ERR {e}"))?
             .ok_or("ERR internal error: the series vanished")?;
-        let stats = series::stats(&self.store, state).map_err(|e| format!("ERR {e}"))?;
+        let stats =
+            crate::timeseries::info::stats(&self.store, state).map_err(|e| format!("ERR {e}"))?;
         Ok(stats.memory_bytes)
     }
 }

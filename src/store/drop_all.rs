@@ -65,6 +65,7 @@ impl ShardStore {
     /// record still makes the drop happen at the next start.
     pub fn drop_all(&mut self) -> SeqNo {
         self.last_seq = SeqNo(self.last_seq.0 + 1);
+        self.memtable_writes += 1;
         let seq = self.last_seq;
         self.wal.append(RecordKind::DropAll, seq, b"", b"", None);
         let emptied = std::mem::take(&mut self.active);

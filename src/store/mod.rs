@@ -154,6 +154,8 @@ pub struct ShardStore {
     freeze_requested: bool,
     /// Writes logged to the WAL only ([`ShardStore::log_put`]) that the caller holds.
     logged: Logged,
+    /// Writes that went to the memtable as they were made (puts, deletes, drop-alls).
+    memtable_writes: u64,
     /// Data blocks of this store's SSTables that point lookups read.
     block_cache: RefCell<BlockCache>,
     /// Compactions installed since start.
@@ -249,6 +251,7 @@ impl ShardStore {
             compaction_error: None,
             freeze_requested: false,
             logged: Logged::default(),
+            memtable_writes: 0,
             block_cache: RefCell::new(BlockCache::new(opts.block_cache_bytes)),
             compactions: 0,
             stalls: (None, 0, 0),
@@ -288,6 +291,7 @@ impl ShardStore {
     /// is part of the version: in the WAL record, the memtable and the SSTable entry.
     pub fn put_expiring(&mut self, key: &[u8], value: &[u8], expire_at_ms: Option<u64>) -> SeqNo {
         let seq = self.next_seq();
+        self.memtable_writes += 1;
         self.active.insert(key, seq, Some(value), expire_at_ms);
         let kind = if expire_at_ms.is_some() {
             RecordKind::PutExpiring
@@ -320,6 +324,13 @@ impl ShardStore {
         self.active.insert_unordered(key, seq, Some(value), None);
     }
 
+    /// How many writes went to the memtable as they were made (puts, deletes, drop-alls;
+    /// not [`ShardStore::log_put`]) since the store opened: a caller that saw no key `k`
+    /// when this count was `n` knows none exists while it is still `n`.
+    pub fn memtable_writes(&self) -> u64 {
+        self.memtable_writes
+    }
+
     /// Whether the store waits to freeze its memtable until the caller has inserted
     /// every write it logged with [`ShardStore::log_put`] and still holds (then calls
     /// [`ShardStore::checkpointed`]). The shard checks it every loop iteration.
@@ -337,6 +348,7 @@ impl ShardStore {
     /// Writes a tombstone for `key`, like [`ShardStore::put`].
     pub fn delete(&mut self, key: &[u8]) -> SeqNo {
         let seq = self.next_seq();
+        self.memtable_writes += 1;
         self.active.insert(key, seq, None, None);
         self.wal.append(RecordKind::Delete, seq, key, &[], None);
         seq

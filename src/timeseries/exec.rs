@@ -126,7 +126,7 @@ fn dispatch(
         None
     };
     // A string shadows a series of the same name (SET replaced it).
-    if series::string_exists(store, key)? {
+    if series::string_shadows(store, cache, key)? {
         return Err(refused(if options.is_some() {
             "ERR TSDB: key already exists"
         } else {
@@ -267,6 +267,7 @@ fn create(
             open: cache.no_open_samples(),
             last: None,
             sealed_until_ms: None,
+            no_string_at_writes: u64::MAX,
         },
     );
     seq

@@ -6,7 +6,8 @@
 use crate::resp::{self, resp3, Protocol};
 use crate::store::ShardStore;
 
-use super::chunk::ChunkEncoding;
+use super::chunk::{self, ChunkEncoding};
+use super::keys;
 use super::reply;
 use super::series::{self, SeriesError, SeriesState};
 
@@ -25,7 +26,7 @@ pub fn info(
     proto: Protocol,
     out: &mut Vec<u8>,
 ) -> Result<(), SeriesError> {
-    let stats = series::stats(store, state)?;
+    let stats = stats(store, state)?;
     let meta = &state.meta;
     resp3::map_header(out, proto, FIELD_COUNT + if debug { 2 } else { 0 });
     let fields: [(&str, i64); 7] = [
@@ -111,4 +112,45 @@ pub fn info(
         }
     }
     Ok(())
+}
+
+/// What `TS.INFO` reports about storage.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SeriesStats {
+    /// Samples inside the retention window.
+    pub total_samples: u64,
+    /// Bytes of the series' metadata and chunks, and about 26 per open sample.
+    pub memory_bytes: u64,
+    /// The first timestamp inside the retention window (0 if none).
+    pub first_ts_ms: u64,
+    /// Sealed chunks: (first ts, last ts, samples, bytes).
+    pub chunks: Vec<(u64, u64, u32, usize)>,
+}
+
+/// Walks the whole series for `TS.INFO`.
+///
+/// # Errors
+/// A failed read or a damaged entry.
+pub fn stats(store: &ShardStore, state: &SeriesState) -> Result<SeriesStats, SeriesError> {
+    let id = state.meta.series_id;
+    let mut stats = SeriesStats {
+        memory_bytes: state.meta.encode().len() as u64 + state.open.len() as u64 * 26,
+        ..SeriesStats::default()
+    };
+    for entry in store.scan_from(&keys::chunk_key(id, 0)) {
+        let entry = entry?;
+        if keys::chunk_key_ts(&entry.key, id).is_none() {
+            break;
+        }
+        let Some(value) = entry.value else { continue };
+        let h = chunk::header(&value)?;
+        stats.memory_bytes += value.len() as u64;
+        stats
+            .chunks
+            .push((h.first_ts_ms, h.last_ts_ms, h.sample_count, value.len()));
+    }
+    let samples = series::read_range(store, state, 0, u64::MAX)?;
+    stats.total_samples = samples.len() as u64;
+    stats.first_ts_ms = samples.first().map_or(0, |s| s.ts_ms);
+    Ok(stats)
 }

@@ -326,6 +326,7 @@ mod tests {
                 open: cache.no_open_samples(),
                 last: None,
                 sealed_until_ms: None,
+                no_string_at_writes: u64::MAX,
             };
             cache.insert(&key(i), state);
         }
@@ -352,6 +353,43 @@ mod tests {
                 .collect();
             assert_eq!(samples, want, "series {i}");
         }
+    }
+
+    /// Goal: a series' "no string shadows it" is remembered only until the next write to
+    /// the memtable: a string written under its name afterwards is seen at once.
+    #[test]
+    fn a_string_written_after_the_check_shadows_the_series() {
+        use crate::config::StoreOptions;
+        use crate::timeseries::chunk::ChunkEncoding;
+        use crate::timeseries::meta::SeriesMeta;
+        use crate::timeseries::series::{string_shadows, SeriesCache, SeriesState};
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = ShardStore::open(dir.path(), &StoreOptions::default()).unwrap();
+        let mut cache = SeriesCache::default();
+        let meta = SeriesMeta {
+            series_id: 7,
+            retention_ms: 0,
+            encoding: ChunkEncoding::Gorilla,
+            chunk_size_bytes: 4096,
+            duplicate_policy: None,
+            labels: Vec::new(),
+            ignore: Default::default(),
+            source_key: None,
+            rules: Vec::new(),
+        };
+        let state = SeriesState {
+            meta,
+            open: cache.no_open_samples(),
+            last: None,
+            sealed_until_ms: None,
+            no_string_at_writes: u64::MAX,
+        };
+        cache.insert(b"temp", state);
+        assert!(!string_shadows(&store, &mut cache, b"temp").unwrap());
+        assert!(!string_shadows(&store, &mut cache, b"temp").unwrap());
+        store.put(b"temp", b"a string");
+        assert!(string_shadows(&store, &mut cache, b"temp").unwrap());
     }
 
     proptest! {

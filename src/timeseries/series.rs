@@ -45,6 +45,10 @@ pub struct SeriesState {
     /// sample after it needs no chunk read to find a duplicate. An upper bound: deleting
     /// samples leaves it.
     pub sealed_until_ms: Option<u64>,
+    /// No string of the series' name existed when the store's
+    /// [`ShardStore::memtable_writes`] was this count (`u64::MAX`: not known), so a
+    /// command need not look for one again until some other write happened.
+    pub no_string_at_writes: u64,
 }
 
 /// The series states of one shard, by user key.
@@ -114,6 +118,32 @@ pub fn string_exists(store: &ShardStore, key: &[u8]) -> Result<bool, StoreError>
     Ok(store.get(key)?.is_some_and(|found| found.value.is_some()))
 }
 
+/// Whether a string of `key`'s name shadows the series of that name ([`string_exists`]),
+/// without a read when the cached series saw none and no write happened since (a string
+/// can appear only through a write to the memtable: [`ShardStore::memtable_writes`]).
+///
+/// # Errors
+/// A failed read.
+pub fn string_shadows(
+    store: &ShardStore,
+    cache: &mut SeriesCache,
+    key: &[u8],
+) -> Result<bool, StoreError> {
+    let writes = store.memtable_writes();
+    if cache
+        .states
+        .get(key)
+        .is_some_and(|s| s.no_string_at_writes == writes)
+    {
+        return Ok(false);
+    }
+    let exists = string_exists(store, key)?;
+    if let Some(state) = cache.states.get_mut(key).filter(|_| !exists) {
+        state.no_string_at_writes = writes;
+    }
+    Ok(exists)
+}
+
 /// Whether `key` names a series (metadata present).
 ///
 /// # Errors
@@ -169,6 +199,7 @@ pub fn load<'c>(
             open: OpenSamples::loaded(&cache.open_total, open, stale),
             last,
             sealed_until_ms,
+            no_string_at_writes: u64::MAX,
         };
         cache.states.insert(key.to_vec(), state);
     }
@@ -558,45 +589,4 @@ pub fn delete_series(
     }
     store.delete(&keys::sealed_key(id));
     Ok(store.delete(&keys::meta_key(key)))
-}
-
-/// What `TS.INFO` reports about storage.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SeriesStats {
-    /// Samples inside the retention window.
-    pub total_samples: u64,
-    /// Bytes of the series' entries (metadata, chunks, unsealed samples).
-    pub memory_bytes: u64,
-    /// The first timestamp inside the retention window (0 if none).
-    pub first_ts_ms: u64,
-    /// Sealed chunks: (first ts, last ts, samples, bytes).
-    pub chunks: Vec<(u64, u64, u32, usize)>,
-}
-
-/// Walks the whole series for `TS.INFO`.
-///
-/// # Errors
-/// A failed read or a damaged entry.
-pub fn stats(store: &ShardStore, state: &SeriesState) -> Result<SeriesStats, SeriesError> {
-    let id = state.meta.series_id;
-    let mut stats = SeriesStats {
-        memory_bytes: state.meta.encode().len() as u64 + state.open.len() as u64 * 26,
-        ..SeriesStats::default()
-    };
-    for entry in store.scan_from(&keys::chunk_key(id, 0)) {
-        let entry = entry?;
-        if keys::chunk_key_ts(&entry.key, id).is_none() {
-            break;
-        }
-        let Some(value) = entry.value else { continue };
-        let h = chunk::header(&value)?;
-        stats.memory_bytes += value.len() as u64;
-        stats
-            .chunks
-            .push((h.first_ts_ms, h.last_ts_ms, h.sample_count, value.len()));
-    }
-    let samples = read_range(store, state, 0, u64::MAX)?;
-    stats.total_samples = samples.len() as u64;
-    stats.first_ts_ms = samples.first().map_or(0, |s| s.ts_ms);
-    Ok(stats)
 }
