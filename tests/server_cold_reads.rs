@@ -27,13 +27,6 @@ fn key(i: usize) -> String {
     format!("cold:{i:06}")
 }
 
-fn info_field(raw: &mut common::RawConn, field: &str) -> u64 {
-    let Reply::Bulk(info) = raw.request(&["INFO", "persistence"]) else {
-        panic!("INFO is a bulk string");
-    };
-    common::info_number(&String::from_utf8(info).unwrap(), field)
-}
-
 #[test]
 fn pipelined_requests_on_cold_keys_keep_their_order() {
     let server = TestServer::start(&[
@@ -58,7 +51,7 @@ fn pipelined_requests_on_cold_keys_keep_their_order() {
         assert_eq!(raw.reply(), Reply::ok());
     }
     sender.join().unwrap();
-    let reads_before = info_field(&mut raw, "block_reads_async");
+    let reads_before = raw.persistence_number("block_reads_async");
 
     let mut order: Vec<usize> = (0..KEYS).collect();
     order.shuffle(&mut StdRng::seed_from_u64(test_seed()));
@@ -102,7 +95,7 @@ fn pipelined_requests_on_cold_keys_keep_their_order() {
     }
     sender.join().unwrap();
 
-    let reads = info_field(&mut raw, "block_reads_async") - reads_before;
+    let reads = raw.persistence_number("block_reads_async") - reads_before;
     eprintln!("block reads through the ring: {reads}");
     assert!(
         reads > 100,

@@ -27,13 +27,6 @@ fn key(i: usize) -> String {
     format!("cold:{i:06}")
 }
 
-fn info_field(raw: &mut common::RawConn, field: &str) -> u64 {
-    let Reply::Bulk(info) = raw.request(&["INFO", "persistence"]) else {
-        panic!("INFO is a bulk string");
-    };
-    common::info_number(&String::from_utf8(info).unwrap(), field)
-}
-
 /// Starts a server with a tiny block cache and writes the keys; returns it with the set.
 fn loaded_server(shards: &str) -> (TestServer, HashSet<String>) {
     let server = TestServer::start(&[
@@ -82,8 +75,8 @@ fn strings(reply: Reply) -> Vec<String> {
 fn scan_keys_and_randomkey_on_cold_blocks_read_through_the_ring_only() {
     let (server, written) = loaded_server("2");
     let mut raw = server.raw();
-    let async_before = info_field(&mut raw, "block_reads_async");
-    let blocking_before = info_field(&mut raw, "block_reads_blocking");
+    let async_before = raw.persistence_number("block_reads_async");
+    let blocking_before = raw.persistence_number("block_reads_blocking");
 
     let mut scanned = Vec::new();
     let mut cursor = "0".to_string();
@@ -117,8 +110,8 @@ fn scan_keys_and_randomkey_on_cold_blocks_read_through_the_ring_only() {
         assert!(written.contains(&picked), "RANDOMKEY gave {picked:?}");
     }
 
-    let ring_reads = info_field(&mut raw, "block_reads_async") - async_before;
-    let blocking_reads = info_field(&mut raw, "block_reads_blocking") - blocking_before;
+    let ring_reads = raw.persistence_number("block_reads_async") - async_before;
+    let blocking_reads = raw.persistence_number("block_reads_blocking") - blocking_before;
     eprintln!("ring reads {ring_reads}, blocking reads {blocking_reads}");
     assert!(
         ring_reads > 500,

@@ -294,15 +294,40 @@ mod tests {
         ]
     }
 
+    /// A new series' state with default settings (Gorilla, 4096-byte chunks) and `id`.
+    fn new_state(
+        cache: &crate::timeseries::series::SeriesCache,
+        id: u64,
+    ) -> crate::timeseries::series::SeriesState {
+        use crate::timeseries::chunk::ChunkEncoding;
+        use crate::timeseries::meta::SeriesMeta;
+        let meta = SeriesMeta {
+            series_id: id,
+            retention_ms: 0,
+            encoding: ChunkEncoding::Gorilla,
+            chunk_size_bytes: 4096,
+            duplicate_policy: None,
+            labels: Vec::new(),
+            ignore: Default::default(),
+            source_key: None,
+            rules: Vec::new(),
+        };
+        crate::timeseries::series::SeriesState {
+            meta,
+            open: cache.no_open_samples(),
+            last: None,
+            sealed_until_ms: None,
+            no_string_at_writes: u64::MAX,
+        }
+    }
+
     /// Goal: a shard holds about its budget of open samples at most: past it, a series
     /// that receives a sample and holds `EARLY_SEAL_SAMPLES_MIN` or more is sealed at once
     /// (here no series would reach a seal of its own), and every sample stays readable.
     #[test]
     fn the_shard_seals_early_past_its_open_samples_budget() {
         use crate::config::StoreOptions;
-        use crate::timeseries::chunk::ChunkEncoding;
-        use crate::timeseries::meta::SeriesMeta;
-        use crate::timeseries::series::{self, SeriesCache, SeriesState};
+        use crate::timeseries::series::{self, SeriesCache};
 
         let dir = tempfile::tempdir().unwrap();
         let mut store = ShardStore::open(dir.path(), &StoreOptions::default()).unwrap();
@@ -310,24 +335,7 @@ mod tests {
         let mut cache = SeriesCache::with_open_samples_max(budget);
         let key = |i: u64| format!("s{i}").into_bytes();
         for i in 0..series_count {
-            let meta = SeriesMeta {
-                series_id: 1000 + i,
-                retention_ms: 0,
-                encoding: ChunkEncoding::Gorilla,
-                chunk_size_bytes: 4096,
-                duplicate_policy: None,
-                labels: Vec::new(),
-                ignore: Default::default(),
-                source_key: None,
-                rules: Vec::new(),
-            };
-            let state = SeriesState {
-                meta,
-                open: cache.no_open_samples(),
-                last: None,
-                sealed_until_ms: None,
-                no_string_at_writes: u64::MAX,
-            };
+            let state = new_state(&cache, 1000 + i);
             cache.insert(&key(i), state);
         }
         let bound = budget + series_count as usize * EARLY_SEAL_SAMPLES_MIN;
@@ -360,31 +368,12 @@ mod tests {
     #[test]
     fn a_string_written_after_the_check_shadows_the_series() {
         use crate::config::StoreOptions;
-        use crate::timeseries::chunk::ChunkEncoding;
-        use crate::timeseries::meta::SeriesMeta;
-        use crate::timeseries::series::{string_shadows, SeriesCache, SeriesState};
+        use crate::timeseries::series::{string_shadows, SeriesCache};
 
         let dir = tempfile::tempdir().unwrap();
         let mut store = ShardStore::open(dir.path(), &StoreOptions::default()).unwrap();
         let mut cache = SeriesCache::default();
-        let meta = SeriesMeta {
-            series_id: 7,
-            retention_ms: 0,
-            encoding: ChunkEncoding::Gorilla,
-            chunk_size_bytes: 4096,
-            duplicate_policy: None,
-            labels: Vec::new(),
-            ignore: Default::default(),
-            source_key: None,
-            rules: Vec::new(),
-        };
-        let state = SeriesState {
-            meta,
-            open: cache.no_open_samples(),
-            last: None,
-            sealed_until_ms: None,
-            no_string_at_writes: u64::MAX,
-        };
+        let state = new_state(&cache, 7);
         cache.insert(b"temp", state);
         assert!(!string_shadows(&store, &mut cache, b"temp").unwrap());
         assert!(!string_shadows(&store, &mut cache, b"temp").unwrap());

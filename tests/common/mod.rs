@@ -548,6 +548,14 @@ pub struct RawConn {
 }
 
 impl RawConn {
+    /// `field` of `INFO persistence`, as a number.
+    pub fn persistence_number(&mut self, field: &str) -> u64 {
+        let Reply::Bulk(info) = self.request(&["INFO", "persistence"]) else {
+            panic!("INFO is a bulk string");
+        };
+        info_number(&String::from_utf8(info).expect("INFO is text"), field)
+    }
+
     /// Connects to a server on loopback `port` (a real `redis-server`, say).
     pub fn to_port(port: u16) -> Self {
         Self::connect(SocketAddr::from(([127, 0, 0, 1], port)))
