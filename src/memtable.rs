@@ -140,7 +140,7 @@ impl Memtable {
     /// Sets `key` to `value` at `seq` like [`Memtable::insert`], where `seq` may be lower
     /// than others already in the memtable (but not lower than `key`'s own newest
     /// version): a write whose WAL record was appended earlier and which reaches the
-    /// memtable late ([`crate::store::ShardStore::insert_logged`]).
+    /// memtable late (a time series' open sample, inserted at a checkpoint).
     pub fn insert_unordered(
         &mut self,
         key: &[u8],

@@ -401,10 +401,7 @@ impl Shard {
         if self.poisoned.is_some() {
             return;
         }
-        if self.store.checkpoint_wanted() {
-            // The memtable waits to freeze until the open samples it covers are in it.
-            crate::timeseries::open::checkpoint(&mut self.store, &mut self.series);
-        }
+        crate::timeseries::open::checkpoint(&mut self.store, &mut self.series);
         let started = self
             .committer
             .group_commit(&mut self.ring, &mut self.store, self.draining)

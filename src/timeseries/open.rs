@@ -262,10 +262,13 @@ impl OpenSamples {
     }
 }
 
-/// Inserts every open sample of the shard's series that is not in the memtable yet, then
-/// lets the store freeze its memtable ([`ShardStore::checkpointed`]). Call it when
-/// [`ShardStore::checkpoint_wanted`].
+/// When the store waits to freeze its memtable ([`ShardStore::checkpoint_wanted`]),
+/// inserts every open sample of the shard's series that is not in the memtable yet, then
+/// lets it freeze ([`ShardStore::checkpointed`]). The shard calls it every loop iteration.
 pub fn checkpoint(store: &mut ShardStore, cache: &mut SeriesCache) {
+    if !store.checkpoint_wanted() {
+        return;
+    }
     cache.checkpoint_all(store);
     store.checkpointed();
 }
