@@ -83,6 +83,10 @@ pub struct BlockCache {
     misses: Cell<u64>,
     bloom_negatives: Cell<u64>,
     blocking_reads: Cell<u64>,
+    /// Blocks read through the ring for the request being planned or run now
+    /// ([`BlockCache::pin_for_request`]): found as if cached, never evicted, and not
+    /// counted in the cache's bytes.
+    request_pins: PinnedBlocks,
 }
 
 impl std::fmt::Debug for BlockCache {
@@ -106,12 +110,33 @@ impl BlockCache {
             misses: Cell::new(0),
             bloom_negatives: Cell::new(0),
             blocking_reads: Cell::new(0),
+            request_pins: PinnedBlocks::new(),
         }
     }
 
-    /// Block `index` of table `table`, if cached; counts a hit or a miss.
+    /// Serves `pins` (blocks read for one request) as if cached until
+    /// [`BlockCache::unpin_request`]: every read path that takes blocks from the cache (point
+    /// lookups, scans) then finds them, whatever the cache evicted while the request waited.
+    pub fn pin_for_request(&mut self, pins: PinnedBlocks) {
+        debug_assert!(self.request_pins.is_empty(), "one request's pins at a time");
+        self.request_pins = pins;
+    }
+
+    /// Takes back the pins of [`BlockCache::pin_for_request`].
+    pub fn unpin_request(&mut self) -> PinnedBlocks {
+        std::mem::take(&mut self.request_pins)
+    }
+
+    fn find(&self, table: TableId, index: u32) -> Option<Block> {
+        self.cache
+            .get(&(table, index))
+            .or_else(|| self.request_pins.get(&(table, index)))
+            .cloned()
+    }
+
+    /// Block `index` of table `table`, if cached or pinned for the request; counts a hit or a miss.
     pub fn get(&self, table: TableId, index: u32) -> Option<Block> {
-        let found = self.cache.get(&(table, index)).cloned();
+        let found = self.find(table, index);
         let counter = if found.is_some() {
             &self.hits
         } else {
@@ -124,7 +149,7 @@ impl BlockCache {
     /// Block `index` of table `table`, if cached, without counting a hit or miss (for
     /// planning which blocks to read).
     pub fn peek(&self, table: TableId, index: u32) -> Option<Block> {
-        self.cache.get(&(table, index)).cloned()
+        self.find(table, index)
     }
 
     /// Counts a point lookup that a table's Bloom filter answered without a block.
@@ -174,6 +199,22 @@ mod tests {
         assert!(cache.get(TableId(2), 0).is_none());
         let stats = cache.stats();
         assert_eq!((stats.hits, stats.misses), (1, 1));
+    }
+
+    #[test]
+    fn request_pins_are_found_until_unpinned() {
+        let mut cache = BlockCache::new(0);
+        let mut pins = PinnedBlocks::new();
+        pins.insert((TableId(3), 7), Arc::new(vec![7; 10]));
+        cache.pin_for_request(pins);
+        assert!(
+            cache.get(TableId(3), 7).is_some(),
+            "a pinned block is served"
+        );
+        assert!(cache.peek(TableId(3), 7).is_some());
+        assert_eq!(cache.stats().bytes, 0, "pins are not the cache's bytes");
+        assert_eq!(cache.unpin_request().len(), 1);
+        assert!(cache.get(TableId(3), 7).is_none(), "gone once unpinned");
     }
 
     #[test]

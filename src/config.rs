@@ -262,6 +262,14 @@ pub const SHARD_QUEUE_LEN_DEFAULT: usize = 4096;
 /// 16 KiB each), enough to take a large pipeline batch in one turn without starving others.
 pub const CONN_READS_PER_ITERATION_MAX_DEFAULT: usize = 8;
 
+/// Most SSTable data blocks read through the ring and pinned for one waiting time-series
+/// request (4 MiB at the default 4 KiB blocks): what it reads beyond them it reads with
+/// blocking reads when it runs (see `shard::fetch_ts`).
+pub const SERIES_PINNED_BLOCKS_MAX: usize = 1024;
+/// Most rounds of ring reads one time-series request waits for before it runs anyway
+/// (each round reads what the last showed missing; see `shard::fetch_ts`).
+pub const SERIES_PLAN_ROUNDS_MAX: u32 = 8;
+
 // A reply to a maximal request must fit under the output cap for backpressure to make progress.
 const _: () = assert!(CLIENT_OUTPUT_BYTES_MAX_DEFAULT >= INLINE_BYTES_MAX_DEFAULT);
 // The memtable must hold at least one maximal value.

@@ -187,7 +187,9 @@ impl Shard {
         }
         self.fetch_blocks(key, &command)?;
         self.fetches.running = Some(fetch::Waiter::Conn(key));
+        self.pin_series_blocks(fetch::Waiter::Conn(key));
         let executed = self.execute_command(key, command);
+        self.unpin_series_blocks();
         self.fetches.running = None;
         executed?;
         ShardMetrics::add(&self.metrics().total_commands, 1);
@@ -213,6 +215,16 @@ impl Shard {
         if let Some(op) = walk_op(command, id) {
             // A walk goes on where it stopped, whether or not its reads just completed.
             let reads = self.plan_walk(&op, fetch::Waiter::Conn(key));
+            if reads == 0 {
+                return Ok(());
+            }
+            let conn = self.conn_mut(key).expect("caller checked");
+            conn.block_reads_pending = reads;
+            return Err(Wait::Fetch);
+        }
+        // A time-series command goes on with its planning, whether or not its reads just
+        // completed ([`super::fetch_ts`]).
+        if let Some(reads) = self.plan_series_command(command, fetch::Waiter::Conn(key)) {
             if reads == 0 {
                 return Ok(());
             }

@@ -24,6 +24,9 @@
 //! the walk's result. Only a walk op that arrives by a path that does not plan (inside a
 //! batch) walks with blocking reads, counted in `INFO`'s `block_reads_blocking`.
 //!
+//! Time-series requests plan in rounds too, their blocks pinned for them: metadata first,
+//! then the chunk ranges the series id leads to ([`super::fetch_ts`]).
+//!
 //! [`ShardStore::blocks_to_fetch`]: crate::store::ShardStore::blocks_to_fetch
 
 use std::collections::{HashMap, VecDeque};
@@ -84,6 +87,8 @@ pub(super) struct Fetches {
     reads: HashMap<u64, (BlockFetch, Waiter, bool)>,
     /// The walks planned, per waiter (one request of each waits at a time).
     walks: HashMap<Waiter, WalkWait>,
+    /// The time-series requests planned, per waiter ([`super::fetch_ts`]).
+    pub(super) series: HashMap<Waiter, super::fetch_ts::SeriesWait>,
     /// Who the request running now is for (its walk is taken from `walks`).
     pub(super) running: Option<Waiter>,
     next_id: u64,
@@ -162,7 +167,7 @@ impl Shard {
     /// Submits the reads of `blocks` for `waiter` (pinned for its walk if `pin`). Returns
     /// how many were submitted: fewer when the ring is full (the request then reads what
     /// is still missing itself).
-    fn submit_reads(
+    pub(super) fn submit_reads(
         &mut self,
         blocks: impl Iterator<Item = BlockFetch>,
         waiter: Waiter,
@@ -260,9 +265,11 @@ impl Shard {
             .filter(|planned| planned.op == *op)
     }
 
-    /// Forgets the walk planned for `waiter` (its connection closed).
+    /// Forgets the walk or time-series request planned for `waiter` (its connection
+    /// closed).
     pub(super) fn drop_walk(&mut self, waiter: Waiter) {
         self.fetches.walks.remove(&waiter);
+        self.fetches.series.remove(&waiter);
     }
 
     /// Sets a request from `from` aside behind the ones already held, or because it
@@ -285,9 +292,13 @@ impl Shard {
             buf.truncate(n);
             match self.store.fetched_block(&fetch, buf, !pin) {
                 Ok(block) if pin => {
-                    if let Some(planned) = self.fetches.walks.get_mut(&waiter) {
-                        let index = u32::try_from(fetch.index).expect("fewer than 2^32 blocks");
-                        planned.pinned.insert((fetch.table.id(), index), block);
+                    let index = u32::try_from(fetch.index).expect("fewer than 2^32 blocks");
+                    let pinned = match self.fetches.walks.get_mut(&waiter) {
+                        Some(planned) => Some(&mut planned.pinned),
+                        None => self.fetches.series.get_mut(&waiter).map(|w| &mut w.pinned),
+                    };
+                    if let Some(pinned) = pinned {
+                        pinned.insert((fetch.table.id(), index), block);
                     }
                 }
                 Ok(_) => {}
@@ -319,7 +330,8 @@ impl Shard {
     }
 
     /// Runs the requests held from `from`, in order: the first without planning its
-    /// lookups (its blocks were just read) but going on with its walk if it has one, each
+    /// lookups (its blocks were just read) but going on with its walk or time-series
+    /// planning if it has one, each
     /// later one after planning, stopping at one that must wait.
     fn resume_source(&mut self, from: ShardId) {
         let mut first = true;
@@ -330,8 +342,15 @@ impl Shard {
             };
             let waiter = Waiter::Source(from);
             let mut reads = self.plan_walk(&op.as_borrowed(), waiter);
-            if !first && reads == 0 {
-                reads = self.fetch_for(read_keys(&op.as_borrowed()), waiter);
+            if reads == 0 {
+                // A time-series request goes on with its planning, as a walk does.
+                match self.plan_series_op(&op.as_borrowed(), waiter) {
+                    Some(series_reads) => reads = series_reads,
+                    None if !first => {
+                        reads = self.fetch_for(read_keys(&op.as_borrowed()), waiter);
+                    }
+                    None => {}
+                }
             }
             if reads > 0 {
                 self.fetches.source_reads_pending[from.0] += reads;

@@ -61,6 +61,7 @@ mod dbsize;
 mod exec;
 mod expiry;
 mod fetch;
+mod fetch_ts;
 pub(crate) mod info;
 mod inspect;
 pub mod mesh;

@@ -302,7 +302,9 @@ impl Shard {
             return;
         }
         self.fetches.running = Some(fetch::Waiter::Source(from));
+        self.pin_series_blocks(fetch::Waiter::Source(from));
         let (result, gate) = self.run_op(&op.as_borrowed());
+        self.unpin_series_blocks();
         self.fetches.running = None;
         self.post_when_durable(from, gate, Message::Reply { reply_to, result });
     }
@@ -328,10 +330,15 @@ impl Shard {
                 let mut reads = self.plan_walk(&op.as_borrowed(), fetch::Waiter::Source(from));
                 if reads == 0 {
                     let borrowed = op.as_borrowed();
-                    let keys = fetch::read_keys(&borrowed)
-                        .into_iter()
-                        .chain(watched.iter().map(|k| &**k));
-                    reads = self.fetch_for(keys, fetch::Waiter::Source(from));
+                    reads = match self.plan_series_op(&borrowed, fetch::Waiter::Source(from)) {
+                        Some(series_reads) => series_reads,
+                        None => {
+                            let keys = fetch::read_keys(&borrowed)
+                                .into_iter()
+                                .chain(watched.iter().map(|k| &**k));
+                            self.fetch_for(keys, fetch::Waiter::Source(from))
+                        }
+                    };
                 }
                 if reads > 0 {
                     self.defer_request(from, Message::Request { reply_to, op }, reads);

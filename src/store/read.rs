@@ -236,6 +236,101 @@ impl ShardStore {
         }
     }
 
+    /// Adds to `out` the data blocks that a scan of the keys `start..=end` reads and that
+    /// the cache lacks (blocks pinned for the request count as cached): in every table whose
+    /// key range overlaps it (a scan, unlike a point lookup, has no Bloom filter to skip
+    /// one), the blocks from the one holding `start` to the one holding `end`. Lists at
+    /// most `max_blocks` and returns whether it listed them all; blocks already in `out`
+    /// are neither listed again nor counted. A reader that goes through a long range in
+    /// steps calls it once per step, with that step's keys.
+    ///
+    /// Where the scan stops is the caller's business: an entry past `end` that it still
+    /// reads (the one that tells it to stop) may lie in the block after; a scan from memory
+    /// ([`ShardStore::first_block_missing`]) names it.
+    pub fn blocks_in_range(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        max_blocks: usize,
+        out: &mut Vec<BlockFetch>,
+    ) -> bool {
+        if start > end {
+            return true;
+        }
+        let cache = self.block_cache.borrow();
+        let mut listed = 0;
+        let tables = self.version.levels().iter().flatten();
+        for table in tables.filter(|t| t.smallest_key() <= end && start <= t.largest_key()) {
+            let index = table.table().index();
+            let first = index.partition_point(|e| e.last_key.as_slice() < start);
+            let last = index
+                .partition_point(|e| e.last_key.as_slice() < end)
+                .min(index.len().saturating_sub(1));
+            for block in first..=last {
+                let i = u32::try_from(block).expect("fewer than 2^32 blocks");
+                let known = |f: &BlockFetch| f.table.id() == table.id() && f.index == block;
+                if cache.peek(table.id(), i).is_some() || out.iter().any(known) {
+                    continue;
+                }
+                if listed == max_blocks {
+                    return false;
+                }
+                out.push(BlockFetch {
+                    table: Arc::clone(table),
+                    index: block,
+                });
+                listed += 1;
+            }
+        }
+        true
+    }
+
+    /// Runs a scan from `start` from memory only (the cache and the blocks pinned for the
+    /// request), handing each entry to `done` until it returns true (that entry read) or
+    /// the keys end, as a reader of that range would. Returns the first block it could not
+    /// find in memory, `None` if it needed none: then the reader, run now, reads nothing
+    /// from disk.
+    ///
+    /// # Errors
+    /// A damaged block in memory (the reader, run, reports it too).
+    pub fn first_block_missing(
+        &self,
+        start: &[u8],
+        mut done: impl FnMut(&TableEntry) -> bool,
+    ) -> Result<Option<BlockFetch>, StoreError> {
+        let none = PinnedBlocks::new();
+        for entry in self.scan_in_memory(start, &none) {
+            match entry {
+                Ok(entry) if done(&entry) => break,
+                Ok(_) => {}
+                Err(StoreError::BlockNotInMemory {
+                    table_id,
+                    block_index,
+                }) => {
+                    let table = self.version.levels().iter().flatten();
+                    let table = table.clone().find(|t| t.id().0 == table_id);
+                    return Ok(table.map(|table| BlockFetch {
+                        table: Arc::clone(table),
+                        index: block_index,
+                    }));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Serves `pins` (blocks read through the ring for the request about to be planned or
+    /// run) as if cached, until [`ShardStore::unpin_request`].
+    pub fn pin_for_request(&self, pins: PinnedBlocks) {
+        self.block_cache.borrow_mut().pin_for_request(pins);
+    }
+
+    /// Takes back the pins of [`ShardStore::pin_for_request`].
+    pub fn unpin_request(&self) -> PinnedBlocks {
+        self.block_cache.borrow_mut().unpin_request()
+    }
+
     /// Takes the bytes of a block read through the ring ([`ShardStore::blocks_to_fetch`],
     /// [`ShardStore::blocks_after_miss`]): checks them, keeps the block in the cache if
     /// `fill` (a point lookup's block; a scan's are pinned for its request instead, see

@@ -62,6 +62,12 @@ impl SeriesDirectory {
             .collect())
     }
 
+    /// Whether the label index is built (else the next [`SeriesDirectory::select`] reads
+    /// every series' metadata first).
+    pub fn is_indexed(&self) -> bool {
+        self.index.is_some()
+    }
+
     /// Records a series just created, or the new labels of one (`TS.ALTER LABELS`).
     pub fn insert(&mut self, key: &[u8], labels: &Labels) {
         if let Some(index) = &mut self.index {

@@ -59,7 +59,7 @@
 //! ([`label_index`] the secondary index a filter is answered from), [`keys`] the key
 //! layout, [`meta`] the settings' format, [`chunk`] (with
 //! [`bits`]) the chunk codec, [`aggregate`] the aggregators, [`reply`] the reply shapes
-//! (RESP2 and RESP3), [`info`] `TS.INFO`, [`rules`] the compaction rules ([`handover`] their
+//! (RESP2 and RESP3), [`info`] `TS.INFO`, [`plan`] what a request will read (so the shard reads it through its ring first), [`rules`] the compaction rules ([`handover`] their
 //! buckets bound for another shard).
 
 pub mod aggregate;
@@ -77,6 +77,7 @@ pub mod label_index;
 pub mod meta;
 pub mod multi;
 pub mod open;
+pub mod plan;
 pub mod relocate;
 pub mod reply;
 pub mod rules;

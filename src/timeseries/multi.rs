@@ -137,7 +137,16 @@ pub fn check(args: &[&[u8]]) -> Result<(), ArgError> {
     Ok(())
 }
 
-fn is_range(args: &[&[u8]]) -> bool {
+/// The label filter of a multi-series request (name first).
+///
+/// # Errors
+/// The error reply text for a malformed request.
+pub fn filter_of(args: &[&[u8]]) -> Result<Vec<super::filter::Matcher>, ArgError> {
+    parse_filter(split_filter(args)?.1)
+}
+
+/// Whether `args` (name first) is `TS.MRANGE` or `TS.MREVRANGE`.
+pub fn is_range(args: &[&[u8]]) -> bool {
     args[0].eq_ignore_ascii_case(b"TS.MRANGE") || args[0].eq_ignore_ascii_case(b"TS.MREVRANGE")
 }
 
@@ -189,7 +198,11 @@ pub fn group_query(args: &[&[u8]]) -> Result<Option<GroupQuery>, ArgError> {
     }))
 }
 
-fn range_args(args: &[&[u8]]) -> Result<args::RangeArgs, ArgError> {
+/// The time range and options of a `TS.MRANGE` / `TS.MREVRANGE` request (name first).
+///
+/// # Errors
+/// The error reply text for malformed arguments.
+pub fn range_args(args: &[&[u8]]) -> Result<args::RangeArgs, ArgError> {
     let (options, _) = split_filter(args)?;
     if options.len() < 2 {
         return Err(crate::command::wrong_arity(

@@ -102,6 +102,11 @@ impl SeriesCache {
         OpenSamples::new(&self.open_total)
     }
 
+    /// The state of series `key` if the cache holds it (no store read).
+    pub fn state(&self, key: &[u8]) -> Option<&SeriesState> {
+        self.states.get(key)
+    }
+
     /// Puts every series' open samples that are not in the memtable yet into it.
     pub(super) fn checkpoint_all(&mut self, store: &mut ShardStore) {
         for state in self.states.values_mut() {
@@ -417,13 +422,17 @@ pub fn add(
             value,
         });
     }
-    let open = state.open.len();
-    if open >= seal_threshold(&state.meta)
-        || (open >= EARLY_SEAL_SAMPLES_MIN && state.open.shard_over_budget())
-    {
+    if seal_due(state, state.open.len()) {
         seq = seq.max(seal(store, state)?);
     }
     Ok(seq)
+}
+
+/// Whether `open` open samples of `state` make a seal ([`add`]'s rule; a planner asks it
+/// to read a seal's chunks before the add runs).
+pub fn seal_due(state: &SeriesState, open: usize) -> bool {
+    open >= seal_threshold(&state.meta)
+        || (open >= EARLY_SEAL_SAMPLES_MIN && state.open.shard_over_budget())
 }
 
 /// Open samples that make a seal: about one chunk's worth.

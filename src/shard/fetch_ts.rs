@@ -1,0 +1,284 @@
+//! Time-series reads that never block the shard's loop: the planning half of
+//! [`super::fetch`] for `TS.*` requests.
+//!
+//! A time-series request reads more than one key: a string of its name (which shadows the
+//! series), its metadata, and then, with the series id, chunk ranges, its unsealed samples
+//! and seal mark ([`crate::timeseries::plan`] says which from the arguments and the series'
+//! state). Before the request runs, the shard plans it in rounds:
+//!
+//! 1. Every read the request will make ([`Reach`]) is run now as a scan from memory only
+//!    ([`ShardStore::first_block_missing`]): the cache plus the blocks already pinned for
+//!    this request. A reach that needs nothing more is done.
+//! 2. For a reach that missed, the block it missed and every block of its key range that
+//!    memory lacks ([`ShardStore::blocks_in_range`]) are read through the ring, pinned
+//!    for the request (never put in the cache, so a long range does not push out what
+//!    point reads use, and nothing the request needs can be evicted while it waits), and
+//!    the request waits as any request that reads through the ring does.
+//! 3. When the reads are in, planning goes on from step 1: reaches that needed the series
+//!    id (known from the metadata just read, or at once for a series in the shard's cache)
+//!    are planned now, and a reader that read past the end of its range names the block it
+//!    stopped in. When a round misses nothing, the request runs with its pins served as if
+//!    cached ([`ShardStore::pin_for_request`]): it reads nothing from disk.
+//!
+//! Bounds: a request pins at most [`SERIES_PINNED_BLOCKS_MAX`] blocks and waits at most
+//! [`SERIES_PLAN_ROUNDS_MAX`] rounds; past either, it runs, and reads what it still lacks
+//! itself (blocking reads, counted in `INFO`'s `block_reads_blocking`). A huge range thus
+//! completes with bounded pinned memory, at the cost of blocking for its tail; the streaming
+//! range reader planned for `TS.RANGE` replies will instead plan one bounded step at a time
+//! ([`ShardStore::blocks_in_range`] is shaped for that). Reaches not planned at all are
+//! listed in [`crate::timeseries::plan`]. A failed ring read pins nothing: the next round
+//! reads the block again, and the last lets the request read it itself and report the error.
+//!
+//! [`ShardStore::first_block_missing`]: crate::store::ShardStore::first_block_missing
+//! [`ShardStore::blocks_in_range`]: crate::store::ShardStore::blocks_in_range
+//! [`ShardStore::pin_for_request`]: crate::store::ShardStore::pin_for_request
+
+use super::fetch::Waiter;
+use super::mesh::{self, Op};
+use super::Shard;
+use crate::block_cache::PinnedBlocks;
+use crate::command::{Command, CommandKind};
+use crate::config::{SERIES_PINNED_BLOCKS_MAX, SERIES_PLAN_ROUNDS_MAX};
+use crate::store::BlockFetch;
+use crate::timeseries::exec::{decode_request, encode_request};
+use crate::timeseries::meta::SeriesMeta;
+use crate::timeseries::plan::{self, Reach};
+use crate::timeseries::{keys, multi};
+
+/// The blocks read so far for one waiting time-series request.
+#[derive(Debug, Default)]
+pub(super) struct SeriesWait {
+    /// The request's arguments, encoded: a waiter's next request never takes another's
+    /// pins.
+    request: Vec<u8>,
+    /// The blocks read for it, served as if cached while it is planned and run.
+    pub(super) pinned: PinnedBlocks,
+    /// Rounds of reads it waited for.
+    rounds: u32,
+}
+
+/// One request to plan: a single series' (`multi` false: name, key, arguments) or a
+/// label-filtered one's part on this shard (`multi` true: name, arguments).
+struct Planned<'a> {
+    args: Vec<&'a [u8]>,
+    multi: bool,
+}
+
+impl Shard {
+    /// Plans a time-series command of a local connection: its single-series requests on
+    /// keys this shard owns, or this shard's part of a label-filtered one. `None` if it has
+    /// nothing of that kind here; else the reads submitted for `waiter` (0: run now).
+    pub(super) fn plan_series_command(
+        &mut self,
+        command: &Command<'_>,
+        waiter: Waiter,
+    ) -> Option<u32> {
+        let Command::Series(kind, ref args) = *command else {
+            return None;
+        };
+        let name = kind.name().as_bytes();
+        let local = |key: &[u8]| mesh::shard_of(key, self.shards) == self.id;
+        let requests: Vec<Planned<'_>> = if kind.is_multi_series() {
+            let mut words = vec![name];
+            words.extend_from_slice(args);
+            vec![Planned {
+                args: words,
+                multi: true,
+            }]
+        } else if kind == CommandKind::TsMAdd {
+            args.chunks_exact(3)
+                .filter(|s| local(s[0]))
+                .map(|s| Planned {
+                    args: vec![name, s[0], s[1], s[2]],
+                    multi: false,
+                })
+                .collect()
+        } else if args.first().is_some_and(|key| local(key)) {
+            let mut words = vec![name];
+            words.extend_from_slice(args);
+            vec![Planned {
+                args: words,
+                multi: false,
+            }]
+        } else {
+            Vec::new()
+        };
+        if requests.is_empty() {
+            return None;
+        }
+        let mut identity = vec![name];
+        identity.extend_from_slice(args);
+        let identity = encode_request(crate::resp::Protocol::Resp2, &identity);
+        Some(self.plan_series(&requests, identity, waiter))
+    }
+
+    /// Plans a time-series request from another shard (or this one's own queue). `None`
+    /// if `op` is not one; else the reads submitted for `waiter` (0: run now).
+    pub(super) fn plan_series_op(&mut self, op: &Op<&[u8]>, waiter: Waiter) -> Option<u32> {
+        let (request, multi) = match *op {
+            Op::Series { request, .. } => (request, false),
+            Op::SeriesAll { request } => (request, true),
+            _ => return None,
+        };
+        let Some((_, args)) = decode_request(request).filter(|(_, a)| a.len() >= 2) else {
+            return Some(0);
+        };
+        let requests = [Planned { args, multi }];
+        Some(self.plan_series(&requests, request.to_vec(), waiter))
+    }
+
+    /// One round of planning (module doc): returns the reads submitted for `waiter`.
+    fn plan_series(&mut self, requests: &[Planned<'_>], request: Vec<u8>, waiter: Waiter) -> u32 {
+        let mut wait = self
+            .fetches
+            .series
+            .remove(&waiter)
+            .filter(|w| w.request == request)
+            .unwrap_or_else(|| SeriesWait {
+                request,
+                ..SeriesWait::default()
+            });
+        let budget = SERIES_PINNED_BLOCKS_MAX.saturating_sub(wait.pinned.len());
+        if wait.rounds >= SERIES_PLAN_ROUNDS_MAX || budget == 0 {
+            self.fetches.series.insert(waiter, wait);
+            return 0;
+        }
+        self.store.pin_for_request(std::mem::take(&mut wait.pinned));
+        let mut needed = Vec::new();
+        for planned in requests {
+            if planned.multi {
+                self.plan_multi(&planned.args, budget, &mut needed);
+            } else {
+                self.plan_single(&planned.args, budget, &mut needed);
+            }
+        }
+        wait.pinned = self.store.unpin_request();
+        let submitted = if needed.is_empty() {
+            0
+        } else {
+            wait.rounds += 1;
+            self.submit_reads(needed.into_iter(), waiter, true)
+        };
+        self.fetches.series.insert(waiter, wait);
+        submitted
+    }
+
+    /// Plans a request on one series (`args`: name, key, arguments).
+    fn plan_single(&mut self, args: &[&[u8]], budget: usize, needed: &mut Vec<BlockFetch>) {
+        let key = args[1];
+        let mut reaches = Vec::new();
+        plan::key_reaches(key, &mut reaches);
+        if !self.plan_reaches(&reaches, budget, needed) {
+            return;
+        }
+        reaches.clear();
+        self.series_reaches(
+            key,
+            |state, out| plan::command_reaches(args, state, out),
+            &mut reaches,
+        );
+        self.plan_reaches(&reaches, budget, needed);
+    }
+
+    /// Plans this shard's part of a label-filtered request (`args`: name, arguments): the
+    /// label index if not built yet, then every series it matches here.
+    fn plan_multi(&mut self, args: &[&[u8]], budget: usize, needed: &mut Vec<BlockFetch>) {
+        if !self.series.directory.is_indexed()
+            && !self.plan_reaches(&[Reach::Metas], budget, needed)
+        {
+            return;
+        }
+        let Ok(matchers) = multi::filter_of(args) else {
+            return;
+        };
+        // Reads from memory: the metadata entries were just found there.
+        let Ok(matched) = self.series.directory.select(&self.store, &matchers) else {
+            return;
+        };
+        let range = multi::is_range(args)
+            .then(|| multi::range_args(args).ok())
+            .flatten();
+        let indexed_only = args[0].eq_ignore_ascii_case(b"TS.QUERYINDEX");
+        let mut reaches = Vec::new();
+        for key in &matched {
+            plan::key_reaches(key, &mut reaches);
+        }
+        if !self.plan_reaches(&reaches, budget, needed) || indexed_only {
+            return;
+        }
+        reaches.clear();
+        for key in &matched {
+            self.series_reaches(
+                key,
+                |state, out| {
+                    if let Some(range) = &range {
+                        plan::range_reaches(state, range, out);
+                    }
+                },
+                &mut reaches,
+            );
+        }
+        self.plan_reaches(&reaches, budget, needed);
+    }
+
+    /// Adds what a request reads of series `key` once its metadata is in memory: for a
+    /// series in the cache, what `command` says of its state; else what loading it reads
+    /// (which covers any chunk range the command reads after).
+    fn series_reaches(
+        &self,
+        key: &[u8],
+        command: impl FnOnce(&crate::timeseries::series::SeriesState, &mut Vec<Reach>),
+        out: &mut Vec<Reach>,
+    ) {
+        if let Some(state) = self.series.state(key) {
+            command(state, out);
+            return;
+        }
+        // In memory: the caller planned the metadata key and nothing missed.
+        let meta = self.store.get(&keys::meta_key(key)).ok().flatten();
+        let meta = meta.and_then(|found| found.value);
+        if let Some(Ok(meta)) = meta.map(|m| SeriesMeta::decode(&m)) {
+            plan::load_reaches(meta.series_id, out);
+        }
+    }
+
+    /// Checks `reaches` from memory; adds to `needed` the blocks of those that missed,
+    /// up to `budget` in all. Returns whether every reach was found in memory.
+    fn plan_reaches(&self, reaches: &[Reach], budget: usize, needed: &mut Vec<BlockFetch>) -> bool {
+        let mut complete = true;
+        for reach in reaches {
+            let missed = self
+                .store
+                .first_block_missing(&reach.start_key(), |entry| reach.ends_at(entry));
+            // A damaged block: the request, run, reports it.
+            let Ok(Some(missed)) = missed else {
+                continue;
+            };
+            complete = false;
+            let listed =
+                |f: &BlockFetch| f.table.id() == missed.table.id() && f.index == missed.index;
+            if needed.len() >= budget {
+                return false;
+            }
+            if !needed.iter().any(listed) {
+                needed.push(missed);
+            }
+            let left = budget - needed.len();
+            self.store
+                .blocks_in_range(&reach.start_key(), &reach.end_key(), left, needed);
+        }
+        complete
+    }
+
+    /// Serves the blocks pinned for `waiter`'s request as if cached while it runs.
+    pub(super) fn pin_series_blocks(&mut self, waiter: Waiter) {
+        if let Some(wait) = self.fetches.series.remove(&waiter) {
+            self.store.pin_for_request(wait.pinned);
+        }
+    }
+
+    /// Drops the pins of the request that just ran ([`Shard::pin_series_blocks`]).
+    pub(super) fn unpin_series_blocks(&mut self) {
+        drop(self.store.unpin_request());
+    }
+}
