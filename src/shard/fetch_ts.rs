@@ -106,9 +106,11 @@ impl Shard {
         if requests.is_empty() {
             return None;
         }
-        let mut identity = vec![name];
-        identity.extend_from_slice(args);
-        let identity = encode_request(crate::resp::Protocol::Resp2, &identity);
+        let identity = || {
+            let mut words = vec![name];
+            words.extend_from_slice(args);
+            encode_request(crate::resp::Protocol::Resp2, &words)
+        };
         Some(self.plan_series(&requests, identity, waiter))
     }
 
@@ -124,20 +126,24 @@ impl Shard {
             return Some(0);
         };
         let requests = [Planned { args, multi }];
-        Some(self.plan_series(&requests, request.to_vec(), waiter))
+        Some(self.plan_series(&requests, || request.to_vec(), waiter))
     }
 
     /// One round of planning (module doc): returns the reads submitted for `waiter`.
-    fn plan_series(&mut self, requests: &[Planned<'_>], request: Vec<u8>, waiter: Waiter) -> u32 {
+    /// `request` names the request (computed only when a waiter's plan is kept or
+    /// compared: most requests find everything in memory at once).
+    fn plan_series(
+        &mut self,
+        requests: &[Planned<'_>],
+        request: impl Fn() -> Vec<u8>,
+        waiter: Waiter,
+    ) -> u32 {
         let mut wait = self
             .fetches
             .series
             .remove(&waiter)
-            .filter(|w| w.request == request)
-            .unwrap_or_else(|| SeriesWait {
-                request,
-                ..SeriesWait::default()
-            });
+            .filter(|w| w.request == request())
+            .unwrap_or_default();
         let budget = SERIES_PINNED_BLOCKS_MAX.saturating_sub(wait.pinned.len());
         if wait.rounds >= SERIES_PLAN_ROUNDS_MAX || budget == 0 {
             self.fetches.series.insert(waiter, wait);
@@ -153,12 +159,18 @@ impl Shard {
             }
         }
         wait.pinned = self.store.unpin_request();
+        if needed.is_empty() && wait.pinned.is_empty() {
+            return 0;
+        }
         let submitted = if needed.is_empty() {
             0
         } else {
             wait.rounds += 1;
             self.submit_reads(needed.into_iter(), waiter, true)
         };
+        if wait.request.is_empty() {
+            wait.request = request();
+        }
         self.fetches.series.insert(waiter, wait);
         submitted
     }
@@ -167,7 +179,7 @@ impl Shard {
     fn plan_single(&mut self, args: &[&[u8]], budget: usize, needed: &mut Vec<BlockFetch>) {
         let key = args[1];
         let mut reaches = Vec::new();
-        plan::key_reaches(key, &mut reaches);
+        plan::key_reaches(key, self.series.state(key).is_some(), &mut reaches);
         if !self.plan_reaches(&reaches, budget, needed) {
             return;
         }
@@ -201,7 +213,8 @@ impl Shard {
         let indexed_only = args[0].eq_ignore_ascii_case(b"TS.QUERYINDEX");
         let mut reaches = Vec::new();
         for key in &matched {
-            plan::key_reaches(key, &mut reaches);
+            let cached = indexed_only || self.series.state(key).is_some();
+            plan::key_reaches(key, cached, &mut reaches);
         }
         if !self.plan_reaches(&reaches, budget, needed) || indexed_only {
             return;
@@ -246,7 +259,23 @@ impl Shard {
     /// up to `budget` in all. Returns whether every reach was found in memory.
     fn plan_reaches(&self, reaches: &[Reach], budget: usize, needed: &mut Vec<BlockFetch>) -> bool {
         let mut complete = true;
+        let mut point = Vec::new();
         for reach in reaches {
+            if needed.len() >= budget {
+                return false;
+            }
+            if let Reach::Key(key) = reach {
+                // A point lookup reads one block per candidate table: no scan needed.
+                point.clear();
+                self.store.blocks_to_fetch(key, &mut point);
+                complete &= point.is_empty();
+                for fetch in point.drain(..) {
+                    if !needed.iter().any(|f| same_block(f, &fetch)) {
+                        needed.push(fetch);
+                    }
+                }
+                continue;
+            }
             let missed = self
                 .store
                 .first_block_missing(&reach.start_key(), |entry| reach.ends_at(entry));
@@ -255,15 +284,10 @@ impl Shard {
                 continue;
             };
             complete = false;
-            let listed =
-                |f: &BlockFetch| f.table.id() == missed.table.id() && f.index == missed.index;
-            if needed.len() >= budget {
-                return false;
-            }
-            if !needed.iter().any(listed) {
+            if !needed.iter().any(|f| same_block(f, &missed)) {
                 needed.push(missed);
             }
-            let left = budget - needed.len();
+            let left = budget.saturating_sub(needed.len());
             self.store
                 .blocks_in_range(&reach.start_key(), &reach.end_key(), left, needed);
         }
@@ -281,4 +305,8 @@ impl Shard {
     pub(super) fn unpin_series_blocks(&mut self) {
         drop(self.store.unpin_request());
     }
+}
+
+fn same_block(a: &BlockFetch, b: &BlockFetch) -> bool {
+    a.table.id() == b.table.id() && a.index == b.index
 }

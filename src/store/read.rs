@@ -298,6 +298,9 @@ impl ShardStore {
         start: &[u8],
         mut done: impl FnMut(&TableEntry) -> bool,
     ) -> Result<Option<BlockFetch>, StoreError> {
+        if self.version.levels().iter().all(Vec::is_empty) {
+            return Ok(None);
+        }
         let none = PinnedBlocks::new();
         for entry in self.scan_in_memory(start, &none) {
             match entry {

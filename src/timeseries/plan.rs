@@ -92,11 +92,13 @@ impl Reach {
     }
 }
 
-/// What any command on series `user_key` reads first: whether a string shadows it, and its
-/// metadata.
-pub fn key_reaches(user_key: &[u8], out: &mut Vec<Reach>) {
+/// What any command on series `user_key` reads first: whether a string shadows it, and,
+/// unless the shard's cache holds the series (`cached`), its metadata.
+pub fn key_reaches(user_key: &[u8], cached: bool, out: &mut Vec<Reach>) {
     out.push(Reach::Key(user_key.to_vec()));
-    out.push(Reach::Key(keys::meta_key(user_key)));
+    if !cached {
+        out.push(Reach::Key(keys::meta_key(user_key)));
+    }
 }
 
 /// What loading series `id` into the cache reads once its metadata is known
