@@ -16,6 +16,10 @@
 //! decided per block instead of per read: the blocks a walk passes through are the ones
 //! `fill_cache = false` keeps out, and the seek's block is the one a repeated short scan
 //! wants back. Compactions and the `DBSIZE` snapshot read around the cache.
+//!
+//! Beside the cache, the blocks read through the shard's ring for the one request being
+//! planned or run ([`BlockCache::pin_for_request`], a time-series request's) are found as
+//! if cached by every read path, and are not counted in the cache's bytes.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
