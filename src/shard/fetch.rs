@@ -79,12 +79,22 @@ impl WalkOp {
     }
 }
 
+/// Where a block read through the ring goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Keep {
+    /// Into the block cache (a point lookup's block).
+    Cache,
+    /// Pinned for the waiter's walk.
+    Walk,
+    /// Pinned for the waiter's time-series request ([`super::fetch_ts`]).
+    Series,
+}
+
 /// The shard's block reads in flight and the requests from other shards waiting on them.
 #[derive(Debug, Default)]
 pub(super) struct Fetches {
-    /// Per read: the block, who waits, and whether the block is pinned for a walk (rather
-    /// than put in the cache).
-    reads: HashMap<u64, (BlockFetch, Waiter, bool)>,
+    /// Per read: the block, who waits, and where the block goes.
+    reads: HashMap<u64, (BlockFetch, Waiter, Keep)>,
     /// The walks planned, per waiter (one request of each waits at a time).
     walks: HashMap<Waiter, WalkWait>,
     /// The time-series requests planned, per waiter ([`super::fetch_ts`]).
@@ -158,20 +168,20 @@ impl Shard {
             let meta_key = crate::timeseries::keys::meta_key(key);
             self.store.blocks_to_fetch(&meta_key, &mut needed);
         }
-        let submitted = self.submit_reads(needed.drain(..), waiter, false);
+        let submitted = self.submit_reads(needed.drain(..), waiter, Keep::Cache);
         needed.clear();
         self.fetches.scratch = needed;
         submitted
     }
 
-    /// Submits the reads of `blocks` for `waiter` (pinned for its walk if `pin`). Returns
+    /// Submits the reads of `blocks` for `waiter`, kept as `keep` says. Returns
     /// how many were submitted: fewer when the ring is full (the request then reads what
     /// is still missing itself).
     pub(super) fn submit_reads(
         &mut self,
         blocks: impl Iterator<Item = BlockFetch>,
         waiter: Waiter,
-        pin: bool,
+        keep: Keep,
     ) -> u32 {
         let mut submitted = 0;
         for fetch in blocks {
@@ -185,7 +195,7 @@ impl Shard {
                 break;
             }
             self.fetches.next_id += 1;
-            self.fetches.reads.insert(id, (fetch, waiter, pin));
+            self.fetches.reads.insert(id, (fetch, waiter, keep));
             submitted += 1;
         }
         if submitted > 0 {
@@ -224,8 +234,8 @@ impl Shard {
         }
         let mut submitted = 0;
         if !needs.is_empty() {
-            submitted = self.submit_reads(needs.scan_blocks.into_iter(), waiter, true)
-                + self.submit_reads(needs.point_blocks.into_iter(), waiter, false);
+            submitted = self.submit_reads(needs.scan_blocks.into_iter(), waiter, Keep::Walk)
+                + self.submit_reads(needs.point_blocks.into_iter(), waiter, Keep::Cache);
             if submitted == 0 {
                 // The ring is full: finish the walk with blocking reads.
                 planned.walk.advance_blocking(&self.store);
@@ -283,19 +293,19 @@ impl Shard {
     /// is in.
     pub(super) fn block_read_completion(&mut self, completion: Completion) {
         let id = completion.tag >> 8;
-        let Some((fetch, waiter, pin)) = self.fetches.reads.remove(&id) else {
+        let Some((fetch, waiter, keep)) = self.fetches.reads.remove(&id) else {
             debug_assert!(false, "completion of an unknown block read");
             return;
         };
         if let Ok(n) = completion.result {
             let mut buf = completion.buf;
             buf.truncate(n);
-            match self.store.fetched_block(&fetch, buf, !pin) {
-                Ok(block) if pin => {
+            match self.store.fetched_block(&fetch, buf, keep == Keep::Cache) {
+                Ok(block) if keep != Keep::Cache => {
                     let index = u32::try_from(fetch.index).expect("fewer than 2^32 blocks");
-                    let pinned = match self.fetches.walks.get_mut(&waiter) {
-                        Some(planned) => Some(&mut planned.pinned),
-                        None => self.fetches.series.get_mut(&waiter).map(|w| &mut w.pinned),
+                    let pinned = match keep {
+                        Keep::Walk => self.fetches.walks.get_mut(&waiter).map(|w| &mut w.pinned),
+                        _ => self.fetches.series.get_mut(&waiter).map(|w| &mut w.pinned),
                     };
                     if let Some(pinned) = pinned {
                         pinned.insert((fetch.table.id(), index), block);

@@ -33,7 +33,7 @@
 //! [`ShardStore::blocks_in_range`]: crate::store::ShardStore::blocks_in_range
 //! [`ShardStore::pin_for_request`]: crate::store::ShardStore::pin_for_request
 
-use super::fetch::Waiter;
+use super::fetch::{Keep, Waiter};
 use super::mesh::{self, Op};
 use super::Shard;
 use crate::block_cache::PinnedBlocks;
@@ -166,7 +166,7 @@ impl Shard {
             0
         } else {
             wait.rounds += 1;
-            self.submit_reads(needed.into_iter(), waiter, true)
+            self.submit_reads(needed.into_iter(), waiter, Keep::Series)
         };
         if wait.request.is_empty() {
             wait.request = request();
