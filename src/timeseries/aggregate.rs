@@ -211,37 +211,103 @@ impl Aggregation {
     /// Aggregates `samples` (in time order) into `(timestamp, value)` buckets, in time
     /// order.
     pub fn apply(&self, samples: &[Sample]) -> Vec<Sample> {
-        let bucket_ms = i128::from(self.bucket_ms);
         let mut out = Vec::new();
-        let mut previous: Option<(i128, f64)> = None; // (raw bucket start, last value)
-        let mut rest = samples;
-        while let Some(first) = rest.first() {
-            let start = self.raw_bucket_start(first.ts_ms);
-            let end = start + bucket_ms;
-            let len = rest
-                .iter()
-                .take_while(|s| i128::from(s.ts_ms) < end)
-                .count()
-                .max(1);
-            let (bucket, tail) = rest.split_at(len);
-            if let (true, Some((prev_start, prev_last))) = (self.empty, previous) {
-                let mut gap = prev_start + bucket_ms;
+        let mut bucketer = Bucketer::new(*self, false);
+        for &s in samples {
+            bucketer.push(s, &mut |b| out.push(b));
+        }
+        bucketer.finish(&mut |b| out.push(b));
+        out
+    }
+}
+
+/// Aggregation as a stream: samples go in one at a time, in time order or (for
+/// `TS.REVRANGE`) in reverse time order, and each bucket comes out as soon as a sample
+/// past it arrives, in the same order; with `EMPTY`, the empty buckets between two
+/// non-empty ones come out between them. Reversed, the output is exactly
+/// [`Aggregation::apply`]'s reversed.
+///
+/// Memory: the samples of one bucket (the aggregators fold a bucket's samples at once, as
+/// `std.s` and `var.s` need two passes over them).
+#[derive(Clone, Debug)]
+pub struct Bucketer {
+    aggregation: Aggregation,
+    reverse: bool,
+    /// The bucket being filled: its raw start and its samples in arrival order.
+    current: Option<i128>,
+    samples: Vec<Sample>,
+    /// The bucket that came out last: its raw start, and (forward) its last value, which
+    /// an empty bucket of `last` after it repeats.
+    previous: Option<(i128, f64)>,
+}
+
+impl Bucketer {
+    /// A bucketer for samples in time order, or in reverse time order if `reverse`.
+    pub fn new(aggregation: Aggregation, reverse: bool) -> Self {
+        Self {
+            aggregation,
+            reverse,
+            current: None,
+            samples: Vec::new(),
+            previous: None,
+        }
+    }
+
+    /// Takes the next sample; `out` gets the buckets it closes.
+    pub fn push(&mut self, sample: Sample, out: &mut impl FnMut(Sample)) {
+        let start = self.aggregation.raw_bucket_start(sample.ts_ms);
+        if self.current.is_some_and(|current| current != start) {
+            self.close(out);
+        }
+        self.current = Some(start);
+        self.samples.push(sample);
+    }
+
+    /// Closes the last bucket.
+    pub fn finish(&mut self, out: &mut impl FnMut(Sample)) {
+        if self.current.is_some() {
+            self.close(out);
+        }
+    }
+
+    fn close(&mut self, out: &mut impl FnMut(Sample)) {
+        let start = self.current.take().expect("a bucket is open");
+        if self.reverse {
+            self.samples.reverse();
+        }
+        let aggregation = &self.aggregation;
+        let bucket_ms = i128::from(aggregation.bucket_ms);
+        let last_value = self.samples[self.samples.len() - 1].value;
+        let bucket = Sample {
+            ts_ms: aggregation.reported_ts(start),
+            value: aggregation.aggregator.fold(&self.samples),
+        };
+        self.samples.clear();
+        let empty_bucket = |gap: i128, previous_last: f64| Sample {
+            ts_ms: aggregation.reported_ts(gap),
+            value: aggregation.aggregator.empty_value(previous_last),
+        };
+        match (aggregation.empty, self.previous, self.reverse) {
+            // The gaps after the earlier bucket repeat its last value (`last`).
+            (true, Some((earlier, earlier_last)), false) => {
+                let mut gap = earlier + bucket_ms;
                 while gap < start {
-                    out.push(Sample {
-                        ts_ms: self.reported_ts(gap),
-                        value: self.aggregator.empty_value(prev_last),
-                    });
+                    out(empty_bucket(gap, earlier_last));
                     gap += bucket_ms;
                 }
             }
-            out.push(Sample {
-                ts_ms: self.reported_ts(start),
-                value: self.aggregator.fold(bucket),
-            });
-            previous = Some((start, bucket[bucket.len() - 1].value));
-            rest = tail;
+            // Reversed, this bucket is the earlier one of the pair.
+            (true, Some((later, _)), true) => {
+                let mut gap = later - bucket_ms;
+                while gap > start {
+                    out(empty_bucket(gap, last_value));
+                    gap -= bucket_ms;
+                }
+            }
+            _ => {}
         }
-        out
+        out(bucket);
+        self.previous = Some((start, last_value));
     }
 }
 

@@ -77,6 +77,7 @@ pub mod label_index;
 pub mod meta;
 pub mod multi;
 pub mod open;
+pub mod range;
 pub mod relocate;
 pub mod reply;
 pub mod rules;
