@@ -196,7 +196,7 @@ fn streamed_ranges_in_resp3_are_doubles() {
     let server = TestServer::start(&["--client-output-bytes-max", &OUTPUT_MAX_BYTES.to_string()]);
     let mut c = server.raw();
     assert_eq!(c.request(&["TS.CREATE", "r3"]), Reply::ok());
-    load(&mut c, "r3", 0, SAMPLES / 2);
+    load(&mut c, "r3", 0, SAMPLES);
     let client = redis::Client::open(format!("redis://{}/?protocol=resp3", server.addr())).unwrap();
     let mut con = client.get_connection().unwrap();
     let got: redis::Value = redis::cmd("TS.RANGE")
@@ -208,7 +208,7 @@ fn streamed_ranges_in_resp3_are_doubles() {
     let redis::Value::Array(got) = got else {
         panic!("an array: {got:?}")
     };
-    assert_eq!(got.len() as u64, SAMPLES / 2);
+    assert_eq!(got.len() as u64, SAMPLES);
     for (i, entry) in got.iter().enumerate() {
         let i = i as u64;
         let want = redis::Value::Array(vec![

@@ -381,4 +381,51 @@ mod tests {
         assert_eq!(a.apply(&samples), vec![s(10, 1.0), s(15, 2.0), s(35, 3.0)]);
         assert_eq!(a.bucket_start(1), 0, "a bucket never starts below 0");
     }
+
+    proptest::proptest! {
+        /// Fed in reverse time order, the bucketer gives `apply`'s buckets reversed, with
+        /// every aggregator, alignment, bucket timestamp and `EMPTY`.
+        #[test]
+        fn reversed_bucketing_is_apply_reversed(
+            gaps in proptest::collection::vec(0u64..40, 0..60),
+            values in proptest::collection::vec(-1e6f64..1e6, 60),
+            tag in 0u8..13,
+            bucket_ms in 1u64..50,
+            align_ms in 0u64..60,
+            stamp in 0u8..3,
+            empty: bool,
+        ) {
+            let mut ts_ms = 0;
+            let samples: Vec<Sample> = gaps
+                .iter()
+                .zip(&values)
+                .map(|(gap, &value)| {
+                    ts_ms += gap + 1;
+                    s(ts_ms, value)
+                })
+                .collect();
+            let aggregation = Aggregation {
+                aggregator: Aggregator::from_tag(tag).unwrap(),
+                bucket_ms,
+                align_ms,
+                align_to_end: false,
+                bucket_timestamp: [BucketTimestamp::Start, BucketTimestamp::End, BucketTimestamp::Mid]
+                    [usize::from(stamp)],
+                empty,
+            };
+            let mut want = aggregation.apply(&samples);
+            want.reverse();
+            let mut got = Vec::new();
+            let mut bucketer = Bucketer::new(aggregation, true);
+            for &sample in samples.iter().rev() {
+                bucketer.push(sample, &mut |b| got.push(b));
+            }
+            bucketer.finish(&mut |b| got.push(b));
+            proptest::prop_assert_eq!(got.len(), want.len());
+            for (g, w) in got.iter().zip(&want) {
+                proptest::prop_assert_eq!(g.ts_ms, w.ts_ms);
+                proptest::prop_assert!(g.value.to_bits() == w.value.to_bits() || (g.value.is_nan() && w.value.is_nan()), "{:?} vs {:?}", g, w);
+            }
+        }
+    }
 }
