@@ -168,6 +168,14 @@ impl ShardStore {
 }
 
 impl RangeView {
+    /// Whether the view holds `key`'s version in memory (a memtable copy), so that
+    /// [`RangeView::get`] reads no table for it.
+    pub fn holds_in_memory(&self, key: &[u8]) -> bool {
+        self.memtable_entries
+            .binary_search_by(|(k, _)| k.as_slice().cmp(key))
+            .is_ok()
+    }
+
     /// The value of `key` as of the view (`None` if absent or deleted then); `key` must
     /// lie in the view's range. Tables are read through `cache` when it is the cache of
     /// the store that took the view, else with `pread`.

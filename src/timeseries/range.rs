@@ -64,6 +64,8 @@ pub struct RangeSource {
     /// Open samples in the range, in time order, then the `LATEST` bucket if any.
     open: Vec<Sample>,
     view: Option<RangeView>,
+    /// Chunks read from tables with `pread`, for lack of the owning store's cache.
+    uncached_reads: std::cell::Cell<u64>,
 }
 
 impl RangeSource {
@@ -91,6 +93,7 @@ impl RangeSource {
             chunks: Vec::new(),
             open: Vec::new(),
             view: None,
+            uncached_reads: std::cell::Cell::new(0),
         };
         let Some(newest) = newest else {
             return Ok(source);
@@ -165,6 +168,9 @@ impl RangeSource {
         };
         let open_to = self.open.partition_point(|s| s.ts_ms <= chunk.last_ts_ms);
         let view = self.view.as_ref().expect("a source with chunks has a view");
+        if cache.is_none() && !view.holds_in_memory(&chunk.key) {
+            self.uncached_reads.set(self.uncached_reads.get() + 1);
+        }
         let sealed = match view.get(&chunk.key, cache)? {
             Some(value) => chunk::decode(&value)?,
             // Deleted since the list was made: impossible in a frozen view.
@@ -366,6 +372,12 @@ impl RangeStream {
     /// Appends the reply's array header.
     pub fn header(&self, out: &mut Vec<u8>) {
         resp::array_header(out, usize::try_from(self.total).unwrap_or(usize::MAX));
+    }
+
+    /// Chunks read with a blocking `pread` since the last call (the stream was read
+    /// without its store's cache): the reading shard counts them as blocking reads.
+    pub fn take_uncached_reads(&self) -> u64 {
+        self.source.uncached_reads.replace(0)
     }
 
     /// Appends the next entries until `out` grew by [`STREAM_STEP_BYTES`] or the reply
