@@ -74,6 +74,9 @@ pub struct Conn {
     pub wstart: usize,
     /// Replies not yet sendable, in request order.
     pub slots: VecDeque<Slot>,
+    /// A range reply being streamed: its header is in `wbuf`, its entries follow as the
+    /// socket takes them (the shard fills them, [`super::conns`]); the slots after it wait.
+    pub streaming: Option<Box<crate::timeseries::range::RangeStream>>,
     /// Id of `slots[0]` (ids increase by one per request).
     pub first_slot_id: u64,
     /// The socket may have more bytes (edge-triggered readiness not yet consumed).
@@ -222,6 +225,7 @@ impl Conn {
             wbuf: Vec::new(),
             wstart: 0,
             slots: VecDeque::new(),
+            streaming: None,
             first_slot_id: 0,
             readable: true,
             close_after_flush: false,
@@ -289,8 +293,12 @@ impl Conn {
             other => other,
         };
         let id = self.first_slot_id + self.slots.len() as u64;
-        if self.slots.is_empty() && slot.parts_left == 0 && slot.gate <= ack {
-            slot.encode(&mut self.wbuf);
+        if self.slots.is_empty()
+            && self.streaming.is_none()
+            && slot.parts_left == 0
+            && slot.gate <= ack
+        {
+            self.emit(slot);
             self.first_slot_id += 1;
         } else {
             self.slot_bytes += slot.held_bytes();
@@ -351,7 +359,7 @@ impl Conn {
     pub fn promote(&mut self, ack: SeqNo, poisoned: Option<&str>) -> bool {
         let mut added = false;
         while let Some(front) = self.slots.front() {
-            if front.parts_left > 0 {
+            if front.parts_left > 0 || self.streaming.is_some() {
                 break;
             }
             let mut slot = self.slots.pop_front().expect("front exists");
@@ -365,11 +373,23 @@ impl Conn {
                 }
             }
             self.slot_bytes -= slot.held_bytes();
-            slot.encode(&mut self.wbuf);
+            self.emit(slot);
             self.first_slot_id += 1;
             added = true;
         }
         added
+    }
+
+    /// Appends a finished reply to the write buffer, or, for a streamed one, its header,
+    /// keeping the stream to fill from.
+    fn emit(&mut self, mut slot: Slot) {
+        match slot.take_stream() {
+            Some(stream) => {
+                stream.header(&mut self.wbuf);
+                self.streaming = Some(stream);
+            }
+            None => slot.encode(&mut self.wbuf),
+        }
     }
 
     /// Whether some queued slot waits for the acknowledgement point.

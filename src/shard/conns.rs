@@ -13,6 +13,11 @@ use super::metrics::ShardMetrics;
 use super::{Shard, TOKEN_CONN_BASE};
 use crate::resp::{self, RequestParser};
 use crate::runtime::epoll::Interest;
+use crate::timeseries::range::STREAM_STEP_BYTES;
+
+/// Steps of a streamed reply one connection may fill per loop iteration (each adds
+/// [`STREAM_STEP_BYTES`]), so that one long reply does not hold the other connections.
+pub(super) const STREAM_STEPS_PER_FLUSH: usize = 4;
 
 impl Shard {
     pub(super) fn conn(&self, (index, gen): (u32, u32)) -> Option<&Conn> {
@@ -252,30 +257,92 @@ impl Shard {
     }
 
     pub(super) fn write_dirty(&mut self) {
-        let dirty = std::mem::take(&mut self.dirty);
+        let mut dirty = std::mem::take(&mut self.dirty);
         for &key in &dirty {
             if let Some(conn) = self.conn_mut(key) {
                 conn.dirty = false;
             }
             self.flush_conn(key);
         }
+        // A stream that took its share of this iteration marked itself again.
+        dirty.clear();
+        dirty.append(&mut self.dirty);
         self.dirty = dirty;
-        self.dirty.clear();
     }
 
-    /// Sends what the socket takes; closes the connection when it failed or was asked to
-    /// close and everything is out; unblocks it when it drained below the cap.
+    /// Sends what the socket takes, filling a streamed reply as it drains (at most
+    /// [`STREAM_STEPS_PER_FLUSH`] steps, then again next iteration, so one long reply
+    /// does not hold the loop); closes the connection when it failed or was asked to
+    /// close and everything is out.
     pub(super) fn flush_conn(&mut self, key: (u32, u32)) {
-        let Some(conn) = self.conn_mut(key) else {
+        let mut steps = 0;
+        loop {
+            let Some(conn) = self.conn_mut(key) else {
+                return;
+            };
+            if conn.write_out().is_err() {
+                self.close_conn(key);
+                return;
+            }
+            if conn.streaming.is_none() || conn.unsent_bytes() >= STREAM_STEP_BYTES {
+                break;
+            }
+            if steps == STREAM_STEPS_PER_FLUSH {
+                self.mark_dirty(key);
+                return;
+            }
+            steps += 1;
+            if !self.fill_stream(key) {
+                self.close_conn(key);
+                return;
+            }
+        }
+        let Some(conn) = self.conn(key) else {
             return;
         };
-        if conn.write_out().is_err() {
+        if conn.close_after_flush
+            && conn.unsent_bytes() == 0
+            && conn.slots.is_empty()
+            && conn.streaming.is_none()
+        {
             self.close_conn(key);
-            return;
         }
-        if conn.close_after_flush && conn.unsent_bytes() == 0 && conn.slots.is_empty() {
-            self.close_conn(key);
+    }
+
+    /// Adds one step of the connection's streamed reply to its write buffer; when the
+    /// stream ends, the replies queued behind it follow. Returns false if the stream
+    /// failed: its reply cannot be finished, so the connection must close.
+    fn fill_stream(&mut self, key: (u32, u32)) -> bool {
+        let ack = self.ack_seq();
+        let poisoned = self.poisoned.clone();
+        let id = self.id.0;
+        let Some(conn) = self.conn_mut(key) else {
+            return true;
+        };
+        let Some(mut stream) = conn.streaming.take() else {
+            return true;
+        };
+        let mut wbuf = std::mem::take(&mut conn.wbuf);
+        let cache = (stream.owner == Some(id)).then(|| self.store.block_cache());
+        let filled = stream.fill(cache, &mut wbuf);
+        let own_cache = self.store.block_cache().borrow();
+        for _ in 0..stream.take_uncached_reads() {
+            own_cache.note_blocking_read();
         }
+        drop(own_cache);
+        let conn = self.conn_mut(key).expect("still open");
+        conn.wbuf = wbuf;
+        match filled {
+            Ok(false) => conn.streaming = Some(stream),
+            Ok(true) => {
+                conn.promote(ack, poisoned.as_deref());
+            }
+            Err(e) => {
+                tracing::error!("streamed range reply failed, closing its connection: {e}");
+                return false;
+            }
+        }
+        true
     }
 }
 

@@ -357,6 +357,9 @@ pub enum OpResult {
     Err(String),
     /// A complete encoded reply (time-series commands; their errors too).
     Encoded(Vec<u8>),
+    /// A range reply too large to build at once, sent as the client reads it
+    /// ([`crate::timeseries::range::RangeStream`]).
+    Stream(crate::timeseries::range::StreamedRange),
     /// The key holds a series, not a string: `WRONGTYPE` for `GET`, nil in `MGET`.
     WrongType,
     /// One shard's part of a multi-series reply: `(key, encoded entry)` per series.

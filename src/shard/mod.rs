@@ -373,6 +373,7 @@ impl Shard {
 
     fn wait_timeout_ms(&self) -> i32 {
         let has_work = !self.ready.is_empty()
+            || !self.dirty.is_empty()
             || self.store.checkpoint_wanted()
             || self.outbox.iter().any(|q| !q.is_empty())
             || self.rules_have_work()

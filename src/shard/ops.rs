@@ -272,7 +272,8 @@ impl Shard {
                     .map(|op| {
                         let (result, op_gate) = self.run_op(op);
                         gate = gate.max(op_gate);
-                        result
+                        // A transaction's replies are built at once.
+                        self.stream_built(result)
                     })
                     .collect();
                 (OpResult::Batch(results), gate)

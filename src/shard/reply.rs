@@ -195,6 +195,21 @@ impl Slot {
         }
     }
 
+    /// The range stream this finished reply is, unless it is silent or failed (its
+    /// encoding is then what [`Slot::encode`] appends).
+    pub fn take_stream(&mut self) -> Option<Box<crate::timeseries::range::RangeStream>> {
+        if self.silent || self.error.is_some() {
+            return None;
+        }
+        match &mut self.reply {
+            Reply::Single(result @ Some(OpResult::Stream(_))) => match result.take() {
+                Some(OpResult::Stream(stream)) => Some(stream.0),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Appends the finished reply's encoding in its [`Slot::proto`] to `out`.
     pub fn encode(self, out: &mut Vec<u8>) {
         if self.silent {
@@ -299,6 +314,10 @@ fn encode_result(out: &mut Vec<u8>, proto: Protocol, result: Option<OpResult>) {
         Some(OpResult::WrongType) => resp::error(out, crate::timeseries::exec::WRONGTYPE),
         Some(OpResult::Entries(_)) => {
             resp::error(out, "ERR internal error: entries in a single reply")
+        }
+        Some(OpResult::Stream(_)) => {
+            debug_assert!(false, "a streamed reply is sent by its connection");
+            resp::error(out, "ERR internal error: streamed reply")
         }
         Some(OpResult::Batch(_)) | Some(OpResult::ExecAborted) | Some(OpResult::Version(_)) => {
             resp::error(out, "ERR internal error: transaction result")

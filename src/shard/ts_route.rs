@@ -135,7 +135,32 @@ impl Shard {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        ts_exec::run(&mut self.store, &mut self.series, request, now_ms)
+        let (mut result, seq) = ts_exec::run(&mut self.store, &mut self.series, request, now_ms);
+        if let OpResult::Stream(stream) = &mut result {
+            stream.0.owner = Some(self.id.0);
+        }
+        (result, seq)
+    }
+
+    /// `result`, with a streamed range built whole (inside a transaction's batch).
+    pub(super) fn stream_built(&self, result: OpResult) -> OpResult {
+        let OpResult::Stream(stream) = result else {
+            return result;
+        };
+        let mut stream = stream.0;
+        let cache = stream
+            .owner
+            .filter(|&o| o == self.id.0)
+            .map(|_| self.store.block_cache());
+        let mut out = Vec::new();
+        stream.header(&mut out);
+        loop {
+            match stream.fill(cache, &mut out) {
+                Ok(true) => return OpResult::Encoded(out),
+                Ok(false) => {}
+                Err(e) => return OpResult::Err(format!("ERR storage error: {e}")),
+            }
+        }
     }
 }
 

@@ -32,7 +32,7 @@ mod versions;
 
 pub use flush::FlushJob;
 pub use read::{BlockFetch, Lookup};
-pub use snapshot::Snapshot;
+pub use snapshot::{RangeView, Snapshot};
 use versions::Versions;
 
 use crate::base::{SeqNo, StoreError};

@@ -85,7 +85,9 @@ impl ShardStore {
 
     /// The memtables reads consult, newest first: the active one and the frozen ones no
     /// drop-all removed.
-    fn memtables_newest_first(&self) -> impl Iterator<Item = &crate::memtable::Memtable> + '_ {
+    pub(super) fn memtables_newest_first(
+        &self,
+    ) -> impl Iterator<Item = &crate::memtable::Memtable> + '_ {
         std::iter::once(&self.active).chain(
             self.immutables
                 .iter()

@@ -1,7 +1,8 @@
 //! A read-only snapshot of a store that another thread can read: the current version (its
 //! tables are immutable and reference counted), the frozen memtables (shared), and a copy
 //! of the active memtable's keys with their liveness (values are not copied). `DBSIZE`
-//! counts keys on it off the shard's loop.
+//! counts keys on it off the shard's loop. A [`RangeView`] freezes one key range with its
+//! values, for a reply streamed from it later.
 
 use std::sync::Arc;
 
@@ -117,5 +118,81 @@ impl Snapshot {
             .version
             .get(key, None)?
             .is_some_and(|e| live(e.value.is_some(), e.expire_at_ms)))
+    }
+}
+
+/// A frozen view of the keys in one range, for a reader that comes back to it later and
+/// perhaps on another thread (a streamed `TS.RANGE` reply): the memtables' versions of
+/// the range's keys, copied with their values when the view is taken, and the current
+/// version's tables, reference counted so that no flush or compaction deletes a file
+/// under the view. A point lookup in it sees the store as it was when it was taken. `Send`.
+///
+/// Memory: the copied memtable entries of the range (bounded by the memtables' size; a
+/// series' chunks in them are its few newest), plus one `Arc` per table.
+#[derive(Clone, Debug)]
+pub struct RangeView {
+    /// The memtables' newest version of each key in the range, in key order; a
+    /// tombstone's value is `None`.
+    memtable_entries: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    version: Arc<Version>,
+}
+
+impl ShardStore {
+    /// Takes a [`RangeView`] of the keys in `start..=end`: one pass over the memtables'
+    /// keys in the range, copying them and their values; nothing is read from disk.
+    pub fn range_view(&self, start: &[u8], end: &[u8]) -> RangeView {
+        let mut newest: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> =
+            std::collections::BTreeMap::new();
+        for memtable in self.memtables_newest_first() {
+            for (key, entry) in memtable.iter_from(start) {
+                if key > end {
+                    break;
+                }
+                // Memtables come newest first: the first version of a key wins.
+                newest
+                    .entry(key.to_vec())
+                    .or_insert_with(|| entry.value.as_deref().map(<[u8]>::to_vec));
+            }
+        }
+        RangeView {
+            memtable_entries: newest.into_iter().collect(),
+            version: Arc::clone(&self.version),
+        }
+    }
+
+    /// The shard's block cache, for a reader of a [`RangeView`] this store took (another
+    /// store's cache must not be used: table ids are per store).
+    pub fn block_cache(&self) -> &std::cell::RefCell<crate::block_cache::BlockCache> {
+        &self.block_cache
+    }
+}
+
+impl RangeView {
+    /// Whether the view holds `key`'s version in memory (a memtable copy), so that
+    /// [`RangeView::get`] reads no table for it.
+    pub fn holds_in_memory(&self, key: &[u8]) -> bool {
+        self.memtable_entries
+            .binary_search_by(|(k, _)| k.as_slice().cmp(key))
+            .is_ok()
+    }
+
+    /// The value of `key` as of the view (`None` if absent or deleted then); `key` must
+    /// lie in the view's range. Tables are read through `cache` when it is the cache of
+    /// the store that took the view, else with `pread`.
+    ///
+    /// # Errors
+    /// A failed read or checksum.
+    pub fn get(
+        &self,
+        key: &[u8],
+        cache: Option<&std::cell::RefCell<crate::block_cache::BlockCache>>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Ok(i) = self
+            .memtable_entries
+            .binary_search_by(|(k, _)| k.as_slice().cmp(key))
+        {
+            return Ok(self.memtable_entries[i].1.clone());
+        }
+        Ok(self.version.get(key, cache)?.and_then(|entry| entry.value))
     }
 }

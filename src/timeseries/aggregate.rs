@@ -211,37 +211,103 @@ impl Aggregation {
     /// Aggregates `samples` (in time order) into `(timestamp, value)` buckets, in time
     /// order.
     pub fn apply(&self, samples: &[Sample]) -> Vec<Sample> {
-        let bucket_ms = i128::from(self.bucket_ms);
         let mut out = Vec::new();
-        let mut previous: Option<(i128, f64)> = None; // (raw bucket start, last value)
-        let mut rest = samples;
-        while let Some(first) = rest.first() {
-            let start = self.raw_bucket_start(first.ts_ms);
-            let end = start + bucket_ms;
-            let len = rest
-                .iter()
-                .take_while(|s| i128::from(s.ts_ms) < end)
-                .count()
-                .max(1);
-            let (bucket, tail) = rest.split_at(len);
-            if let (true, Some((prev_start, prev_last))) = (self.empty, previous) {
-                let mut gap = prev_start + bucket_ms;
+        let mut bucketer = Bucketer::new(*self, false);
+        for &s in samples {
+            bucketer.push(s, &mut |b| out.push(b));
+        }
+        bucketer.finish(&mut |b| out.push(b));
+        out
+    }
+}
+
+/// Aggregation as a stream: samples go in one at a time, in time order or (for
+/// `TS.REVRANGE`) in reverse time order, and each bucket comes out as soon as a sample
+/// past it arrives, in the same order; with `EMPTY`, the empty buckets between two
+/// non-empty ones come out between them. Reversed, the output is exactly
+/// [`Aggregation::apply`]'s reversed.
+///
+/// Memory: the samples of one bucket (the aggregators fold a bucket's samples at once, as
+/// `std.s` and `var.s` need two passes over them).
+#[derive(Clone, Debug)]
+pub struct Bucketer {
+    aggregation: Aggregation,
+    reverse: bool,
+    /// The bucket being filled: its raw start and its samples in arrival order.
+    current: Option<i128>,
+    samples: Vec<Sample>,
+    /// The bucket that came out last: its raw start, and (forward) its last value, which
+    /// an empty bucket of `last` after it repeats.
+    previous: Option<(i128, f64)>,
+}
+
+impl Bucketer {
+    /// A bucketer for samples in time order, or in reverse time order if `reverse`.
+    pub fn new(aggregation: Aggregation, reverse: bool) -> Self {
+        Self {
+            aggregation,
+            reverse,
+            current: None,
+            samples: Vec::new(),
+            previous: None,
+        }
+    }
+
+    /// Takes the next sample; `out` gets the buckets it closes.
+    pub fn push(&mut self, sample: Sample, out: &mut impl FnMut(Sample)) {
+        let start = self.aggregation.raw_bucket_start(sample.ts_ms);
+        if self.current.is_some_and(|current| current != start) {
+            self.close(out);
+        }
+        self.current = Some(start);
+        self.samples.push(sample);
+    }
+
+    /// Closes the last bucket.
+    pub fn finish(&mut self, out: &mut impl FnMut(Sample)) {
+        if self.current.is_some() {
+            self.close(out);
+        }
+    }
+
+    fn close(&mut self, out: &mut impl FnMut(Sample)) {
+        let start = self.current.take().expect("a bucket is open");
+        if self.reverse {
+            self.samples.reverse();
+        }
+        let aggregation = &self.aggregation;
+        let bucket_ms = i128::from(aggregation.bucket_ms);
+        let last_value = self.samples[self.samples.len() - 1].value;
+        let bucket = Sample {
+            ts_ms: aggregation.reported_ts(start),
+            value: aggregation.aggregator.fold(&self.samples),
+        };
+        self.samples.clear();
+        let empty_bucket = |gap: i128, previous_last: f64| Sample {
+            ts_ms: aggregation.reported_ts(gap),
+            value: aggregation.aggregator.empty_value(previous_last),
+        };
+        match (aggregation.empty, self.previous, self.reverse) {
+            // The gaps after the earlier bucket repeat its last value (`last`).
+            (true, Some((earlier, earlier_last)), false) => {
+                let mut gap = earlier + bucket_ms;
                 while gap < start {
-                    out.push(Sample {
-                        ts_ms: self.reported_ts(gap),
-                        value: self.aggregator.empty_value(prev_last),
-                    });
+                    out(empty_bucket(gap, earlier_last));
                     gap += bucket_ms;
                 }
             }
-            out.push(Sample {
-                ts_ms: self.reported_ts(start),
-                value: self.aggregator.fold(bucket),
-            });
-            previous = Some((start, bucket[bucket.len() - 1].value));
-            rest = tail;
+            // Reversed, this bucket is the earlier one of the pair.
+            (true, Some((later, _)), true) => {
+                let mut gap = later - bucket_ms;
+                while gap > start {
+                    out(empty_bucket(gap, last_value));
+                    gap -= bucket_ms;
+                }
+            }
+            _ => {}
         }
-        out
+        out(bucket);
+        self.previous = Some((start, last_value));
     }
 }
 
@@ -314,5 +380,52 @@ mod tests {
         a.bucket_timestamp = BucketTimestamp::End;
         assert_eq!(a.apply(&samples), vec![s(10, 1.0), s(15, 2.0), s(35, 3.0)]);
         assert_eq!(a.bucket_start(1), 0, "a bucket never starts below 0");
+    }
+
+    proptest::proptest! {
+        /// Fed in reverse time order, the bucketer gives `apply`'s buckets reversed, with
+        /// every aggregator, alignment, bucket timestamp and `EMPTY`.
+        #[test]
+        fn reversed_bucketing_is_apply_reversed(
+            gaps in proptest::collection::vec(0u64..40, 0..60),
+            values in proptest::collection::vec(-1e6f64..1e6, 60),
+            tag in 0u8..13,
+            bucket_ms in 1u64..50,
+            align_ms in 0u64..60,
+            stamp in 0u8..3,
+            empty: bool,
+        ) {
+            let mut ts_ms = 0;
+            let samples: Vec<Sample> = gaps
+                .iter()
+                .zip(&values)
+                .map(|(gap, &value)| {
+                    ts_ms += gap + 1;
+                    s(ts_ms, value)
+                })
+                .collect();
+            let aggregation = Aggregation {
+                aggregator: Aggregator::from_tag(tag).unwrap(),
+                bucket_ms,
+                align_ms,
+                align_to_end: false,
+                bucket_timestamp: [BucketTimestamp::Start, BucketTimestamp::End, BucketTimestamp::Mid]
+                    [usize::from(stamp)],
+                empty,
+            };
+            let mut want = aggregation.apply(&samples);
+            want.reverse();
+            let mut got = Vec::new();
+            let mut bucketer = Bucketer::new(aggregation, true);
+            for &sample in samples.iter().rev() {
+                bucketer.push(sample, &mut |b| got.push(b));
+            }
+            bucketer.finish(&mut |b| got.push(b));
+            proptest::prop_assert_eq!(got.len(), want.len());
+            for (g, w) in got.iter().zip(&want) {
+                proptest::prop_assert_eq!(g.ts_ms, w.ts_ms);
+                proptest::prop_assert!(g.value.to_bits() == w.value.to_bits() || (g.value.is_nan() && w.value.is_nan()), "{:?} vs {:?}", g, w);
+            }
+        }
     }
 }

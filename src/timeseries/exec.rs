@@ -11,6 +11,7 @@ use crate::store::ShardStore;
 use super::args::{self, SeriesOptions, TimestampArg};
 use super::chunk::{ChunkEncoding, Sample};
 use super::meta::{SeriesMeta, CHUNK_SIZE_DEFAULT_BYTES};
+use super::range::{RangeReply, RangeSource, RangeStream, StreamedRange};
 use super::reply;
 use super::rules;
 use super::series::{self, SeriesCache, SeriesError, SeriesState};
@@ -64,8 +65,12 @@ pub fn run(
         );
     };
     let mut out = Vec::new();
-    match dispatch(store, cache, &args, now_ms, proto, &mut out) {
-        Ok(seq) => (OpResult::Encoded(out), seq),
+    let mut streamed = None;
+    match dispatch(store, cache, &args, now_ms, proto, &mut out, &mut streamed) {
+        Ok(seq) => match streamed {
+            Some(stream) => (OpResult::Stream(StreamedRange(stream)), seq),
+            None => (OpResult::Encoded(out), seq),
+        },
         // A refusal may rest on state not yet durable: it waits like a read.
         Err(SeriesError::Refused(text)) => {
             out.clear();
@@ -95,6 +100,7 @@ fn dispatch(
     now_ms: u64,
     proto: Protocol,
     out: &mut Vec<u8>,
+    streamed: &mut Option<Box<RangeStream>>,
 ) -> Result<SeqNo, SeriesError> {
     let key = args[1];
     if name_is(args, "TYPE") {
@@ -182,8 +188,12 @@ fn dispatch(
             true => rules::latest(store, cache, key, &state.meta)?,
             false => None,
         };
-        let samples = range_reply(store, &state, range, latest, name_is(args, "TS.REVRANGE"))?;
-        reply::samples(out, proto, samples.iter());
+        let reverse = name_is(args, "TS.REVRANGE");
+        let source = RangeSource::open(store, &state, range, latest, reverse)?;
+        match super::range::reply(store, source, proto)? {
+            RangeReply::Encoded(bytes) => *out = bytes,
+            RangeReply::Stream(stream) => *streamed = Some(stream),
+        }
         return Ok(store.last_seq());
     }
     let state = series::load(store, cache, key)?.ok_or_else(|| refused(NO_KEY))?;
@@ -397,51 +407,6 @@ fn ts_incrby(
     )?;
     resp::integer(out, reply_ts_ms as i64);
     Ok(seq.max(created))
-}
-
-/// The samples or buckets a range query replies, in reply order.
-///
-/// # Errors
-/// A failed read or a damaged entry.
-pub fn range_reply(
-    store: &ShardStore,
-    state: &SeriesState,
-    range: args::RangeArgs,
-    latest: Option<Sample>,
-    reverse: bool,
-) -> Result<Vec<Sample>, SeriesError> {
-    let Some(newest) = state.last.into_iter().chain(latest).map(|s| s.ts_ms).max() else {
-        return Ok(Vec::new());
-    };
-    let to_ms = range.to_ms.unwrap_or(newest);
-    let mut samples = match state.last {
-        Some(_) => series::read_range(store, state, range.from_ms, to_ms)?,
-        None => Vec::new(),
-    };
-    // LATEST: the open bucket of a compaction comes after its stored buckets.
-    if let Some(open) = latest.filter(|l| (range.from_ms..=to_ms).contains(&l.ts_ms)) {
-        samples.retain(|s| s.ts_ms < open.ts_ms);
-        samples.push(open);
-    }
-    if let Some(list) = &range.filter_by_ts {
-        samples.retain(|s| list.binary_search(&s.ts_ms).is_ok());
-    }
-    if let Some((min, max)) = range.filter_by_value {
-        samples.retain(|s| s.value >= min && s.value <= max);
-    }
-    if let Some(mut aggregation) = range.aggregation {
-        if aggregation.align_to_end {
-            aggregation.align_ms = to_ms;
-        }
-        samples = aggregation.apply(&samples);
-    }
-    if reverse {
-        samples.reverse();
-    }
-    if let Some(count) = range.count {
-        samples.truncate(usize::try_from(count).unwrap_or(usize::MAX));
-    }
-    Ok(samples)
 }
 
 /// Deletes series `key` if there is one: its metadata, chunks and unsealed samples. This

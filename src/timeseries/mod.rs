@@ -78,6 +78,7 @@ pub mod meta;
 pub mod multi;
 pub mod open;
 pub mod plan;
+pub mod range;
 pub mod relocate;
 pub mod reply;
 pub mod rules;

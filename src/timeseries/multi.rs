@@ -264,7 +264,7 @@ fn entries(
                 count: None,
                 ..range_args(args).map_err(SeriesError::Refused)?
             };
-            let samples = super::exec::range_reply(store, &state, range, latest, false)?;
+            let samples = super::range::collect(store, &state, range, latest, false)?;
             let entry = GroupedEntry {
                 label_value: label_value.clone(),
                 samples,
@@ -307,7 +307,7 @@ fn entries(
             }
             let reverse = args[0].eq_ignore_ascii_case(b"TS.MREVRANGE");
             let samples: Vec<Sample> =
-                super::exec::range_reply(store, &state, range, latest, reverse)?;
+                super::range::collect(store, &state, range, latest, reverse)?;
             reply::samples(&mut entry, proto, samples.iter());
         } else {
             match latest.or(state

@@ -12,8 +12,10 @@
 //! samples and every chunk ([`load_reaches`]), which covers any chunk range the command
 //! reads after. What is not planned (it reads with blocking reads, counted in `INFO`'s
 //! `block_reads_blocking`): the other series a compaction rule touches (`TS.ADD` into a
-//! rule's source, `LATEST`), a series deleted by `DEL` or a string write, and requests
-//! inside a transaction batch.
+//! rule's source, `LATEST`), a series deleted by `DEL` or a string write, requests
+//! inside a transaction batch, and the chunks a streamed range reply reads after its
+//! command ran ([`super::range`]: a streaming reader would plan each step with
+//! [`crate::store::ShardStore::blocks_in_range`]).
 
 use crate::sstable::TableEntry;
 

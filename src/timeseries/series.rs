@@ -285,7 +285,7 @@ fn scan_chunks(
 }
 
 /// Merges two time-ordered runs; at equal timestamps `newer` wins.
-fn merge(older: Vec<Sample>, newer: Vec<Sample>) -> Vec<Sample> {
+pub(super) fn merge(older: Vec<Sample>, newer: Vec<Sample>) -> Vec<Sample> {
     let mut out = Vec::with_capacity(older.len() + newer.len());
     let (mut a, mut b) = (older.into_iter().peekable(), newer.into_iter().peekable());
     loop {

@@ -1,0 +1,435 @@
+//! Range queries (`TS.RANGE`, `TS.REVRANGE`, and each series of `TS.MRANGE`), produced
+//! chunk by chunk from a frozen view of the series.
+//!
+//! A query runs in two steps:
+//!
+//! 1. [`RangeSource::open`] freezes what the query reads, as of the command: the keys of
+//!    the series' sealed chunks that overlap the range (their headers are read, their
+//!    samples are not kept), a [`RangeView`] of those keys (memtable copies and the
+//!    table files, reference counted), and a copy of the open samples in the range.
+//! 2. A [`RangeCursor`] walks that source one *segment* at a time, in reply order: a
+//!    segment is one sealed chunk's samples merged with the open samples up to its last
+//!    timestamp (the open sample wins at an equal timestamp: it is newer), and a last
+//!    segment holds the open samples after every chunk. Each segment's samples go through
+//!    `FILTER_BY_TS`, `FILTER_BY_VALUE`, the aggregation ([`Bucketer`]) and `COUNT`.
+//!    `TS.REVRANGE` walks the segments backwards, each reversed.
+//!
+//! Memory is one chunk's samples and one bucket's, whatever the range, so a reply too
+//! large to build at once is streamed ([`RangeStream`]): RESP needs the array's length
+//! first, so a first walk counts the entries and a second produces them as the client
+//! reads. Both walks see the same frozen source, so they agree.
+
+use std::cell::RefCell;
+
+use super::aggregate::Bucketer;
+use super::args::RangeArgs;
+use super::chunk::{self, Sample};
+use super::keys;
+use super::series::{self, SeriesError, SeriesState};
+use crate::block_cache::BlockCache;
+use crate::resp::{self, Protocol};
+use crate::store::{RangeView, ShardStore};
+
+/// A range reply larger than this is streamed, not built at once: 1 MiB, a few days of
+/// 10-second samples.
+pub const INLINE_REPLY_BYTES_MAX: usize = 1 << 20;
+
+/// Reply bytes a streamed range adds to the connection's write buffer per step, before it
+/// lets the socket take them.
+pub const STREAM_STEP_BYTES: usize = 256 * 1024;
+
+/// What shapes a range query's output, after the key.
+#[derive(Clone, Debug)]
+struct Plan {
+    /// Stored samples in `[from_ms, to_ms]` (retention and `LATEST` applied).
+    from_ms: u64,
+    to_ms: u64,
+    args: RangeArgs,
+    reverse: bool,
+}
+
+/// A sealed chunk of the range: its key and its last timestamp.
+#[derive(Clone, Debug)]
+struct ChunkRef {
+    key: [u8; 18],
+    last_ts_ms: u64,
+}
+
+/// What a range query reads, frozen when the command ran: `Send`, so a reply may be
+/// streamed from it on the connection's shard.
+#[derive(Clone, Debug)]
+pub struct RangeSource {
+    plan: Plan,
+    chunks: Vec<ChunkRef>,
+    /// Open samples in the range, in time order, then the `LATEST` bucket if any.
+    open: Vec<Sample>,
+    view: Option<RangeView>,
+    /// Chunks read from tables with `pread`, for lack of the owning store's cache.
+    uncached_reads: std::cell::Cell<u64>,
+}
+
+impl RangeSource {
+    /// Freezes what `TS.RANGE`/`TS.REVRANGE` (`reverse`) with `args` reads of the series
+    /// in `state`, with `latest` the still-open bucket of a compaction destination
+    /// (`LATEST`). Reads the headers of the chunks in the range from `store`.
+    ///
+    /// # Errors
+    /// A failed read or a damaged chunk header.
+    pub fn open(
+        store: &ShardStore,
+        state: &SeriesState,
+        mut args: RangeArgs,
+        latest: Option<Sample>,
+        reverse: bool,
+    ) -> Result<Self, SeriesError> {
+        let newest = state.last.into_iter().chain(latest).map(|s| s.ts_ms).max();
+        let mut source = Self {
+            plan: Plan {
+                from_ms: 1,
+                to_ms: 0,
+                args: args.clone(),
+                reverse,
+            },
+            chunks: Vec::new(),
+            open: Vec::new(),
+            view: None,
+            uncached_reads: std::cell::Cell::new(0),
+        };
+        let Some(newest) = newest else {
+            return Ok(source);
+        };
+        let to_ms = args.to_ms.unwrap_or(newest);
+        if let Some(aggregation) = args.aggregation.as_mut() {
+            if aggregation.align_to_end {
+                aggregation.align_ms = to_ms;
+            }
+        }
+        // LATEST: the open bucket of a compaction comes after its stored buckets.
+        let latest = latest.filter(|l| (args.from_ms..=to_ms).contains(&l.ts_ms));
+        let stored_to_ms = match latest {
+            Some(open) => open.ts_ms.saturating_sub(1).min(to_ms),
+            None => to_ms,
+        };
+        let from_ms = args.from_ms.max(series::retention_cutoff_ms(state));
+        let stored = state.last.is_some()
+            && from_ms <= stored_to_ms
+            && latest.is_none_or(|open| open.ts_ms > 0);
+        if stored {
+            let id = state.meta.series_id;
+            for entry in store.scan_from(&keys::chunk_key(id, from_ms)) {
+                let entry = entry?;
+                let Some(last_ts_ms) = keys::chunk_key_ts(&entry.key, id) else {
+                    break;
+                };
+                let Some(value) = entry.value else { continue };
+                if chunk::header(&value)?.first_ts_ms > stored_to_ms {
+                    break;
+                }
+                source.chunks.push(ChunkRef {
+                    key: keys::chunk_key(id, last_ts_ms),
+                    last_ts_ms,
+                });
+            }
+            if let (Some(first), Some(last)) = (source.chunks.first(), source.chunks.last()) {
+                source.view = Some(store.range_view(&first.key, &last.key));
+            }
+            source.open = state.open.range(from_ms, stored_to_ms).collect();
+        }
+        source.open.extend(latest);
+        source.plan = Plan {
+            from_ms,
+            to_ms: stored_to_ms,
+            args,
+            reverse,
+        };
+        Ok(source)
+    }
+
+    /// Segments: one per chunk, then the open samples after the last chunk.
+    fn segment_count(&self) -> usize {
+        self.chunks.len() + 1
+    }
+
+    /// The samples of segment `index` (in time order), read through `cache` (the cache
+    /// of the store the source was opened on, or `None` to `pread`).
+    fn segment(
+        &self,
+        index: usize,
+        cache: Option<&RefCell<BlockCache>>,
+    ) -> Result<Vec<Sample>, SeriesError> {
+        let open_from = match index {
+            0 => 0,
+            i => self
+                .open
+                .partition_point(|s| s.ts_ms <= self.chunks[i - 1].last_ts_ms),
+        };
+        let Some(chunk) = self.chunks.get(index) else {
+            return Ok(self.open[open_from..].to_vec());
+        };
+        let open_to = self.open.partition_point(|s| s.ts_ms <= chunk.last_ts_ms);
+        let view = self.view.as_ref().expect("a source with chunks has a view");
+        if cache.is_none() && !view.holds_in_memory(&chunk.key) {
+            self.uncached_reads.set(self.uncached_reads.get() + 1);
+        }
+        let sealed = match view.get(&chunk.key, cache)? {
+            Some(value) => chunk::decode(&value)?,
+            // Deleted since the list was made: impossible in a frozen view.
+            None => Vec::new(),
+        };
+        let (from_ms, to_ms) = (self.plan.from_ms, self.plan.to_ms);
+        let sealed = sealed
+            .into_iter()
+            .filter(|s| (from_ms..=to_ms).contains(&s.ts_ms))
+            .collect();
+        Ok(series::merge(
+            sealed,
+            self.open[open_from..open_to].to_vec(),
+        ))
+    }
+}
+
+/// A position in a [`RangeSource`]'s output.
+#[derive(Clone, Debug)]
+pub struct RangeCursor {
+    /// Segments taken so far, in walk order.
+    segments_done: usize,
+    bucketer: Option<Bucketer>,
+    /// Entries produced so far.
+    produced: u64,
+    done: bool,
+}
+
+impl RangeCursor {
+    /// A cursor at the start of `source`'s output.
+    pub fn new(source: &RangeSource) -> Self {
+        Self {
+            segments_done: 0,
+            bucketer: source
+                .plan
+                .args
+                .aggregation
+                .map(|a| Bucketer::new(a, source.plan.reverse)),
+            produced: 0,
+            done: false,
+        }
+    }
+
+    /// Appends the next entries (samples or buckets) to `out`, in reply order: those of
+    /// at least one segment, unless the output has ended. Returns false once it has.
+    ///
+    /// # Errors
+    /// A failed read or a damaged chunk.
+    pub fn step(
+        &mut self,
+        source: &RangeSource,
+        cache: Option<&RefCell<BlockCache>>,
+        out: &mut Vec<Sample>,
+    ) -> Result<bool, SeriesError> {
+        let limit = source.plan.args.count.unwrap_or(u64::MAX);
+        if self.done || self.produced >= limit {
+            self.done = true;
+            return Ok(false);
+        }
+        let start = out.len();
+        let total = source.segment_count();
+        if self.segments_done < total {
+            let index = match source.plan.reverse {
+                false => self.segments_done,
+                true => total - 1 - self.segments_done,
+            };
+            self.segments_done += 1;
+            let mut samples = source.segment(index, cache)?;
+            if source.plan.reverse {
+                samples.reverse();
+            }
+            let args = &source.plan.args;
+            let kept = samples.into_iter().filter(|s| {
+                args.filter_by_ts
+                    .as_ref()
+                    .is_none_or(|list| list.binary_search(&s.ts_ms).is_ok())
+                    && args
+                        .filter_by_value
+                        .is_none_or(|(min, max)| s.value >= min && s.value <= max)
+            });
+            match self.bucketer.as_mut() {
+                Some(bucketer) => kept.for_each(|s| bucketer.push(s, &mut |b| out.push(b))),
+                None => out.extend(kept),
+            }
+        } else {
+            if let Some(bucketer) = self.bucketer.as_mut() {
+                bucketer.finish(&mut |b| out.push(b));
+            }
+            self.done = true;
+        }
+        let room = usize::try_from(limit - self.produced).unwrap_or(usize::MAX);
+        out.truncate(start + (out.len() - start).min(room));
+        self.produced += (out.len() - start) as u64;
+        Ok(!self.done || out.len() > start)
+    }
+
+    /// Counts the entries left from here to the end.
+    ///
+    /// # Errors
+    /// As [`RangeCursor::step`].
+    pub fn count_rest(
+        mut self,
+        source: &RangeSource,
+        cache: Option<&RefCell<BlockCache>>,
+    ) -> Result<u64, SeriesError> {
+        let mut scratch = Vec::new();
+        let mut count = 0;
+        while self.step(source, cache, &mut scratch)? {
+            count += scratch.len() as u64;
+            scratch.clear();
+        }
+        Ok(count)
+    }
+}
+
+/// Every entry of a range query, in reply order (for replies built at once: `TS.MRANGE`).
+///
+/// # Errors
+/// A failed read or a damaged entry.
+pub fn collect(
+    store: &ShardStore,
+    state: &SeriesState,
+    args: RangeArgs,
+    latest: Option<Sample>,
+    reverse: bool,
+) -> Result<Vec<Sample>, SeriesError> {
+    let source = RangeSource::open(store, state, args, latest, reverse)?;
+    let mut cursor = RangeCursor::new(&source);
+    let mut out = Vec::new();
+    while cursor.step(&source, Some(store.block_cache()), &mut out)? {}
+    Ok(out)
+}
+
+/// A range reply: built at once, or to stream.
+#[derive(Debug)]
+pub enum RangeReply {
+    /// The encoded reply.
+    Encoded(Vec<u8>),
+    /// Larger than [`INLINE_REPLY_BYTES_MAX`]: stream it.
+    Stream(Box<RangeStream>),
+}
+
+/// Builds the reply of a range query from `source`, or, past
+/// [`INLINE_REPLY_BYTES_MAX`], counts its entries and returns it to stream.
+///
+/// # Errors
+/// A failed read or a damaged chunk.
+pub fn reply(
+    store: &ShardStore,
+    source: RangeSource,
+    proto: Protocol,
+) -> Result<RangeReply, SeriesError> {
+    let cache = Some(store.block_cache());
+    let mut cursor = RangeCursor::new(&source);
+    let mut body = Vec::new();
+    let mut entries = 0usize;
+    let mut samples = Vec::new();
+    while cursor.step(&source, cache, &mut samples)? {
+        entries += samples.len();
+        for s in samples.drain(..) {
+            super::reply::sample(&mut body, proto, s);
+        }
+        if body.len() > INLINE_REPLY_BYTES_MAX {
+            let total = RangeCursor::new(&source).count_rest(&source, cache)?;
+            let cursor = RangeCursor::new(&source);
+            return Ok(RangeReply::Stream(Box::new(RangeStream {
+                source,
+                cursor,
+                total,
+                sent: 0,
+                proto,
+                owner: None,
+            })));
+        }
+    }
+    let mut out = Vec::with_capacity(body.len() + 16);
+    resp::array_header(&mut out, entries);
+    out.extend_from_slice(&body);
+    Ok(RangeReply::Encoded(out))
+}
+
+/// A range reply sent piece by piece as the client reads it: the array header with the
+/// counted length, then the entries of a few segments per step.
+#[derive(Clone, Debug)]
+pub struct RangeStream {
+    source: RangeSource,
+    cursor: RangeCursor,
+    /// Entries the header announces.
+    total: u64,
+    /// Entries sent so far.
+    sent: u64,
+    proto: Protocol,
+    /// The shard whose store froze the source, set by that shard: only its block cache
+    /// may serve the reads.
+    pub owner: Option<usize>,
+}
+
+impl RangeStream {
+    /// Appends the reply's array header.
+    pub fn header(&self, out: &mut Vec<u8>) {
+        resp::array_header(out, usize::try_from(self.total).unwrap_or(usize::MAX));
+    }
+
+    /// Chunks read with a blocking `pread` since the last call (the stream was read
+    /// without its store's cache): the reading shard counts them as blocking reads.
+    pub fn take_uncached_reads(&self) -> u64 {
+        self.source.uncached_reads.replace(0)
+    }
+
+    /// Appends the next entries until `out` grew by [`STREAM_STEP_BYTES`] or the reply
+    /// ended; returns true when it has ended (every announced entry sent).
+    ///
+    /// # Errors
+    /// A failed read or a damaged chunk, or fewer or more entries than announced (a bug):
+    /// the reply cannot be finished, and the connection must be closed.
+    pub fn fill(
+        &mut self,
+        cache: Option<&RefCell<BlockCache>>,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, SeriesError> {
+        let target = out.len() + STREAM_STEP_BYTES;
+        let mut samples = Vec::new();
+        while out.len() < target {
+            if !self.cursor.step(&self.source, cache, &mut samples)? {
+                break;
+            }
+            self.sent += samples.len() as u64;
+            for s in samples.drain(..) {
+                super::reply::sample(out, self.proto, s);
+            }
+        }
+        if self.sent > self.total {
+            return Err(SeriesError::Refused(format!(
+                "ERR internal error: a streamed range produced {} entries, {} announced",
+                self.sent, self.total
+            )));
+        }
+        if self.sent == self.total && self.cursor.done {
+            return Ok(true);
+        }
+        if self.cursor.done {
+            return Err(SeriesError::Refused(format!(
+                "ERR internal error: a streamed range produced {} entries, {} announced",
+                self.sent, self.total
+            )));
+        }
+        Ok(false)
+    }
+}
+
+/// A [`RangeStream`] as a shard's op result carries it: compared by identity (two
+/// results are equal only if they are the same stream).
+#[derive(Clone, Debug)]
+pub struct StreamedRange(pub Box<RangeStream>);
+
+impl PartialEq for StreamedRange {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+impl Eq for StreamedRange {}

@@ -1,0 +1,220 @@
+//! Goal: a `TS.RANGE` / `TS.REVRANGE` reply larger than the client output limit is sent
+//! whole and exact, streamed as the client reads it, while the connection's output memory
+//! stays bounded and other connections are served; replies pipelined after it keep their
+//! order.
+//!
+//! Method: a two-shard server with `--client-output-bytes-max` at 2 MiB holds two series
+//! of 200,000 samples each (about 7 MB of reply each), one on each shard, so one of them
+//! is on the reading connection's shard and the other is streamed from a view the other
+//! shard froze. Part of each series is flushed to SSTables (`SAVE`), part sealed in the
+//! memtable and part still open in memory. A connection pipelines the range and a `PING`
+//! and reads nothing at first: another connection meanwhile gets its replies, and its
+//! `CLIENT LIST` shows the reader's output memory (`omem`) under the limit. Then every
+//! sample is compared with what was written: raw forward and reverse, with `COUNT`,
+//! `FILTER_BY_VALUE`, an `AGGREGATION` with `EMPTY`, and in RESP3.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{RawConn, Reply, TestServer};
+
+const SAMPLES: u64 = 200_000;
+const STEP_MS: u64 = 10;
+const OUTPUT_MAX_BYTES: u64 = 2 << 20;
+
+/// Values with short exact decimals, so the expected `%.15g` text is known.
+fn value(i: u64) -> f64 {
+    (i % 1999) as f64 * 0.25 - 100.0
+}
+
+fn text(v: f64) -> String {
+    format!("{v}")
+}
+
+fn sample(ts_ms: u64, v: f64) -> Reply {
+    Reply::Array(vec![Reply::Int(ts_ms as i64), Reply::Status(text(v))])
+}
+
+/// Two series names, one owned by each of the two shards.
+fn names() -> [String; 2] {
+    let mut found: [Option<String>; 2] = [None, None];
+    for i in 0.. {
+        let name = format!("big{i}");
+        let shard = tskv::datadir::shard_of(name.as_bytes(), 2).0;
+        found[shard].get_or_insert(name);
+        if let [Some(a), Some(b)] = &found {
+            return [a.clone(), b.clone()];
+        }
+    }
+    unreachable!()
+}
+
+fn load(c: &mut RawConn, key: &str, from: u64, to: u64) {
+    let mut i = from;
+    while i < to {
+        let end = (i + 2_000).min(to);
+        let mut args = vec!["TS.MADD".to_string()];
+        for j in i..end {
+            args.extend([key.to_string(), (j * STEP_MS).to_string(), text(value(j))]);
+        }
+        let reply = c.request(&args);
+        assert!(
+            matches!(&reply, Reply::Array(items) if items.len() == (end - i) as usize),
+            "{reply:?}"
+        );
+        i = end;
+    }
+}
+
+fn expected(range: impl Iterator<Item = u64>) -> Vec<Reply> {
+    range.map(|i| sample(i * STEP_MS, value(i))).collect()
+}
+
+fn items(reply: Reply) -> Vec<Reply> {
+    match reply {
+        Reply::Array(items) => items,
+        other => panic!("expected an array, got {other:?}"),
+    }
+}
+
+/// The reader's `omem` as the other connection's `CLIENT LIST` shows it.
+fn omem_of(c: &mut RawConn, name: &str) -> u64 {
+    let Reply::Bulk(list) = c.request(&["CLIENT", "LIST"]) else {
+        panic!("CLIENT LIST")
+    };
+    let list = String::from_utf8(list).unwrap();
+    let line = list
+        .lines()
+        .find(|l| l.contains(&format!(" name={name} ")))
+        .expect("the reader is listed");
+    let field = line
+        .split(' ')
+        .find_map(|f| f.strip_prefix("omem="))
+        .expect("omem field");
+    field.parse().unwrap()
+}
+
+#[test]
+fn ranges_larger_than_the_output_limit_stream_exactly() {
+    let server = TestServer::start(&[
+        "--shards",
+        "2",
+        "--client-output-bytes-max",
+        &OUTPUT_MAX_BYTES.to_string(),
+    ]);
+    let mut c = server.raw();
+    let keys = names();
+    for key in &keys {
+        assert_eq!(c.request(&["TS.CREATE", key]), Reply::ok());
+        load(&mut c, key, 0, SAMPLES / 2);
+    }
+    assert_eq!(c.request(&["SAVE"]), Reply::ok());
+    for key in &keys {
+        load(&mut c, key, SAMPLES / 2, SAMPLES);
+    }
+
+    for key in &keys {
+        // A reader that pipelines the range and a PING and reads nothing yet.
+        let mut reader = server.raw();
+        assert_eq!(
+            reader.request(&["CLIENT", "SETNAME", "reader"]),
+            Reply::ok()
+        );
+        let mut pipelined = common::encode(&["TS.RANGE", key.as_str(), "-", "+"]);
+        pipelined.extend(common::encode(&["PING"]));
+        reader.send(&pipelined).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        // Others are served meanwhile, and the reader's output memory stays bounded.
+        for other in &keys {
+            let last = (SAMPLES - 1) * STEP_MS;
+            assert_eq!(
+                c.request(&["TS.GET", other]),
+                sample(last, value(SAMPLES - 1))
+            );
+        }
+        let omem = omem_of(&mut c, "reader");
+        assert!(
+            omem <= OUTPUT_MAX_BYTES,
+            "{key}: the reader's output memory is {omem} bytes, over the {OUTPUT_MAX_BYTES}-byte limit"
+        );
+        let got = items(reader.reply());
+        assert_eq!(got.len() as u64, SAMPLES, "{key}");
+        assert!(got == expected(0..SAMPLES), "{key}: TS.RANGE differs");
+        assert_eq!(reader.reply(), Reply::Status("PONG".into()), "{key}");
+
+        let got = items(reader.request(&["TS.REVRANGE", key.as_str(), "-", "+"]));
+        assert!(
+            got == expected((0..SAMPLES).rev()),
+            "{key}: TS.REVRANGE differs"
+        );
+
+        let count = SAMPLES * 3 / 4;
+        let got =
+            items(reader.request(&["TS.REVRANGE", key, "-", "+", "COUNT", &count.to_string()]));
+        assert!(
+            got == expected((0..SAMPLES).rev().take(count as usize)),
+            "{key}: TS.REVRANGE COUNT differs"
+        );
+
+        let got =
+            items(reader.request(&["TS.RANGE", key, "100", "+", "FILTER_BY_VALUE", "0", "200"]));
+        let want: Vec<Reply> = (0..SAMPLES)
+            .filter(|&i| i * STEP_MS >= 100 && (0.0..=200.0).contains(&value(i)))
+            .map(|i| sample(i * STEP_MS, value(i)))
+            .collect();
+        assert!(
+            got.len() > 50_000 && got == want,
+            "{key}: FILTER_BY_VALUE differs"
+        );
+
+        // Every bucket of 20 ms holds two samples (the last may hold one).
+        let got = items(reader.request(&[
+            "TS.REVRANGE",
+            key,
+            "-",
+            "+",
+            "AGGREGATION",
+            "sum",
+            "20",
+            "EMPTY",
+        ]));
+        let want: Vec<Reply> = (0..SAMPLES.div_ceil(2))
+            .rev()
+            .map(|b| {
+                let first = b * 2;
+                let sum: f64 = (first..(first + 2).min(SAMPLES)).map(value).sum();
+                sample(first * STEP_MS, sum)
+            })
+            .collect();
+        assert!(got == want, "{key}: AGGREGATION sum differs");
+    }
+}
+
+#[test]
+fn streamed_ranges_in_resp3_are_doubles() {
+    let server = TestServer::start(&["--client-output-bytes-max", &OUTPUT_MAX_BYTES.to_string()]);
+    let mut c = server.raw();
+    assert_eq!(c.request(&["TS.CREATE", "r3"]), Reply::ok());
+    load(&mut c, "r3", 0, SAMPLES);
+    let client = redis::Client::open(format!("redis://{}/?protocol=resp3", server.addr())).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let got: redis::Value = redis::cmd("TS.RANGE")
+        .arg("r3")
+        .arg("-")
+        .arg("+")
+        .query(&mut con)
+        .unwrap();
+    let redis::Value::Array(got) = got else {
+        panic!("an array: {got:?}")
+    };
+    assert_eq!(got.len() as u64, SAMPLES);
+    for (i, entry) in got.iter().enumerate() {
+        let i = i as u64;
+        let want = redis::Value::Array(vec![
+            redis::Value::Int((i * STEP_MS) as i64),
+            redis::Value::Double(value(i)),
+        ]);
+        assert_eq!(entry, &want, "sample {i}");
+    }
+}
