@@ -86,7 +86,8 @@ pub(super) enum Keep {
     Cache,
     /// Pinned for the waiter's walk.
     Walk,
-    /// Pinned for the waiter's time-series request ([`super::fetch_ts`]).
+    /// Pinned for the waiter's time-series request ([`super::fetch_ts`]), and put in the
+    /// cache too, as the chunk lookups it stands for would.
     Series,
 }
 
@@ -300,7 +301,7 @@ impl Shard {
         if let Ok(n) = completion.result {
             let mut buf = completion.buf;
             buf.truncate(n);
-            match self.store.fetched_block(&fetch, buf, keep == Keep::Cache) {
+            match self.store.fetched_block(&fetch, buf, keep != Keep::Walk) {
                 Ok(block) if keep != Keep::Cache => {
                     let index = u32::try_from(fetch.index).expect("fewer than 2^32 blocks");
                     let pinned = match keep {

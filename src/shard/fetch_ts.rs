@@ -11,9 +11,10 @@
 //!    this request. A reach that needs nothing more is done.
 //! 2. For a reach that missed, the block it missed and every block of its key range that
 //!    memory lacks ([`ShardStore::blocks_in_range`]) are read through the ring, pinned
-//!    for the request (never put in the cache, so a long range does not push out what
-//!    point reads use, and nothing the request needs can be evicted while it waits), and
-//!    the request waits as any request that reads through the ring does.
+//!    for the request (so nothing it needs can be evicted while it waits) and put in the
+//!    cache (a range reply looks each chunk up, and a lookup that misses fills the cache:
+//!    without it a hot series' blocks would be read again by every query), and the
+//!    request waits as any request that reads through the ring does.
 //! 3. When the reads are in, planning goes on from step 1: reaches that needed the series
 //!    id (known from the metadata just read, or at once for a series in the shard's cache)
 //!    are planned now, and a reader that read past the end of its range names the block it
