@@ -24,10 +24,12 @@
 //! Bounds: a request pins at most [`SERIES_PINNED_BLOCKS_MAX`] blocks and waits at most
 //! [`SERIES_PLAN_ROUNDS_MAX`] rounds; past either, it runs, and reads what it still lacks
 //! itself (blocking reads, counted in `INFO`'s `block_reads_blocking`). A huge range thus
-//! completes with bounded pinned memory, at the cost of blocking for its tail; the streaming
-//! range reader planned for `TS.RANGE` replies will instead plan one bounded step at a time
-//! ([`ShardStore::blocks_in_range`] is shaped for that). Reaches not planned at all are
-//! listed in [`crate::timeseries::plan`]. A failed ring read pins nothing: the next round
+//! completes with pinned memory bounded per waiting request (connections waiting at once
+//! times the bound, in all), at the cost of blocking for its tail. A streamed range reply
+//! ([`crate::timeseries::range`]) reads its chunks after the command ran, as the client
+//! reads, through the cache and by blocking reads on a miss: planning each of its steps
+//! ([`ShardStore::blocks_in_range`] takes a step's keys and a cap) is the next step.
+//! Reaches not planned at all are listed in [`crate::timeseries::plan`]. A failed ring read pins nothing: the next round
 //! reads the block again, and the last lets the request read it itself and report the error.
 //!
 //! [`ShardStore::first_block_missing`]: crate::store::ShardStore::first_block_missing
