@@ -224,7 +224,9 @@ impl RangeSource {
     ) -> Result<usize, SeriesError> {
         let open_from = match index {
             0 => 0,
-            i => self.open.partition_point(|s| s.ts_ms <= self.chunks[i - 1].last_ts_ms),
+            i => self
+                .open
+                .partition_point(|s| s.ts_ms <= self.chunks[i - 1].last_ts_ms),
         };
         let Some(chunk) = self.chunks.get(index) else {
             return Ok(self.open.len() - open_from);
@@ -396,16 +398,27 @@ pub fn reply(
             owner: None,
         })))
     };
+    let mut samples = Vec::new();
     if source.is_raw() {
         let total = RangeCursor::new(&source).count_rest(&source, cache)?;
         if total > INLINE_REPLY_ENTRIES_MAX {
             return stream(source, total);
         }
+        // The length is known: the entries go straight after the header.
+        let mut out = Vec::new();
+        resp::array_header(&mut out, total as usize);
+        let mut cursor = RangeCursor::new(&source);
+        while cursor.step(&source, cache, &mut samples)? {
+            for s in samples.drain(..) {
+                super::reply::sample(&mut out, proto, s);
+            }
+        }
+        debug_assert_eq!(cursor.produced, total, "the count pass and the walk agree");
+        return Ok(RangeReply::Encoded(out));
     }
     let mut cursor = RangeCursor::new(&source);
     let mut body = Vec::new();
     let mut entries = 0u64;
-    let mut samples = Vec::new();
     while cursor.step(&source, cache, &mut samples)? {
         entries += samples.len() as u64;
         if entries > INLINE_REPLY_ENTRIES_MAX {
