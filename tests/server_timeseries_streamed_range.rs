@@ -11,7 +11,9 @@
 //! and reads nothing at first: another connection meanwhile gets its replies, and its
 //! `CLIENT LIST` shows the reader's output memory (`omem`) under the limit. Then every
 //! sample is compared with what was written: raw forward and reverse, with `COUNT`,
-//! `FILTER_BY_VALUE`, an `AGGREGATION` with `EMPTY`, and in RESP3.
+//! `FILTER_BY_VALUE`, an `AGGREGATION` with `EMPTY`, and in RESP3. Last, a reader with a
+//! 16 KiB receive window is mid-stream while its series is written, trimmed with `TS.DEL`
+//! and flushed and compacted by `SAVE`: it still gets the series as it was.
 
 mod common;
 
@@ -212,6 +214,53 @@ fn ranges_larger_than_the_output_limit_stream_exactly() {
         }
         let want = expected(buckets.iter().rev());
         assert!(got == want, "{key}: AGGREGATION sum differs");
+    }
+
+    // A reply streams what the series held when the command ran: a reader with a small
+    // receive window is still being sent its range while the series gets new samples, a
+    // `TS.DEL` and a `SAVE` (a flush and compactions rewriting its tables).
+    for key in &keys {
+        let mut late = server.raw();
+        let socket = late.writer_clone();
+        socket2::SockRef::from(&socket)
+            .set_recv_buffer_size(16 << 10)
+            .unwrap();
+        assert_eq!(late.request(&["CLIENT", "SETNAME", "late"]), Reply::ok());
+        late.send(&common::encode(&["TS.RANGE", key.as_str(), "-", "+"]))
+            .unwrap();
+        // The reply starts once the owner shard has counted it: wait until its bytes
+        // wait in the server, which they keep doing while the reader does not read.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while omem_of(&mut c, "late") == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{key}: the range never waited in the server (sent whole?)"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let past_end = (SAMPLES * STEP_MS + 5).to_string();
+        assert_eq!(
+            c.request(&["TS.ADD", key, &past_end, "1"]),
+            Reply::Int(SAMPLES as i64 * STEP_MS as i64 + 5)
+        );
+        let deleted = model.range(0..=999_999).count() as i64;
+        assert_eq!(
+            c.request(&["TS.DEL", key, "0", "999999"]),
+            Reply::Int(deleted)
+        );
+        assert_eq!(c.request(&["SAVE"]), Reply::ok());
+        let got = items(late.reply());
+        assert!(
+            got == expected(model.iter()),
+            "{key}: the streamed range changed under it"
+        );
+        let now = items(late.request(&["TS.RANGE", key.as_str(), "-", "+", "COUNT", "1"]));
+        let (&first_ts, &first_value) = model.range(1_000_000..).next().unwrap();
+        assert_eq!(
+            now,
+            vec![sample(first_ts, first_value)],
+            "{key}: the TS.DEL took effect"
+        );
     }
 }
 
