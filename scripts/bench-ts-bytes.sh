@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
-# Bytes per sample on disk for a real recorded series: the machine metrics of one day of a
-# production host, as Performance Co-Pilot recorded them, loaded into tskv and compacted.
+# Bytes per sample on disk for real recorded series: machine metrics as Performance
+# Co-Pilot (PCP) recorded them on real hosts, loaded into tskv and compacted.
 #
-# * Data: the PCP archive `20130706` (host "billing02", 2013-07-05 04:17 to 2013-07-06
-#   04:15 UTC; kernel, memory, disk, network and file-system metrics, most every 60 s)
-#   shipped in Debian's `pcp-testsuite` package (GPL-2+). The script fetches the package
-#   with `apt-get download` into CACHE (once), takes the archive out of it, and turns it
-#   into `series,timestamp_ms,value` CSV with scripts/pcp-to-csv.py (PCP's `pmdumplog`,
-#   from the `pcp` package, reads the archive): 485 numeric series, 317,894 samples,
-#   counters as raw counters, timestamps as recorded (to the millisecond).
-# * Per variant, a fresh server (`--shards 1 --fsync always`) on an empty data directory
-#   is loaded with scripts/ts-csv-resp.py | `redis-cli --pipe` (one `TS.CREATE` per series,
-#   then `TS.MADD`s of 100 samples in file order); `SAVE`; the script waits until INFO's
-#   `pending_compaction_bytes` is 0, sums `totalSamples` and the sealed chunks of
-#   `TS.INFO key DEBUG` over the series, `SHUTDOWN`s and runs `tskv-tool compact` (as
+# * Data: PCP archives shipped in Debian's `pcp-testsuite` package (GPL-2+), fetched
+#   with `apt-get download` into CACHE (once); scripts/pcp-to-csv.py turns each into
+#   `series,timestamp_ms,value` CSV (PCP's `pmdumplog`, from the `pcp` package, reads the
+#   archive): counters as raw counters, timestamps as recorded (to the millisecond).
+#   Series matching SERIES_EXCLUDE (default `^proc\.`: per-process metrics) are left out.
+#   - `20130706`: host "billing02", 2013-07-05 04:17 to 2013-07-06 04:15 UTC, kernel,
+#     memory, disk, network and file-system metrics, most every 60 s (485 series, 317,894
+#     samples).
+#   - `20180416.10.00`: host "brolley-t530", 2018-04-16 18:01 to 22:32 UTC, every 10 s,
+#     each metric logged twice per interval a few hundred ms apart (two logging groups);
+#     without per-process metrics 1,210 series, 2,260,969 samples.
+# * Per dataset and variant, a fresh server (`--shards 1 --fsync always`) on an empty data
+#   directory is loaded with scripts/ts-csv-resp.py | `redis-cli --pipe` (one `TS.CREATE`
+#   per series, then `TS.MADD`s of 100 samples in file order); `SAVE`; the script waits
+#   until INFO's `pending_compaction_bytes` is 0, sums `totalSamples` and the sealed chunks
+#   of `TS.INFO key DEBUG` over the series, `SHUTDOWN`s and runs `tskv-tool compact` (as
 #   scripts/bench-ts-ingest.sh does). bytes/sample = live SSTable bytes after compaction
 #   over the samples; chunk bytes/sample = sealed chunk bytes over the sealed samples.
 # * Variants: timestamps as recorded (ms), and cut to whole seconds (`--ts-unit-ms 1000`,
@@ -25,15 +29,16 @@
 #   bits (timestamps, values, header and CRC) with a model of the codec, every sample
 #   sealed, whose total can be checked against the measured chunk bytes.
 #
-# Usage: scripts/bench-ts-bytes.sh   (variables: CACHE, OUT, ARCHIVE, BIN, CHUNK_SIZES: the
-#        CHUNK_SIZE of each pair of variants, default 4096)
+# Usage: scripts/bench-ts-bytes.sh   (variables: CACHE, OUT, BIN, DATASETS (archive names,
+#        default "20130706 20180416.10.00"), SERIES_EXCLUDE, CHUNK_SIZES (default 4096))
 #        Needs: apt-get (to fetch the package), pmdumplog and pminfo (`apt-get install
 #        pcp`), redis-cli, jq, python3, cargo.
 set -euo pipefail
 
 CACHE=${CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tskv-bench-data}
 OUT=${OUT:-$(mktemp -d /tmp/tskv-ts-bytes.XXXXXX)}
-ARCHIVE=${ARCHIVE:-20130706}
+DATASETS=${DATASETS:-20130706 20180416.10.00}
+SERIES_EXCLUDE=${SERIES_EXCLUDE:-^proc\.}
 CHUNK_SIZES=${CHUNK_SIZES:-4096}
 mkdir -p "$CACHE" "$OUT"
 cd "$(dirname "$0")/.."
@@ -47,23 +52,28 @@ for tool in pmdumplog pminfo redis-cli jq; do
     command -v "$tool" >/dev/null || { echo "needs $tool (pmdumplog, pminfo: apt-get install pcp)" >&2; exit 1; }
 done
 
-# The archive, out of Debian's pcp-testsuite package (fetched once into CACHE).
-archive_dir=$CACHE/pcp-testsuite
-if [ ! -e "$archive_dir/$ARCHIVE.meta" ] && [ ! -e "$archive_dir/$ARCHIVE.meta.xz" ]; then
-    deb=$(ls "$CACHE"/pcp-testsuite_*.deb 2>/dev/null | head -1 || true)
-    if [ -z "$deb" ]; then
-        (cd "$CACHE" && apt-get download pcp-testsuite >&2)
-        deb=$(ls "$CACHE"/pcp-testsuite_*.deb | head -1)
-    fi
-    mkdir -p "$archive_dir"
-    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$archive_dir" --strip-components 6 \
-        --wildcards "./var/lib/pcp/testsuite/archives/$ARCHIVE.*"
-fi
-csv=$OUT/$ARCHIVE.csv
-python3 scripts/pcp-to-csv.py "$archive_dir/$ARCHIVE" >"$csv"
-
 echo "host: $(nproc) cores, $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "commit: $(git rev-parse --short HEAD)  data: PCP archive $ARCHIVE ($(pmdumplog -L "$archive_dir/$ARCHIVE" | awk '/from host/ {print $NF}')), $(wc -l <"$csv") samples"
+echo "commit: $(git rev-parse --short HEAD)"
+
+# fetch_csv ARCHIVE: writes $OUT/ARCHIVE.csv from the archive in Debian's pcp-testsuite
+# package (fetched once into CACHE), without the series matching SERIES_EXCLUDE.
+fetch_csv() {
+    local archive=$1 archive_dir=$CACHE/pcp-testsuite deb
+    if ! ls "$archive_dir/$archive".meta* >/dev/null 2>&1; then
+        deb=$(ls "$CACHE"/pcp-testsuite_*.deb 2>/dev/null | head -1 || true)
+        if [ -z "$deb" ]; then
+            (cd "$CACHE" && apt-get download pcp-testsuite >&2)
+            deb=$(ls "$CACHE"/pcp-testsuite_*.deb | head -1)
+        fi
+        mkdir -p "$archive_dir"
+        dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$archive_dir" --strip-components 6 \
+            --wildcards "./var/lib/pcp/testsuite/archives/$archive.*"
+    fi
+    python3 scripts/pcp-to-csv.py "$archive_dir/$archive" >"$OUT/$archive.all.csv"
+    grep -Ev "$SERIES_EXCLUDE" "$OUT/$archive.all.csv" >"$OUT/$archive.csv" || true
+    echo "data: PCP archive $archive ($(pmdumplog -L "$archive_dir/$archive" | awk '/from host/ {print $NF}')), $(wc -l <"$OUT/$archive.csv") samples"
+}
+
 printf 'variant\tseries\tsamples\tsealed\tchunks\tchunk_bytes_per_sample\topen\tsstable_bytes\tbytes_per_sample\n'
 
 # run_variant NAME TS_UNIT_MS DUPLICATE_POLICY CHUNK_SIZE: loads, saves, measures and
@@ -119,8 +129,12 @@ EOF
     rm -rf "$dir"
 }
 
-for size in $CHUNK_SIZES; do
-    run_variant "ms-chunk$size" 1 BLOCK "$size"
-    run_variant "seconds-chunk$size" 1000 LAST "$size"
+for archive in $DATASETS; do
+    fetch_csv "$archive"
+    csv=$OUT/$archive.csv
+    for size in $CHUNK_SIZES; do
+        run_variant "$archive-ms-chunk$size" 1 BLOCK "$size"
+        run_variant "$archive-seconds-chunk$size" 1000 LAST "$size"
+    done
 done
 echo "(reports in $OUT)"

@@ -12,7 +12,8 @@ with no open samples. Its total is checked against the chunk sizes `TS.INFO key 
 reports (scripts/bench-ts-bytes.sh prints both).
 
 Usage: gorilla-bits.py [--ts-unit-ms U] [--seal-samples N] [--chunk-size-bytes B] FILE.csv
-Prints one line of `name=value` figures (bytes per sample unless named otherwise).
+Prints one line of `name=value` figures: counts, `chunk_bytes` (the chunks' encoded size
+in all, as `TS.INFO key DEBUG` sums them), then bytes per sample.
 """
 import argparse
 import struct
@@ -74,30 +75,32 @@ def main() -> int:
             ts_ms = int(ts)
             ts_ms -= ts_ms % a.ts_unit_ms
             series[name][ts_ms] = struct.unpack("<Q", struct.pack("<d", float(value)))[0]
-    total = t_total = v_total = chunks = 0
+    total = t_total = v_total = chunks = chunk_bytes = 0
     deltas = defaultdict(int)
     for points in series.values():
         samples = sorted(points.items())
         total += len(samples)
         for (t0, _), (t1, _) in zip(samples, samples[1:]):
             deltas[round((t1 - t0) / 1000)] += 1
-        at = 0
-        while at < len(samples):
-            take = min(a.seal_samples, len(samples) - at)
-            while True:
-                t_bits, v_bits = chunk_bits(samples[at : at + take])
-                size = CHUNK_OVERHEAD_BYTES + (t_bits + v_bits + 7) // 8
-                if size <= a.chunk_size_bytes or take == 1:
-                    break
-                take = max(1, min(take - 1, take * a.chunk_size_bytes // size))
-            t_total += t_bits
-            v_total += v_bits
-            chunks += 1
-            at += take
-    chunk_bytes = chunks * CHUNK_OVERHEAD_BYTES + (t_total + v_total) / 8
+        for seal_at in range(0, len(samples), a.seal_samples):
+            # One seal's samples, cut into chunks as `cut_chunks` in series.rs does.
+            rest = samples[seal_at : seal_at + a.seal_samples]
+            while rest:
+                take = len(rest)
+                while True:
+                    t_bits, v_bits = chunk_bits(rest[:take])
+                    size = CHUNK_OVERHEAD_BYTES + (t_bits + v_bits + 7) // 8
+                    if size <= a.chunk_size_bytes or take == 1:
+                        break
+                    take = max(1, min(take - 1, take * a.chunk_size_bytes // size))
+                t_total += t_bits
+                v_total += v_bits
+                chunks += 1
+                chunk_bytes += size
+                rest = rest[take:]
     common = sorted(deltas.items(), key=lambda kv: -kv[1])[:3]
     print(
-        f"series={len(series)} samples={total} chunks={chunks}"
+        f"series={len(series)} samples={total} chunks={chunks} chunk_bytes={chunk_bytes}"
         f" timestamps={t_total / 8 / total:.3f} values={v_total / 8 / total:.3f}"
         f" chunk_header={chunks * CHUNK_OVERHEAD_BYTES / total:.3f}"
         f" chunks_total={chunk_bytes / total:.3f}"
