@@ -11,7 +11,9 @@
 //! and reads nothing at first: another connection meanwhile gets its replies, and its
 //! `CLIENT LIST` shows the reader's output memory (`omem`) under the limit. Then every
 //! sample is compared with what was written: raw forward and reverse, with `COUNT`,
-//! `FILTER_BY_VALUE`, an `AGGREGATION` with `EMPTY`, and in RESP3.
+//! `FILTER_BY_VALUE`, an `AGGREGATION` with `EMPTY`, and in RESP3. Last, a reader with a
+//! 16 KiB receive window is mid-stream while its series is written, trimmed with `TS.DEL`
+//! and flushed and compacted by `SAVE`: it still gets the series as it was.
 
 mod common;
 
@@ -67,8 +69,26 @@ fn load(c: &mut RawConn, key: &str, from: u64, to: u64) {
     }
 }
 
-fn expected(range: impl Iterator<Item = u64>) -> Vec<Reply> {
-    range.map(|i| sample(i * STEP_MS, value(i))).collect()
+/// Samples rewritten or added out of order after the load (under `DUPLICATE_POLICY
+/// LAST`): they stay open in memory, inside the spans of sealed chunks, so a range merges
+/// them into those chunks' samples.
+const REWRITES: [(u64, f64); 4] = [
+    (10_000, 0.125),
+    (10_005, -0.5),
+    (1_000_005, 7.75),
+    (1_500_000, 3.5),
+];
+
+/// What the series holds: every `i * STEP_MS` with `value(i)`, then [`REWRITES`].
+fn model() -> std::collections::BTreeMap<u64, f64> {
+    let mut model: std::collections::BTreeMap<u64, f64> =
+        (0..SAMPLES).map(|i| (i * STEP_MS, value(i))).collect();
+    model.extend(REWRITES);
+    model
+}
+
+fn expected<'a>(samples: impl Iterator<Item = (&'a u64, &'a f64)>) -> Vec<Reply> {
+    samples.map(|(&ts, &v)| sample(ts, v)).collect()
 }
 
 fn items(reply: Reply) -> Vec<Reply> {
@@ -106,13 +126,21 @@ fn ranges_larger_than_the_output_limit_stream_exactly() {
     let mut c = server.raw();
     let keys = names();
     for key in &keys {
-        assert_eq!(c.request(&["TS.CREATE", key]), Reply::ok());
+        assert_eq!(
+            c.request(&["TS.CREATE", key, "DUPLICATE_POLICY", "LAST"]),
+            Reply::ok()
+        );
         load(&mut c, key, 0, SAMPLES / 2);
     }
     assert_eq!(c.request(&["SAVE"]), Reply::ok());
     for key in &keys {
         load(&mut c, key, SAMPLES / 2, SAMPLES);
+        for (ts, v) in REWRITES {
+            let reply = c.request(&["TS.ADD", key, &ts.to_string(), &text(v)]);
+            assert_eq!(reply, Reply::Int(ts as i64));
+        }
     }
+    let model = model();
 
     for key in &keys {
         // A reader that pipelines the range and a PING and reads nothing yet.
@@ -139,13 +167,13 @@ fn ranges_larger_than_the_output_limit_stream_exactly() {
             "{key}: the reader's output memory is {omem} bytes, over the {OUTPUT_MAX_BYTES}-byte limit"
         );
         let got = items(reader.reply());
-        assert_eq!(got.len() as u64, SAMPLES, "{key}");
-        assert!(got == expected(0..SAMPLES), "{key}: TS.RANGE differs");
+        assert_eq!(got.len(), model.len(), "{key}");
+        assert!(got == expected(model.iter()), "{key}: TS.RANGE differs");
         assert_eq!(reader.reply(), Reply::Status("PONG".into()), "{key}");
 
         let got = items(reader.request(&["TS.REVRANGE", key.as_str(), "-", "+"]));
         assert!(
-            got == expected((0..SAMPLES).rev()),
+            got == expected(model.iter().rev()),
             "{key}: TS.REVRANGE differs"
         );
 
@@ -153,22 +181,23 @@ fn ranges_larger_than_the_output_limit_stream_exactly() {
         let got =
             items(reader.request(&["TS.REVRANGE", key, "-", "+", "COUNT", &count.to_string()]));
         assert!(
-            got == expected((0..SAMPLES).rev().take(count as usize)),
+            got == expected(model.iter().rev().take(count as usize)),
             "{key}: TS.REVRANGE COUNT differs"
         );
 
         let got =
             items(reader.request(&["TS.RANGE", key, "100", "+", "FILTER_BY_VALUE", "0", "200"]));
-        let want: Vec<Reply> = (0..SAMPLES)
-            .filter(|&i| i * STEP_MS >= 100 && (0.0..=200.0).contains(&value(i)))
-            .map(|i| sample(i * STEP_MS, value(i)))
-            .collect();
+        let want = expected(
+            model
+                .iter()
+                .filter(|&(&ts, v)| ts >= 100 && (0.0..=200.0).contains(v)),
+        );
         assert!(
             got.len() > 50_000 && got == want,
             "{key}: FILTER_BY_VALUE differs"
         );
 
-        // Every bucket of 20 ms holds two samples (the last may hold one).
+        // Buckets of 20 ms: two samples each, three where a rewrite added one.
         let got = items(reader.request(&[
             "TS.REVRANGE",
             key,
@@ -179,15 +208,59 @@ fn ranges_larger_than_the_output_limit_stream_exactly() {
             "20",
             "EMPTY",
         ]));
-        let want: Vec<Reply> = (0..SAMPLES.div_ceil(2))
-            .rev()
-            .map(|b| {
-                let first = b * 2;
-                let sum: f64 = (first..(first + 2).min(SAMPLES)).map(value).sum();
-                sample(first * STEP_MS, sum)
-            })
-            .collect();
+        let mut buckets = std::collections::BTreeMap::<u64, f64>::new();
+        for (&ts, &v) in &model {
+            *buckets.entry(ts - ts % 20).or_default() += v;
+        }
+        let want = expected(buckets.iter().rev());
         assert!(got == want, "{key}: AGGREGATION sum differs");
+    }
+
+    // A reply streams what the series held when the command ran: a reader with a small
+    // receive window is still being sent its range while the series gets new samples, a
+    // `TS.DEL` and a `SAVE` (a flush and compactions rewriting its tables).
+    for key in &keys {
+        let mut late = server.raw();
+        let socket = late.writer_clone();
+        socket2::SockRef::from(&socket)
+            .set_recv_buffer_size(16 << 10)
+            .unwrap();
+        assert_eq!(late.request(&["CLIENT", "SETNAME", "late"]), Reply::ok());
+        late.send(&common::encode(&["TS.RANGE", key.as_str(), "-", "+"]))
+            .unwrap();
+        // The reply starts once the owner shard has counted it: wait until its bytes
+        // wait in the server, which they keep doing while the reader does not read.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while omem_of(&mut c, "late") == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{key}: the range never waited in the server (sent whole?)"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let past_end = (SAMPLES * STEP_MS + 5).to_string();
+        assert_eq!(
+            c.request(&["TS.ADD", key, &past_end, "1"]),
+            Reply::Int(SAMPLES as i64 * STEP_MS as i64 + 5)
+        );
+        let deleted = model.range(0..=999_999).count() as i64;
+        assert_eq!(
+            c.request(&["TS.DEL", key, "0", "999999"]),
+            Reply::Int(deleted)
+        );
+        assert_eq!(c.request(&["SAVE"]), Reply::ok());
+        let got = items(late.reply());
+        assert!(
+            got == expected(model.iter()),
+            "{key}: the streamed range changed under it"
+        );
+        let now = items(late.request(&["TS.RANGE", key.as_str(), "-", "+", "COUNT", "1"]));
+        let (&first_ts, &first_value) = model.range(1_000_000..).next().unwrap();
+        assert_eq!(
+            now,
+            vec![sample(first_ts, first_value)],
+            "{key}: the TS.DEL took effect"
+        );
     }
 }
 

@@ -215,6 +215,66 @@ fn an_old_version_keeps_its_files_until_dropped() {
     assert_eq!(now.len(), store.version().table_count());
 }
 
+/// A range view (what a streamed `TS.RANGE` reads from) answers as of when it was
+/// taken: later overwrites, deletes, flushes and compactions change nothing it returns,
+/// and no file it needs is deleted under it.
+#[test]
+fn a_range_view_reads_as_of_when_it_was_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = ShardStore::open(dir.path(), &options()).unwrap();
+    let mut model = BTreeMap::new();
+    write_rounds(&mut store, &mut model, 2, 300);
+    // Some keys only in the memtable, some deleted there.
+    for i in 0..300 {
+        let k = key(i);
+        if i % 5 == 0 {
+            store.put(&k, b"fresh");
+            model.insert(k, b"fresh".to_vec());
+        } else if i % 11 == 0 {
+            store.delete(&k);
+            model.remove(&k);
+        }
+    }
+    let (start, end) = (key(50), key(249));
+    let view = store.range_view(&start, &end);
+    let frozen: BTreeMap<Vec<u8>, Vec<u8>> = model
+        .range(start.clone()..=end.clone())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let files_then = sst_files(dir.path());
+
+    // Everything changes afterwards.
+    for i in 0..300 {
+        let k = key(i);
+        if i % 3 == 0 {
+            store.delete(&k);
+        } else {
+            store.put(&k, format!("later-{i}").as_bytes());
+        }
+    }
+    flush_all(&mut store);
+    store.compact_full_sync().unwrap();
+    for name in &files_then {
+        assert!(
+            dir.path().join(name).exists(),
+            "{name} deleted under the view"
+        );
+    }
+    for i in 50..=249 {
+        let k = key(i);
+        for cache in [None, Some(store.block_cache())] {
+            let got = view.get(&k, cache).unwrap();
+            assert_eq!(got.as_ref(), frozen.get(&k), "key {i} as of the view");
+        }
+    }
+    drop(view);
+    let now = sst_files(dir.path());
+    assert!(
+        files_then.iter().all(|f| !now.contains(f)),
+        "the view's files go once it is dropped (a full compaction rewrote them all)"
+    );
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {

@@ -233,8 +233,9 @@ impl Aggregation {
 pub struct Bucketer {
     aggregation: Aggregation,
     reverse: bool,
-    /// The bucket being filled: its raw start and its samples in arrival order.
-    current: Option<i128>,
+    /// The bucket being filled: its raw start and end (exclusive), and its samples in
+    /// arrival order.
+    current: Option<(i128, i128)>,
     samples: Vec<Sample>,
     /// The bucket that came out last: its raw start, and (forward) its last value, which
     /// an empty bucket of `last` after it repeats.
@@ -255,11 +256,17 @@ impl Bucketer {
 
     /// Takes the next sample; `out` gets the buckets it closes.
     pub fn push(&mut self, sample: Sample, out: &mut impl FnMut(Sample)) {
-        let start = self.aggregation.raw_bucket_start(sample.ts_ms);
-        if self.current.is_some_and(|current| current != start) {
-            self.close(out);
+        let ts = i128::from(sample.ts_ms);
+        match self.current {
+            Some((start, end)) if start <= ts && ts < end => {}
+            current => {
+                if current.is_some() {
+                    self.close(out);
+                }
+                let start = self.aggregation.raw_bucket_start(sample.ts_ms);
+                self.current = Some((start, start + i128::from(self.aggregation.bucket_ms)));
+            }
         }
-        self.current = Some(start);
         self.samples.push(sample);
     }
 
@@ -271,7 +278,7 @@ impl Bucketer {
     }
 
     fn close(&mut self, out: &mut impl FnMut(Sample)) {
-        let start = self.current.take().expect("a bucket is open");
+        let (start, _) = self.current.take().expect("a bucket is open");
         if self.reverse {
             self.samples.reverse();
         }

@@ -14,7 +14,7 @@ use crate::store::ShardStore;
 use super::args::{self, ArgError};
 use super::chunk::Sample;
 use super::filter::parse_filter;
-use super::group::{GroupQuery, GroupedEntry};
+use super::group::{GroupPart, GroupQuery};
 use super::reply;
 use super::series::{self, SeriesCache, SeriesError};
 
@@ -239,6 +239,11 @@ fn entries(
         }
     }
     let mut out = Vec::with_capacity(matching.len());
+    // GROUPBY: this shard's series reduced per group, added in key order.
+    let mut groups: std::collections::BTreeMap<Vec<u8>, GroupPart> = Default::default();
+    if grouped.is_some() {
+        matching.sort();
+    }
     for key in matching {
         let mut entry = Vec::new();
         if args[0].eq_ignore_ascii_case(b"TS.QUERYINDEX") {
@@ -265,11 +270,13 @@ fn entries(
                 ..range_args(args).map_err(SeriesError::Refused)?
             };
             let samples = super::range::collect(store, &state, range, latest, false)?;
-            let entry = GroupedEntry {
-                label_value: label_value.clone(),
-                samples,
-            };
-            out.push((key, entry.encode()));
+            let part = groups
+                .entry(label_value.clone())
+                .or_insert_with(|| GroupPart {
+                    label_value: label_value.clone(),
+                    ..GroupPart::default()
+                });
+            part.add_series(key, &samples);
             continue;
         }
         let ranged = is_range(args);
@@ -319,6 +326,9 @@ fn entries(
             }
         }
         out.push((key, entry));
+    }
+    for (label_value, part) in groups {
+        out.push((label_value, part.encode()));
     }
     Ok(out)
 }

@@ -11,7 +11,10 @@
 //!   sample's only durable copy. The store asks ([`ShardStore::checkpoint_wanted`]) and
 //!   [`checkpoint`] inserts each sample not yet there under its original sequence number
 //!   ([`ShardStore::insert_logged`]). A sample so *stored* gets a tombstone when it is
-//!   sealed; most samples are sealed before any checkpoint and never do.
+//!   sealed; most samples are sealed before any checkpoint and never do. A series that
+//!   holds at least [`checkpoint_seal_min`] open samples is sealed instead (a smaller
+//!   chunk, with its seal mark, in the memtable about to freeze): a stored sample takes
+//!   about 44 bytes on disk until the next seal, a sealed one 1 to 8 bytes.
 //! * **Seal** ([`super::series::seal`]): the samples become a chunk, and a seal mark
 //!   ([`keys::sealed_key`]) is written. Its sequence number tells samples sealed before it
 //!   from open ones: after a crash, replay inserts every logged sample into the memtable,
@@ -38,6 +41,25 @@ pub const OPEN_SAMPLES_MAX_PER_SHARD: usize = 2 << 20;
 
 /// The fewest open samples a series is sealed with because the shard holds too many.
 pub const EARLY_SEAL_SAMPLES_MIN: usize = 16;
+
+/// At a checkpoint, a series holding at least 1/`CHECKPOINT_SEAL_DIVISOR` of the open
+/// samples that make a seal is sealed rather than stored sample by sample.
+///
+/// Why: a stored open sample is an LSM entry of its own (a 17-byte key, an 8-byte value
+/// and the entry's framing: about 44 bytes of SSTable each, measured with
+/// `scripts/bench-ts-bytes.sh`), kept until the next seal and compaction remove it; a
+/// chunk costs about 80 bytes once (header, CRC, key, first value and timestamp) plus its
+/// Gorilla bits. A quarter of a seal's worth (256 samples at the default `CHUNK_SIZE`)
+/// bounds what the extra, smaller chunks add to about 0.3 bytes a sample even if every
+/// seal of a series came from a checkpoint.
+pub const CHECKPOINT_SEAL_DIVISOR: usize = 4;
+
+/// The fewest open samples a series is sealed with at a checkpoint, given the number that
+/// makes a regular seal ([`CHECKPOINT_SEAL_DIVISOR`]; never below
+/// [`EARLY_SEAL_SAMPLES_MIN`]).
+pub fn checkpoint_seal_min(seal_samples: usize) -> usize {
+    (seal_samples / CHECKPOINT_SEAL_DIVISOR).max(EARLY_SEAL_SAMPLES_MIN)
+}
 
 /// The open samples of one shard's series in all, and how many it holds before sealing
 /// early.
@@ -263,8 +285,9 @@ impl OpenSamples {
 }
 
 /// When the store waits to freeze its memtable ([`ShardStore::checkpoint_wanted`]),
-/// inserts every open sample of the shard's series that is not in the memtable yet, then
-/// lets it freeze ([`ShardStore::checkpointed`]). The shard calls it every loop iteration.
+/// seals each series holding at least [`checkpoint_seal_min`] open samples and inserts
+/// the other series' open samples that are not in the memtable yet, then lets it freeze
+/// ([`ShardStore::checkpointed`]). The shard calls it every loop iteration.
 pub fn checkpoint(store: &mut ShardStore, cache: &mut SeriesCache) {
     if !store.checkpoint_wanted() {
         return;

@@ -4,9 +4,10 @@
 //! A query runs in two steps:
 //!
 //! 1. [`RangeSource::open`] freezes what the query reads, as of the command: the keys of
-//!    the series' sealed chunks that overlap the range (their headers are read, their
-//!    samples are not kept), a [`RangeView`] of those keys (memtable copies and the
-//!    table files, reference counted), and a copy of the open samples in the range.
+//!    the series' sealed chunks that overlap the range, with the encoded chunks of its
+//!    first 256 KiB (so a short range reads each chunk once), a [`RangeView`] of the
+//!    other chunks' keys (memtable copies and the table files, reference counted), and a
+//!    copy of the open samples in the range.
 //! 2. A [`RangeCursor`] walks that source one *segment* at a time, in reply order: a
 //!    segment is one sealed chunk's samples merged with the open samples up to its last
 //!    timestamp (the open sample wins at an equal timestamp: it is newer), and a last
@@ -30,9 +31,9 @@ use crate::block_cache::BlockCache;
 use crate::resp::{self, Protocol};
 use crate::store::{RangeView, ShardStore};
 
-/// A range reply larger than this is streamed, not built at once: 1 MiB, a few days of
-/// 10-second samples.
-pub const INLINE_REPLY_BYTES_MAX: usize = 1 << 20;
+/// A range reply of more entries than this is streamed, not built at once: 32,768
+/// samples or buckets (about 1 MiB in RESP2), almost four days of 10-second samples.
+pub const INLINE_REPLY_ENTRIES_MAX: u64 = 32_768;
 
 /// Reply bytes a streamed range adds to the connection's write buffer per step, before it
 /// lets the socket take them.
@@ -48,11 +49,18 @@ struct Plan {
     reverse: bool,
 }
 
-/// A sealed chunk of the range: its key and its last timestamp.
+/// Encoded chunk bytes a source keeps from the scan that lists its chunks (256 KiB):
+/// a range that fits is read once; the chunks past it are looked up again in the view.
+const KEPT_CHUNK_BYTES_MAX: usize = 256 * 1024;
+
+/// A sealed chunk of the range: its key, its last timestamp, and its encoding if kept.
 #[derive(Clone, Debug)]
 struct ChunkRef {
     key: [u8; 18],
+    first_ts_ms: u64,
     last_ts_ms: u64,
+    sample_count: u32,
+    value: Option<Vec<u8>>,
 }
 
 /// What a range query reads, frozen when the command ran: `Send`, so a reply may be
@@ -116,21 +124,28 @@ impl RangeSource {
             && latest.is_none_or(|open| open.ts_ms > 0);
         if stored {
             let id = state.meta.series_id;
+            let mut kept_bytes = 0;
             for entry in store.scan_from(&keys::chunk_key(id, from_ms)) {
                 let entry = entry?;
                 let Some(last_ts_ms) = keys::chunk_key_ts(&entry.key, id) else {
                     break;
                 };
                 let Some(value) = entry.value else { continue };
-                if chunk::header(&value)?.first_ts_ms > stored_to_ms {
+                let header = chunk::header(&value)?;
+                if header.first_ts_ms > stored_to_ms {
                     break;
                 }
+                kept_bytes += value.len();
                 source.chunks.push(ChunkRef {
                     key: keys::chunk_key(id, last_ts_ms),
+                    first_ts_ms: header.first_ts_ms,
                     last_ts_ms,
+                    sample_count: header.sample_count,
+                    value: (kept_bytes <= KEPT_CHUNK_BYTES_MAX).then_some(value),
                 });
             }
-            if let (Some(first), Some(last)) = (source.chunks.first(), source.chunks.last()) {
+            let first_not_kept = source.chunks.iter().find(|c| c.value.is_none());
+            if let (Some(first), Some(last)) = (first_not_kept, source.chunks.last()) {
                 source.view = Some(store.range_view(&first.key, &last.key));
             }
             source.open = state.open.range(from_ms, stored_to_ms).collect();
@@ -143,6 +158,13 @@ impl RangeSource {
             reverse,
         };
         Ok(source)
+    }
+
+    /// Whether every sample in the range is an entry of the reply (no aggregation, no
+    /// filter), so counting needs no decoding where chunk headers tell.
+    fn is_raw(&self) -> bool {
+        let args = &self.plan.args;
+        args.aggregation.is_none() && args.filter_by_ts.is_none() && args.filter_by_value.is_none()
     }
 
     /// Segments: one per chunk, then the open samples after the last chunk.
@@ -167,24 +189,54 @@ impl RangeSource {
             return Ok(self.open[open_from..].to_vec());
         };
         let open_to = self.open.partition_point(|s| s.ts_ms <= chunk.last_ts_ms);
-        let view = self.view.as_ref().expect("a source with chunks has a view");
-        if cache.is_none() && !view.holds_in_memory(&chunk.key) {
-            self.uncached_reads.set(self.uncached_reads.get() + 1);
-        }
-        let sealed = match view.get(&chunk.key, cache)? {
-            Some(value) => chunk::decode(&value)?,
-            // Deleted since the list was made: impossible in a frozen view.
-            None => Vec::new(),
+        let sealed = match &chunk.value {
+            Some(value) => chunk::decode(value)?,
+            None => {
+                let view = self.view.as_ref().expect("a chunk not kept is in the view");
+                if cache.is_none() && !view.holds_in_memory(&chunk.key) {
+                    self.uncached_reads.set(self.uncached_reads.get() + 1);
+                }
+                match view.get(&chunk.key, cache)? {
+                    Some(value) => chunk::decode(&value)?,
+                    // Deleted since the list was made: impossible in a frozen view.
+                    None => Vec::new(),
+                }
+            }
         };
         let (from_ms, to_ms) = (self.plan.from_ms, self.plan.to_ms);
-        let sealed = sealed
-            .into_iter()
-            .filter(|s| (from_ms..=to_ms).contains(&s.ts_ms))
-            .collect();
-        Ok(series::merge(
-            sealed,
-            self.open[open_from..open_to].to_vec(),
-        ))
+        let mut sealed = sealed;
+        if !(from_ms <= chunk.first_ts_ms && chunk.last_ts_ms <= to_ms) {
+            sealed.retain(|s| (from_ms..=to_ms).contains(&s.ts_ms));
+        }
+        let open = &self.open[open_from..open_to];
+        if open.is_empty() {
+            return Ok(sealed);
+        }
+        Ok(series::merge(sealed, open.to_vec()))
+    }
+
+    /// The number of samples in segment `index`, known without reading its chunk when
+    /// the chunk lies inside the range and no open sample falls in its span.
+    fn segment_len(
+        &self,
+        index: usize,
+        cache: Option<&RefCell<BlockCache>>,
+    ) -> Result<usize, SeriesError> {
+        let open_from = match index {
+            0 => 0,
+            i => self
+                .open
+                .partition_point(|s| s.ts_ms <= self.chunks[i - 1].last_ts_ms),
+        };
+        let Some(chunk) = self.chunks.get(index) else {
+            return Ok(self.open.len() - open_from);
+        };
+        let open_to = self.open.partition_point(|s| s.ts_ms <= chunk.last_ts_ms);
+        let inside = self.plan.from_ms <= chunk.first_ts_ms && chunk.last_ts_ms <= self.plan.to_ms;
+        if inside && open_from == open_to {
+            return Ok(chunk.sample_count as usize);
+        }
+        Ok(self.segment(index, cache)?.len())
     }
 }
 
@@ -276,6 +328,15 @@ impl RangeCursor {
         source: &RangeSource,
         cache: Option<&RefCell<BlockCache>>,
     ) -> Result<u64, SeriesError> {
+        let args = &source.plan.args;
+        if source.is_raw() {
+            // Every sample is an entry: count segments from chunk headers where they tell.
+            let mut count = 0u64;
+            for index in self.segments_done..source.segment_count() {
+                count += source.segment_len(index, cache)? as u64;
+            }
+            return Ok(count.min(args.count.unwrap_or(u64::MAX).saturating_sub(self.produced)));
+        }
         let mut scratch = Vec::new();
         let mut count = 0;
         while self.step(source, cache, &mut scratch)? {
@@ -309,12 +370,14 @@ pub fn collect(
 pub enum RangeReply {
     /// The encoded reply.
     Encoded(Vec<u8>),
-    /// Larger than [`INLINE_REPLY_BYTES_MAX`]: stream it.
+    /// More entries than [`INLINE_REPLY_ENTRIES_MAX`]: stream it.
     Stream(Box<RangeStream>),
 }
 
 /// Builds the reply of a range query from `source`, or, past
-/// [`INLINE_REPLY_BYTES_MAX`], counts its entries and returns it to stream.
+/// [`INLINE_REPLY_ENTRIES_MAX`] entries, counts them and returns it to stream. Without
+/// aggregation or filters the count comes first, mostly from chunk headers; otherwise
+/// the reply is built until it passes the bound.
 ///
 /// # Errors
 /// A failed read or a damaged chunk.
@@ -324,30 +387,50 @@ pub fn reply(
     proto: Protocol,
 ) -> Result<RangeReply, SeriesError> {
     let cache = Some(store.block_cache());
+    let stream = |source: RangeSource, total: u64| {
+        let cursor = RangeCursor::new(&source);
+        Ok(RangeReply::Stream(Box::new(RangeStream {
+            source,
+            cursor,
+            total,
+            sent: 0,
+            proto,
+            owner: None,
+        })))
+    };
+    let mut samples = Vec::new();
+    if source.is_raw() {
+        let total = RangeCursor::new(&source).count_rest(&source, cache)?;
+        if total > INLINE_REPLY_ENTRIES_MAX {
+            return stream(source, total);
+        }
+        // The length is known: the entries go straight after the header.
+        let mut out = Vec::new();
+        resp::array_header(&mut out, total as usize);
+        let mut cursor = RangeCursor::new(&source);
+        while cursor.step(&source, cache, &mut samples)? {
+            for s in samples.drain(..) {
+                super::reply::sample(&mut out, proto, s);
+            }
+        }
+        debug_assert_eq!(cursor.produced, total, "the count pass and the walk agree");
+        return Ok(RangeReply::Encoded(out));
+    }
     let mut cursor = RangeCursor::new(&source);
     let mut body = Vec::new();
-    let mut entries = 0usize;
-    let mut samples = Vec::new();
+    let mut entries = 0u64;
     while cursor.step(&source, cache, &mut samples)? {
-        entries += samples.len();
+        entries += samples.len() as u64;
+        if entries > INLINE_REPLY_ENTRIES_MAX {
+            let total = RangeCursor::new(&source).count_rest(&source, cache)?;
+            return stream(source, total);
+        }
         for s in samples.drain(..) {
             super::reply::sample(&mut body, proto, s);
         }
-        if body.len() > INLINE_REPLY_BYTES_MAX {
-            let total = RangeCursor::new(&source).count_rest(&source, cache)?;
-            let cursor = RangeCursor::new(&source);
-            return Ok(RangeReply::Stream(Box::new(RangeStream {
-                source,
-                cursor,
-                total,
-                sent: 0,
-                proto,
-                owner: None,
-            })));
-        }
     }
     let mut out = Vec::with_capacity(body.len() + 16);
-    resp::array_header(&mut out, entries);
+    resp::array_header(&mut out, usize::try_from(entries).unwrap_or(usize::MAX));
     out.extend_from_slice(&body);
     Ok(RangeReply::Encoded(out))
 }

@@ -14,7 +14,9 @@ use crate::store::{Lookup, ShardStore};
 use super::chunk::{self, ChunkEncoding, Sample};
 use super::keys;
 use super::meta::{DuplicatePolicy, SeriesMeta};
-use super::open::{OpenBudget, OpenSample, OpenSamples, EARLY_SEAL_SAMPLES_MIN};
+use super::open::{
+    checkpoint_seal_min, OpenBudget, OpenSample, OpenSamples, EARLY_SEAL_SAMPLES_MIN,
+};
 
 /// A failure reading or writing a series.
 #[derive(Debug, thiserror::Error)]
@@ -107,9 +109,17 @@ impl SeriesCache {
         self.states.get(key)
     }
 
-    /// Puts every series' open samples that are not in the memtable yet into it.
+    /// Before the memtable freezes: seals each series holding at least
+    /// [`checkpoint_seal_min`] open samples, and puts the other series' open samples that
+    /// are not in the memtable yet into it (a series whose seal fails is stored too).
     pub(super) fn checkpoint_all(&mut self, store: &mut ShardStore) {
         for state in self.states.values_mut() {
+            if state.open.len() >= checkpoint_seal_min(seal_threshold(&state.meta)) {
+                match seal(store, state) {
+                    Ok(_) => continue,
+                    Err(e) => tracing::error!("time-series seal at a checkpoint: {e}"),
+                }
+            }
             state.open.checkpoint(store, state.meta.series_id);
         }
     }
