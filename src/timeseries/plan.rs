@@ -13,7 +13,8 @@
 //! reads after. What is not planned (it reads with blocking reads, counted in `INFO`'s
 //! `block_reads_blocking`): the other series a compaction rule touches (`TS.ADD` into a
 //! rule's source, `LATEST`), a series deleted by `DEL` or a string write, requests
-//! inside a transaction batch, and the chunks a streamed range reply reads after its
+//! inside a transaction batch, the seal a memtable checkpoint makes (no request waits for
+//! it; it reads only when out-of-order samples overlap chunks on disk), and the chunks a streamed range reply reads after its
 //! command ran ([`super::range`]: a streaming reader would plan each step with
 //! [`crate::store::ShardStore::blocks_in_range`]).
 
