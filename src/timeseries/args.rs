@@ -51,8 +51,9 @@ pub enum TimestampArg {
     Now,
 }
 
-/// `TS.RANGE` / `TS.REVRANGE` arguments after the key.
-#[derive(Clone, Debug, PartialEq)]
+/// `TS.RANGE` / `TS.REVRANGE` arguments after the key. The default is `- +`: every
+/// sample, no option.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct RangeArgs {
     /// `fromTimestamp` (`-` is 0).
     pub from_ms: u64,

@@ -8,8 +8,9 @@ use crate::store::ShardStore;
 
 use super::chunk::{self, ChunkEncoding};
 use super::keys;
+use super::range::{RangeCursor, RangeSource};
 use super::reply;
-use super::series::{self, SeriesError, SeriesState};
+use super::series::{SeriesError, SeriesState};
 
 /// Fields of `TS.INFO` without `DEBUG`; `DEBUG` adds `keySelfName` and `Chunks`.
 const FIELD_COUNT: usize = 14;
@@ -149,8 +150,13 @@ pub fn stats(store: &ShardStore, state: &SeriesState) -> Result<SeriesStats, Ser
             .chunks
             .push((h.first_ts_ms, h.last_ts_ms, h.sample_count, value.len()));
     }
-    let samples = series::read_range(store, state, 0, u64::MAX)?;
-    stats.total_samples = samples.len() as u64;
-    stats.first_ts_ms = samples.first().map_or(0, |s| s.ts_ms);
+    // Counted from chunk headers where they tell, never holding the series in memory.
+    let everything = super::args::RangeArgs::default();
+    let source = RangeSource::open(store, state, everything, None, false)?;
+    let cache = Some(store.block_cache());
+    stats.total_samples = RangeCursor::new(&source).count_rest(&source, cache)?;
+    let (mut cursor, mut first) = (RangeCursor::new(&source), Vec::new());
+    while first.is_empty() && cursor.step(&source, cache, &mut first)? {}
+    stats.first_ts_ms = first.first().map_or(0, |s| s.ts_ms);
     Ok(stats)
 }

@@ -212,7 +212,7 @@ impl RangeSource {
         if open.is_empty() {
             return Ok(sealed);
         }
-        Ok(series::merge(sealed, open.to_vec()))
+        Ok(merge(sealed, open.to_vec()))
     }
 
     /// The number of samples in segment `index`, known without reading its chunk when
@@ -237,6 +237,24 @@ impl RangeSource {
             return Ok(chunk.sample_count as usize);
         }
         Ok(self.segment(index, cache)?.len())
+    }
+}
+
+/// Merges two time-ordered runs; at equal timestamps `newer` wins.
+pub(super) fn merge(older: Vec<Sample>, newer: Vec<Sample>) -> Vec<Sample> {
+    let mut out = Vec::with_capacity(older.len() + newer.len());
+    let (mut a, mut b) = (older.into_iter().peekable(), newer.into_iter().peekable());
+    loop {
+        match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x.ts_ms < y.ts_ms => out.push(a.next().expect("peeked")),
+            (Some(x), Some(y)) if x.ts_ms == y.ts_ms => {
+                a.next();
+                out.push(b.next().expect("peeked"));
+            }
+            (_, Some(_)) => out.push(b.next().expect("peeked")),
+            (Some(_), None) => out.push(a.next().expect("peeked")),
+            (None, None) => return out,
+        }
     }
 }
 

@@ -294,24 +294,6 @@ fn scan_chunks(
     Ok(out)
 }
 
-/// Merges two time-ordered runs; at equal timestamps `newer` wins.
-pub(super) fn merge(older: Vec<Sample>, newer: Vec<Sample>) -> Vec<Sample> {
-    let mut out = Vec::with_capacity(older.len() + newer.len());
-    let (mut a, mut b) = (older.into_iter().peekable(), newer.into_iter().peekable());
-    loop {
-        match (a.peek(), b.peek()) {
-            (Some(x), Some(y)) if x.ts_ms < y.ts_ms => out.push(a.next().expect("peeked")),
-            (Some(x), Some(y)) if x.ts_ms == y.ts_ms => {
-                a.next();
-                out.push(b.next().expect("peeked"));
-            }
-            (_, Some(_)) => out.push(b.next().expect("peeked")),
-            (Some(_), None) => out.push(a.next().expect("peeked")),
-            (None, None) => return out,
-        }
-    }
-}
-
 /// The oldest timestamp still inside the retention window, 0 without retention.
 pub fn retention_cutoff_ms(state: &SeriesState) -> u64 {
     match (state.meta.retention_ms, state.last) {
@@ -344,7 +326,10 @@ pub fn read_range(
                 .filter(|s| (from_ms..=to_ms).contains(&s.ts_ms)),
         );
     }
-    Ok(merge(sealed, state.open.range(from_ms, to_ms).collect()))
+    Ok(super::range::merge(
+        sealed,
+        state.open.range(from_ms, to_ms).collect(),
+    ))
 }
 
 /// The value stored at `ts_ms`, open or sealed.
@@ -484,7 +469,7 @@ pub fn seal(store: &mut ShardStore, state: &mut SeriesState) -> Result<SeqNo, Se
         seq = store.delete(key);
     }
     let older: Vec<Sample> = old_chunks.into_iter().flat_map(|(_, s)| s).collect();
-    let merged: Vec<Sample> = merge(older, unsealed)
+    let merged: Vec<Sample> = super::range::merge(older, unsealed)
         .into_iter()
         .filter(|s| s.ts_ms >= cutoff_ms)
         .collect();
