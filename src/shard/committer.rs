@@ -482,3 +482,11 @@ fn advance_write(
     }
     Ok(write.done(need_sync))
 }
+
+impl super::Shard {
+    /// Deletes the WAL segments the manifest covers, once every shard has opened (see
+    /// [`crate::store::ShardStore::open_shard`]).
+    pub fn delete_covered_wal_segments(&mut self) {
+        self.store.delete_covered_segments();
+    }
+}

@@ -592,11 +592,3 @@ impl Shard {
         }
     }
 }
-
-impl Shard {
-    /// Deletes the WAL segments the manifest covers, once every shard has opened (see
-    /// [`ShardStore::open_shard`]).
-    pub fn delete_covered_wal_segments(&mut self) {
-        self.store.delete_covered_segments();
-    }
-}

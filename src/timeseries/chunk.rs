@@ -183,6 +183,29 @@ fn gorilla_payload(samples: &[Sample]) -> Vec<u8> {
     w.finish()
 }
 
+/// Where a walk over the chunks of series `series_id` that may hold samples up to
+/// `to_ms` ends: at the first entry that is not one of its chunks (`key`), or at a live
+/// chunk (`value`) whose first sample is after `to_ms` (the walk has read it). The one
+/// rule of every reader of a series' chunks and of the plan that reads their blocks
+/// through the ring first (`super::plan`); a tombstone goes on.
+///
+/// # Errors
+/// A damaged chunk header.
+pub fn walk_ends(
+    key: &[u8],
+    value: Option<&[u8]>,
+    series_id: u64,
+    to_ms: u64,
+) -> Result<bool, FormatError> {
+    if super::keys::chunk_key_ts(key, series_id).is_none() {
+        return Ok(true);
+    }
+    match value {
+        Some(value) => Ok(header(value)?.first_ts_ms > to_ms),
+        None => Ok(false),
+    }
+}
+
 /// Reads and checks a chunk's header (and its checksum) without decoding its samples.
 ///
 /// # Errors

@@ -110,6 +110,13 @@ pub fn sample_key_ts(key: &[u8], series_id: u64) -> Option<u64> {
     id_key_ts(SAMPLE_TAG, key, series_id)
 }
 
+/// The timestamp of `key` if a walk over series `series_id`'s sample entries up to `to_ms`
+/// goes on there (`None`: the walk ends). The one rule of the reader and of the plan that
+/// reads its blocks first.
+pub fn sample_walk_ts(key: &[u8], series_id: u64, to_ms: u64) -> Option<u64> {
+    sample_key_ts(key, series_id).filter(|&ts_ms| ts_ms <= to_ms)
+}
+
 fn id_key_ts(tag: u8, key: &[u8], series_id: u64) -> Option<u64> {
     let key: &[u8; 18] = key.try_into().ok()?;
     let head_matches =

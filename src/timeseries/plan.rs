@@ -4,7 +4,8 @@
 //!
 //! A read is a [`Reach`]: a key range and where the reader stops in it. Each mirrors a
 //! reader of [`super::series`] (`scan_chunks`, `scan_samples`, `load`),
-//! [`super::info`] or [`super::directory`]; the stop rules here are theirs, so a plan that
+//! [`super::info`] or [`super::directory`], and stops where they do, by the same rules
+//! ([`chunk::walk_ends`], [`keys::sample_walk_ts`]), so a plan that
 //! is checked by scanning from memory ([`crate::store::ShardStore::first_block_missing`])
 //! reads exactly the entries the reader will.
 //!
@@ -80,15 +81,12 @@ impl Reach {
     pub fn ends_at(&self, entry: &TableEntry) -> bool {
         match *self {
             Self::Key(_) => true,
+            // A damaged header ends the reader (with an error).
             Self::Chunks { id, to_ms, .. } => {
-                keys::chunk_key_ts(&entry.key, id).is_none()
-                    || entry
-                        .value
-                        .as_deref()
-                        .is_some_and(|v| chunk::header(v).map_or(true, |h| h.first_ts_ms > to_ms))
+                chunk::walk_ends(&entry.key, entry.value.as_deref(), id, to_ms).unwrap_or(true)
             }
             Self::Samples { id, to_ms, .. } => {
-                keys::sample_key_ts(&entry.key, id).is_none_or(|ts_ms| ts_ms > to_ms)
+                keys::sample_walk_ts(&entry.key, id, to_ms).is_none()
             }
             Self::Metas => !matches!(keys::classify(&entry.key), KeyClass::Series(_)),
         }

@@ -127,14 +127,14 @@ impl RangeSource {
             let mut kept_bytes = 0;
             for entry in store.scan_from(&keys::chunk_key(id, from_ms)) {
                 let entry = entry?;
+                if chunk::walk_ends(&entry.key, entry.value.as_deref(), id, stored_to_ms)? {
+                    break;
+                }
                 let Some(last_ts_ms) = keys::chunk_key_ts(&entry.key, id) else {
                     break;
                 };
                 let Some(value) = entry.value else { continue };
                 let header = chunk::header(&value)?;
-                if header.first_ts_ms > stored_to_ms {
-                    break;
-                }
                 kept_bytes += value.len();
                 source.chunks.push(ChunkRef {
                     key: keys::chunk_key(id, last_ts_ms),

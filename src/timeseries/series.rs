@@ -246,7 +246,7 @@ fn scan_samples(
     let mut out = Vec::new();
     for entry in store.scan_from(&keys::sample_key(id, from_ms)) {
         let entry = entry?;
-        let Some(ts_ms) = keys::sample_key_ts(&entry.key, id).filter(|&t| t <= to_ms) else {
+        let Some(ts_ms) = keys::sample_walk_ts(&entry.key, id, to_ms) else {
             break;
         };
         if let Some(value) = entry.value {
@@ -282,13 +282,10 @@ fn scan_chunks(
     let mut out = Vec::new();
     for entry in store.scan_from(&keys::chunk_key(id, from_ms)) {
         let entry = entry?;
-        if keys::chunk_key_ts(&entry.key, id).is_none() {
+        if chunk::walk_ends(&entry.key, entry.value.as_deref(), id, to_ms)? {
             break;
         }
         let Some(value) = entry.value else { continue };
-        if chunk::header(&value)?.first_ts_ms > to_ms {
-            break;
-        }
         out.push((entry.key, chunk::decode(&value)?));
     }
     Ok(out)
