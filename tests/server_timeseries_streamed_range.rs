@@ -291,3 +291,81 @@ fn streamed_ranges_in_resp3_are_doubles() {
         assert_eq!(entry, &want, "sample {i}");
     }
 }
+
+/// `TS.MRANGE` / `TS.MREVRANGE` over series on both shards whose samples together pass the
+/// output limit: the long series stream, the short ones are built at once, and the reply
+/// is every series in key order with every sample exact.
+#[test]
+fn multi_series_ranges_stream_their_long_series() {
+    let server = TestServer::start(&[
+        "--shards",
+        "2",
+        "--client-output-bytes-max",
+        &OUTPUT_MAX_BYTES.to_string(),
+    ]);
+    let mut c = server.raw();
+    let sizes: [u64; 6] = [500, 60_000, 45_000, 10, 70_000, 1_025];
+    for (i, &n) in sizes.iter().enumerate() {
+        let key = format!("m:{i}");
+        let reply = c.request(&[
+            "TS.CREATE",
+            &key,
+            "LABELS",
+            "group",
+            "m",
+            "n",
+            &n.to_string(),
+        ]);
+        assert_eq!(reply, Reply::ok());
+        load(&mut c, &key, 0, n);
+        if i == 2 {
+            assert_eq!(c.request(&["SAVE"]), Reply::ok());
+        }
+    }
+    let series = |reverse: bool, count: Option<usize>| -> Reply {
+        Reply::Array(
+            sizes
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| {
+                    let labels = Reply::Array(vec![
+                        Reply::Array(vec![Reply::bulk("group"), Reply::bulk("m")]),
+                        Reply::Array(vec![Reply::bulk("n"), Reply::bulk(n.to_string())]),
+                    ]);
+                    let mut samples = expected_plain(0..n);
+                    if reverse {
+                        samples.reverse();
+                    }
+                    samples.truncate(count.unwrap_or(usize::MAX));
+                    Reply::Array(vec![
+                        Reply::bulk(format!("m:{i}")),
+                        labels,
+                        Reply::Array(samples),
+                    ])
+                })
+                .collect(),
+        )
+    };
+    let got = c.request(&["TS.MRANGE", "-", "+", "WITHLABELS", "FILTER", "group=m"]);
+    assert!(got == series(false, None), "TS.MRANGE differs");
+    let got = c.request(&[
+        "TS.MREVRANGE",
+        "-",
+        "+",
+        "WITHLABELS",
+        "COUNT",
+        "50000",
+        "FILTER",
+        "group=m",
+    ]);
+    assert!(
+        got == series(true, Some(50_000)),
+        "TS.MREVRANGE COUNT differs"
+    );
+    // The connection is in order afterwards.
+    assert_eq!(c.request(&["PING"]), Reply::Status("PONG".into()));
+}
+
+fn expected_plain(range: std::ops::Range<u64>) -> Vec<Reply> {
+    range.map(|i| sample(i * STEP_MS, value(i))).collect()
+}

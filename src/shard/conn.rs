@@ -76,7 +76,7 @@ pub struct Conn {
     pub slots: VecDeque<Slot>,
     /// A range reply being streamed: its header is in `wbuf`, its entries follow as the
     /// socket takes them (the shard fills them, [`super::conns`]); the slots after it wait.
-    pub streaming: Option<Box<crate::timeseries::range::RangeStream>>,
+    pub streaming: Option<super::stream::ReplyStream>,
     /// Id of `slots[0]` (ids increase by one per request).
     pub first_slot_id: u64,
     /// The socket may have more bytes (edge-triggered readiness not yet consumed).
@@ -380,14 +380,10 @@ impl Conn {
         added
     }
 
-    /// Appends a finished reply to the write buffer, or, for a streamed one, its header,
-    /// keeping the stream to fill from.
+    /// Appends a finished reply to the write buffer, or keeps a streamed one to fill from.
     fn emit(&mut self, mut slot: Slot) {
         match slot.take_stream() {
-            Some(stream) => {
-                stream.header(&mut self.wbuf);
-                self.streaming = Some(stream);
-            }
+            Some(stream) => self.streaming = Some(stream),
             None => slot.encode(&mut self.wbuf),
         }
     }

@@ -323,8 +323,7 @@ impl Shard {
             return true;
         };
         let mut wbuf = std::mem::take(&mut conn.wbuf);
-        let cache = (stream.owner == Some(id)).then(|| self.store.block_cache());
-        let filled = stream.fill(cache, &mut wbuf);
+        let filled = stream.fill(id, self.store.block_cache(), &mut wbuf);
         let own_cache = self.store.block_cache().borrow();
         for _ in 0..stream.take_uncached_reads() {
             own_cache.note_blocking_read();

@@ -363,7 +363,7 @@ pub enum OpResult {
     /// The key holds a series, not a string: `WRONGTYPE` for `GET`, nil in `MGET`.
     WrongType,
     /// One shard's part of a multi-series reply: `(key, encoded entry)` per series.
-    Entries(Vec<(Vec<u8>, Vec<u8>)>),
+    Entries(Vec<crate::timeseries::multi::EntryPart>),
     /// The results of an [`Op::Batch`], one per op.
     Batch(Vec<OpResult>),
     /// A watched key changed: the transaction did not run (`EXEC` replies null).

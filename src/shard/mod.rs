@@ -74,6 +74,7 @@ pub mod scan;
 pub mod scan_walk;
 mod slowdown;
 mod slowlog;
+pub mod stream;
 mod strings;
 mod ts_route;
 mod ts_rules;

@@ -29,11 +29,14 @@ pub enum Reply {
     /// `TS.MADD`: one encoded reply per part, in part order.
     Parts(Vec<Option<Vec<u8>>>),
     /// `TS.MGET`, `TS.MRANGE`, `TS.QUERYINDEX`: every shard's entries, replied in key order.
-    Entries(crate::timeseries::multi::Merge, Vec<(Vec<u8>, Vec<u8>)>),
+    Entries(
+        crate::timeseries::multi::Merge,
+        Vec<crate::timeseries::multi::EntryPart>,
+    ),
     /// `TS.MRANGE ... GROUPBY`: every shard's grouped entries, reduced when all arrived.
     Grouped(
         Box<crate::timeseries::group::GroupQuery>,
-        Vec<(Vec<u8>, Vec<u8>)>,
+        Vec<crate::timeseries::multi::EntryPart>,
     ),
     /// `INFO` with its keyspace section: the other sections' text, and the live keys
     /// summed over the shards (one `OpResult::KeyCount` per shard).
@@ -127,7 +130,7 @@ impl Slot {
             Reply::Single(Some(OpResult::Encoded(bytes))) => bytes.len(),
             Reply::Parts(parts) => parts.iter().flatten().map(Vec::len).sum(),
             Reply::Entries(_, entries) | Reply::Grouped(_, entries) => {
-                entries.iter().map(|(k, e)| k.len() + e.len()).sum()
+                entries.iter().map(|(k, e, _)| k.len() + e.len()).sum()
             }
             _ => 0,
         }
@@ -195,17 +198,38 @@ impl Slot {
         }
     }
 
-    /// The range stream this finished reply is, unless it is silent or failed (its
-    /// encoding is then what [`Slot::encode`] appends).
-    pub fn take_stream(&mut self) -> Option<Box<crate::timeseries::range::RangeStream>> {
+    /// The streamed reply this finished reply is (a range too long to build at once, or
+    /// multi-series entries holding one), unless it is silent or failed (its encoding is
+    /// then what [`Slot::encode`] appends).
+    pub fn take_stream(&mut self) -> Option<super::stream::ReplyStream> {
         if self.silent || self.error.is_some() {
             return None;
         }
         match &mut self.reply {
             Reply::Single(result @ Some(OpResult::Stream(_))) => match result.take() {
-                Some(OpResult::Stream(stream)) => Some(stream.0),
+                Some(OpResult::Stream(stream)) => Some(super::stream::ReplyStream::range(stream.0)),
                 _ => None,
             },
+            Reply::Entries(merge, entries) if entries.iter().any(|(_, _, s)| s.is_some()) => {
+                let mut entries = std::mem::take(entries);
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                let mut stream = super::stream::ReplyStream::default();
+                let mut head = Vec::new();
+                crate::timeseries::multi::merged_header(
+                    &mut head,
+                    self.proto,
+                    *merge,
+                    entries.len(),
+                );
+                stream.push_bytes(&head);
+                for (_, entry, range) in entries {
+                    stream.push_bytes(&entry);
+                    if let Some(range) = range {
+                        stream.push_range(range.0);
+                    }
+                }
+                Some(stream)
+            }
             _ => None,
         }
     }

@@ -221,7 +221,16 @@ impl Shard {
     pub(super) fn series_all_op(&mut self, request: &[u8]) -> (OpResult, SeqNo) {
         match ts_exec::decode_request(request) {
             Some((proto, args)) if !args.is_empty() => {
-                crate::timeseries::multi::run_all(&self.store, &mut self.series, proto, &args)
+                let (mut result, seq) =
+                    crate::timeseries::multi::run_all(&self.store, &mut self.series, proto, &args);
+                if let OpResult::Entries(entries) = &mut result {
+                    for (_, _, stream) in entries.iter_mut() {
+                        if let Some(stream) = stream {
+                            stream.0.owner = Some(self.id.0);
+                        }
+                    }
+                }
+                (result, seq)
             }
             _ => (
                 OpResult::Err("ERR internal error: bad request".into()),

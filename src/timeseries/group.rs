@@ -360,10 +360,10 @@ pub fn encode(
     out: &mut Vec<u8>,
     proto: Protocol,
     query: &GroupQuery,
-    entries: Vec<(Vec<u8>, Vec<u8>)>,
+    entries: Vec<super::multi::EntryPart>,
 ) {
     let mut decoded = Vec::with_capacity(entries.len());
-    for (_, bytes) in entries {
+    for (_, bytes, _) in entries {
         match GroupPart::decode(&bytes) {
             Some(part) => decoded.push(part),
             None => {

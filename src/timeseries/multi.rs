@@ -12,9 +12,9 @@ use crate::shard::mesh::OpResult;
 use crate::store::ShardStore;
 
 use super::args::{self, ArgError};
-use super::chunk::Sample;
 use super::filter::parse_filter;
 use super::group::{GroupPart, GroupQuery};
+use super::range::{self, RangeReply, RangeSource, StreamedRange};
 use super::reply;
 use super::series::{self, SeriesCache, SeriesError};
 
@@ -89,20 +89,33 @@ impl Merge {
     }
 }
 
-/// Appends every shard's entries (`(key, encoded entry)`), in key order, framed by `merge`.
+/// One series' part of a multi-series reply: its key, its encoded entry, and, when its
+/// range is too long to build at once, the range to stream right after the entry (which
+/// then ends where its samples begin).
+pub type EntryPart = (Vec<u8>, Vec<u8>, Option<StreamedRange>);
+
+/// Appends the header that frames `count` merged entries: an array in RESP2; in RESP3 a
+/// set (`TS.QUERYINDEX`) or a map.
+pub fn merged_header(out: &mut Vec<u8>, proto: Protocol, merge: Merge, count: usize) {
+    match (proto, merge) {
+        (Protocol::Resp2, _) => resp::array_header(out, count),
+        (Protocol::Resp3, Merge::Set) => resp3::set_header(out, proto, count),
+        (Protocol::Resp3, Merge::Map) => resp3::map_header(out, proto, count),
+    }
+}
+
+/// Appends every shard's entries, in key order, framed by `merge`. Entries with a range to
+/// stream are sent as a stream instead (`shard::stream`), never through here.
 pub fn encode_merged(
     out: &mut Vec<u8>,
     proto: Protocol,
     merge: Merge,
-    mut entries: Vec<(Vec<u8>, Vec<u8>)>,
+    mut entries: Vec<EntryPart>,
 ) {
     entries.sort_by(|a, b| a.0.cmp(&b.0));
-    match (proto, merge) {
-        (Protocol::Resp2, _) => resp::array_header(out, entries.len()),
-        (Protocol::Resp3, Merge::Set) => resp3::set_header(out, proto, entries.len()),
-        (Protocol::Resp3, Merge::Map) => resp3::map_header(out, proto, entries.len()),
-    }
-    for (_, entry) in entries {
+    merged_header(out, proto, merge, entries.len());
+    for (_, entry, range) in entries {
+        debug_assert!(range.is_none(), "a streamed entry is sent as a stream");
         out.extend_from_slice(&entry);
     }
 }
@@ -149,9 +162,6 @@ pub fn filter_of(args: &[&[u8]]) -> Result<Vec<super::filter::Matcher>, ArgError
 pub fn is_range(args: &[&[u8]]) -> bool {
     args[0].eq_ignore_ascii_case(b"TS.MRANGE") || args[0].eq_ignore_ascii_case(b"TS.MREVRANGE")
 }
-
-/// One series' part of a multi-series reply: its key (the merge order) and its encoding.
-type Entry = (Vec<u8>, Vec<u8>);
 
 /// The arguments before `FILTER` and the filter expressions after it.
 type OptionsAndFilter<'a, 'b> = (&'a [&'b [u8]], &'a [&'b [u8]]);
@@ -219,7 +229,7 @@ fn entries(
     cache: &mut SeriesCache,
     proto: Protocol,
     args: &[&[u8]],
-) -> Result<Vec<Entry>, SeriesError> {
+) -> Result<Vec<EntryPart>, SeriesError> {
     let (options, filter) = split_filter(args).map_err(SeriesError::Refused)?;
     let matchers = parse_filter(filter).map_err(SeriesError::Refused)?;
     let choice = label_choice(options);
@@ -248,7 +258,7 @@ fn entries(
         let mut entry = Vec::new();
         if args[0].eq_ignore_ascii_case(b"TS.QUERYINDEX") {
             resp::bulk(&mut entry, &key);
-            out.push((key, entry));
+            out.push((key, entry, None));
             continue;
         }
         let state = series::load(store, cache, &key)?
@@ -313,9 +323,21 @@ fn entries(
                 }
             }
             let reverse = args[0].eq_ignore_ascii_case(b"TS.MREVRANGE");
-            let samples: Vec<Sample> =
-                super::range::collect(store, &state, range, latest, reverse)?;
-            reply::samples(&mut entry, proto, samples.iter());
+            let source = RangeSource::open_keeping(
+                store,
+                &state,
+                range,
+                latest,
+                reverse,
+                range::MRANGE_KEPT_CHUNK_BYTES_MAX,
+            )?;
+            match range::reply(store, source, proto, range::MRANGE_INLINE_ENTRIES_MAX)? {
+                RangeReply::Encoded(samples) => entry.extend_from_slice(&samples),
+                RangeReply::Stream(stream) => {
+                    out.push((key, entry, Some(StreamedRange(stream))));
+                    continue;
+                }
+            }
         } else {
             match latest.or(state
                 .last
@@ -325,10 +347,10 @@ fn entries(
                 None => resp::array_header(&mut entry, 0),
             }
         }
-        out.push((key, entry));
+        out.push((key, entry, None));
     }
     for (label_value, part) in groups {
-        out.push((label_value, part.encode()));
+        out.push((label_value, part.encode(), None));
     }
     Ok(out)
 }

@@ -35,6 +35,14 @@ use crate::store::{RangeView, ShardStore};
 /// samples or buckets (about 1 MiB in RESP2), almost four days of 10-second samples.
 pub const INLINE_REPLY_ENTRIES_MAX: u64 = 32_768;
 
+/// A `TS.MRANGE` series with more entries than this is streamed: 1,024 (about 35 KiB).
+/// Lower than [`INLINE_REPLY_ENTRIES_MAX`], as one reply holds many series.
+pub const MRANGE_INLINE_ENTRIES_MAX: u64 = 1_024;
+
+/// Encoded chunk bytes a `TS.MRANGE` series keeps from its listing (16 KiB), as a reply
+/// may stream many series at once.
+pub const MRANGE_KEPT_CHUNK_BYTES_MAX: usize = 16 * 1024;
+
 /// Reply bytes a streamed range adds to the connection's write buffer per step, before it
 /// lets the socket take them.
 pub const STREAM_STEP_BYTES: usize = 256 * 1024;
@@ -86,9 +94,25 @@ impl RangeSource {
     pub fn open(
         store: &ShardStore,
         state: &SeriesState,
+        args: RangeArgs,
+        latest: Option<Sample>,
+        reverse: bool,
+    ) -> Result<Self, SeriesError> {
+        Self::open_keeping(store, state, args, latest, reverse, KEPT_CHUNK_BYTES_MAX)
+    }
+
+    /// As [`RangeSource::open`], keeping at most `kept_bytes_max` of encoded chunks from
+    /// the listing (the rest are looked up again when walked).
+    ///
+    /// # Errors
+    /// A failed read or a damaged chunk header.
+    pub fn open_keeping(
+        store: &ShardStore,
+        state: &SeriesState,
         mut args: RangeArgs,
         latest: Option<Sample>,
         reverse: bool,
+        kept_bytes_max: usize,
     ) -> Result<Self, SeriesError> {
         let newest = state.last.into_iter().chain(latest).map(|s| s.ts_ms).max();
         let mut source = Self {
@@ -141,7 +165,7 @@ impl RangeSource {
                     first_ts_ms: header.first_ts_ms,
                     last_ts_ms,
                     sample_count: header.sample_count,
-                    value: (kept_bytes <= KEPT_CHUNK_BYTES_MAX).then_some(value),
+                    value: (kept_bytes <= kept_bytes_max).then_some(value),
                 });
             }
             let first_not_kept = source.chunks.iter().find(|c| c.value.is_none());
@@ -388,12 +412,13 @@ pub fn collect(
 pub enum RangeReply {
     /// The encoded reply.
     Encoded(Vec<u8>),
-    /// More entries than [`INLINE_REPLY_ENTRIES_MAX`]: stream it.
+    /// More entries than the bound: stream it.
     Stream(Box<RangeStream>),
 }
 
-/// Builds the reply of a range query from `source`, or, past
-/// [`INLINE_REPLY_ENTRIES_MAX`] entries, counts them and returns it to stream. Without
+/// Builds the reply of a range query from `source`, or, past `inline_entries_max`
+/// entries ([`INLINE_REPLY_ENTRIES_MAX`] for `TS.RANGE`), counts them and returns it to
+/// stream. Without
 /// aggregation or filters the count comes first, mostly from chunk headers; otherwise
 /// the reply is built until it passes the bound.
 ///
@@ -403,6 +428,7 @@ pub fn reply(
     store: &ShardStore,
     source: RangeSource,
     proto: Protocol,
+    inline_entries_max: u64,
 ) -> Result<RangeReply, SeriesError> {
     let cache = Some(store.block_cache());
     let stream = |source: RangeSource, total: u64| {
@@ -419,7 +445,7 @@ pub fn reply(
     let mut samples = Vec::new();
     if source.is_raw() {
         let total = RangeCursor::new(&source).count_rest(&source, cache)?;
-        if total > INLINE_REPLY_ENTRIES_MAX {
+        if total > inline_entries_max {
             return stream(source, total);
         }
         // The length is known: the entries go straight after the header.
@@ -439,7 +465,7 @@ pub fn reply(
     let mut entries = 0u64;
     while cursor.step(&source, cache, &mut samples)? {
         entries += samples.len() as u64;
-        if entries > INLINE_REPLY_ENTRIES_MAX {
+        if entries > inline_entries_max {
             let total = RangeCursor::new(&source).count_rest(&source, cache)?;
             return stream(source, total);
         }

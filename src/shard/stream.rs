@@ -1,0 +1,105 @@
+//! A reply sent piece by piece as its connection's socket drains: encoded bytes, and range
+//! replies ([`RangeStream`]) that produce their entries as they are sent. A `TS.RANGE`
+//! reply too long to build at once is one range; a `TS.MRANGE` reply is the array header,
+//! then per series its encoded head (key, labels) and its samples, built at once or
+//! streamed. The connection holds the stream in place of its reply slot, and the replies
+//! after it wait ([`super::conn::Conn::streaming`]); the shard fills it
+//! ([`super::conns`]).
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+
+use crate::block_cache::BlockCache;
+use crate::timeseries::range::{RangeStream, STREAM_STEP_BYTES};
+use crate::timeseries::series::SeriesError;
+
+/// One piece of a streamed reply.
+#[derive(Debug)]
+enum Piece {
+    /// Encoded bytes, sent as they are.
+    Bytes(Vec<u8>),
+    /// A range reply; `started` once its array header went out.
+    Range {
+        stream: Box<RangeStream>,
+        started: bool,
+    },
+}
+
+/// A reply under way: the pieces not sent yet, in order.
+#[derive(Debug, Default)]
+pub struct ReplyStream {
+    pieces: VecDeque<Piece>,
+}
+
+impl ReplyStream {
+    /// A reply that is one range.
+    pub fn range(stream: Box<RangeStream>) -> Self {
+        let mut reply = Self::default();
+        reply.push_range(stream);
+        reply
+    }
+
+    /// Appends encoded bytes.
+    pub fn push_bytes(&mut self, bytes: &[u8]) {
+        match self.pieces.back_mut() {
+            Some(Piece::Bytes(last)) => last.extend_from_slice(bytes),
+            _ => self.pieces.push_back(Piece::Bytes(bytes.to_vec())),
+        }
+    }
+
+    /// Appends a range reply, header included.
+    pub fn push_range(&mut self, stream: Box<RangeStream>) {
+        self.pieces.push_back(Piece::Range {
+            stream,
+            started: false,
+        });
+    }
+
+    /// Appends the next pieces to `out` until it grew by [`STREAM_STEP_BYTES`] or the
+    /// reply ended; returns true when it has. A range is read through `cache` when shard
+    /// `shard` (the one filling) froze it, else with `pread`.
+    ///
+    /// # Errors
+    /// A range failed mid-reply: the reply cannot be finished.
+    pub fn fill(
+        &mut self,
+        shard: usize,
+        cache: &RefCell<BlockCache>,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, SeriesError> {
+        let target = out.len() + STREAM_STEP_BYTES;
+        while out.len() < target {
+            let Some(piece) = self.pieces.front_mut() else {
+                return Ok(true);
+            };
+            match piece {
+                Piece::Bytes(bytes) => {
+                    out.extend_from_slice(bytes);
+                    self.pieces.pop_front();
+                }
+                Piece::Range { stream, started } => {
+                    if !*started {
+                        stream.header(out);
+                        *started = true;
+                    }
+                    let own = (stream.owner == Some(shard)).then_some(cache);
+                    if stream.fill(own, out)? {
+                        self.pieces.pop_front();
+                    }
+                }
+            }
+        }
+        Ok(self.pieces.is_empty())
+    }
+
+    /// Chunks its ranges read with a blocking `pread` since the last call.
+    pub fn take_uncached_reads(&self) -> u64 {
+        self.pieces
+            .iter()
+            .map(|piece| match piece {
+                Piece::Range { stream, .. } => stream.take_uncached_reads(),
+                Piece::Bytes(_) => 0,
+            })
+            .sum()
+    }
+}
