@@ -190,7 +190,7 @@ fn dispatch(
         };
         let reverse = name_is(args, "TS.REVRANGE");
         let source = RangeSource::open(store, &state, range, latest, reverse)?;
-        match super::range::reply(store, source, proto, super::range::INLINE_REPLY_ENTRIES_MAX)? {
+        match super::range::reply(store, source, proto)? {
             RangeReply::Encoded(bytes) => *out = bytes,
             RangeReply::Stream(stream) => *streamed = Some(stream),
         }

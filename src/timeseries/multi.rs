@@ -331,7 +331,7 @@ fn entries(
                 reverse,
                 range::MRANGE_KEPT_CHUNK_BYTES_MAX,
             )?;
-            match range::reply(store, source, proto, range::MRANGE_INLINE_ENTRIES_MAX)? {
+            match range::reply(store, source, proto)? {
                 RangeReply::Encoded(samples) => entry.extend_from_slice(&samples),
                 RangeReply::Stream(stream) => {
                     out.push((key, entry, Some(StreamedRange(stream))));

@@ -35,10 +35,6 @@ use crate::store::{RangeView, ShardStore};
 /// samples or buckets (about 1 MiB in RESP2), almost four days of 10-second samples.
 pub const INLINE_REPLY_ENTRIES_MAX: u64 = 32_768;
 
-/// A `TS.MRANGE` series with more entries than this is streamed: 1,024 (about 35 KiB).
-/// Lower than [`INLINE_REPLY_ENTRIES_MAX`], as one reply holds many series.
-pub const MRANGE_INLINE_ENTRIES_MAX: u64 = 1_024;
-
 /// Encoded chunk bytes a `TS.MRANGE` series keeps from its listing (16 KiB), as a reply
 /// may stream many series at once.
 pub const MRANGE_KEPT_CHUNK_BYTES_MAX: usize = 16 * 1024;
@@ -412,13 +408,12 @@ pub fn collect(
 pub enum RangeReply {
     /// The encoded reply.
     Encoded(Vec<u8>),
-    /// More entries than the bound: stream it.
+    /// More entries than [`INLINE_REPLY_ENTRIES_MAX`]: stream it.
     Stream(Box<RangeStream>),
 }
 
-/// Builds the reply of a range query from `source`, or, past `inline_entries_max`
-/// entries ([`INLINE_REPLY_ENTRIES_MAX`] for `TS.RANGE`), counts them and returns it to
-/// stream. Without
+/// Builds the reply of a range query from `source`, or, past
+/// [`INLINE_REPLY_ENTRIES_MAX`] entries, counts them and returns it to stream. Without
 /// aggregation or filters the count comes first, mostly from chunk headers; otherwise
 /// the reply is built until it passes the bound.
 ///
@@ -428,7 +423,6 @@ pub fn reply(
     store: &ShardStore,
     source: RangeSource,
     proto: Protocol,
-    inline_entries_max: u64,
 ) -> Result<RangeReply, SeriesError> {
     let cache = Some(store.block_cache());
     let stream = |source: RangeSource, total: u64| {
@@ -445,7 +439,7 @@ pub fn reply(
     let mut samples = Vec::new();
     if source.is_raw() {
         let total = RangeCursor::new(&source).count_rest(&source, cache)?;
-        if total > inline_entries_max {
+        if total > INLINE_REPLY_ENTRIES_MAX {
             return stream(source, total);
         }
         // The length is known: the entries go straight after the header.
@@ -465,7 +459,7 @@ pub fn reply(
     let mut entries = 0u64;
     while cursor.step(&source, cache, &mut samples)? {
         entries += samples.len() as u64;
-        if entries > inline_entries_max {
+        if entries > INLINE_REPLY_ENTRIES_MAX {
             let total = RangeCursor::new(&source).count_rest(&source, cache)?;
             return stream(source, total);
         }
