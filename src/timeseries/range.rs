@@ -192,6 +192,15 @@ impl RangeSource {
         self.chunks.len() + 1
     }
 
+    /// Which open samples segment `index` holds: those after the previous chunk's last
+    /// timestamp, up to its own chunk's (every one left, after the last chunk).
+    fn open_span(&self, index: usize) -> std::ops::Range<usize> {
+        let after = |chunk: &ChunkRef| self.open.partition_point(|s| s.ts_ms <= chunk.last_ts_ms);
+        let from = index.checked_sub(1).map_or(0, |i| after(&self.chunks[i]));
+        let to = self.chunks.get(index).map_or(self.open.len(), after);
+        from..to
+    }
+
     /// The samples of segment `index` (in time order), read through `cache` (the cache
     /// of the store the source was opened on, or `None` to `pread`).
     fn segment(
@@ -199,16 +208,10 @@ impl RangeSource {
         index: usize,
         cache: Option<&RefCell<BlockCache>>,
     ) -> Result<Vec<Sample>, SeriesError> {
-        let open_from = match index {
-            0 => 0,
-            i => self
-                .open
-                .partition_point(|s| s.ts_ms <= self.chunks[i - 1].last_ts_ms),
-        };
+        let open_span = self.open_span(index);
         let Some(chunk) = self.chunks.get(index) else {
-            return Ok(self.open[open_from..].to_vec());
+            return Ok(self.open[open_span].to_vec());
         };
-        let open_to = self.open.partition_point(|s| s.ts_ms <= chunk.last_ts_ms);
         let sealed = match &chunk.value {
             Some(value) => chunk::decode(value)?,
             None => {
@@ -228,7 +231,7 @@ impl RangeSource {
         if !(from_ms <= chunk.first_ts_ms && chunk.last_ts_ms <= to_ms) {
             sealed.retain(|s| (from_ms..=to_ms).contains(&s.ts_ms));
         }
-        let open = &self.open[open_from..open_to];
+        let open = &self.open[open_span];
         if open.is_empty() {
             return Ok(sealed);
         }
@@ -242,18 +245,12 @@ impl RangeSource {
         index: usize,
         cache: Option<&RefCell<BlockCache>>,
     ) -> Result<usize, SeriesError> {
-        let open_from = match index {
-            0 => 0,
-            i => self
-                .open
-                .partition_point(|s| s.ts_ms <= self.chunks[i - 1].last_ts_ms),
-        };
+        let open_span = self.open_span(index);
         let Some(chunk) = self.chunks.get(index) else {
-            return Ok(self.open.len() - open_from);
+            return Ok(open_span.len());
         };
-        let open_to = self.open.partition_point(|s| s.ts_ms <= chunk.last_ts_ms);
         let inside = self.plan.from_ms <= chunk.first_ts_ms && chunk.last_ts_ms <= self.plan.to_ms;
-        if inside && open_from == open_to {
+        if inside && open_span.is_empty() {
             return Ok(chunk.sample_count as usize);
         }
         Ok(self.segment(index, cache)?.len())
