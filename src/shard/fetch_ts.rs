@@ -46,7 +46,7 @@ use crate::store::BlockFetch;
 use crate::timeseries::exec::{decode_request, encode_request};
 use crate::timeseries::meta::SeriesMeta;
 use crate::timeseries::plan::{self, Reach};
-use crate::timeseries::{keys, multi};
+use crate::timeseries::{keys, multi, series};
 
 /// The blocks read so far for one waiting time-series request.
 #[derive(Debug, Default)]
@@ -182,7 +182,9 @@ impl Shard {
     fn plan_single(&mut self, args: &[&[u8]], budget: usize, needed: &mut Vec<BlockFetch>) {
         let key = args[1];
         let mut reaches = Vec::new();
-        plan::key_reaches(key, self.series.state(key).is_some(), &mut reaches);
+        let state = self.series.state(key);
+        let string_check = series::string_check_needed(state, self.store.memtable_writes());
+        plan::key_reaches(key, string_check, state.is_some(), &mut reaches);
         if !self.plan_reaches(&reaches, budget, needed) {
             return;
         }
@@ -217,7 +219,7 @@ impl Shard {
         let mut reaches = Vec::new();
         for key in &matched {
             let cached = indexed_only || self.series.state(key).is_some();
-            plan::key_reaches(key, cached, &mut reaches);
+            plan::key_reaches(key, true, cached, &mut reaches);
         }
         if !self.plan_reaches(&reaches, budget, needed) || indexed_only {
             return;

@@ -93,10 +93,13 @@ impl Reach {
     }
 }
 
-/// What any command on series `user_key` reads first: whether a string shadows it, and,
-/// unless the shard's cache holds the series (`cached`), its metadata.
-pub fn key_reaches(user_key: &[u8], cached: bool, out: &mut Vec<Reach>) {
-    out.push(Reach::Key(user_key.to_vec()));
+/// What any command on series `user_key` reads first: whether a string shadows it (when
+/// `string_check`, see [`series::string_check_needed`]), and, unless the shard's cache
+/// holds the series (`cached`), its metadata.
+pub fn key_reaches(user_key: &[u8], string_check: bool, cached: bool, out: &mut Vec<Reach>) {
+    if string_check {
+        out.push(Reach::Key(user_key.to_vec()));
+    }
     if !cached {
         out.push(Reach::Key(keys::meta_key(user_key)));
     }

@@ -145,11 +145,7 @@ pub fn string_shadows(
     key: &[u8],
 ) -> Result<bool, StoreError> {
     let writes = store.memtable_writes();
-    if cache
-        .states
-        .get(key)
-        .is_some_and(|s| s.no_string_at_writes == writes)
-    {
+    if !string_check_needed(cache.states.get(key), writes) {
         return Ok(false);
     }
     let exists = string_exists(store, key)?;
@@ -157,6 +153,14 @@ pub fn string_shadows(
         state.no_string_at_writes = writes;
     }
     Ok(exists)
+}
+
+/// Whether a command on the series in `state` (`None`: not cached) must look for a string
+/// of its name in the store: unless one was looked for and not found with the store at
+/// `memtable_writes` ([`ShardStore::memtable_writes`]). The one rule of
+/// [`string_shadows`] and of the plan that reads its blocks first (`super::plan`).
+pub fn string_check_needed(state: Option<&SeriesState>, memtable_writes: u64) -> bool {
+    state.is_none_or(|s| s.no_string_at_writes != memtable_writes)
 }
 
 /// Whether `key` names a series (metadata present).
