@@ -287,12 +287,35 @@ fn parse_scan<'a>(rest: &[&'a [u8]]) -> Result<Command<'a>, String> {
     Ok(Command::Scan(args))
 }
 
-/// Parses a decimal `i64` the way Redis's `string2ll` does (no spaces, no `+`).
+/// Parses a decimal `i64` the way Redis's `string2ll` does (no spaces, no `+`): an
+/// optional `-`, then ASCII digits, at most 20 bytes in all. Accepts exactly what
+/// `str::parse::<i64>` accepts of such bytes (tested against it), without validating
+/// UTF-8 first: timestamps and counts are parsed once per sample on the ingest path.
 pub fn parse_i64(bytes: &[u8]) -> Option<i64> {
-    if bytes.is_empty() || bytes[0] == b'+' || bytes.len() > 20 {
+    if bytes.len() > 20 {
         return None;
     }
-    std::str::from_utf8(bytes).ok()?.parse().ok()
+    let (negative, digits) = match bytes {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, bytes),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    // Accumulated negative, so that i64::MIN fits.
+    let mut n: i64 = 0;
+    for &byte in digits {
+        let digit = byte.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_sub(i64::from(digit))?;
+    }
+    if negative {
+        Some(n)
+    } else {
+        n.checked_neg()
+    }
 }
 
 /// `ERR wrong number of arguments for '<name>' command`.

@@ -70,3 +70,52 @@ fn select_only_db_zero() {
         "ERR value is not an integer or out of range"
     );
 }
+
+/// What the previous parser (UTF-8 check, then `str::parse`) accepted, as the reference.
+fn parse_i64_by_str(bytes: &[u8]) -> Option<i64> {
+    if bytes.is_empty() || bytes[0] == b'+' || bytes.len() > 20 {
+        return None;
+    }
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
+#[test]
+fn parse_i64_takes_the_edges_as_str_parse_does() {
+    for text in [
+        "0",
+        "-0",
+        "007",
+        "-",
+        "",
+        "+1",
+        "1 ",
+        " 1",
+        "9223372036854775807",
+        "9223372036854775808",
+        "-9223372036854775808",
+        "-9223372036854775809",
+        "00000000000000000001",
+        "000000000000000000001",
+        "12a",
+        "1.5",
+        "--1",
+    ] {
+        assert_eq!(
+            parse_i64(text.as_bytes()),
+            parse_i64_by_str(text.as_bytes()),
+            "{text:?}"
+        );
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn parse_i64_accepts_exactly_what_str_parse_accepts(
+        bytes in proptest::collection::vec(proptest::sample::select(b"-+0123456789a \xff".to_vec()), 0..24),
+        number: i64,
+    ) {
+        proptest::prop_assert_eq!(parse_i64(&bytes), parse_i64_by_str(&bytes));
+        let text = number.to_string();
+        proptest::prop_assert_eq!(parse_i64(text.as_bytes()), Some(number));
+    }
+}
