@@ -129,11 +129,7 @@ stop_server
 binaries=("$BIN/tskv-server")
 [ -n "$BASE_BIN" ] && binaries+=("$BASE_BIN")
 for round in $(seq 1 "$ROUNDS"); do
-    order=("${binaries[@]}")
-    if [ $((round % 2)) = 0 ] && [ ${#binaries[@]} = 2 ]; then
-        order=("${binaries[1]}" "${binaries[0]}")
-    fi
-    for binary in "${order[@]}"; do
+    for binary in $(alternating "$round" "${binaries[@]}"); do
         name=index
         [ "$binary" = "$BASE_BIN" ] && name=base
         start_server "$binary" "$dir" "$OUT/server-$name-$round.log"

@@ -41,6 +41,7 @@ mkdir -p "$OUT"
 T0_MS=1451606400000
 HOT="TS.RANGE cpu:host_0:usage_user $T0_MS $((T0_MS + 3600000))"
 
+. scripts/lib/server.sh
 cargo build --release --bin tskv-server --bin tskv-bench >&2
 bench=target/release/tskv-bench
 data=$(mktemp -d -t tskv-ts-cold-data-XXXX)
@@ -62,7 +63,7 @@ stop() {
     wait "$server_pid" || true
     server_pid=
 }
-field_of() { redis-cli -p "$port" INFO persistence | tr -d '\r' | sed -n "s/^$1://p"; }
+field_of() { info_field "$port" "$1"; }
 run_bench() { taskset -c 1 "$bench" --port "$port" --cpus 1 --quiet "$@"; }
 drop_caches() {
     sync
@@ -88,11 +89,7 @@ stop
 binaries=(target/release/tskv-server)
 [ -n "$BASE_BIN" ] && binaries+=("$BASE_BIN")
 for round in $(seq 1 "$ROUNDS"); do
-    order=("${binaries[@]}")
-    if [ $((round % 2)) = 0 ] && [ ${#binaries[@]} = 2 ]; then
-        order=("${binaries[1]}" "${binaries[0]}")
-    fi
-    for binary in "${order[@]}"; do
+    for binary in $(alternating "$round" "${binaries[@]}"); do
         name=new
         [ "$binary" = "$BASE_BIN" ] && name=base
         start "$binary" "$OUT/server-$name-$round.log"

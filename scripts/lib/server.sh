@@ -20,3 +20,14 @@ wait_ready() {
 info_field() {
     redis-cli -p "$1" INFO persistence | tr -d '\r' | awk -F: -v f="$2" '$1 == f { print $2 }'
 }
+
+# alternating ROUND BINARY [BASE]: prints the binaries in the order round ROUND runs them,
+# as given in odd rounds and swapped in even ones, so that neither always runs first.
+alternating() {
+    if [ $# = 3 ] && [ $(($1 % 2)) = 0 ]; then
+        echo "$3" "$2"
+    else
+        shift
+        echo "$@"
+    fi
+}

@@ -520,22 +520,14 @@ impl RangeStream {
                 super::reply::sample(out, self.proto, s);
             }
         }
-        if self.sent > self.total {
+        let ended = self.cursor.done;
+        if self.sent > self.total || (ended && self.sent < self.total) {
             return Err(SeriesError::Refused(format!(
                 "ERR internal error: a streamed range produced {} entries, {} announced",
                 self.sent, self.total
             )));
         }
-        if self.sent == self.total && self.cursor.done {
-            return Ok(true);
-        }
-        if self.cursor.done {
-            return Err(SeriesError::Refused(format!(
-                "ERR internal error: a streamed range produced {} entries, {} announced",
-                self.sent, self.total
-            )));
-        }
-        Ok(false)
+        Ok(ended)
     }
 }
 
