@@ -270,6 +270,23 @@ pub const SERIES_PINNED_BLOCKS_MAX: usize = 1024;
 /// (each round reads what the last showed missing; see `shard::fetch_ts`).
 pub const SERIES_PLAN_ROUNDS_MAX: u32 = 8;
 
+/// Bytes of matching keys up to which one shard's part of a `KEYS` reply is built at once
+/// (and at most `client_output_bytes_max / shards`, so that the parts built at once fit
+/// the output cap together): the common small reply takes one walk and no snapshot. A
+/// shard with more streams its part ([`KEYS_BATCH_BYTES`] at a time).
+pub const KEYS_WHOLE_BYTES_MAX: usize = 64 << 10;
+/// Bytes of keys one pull of a streamed `KEYS` reply brings from a shard (the last key
+/// kept whole): what a streamed reply holds per shard besides its snapshot.
+pub const KEYS_BATCH_BYTES: usize = 256 << 10;
+/// Entries one pull of a streamed `KEYS` reply examines at most, so that a pattern matching
+/// few keys still hands the loop back between batches (a pull may then bring no key).
+pub const KEYS_PULL_ENTRIES_MAX: usize = 100_000;
+/// `KEYS` replies under way at once, server-wide; one more waits for a slot (its
+/// connection is blocked as on a full queue). Each holds, per shard that streams, a
+/// snapshot: a copy of the active memtable's matching keys (at most the memtable's size)
+/// and the frozen memtables and tables by reference.
+pub const KEYS_REPLIES_MAX: usize = 16;
+
 // A reply to a maximal request must fit under the output cap for backpressure to make progress.
 const _: () = assert!(CLIENT_OUTPUT_BYTES_MAX_DEFAULT >= INLINE_BYTES_MAX_DEFAULT);
 // The memtable must hold at least one maximal value.

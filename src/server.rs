@@ -289,6 +289,7 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
         next_tx_id: AtomicU64::new(tx_outcomes.next_id()),
         next_slowlog_id: AtomicU64::new(0),
         clients: AtomicUsize::new(0),
+        keys_replies: AtomicUsize::new(0),
         started: Instant::now(),
         config: config.clone(),
     });

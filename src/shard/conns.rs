@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use super::conn::{self, Conn, ReadOutcome};
 use super::exec;
 use super::metrics::ShardMetrics;
+use super::stream::ReplyStream;
 use super::{Shard, TOKEN_CONN_BASE};
 use crate::resp::{self, RequestParser};
 use crate::runtime::epoll::Interest;
@@ -284,7 +285,10 @@ impl Shard {
                 self.close_conn(key);
                 return;
             }
-            if conn.streaming.is_none() || conn.unsent_bytes() >= STREAM_STEP_BYTES {
+            // A stream waiting for a `KEYS` batch is marked again when the batch arrives.
+            if conn.streaming.as_ref().is_none_or(ReplyStream::waiting)
+                || conn.unsent_bytes() >= STREAM_STEP_BYTES
+            {
                 break;
             }
             if steps == STREAM_STEPS_PER_FLUSH {
@@ -337,10 +341,11 @@ impl Shard {
                 conn.promote(ack, poisoned.as_deref());
             }
             Err(e) => {
-                tracing::error!("streamed range reply failed, closing its connection: {e}");
+                tracing::error!("streamed reply failed, closing its connection: {e}");
                 return false;
             }
         }
+        self.send_keys_pull(key);
         true
     }
 }

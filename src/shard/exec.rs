@@ -359,8 +359,15 @@ impl Shard {
                 self.scatter(key, Reply::Scan(None), &[op])?;
             }
             Command::Keys(pattern) => {
+                let Some(ticket) = super::keys_reply::KeysTicket::take(&self.shared) else {
+                    return Err(Wait::Capacity);
+                };
+                let parts = super::keys_reply::KeysParts {
+                    ticket: Some(ticket),
+                    ..Default::default()
+                };
                 let ops = vec![Op::Keys(pattern); self.shards];
-                self.scatter(key, Reply::Keys(Vec::new()), &ops)?;
+                self.scatter(key, Reply::Keys(parts), &ops)?;
             }
             Command::Type(k) => self.series_command(key, CommandKind::Type, &[k])?,
             Command::Series(kind, args) => self.series_command(key, kind, &args)?,

@@ -22,7 +22,10 @@
 //! and pinned for its request, the request waits as above, and the walk goes on from
 //! where it stopped when they are in. The request runs once its walk has ended, taking
 //! the walk's result. Only a walk op that arrives by a path that does not plan (inside a
-//! batch) walks with blocking reads, counted in `INFO`'s `block_reads_blocking`.
+//! batch) walks with blocking reads, counted in `INFO`'s `block_reads_blocking`. A `KEYS`
+//! walk that finds too many keys to build its part at once goes on as a count over a
+//! snapshot, planned the same way, and so do the batches later pulled from that snapshot
+//! ([`super::keys_cursor`]).
 //!
 //! Time-series requests plan in rounds too, their blocks pinned for them: metadata first,
 //! then the chunk ranges the series id leads to ([`super::fetch_ts`]).
@@ -33,11 +36,11 @@ use std::collections::{HashMap, VecDeque};
 
 use super::mesh::{self, Message, Op, OpResult, ShardId};
 use super::metrics::ShardMetrics;
-use super::scan_walk::{Walk, WalkNeeds};
+use super::scan_walk::{SnapshotSource, Walk, WalkEnd, WalkNeeds};
 use super::{scan, tag_of, Shard, TAG_BLOCK_READ};
 use crate::block_cache::PinnedBlocks;
 use crate::runtime::uring::Completion;
-use crate::store::BlockFetch;
+use crate::store::{BlockFetch, Snapshot};
 
 /// Who waits for a block read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -49,6 +52,8 @@ pub(super) enum Waiter {
     /// A transaction across shards that just locked its keys here: they are read into
     /// the cache before the coordinator hears of the lock, so its part runs from memory.
     TxLock(crate::wal::tx::TxId),
+    /// A streamed `KEYS` reply's cursor gathering a batch ([`super::keys_cursor`]).
+    KeysCursor(u64),
 }
 
 /// A walk (`SCAN`, `KEYS`, `RANDOMKEY`) planned for a waiter, with the blocks read for it.
@@ -58,6 +63,9 @@ struct WalkWait {
     op: WalkOp,
     walk: Walk,
     pinned: PinnedBlocks,
+    /// A `KEYS` walk that found too many keys to build its part at once counts them again
+    /// on a snapshot, which its part is then streamed from ([`super::keys_cursor`]).
+    snapshot: Option<Box<Snapshot>>,
 }
 
 /// What identifies a walk op's request.
@@ -213,36 +221,78 @@ impl Shard {
         let Some(walk_op) = WalkOp::of(op) else {
             return 0;
         };
+        let whole_max = self.keys_whole_bytes_max();
         let planned = self.take_walk(waiter, &walk_op).or_else(|| {
-            let walk = scan::walk_for(op, &self.scan_positions, self.id)?;
+            let walk = scan::walk_for(op, &self.scan_positions, self.id, whole_max)?;
             Some(WalkWait {
                 op: walk_op,
                 walk,
                 pinned: PinnedBlocks::new(),
+                snapshot: None,
             })
         });
         let Some(mut planned) = planned else {
             return 0;
         };
+        loop {
+            let submitted = self.advance_walk(&mut planned, waiter);
+            if submitted > 0 {
+                self.fetches.walks.insert(waiter, planned);
+                return submitted;
+            }
+            let too_many = matches!(planned.walk.end, Some(WalkEnd::At(_)));
+            if !(matches!(planned.op, WalkOp::Keys(_)) && too_many && planned.snapshot.is_none()) {
+                break;
+            }
+            // Too many keys to build this part at once: count them on a snapshot, and
+            // stream them from it when the request runs.
+            let filter = planned.walk.filter().clone();
+            planned.snapshot = Some(Box::new(self.keys_snapshot(&filter)));
+            planned.walk = Walk::count(filter);
+            planned.pinned.clear();
+        }
+        self.fetches.walks.insert(waiter, planned);
+        0
+    }
+
+    /// Goes on with `planned`'s walk from memory, over its snapshot if it has one, and
+    /// submits the reads it needs for `waiter`; returns how many (0: the walk ended).
+    fn advance_walk(&mut self, planned: &mut WalkWait, waiter: Waiter) -> u32 {
         let examined = planned.walk.examined();
         let mut needs = WalkNeeds::default();
-        planned
-            .walk
-            .advance_in_memory(&self.store, &planned.pinned, &mut needs);
+        let cache = self.store.block_cache();
+        match planned.snapshot.as_deref() {
+            Some(snapshot) => {
+                let source = SnapshotSource { snapshot, cache };
+                planned
+                    .walk
+                    .advance_in_memory(&source, &planned.pinned, &mut needs);
+            }
+            None => planned
+                .walk
+                .advance_in_memory(&self.store, &planned.pinned, &mut needs),
+        }
         if planned.walk.examined() > examined {
             // Progress: the blocks behind the walk are not needed again.
             planned.pinned.clear();
         }
-        let mut submitted = 0;
-        if !needs.is_empty() {
-            submitted = self.submit_reads(needs.scan_blocks.into_iter(), waiter, Keep::Walk)
-                + self.submit_reads(needs.point_blocks.into_iter(), waiter, Keep::Cache);
-            if submitted == 0 {
-                // The ring is full: finish the walk with blocking reads.
-                planned.walk.advance_blocking(&self.store);
+        if needs.is_empty() {
+            return 0;
+        }
+        let submitted = self.submit_reads(needs.scan_blocks.into_iter(), waiter, Keep::Walk)
+            + self.submit_reads(needs.point_blocks.into_iter(), waiter, Keep::Cache);
+        if submitted == 0 {
+            // The ring is full: finish the walk with blocking reads.
+            match planned.snapshot.as_deref() {
+                Some(snapshot) => {
+                    let cache = self.store.block_cache();
+                    planned
+                        .walk
+                        .advance_blocking(&SnapshotSource { snapshot, cache });
+                }
+                None => planned.walk.advance_blocking(&self.store),
             }
         }
-        self.fetches.walks.insert(waiter, planned);
         submitted
     }
 
@@ -253,11 +303,22 @@ impl Shard {
             (Some(waiter), Some(walk_op)) => self.take_walk(waiter, &walk_op),
             _ => None,
         };
-        let planned = planned
-            .map(|planned| planned.walk)
-            .filter(|walk| walk.end.is_some());
-        let walk = planned.or_else(|| {
-            let mut walk = scan::walk_for(op, &self.scan_positions, self.id)?;
+        let planned = planned.filter(|planned| planned.walk.end.is_some());
+        if let Some(WalkWait {
+            walk,
+            snapshot: Some(snapshot),
+            ..
+        }) = planned
+        {
+            return match walk.end {
+                Some(WalkEnd::Failed(message)) => OpResult::Err(message),
+                _ => self.open_keys_cursor(*snapshot, walk.filter().clone(), walk.matched),
+            };
+        }
+        // A walk that was not planned (or not to its end) is built whole, reading with
+        // blocking reads.
+        let walk = planned.map(|planned| planned.walk).or_else(|| {
+            let mut walk = scan::walk_for(op, &self.scan_positions, self.id, usize::MAX)?;
             walk.advance_blocking(&self.store);
             Some(walk)
         });
@@ -304,8 +365,11 @@ impl Shard {
             match self.store.fetched_block(&fetch, buf, keep != Keep::Walk) {
                 Ok(block) if keep != Keep::Cache => {
                     let index = u32::try_from(fetch.index).expect("fewer than 2^32 blocks");
-                    let pinned = match keep {
-                        Keep::Walk => self.fetches.walks.get_mut(&waiter).map(|w| &mut w.pinned),
+                    let pinned = match (keep, waiter) {
+                        (Keep::Walk, Waiter::KeysCursor(id)) => self.keys_cursors.pinned_mut(id),
+                        (Keep::Walk, _) => {
+                            self.fetches.walks.get_mut(&waiter).map(|w| &mut w.pinned)
+                        }
                         _ => self.fetches.series.get_mut(&waiter).map(|w| &mut w.pinned),
                     };
                     if let Some(pinned) = pinned {
@@ -337,6 +401,7 @@ impl Shard {
                 }
             }
             Waiter::TxLock(id) => self.tx_lock_read_done(id),
+            Waiter::KeysCursor(id) => self.keys_cursor_read_done(id),
         }
     }
 

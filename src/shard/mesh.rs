@@ -373,6 +373,9 @@ pub enum OpResult {
     TypeName(&'static str),
     /// A key's whole version ([`Op::ReadVersion`]): its value and deadline, or none.
     Version(Option<(Vec<u8>, Option<u64>)>),
+    /// A shard's part of a `KEYS` reply too large to build at once: the snapshot it
+    /// streams from and how many keys it holds ([`super::keys_cursor`]).
+    KeysCursor(super::keys_cursor::OpenCursor),
     /// A shard's live keys ([`Op::DbSize`]) and how many of them have a deadline.
     KeyCount {
         /// Live user keys.
@@ -416,6 +419,8 @@ pub enum Message {
     Tx(TxMessage),
     /// About a compaction rule whose two series are on different shards.
     Rule(RuleMessage),
+    /// A pull of a streamed `KEYS` reply, or its batch ([`super::keys_cursor`]).
+    Keys(super::keys_cursor::KeysMessage),
 }
 
 /// What two shards tell each other about a compaction rule from a series of one into a

@@ -26,7 +26,8 @@
 //! single-key operation to its owning shard and runs those owned here; `fetch` owns the
 //! block reads of lookups and the requests waiting on them; `slowdown` the write slowdown
 //! that holds WAL batches back while level 0 is deep;
-//! [`scan`] the `SCAN` positions; [`mesh`] the queues to other shards and `outbox` this
+//! [`scan`] the `SCAN` positions; [`keys_cursor`] and [`keys_reply`] the two ends of a
+//! streamed `KEYS` reply; [`mesh`] the queues to other shards and `outbox` this
 //! shard's side of them (messages held until durable, sent, drained); `conns` the
 //! connection table (accepting, servicing within budgets, writing replies). This file is
 //! the loop that ties them together.
@@ -64,6 +65,8 @@ mod fetch;
 mod fetch_ts;
 pub(crate) mod info;
 mod inspect;
+pub mod keys_cursor;
+pub mod keys_reply;
 pub mod mesh;
 pub mod metrics;
 mod multi;
@@ -132,6 +135,8 @@ pub struct Shared {
     pub next_slowlog_id: AtomicU64,
     /// Client connections open across all shards, checked against `maxclients` at accept.
     pub clients: AtomicUsize,
+    /// `KEYS` replies under way ([`crate::config::KEYS_REPLIES_MAX`]).
+    pub keys_replies: AtomicUsize,
     /// When the server started.
     pub started: Instant,
 }
@@ -220,6 +225,8 @@ pub struct Shard {
     saves: admin::Saves,
     /// `DBSIZE` parts waiting for a key count off the loop.
     key_counts: dbsize::KeyCounts,
+    /// The snapshots this shard streams `KEYS` replies from.
+    keys_cursors: keys_cursor::KeysCursors,
 }
 
 impl Shard {
@@ -313,6 +320,7 @@ impl Shard {
             txp: txn::Participant::default(),
             saves: admin::Saves::default(),
             key_counts: dbsize::KeyCounts::default(),
+            keys_cursors: keys_cursor::KeysCursors::default(),
             scan_positions: scan::ScanPositions::default(),
             series: Default::default(),
             rule_links: ts_rules::RuleLinks::new(shards),

@@ -357,6 +357,7 @@ impl Shard {
                 | mesh::TxMessage::Released { .. } => self.tx_coordinator(step),
             },
             Message::Rule(rule) => self.handle_rule_message(from, rule),
+            Message::Keys(keys) => self.handle_keys_message(from, keys),
 
             Message::Reply { reply_to, result } => {
                 self.in_flight_to[from.0] = self.in_flight_to[from.0].saturating_sub(1);

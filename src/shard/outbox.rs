@@ -102,6 +102,7 @@ impl Shard {
     /// Handles every message waiting in the queues from peers, then those this shard sent
     /// itself.
     pub(super) fn drain_queues(&mut self) {
+        self.close_keys_cursors();
         for from in 0..self.shards {
             while let Some(Ok(message)) = self.links.incoming[from].as_mut().map(|c| c.pop()) {
                 self.handle_message(ShardId(from), message);

@@ -24,8 +24,8 @@ pub enum Reply {
     AllOk,
     /// `SCAN`: the next cursor and the keys of one step.
     Scan(Option<(u64, Vec<Vec<u8>>)>),
-    /// `KEYS`: every shard's matching keys, concatenated.
-    Keys(Vec<Vec<u8>>),
+    /// `KEYS`: every shard's matching keys, or the cursor it streams them from.
+    Keys(super::keys_reply::KeysParts),
     /// `TS.MADD`: one encoded reply per part, in part order.
     Parts(Vec<Option<Vec<u8>>>),
     /// `TS.MGET`, `TS.MRANGE`, `TS.QUERYINDEX`: every shard's entries, replied in key order.
@@ -121,10 +121,10 @@ impl Slot {
             Reply::Encoded(bytes) => bytes.len(),
             Reply::Single(Some(OpResult::Value(Some(value)))) => value.len(),
             Reply::Values(values) => values.iter().flatten().map(Vec::len).sum(),
-            Reply::Scan(Some((_, keys)))
-            | Reply::Keys(keys)
-            | Reply::ClientLines(keys)
-            | Reply::RandomKey(keys) => keys.iter().map(Vec::len).sum(),
+            Reply::Keys(parts) => parts.keys.iter().map(Vec::len).sum(),
+            Reply::Scan(Some((_, keys))) | Reply::ClientLines(keys) | Reply::RandomKey(keys) => {
+                keys.iter().map(Vec::len).sum()
+            }
             Reply::Info { text, .. } => text.len(),
             Reply::Exec(replies) => replies.iter().map(|(slot, _)| slot.held_bytes()).sum(),
             Reply::Single(Some(OpResult::Encoded(bytes))) => bytes.len(),
@@ -169,7 +169,8 @@ impl Slot {
             (Reply::Scan(slot), OpResult::Keys { next_cursor, keys }) => {
                 *slot = Some((next_cursor, keys));
             }
-            (Reply::Keys(all), OpResult::Keys { mut keys, .. }) => all.append(&mut keys),
+            (Reply::Keys(parts), OpResult::Keys { mut keys, .. }) => parts.keys.append(&mut keys),
+            (Reply::Keys(parts), OpResult::KeysCursor(cursor)) => parts.cursors.push(cursor),
             (Reply::Sum(total), OpResult::KeyCount { keys, .. }) => *total += keys,
             (
                 Reply::Info { keys, expires, .. },
@@ -198,8 +199,9 @@ impl Slot {
         }
     }
 
-    /// The streamed reply this finished reply is (a range too long to build at once, or
-    /// multi-series entries holding one), unless it is silent or failed (its encoding is
+    /// The streamed reply this finished reply is (a range too long to build at once,
+    /// multi-series entries holding one, or a `KEYS` reply with a part behind a cursor),
+    /// unless it is silent or failed (its encoding is
     /// then what [`Slot::encode`] appends).
     pub fn take_stream(&mut self) -> Option<super::stream::ReplyStream> {
         if self.silent || self.error.is_some() {
@@ -210,6 +212,9 @@ impl Slot {
                 Some(OpResult::Stream(stream)) => Some(super::stream::ReplyStream::range(stream.0)),
                 _ => None,
             },
+            Reply::Keys(parts) if !parts.cursors.is_empty() => {
+                Some(std::mem::take(parts).into_stream())
+            }
             Reply::Entries(merge, entries) if entries.iter().any(|(_, _, s)| s.is_some()) => {
                 let mut entries = std::mem::take(entries);
                 entries.sort_by(|a, b| a.0.cmp(&b.0));
@@ -265,7 +270,7 @@ impl Slot {
                 encode_keys(out, &keys);
             }
             Reply::Scan(None) => resp::error(out, "ERR internal error: missing reply"),
-            Reply::Keys(keys) => encode_keys(out, &keys),
+            Reply::Keys(parts) => encode_keys(out, &parts.keys),
             Reply::Entries(merge, entries) => {
                 crate::timeseries::multi::encode_merged(out, proto, merge, entries);
             }
@@ -339,7 +344,7 @@ fn encode_result(out: &mut Vec<u8>, proto: Protocol, result: Option<OpResult>) {
         Some(OpResult::Entries(_)) => {
             resp::error(out, "ERR internal error: entries in a single reply")
         }
-        Some(OpResult::Stream(_)) => {
+        Some(OpResult::Stream(_)) | Some(OpResult::KeysCursor(_)) => {
             debug_assert!(false, "a streamed reply is sent by its connection");
             resp::error(out, "ERR internal error: streamed reply")
         }

@@ -27,27 +27,6 @@ use super::scan_walk::{KeyFilter, Walk, WalkEnd};
 use crate::store::ShardStore;
 use crate::timeseries::keys::{self, KeyClass};
 
-/// The user key an entry shows as, with its type name, or `None` for an entry that is not
-/// a live user key (a tombstone, a chunk or sample, a series shadowed by a string).
-pub(super) fn user_key<'e>(
-    store: &ShardStore,
-    key: &'e [u8],
-    live: bool,
-) -> Option<(&'e [u8], &'static str)> {
-    if !live {
-        return None;
-    }
-    match keys::classify(key) {
-        KeyClass::String => Some((key, "string")),
-        KeyClass::Series(user) => {
-            // A string of the same name shadows the series; it is listed as the string.
-            let shadowed = crate::timeseries::series::string_exists(store, user).unwrap_or(false);
-            (!shadowed).then_some((user, "TSDB-TYPE"))
-        }
-        KeyClass::Internal => None,
-    }
-}
-
 /// The live user keys of a shard, as counted at one moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KeyCount {
@@ -190,8 +169,14 @@ impl ScanPositions {
 }
 
 /// The walk that `op` runs on shard `shard`, or `None` if `op` is not `SCAN` (of this
-/// shard, with a valid cursor), `KEYS` or `RANDOMKEY`.
-pub fn walk_for(op: &Op<&[u8]>, positions: &ScanPositions, shard: ShardId) -> Option<Walk> {
+/// shard, with a valid cursor), `KEYS` or `RANDOMKEY`. A `KEYS` walk stops once it kept
+/// `keys_whole_bytes_max` bytes of keys (`usize::MAX`: it keeps them all).
+pub fn walk_for(
+    op: &Op<&[u8]>,
+    positions: &ScanPositions,
+    shard: ShardId,
+    keys_whole_bytes_max: usize,
+) -> Option<Walk> {
     match *op {
         Op::Scan {
             shard: scanned,
@@ -220,7 +205,12 @@ pub fn walk_for(op: &Op<&[u8]>, positions: &ScanPositions, shard: ShardId) -> Op
                 pattern: Some(pattern.to_vec()),
                 type_name: None,
             };
-            Some(Walk::new(Vec::new(), usize::MAX, filter))
+            Some(Walk::batch(
+                Vec::new(),
+                usize::MAX,
+                keys_whole_bytes_max,
+                filter,
+            ))
         }
         // The first live key at or after a random 8-byte position, wrapping to the first
         // key. Keys that follow a long gap in key order are picked more often than others

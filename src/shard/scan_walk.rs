@@ -12,13 +12,17 @@
 //!
 //! What a walk sees: every key present from its start to its end, exactly once (it moves
 //! forward in key order); a key written or deleted meanwhile may or may not be seen, as
-//! Redis says of `SCAN`.
+//! Redis says of `SCAN`. A walk runs over the live store, or over a frozen
+//! [`Snapshot`] (a streamed `KEYS` reply, [`super::keys_cursor`]), which sees exactly the
+//! same keys however often it is walked: [`WalkSource`] is what a walk reads.
 
-use super::scan::user_key;
+use std::cell::RefCell;
+
 use crate::base::StoreError;
-use crate::block_cache::PinnedBlocks;
+use crate::block_cache::{BlockCache, BlockSource, PinnedBlocks};
+use crate::compaction::merge::MergeIter;
 use crate::glob::glob_match;
-use crate::store::{BlockFetch, ShardStore};
+use crate::store::{BlockFetch, Miss, ShardStore, Snapshot};
 use crate::timeseries::keys::{self, KeyClass};
 
 /// Blocks read after the missing one, in the same table, when a walk misses: a walk goes
@@ -26,12 +30,115 @@ use crate::timeseries::keys::{self, KeyClass};
 /// them all (4 blocks of 4 KiB: a `SCAN` step of the default `COUNT` 10 rarely needs more).
 pub const SCAN_READAHEAD_BLOCKS: usize = 4;
 
+/// What a walk reads: the live store, or a snapshot of it with the store's block cache.
+pub trait WalkSource {
+    /// A scan from `start`: from memory only (the cache and `pinned`) when `pinned` is
+    /// given, else reading missing blocks with a blocking `pread`.
+    fn scan<'a>(&'a self, start: &[u8], pinned: Option<&'a PinnedBlocks>) -> MergeIter<'a>;
+    /// The blocks to read after a scan from memory missed ([`ShardStore::blocks_after_miss`]).
+    fn blocks_after_miss(&self, miss: Miss, pinned: &PinnedBlocks, out: &mut Vec<BlockFetch>);
+    /// The blocks a lookup of `key` would read ([`ShardStore::blocks_to_fetch`]).
+    fn blocks_to_fetch(&self, key: &[u8], out: &mut Vec<BlockFetch>);
+    /// Whether `key` holds a live value (a string shadowing the series of its name).
+    ///
+    /// # Errors
+    /// A failed read.
+    fn is_live(&self, key: &[u8]) -> Result<bool, StoreError>;
+}
+
+impl WalkSource for ShardStore {
+    fn scan<'a>(&'a self, start: &[u8], pinned: Option<&'a PinnedBlocks>) -> MergeIter<'a> {
+        match pinned {
+            Some(pinned) => self.scan_in_memory(start, pinned),
+            None => self.scan_from(start),
+        }
+    }
+
+    fn blocks_after_miss(&self, miss: Miss, pinned: &PinnedBlocks, out: &mut Vec<BlockFetch>) {
+        let (table_id, block_index) = (miss.table_id, miss.block_index);
+        ShardStore::blocks_after_miss(
+            self,
+            table_id,
+            block_index,
+            miss.readahead_blocks,
+            pinned,
+            out,
+        );
+    }
+
+    fn blocks_to_fetch(&self, key: &[u8], out: &mut Vec<BlockFetch>) {
+        ShardStore::blocks_to_fetch(self, key, out);
+    }
+
+    fn is_live(&self, key: &[u8]) -> Result<bool, StoreError> {
+        crate::timeseries::series::string_exists(self, key)
+    }
+}
+
+/// A snapshot walked on the shard's loop, through the block cache of the store that took
+/// it (table ids are per store).
+#[derive(Clone, Copy, Debug)]
+pub struct SnapshotSource<'a> {
+    /// The frozen view.
+    pub snapshot: &'a Snapshot,
+    /// The shard's block cache.
+    pub cache: &'a RefCell<BlockCache>,
+}
+
+impl WalkSource for SnapshotSource<'_> {
+    fn scan<'a>(&'a self, start: &[u8], pinned: Option<&'a PinnedBlocks>) -> MergeIter<'a> {
+        let source = match pinned {
+            Some(pinned) => BlockSource::Memory {
+                cache: self.cache,
+                pinned,
+            },
+            None => BlockSource::Cache(self.cache),
+        };
+        self.snapshot.scan_from(start, source)
+    }
+
+    fn blocks_after_miss(&self, miss: Miss, pinned: &PinnedBlocks, out: &mut Vec<BlockFetch>) {
+        self.snapshot
+            .blocks_after_miss(miss, self.cache, pinned, out);
+    }
+
+    fn blocks_to_fetch(&self, key: &[u8], out: &mut Vec<BlockFetch>) {
+        self.snapshot.blocks_to_fetch(key, self.cache, out);
+    }
+
+    fn is_live(&self, key: &[u8]) -> Result<bool, StoreError> {
+        self.snapshot.is_live_cached(key, Some(self.cache))
+    }
+}
+
+/// The user key an entry shows as, with its type name, or `None` for an entry that is not
+/// a live user key (a tombstone, a chunk or sample, a series shadowed by a string).
+pub(super) fn user_key<'e>(
+    source: &impl WalkSource,
+    key: &'e [u8],
+    live: bool,
+) -> Option<(&'e [u8], &'static str)> {
+    if !live {
+        return None;
+    }
+    match keys::classify(key) {
+        KeyClass::String => Some((key, "string")),
+        KeyClass::Series(user) => {
+            // A string of the same name shadows the series; it is listed as the string.
+            let shadowed = source.is_live(user).unwrap_or(false);
+            (!shadowed).then_some((user, "TSDB-TYPE"))
+        }
+        KeyClass::Internal => None,
+    }
+}
+
 /// Where a walk ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WalkEnd {
     /// Every key of the shard was examined.
     Exhausted,
-    /// The entry limit was reached; this key is the next to examine.
+    /// The entry limit or the kept bytes' limit was reached; this key is the next to
+    /// examine.
     At(Vec<u8>),
     /// The first matching key was found (`first_only`).
     Found,
@@ -49,6 +156,18 @@ pub struct KeyFilter {
 }
 
 impl KeyFilter {
+    /// Whether a walk with this filter looks at a store entry of key `key` at all: only
+    /// user keys (strings and series) whose name the pattern matches, whatever their type
+    /// (a string shadowing a series is looked at). What a snapshot for it must copy.
+    pub fn may_want(&self, key: &[u8]) -> bool {
+        let user = match keys::classify(key) {
+            KeyClass::String => key,
+            KeyClass::Series(user) => user,
+            KeyClass::Internal => return false,
+        };
+        self.pattern.as_deref().is_none_or(|p| glob_match(p, user))
+    }
+
     fn wants(&self, user: &[u8], type_name: &str) -> bool {
         self.type_name
             .as_deref()
@@ -86,7 +205,14 @@ pub struct Walk {
     /// At the end with nothing found, go on from the first key once (`RANDOMKEY`).
     wrap: bool,
     filter: KeyFilter,
-    /// The matching user keys found, in key order.
+    /// Stop once the keys kept hold this many bytes (`usize::MAX`: no limit).
+    kept_bytes_max: usize,
+    kept_bytes: usize,
+    /// Count the matching keys without keeping them.
+    count_only: bool,
+    /// The matching user keys found so far (kept or not).
+    pub matched: u64,
+    /// The matching user keys kept, in key order.
     pub keys: Vec<Vec<u8>>,
     /// `None` while the walk goes on.
     pub end: Option<WalkEnd>,
@@ -103,9 +229,50 @@ impl Walk {
             first_only: false,
             wrap: false,
             filter,
+            kept_bytes_max: usize::MAX,
+            kept_bytes: 0,
+            count_only: false,
+            matched: 0,
             keys: Vec::new(),
             end: None,
         }
+    }
+
+    /// A walk from `start` that stops once the keys it kept hold `kept_bytes_max` bytes
+    /// (or more: the last key is kept whole) or it examined `limit` entries, whichever
+    /// comes first.
+    pub fn batch(start: Vec<u8>, limit: usize, kept_bytes_max: usize, filter: KeyFilter) -> Self {
+        Self {
+            kept_bytes_max,
+            ..Self::new(start, limit, filter)
+        }
+    }
+
+    /// A walk over every key that counts the matches ([`Walk::matched`]) and keeps none.
+    pub fn count(filter: KeyFilter) -> Self {
+        Self {
+            count_only: true,
+            ..Self::new(Vec::new(), usize::MAX, filter)
+        }
+    }
+
+    /// The filter it keeps keys with.
+    pub fn filter(&self) -> &KeyFilter {
+        &self.filter
+    }
+
+    /// Takes the keys of a batch that stopped at its limits and goes on from where it
+    /// stopped with a fresh budget of entries; `None` once the walk is exhausted or failed
+    /// (the keys stay).
+    pub fn next_batch(&mut self) -> Option<Vec<Vec<u8>>> {
+        let Some(WalkEnd::At(next)) = &mut self.end else {
+            return None;
+        };
+        self.next = std::mem::take(next);
+        self.end = None;
+        self.examined = 0;
+        self.kept_bytes = 0;
+        Some(std::mem::take(&mut self.keys))
     }
 
     /// A walk for the first live user key at or after `start`, wrapping to the first key
@@ -127,7 +294,7 @@ impl Walk {
     /// blocks, which are added to `needs` (then the walk has not ended).
     pub fn advance_in_memory(
         &mut self,
-        store: &ShardStore,
+        store: &impl WalkSource,
         pinned: &PinnedBlocks,
         needs: &mut WalkNeeds,
     ) {
@@ -141,13 +308,13 @@ impl Walk {
 
     /// Goes on to the end, reading what is not in memory with blocking `pread`s (counted
     /// in the cache's blocking reads).
-    pub fn advance_blocking(&mut self, store: &ShardStore) {
+    pub fn advance_blocking(&mut self, store: &impl WalkSource) {
         self.advance(store, None, &mut WalkNeeds::default());
     }
 
     fn advance(
         &mut self,
-        store: &ShardStore,
+        store: &impl WalkSource,
         pinned: Option<&PinnedBlocks>,
         needs: &mut WalkNeeds,
     ) {
@@ -168,14 +335,11 @@ impl Walk {
     /// One scan from `self.next`. `Ok(true)` when it stopped for blocks (in `needs`).
     fn advance_once(
         &mut self,
-        store: &ShardStore,
+        store: &impl WalkSource,
         pinned: Option<&PinnedBlocks>,
         needs: &mut WalkNeeds,
     ) -> Result<bool, StoreError> {
-        let iter = match pinned {
-            Some(pinned) => store.scan_in_memory(&self.next, pinned),
-            None => store.scan_from(&self.next),
-        };
+        let iter = store.scan(&self.next, pinned);
         let mut last: Option<Vec<u8>> = None;
         let mut stopped = false;
         for entry in iter {
@@ -186,13 +350,12 @@ impl Walk {
                     block_index,
                 }) => {
                     let pinned = pinned.expect("only a scan from memory misses");
-                    store.blocks_after_miss(
+                    let miss = Miss {
                         table_id,
                         block_index,
-                        SCAN_READAHEAD_BLOCKS,
-                        pinned,
-                        &mut needs.scan_blocks,
-                    );
+                        readahead_blocks: SCAN_READAHEAD_BLOCKS,
+                    };
+                    store.blocks_after_miss(miss, pinned, &mut needs.scan_blocks);
                     stopped = true;
                     break;
                 }
@@ -202,7 +365,7 @@ impl Walk {
                 self.end = Some(WalkEnd::Exhausted);
                 return Ok(false);
             }
-            if self.examined == self.limit {
+            if self.examined == self.limit || self.kept_bytes >= self.kept_bytes_max {
                 self.end = Some(WalkEnd::At(entry.key));
                 return Ok(false);
             }
@@ -219,7 +382,11 @@ impl Walk {
             self.examined += 1;
             if let Some((user, type_name)) = user_key(store, &entry.key, entry.value.is_some()) {
                 if self.filter.wants(user, type_name) {
-                    self.keys.push(user.to_vec());
+                    self.matched += 1;
+                    if !self.count_only {
+                        self.kept_bytes += user.len();
+                        self.keys.push(user.to_vec());
+                    }
                     if self.first_only {
                         self.end = Some(WalkEnd::Found);
                         return Ok(false);

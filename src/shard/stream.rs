@@ -2,7 +2,8 @@
 //! replies ([`RangeStream`]) that produce their entries as they are sent. A `TS.RANGE`
 //! reply too long to build at once is one range; a `TS.MRANGE` reply is the array header,
 //! then per series its encoded head (key, labels) and its samples, built at once or
-//! streamed. The connection holds the stream in place of its reply slot, and the replies
+//! streamed. A `KEYS` reply too long to build at once is its header and the keys given,
+//! then batches pulled from shards ([`super::keys_reply::KeysPull`]). The connection holds the stream in place of its reply slot, and the replies
 //! after it wait ([`super::conn::Conn::streaming`]); the shard fills it
 //! ([`super::conns`]).
 
@@ -23,6 +24,8 @@ enum Piece {
         stream: Box<RangeStream>,
         started: bool,
     },
+    /// The streamed part of a `KEYS` reply.
+    Keys(Box<super::keys_reply::KeysPull>),
 }
 
 /// A reply under way: the pieces not sent yet, in order.
@@ -55,12 +58,44 @@ impl ReplyStream {
         });
     }
 
+    /// Appends the streamed part of a `KEYS` reply.
+    pub fn push_keys(&mut self, pull: Box<super::keys_reply::KeysPull>) {
+        self.pieces.push_back(Piece::Keys(pull));
+    }
+
+    /// Whether it waits for a `KEYS` batch with nothing to send meanwhile (its arrival
+    /// marks the connection for writing again).
+    pub fn waiting(&self) -> bool {
+        matches!(self.pieces.front(), Some(Piece::Keys(pull)) if pull.waiting())
+    }
+
+    /// The `KEYS` cursor to pull from now, if a pull is due.
+    pub fn take_keys_pull(&mut self) -> Option<(super::mesh::ShardId, u64)> {
+        match self.pieces.front_mut() {
+            Some(Piece::Keys(pull)) => pull.take_pull(),
+            _ => None,
+        }
+    }
+
+    /// Hands a `KEYS` batch to the piece that asked for it; false if none did.
+    pub fn deliver_keys(
+        &mut self,
+        shard: super::mesh::ShardId,
+        cursor: u64,
+        result: super::mesh::OpResult,
+    ) -> bool {
+        match self.pieces.front_mut() {
+            Some(Piece::Keys(pull)) => pull.deliver(shard, cursor, result),
+            _ => false,
+        }
+    }
+
     /// Appends the next pieces to `out` until it grew by [`STREAM_STEP_BYTES`] or the
     /// reply ended; returns true when it has. A range is read through `cache` when shard
     /// `shard` (the one filling) froze it, else with `pread`.
     ///
     /// # Errors
-    /// A range failed mid-reply: the reply cannot be finished.
+    /// A range or a `KEYS` batch failed mid-reply: the reply cannot be finished.
     pub fn fill(
         &mut self,
         shard: usize,
@@ -87,6 +122,12 @@ impl ReplyStream {
                         self.pieces.pop_front();
                     }
                 }
+                Piece::Keys(pull) => {
+                    if !pull.fill(out, target).map_err(SeriesError::Refused)? {
+                        return Ok(false);
+                    }
+                    self.pieces.pop_front();
+                }
             }
         }
         Ok(self.pieces.is_empty())
@@ -98,7 +139,7 @@ impl ReplyStream {
             .iter()
             .map(|piece| match piece {
                 Piece::Range { stream, .. } => stream.take_uncached_reads(),
-                Piece::Bytes(_) => 0,
+                Piece::Bytes(_) | Piece::Keys(_) => 0,
             })
             .sum()
     }

@@ -31,7 +31,7 @@ mod tx;
 mod versions;
 
 pub use flush::FlushJob;
-pub use read::{BlockFetch, Lookup};
+pub use read::{BlockFetch, Lookup, Miss};
 pub use snapshot::{RangeView, Snapshot};
 use versions::Versions;
 

@@ -173,26 +173,7 @@ impl ShardStore {
                 return;
             }
         }
-        let cache = self.block_cache.borrow();
-        for table in self.version.candidates(key) {
-            let Some(index) = table.table().block_for(key) else {
-                continue;
-            };
-            let cached = u32::try_from(index)
-                .ok()
-                .and_then(|i| cache.peek(table.id(), i));
-            match cached {
-                // Found, or damaged (the lookup will report it): nothing more to read.
-                Some(block) => match crate::sstable::block::find(&block, key) {
-                    Ok(None) => {}
-                    Ok(Some(_)) | Err(_) => return,
-                },
-                None => out.push(BlockFetch {
-                    table: Arc::clone(table),
-                    index,
-                }),
-            }
-        }
+        table_blocks_to_fetch(&self.version, &self.block_cache, key, out);
     }
 
     /// Adds to `out` the blocks to read after a scan from memory missed block
@@ -208,34 +189,12 @@ impl ShardStore {
         pinned: &PinnedBlocks,
         out: &mut Vec<BlockFetch>,
     ) {
-        let Some(table) = self
-            .version
-            .levels()
-            .iter()
-            .flatten()
-            .find(|t| t.id().0 == table_id)
-        else {
-            return;
+        let miss = Miss {
+            table_id,
+            block_index,
+            readahead_blocks,
         };
-        let cache = self.block_cache.borrow();
-        let end = table
-            .table()
-            .block_count()
-            .min(block_index.saturating_add(readahead_blocks + 1));
-        for index in block_index..end {
-            let key = (
-                table.id(),
-                u32::try_from(index).expect("fewer than 2^32 blocks"),
-            );
-            if index == block_index
-                || (cache.peek(key.0, key.1).is_none() && !pinned.contains_key(&key))
-            {
-                out.push(BlockFetch {
-                    table: Arc::clone(table),
-                    index,
-                });
-            }
-        }
+        blocks_after_miss(&self.version, &self.block_cache, miss, pinned, out);
     }
 
     /// Adds to `out` the data blocks that a scan of the keys `start..=end` reads and that
@@ -363,5 +322,86 @@ impl ShardStore {
     /// The block cache's hits, misses and bytes.
     pub fn block_cache_stats(&self) -> BlockCacheStats {
         self.block_cache.borrow().stats()
+    }
+}
+
+/// Where a scan from memory missed ([`StoreError::BlockNotInMemory`]) and how many blocks
+/// after it to read as well.
+#[derive(Clone, Copy, Debug)]
+pub struct Miss {
+    /// The table's id.
+    pub table_id: u64,
+    /// The block missed.
+    pub block_index: usize,
+    /// Blocks after it, in the same table, to read too.
+    pub readahead_blocks: usize,
+}
+
+/// The table part of [`ShardStore::blocks_to_fetch`], for any version (a snapshot's too):
+/// the block of every candidate table of `version` that `cache` lacks, until a cached
+/// block answers.
+pub(crate) fn table_blocks_to_fetch(
+    version: &crate::version::Version,
+    cache: &std::cell::RefCell<crate::block_cache::BlockCache>,
+    key: &[u8],
+    out: &mut Vec<BlockFetch>,
+) {
+    let cache = cache.borrow();
+    for table in version.candidates(key) {
+        let Some(index) = table.table().block_for(key) else {
+            continue;
+        };
+        let cached = u32::try_from(index)
+            .ok()
+            .and_then(|i| cache.peek(table.id(), i));
+        match cached {
+            // Found, or damaged (the lookup will report it): nothing more to read.
+            Some(block) => match crate::sstable::block::find(&block, key) {
+                Ok(None) => {}
+                Ok(Some(_)) | Err(_) => return,
+            },
+            None => out.push(BlockFetch {
+                table: Arc::clone(table),
+                index,
+            }),
+        }
+    }
+}
+
+/// [`ShardStore::blocks_after_miss`] for any version (a snapshot's too): nothing if the
+/// missed table is not in `version`.
+pub(crate) fn blocks_after_miss(
+    version: &crate::version::Version,
+    cache: &std::cell::RefCell<crate::block_cache::BlockCache>,
+    miss: Miss,
+    pinned: &PinnedBlocks,
+    out: &mut Vec<BlockFetch>,
+) {
+    let Some(table) = version
+        .levels()
+        .iter()
+        .flatten()
+        .find(|t| t.id().0 == miss.table_id)
+    else {
+        return;
+    };
+    let cache = cache.borrow();
+    let end = table
+        .table()
+        .block_count()
+        .min(miss.block_index.saturating_add(miss.readahead_blocks + 1));
+    for index in miss.block_index..end {
+        let key = (
+            table.id(),
+            u32::try_from(index).expect("fewer than 2^32 blocks"),
+        );
+        if index == miss.block_index
+            || (cache.peek(key.0, key.1).is_none() && !pinned.contains_key(&key))
+        {
+            out.push(BlockFetch {
+                table: Arc::clone(table),
+                index,
+            });
+        }
     }
 }

@@ -1,13 +1,18 @@
 //! A read-only snapshot of a store that another thread can read: the current version (its
 //! tables are immutable and reference counted), the frozen memtables (shared), and a copy
 //! of the active memtable's keys with their liveness (values are not copied). `DBSIZE`
-//! counts keys on it off the shard's loop. A [`RangeView`] freezes one key range with its
+//! counts keys on it off the shard's loop; a streamed `KEYS` reply walks one on the
+//! shard's loop, through the block cache and blocks read through the ring
+//! ([`Snapshot::scan_from`]). A [`RangeView`] freezes one key range with its
 //! values, for a reply streamed from it later.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
-use super::ShardStore;
+use super::read::Miss;
+use super::{BlockFetch, ShardStore};
 use crate::base::{SeqNo, StoreError};
+use crate::block_cache::{BlockCache, BlockSource, PinnedBlocks};
 use crate::compaction::merge::{EntrySource, MergeIter};
 use crate::memtable::Memtable;
 use crate::sstable::iter::TableIter;
@@ -35,10 +40,18 @@ impl ShardStore {
     /// if `None`). Costs one pass over those keys on the calling thread, copying keys but
     /// no values; nothing is read from disk.
     pub fn snapshot(&self, end: Option<&[u8]>) -> Snapshot {
+        self.snapshot_where(end, |_| true)
+    }
+
+    /// As [`ShardStore::snapshot`], copying only the active memtable's keys that `keep`
+    /// accepts (those a reader of the snapshot will look at; the frozen memtables and
+    /// tables are shared whole).
+    pub fn snapshot_where(&self, end: Option<&[u8]>, keep: impl Fn(&[u8]) -> bool) -> Snapshot {
         let active = self
             .active
             .iter()
             .take_while(|(key, _)| end.is_none_or(|end| *key < end))
+            .filter(|(key, _)| keep(key))
             .map(|(key, entry)| TableEntry {
                 key: key.to_vec(),
                 seq: entry.seq,
@@ -73,9 +86,19 @@ impl Snapshot {
     /// `value: None`, and so are values expired when the snapshot was taken; the active
     /// memtable's values empty), reading tables with `pread`.
     pub fn scan(&self) -> MergeIter<'_> {
-        let mut sources: Vec<EntrySource<'_>> = vec![Box::new(self.active.iter().cloned().map(Ok))];
+        self.scan_from(b"", BlockSource::Disk)
+    }
+
+    /// As [`Snapshot::scan`], from `start` on, reading table blocks from `source`: from
+    /// [`BlockSource::Memory`], a block in neither the cache nor the pinned blocks ends
+    /// the scan with [`StoreError::BlockNotInMemory`], and
+    /// [`Snapshot::blocks_after_miss`] names what to read.
+    pub fn scan_from<'a>(&'a self, start: &[u8], source: BlockSource<'a>) -> MergeIter<'a> {
+        let first = self.active.partition_point(|e| e.key.as_slice() < start);
+        let mut sources: Vec<EntrySource<'_>> =
+            vec![Box::new(self.active[first..].iter().cloned().map(Ok))];
         for memtable in &self.frozen {
-            sources.push(Box::new(memtable.iter().map(|(key, e)| {
+            sources.push(Box::new(memtable.iter_from(start).map(|(key, e)| {
                 Ok(TableEntry {
                     key: key.to_vec(),
                     seq: e.seq,
@@ -86,14 +109,55 @@ impl Snapshot {
         }
         let levels = self.version.levels();
         for table in levels[0].iter().rev() {
-            sources.push(Box::new(TableIter::seek(Arc::clone(table), b"")));
+            let iter = TableIter::seek(Arc::clone(table), start).with_source(source);
+            sources.push(Box::new(iter));
         }
         for level in &levels[1..] {
             if !level.is_empty() {
-                sources.push(Box::new(LevelIter::seek(level, b"")));
+                sources.push(Box::new(LevelIter::seek(level, start).with_source(source)));
             }
         }
         MergeIter::new(sources, self.now_ms)
+    }
+
+    /// Adds to `out` the blocks of the snapshot's tables that a lookup of `key` would read
+    /// and `cache` lacks (none if a memtable of the snapshot has it), as
+    /// [`ShardStore::blocks_to_fetch`] does for the store.
+    pub fn blocks_to_fetch(
+        &self,
+        key: &[u8],
+        cache: &RefCell<BlockCache>,
+        out: &mut Vec<BlockFetch>,
+    ) {
+        if self.in_memtables(key).is_some() {
+            return;
+        }
+        super::read::table_blocks_to_fetch(&self.version, cache, key, out);
+    }
+
+    /// Adds to `out` the blocks to read after a scan from memory missed `miss`, as
+    /// [`ShardStore::blocks_after_miss`] does for the store (the table is the snapshot's,
+    /// whether or not the store still lists it).
+    pub fn blocks_after_miss(
+        &self,
+        miss: Miss,
+        cache: &RefCell<BlockCache>,
+        pinned: &PinnedBlocks,
+        out: &mut Vec<BlockFetch>,
+    ) {
+        super::read::blocks_after_miss(&self.version, cache, miss, pinned, out);
+    }
+
+    /// The memtables' version of `key`: `(has a value, deadline)`.
+    fn in_memtables(&self, key: &[u8]) -> Option<(bool, Option<u64>)> {
+        if let Ok(i) = self.active.binary_search_by(|e| e.key.as_slice().cmp(key)) {
+            let entry = &self.active[i];
+            return Some((entry.value.is_some(), entry.expire_at_ms));
+        }
+        self.frozen
+            .iter()
+            .find_map(|memtable| memtable.get(key))
+            .map(|entry| (entry.value.is_some(), entry.expire_at_ms))
     }
 
     /// Whether `key` holds a live value in the snapshot (its newest version is not a
@@ -102,21 +166,28 @@ impl Snapshot {
     /// # Errors
     /// A failed read or checksum.
     pub fn is_live(&self, key: &[u8]) -> Result<bool, StoreError> {
+        self.is_live_cached(key, None)
+    }
+
+    /// As [`Snapshot::is_live`], reading table blocks through `cache` when given (the
+    /// cache of the store that took the snapshot; a miss reads with `pread`).
+    ///
+    /// # Errors
+    /// A failed read or checksum.
+    pub fn is_live_cached(
+        &self,
+        key: &[u8],
+        cache: Option<&RefCell<BlockCache>>,
+    ) -> Result<bool, StoreError> {
         let live = |value: bool, deadline: Option<u64>| {
             value && !crate::base::is_expired(deadline, self.now_ms)
         };
-        if let Ok(i) = self.active.binary_search_by(|e| e.key.as_slice().cmp(key)) {
-            let entry = &self.active[i];
-            return Ok(live(entry.value.is_some(), entry.expire_at_ms));
-        }
-        for memtable in &self.frozen {
-            if let Some(entry) = memtable.get(key) {
-                return Ok(live(entry.value.is_some(), entry.expire_at_ms));
-            }
+        if let Some((value, deadline)) = self.in_memtables(key) {
+            return Ok(live(value, deadline));
         }
         Ok(self
             .version
-            .get(key, None)?
+            .get(key, cache)?
             .is_some_and(|e| live(e.value.is_some(), e.expire_at_ms)))
     }
 }
