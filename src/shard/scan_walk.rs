@@ -406,3 +406,64 @@ impl Walk {
         Ok(stopped)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StoreOptions;
+
+    fn name(i: usize) -> Vec<u8> {
+        format!("k{i:04}").into_bytes()
+    }
+
+    /// The count and the batches of a streamed `KEYS` walk one snapshot: writes after it
+    /// change neither, and the batches together are the keys counted, once each, in
+    /// order, each batch stopping at its byte limit.
+    #[test]
+    fn batches_over_a_snapshot_send_exactly_the_keys_counted_whatever_is_written_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = ShardStore::open(dir.path(), &StoreOptions::default()).unwrap();
+        for i in 0..1000 {
+            store.put(&name(i), b"v");
+        }
+        store.put(b"other", b"v");
+        let filter = KeyFilter {
+            pattern: Some(b"k*".to_vec()),
+            type_name: None,
+        };
+        let snapshot = store.snapshot_where(Some(&keys::USER_KEYS_END), |k| filter.may_want(k));
+        for i in 0..500 {
+            store.delete(&name(i));
+            store.put(&[name(i), b"-new".to_vec()].concat(), b"v");
+        }
+        let source = SnapshotSource {
+            snapshot: &snapshot,
+            cache: store.block_cache(),
+        };
+        let mut count = Walk::count(filter.clone());
+        count.advance_blocking(&source);
+        assert_eq!((count.matched, count.keys.len()), (1000, 0));
+
+        let mut batch = Walk::batch(Vec::new(), usize::MAX, 100, filter);
+        let mut sent = Vec::new();
+        let mut batches = 0;
+        loop {
+            batch.advance_blocking(&source);
+            match batch.next_batch() {
+                Some(keys) => {
+                    let bytes: usize = keys.iter().map(Vec::len).sum();
+                    assert!((100..105).contains(&bytes), "a batch of {bytes} bytes");
+                    sent.extend(keys);
+                    batches += 1;
+                }
+                None => {
+                    assert_eq!(batch.end, Some(WalkEnd::Exhausted));
+                    sent.append(&mut batch.keys);
+                    break;
+                }
+            }
+        }
+        assert_eq!(sent, (0..1000).map(name).collect::<Vec<_>>());
+        assert_eq!(batches, 1000 * 5 / 100 - 1);
+    }
+}
