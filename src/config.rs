@@ -278,9 +278,11 @@ pub const KEYS_WHOLE_BYTES_MAX: usize = 64 << 10;
 /// Bytes of keys one pull of a streamed `KEYS` reply brings from a shard (the last key
 /// kept whole): what a streamed reply holds per shard besides its snapshot.
 pub const KEYS_BATCH_BYTES: usize = 256 << 10;
-/// Entries one pull of a streamed `KEYS` reply examines at most, so that a pattern matching
-/// few keys still hands the loop back between batches (a pull may then bring no key).
-pub const KEYS_PULL_ENTRIES_MAX: usize = 100_000;
+/// Entries a `KEYS` walk examines per turn of the shard's loop at most (a round of its
+/// first walk or of its count, or one pull of a streamed reply), so that a walk over many
+/// keys in memory still hands the loop back to the other clients (a pull may then bring
+/// no key).
+pub const KEYS_WALK_ROUND_ENTRIES_MAX: usize = 100_000;
 /// `KEYS` replies under way at once, server-wide; one more waits for a slot (its
 /// connection is blocked as on a full queue). Each holds, per shard that streams, a
 /// snapshot: a copy of the active memtable's matching keys (at most the memtable's size)

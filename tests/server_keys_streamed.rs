@@ -9,7 +9,8 @@
 //! with 200,000 keys; `KEYS` with `*` and `MATCH`-style patterns in RESP2 and RESP3, under
 //! `--client-output-bytes-max 65536`; a raw client that sends `KEYS *` and stops reading,
 //! watched through `CLIENT LIST`'s `omem`; a writer thread churning keys and calling
-//! `SAVE` while `KEYS` runs repeatedly.
+//! `SAVE` while `KEYS` runs repeatedly; and 300,000 keys all in memory, whose count takes
+//! several turns of the loop.
 
 mod common;
 
@@ -233,4 +234,21 @@ fn keys_count_equals_the_keys_sent_while_others_write_delete_and_save() {
     stop.store(true, Ordering::Relaxed);
     let rounds = writer.join().unwrap();
     assert!(rounds > 0, "the writer ran during the KEYS calls");
+}
+
+#[test]
+fn keys_over_keys_all_in_memory_walks_in_turns_and_lists_every_key_once() {
+    // Default memtable and cache: the keys stay in memory, so no walk stops for a block
+    // read; each shard's count (about 150,000 entries) takes more than one turn of the
+    // loop (100,000 entries each), for the local shard's part and the other's.
+    let server = TestServer::start(&["--shards", "2"]);
+    let mut conn = server.conn();
+    let count = 300_000;
+    load(&mut conn, count, 0);
+    let listed: Vec<String> = redis::cmd("KEYS").arg("key:*").query(&mut conn).unwrap();
+    let unique: HashSet<&String> = listed.iter().collect();
+    assert_eq!((listed.len(), unique.len()), (count, count));
+    let mut other = server.conn();
+    let pong: String = redis::cmd("PING").query(&mut other).unwrap();
+    assert_eq!(pong, "PONG");
 }

@@ -39,6 +39,7 @@ use super::metrics::ShardMetrics;
 use super::scan_walk::{SnapshotSource, Walk, WalkEnd, WalkNeeds};
 use super::{scan, tag_of, Shard, TAG_BLOCK_READ};
 use crate::block_cache::PinnedBlocks;
+use crate::config::KEYS_WALK_ROUND_ENTRIES_MAX;
 use crate::runtime::uring::Completion;
 use crate::store::{BlockFetch, Snapshot};
 
@@ -108,6 +109,9 @@ pub(super) struct Fetches {
     walks: HashMap<Waiter, WalkWait>,
     /// The time-series requests planned, per waiter ([`super::fetch_ts`]).
     pub(super) series: HashMap<Waiter, super::fetch_ts::SeriesWait>,
+    /// Waiters whose walk stopped at its entry budget: released on the next turn of the
+    /// loop as if their one block read completed ([`Shard::release_yielded_walks`]).
+    yielded: Vec<Waiter>,
     /// Who the request running now is for (its walk is taken from `walks`).
     pub(super) running: Option<Waiter>,
     next_id: u64,
@@ -130,7 +134,14 @@ impl Fetches {
 
     /// Nothing in flight and nothing set aside.
     pub(super) fn is_idle(&self) -> bool {
-        self.reads.is_empty() && self.deferred.iter().all(VecDeque::is_empty)
+        self.reads.is_empty()
+            && self.yielded.is_empty()
+            && self.deferred.iter().all(VecDeque::is_empty)
+    }
+
+    /// Whether a walk waits for the next turn of the loop.
+    pub(super) fn has_yielded(&self) -> bool {
+        !self.yielded.is_empty()
     }
 
     /// Whether requests from `from` are being held back.
@@ -240,6 +251,12 @@ impl Shard {
                 self.fetches.walks.insert(waiter, planned);
                 return submitted;
             }
+            if planned.walk.yielded() {
+                // It waits one turn of the loop as if for one block read.
+                self.fetches.walks.insert(waiter, planned);
+                self.fetches.yielded.push(waiter);
+                return 1;
+            }
             let too_many = matches!(planned.walk.end, Some(WalkEnd::At(_)));
             if !(matches!(planned.op, WalkOp::Keys(_)) && too_many && planned.snapshot.is_none()) {
                 break;
@@ -248,7 +265,7 @@ impl Shard {
             // stream them from it when the request runs.
             let filter = planned.walk.filter().clone();
             planned.snapshot = Some(Box::new(self.keys_snapshot(&filter)));
-            planned.walk = Walk::count(filter);
+            planned.walk = Walk::count(filter).with_round_entries_max(KEYS_WALK_ROUND_ENTRIES_MAX);
             planned.pinned.clear();
         }
         self.fetches.walks.insert(waiter, planned);
@@ -382,6 +399,18 @@ impl Shard {
                 }
             }
         }
+        self.read_done(waiter);
+    }
+
+    /// Releases the walks that yielded on the last turn, as their read's completion would.
+    pub(super) fn release_yielded_walks(&mut self) {
+        for waiter in std::mem::take(&mut self.fetches.yielded) {
+            self.read_done(waiter);
+        }
+    }
+
+    /// One of `waiter`'s reads is in: once its last one is, it goes on.
+    fn read_done(&mut self, waiter: Waiter) {
         match waiter {
             Waiter::Conn(key) => {
                 let Some(conn) = self.conn_mut(key) else {

@@ -27,7 +27,7 @@ use super::mesh::{Message, OpResult, ShardId};
 use super::scan_walk::{KeyFilter, SnapshotSource, Walk, WalkEnd, WalkNeeds};
 use super::{Shard, Shared};
 use crate::block_cache::PinnedBlocks;
-use crate::config::{KEYS_BATCH_BYTES, KEYS_PULL_ENTRIES_MAX, KEYS_WHOLE_BYTES_MAX};
+use crate::config::{KEYS_BATCH_BYTES, KEYS_WALK_ROUND_ENTRIES_MAX, KEYS_WHOLE_BYTES_MAX};
 use crate::store::Snapshot;
 
 /// Messages between the shard serving a streamed `KEYS` reply and a shard it pulls from.
@@ -170,7 +170,12 @@ impl Shard {
         let cursors = &mut self.keys_cursors;
         let id = cursors.next_id;
         cursors.next_id += 1;
-        let walk = Walk::batch(Vec::new(), KEYS_PULL_ENTRIES_MAX, KEYS_BATCH_BYTES, filter);
+        let walk = Walk::batch(
+            Vec::new(),
+            KEYS_WALK_ROUND_ENTRIES_MAX,
+            KEYS_BATCH_BYTES,
+            filter,
+        );
         cursors.open.insert(
             id,
             Cursor {

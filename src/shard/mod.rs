@@ -385,6 +385,7 @@ impl Shard {
             || !self.dirty.is_empty()
             || self.store.checkpoint_wanted()
             || self.outbox.iter().any(|q| !q.is_empty())
+            || self.fetches.has_yielded()
             || self.rules_have_work()
             || (self.committer.has_wal_room()
                 && !self.committer.slowdown_holding()

@@ -103,6 +103,7 @@ impl Shard {
     /// itself.
     pub(super) fn drain_queues(&mut self) {
         self.close_keys_cursors();
+        self.release_yielded_walks();
         for from in 0..self.shards {
             while let Some(Ok(message)) = self.links.incoming[from].as_mut().map(|c| c.pop()) {
                 self.handle_message(ShardId(from), message);

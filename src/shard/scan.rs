@@ -205,12 +205,8 @@ pub fn walk_for(
                 pattern: Some(pattern.to_vec()),
                 type_name: None,
             };
-            Some(Walk::batch(
-                Vec::new(),
-                usize::MAX,
-                keys_whole_bytes_max,
-                filter,
-            ))
+            let walk = Walk::batch(Vec::new(), usize::MAX, keys_whole_bytes_max, filter);
+            Some(walk.with_round_entries_max(crate::config::KEYS_WALK_ROUND_ENTRIES_MAX))
         }
         // The first live key at or after a random 8-byte position, wrapping to the first
         // key. Keys that follow a long gap in key order are picked more often than others

@@ -210,6 +210,10 @@ pub struct Walk {
     kept_bytes: usize,
     /// Count the matching keys without keeping them.
     count_only: bool,
+    /// Most entries one [`Walk::advance_in_memory`] examines before it yields.
+    round_entries_max: usize,
+    round_examined: usize,
+    yielded: bool,
     /// The matching user keys found so far (kept or not).
     pub matched: u64,
     /// The matching user keys kept, in key order.
@@ -232,6 +236,9 @@ impl Walk {
             kept_bytes_max: usize::MAX,
             kept_bytes: 0,
             count_only: false,
+            round_entries_max: usize::MAX,
+            round_examined: 0,
+            yielded: false,
             matched: 0,
             keys: Vec::new(),
             end: None,
@@ -254,6 +261,20 @@ impl Walk {
             count_only: true,
             ..Self::new(Vec::new(), usize::MAX, filter)
         }
+    }
+
+    /// Makes each [`Walk::advance_in_memory`] stop after `entries` entries examined, the
+    /// walk not ended ([`Walk::yielded`]): a long walk in memory then takes turns with the
+    /// other work of the loop.
+    pub fn with_round_entries_max(mut self, entries: usize) -> Self {
+        self.round_entries_max = entries.max(1);
+        self
+    }
+
+    /// Whether the last [`Walk::advance_in_memory`] stopped at its entry budget (it needs no
+    /// block: run it again on a later turn of the loop).
+    pub fn yielded(&self) -> bool {
+        self.yielded
     }
 
     /// The filter it keeps keys with.
@@ -298,8 +319,10 @@ impl Walk {
         pinned: &PinnedBlocks,
         needs: &mut WalkNeeds,
     ) {
+        self.round_examined = 0;
+        self.yielded = false;
         self.advance(store, Some(pinned), needs);
-        if self.end.is_none() && needs.is_empty() {
+        if self.end.is_none() && needs.is_empty() && !self.yielded {
             // A miss that named no block (cannot happen: the scan and the lookup of the
             // blocks use the same version); finish with blocking reads rather than spin.
             self.advance(store, None, needs);
@@ -369,6 +392,11 @@ impl Walk {
                 self.end = Some(WalkEnd::At(entry.key));
                 return Ok(false);
             }
+            if pinned.is_some() && self.round_examined == self.round_entries_max {
+                self.yielded = true;
+                stopped = true;
+                break;
+            }
             // Whether a string shadows a series is a point lookup: read its block first.
             if let (Some(_), KeyClass::Series(user), true) =
                 (pinned, keys::classify(&entry.key), entry.value.is_some())
@@ -380,6 +408,7 @@ impl Walk {
                 }
             }
             self.examined += 1;
+            self.round_examined += 1;
             if let Some((user, type_name)) = user_key(store, &entry.key, entry.value.is_some()) {
                 if self.filter.wants(user, type_name) {
                     self.matched += 1;
@@ -465,5 +494,18 @@ mod tests {
         }
         assert_eq!(sent, (0..1000).map(name).collect::<Vec<_>>());
         assert_eq!(batches, 1000 * 5 / 100 - 1);
+
+        // A count with an entry budget per turn yields, then goes on where it stopped.
+        let mut count = Walk::count(KeyFilter::default()).with_round_entries_max(300);
+        let pinned = PinnedBlocks::new();
+        let mut turns = 0;
+        while count.end.is_none() {
+            let mut needs = WalkNeeds::default();
+            count.advance_in_memory(&source, &pinned, &mut needs);
+            assert!(needs.is_empty(), "all in memory");
+            assert_eq!(count.yielded(), count.end.is_none());
+            turns += 1;
+        }
+        assert_eq!((count.matched, turns), (1000, 4));
     }
 }
