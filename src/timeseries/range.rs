@@ -28,8 +28,12 @@ use super::chunk::{self, Sample};
 use super::keys;
 use super::series::{self, SeriesError, SeriesState};
 use crate::block_cache::BlockCache;
+use crate::block_cache::PinnedBlocks;
 use crate::resp::{self, Protocol};
 use crate::store::{RangeView, ShardStore};
+
+mod stream;
+pub use stream::{RangeStream, StreamedRange, STREAM_PLAN_SEGMENTS};
 
 /// A range reply of more entries than this is streamed, not built at once: 32,768
 /// samples or buckets (about 1 MiB in RESP2), almost four days of 10-second samples.
@@ -78,6 +82,9 @@ pub struct RangeSource {
     view: Option<RangeView>,
     /// Chunks read from tables with `pread`, for lack of the owning store's cache.
     uncached_reads: std::cell::Cell<u64>,
+    /// Blocks read through a shard's ring for the chunks a stream walks next
+    /// ([`RangeStream::plan`]).
+    pinned: PinnedBlocks,
 }
 
 impl RangeSource {
@@ -122,6 +129,7 @@ impl RangeSource {
             open: Vec::new(),
             view: None,
             uncached_reads: std::cell::Cell::new(0),
+            pinned: PinnedBlocks::new(),
         };
         let Some(newest) = newest else {
             return Ok(source);
@@ -192,6 +200,20 @@ impl RangeSource {
         self.chunks.len() + 1
     }
 
+    /// The chunk of the segment taken `walk_index`-th in reply order (none for the open
+    /// samples after every chunk).
+    fn walk_chunk(&self, walk_index: usize) -> Option<&ChunkRef> {
+        self.chunks.get(self.segment_at(walk_index))
+    }
+
+    /// The segment taken `walk_index`-th in reply order: backwards for `TS.REVRANGE`.
+    fn segment_at(&self, walk_index: usize) -> usize {
+        match self.plan.reverse {
+            false => walk_index,
+            true => self.segment_count() - 1 - walk_index,
+        }
+    }
+
     /// Which open samples segment `index` holds: those after the previous chunk's last
     /// timestamp, up to its own chunk's (every one left, after the last chunk).
     fn open_span(&self, index: usize) -> std::ops::Range<usize> {
@@ -216,10 +238,11 @@ impl RangeSource {
             Some(value) => chunk::decode(value)?,
             None => {
                 let view = self.view.as_ref().expect("a chunk not kept is in the view");
-                if cache.is_none() && !view.holds_in_memory(&chunk.key) {
-                    self.uncached_reads.set(self.uncached_reads.get() + 1);
+                let (value, preads) = view.get_pinned(&chunk.key, cache, &self.pinned)?;
+                if cache.is_none() {
+                    self.uncached_reads.set(self.uncached_reads.get() + preads);
                 }
-                match view.get(&chunk.key, cache)? {
+                match value {
                     Some(value) => chunk::decode(&value)?,
                     // Deleted since the list was made: impossible in a frozen view.
                     None => Vec::new(),
@@ -320,10 +343,7 @@ impl RangeCursor {
         let start = out.len();
         let total = source.segment_count();
         if self.segments_done < total {
-            let index = match source.plan.reverse {
-                false => self.segments_done,
-                true => total - 1 - self.segments_done,
-            };
+            let index = source.segment_at(self.segments_done);
             self.segments_done += 1;
             let mut samples = source.segment(index, cache)?;
             if source.plan.reverse {
@@ -424,14 +444,9 @@ pub fn reply(
     let cache = Some(store.block_cache());
     let stream = |source: RangeSource, total: u64| {
         let cursor = RangeCursor::new(&source);
-        Ok(RangeReply::Stream(Box::new(RangeStream {
-            source,
-            cursor,
-            total,
-            sent: 0,
-            proto,
-            owner: None,
-        })))
+        Ok(RangeReply::Stream(Box::new(RangeStream::new(
+            source, cursor, total, proto,
+        ))))
     };
     let mut samples = Vec::new();
     if source.is_raw() {
@@ -469,77 +484,3 @@ pub fn reply(
     out.extend_from_slice(&body);
     Ok(RangeReply::Encoded(out))
 }
-
-/// A range reply sent piece by piece as the client reads it: the array header with the
-/// counted length, then the entries of a few segments per step.
-#[derive(Clone, Debug)]
-pub struct RangeStream {
-    source: RangeSource,
-    cursor: RangeCursor,
-    /// Entries the header announces.
-    total: u64,
-    /// Entries sent so far.
-    sent: u64,
-    proto: Protocol,
-    /// The shard whose store froze the source, set by that shard: only its block cache
-    /// may serve the reads.
-    pub owner: Option<usize>,
-}
-
-impl RangeStream {
-    /// Appends the reply's array header.
-    pub fn header(&self, out: &mut Vec<u8>) {
-        resp::array_header(out, usize::try_from(self.total).unwrap_or(usize::MAX));
-    }
-
-    /// Chunks read with a blocking `pread` since the last call (the stream was read
-    /// without its store's cache): the reading shard counts them as blocking reads.
-    pub fn take_uncached_reads(&self) -> u64 {
-        self.source.uncached_reads.replace(0)
-    }
-
-    /// Appends the next entries until `out` grew by [`STREAM_STEP_BYTES`] or the reply
-    /// ended; returns true when it has ended (every announced entry sent).
-    ///
-    /// # Errors
-    /// A failed read or a damaged chunk, or fewer or more entries than announced (a bug):
-    /// the reply cannot be finished, and the connection must be closed.
-    pub fn fill(
-        &mut self,
-        cache: Option<&RefCell<BlockCache>>,
-        out: &mut Vec<u8>,
-    ) -> Result<bool, SeriesError> {
-        let target = out.len() + STREAM_STEP_BYTES;
-        let mut samples = Vec::new();
-        while out.len() < target {
-            if !self.cursor.step(&self.source, cache, &mut samples)? {
-                break;
-            }
-            self.sent += samples.len() as u64;
-            for s in samples.drain(..) {
-                super::reply::sample(out, self.proto, s);
-            }
-        }
-        let ended = self.cursor.done;
-        if self.sent > self.total || (ended && self.sent < self.total) {
-            return Err(SeriesError::Refused(format!(
-                "ERR internal error: a streamed range produced {} entries, {} announced",
-                self.sent, self.total
-            )));
-        }
-        Ok(ended)
-    }
-}
-
-/// A [`RangeStream`] as a shard's op result carries it: compared by identity (two
-/// results are equal only if they are the same stream).
-#[derive(Clone, Debug)]
-pub struct StreamedRange(pub Box<RangeStream>);
-
-impl PartialEq for StreamedRange {
-    fn eq(&self, other: &Self) -> bool {
-        std::ptr::eq(self, other)
-    }
-}
-
-impl Eq for StreamedRange {}
