@@ -43,6 +43,12 @@ pub const INLINE_REPLY_ENTRIES_MAX: u64 = 32_768;
 /// may stream many series at once.
 pub const MRANGE_KEPT_CHUNK_BYTES_MAX: usize = 16 * 1024;
 
+/// Entries a shard's part of a `TS.MRANGE` reply builds at once over all its series
+/// (32,768, about 1 MiB in RESP2, as for one range): the series after that bound are
+/// streamed whatever their length, and keep none of their chunks from the listing, so
+/// a query over thousands of series holds a frozen view of each, not their samples.
+pub const MRANGE_INLINE_PART_ENTRIES_MAX: u64 = INLINE_REPLY_ENTRIES_MAX;
+
 /// Reply bytes a streamed range adds to the connection's write buffer per step, before it
 /// lets the socket take them.
 pub const STREAM_STEP_BYTES: usize = 256 * 1024;
@@ -423,16 +429,15 @@ pub fn collect(
 /// A range reply: built at once, or to stream.
 #[derive(Debug)]
 pub enum RangeReply {
-    /// The encoded reply.
-    Encoded(Vec<u8>),
+    /// The encoded reply, and how many entries it holds.
+    Encoded(Vec<u8>, u64),
     /// More entries than [`INLINE_REPLY_ENTRIES_MAX`]: stream it.
     Stream(Box<RangeStream>),
 }
 
 /// Builds the reply of a range query from `source`, or, past
-/// [`INLINE_REPLY_ENTRIES_MAX`] entries, counts them and returns it to stream. Without
-/// aggregation or filters the count comes first, mostly from chunk headers; otherwise
-/// the reply is built until it passes the bound.
+/// [`INLINE_REPLY_ENTRIES_MAX`] entries, counts them and returns it to stream: as
+/// [`reply_within`] with that bound.
 ///
 /// # Errors
 /// A failed read or a damaged chunk.
@@ -440,6 +445,22 @@ pub fn reply(
     store: &ShardStore,
     source: RangeSource,
     proto: Protocol,
+) -> Result<RangeReply, SeriesError> {
+    reply_within(store, source, proto, INLINE_REPLY_ENTRIES_MAX)
+}
+
+/// Builds the reply of a range query from `source`, or, past `inline_entries_max`
+/// entries, counts them and returns it to stream (so with 0, every reply of at least one
+/// entry streams). Without aggregation or filters the count comes first, mostly from
+/// chunk headers; otherwise the reply is built until it passes the bound.
+///
+/// # Errors
+/// A failed read or a damaged chunk.
+pub fn reply_within(
+    store: &ShardStore,
+    source: RangeSource,
+    proto: Protocol,
+    inline_entries_max: u64,
 ) -> Result<RangeReply, SeriesError> {
     let cache = Some(store.block_cache());
     let stream = |source: RangeSource, total: u64| {
@@ -451,7 +472,7 @@ pub fn reply(
     let mut samples = Vec::new();
     if source.is_raw() {
         let total = RangeCursor::new(&source).count_rest(&source, cache)?;
-        if total > INLINE_REPLY_ENTRIES_MAX {
+        if total > inline_entries_max {
             return stream(source, total);
         }
         // The length is known: the entries go straight after the header.
@@ -464,14 +485,14 @@ pub fn reply(
             }
         }
         debug_assert_eq!(cursor.produced, total, "the count pass and the walk agree");
-        return Ok(RangeReply::Encoded(out));
+        return Ok(RangeReply::Encoded(out, total));
     }
     let mut cursor = RangeCursor::new(&source);
     let mut body = Vec::new();
     let mut entries = 0u64;
     while cursor.step(&source, cache, &mut samples)? {
         entries += samples.len() as u64;
-        if entries > INLINE_REPLY_ENTRIES_MAX {
+        if entries > inline_entries_max {
             let total = RangeCursor::new(&source).count_rest(&source, cache)?;
             return stream(source, total);
         }
@@ -482,5 +503,5 @@ pub fn reply(
     let mut out = Vec::with_capacity(body.len() + 16);
     resp::array_header(&mut out, usize::try_from(entries).unwrap_or(usize::MAX));
     out.extend_from_slice(&body);
-    Ok(RangeReply::Encoded(out))
+    Ok(RangeReply::Encoded(out, entries))
 }
