@@ -76,6 +76,7 @@ mod slowdown;
 mod slowlog;
 pub mod stream;
 mod strings;
+mod ts_latest;
 mod ts_route;
 mod ts_rules;
 mod txn;

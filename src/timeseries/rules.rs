@@ -378,13 +378,16 @@ pub fn after_add(
     previous: Option<Sample>,
     sample: Sample,
 ) -> Result<SeqNo, SeriesError> {
-    let Some(previous) = previous else {
-        return Ok(SeqNo(0));
-    };
     let Some(src) = series::load(store, cache, src_key)? else {
         return Ok(SeqNo(0));
     };
     let src = src.clone();
+    for rule in &src.meta.rules {
+        note_latest_changed(store, cache, src_key, rule);
+    }
+    let Some(previous) = previous else {
+        return Ok(SeqNo(0));
+    };
     let mut seq = SeqNo(0);
     for rule in &src.meta.rules {
         let b = buckets(rule);
@@ -425,6 +428,7 @@ pub fn after_delete(
     let src = src.clone();
     let mut seq = SeqNo(0);
     for rule in &src.meta.rules {
+        note_latest_changed(store, cache, src_key, rule);
         let b = buckets(rule);
         let open = b.bucket_start(newest.ts_ms);
         let mut starts: Vec<u64> = removed_ts_ms.iter().map(|&t| b.bucket_start(t)).collect();
@@ -442,9 +446,27 @@ pub fn after_delete(
     Ok(seq)
 }
 
+/// Queues a [`handover::RuleNotice::Latest`] when `rule` of source `src_key` goes to
+/// another shard: the source's open bucket may have changed by the write just made.
+fn note_latest_changed(
+    store: &ShardStore,
+    cache: &mut SeriesCache,
+    src_key: &[u8],
+    rule: &CompactionRule,
+) {
+    if !cache.route.is_local(&rule.dest_key) {
+        cache.notices.push(handover::RuleNotice::Latest {
+            src_key: src_key.to_vec(),
+            dst_key: rule.dest_key.clone(),
+            seq: store.last_seq(),
+        });
+    }
+}
+
 /// For `LATEST`: the still-open bucket of compacted series `dst_key` (with metadata
 /// `dst_meta`), computed from its source; `None` if it is no compaction or the source has
-/// no sample.
+/// no sample. A source on another shard is not read: its open bucket is what that shard
+/// last sent ([`SeriesCache::remote_latest`]), none before it sent one.
 ///
 /// # Errors
 /// A failed read or a damaged entry.
@@ -457,6 +479,27 @@ pub fn latest(
     let Some(src_key) = &dst_meta.source_key else {
         return Ok(None);
     };
+    if !cache.route.is_local(src_key) {
+        return Ok(cache
+            .remote_latest
+            .get(dst_key)
+            .filter(|(from, _)| from == src_key)
+            .and_then(|(_, open)| *open));
+    }
+    open_bucket(store, cache, src_key, dst_key)
+}
+
+/// The open bucket of source `src_key`'s rule into `dst_key` (both keys of series; the
+/// source on this shard), `None` if there is no such rule or no sample in the bucket.
+///
+/// # Errors
+/// A failed read or a damaged entry.
+pub fn open_bucket(
+    store: &ShardStore,
+    cache: &mut SeriesCache,
+    src_key: &[u8],
+    dst_key: &[u8],
+) -> Result<Option<Sample>, SeriesError> {
     let Some(src) = series::load(store, cache, src_key)? else {
         return Ok(None);
     };
