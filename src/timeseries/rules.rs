@@ -378,27 +378,38 @@ pub fn after_add(
     previous: Option<Sample>,
     sample: Sample,
 ) -> Result<SeqNo, SeriesError> {
+    let route = cache.route;
     let Some(src) = series::load(store, cache, src_key)? else {
         return Ok(SeqNo(0));
     };
-    let src = src.clone();
+    // The buckets to bring up to date: a sample past the open bucket closes it, one
+    // before it recomputes its own. Most samples land in the open bucket: nothing to do
+    // then, and the series' state is not copied.
+    let mut due = Vec::new();
+    let mut remote = Vec::new();
     for rule in &src.meta.rules {
-        note_latest_changed(store, cache, src_key, rule);
-    }
-    let Some(previous) = previous else {
-        return Ok(SeqNo(0));
-    };
-    let mut seq = SeqNo(0);
-    for rule in &src.meta.rules {
+        if !route.is_local(&rule.dest_key) {
+            remote.push(rule.dest_key.clone());
+        }
+        let Some(previous) = previous else { continue };
         let b = buckets(rule);
         let (open, landed) = (b.bucket_start(previous.ts_ms), b.bucket_start(sample.ts_ms));
-        let redo_ts_ms = match landed.cmp(&open) {
-            std::cmp::Ordering::Greater => previous.ts_ms,
-            std::cmp::Ordering::Less => sample.ts_ms,
-            std::cmp::Ordering::Equal => continue,
-        };
-        let written = refresh_bucket(store, cache, src_key, &src, rule, redo_ts_ms, false)?;
-        seq = seq.max(written);
+        match landed.cmp(&open) {
+            std::cmp::Ordering::Greater => due.push((rule.clone(), previous.ts_ms)),
+            std::cmp::Ordering::Less => due.push((rule.clone(), sample.ts_ms)),
+            std::cmp::Ordering::Equal => {}
+        }
+    }
+    let src = (!due.is_empty()).then(|| src.clone());
+    for dst_key in remote {
+        note_latest_changed(store, cache, src_key, dst_key);
+    }
+    let mut seq = SeqNo(0);
+    if let Some(src) = src {
+        for (rule, redo_ts_ms) in &due {
+            let written = refresh_bucket(store, cache, src_key, &src, rule, *redo_ts_ms, false)?;
+            seq = seq.max(written);
+        }
     }
     Ok(seq)
 }
@@ -428,7 +439,9 @@ pub fn after_delete(
     let src = src.clone();
     let mut seq = SeqNo(0);
     for rule in &src.meta.rules {
-        note_latest_changed(store, cache, src_key, rule);
+        if !cache.route.is_local(&rule.dest_key) {
+            note_latest_changed(store, cache, src_key, rule.dest_key.clone());
+        }
         let b = buckets(rule);
         let open = b.bucket_start(newest.ts_ms);
         let mut starts: Vec<u64> = removed_ts_ms.iter().map(|&t| b.bucket_start(t)).collect();
@@ -446,21 +459,20 @@ pub fn after_delete(
     Ok(seq)
 }
 
-/// Queues a [`handover::RuleNotice::Latest`] when `rule` of source `src_key` goes to
-/// another shard: the source's open bucket may have changed by the write just made.
+/// Queues a [`handover::RuleNotice::Latest`] for the rule of source `src_key` into
+/// `dst_key`, a series of another shard: the source's open bucket may have changed by the
+/// write just made.
 fn note_latest_changed(
     store: &ShardStore,
     cache: &mut SeriesCache,
     src_key: &[u8],
-    rule: &CompactionRule,
+    dst_key: Vec<u8>,
 ) {
-    if !cache.route.is_local(&rule.dest_key) {
-        cache.notices.push(handover::RuleNotice::Latest {
-            src_key: src_key.to_vec(),
-            dst_key: rule.dest_key.clone(),
-            seq: store.last_seq(),
-        });
-    }
+    cache.notices.push(handover::RuleNotice::Latest {
+        src_key: src_key.to_vec(),
+        dst_key,
+        seq: store.last_seq(),
+    });
 }
 
 /// For `LATEST`: the still-open bucket of compacted series `dst_key` (with metadata
