@@ -334,32 +334,52 @@ pub fn bucket_value(
     }))
 }
 
-/// Brings the destination of `src`'s `rule` up to date for the bucket holding `ts_ms`:
-/// writes its aggregate there (or removes it when the bucket holds no sample the rule
-/// folds and `remove_empty`), directly when the destination is on this shard, else as a
-/// pending bucket for its shard.
-fn refresh_bucket(
-    store: &mut ShardStore,
-    cache: &mut SeriesCache,
-    src_key: &[u8],
+/// What the destination of a rule needs for one bucket: its start, and its aggregate
+/// (`None`: the bucket holds no sample the rule folds, so it is removed).
+struct BucketUpdate {
+    dst_key: Vec<u8>,
+    start_ms: u64,
+    value: Option<f64>,
+}
+
+/// Reads the bucket of `src`'s `rule` holding `ts_ms`: the update its destination needs,
+/// or `None` when there is nothing to write (an empty bucket, unless `remove_empty`).
+fn bucket_update(
+    store: &ShardStore,
     src: &series::SeriesState,
     rule: &CompactionRule,
     ts_ms: u64,
     remove_empty: bool,
-) -> Result<SeqNo, SeriesError> {
+) -> Result<Option<BucketUpdate>, SeriesError> {
     let bucket = bucket_value(store, src, rule, ts_ms)?;
     if bucket.is_none() && !remove_empty {
-        return Ok(SeqNo(0));
+        return Ok(None);
     }
-    let start_ms = buckets(rule).bucket_start(ts_ms);
-    if cache.route.is_local(&rule.dest_key) {
-        let value = bucket.map(|b| b.value);
-        return handover::store_bucket(store, cache, src_key, &rule.dest_key, start_ms, value);
+    Ok(Some(BucketUpdate {
+        dst_key: rule.dest_key.clone(),
+        start_ms: buckets(rule).bucket_start(ts_ms),
+        value: bucket.map(|b| b.value),
+    }))
+}
+
+/// Writes `update` into the destination of source `src_key` (series `series_id`):
+/// directly when the destination is on this shard, else as a pending bucket for its
+/// shard.
+fn write_bucket(
+    store: &mut ShardStore,
+    cache: &mut SeriesCache,
+    src_key: &[u8],
+    series_id: u64,
+    update: BucketUpdate,
+) -> Result<SeqNo, SeriesError> {
+    if cache.route.is_local(&update.dst_key) {
+        let (dst_key, start_ms, value) = (&update.dst_key, update.start_ms, update.value);
+        return handover::store_bucket(store, cache, src_key, dst_key, start_ms, value);
     }
     let pending = handover::PendingBucket {
-        series_id: src.meta.series_id,
-        bucket_start_ms: start_ms,
-        dst_key: rule.dest_key.clone(),
+        series_id,
+        bucket_start_ms: update.start_ms,
+        dst_key: update.dst_key,
     };
     Ok(handover::mark(store, cache, src_key, pending))
 }
@@ -395,21 +415,23 @@ pub fn after_add(
         let b = buckets(rule);
         let (open, landed) = (b.bucket_start(previous.ts_ms), b.bucket_start(sample.ts_ms));
         match landed.cmp(&open) {
-            std::cmp::Ordering::Greater => due.push((rule.clone(), previous.ts_ms)),
-            std::cmp::Ordering::Less => due.push((rule.clone(), sample.ts_ms)),
+            std::cmp::Ordering::Greater => due.push((rule, previous.ts_ms)),
+            std::cmp::Ordering::Less => due.push((rule, sample.ts_ms)),
             std::cmp::Ordering::Equal => {}
         }
     }
-    let src = (!due.is_empty()).then(|| src.clone());
+    // Each bucket is read while the source is borrowed, then written.
+    let series_id = src.meta.series_id;
+    let mut updates = Vec::with_capacity(due.len());
+    for (rule, redo_ts_ms) in &due {
+        updates.extend(bucket_update(store, src, rule, *redo_ts_ms, false)?);
+    }
     for dst_key in remote {
         note_latest_changed(store, cache, src_key, dst_key);
     }
     let mut seq = SeqNo(0);
-    if let Some(src) = src {
-        for (rule, redo_ts_ms) in &due {
-            let written = refresh_bucket(store, cache, src_key, &src, rule, *redo_ts_ms, false)?;
-            seq = seq.max(written);
-        }
+    for update in updates {
+        seq = seq.max(write_bucket(store, cache, src_key, series_id, update)?);
     }
     Ok(seq)
 }
@@ -452,8 +474,10 @@ pub fn after_delete(
             if start >= open || start < cutoff_ms || end < rule.samples_from_ms {
                 continue;
             }
-            let written = refresh_bucket(store, cache, src_key, &src, rule, start, true)?;
-            seq = seq.max(written);
+            if let Some(update) = bucket_update(store, &src, rule, start, true)? {
+                let id = src.meta.series_id;
+                seq = seq.max(write_bucket(store, cache, src_key, id, update)?);
+            }
         }
     }
     Ok(seq)
@@ -515,12 +539,11 @@ pub fn open_bucket(
     let Some(src) = series::load(store, cache, src_key)? else {
         return Ok(None);
     };
-    let src = src.clone();
     let (Some(rule), Some(last)) = (
         src.meta.rules.iter().find(|r| r.dest_key == dst_key),
         src.last,
     ) else {
         return Ok(None);
     };
-    bucket_value(store, &src, rule, last.ts_ms)
+    bucket_value(store, src, rule, last.ts_ms)
 }
