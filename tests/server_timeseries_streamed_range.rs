@@ -369,3 +369,50 @@ fn multi_series_ranges_stream_their_long_series() {
 fn expected_plain(range: std::ops::Range<u64>) -> Vec<Reply> {
     range.map(|i| sample(i * STEP_MS, value(i))).collect()
 }
+
+/// `TS.MRANGE` over many short series whose entries together pass the output limit many
+/// times over (300 series of 1,000 samples, about 10 MB of reply, against 2 MiB): each
+/// shard builds at most 32,768 entries at once and streams the series after them, so the
+/// reply is whole and exact rather than refused.
+#[test]
+fn multi_series_ranges_over_many_short_series_stream() {
+    let server = TestServer::start(&[
+        "--shards",
+        "2",
+        "--client-output-bytes-max",
+        &OUTPUT_MAX_BYTES.to_string(),
+    ]);
+    let mut c = server.raw();
+    const SERIES: usize = 300;
+    const EACH: u64 = 1_000;
+    let key = |i: usize| format!("short:{i:03}");
+    for i in 0..SERIES {
+        let reply = c.request(&["TS.CREATE", &key(i), "LABELS", "group", "short"]);
+        assert_eq!(reply, Reply::ok());
+        load(&mut c, &key(i), 0, EACH);
+        if i == SERIES / 2 {
+            assert_eq!(c.request(&["SAVE"]), Reply::ok());
+        }
+    }
+    for reverse in [false, true] {
+        let command = if reverse { "TS.MREVRANGE" } else { "TS.MRANGE" };
+        let got = c.request(&[command, "-", "+", "FILTER", "group=short"]);
+        let want = Reply::Array(
+            (0..SERIES)
+                .map(|i| {
+                    let mut samples = expected_plain(0..EACH);
+                    if reverse {
+                        samples.reverse();
+                    }
+                    Reply::Array(vec![
+                        Reply::bulk(key(i)),
+                        Reply::Array(Vec::new()),
+                        Reply::Array(samples),
+                    ])
+                })
+                .collect(),
+        );
+        assert!(got == want, "{command} over {SERIES} short series differs");
+    }
+    assert_eq!(c.request(&["PING"]), Reply::Status("PONG".into()));
+}

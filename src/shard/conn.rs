@@ -94,6 +94,9 @@ pub struct Conn {
     pub block_reads_pending: u32,
     /// The reads of the request it stopped at completed: run it without planning again.
     pub block_reads_done: bool,
+    /// Block reads the next step of its streamed reply waits for (planned through the
+    /// ring, [`super::stream::ReplyStream::plan`]).
+    pub stream_reads_pending: u32,
     /// Listed in the shard's durability waiters.
     pub waiting_durable: bool,
     /// Listed in the shard's list of connections with unsent bytes.
@@ -234,6 +237,7 @@ impl Conn {
             blocked: false,
             block_reads_pending: 0,
             block_reads_done: false,
+            stream_reads_pending: 0,
             waiting_durable: false,
             dirty: false,
             slot_bytes: 0,

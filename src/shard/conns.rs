@@ -8,9 +8,9 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 
 use super::conn::{self, Conn, ReadOutcome};
-use super::exec;
 use super::metrics::ShardMetrics;
 use super::stream::ReplyStream;
+use super::{exec, fetch};
 use super::{Shard, TOKEN_CONN_BASE};
 use crate::resp::{self, RequestParser};
 use crate::runtime::epoll::Interest;
@@ -288,6 +288,7 @@ impl Shard {
             // A stream waiting for a `KEYS` batch is marked again when the batch arrives.
             if conn.streaming.as_ref().is_none_or(ReplyStream::waiting)
                 || conn.unsent_bytes() >= STREAM_STEP_BYTES
+                || conn.stream_reads_pending > 0
             {
                 break;
             }
@@ -314,8 +315,11 @@ impl Shard {
     }
 
     /// Adds one step of the connection's streamed reply to its write buffer; when the
-    /// stream ends, the replies queued behind it follow. Returns false if the stream
-    /// failed: its reply cannot be finished, so the connection must close.
+    /// stream ends, the replies queued behind it follow. A step whose chunks are not in
+    /// memory is planned first: their blocks are read through the ring, and the step
+    /// runs when the last read completes (`fetch`), so streaming never reads on the loop
+    /// unless the ring is full. Returns false if the stream failed: its reply cannot be
+    /// finished, so the connection must close.
     fn fill_stream(&mut self, key: (u32, u32)) -> bool {
         let ack = self.ack_seq();
         let poisoned = self.poisoned.clone();
@@ -326,6 +330,22 @@ impl Shard {
         let Some(mut stream) = conn.streaming.take() else {
             return true;
         };
+        let mut needed = Vec::new();
+        stream.plan(id, self.store.block_cache(), &mut needed);
+        let submitted = match needed.is_empty() {
+            true => 0,
+            false => self.submit_reads(
+                needed.into_iter(),
+                fetch::Waiter::Stream(key),
+                fetch::Keep::Stream,
+            ),
+        };
+        let conn = self.conn_mut(key).expect("still open");
+        if submitted > 0 {
+            conn.streaming = Some(stream);
+            conn.stream_reads_pending = submitted;
+            return true;
+        }
         let mut wbuf = std::mem::take(&mut conn.wbuf);
         let filled = stream.fill(id, self.store.block_cache(), &mut wbuf);
         let own_cache = self.store.block_cache().borrow();

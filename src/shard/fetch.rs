@@ -55,6 +55,8 @@ pub(super) enum Waiter {
     TxLock(crate::wal::tx::TxId),
     /// A streamed `KEYS` reply's cursor gathering a batch ([`super::keys_cursor`]).
     KeysCursor(u64),
+    /// A local connection's streamed reply, for its next step ([`super::conns`]).
+    Stream((u32, u32)),
 }
 
 /// A walk (`SCAN`, `KEYS`, `RANDOMKEY`) planned for a waiter, with the blocks read for it.
@@ -98,6 +100,9 @@ pub(super) enum Keep {
     /// Pinned for the waiter's time-series request ([`super::fetch_ts`]), and put in the
     /// cache too, as the chunk lookups it stands for would.
     Series,
+    /// Pinned in the waiter's streamed reply only: its table may be another shard's,
+    /// whose table ids are not this cache's.
+    Stream,
 }
 
 /// The shard's block reads in flight and the requests from other shards waiting on them.
@@ -379,7 +384,16 @@ impl Shard {
         if let Ok(n) = completion.result {
             let mut buf = completion.buf;
             buf.truncate(n);
-            match self.store.fetched_block(&fetch, buf, keep != Keep::Walk) {
+            let fill = matches!(keep, Keep::Cache | Keep::Series);
+            match self.store.fetched_block(&fetch, buf, fill) {
+                Ok(block) if keep == Keep::Stream => {
+                    if let Waiter::Stream(key) = waiter {
+                        let streaming = self.conn_mut(key).and_then(|c| c.streaming.as_mut());
+                        if let Some(streaming) = streaming {
+                            streaming.pin(&fetch, block);
+                        }
+                    }
+                }
                 Ok(block) if keep != Keep::Cache => {
                     let index = u32::try_from(fetch.index).expect("fewer than 2^32 blocks");
                     let pinned = match (keep, waiter) {
@@ -431,6 +445,15 @@ impl Shard {
             }
             Waiter::TxLock(id) => self.tx_lock_read_done(id),
             Waiter::KeysCursor(id) => self.keys_cursor_read_done(id),
+            Waiter::Stream(key) => {
+                let Some(conn) = self.conn_mut(key) else {
+                    return;
+                };
+                conn.stream_reads_pending = conn.stream_reads_pending.saturating_sub(1);
+                if conn.stream_reads_pending == 0 {
+                    self.mark_dirty(key);
+                }
+            }
         }
     }
 

@@ -27,8 +27,7 @@
 //! completes with pinned memory bounded per waiting request (connections waiting at once
 //! times the bound, in all), at the cost of blocking for its tail. A streamed range reply
 //! ([`crate::timeseries::range`]) reads its chunks after the command ran, as the client
-//! reads, through the cache and by blocking reads on a miss: planning each of its steps
-//! ([`ShardStore::blocks_in_range`] takes a step's keys and a cap) is the next step.
+//! reads, and plans each step itself (`RangeStream::plan`, in `super::conns`).
 //! Reaches not planned at all are listed in [`crate::timeseries::plan`]. A failed ring read pins nothing: the next round
 //! reads the block again, and the last lets the request read it itself and report the error.
 //!
@@ -81,6 +80,22 @@ impl Shard {
         };
         let name = kind.name().as_bytes();
         let local = |key: &[u8]| mesh::shard_of(key, self.shards) == self.id;
+        // Ingest fast path: appends to cached series that read nothing need no planning
+        // (nor the requests and identity built below, per sample).
+        let samples = match kind {
+            CommandKind::TsMAdd => Some(args.chunks_exact(3)),
+            CommandKind::TsAdd if args.len() >= 3 => Some(args[..3].chunks_exact(3)),
+            _ => None,
+        };
+        if let Some(mut samples) = samples {
+            let writes = self.store.memtable_writes();
+            let in_memory = samples.all(|s| {
+                !local(s[0]) || plan::add_reads_nothing(self.series.state(s[0]), s[1], writes)
+            });
+            if in_memory && !self.fetches.series.contains_key(&waiter) {
+                return Some(0);
+            }
+        }
         let requests: Vec<Planned<'_>> = if kind.is_multi_series() {
             let mut words = vec![name];
             words.extend_from_slice(args);

@@ -486,6 +486,16 @@ pub enum RuleMessage {
         /// The aggregate.
         value: Option<f64>,
     },
+    /// To the destination's shard: the source's open bucket (`None`: no sample in it), for
+    /// `LATEST` there; sent once the writes it reflects are acknowledged, not answered.
+    Latest {
+        /// The source series.
+        src_key: Vec<u8>,
+        /// The destination series.
+        dst_key: Vec<u8>,
+        /// The open bucket: its start and aggregate.
+        open: Option<crate::timeseries::chunk::Sample>,
+    },
     /// The answer to [`RuleMessage::Bucket`]: `stored` once durable on the destination's
     /// shard; false when that shard refuses writes (the bucket stays pending).
     BucketStored {
@@ -511,7 +521,8 @@ impl RuleMessage {
             Self::BucketStored { stored, .. } => *stored = false,
             Self::Forgotten { done, .. } => *done = false,
             Self::Forget(_) => return false,
-            Self::Link { .. } | Self::Unlink { .. } | Self::Bucket { .. } => {}
+            Self::Link { .. } | Self::Unlink { .. } | Self::Bucket { .. } | Self::Latest { .. } => {
+            }
         }
         true
     }

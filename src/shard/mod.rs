@@ -79,6 +79,7 @@ mod slowdown;
 mod slowlog;
 pub mod stream;
 mod strings;
+mod ts_latest;
 mod ts_route;
 mod ts_rules;
 mod txn;
@@ -365,11 +366,11 @@ impl Shard {
             }
             self.pump_rules();
             self.start_writes();
-            if let Err(e) = self.ring.submit() {
-                self.poison(format!("io_uring submit failed: {e}"));
-            }
+            self.submit_ring();
             self.send_outbox();
             self.write_dirty();
+            // A streamed reply's next step may have queued its block reads.
+            self.submit_ring();
             self.close_idle_clients();
             self.publish_store_stats();
             if self.draining && self.drained() {
@@ -378,6 +379,13 @@ impl Shard {
         }
         self.finish();
         Ok(())
+    }
+
+    /// Submits what the loop queued on the ring (nothing to do if nothing was queued).
+    fn submit_ring(&mut self) {
+        if let Err(e) = self.ring.submit() {
+            self.poison(format!("io_uring submit failed: {e}"));
+        }
     }
 
     fn wait_timeout_ms(&self) -> i32 {

@@ -90,9 +90,42 @@ impl ReplyStream {
         }
     }
 
-    /// Appends the next pieces to `out` until it grew by [`STREAM_STEP_BYTES`] or the
-    /// reply ended; returns true when it has. A range is read through `cache` when shard
-    /// `shard` (the one filling) froze it, else with `pread`.
+    /// The range the next step fills, if it must be planned first
+    /// ([`RangeStream::plan`]): the first range piece.
+    fn range_to_plan(&mut self) -> Option<&mut RangeStream> {
+        self.pieces.iter_mut().find_map(|piece| match piece {
+            Piece::Range { stream, .. } => Some(stream.as_mut()),
+            Piece::Bytes(_) | Piece::Keys(_) => None,
+        })
+    }
+
+    /// Plans the next step of the first range piece if it needs it: adds to `out` the
+    /// blocks it would read that are not in memory (`cache` is shard `shard`'s, used for
+    /// the ranges it froze). The caller reads them and gives each to
+    /// [`ReplyStream::pin`].
+    pub fn plan(
+        &mut self,
+        shard: usize,
+        cache: &RefCell<BlockCache>,
+        out: &mut Vec<crate::store::BlockFetch>,
+    ) {
+        if let Some(stream) = self.range_to_plan().filter(|s| s.needs_plan()) {
+            let own = (stream.owner == Some(shard)).then_some(cache);
+            stream.plan(own, out);
+        }
+    }
+
+    /// Keeps a block read for the plan of [`ReplyStream::plan`].
+    pub fn pin(&mut self, fetch: &crate::store::BlockFetch, block: crate::block_cache::Block) {
+        if let Some(stream) = self.range_to_plan() {
+            stream.pin(fetch, block);
+        }
+    }
+
+    /// Appends the next pieces to `out` until it grew by [`STREAM_STEP_BYTES`], the
+    /// reply ended (returns true), or a range must be planned again
+    /// ([`ReplyStream::plan`]). A range is read through `cache` when shard `shard` (the
+    /// one filling) froze it, else with `pread`: from memory when planned.
     ///
     /// # Errors
     /// A range or a `KEYS` batch failed mid-reply: the reply cannot be finished.
@@ -113,6 +146,9 @@ impl ReplyStream {
                     self.pieces.pop_front();
                 }
                 Piece::Range { stream, started } => {
+                    if stream.needs_plan() {
+                        return Ok(false);
+                    }
                     if !*started {
                         stream.header(out);
                         *started = true;

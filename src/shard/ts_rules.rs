@@ -76,6 +76,8 @@ pub(super) struct RuleLinks {
     in_flight_to: Vec<usize>,
     /// Whether the pending entries found at start-up were queued.
     recovered: bool,
+    /// Open buckets of rules into other shards' series, to send for `LATEST`.
+    pub(super) latest: super::ts_latest::LatestOut,
 }
 
 impl RuleLinks {
@@ -88,6 +90,7 @@ impl RuleLinks {
             queued: VecDeque::new(),
             in_flight_to: vec![0; shards],
             recovered: false,
+            latest: super::ts_latest::LatestOut::default(),
         }
     }
 
@@ -336,6 +339,13 @@ impl Shard {
                 src_key,
                 value,
             } => self.store_remote_bucket(from, pending, &src_key, value),
+            RuleMessage::Latest {
+                src_key,
+                dst_key,
+                open,
+            } => {
+                self.series.remote_latest.insert(dst_key, (src_key, open));
+            }
             RuleMessage::BucketStored { pending, stored } => {
                 self.bucket_stored(from, pending, stored);
             }
@@ -466,11 +476,18 @@ impl Shard {
                     seq,
                 } => self.rule_links.dirty(pending, src_key, seq),
                 RuleNotice::Unlink(unlink) => self.send_unlink(unlink),
+                RuleNotice::Latest {
+                    src_key,
+                    dst_key,
+                    seq,
+                } => self.rule_links.latest.changed(src_key, dst_key, seq),
             }
         }
+        self.compute_latest();
         let held = crate::fault::rule_handover_held(self.id.0);
         if self.poisoned.is_none() && !self.draining && !held {
             self.send_buckets();
+            self.send_latest();
         }
     }
 
@@ -499,10 +516,14 @@ impl Shard {
         if crate::fault::rule_handover_held(self.id.0) {
             return false;
         }
+        let ack = self.ack_seq();
+        if links.latest.is_due(ack) {
+            return true;
+        }
         let window = self.config().shard_queue_len.max(1);
         links.queued.front().is_some_and(|pending| {
             let to = self.series.route.owner(&pending.dst_key);
-            links.buckets[pending].gate <= self.ack_seq() && links.in_flight_to[to.0] < window
+            links.buckets[pending].gate <= ack && links.in_flight_to[to.0] < window
         })
     }
 

@@ -266,7 +266,12 @@ impl Table {
         })
     }
 
-    fn get_with(
+    /// As [`Table::get`], with data block `index` taken from `load` (a caller's pinned
+    /// blocks, cache or read) once the Bloom filter lets `key` through.
+    ///
+    /// # Errors
+    /// What `load` returns, or corruption inside the block.
+    pub fn get_with(
         &self,
         key: &[u8],
         load: impl FnOnce(usize) -> Result<Block, StoreError>,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::read::Miss;
 use super::{BlockFetch, ShardStore};
 use crate::base::{SeqNo, StoreError};
-use crate::block_cache::{BlockCache, BlockSource, PinnedBlocks};
+use crate::block_cache::{Block, BlockCache, BlockSource, PinnedBlocks};
 use crate::compaction::merge::{EntrySource, MergeIter};
 use crate::memtable::Memtable;
 use crate::sstable::iter::TableIter;
@@ -258,12 +258,101 @@ impl RangeView {
         key: &[u8],
         cache: Option<&std::cell::RefCell<crate::block_cache::BlockCache>>,
     ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.get_pinned(key, cache, &PinnedBlocks::new())?.0)
+    }
+
+    /// Adds to `out` the data blocks a lookup of `key` ([`RangeView::get_pinned`]) would
+    /// read from disk: none when the view holds the key in memory or a block held in
+    /// `pinned` or `cache` answers; otherwise the block of every candidate table that
+    /// neither holds (the Bloom filters rule out most). Blocks of `pinned` it uses are
+    /// moved to `keep`. `cache` must be that of the store that took the view, if given.
+    pub fn blocks_to_fetch(
+        &self,
+        key: &[u8],
+        cache: Option<&std::cell::RefCell<crate::block_cache::BlockCache>>,
+        pinned: &mut PinnedBlocks,
+        keep: &mut PinnedBlocks,
+        out: &mut Vec<BlockFetch>,
+    ) {
+        if self.holds_in_memory(key) {
+            return;
+        }
+        for table in self.version.candidates(key) {
+            let Some(index) = table.table().block_for(key) else {
+                continue;
+            };
+            let slot = (
+                table.id(),
+                u32::try_from(index).expect("fewer than 2^32 blocks"),
+            );
+            let held = match pinned.remove(&slot).or_else(|| keep.get(&slot).cloned()) {
+                Some(block) => {
+                    keep.insert(slot, Arc::clone(&block));
+                    Some(block)
+                }
+                None => cache.and_then(|cache| cache.borrow().peek(slot.0, slot.1)),
+            };
+            match held {
+                // Found, or damaged (the lookup will report it): nothing more to read.
+                Some(block) => match crate::sstable::block::find(&block, key) {
+                    Ok(None) => {}
+                    Ok(Some(_)) | Err(_) => return,
+                },
+                None => out.push(BlockFetch {
+                    table: Arc::clone(table),
+                    index,
+                }),
+            }
+        }
+    }
+
+    /// As [`RangeView::get`], taking data blocks from `pinned` first (read through a
+    /// ring for this lookup, [`RangeView::blocks_to_fetch`]), then from `cache` (that of
+    /// the store that took the view), and reading the rest with `pread`. Returns the value
+    /// and how many blocks were read with `pread` (a read that blocked its thread; with a
+    /// cache, it also counts them as blocking reads and keeps the blocks).
+    ///
+    /// # Errors
+    /// A failed read or checksum.
+    pub fn get_pinned(
+        &self,
+        key: &[u8],
+        cache: Option<&std::cell::RefCell<crate::block_cache::BlockCache>>,
+        pinned: &PinnedBlocks,
+    ) -> Result<(Option<Vec<u8>>, u64), StoreError> {
         if let Ok(i) = self
             .memtable_entries
             .binary_search_by(|(k, _)| k.as_slice().cmp(key))
         {
-            return Ok(self.memtable_entries[i].1.clone());
+            return Ok((self.memtable_entries[i].1.clone(), 0));
         }
-        Ok(self.version.get(key, cache)?.and_then(|entry| entry.value))
+        let mut preads = 0;
+        for table in self.version.candidates(key) {
+            let load = |index: usize| {
+                let slot = (
+                    table.id(),
+                    u32::try_from(index).expect("fewer than 2^32 blocks"),
+                );
+                if let Some(block) = pinned.get(&slot) {
+                    return Ok(Arc::clone(block));
+                }
+                if let Some(block) = cache.and_then(|cache| cache.borrow().get(slot.0, slot.1)) {
+                    return Ok(block);
+                }
+                let block: Block = Arc::new(table.table().read_block(index)?);
+                preads += 1;
+                if let Some(cache) = cache {
+                    cache.borrow().note_blocking_read();
+                    cache
+                        .borrow_mut()
+                        .insert(slot.0, slot.1, Arc::clone(&block));
+                }
+                Ok(block)
+            };
+            if let Some(entry) = table.table().get_with(key, load)? {
+                return Ok((entry.value, preads));
+            }
+        }
+        Ok((None, preads))
     }
 }

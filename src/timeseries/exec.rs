@@ -191,7 +191,7 @@ fn dispatch(
         let reverse = name_is(args, "TS.REVRANGE");
         let source = RangeSource::open(store, &state, range, latest, reverse)?;
         match super::range::reply(store, source, proto)? {
-            RangeReply::Encoded(bytes) => *out = bytes,
+            RangeReply::Encoded(bytes, _) => *out = bytes,
             RangeReply::Stream(stream) => *streamed = Some(stream),
         }
         return Ok(store.last_seq());

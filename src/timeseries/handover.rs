@@ -104,6 +104,17 @@ pub enum RuleNotice {
     },
     /// One series of a rule was deleted; the other, on another shard, must let go of it.
     Unlink(PendingUnlink),
+    /// The open bucket of a rule into another shard's series may have changed by writes
+    /// up to `seq`: its value goes to that shard once `seq` is acknowledged, for `LATEST`
+    /// there ([`super::rules::latest`]).
+    Latest {
+        /// The source series' user key.
+        src_key: Vec<u8>,
+        /// The destination series' user key.
+        dst_key: Vec<u8>,
+        /// The sequence number of the last write it reflects.
+        seq: SeqNo,
+    },
 }
 
 /// Which side of a rule a [`PendingUnlink`] is applied to.

@@ -249,6 +249,8 @@ fn entries(
         }
     }
     let mut out = Vec::with_capacity(matching.len());
+    // Entries this part may still build at once ([`range::MRANGE_INLINE_PART_ENTRIES_MAX`]).
+    let mut inline_left = range::MRANGE_INLINE_PART_ENTRIES_MAX;
     // GROUPBY: this shard's series reduced per group, added in key order.
     let mut groups: std::collections::BTreeMap<Vec<u8>, GroupPart> = Default::default();
     if grouped.is_some() {
@@ -323,16 +325,17 @@ fn entries(
                 }
             }
             let reverse = args[0].eq_ignore_ascii_case(b"TS.MREVRANGE");
-            let source = RangeSource::open_keeping(
-                store,
-                &state,
-                range,
-                latest,
-                reverse,
-                range::MRANGE_KEPT_CHUNK_BYTES_MAX,
-            )?;
-            match range::reply(store, source, proto)? {
-                RangeReply::Encoded(samples) => entry.extend_from_slice(&samples),
+            let kept_bytes_max = match inline_left {
+                0 => 0,
+                _ => range::MRANGE_KEPT_CHUNK_BYTES_MAX,
+            };
+            let source =
+                RangeSource::open_keeping(store, &state, range, latest, reverse, kept_bytes_max)?;
+            match range::reply_within(store, source, proto, inline_left)? {
+                RangeReply::Encoded(samples, count) => {
+                    inline_left -= count;
+                    entry.extend_from_slice(&samples);
+                }
                 RangeReply::Stream(stream) => {
                     out.push((key, entry, Some(StreamedRange(stream))));
                     continue;

@@ -154,6 +154,27 @@ pub fn command_reaches(args: &[&[u8]], state: &SeriesState, out: &mut Vec<Reach>
     }
 }
 
+/// Whether adding a sample with timestamp argument `ts` to series `state` (if cached)
+/// reads nothing from the store: the series is cached, no string check is due
+/// ([`series::string_check_needed`] at `memtable_writes`), and [`command_reaches`] of the
+/// add names no chunk. The ingest fast path: a `TS.ADD`/`TS.MADD` whose every sample
+/// passes needs no planning.
+pub fn add_reads_nothing(state: Option<&SeriesState>, ts: &[u8], memtable_writes: u64) -> bool {
+    let Some(state) = state else {
+        return false;
+    };
+    if series::string_check_needed(Some(state), memtable_writes) {
+        return false;
+    }
+    let ts_ms = match args::parse_timestamp(ts) {
+        Ok(args::TimestampArg::At(ts_ms)) => Some(ts_ms),
+        _ => None,
+    };
+    let mut reaches = Vec::new();
+    add_reaches(state, ts_ms, &mut reaches);
+    reaches.is_empty()
+}
+
 /// What a range query of `state` reads of its chunks (`exec::range_reply`).
 pub fn range_reaches(state: &SeriesState, range: &args::RangeArgs, out: &mut Vec<Reach>) {
     let Some(last) = state.last else {

@@ -28,8 +28,12 @@ use super::chunk::{self, Sample};
 use super::keys;
 use super::series::{self, SeriesError, SeriesState};
 use crate::block_cache::BlockCache;
+use crate::block_cache::PinnedBlocks;
 use crate::resp::{self, Protocol};
 use crate::store::{RangeView, ShardStore};
+
+mod stream;
+pub use stream::{RangeStream, StreamedRange, STREAM_PLAN_SEGMENTS};
 
 /// A range reply of more entries than this is streamed, not built at once: 32,768
 /// samples or buckets (about 1 MiB in RESP2), almost four days of 10-second samples.
@@ -38,6 +42,12 @@ pub const INLINE_REPLY_ENTRIES_MAX: u64 = 32_768;
 /// Encoded chunk bytes a `TS.MRANGE` series keeps from its listing (16 KiB), as a reply
 /// may stream many series at once.
 pub const MRANGE_KEPT_CHUNK_BYTES_MAX: usize = 16 * 1024;
+
+/// Entries a shard's part of a `TS.MRANGE` reply builds at once over all its series
+/// (32,768, about 1 MiB in RESP2, as for one range): the series after that bound are
+/// streamed whatever their length, and keep none of their chunks from the listing, so
+/// a query over thousands of series holds a frozen view of each, not their samples.
+pub const MRANGE_INLINE_PART_ENTRIES_MAX: u64 = INLINE_REPLY_ENTRIES_MAX;
 
 /// Reply bytes a streamed range adds to the connection's write buffer per step, before it
 /// lets the socket take them.
@@ -78,6 +88,9 @@ pub struct RangeSource {
     view: Option<RangeView>,
     /// Chunks read from tables with `pread`, for lack of the owning store's cache.
     uncached_reads: std::cell::Cell<u64>,
+    /// Blocks read through a shard's ring for the chunks a stream walks next
+    /// ([`RangeStream::plan`]).
+    pinned: PinnedBlocks,
 }
 
 impl RangeSource {
@@ -122,6 +135,7 @@ impl RangeSource {
             open: Vec::new(),
             view: None,
             uncached_reads: std::cell::Cell::new(0),
+            pinned: PinnedBlocks::new(),
         };
         let Some(newest) = newest else {
             return Ok(source);
@@ -192,6 +206,20 @@ impl RangeSource {
         self.chunks.len() + 1
     }
 
+    /// The chunk of the segment taken `walk_index`-th in reply order (none for the open
+    /// samples after every chunk).
+    fn walk_chunk(&self, walk_index: usize) -> Option<&ChunkRef> {
+        self.chunks.get(self.segment_at(walk_index))
+    }
+
+    /// The segment taken `walk_index`-th in reply order: backwards for `TS.REVRANGE`.
+    fn segment_at(&self, walk_index: usize) -> usize {
+        match self.plan.reverse {
+            false => walk_index,
+            true => self.segment_count() - 1 - walk_index,
+        }
+    }
+
     /// Which open samples segment `index` holds: those after the previous chunk's last
     /// timestamp, up to its own chunk's (every one left, after the last chunk).
     fn open_span(&self, index: usize) -> std::ops::Range<usize> {
@@ -216,10 +244,11 @@ impl RangeSource {
             Some(value) => chunk::decode(value)?,
             None => {
                 let view = self.view.as_ref().expect("a chunk not kept is in the view");
-                if cache.is_none() && !view.holds_in_memory(&chunk.key) {
-                    self.uncached_reads.set(self.uncached_reads.get() + 1);
+                let (value, preads) = view.get_pinned(&chunk.key, cache, &self.pinned)?;
+                if cache.is_none() {
+                    self.uncached_reads.set(self.uncached_reads.get() + preads);
                 }
-                match view.get(&chunk.key, cache)? {
+                match value {
                     Some(value) => chunk::decode(&value)?,
                     // Deleted since the list was made: impossible in a frozen view.
                     None => Vec::new(),
@@ -320,10 +349,7 @@ impl RangeCursor {
         let start = out.len();
         let total = source.segment_count();
         if self.segments_done < total {
-            let index = match source.plan.reverse {
-                false => self.segments_done,
-                true => total - 1 - self.segments_done,
-            };
+            let index = source.segment_at(self.segments_done);
             self.segments_done += 1;
             let mut samples = source.segment(index, cache)?;
             if source.plan.reverse {
@@ -403,16 +429,15 @@ pub fn collect(
 /// A range reply: built at once, or to stream.
 #[derive(Debug)]
 pub enum RangeReply {
-    /// The encoded reply.
-    Encoded(Vec<u8>),
+    /// The encoded reply, and how many entries it holds.
+    Encoded(Vec<u8>, u64),
     /// More entries than [`INLINE_REPLY_ENTRIES_MAX`]: stream it.
     Stream(Box<RangeStream>),
 }
 
 /// Builds the reply of a range query from `source`, or, past
-/// [`INLINE_REPLY_ENTRIES_MAX`] entries, counts them and returns it to stream. Without
-/// aggregation or filters the count comes first, mostly from chunk headers; otherwise
-/// the reply is built until it passes the bound.
+/// [`INLINE_REPLY_ENTRIES_MAX`] entries, counts them and returns it to stream: as
+/// [`reply_within`] with that bound.
 ///
 /// # Errors
 /// A failed read or a damaged chunk.
@@ -421,22 +446,33 @@ pub fn reply(
     source: RangeSource,
     proto: Protocol,
 ) -> Result<RangeReply, SeriesError> {
+    reply_within(store, source, proto, INLINE_REPLY_ENTRIES_MAX)
+}
+
+/// Builds the reply of a range query from `source`, or, past `inline_entries_max`
+/// entries, counts them and returns it to stream (so with 0, every reply of at least one
+/// entry streams). Without aggregation or filters the count comes first, mostly from
+/// chunk headers; otherwise the reply is built until it passes the bound.
+///
+/// # Errors
+/// A failed read or a damaged chunk.
+pub fn reply_within(
+    store: &ShardStore,
+    source: RangeSource,
+    proto: Protocol,
+    inline_entries_max: u64,
+) -> Result<RangeReply, SeriesError> {
     let cache = Some(store.block_cache());
     let stream = |source: RangeSource, total: u64| {
         let cursor = RangeCursor::new(&source);
-        Ok(RangeReply::Stream(Box::new(RangeStream {
-            source,
-            cursor,
-            total,
-            sent: 0,
-            proto,
-            owner: None,
-        })))
+        Ok(RangeReply::Stream(Box::new(RangeStream::new(
+            source, cursor, total, proto,
+        ))))
     };
     let mut samples = Vec::new();
     if source.is_raw() {
         let total = RangeCursor::new(&source).count_rest(&source, cache)?;
-        if total > INLINE_REPLY_ENTRIES_MAX {
+        if total > inline_entries_max {
             return stream(source, total);
         }
         // The length is known: the entries go straight after the header.
@@ -449,14 +485,14 @@ pub fn reply(
             }
         }
         debug_assert_eq!(cursor.produced, total, "the count pass and the walk agree");
-        return Ok(RangeReply::Encoded(out));
+        return Ok(RangeReply::Encoded(out, total));
     }
     let mut cursor = RangeCursor::new(&source);
     let mut body = Vec::new();
     let mut entries = 0u64;
     while cursor.step(&source, cache, &mut samples)? {
         entries += samples.len() as u64;
-        if entries > INLINE_REPLY_ENTRIES_MAX {
+        if entries > inline_entries_max {
             let total = RangeCursor::new(&source).count_rest(&source, cache)?;
             return stream(source, total);
         }
@@ -467,79 +503,5 @@ pub fn reply(
     let mut out = Vec::with_capacity(body.len() + 16);
     resp::array_header(&mut out, usize::try_from(entries).unwrap_or(usize::MAX));
     out.extend_from_slice(&body);
-    Ok(RangeReply::Encoded(out))
+    Ok(RangeReply::Encoded(out, entries))
 }
-
-/// A range reply sent piece by piece as the client reads it: the array header with the
-/// counted length, then the entries of a few segments per step.
-#[derive(Clone, Debug)]
-pub struct RangeStream {
-    source: RangeSource,
-    cursor: RangeCursor,
-    /// Entries the header announces.
-    total: u64,
-    /// Entries sent so far.
-    sent: u64,
-    proto: Protocol,
-    /// The shard whose store froze the source, set by that shard: only its block cache
-    /// may serve the reads.
-    pub owner: Option<usize>,
-}
-
-impl RangeStream {
-    /// Appends the reply's array header.
-    pub fn header(&self, out: &mut Vec<u8>) {
-        resp::array_header(out, usize::try_from(self.total).unwrap_or(usize::MAX));
-    }
-
-    /// Chunks read with a blocking `pread` since the last call (the stream was read
-    /// without its store's cache): the reading shard counts them as blocking reads.
-    pub fn take_uncached_reads(&self) -> u64 {
-        self.source.uncached_reads.replace(0)
-    }
-
-    /// Appends the next entries until `out` grew by [`STREAM_STEP_BYTES`] or the reply
-    /// ended; returns true when it has ended (every announced entry sent).
-    ///
-    /// # Errors
-    /// A failed read or a damaged chunk, or fewer or more entries than announced (a bug):
-    /// the reply cannot be finished, and the connection must be closed.
-    pub fn fill(
-        &mut self,
-        cache: Option<&RefCell<BlockCache>>,
-        out: &mut Vec<u8>,
-    ) -> Result<bool, SeriesError> {
-        let target = out.len() + STREAM_STEP_BYTES;
-        let mut samples = Vec::new();
-        while out.len() < target {
-            if !self.cursor.step(&self.source, cache, &mut samples)? {
-                break;
-            }
-            self.sent += samples.len() as u64;
-            for s in samples.drain(..) {
-                super::reply::sample(out, self.proto, s);
-            }
-        }
-        let ended = self.cursor.done;
-        if self.sent > self.total || (ended && self.sent < self.total) {
-            return Err(SeriesError::Refused(format!(
-                "ERR internal error: a streamed range produced {} entries, {} announced",
-                self.sent, self.total
-            )));
-        }
-        Ok(ended)
-    }
-}
-
-/// A [`RangeStream`] as a shard's op result carries it: compared by identity (two
-/// results are equal only if they are the same stream).
-#[derive(Clone, Debug)]
-pub struct StreamedRange(pub Box<RangeStream>);
-
-impl PartialEq for StreamedRange {
-    fn eq(&self, other: &Self) -> bool {
-        std::ptr::eq(self, other)
-    }
-}
-
-impl Eq for StreamedRange {}

@@ -334,32 +334,52 @@ pub fn bucket_value(
     }))
 }
 
-/// Brings the destination of `src`'s `rule` up to date for the bucket holding `ts_ms`:
-/// writes its aggregate there (or removes it when the bucket holds no sample the rule
-/// folds and `remove_empty`), directly when the destination is on this shard, else as a
-/// pending bucket for its shard.
-fn refresh_bucket(
-    store: &mut ShardStore,
-    cache: &mut SeriesCache,
-    src_key: &[u8],
+/// What the destination of a rule needs for one bucket: its start, and its aggregate
+/// (`None`: the bucket holds no sample the rule folds, so it is removed).
+struct BucketUpdate {
+    dst_key: Vec<u8>,
+    start_ms: u64,
+    value: Option<f64>,
+}
+
+/// Reads the bucket of `src`'s `rule` holding `ts_ms`: the update its destination needs,
+/// or `None` when there is nothing to write (an empty bucket, unless `remove_empty`).
+fn bucket_update(
+    store: &ShardStore,
     src: &series::SeriesState,
     rule: &CompactionRule,
     ts_ms: u64,
     remove_empty: bool,
-) -> Result<SeqNo, SeriesError> {
+) -> Result<Option<BucketUpdate>, SeriesError> {
     let bucket = bucket_value(store, src, rule, ts_ms)?;
     if bucket.is_none() && !remove_empty {
-        return Ok(SeqNo(0));
+        return Ok(None);
     }
-    let start_ms = buckets(rule).bucket_start(ts_ms);
-    if cache.route.is_local(&rule.dest_key) {
-        let value = bucket.map(|b| b.value);
-        return handover::store_bucket(store, cache, src_key, &rule.dest_key, start_ms, value);
+    Ok(Some(BucketUpdate {
+        dst_key: rule.dest_key.clone(),
+        start_ms: buckets(rule).bucket_start(ts_ms),
+        value: bucket.map(|b| b.value),
+    }))
+}
+
+/// Writes `update` into the destination of source `src_key` (series `series_id`):
+/// directly when the destination is on this shard, else as a pending bucket for its
+/// shard.
+fn write_bucket(
+    store: &mut ShardStore,
+    cache: &mut SeriesCache,
+    src_key: &[u8],
+    series_id: u64,
+    update: BucketUpdate,
+) -> Result<SeqNo, SeriesError> {
+    if cache.route.is_local(&update.dst_key) {
+        let (dst_key, start_ms, value) = (&update.dst_key, update.start_ms, update.value);
+        return handover::store_bucket(store, cache, src_key, dst_key, start_ms, value);
     }
     let pending = handover::PendingBucket {
-        series_id: src.meta.series_id,
-        bucket_start_ms: start_ms,
-        dst_key: rule.dest_key.clone(),
+        series_id,
+        bucket_start_ms: update.start_ms,
+        dst_key: update.dst_key,
     };
     Ok(handover::mark(store, cache, src_key, pending))
 }
@@ -378,24 +398,40 @@ pub fn after_add(
     previous: Option<Sample>,
     sample: Sample,
 ) -> Result<SeqNo, SeriesError> {
-    let Some(previous) = previous else {
-        return Ok(SeqNo(0));
-    };
+    let route = cache.route;
     let Some(src) = series::load(store, cache, src_key)? else {
         return Ok(SeqNo(0));
     };
-    let src = src.clone();
-    let mut seq = SeqNo(0);
+    // The buckets to bring up to date: a sample past the open bucket closes it, one
+    // before it recomputes its own. Most samples land in the open bucket: nothing to do
+    // then, and the series' state is not copied.
+    let mut due = Vec::new();
+    let mut remote = Vec::new();
     for rule in &src.meta.rules {
+        if !route.is_local(&rule.dest_key) {
+            remote.push(rule.dest_key.clone());
+        }
+        let Some(previous) = previous else { continue };
         let b = buckets(rule);
         let (open, landed) = (b.bucket_start(previous.ts_ms), b.bucket_start(sample.ts_ms));
-        let redo_ts_ms = match landed.cmp(&open) {
-            std::cmp::Ordering::Greater => previous.ts_ms,
-            std::cmp::Ordering::Less => sample.ts_ms,
-            std::cmp::Ordering::Equal => continue,
-        };
-        let written = refresh_bucket(store, cache, src_key, &src, rule, redo_ts_ms, false)?;
-        seq = seq.max(written);
+        match landed.cmp(&open) {
+            std::cmp::Ordering::Greater => due.push((rule, previous.ts_ms)),
+            std::cmp::Ordering::Less => due.push((rule, sample.ts_ms)),
+            std::cmp::Ordering::Equal => {}
+        }
+    }
+    // Each bucket is read while the source is borrowed, then written.
+    let series_id = src.meta.series_id;
+    let mut updates = Vec::with_capacity(due.len());
+    for (rule, redo_ts_ms) in &due {
+        updates.extend(bucket_update(store, src, rule, *redo_ts_ms, false)?);
+    }
+    for dst_key in remote {
+        note_latest_changed(store, cache, src_key, dst_key);
+    }
+    let mut seq = SeqNo(0);
+    for update in updates {
+        seq = seq.max(write_bucket(store, cache, src_key, series_id, update)?);
     }
     Ok(seq)
 }
@@ -425,6 +461,9 @@ pub fn after_delete(
     let src = src.clone();
     let mut seq = SeqNo(0);
     for rule in &src.meta.rules {
+        if !cache.route.is_local(&rule.dest_key) {
+            note_latest_changed(store, cache, src_key, rule.dest_key.clone());
+        }
         let b = buckets(rule);
         let open = b.bucket_start(newest.ts_ms);
         let mut starts: Vec<u64> = removed_ts_ms.iter().map(|&t| b.bucket_start(t)).collect();
@@ -435,16 +474,35 @@ pub fn after_delete(
             if start >= open || start < cutoff_ms || end < rule.samples_from_ms {
                 continue;
             }
-            let written = refresh_bucket(store, cache, src_key, &src, rule, start, true)?;
-            seq = seq.max(written);
+            if let Some(update) = bucket_update(store, &src, rule, start, true)? {
+                let id = src.meta.series_id;
+                seq = seq.max(write_bucket(store, cache, src_key, id, update)?);
+            }
         }
     }
     Ok(seq)
 }
 
+/// Queues a [`handover::RuleNotice::Latest`] for the rule of source `src_key` into
+/// `dst_key`, a series of another shard: the source's open bucket may have changed by the
+/// write just made.
+fn note_latest_changed(
+    store: &ShardStore,
+    cache: &mut SeriesCache,
+    src_key: &[u8],
+    dst_key: Vec<u8>,
+) {
+    cache.notices.push(handover::RuleNotice::Latest {
+        src_key: src_key.to_vec(),
+        dst_key,
+        seq: store.last_seq(),
+    });
+}
+
 /// For `LATEST`: the still-open bucket of compacted series `dst_key` (with metadata
 /// `dst_meta`), computed from its source; `None` if it is no compaction or the source has
-/// no sample.
+/// no sample. A source on another shard is not read: its open bucket is what that shard
+/// last sent ([`SeriesCache::remote_latest`]), none before it sent one.
 ///
 /// # Errors
 /// A failed read or a damaged entry.
@@ -457,15 +515,35 @@ pub fn latest(
     let Some(src_key) = &dst_meta.source_key else {
         return Ok(None);
     };
+    if !cache.route.is_local(src_key) {
+        return Ok(cache
+            .remote_latest
+            .get(dst_key)
+            .filter(|(from, _)| from == src_key)
+            .and_then(|(_, open)| *open));
+    }
+    open_bucket(store, cache, src_key, dst_key)
+}
+
+/// The open bucket of source `src_key`'s rule into `dst_key` (both keys of series; the
+/// source on this shard), `None` if there is no such rule or no sample in the bucket.
+///
+/// # Errors
+/// A failed read or a damaged entry.
+pub fn open_bucket(
+    store: &ShardStore,
+    cache: &mut SeriesCache,
+    src_key: &[u8],
+    dst_key: &[u8],
+) -> Result<Option<Sample>, SeriesError> {
     let Some(src) = series::load(store, cache, src_key)? else {
         return Ok(None);
     };
-    let src = src.clone();
     let (Some(rule), Some(last)) = (
         src.meta.rules.iter().find(|r| r.dest_key == dst_key),
         src.last,
     ) else {
         return Ok(None);
     };
-    bucket_value(store, &src, rule, last.ts_ms)
+    bucket_value(store, src, rule, last.ts_ms)
 }

@@ -66,6 +66,11 @@ pub struct SeriesCache {
     pub notices: Vec<super::handover::RuleNotice>,
     /// Open samples of every series here, and their bound ([`OpenBudget`]).
     open_total: Arc<OpenBudget>,
+    /// Per destination series here whose rule's source lives on another shard: the
+    /// source's key and its open bucket as that shard last sent it
+    /// ([`super::handover::RuleNotice::Latest`]), for `LATEST`. In memory only: empty
+    /// after a restart until the source is written again.
+    pub remote_latest: HashMap<Vec<u8>, (Vec<u8>, Option<Sample>)>,
 }
 
 impl SeriesCache {
