@@ -20,8 +20,8 @@
 //! which bounds the WAL one memtable covers, so overwriting one key forever still leads to
 //! flushes and recovery never replays more than about four memtables' worth of records.
 
-use std::collections::HashMap;
-
+use hashbrown::hash_map::EntryRef;
+use hashbrown::HashMap;
 use smallvec::SmallVec;
 
 mod order;
@@ -38,7 +38,30 @@ pub const ENTRY_OVERHEAD_BYTES: usize = 64;
 pub type MemValue = SmallVec<[u8; 16]>;
 
 /// A key in the memtable's hash map: up to 24 bytes inline, for the same reason.
-type HashKey = SmallVec<[u8; 24]>;
+/// Hashes and compares as its bytes do, so the map is searched with a `&[u8]`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct HashKey(SmallVec<[u8; 24]>);
+
+impl From<&[u8]> for HashKey {
+    // `SmallVec`'s own `From<&[u8]>` copies byte by byte; `from_slice` is one `memcpy`.
+    fn from(bytes: &[u8]) -> Self {
+        Self(SmallVec::from_slice(bytes))
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for HashKey {
+    fn borrow(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for HashKey {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
 
 /// The newest version of a key in a memtable.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,6 +111,16 @@ impl Memtable {
         Self::default()
     }
 
+    /// An empty memtable with room for `key_count` keys in its hash map, so that filling
+    /// it does not rehash on the way (the store sizes the next memtable by the last one).
+    /// The room costs address space more than memory: slots are touched when written.
+    pub fn with_capacity(key_count: usize) -> Self {
+        Self {
+            newest: HashMap::with_capacity_and_hasher(key_count, Default::default()),
+            ..Self::default()
+        }
+    }
+
     /// Sets `key` to `value` (`None` = tombstone) at `seq`, visible until `expire_at_ms`
     /// (`None` = never), replacing any older version.
     pub fn insert(
@@ -124,14 +157,16 @@ impl Memtable {
             value: value.map(MemValue::from_slice),
             expire_at_ms,
         };
-        match self.newest.get_mut(key) {
-            Some(newest) => {
+        // One hash and one probe, whether the key is new or not.
+        match self.newest.entry_ref(key) {
+            EntryRef::Occupied(mut occupied) => {
+                let newest = occupied.get_mut();
                 debug_assert!(newest.seq < seq, "a key's versions must increase");
                 self.live_bytes -= entry_size_bytes(key, newest.value.as_deref());
                 *newest = entry;
             }
-            None => {
-                self.newest.insert(HashKey::from_slice(key), entry);
+            EntryRef::Vacant(vacant) => {
+                vacant.insert(entry);
                 self.order.insert(key);
             }
         }
