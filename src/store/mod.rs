@@ -237,6 +237,7 @@ impl ShardStore {
             wal: WalWriter::new(
                 dir,
                 opts.wal_segment_bytes,
+                opts.wal_zero_fill,
                 recovered.current,
                 recovered.append_offset,
             ),
