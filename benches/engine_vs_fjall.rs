@@ -23,14 +23,22 @@
 //!
 //! Sizes are matched where both engines have the knob: 32 MiB memtables, 64 MiB block
 //! caches, 4 KiB data blocks, no compression (tskv does not compress). Everything else is
-//! each engine's default; in particular fjall flushes and compacts on background threads
-//! (as many as cores, at most 4), tskv's `Engine` on the calling thread.
+//! each engine's default; in particular both flush and compact on background threads
+//! (fjall as many as cores, at most 4; tskv an SSTable encoder, a writer and its
+//! compaction thread).
 //!
 //! Run: `cargo bench --bench engine_vs_fjall`. `TSKV_BENCH_KEYS` (default 200000) sets N,
 //! `TSKV_BENCH_ROUNDS` (default 3) the rounds, `TSKV_BENCH_DIR` the directory the stores
 //! are made in (default: cargo's target temporary directory, on the same disk as the
 //! build). Run without `--bench` (as `cargo test --benches` does) it makes one quick round
 //! of 2,000 keys as a smoke test.
+//!
+//! For profiling one engine's phase (say under `valgrind --tool=callgrind`),
+//! `TSKV_BENCH_ENGINES` (default `tskv,fjall`) names the engines to run and
+//! `TSKV_BENCH_PHASES` (default: all) the phases; a phase after `fillseq` needs the store
+//! `fillrandom` made, so `fillrandom` (and `overwrite`, for the reads) still runs
+//! whenever a later phase is asked for, but only the phases asked for are reported. With
+//! one engine there are no ratios.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -196,6 +204,28 @@ struct Plan {
     key_count: usize,
     round_count: usize,
     root: std::path::PathBuf,
+    /// Which engines run: tskv, fjall.
+    engines: [bool; 2],
+    /// Which phases are reported, in the order of [`PHASES`].
+    phases: [bool; 6],
+}
+
+/// The names in the comma-separated list in variable `name` (all of `known` if unset),
+/// as flags in the order of `known`.
+fn selection<const N: usize>(name: &str, known: [&str; N]) -> [bool; N] {
+    let Ok(text) = std::env::var(name) else {
+        return [true; N];
+    };
+    let mut chosen = [false; N];
+    for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        let index = known
+            .iter()
+            .position(|k| *k == word)
+            .unwrap_or_else(|| panic!("{name}: {word:?} is none of {known:?}"));
+        chosen[index] = true;
+    }
+    assert!(chosen.contains(&true), "{name} names nothing to run");
+    chosen
 }
 
 impl Plan {
@@ -210,12 +240,16 @@ impl Plan {
         };
         let root = std::env::var_os("TSKV_BENCH_DIR")
             .map_or_else(|| env!("CARGO_TARGET_TMPDIR").into(), Into::into);
+        let engines = selection("TSKV_BENCH_ENGINES", ["tskv", "fjall"]);
+        let phases = selection("TSKV_BENCH_PHASES", PHASES);
         if full {
             Self {
                 full,
                 key_count: number("TSKV_BENCH_KEYS", 200_000).max(SEEKS_PER_KEY_DIVISOR),
                 round_count: number("TSKV_BENCH_ROUNDS", 3).max(1),
                 root,
+                engines,
+                phases,
             }
         } else {
             Self {
@@ -223,6 +257,8 @@ impl Plan {
                 key_count: 2_000,
                 round_count: 1,
                 root,
+                engines,
+                phases,
             }
         }
     }
@@ -291,25 +327,42 @@ fn write_phase(store: &mut dyn Store, work: &Workload, order: &mut dyn Iterator<
     store.sync();
 }
 
-/// Runs every phase on one engine; returns ops/s in the order of [`PHASES`].
-fn run_engine<S: Store>(open: impl Fn(&Path) -> S, work: &Workload, root: &Path) -> [f64; 6] {
+/// Runs the phases `phases` asks for on one engine (and those they need); returns ops/s
+/// in the order of [`PHASES`], NaN for a phase not run.
+fn run_engine<S: Store>(
+    open: impl Fn(&Path) -> S,
+    work: &Workload,
+    root: &Path,
+    phases: &[bool; 6],
+) -> [f64; 6] {
     let n = work.present.len();
-    let mut result = [0.0; 6];
+    let mut result = [f64::NAN; 6];
 
-    let dir = tempfile::tempdir_in(root).expect("temporary directory");
-    let mut store = open(dir.path());
-    result[0] = ops_per_second(n, || write_phase(&mut store, work, &mut (0..n)));
-    drop(store);
-    drop(dir);
+    if phases[0] {
+        let dir = tempfile::tempdir_in(root).expect("temporary directory");
+        let mut store = open(dir.path());
+        result[0] = ops_per_second(n, || write_phase(&mut store, work, &mut (0..n)));
+        drop(store);
+        drop(dir);
+    }
+    if !phases[1..].contains(&true) {
+        return result;
+    }
 
     let dir = tempfile::tempdir_in(root).expect("temporary directory");
     let mut store = open(dir.path());
     result[1] = ops_per_second(n, || {
         write_phase(&mut store, work, &mut work.random_order.iter().copied());
     });
+    if !phases[2..].contains(&true) {
+        return result;
+    }
     result[2] = ops_per_second(n, || {
         write_phase(&mut store, work, &mut work.overwrite_order.iter().copied());
     });
+    if !phases[3..].contains(&true) {
+        return result;
+    }
     store.settle();
 
     result[3] = ops_per_second(n, || {
@@ -369,15 +422,19 @@ fn main() {
         // Alternate which engine goes first, so neither always runs on a cooler machine.
         let tskv_first = round % 2 == 0;
         for turn in 0..2 {
-            if (turn == 0) == tskv_first {
-                tskv_rounds.push(run_engine(Tskv::open, &work, &plan.root));
+            let tskv_turn = (turn == 0) == tskv_first;
+            if !plan.engines[usize::from(!tskv_turn)] {
+                continue;
+            }
+            if tskv_turn {
+                tskv_rounds.push(run_engine(Tskv::open, &work, &plan.root, &plan.phases));
                 println!(
                     "round {}: tskv  {:?}",
                     round + 1,
                     rounded(tskv_rounds.last())
                 );
             } else {
-                fjall_rounds.push(run_engine(Fjall::open, &work, &plan.root));
+                fjall_rounds.push(run_engine(Fjall::open, &work, &plan.root, &plan.phases));
                 println!(
                     "round {}: fjall {:?}",
                     round + 1,
@@ -386,23 +443,48 @@ fn main() {
             }
         }
     }
-    print_table(&tskv_rounds, &fjall_rounds);
+    print_table(&tskv_rounds, &fjall_rounds, &plan.phases);
     if !plan.full {
         println!("(smoke run without --bench: it checks that both engines run, its figures mean nothing)");
     }
 }
 
-fn rounded(result: Option<&[f64; 6]>) -> Vec<u64> {
-    result.map_or_else(Vec::new, |r| r.iter().map(|&x| x.round() as u64).collect())
+/// The figures of one round, `None` for a phase not run.
+fn rounded(result: Option<&[f64; 6]>) -> Vec<Option<u64>> {
+    result.map_or_else(Vec::new, |r| {
+        r.iter()
+            .map(|&x| (!x.is_nan()).then(|| x.round() as u64))
+            .collect()
+    })
 }
 
-fn print_table(tskv_rounds: &[[f64; 6]], fjall_rounds: &[[f64; 6]]) {
+fn print_table(tskv_rounds: &[[f64; 6]], fjall_rounds: &[[f64; 6]], phases: &[bool; 6]) {
     println!();
+    if tskv_rounds.is_empty() || fjall_rounds.is_empty() {
+        // One engine only: its medians, no ratios.
+        let (name, rounds) = if fjall_rounds.is_empty() {
+            ("tskv", tskv_rounds)
+        } else {
+            ("fjall", fjall_rounds)
+        };
+        println!("| phase | {name} ops/s (median) |");
+        println!("| --- | ---: |");
+        for (phase_index, phase) in PHASES.iter().enumerate() {
+            if phases[phase_index] {
+                let figures: Vec<f64> = rounds.iter().map(|r| r[phase_index]).collect();
+                println!("| {phase} | {:.0} |", median(&figures));
+            }
+        }
+        return;
+    }
     println!(
         "| phase | tskv ops/s (median) | fjall ops/s (median) | tskv / fjall, median (min–max) |"
     );
     println!("| --- | ---: | ---: | --- |");
     for (phase_index, phase) in PHASES.iter().enumerate() {
+        if !phases[phase_index] {
+            continue;
+        }
         let tskv: Vec<f64> = tskv_rounds.iter().map(|r| r[phase_index]).collect();
         let fjall: Vec<f64> = fjall_rounds.iter().map(|r| r[phase_index]).collect();
         let ratios: Vec<f64> = tskv.iter().zip(&fjall).map(|(t, f)| t / f).collect();

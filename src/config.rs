@@ -55,6 +55,13 @@ pub struct StoreOptions {
     /// Size each WAL segment is preallocated to; a segment is closed when the next batch
     /// would not fit.
     pub wal_segment_bytes: u64,
+    /// Whether a new WAL segment is written with zeros after it is preallocated, so that
+    /// small writes each followed by an fdatasync do not also journal an extent conversion
+    /// on ext4 and XFS ([`crate::wal::writer::PreparedSegment`]). It doubles the bytes the
+    /// WAL writes (a 64 MiB segment of zeros on a background thread, then the records), so
+    /// it pays only when writes are synced one by one or in small groups; the embedded
+    /// [`crate::engine::Engine`] turns it off in [`crate::engine::Durability::Buffered`].
+    pub wal_zero_fill: bool,
     /// Target size of one SSTable data block before compression-free encoding.
     pub sstable_block_bytes: usize,
     /// Bloom filter bits per key (10 gives about 1% false positives).
@@ -146,6 +153,7 @@ impl Default for StoreOptions {
         Self {
             memtable_bytes: MEMTABLE_BYTES_DEFAULT,
             wal_segment_bytes: WAL_SEGMENT_BYTES_DEFAULT,
+            wal_zero_fill: true,
             sstable_block_bytes: 4096,
             bloom_bits_per_key: 10,
             compaction: CompactionOptions::default(),

@@ -49,6 +49,7 @@ fn options(durability: Durability) -> Options {
         store: StoreOptions {
             memtable_bytes: 2 << 10,
             wal_segment_bytes: 8 << 10,
+            wal_zero_fill: true,
             sstable_block_bytes: 256,
             bloom_bits_per_key: 10,
             block_cache_bytes: 64 << 10,

@@ -50,6 +50,7 @@ fn options() -> StoreOptions {
     StoreOptions {
         memtable_bytes: 1536,
         wal_segment_bytes: 4096,
+        wal_zero_fill: true,
         sstable_block_bytes: 256,
         bloom_bits_per_key: 10,
         block_cache_bytes: 64 << 10,

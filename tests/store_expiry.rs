@@ -25,6 +25,7 @@ fn options() -> Options {
         store: StoreOptions {
             memtable_bytes: 16 << 10,
             wal_segment_bytes: 64 << 10,
+            wal_zero_fill: true,
             sstable_block_bytes: 512,
             bloom_bits_per_key: 10,
             block_cache_bytes: 64 << 10,

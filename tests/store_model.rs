@@ -55,6 +55,7 @@ fn options() -> StoreOptions {
     StoreOptions {
         memtable_bytes: 4 << 10,
         wal_segment_bytes: 2 << 10,
+        wal_zero_fill: true,
         sstable_block_bytes: 256,
         bloom_bits_per_key: 10,
         block_cache_bytes: 64 << 10,

@@ -21,6 +21,7 @@ fn options(memtable_bytes: usize, wal_segment_bytes: u64) -> StoreOptions {
     StoreOptions {
         memtable_bytes,
         wal_segment_bytes,
+        wal_zero_fill: true,
         sstable_block_bytes: 512,
         bloom_bits_per_key: 10,
         block_cache_bytes: 64 << 10,

@@ -65,7 +65,11 @@ impl SstWriter {
             self.first_deadline_ms =
                 Some(self.first_deadline_ms.map_or(deadline, |d| d.min(deadline)));
         }
-        self.last_key = Some(key.to_vec());
+        // The buffer is reused: a fresh `Vec` per entry was a malloc and a free, about a
+        // fifth of an entry's encoding (callgrind, a memtable flush of 16-byte keys).
+        let last_key = self.last_key.get_or_insert_with(Vec::new);
+        last_key.clear();
+        last_key.extend_from_slice(key);
         self.key_hashes.push(hash_key(key));
         self.entry_count += 1;
         self.smallest_seq = Some(self.smallest_seq.map_or(seq, |s| s.min(seq)));

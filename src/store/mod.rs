@@ -237,6 +237,7 @@ impl ShardStore {
             wal: WalWriter::new(
                 dir,
                 opts.wal_segment_bytes,
+                opts.wal_zero_fill,
                 recovered.current,
                 recovered.append_offset,
             ),
@@ -489,7 +490,9 @@ impl ShardStore {
             return;
         }
         let next_segment = self.wal.request_rotation();
-        let memtable = std::mem::take(&mut self.active);
+        // The next memtable will likely hold as many keys as this one.
+        let next = Memtable::with_capacity(self.active.len());
+        let memtable = std::mem::replace(&mut self.active, next);
         self.freeze_requested = false;
         tracing::debug!(
             bytes = memtable.size_bytes(),

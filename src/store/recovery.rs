@@ -209,7 +209,8 @@ fn replay_wal(
         Some(tail) => tail,
         None => {
             let number = SegmentNo(wal_start.0.max(1));
-            (Segment::create(dir, number, opts.wal_segment_bytes)?, 0)
+            let segment = Segment::create(dir, number, opts.wal_segment_bytes, opts.wal_zero_fill)?;
+            (segment, 0)
         }
     };
     if replay.records > 0 || replay.truncated_bytes > 0 {

@@ -118,6 +118,8 @@ pub fn encode_full(
     let length = u32::try_from(length).expect("WAL record longer than u32::MAX bytes");
     let key_len = u32::try_from(key.len()).expect("key longer than u32::MAX bytes");
     let start = buf.len();
+    // One capacity check for the record instead of one per field.
+    buf.reserve(HEADER_BYTES + length as usize);
     buf.extend_from_slice(&[0; 4]);
     buf.extend_from_slice(&length.to_le_bytes());
     buf.push(kind as u8);

@@ -32,14 +32,19 @@ pub struct Segment {
 }
 
 impl Segment {
-    /// Creates segment `number` in `dir` with `capacity_bytes` of written zero bytes (see
-    /// [`PreparedSegment`]), and fsyncs the file and the directory so the segment survives
-    /// a crash.
+    /// Creates segment `number` in `dir` with `capacity_bytes` allocated, written with
+    /// zero bytes if `zero_fill` (see [`PreparedSegment`]), and fsyncs the file and the
+    /// directory so the segment survives a crash.
     ///
     /// # Errors
     /// [`StoreError::Io`] naming the file; the segment must not already exist.
-    pub fn create(dir: &Path, number: SegmentNo, capacity_bytes: u64) -> Result<Self, StoreError> {
-        PreparedSegment::prepare(dir, number, capacity_bytes)?.install(dir)
+    pub fn create(
+        dir: &Path,
+        number: SegmentNo,
+        capacity_bytes: u64,
+        zero_fill: bool,
+    ) -> Result<Self, StoreError> {
+        PreparedSegment::prepare(dir, number, capacity_bytes, zero_fill)?.install(dir)
     }
 }
 
@@ -47,12 +52,14 @@ impl Segment {
 /// place when the WAL reaches it.
 ///
 /// Its space is allocated (`fallocate`, so a full disk shows here and not mid-append) and
-/// then overwritten with zeros and synced; on a file system without `fallocate` it is
-/// written out with zeros once, which does both. Written zeros matter on ext4 and XFS: space
-/// that is only allocated is "unwritten", and the first write into it must convert the
-/// extent, a metadata change that every later fdatasync has to journal. Measured here
-/// (ext4, 4 KiB write + fdatasync): about 250 µs into allocated space, 175 µs into
-/// written zeros.
+/// then, with `zero_fill` ([`crate::config::StoreOptions::wal_zero_fill`]), overwritten
+/// with zeros, and synced; on a file system without `fallocate` it is written out with
+/// zeros once, which does both. Written zeros matter on ext4 and XFS when every small
+/// write is fdatasynced: space that is only allocated is "unwritten", and the first write
+/// into it must convert the extent, a metadata change that every later fdatasync has to
+/// journal. Measured here (ext4, 4 KiB write + fdatasync): about 250 µs into allocated
+/// space, 175 µs into written zeros. Unwritten space reads as zeros either way, which is
+/// what recovery takes for the end of the written records.
 #[derive(Debug)]
 pub struct PreparedSegment {
     number: SegmentNo,
@@ -69,7 +76,12 @@ impl PreparedSegment {
     ///
     /// # Errors
     /// [`StoreError::Io`] naming the file (e.g. `ENOSPC`).
-    pub fn prepare(dir: &Path, number: SegmentNo, capacity_bytes: u64) -> Result<Self, StoreError> {
+    pub fn prepare(
+        dir: &Path,
+        number: SegmentNo,
+        capacity_bytes: u64,
+        zero_fill: bool,
+    ) -> Result<Self, StoreError> {
         // A name of its own, so that two preparations never share a path, even across a
         // store being reopened while the old one's preparation still runs.
         static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -88,7 +100,7 @@ impl PreparedSegment {
         let allocation = iolog::allocate(&file, capacity_bytes)
             .map_err(io_error(format!("preallocating WAL segment {shown}")))?;
         // Without fallocate the zeros were written already; once is enough.
-        let zeros_written = allocation == Allocation::ZeroFilled;
+        let zeros_written = allocation == Allocation::ZeroFilled || !zero_fill;
         let zeros = vec![0u8; if zeros_written { 0 } else { 1 << 20 }];
         let mut offset = if zeros_written { capacity_bytes } else { 0 };
         while offset < capacity_bytes {
@@ -153,7 +165,7 @@ struct NextSegment {
 }
 
 impl NextSegment {
-    fn start(dir: &Path, number: SegmentNo, capacity_bytes: u64) -> Option<Self> {
+    fn start(dir: &Path, number: SegmentNo, capacity_bytes: u64, zero_fill: bool) -> Option<Self> {
         if iolog::recording() {
             // A crash simulation needs the order of I/O to follow from its own calls; the
             // segment is then prepared in the foreground when the WAL reaches it.
@@ -162,7 +174,7 @@ impl NextSegment {
         let dir = dir.to_path_buf();
         let thread = std::thread::Builder::new()
             .name("tskv-wal-prep".into())
-            .spawn(move || PreparedSegment::prepare(&dir, number, capacity_bytes))
+            .spawn(move || PreparedSegment::prepare(&dir, number, capacity_bytes, zero_fill))
             .ok()?;
         Some(Self {
             number,
@@ -187,6 +199,8 @@ pub struct TakenBatch {
 pub struct WalWriter {
     dir: PathBuf,
     segment_bytes: u64,
+    /// Whether new segments are written with zeros ([`PreparedSegment`]).
+    zero_fill: bool,
     current: Segment,
     /// Where the next batch goes in `current`: the end of everything already handed out.
     append_offset: u64,
@@ -202,14 +216,22 @@ pub struct WalWriter {
 
 impl WalWriter {
     /// A writer appending to `current` at `append_offset` (the end of its valid data).
-    /// New segments are preallocated to `segment_bytes`.
-    /// Deletes half-prepared segments and starts preparing the one after `current`.
-    pub fn new(dir: &Path, segment_bytes: u64, current: Segment, append_offset: u64) -> Self {
+    /// New segments are preallocated to `segment_bytes`, and written with zeros if
+    /// `zero_fill`. Deletes half-prepared segments and starts preparing the one after
+    /// `current`.
+    pub fn new(
+        dir: &Path,
+        segment_bytes: u64,
+        zero_fill: bool,
+        current: Segment,
+        append_offset: u64,
+    ) -> Self {
         remove_prepared(dir);
-        let next = NextSegment::start(dir, current.number.next(), segment_bytes);
+        let next = NextSegment::start(dir, current.number.next(), segment_bytes, zero_fill);
         Self {
             dir: dir.to_path_buf(),
             segment_bytes,
+            zero_fill,
             current,
             append_offset,
             pending: Vec::new(),
@@ -361,10 +383,11 @@ impl WalWriter {
         };
         let prepared = match prepared {
             Some(prepared) => prepared,
-            None => PreparedSegment::prepare(&self.dir, number, capacity_bytes)?,
+            None => PreparedSegment::prepare(&self.dir, number, capacity_bytes, self.zero_fill)?,
         };
         let next = prepared.install(&self.dir)?;
-        self.next = NextSegment::start(&self.dir, number.next(), self.segment_bytes);
+        self.next =
+            NextSegment::start(&self.dir, number.next(), self.segment_bytes, self.zero_fill);
         tracing::debug!(segment = %next.path.display(), capacity_bytes, "new WAL segment");
         let old = std::mem::replace(&mut self.current, next);
         self.append_offset = 0;

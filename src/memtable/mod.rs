@@ -1,9 +1,9 @@
 //! The memtable: the newest version of each recently written key, in memory.
 //!
 //! Two structures share the work. A hash map from key to its newest version serves point
-//! reads and overwrites in O(1); a `crossbeam-skiplist` of the keys keeps them in byte
-//! order for the flush to an SSTable and for scans. A key enters the skiplist once, when it
-//! is first written, so an overwrite costs one hash update and no skiplist search. (RocksDB
+//! reads and overwrites in O(1); an ordered set of the keys ([`order`]) keeps them in byte
+//! order for the flush to an SSTable and for scans. A key enters the ordered set once, when
+//! it is first written, so an overwrite costs one hash update and no search. (RocksDB
 //! offers hash-indexed memtables for the same reason: point lookups in a large skiplist
 //! spend most of their time chasing pointers and comparing keys.)
 //!
@@ -11,7 +11,7 @@
 //! point read of such a key costs about one cache miss instead of four; with 100,000 keys,
 //! a standalone lookup loop took 17 ns this way against 151 ns with boxed keys and SipHash.
 //!
-//! Skiplist keys carry their first 16 bytes as a big-endian integer, so most comparisons
+//! Ordered keys carry their first 16 bytes as a big-endian integer, so most comparisons
 //! during an insert are one integer comparison instead of a `memcmp` call.
 //!
 //! Its size, which [`crate::config::StoreOptions::memtable_bytes`] is compared with, is the
@@ -20,15 +20,17 @@
 //! which bounds the WAL one memtable covers, so overwriting one key forever still leads to
 //! flushes and recovery never replays more than about four memtables' worth of records.
 
-use std::cmp::Ordering;
-use std::collections::HashMap;
-
-use crossbeam_skiplist::SkipSet;
+use hashbrown::hash_map::EntryRef;
+use hashbrown::HashMap;
 use smallvec::SmallVec;
+
+mod order;
+
+use order::KeyOrder;
 
 use crate::base::SeqNo;
 
-/// Accounted bytes per write besides key and value: hash slot, skiplist node, vectors.
+/// Accounted bytes per write besides key and value: hash slot, ordered-set entry, vectors.
 pub const ENTRY_OVERHEAD_BYTES: usize = 64;
 
 /// A value in the memtable: up to 16 bytes are stored inline in the hash slot, so reading a
@@ -36,7 +38,30 @@ pub const ENTRY_OVERHEAD_BYTES: usize = 64;
 pub type MemValue = SmallVec<[u8; 16]>;
 
 /// A key in the memtable's hash map: up to 24 bytes inline, for the same reason.
-type HashKey = SmallVec<[u8; 24]>;
+/// Hashes and compares as its bytes do, so the map is searched with a `&[u8]`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct HashKey(SmallVec<[u8; 24]>);
+
+impl From<&[u8]> for HashKey {
+    // `SmallVec`'s own `From<&[u8]>` copies byte by byte; `from_slice` is one `memcpy`.
+    fn from(bytes: &[u8]) -> Self {
+        Self(SmallVec::from_slice(bytes))
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for HashKey {
+    fn borrow(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for HashKey {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
 
 /// The newest version of a key in a memtable.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,47 +75,12 @@ pub struct MemEntry {
     pub expire_at_ms: Option<u64>,
 }
 
-/// A skiplist key: the bytes, with their first 16 bytes (zero-padded) as a big-endian
-/// integer for fast comparison. Orders exactly as the bytes do: a differing head decides
-/// as the first differing byte would, and equal heads fall back to the full bytes.
-#[derive(Debug, PartialEq, Eq)]
-struct OrderKey {
-    head: u128,
-    bytes: Box<[u8]>,
-}
-
-impl OrderKey {
-    fn new(bytes: &[u8]) -> Self {
-        let mut head = [0u8; 16];
-        let n = bytes.len().min(16);
-        head[..n].copy_from_slice(&bytes[..n]);
-        Self {
-            head: u128::from_be_bytes(head),
-            bytes: bytes.into(),
-        }
-    }
-}
-
-impl Ord for OrderKey {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.head
-            .cmp(&other.head)
-            .then_with(|| self.bytes.cmp(&other.bytes))
-    }
-}
-
-impl PartialOrd for OrderKey {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
 /// A sorted in-memory table of the newest version of each key.
 #[derive(Default)]
 pub struct Memtable {
     /// Seeded per process (foldhash), so clients cannot aim keys at one bucket chain.
     newest: HashMap<HashKey, MemEntry, foldhash::fast::RandomState>,
-    order: SkipSet<OrderKey>,
+    order: KeyOrder,
     live_bytes: usize,
     written_bytes: usize,
     max_seq: SeqNo,
@@ -119,6 +109,16 @@ impl Memtable {
     /// An empty memtable.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty memtable with room for `key_count` keys in its hash map, so that filling
+    /// it does not rehash on the way (the store sizes the next memtable by the last one).
+    /// The room costs address space more than memory: slots are touched when written.
+    pub fn with_capacity(key_count: usize) -> Self {
+        Self {
+            newest: HashMap::with_capacity_and_hasher(key_count, Default::default()),
+            ..Self::default()
+        }
     }
 
     /// Sets `key` to `value` (`None` = tombstone) at `seq`, visible until `expire_at_ms`
@@ -157,15 +157,17 @@ impl Memtable {
             value: value.map(MemValue::from_slice),
             expire_at_ms,
         };
-        match self.newest.get_mut(key) {
-            Some(newest) => {
+        // One hash and one probe, whether the key is new or not.
+        match self.newest.entry_ref(key) {
+            EntryRef::Occupied(mut occupied) => {
+                let newest = occupied.get_mut();
                 debug_assert!(newest.seq < seq, "a key's versions must increase");
                 self.live_bytes -= entry_size_bytes(key, newest.value.as_deref());
                 *newest = entry;
             }
-            None => {
-                self.newest.insert(HashKey::from_slice(key), entry);
-                self.order.insert(OrderKey::new(key));
+            EntryRef::Vacant(vacant) => {
+                vacant.insert(entry);
+                self.order.insert(key);
             }
         }
     }
@@ -199,15 +201,13 @@ impl Memtable {
 
     /// Keys from `start` on (inclusive) with their newest version, in byte order.
     pub fn iter_from(&self, start: &[u8]) -> impl Iterator<Item = (&[u8], &MemEntry)> + '_ {
-        self.order
-            .range(OrderKey::new(start)..)
-            .map(move |ordered| {
-                let (key, entry) = self
-                    .newest
-                    .get_key_value(&ordered.value().bytes[..])
-                    .expect("every ordered key has a newest version");
-                (&key[..], entry)
-            })
+        self.order.iter_from(start).map(move |ordered| {
+            let (key, entry) = self
+                .newest
+                .get_key_value(ordered)
+                .expect("every ordered key has a newest version");
+            (&key[..], entry)
+        })
     }
 
     /// All keys with their newest version, in byte order of the keys.
@@ -215,7 +215,7 @@ impl Memtable {
         self.order.iter().map(move |ordered| {
             let (key, entry) = self
                 .newest
-                .get_key_value(&ordered.value().bytes[..])
+                .get_key_value(ordered)
                 .expect("every ordered key has a newest version");
             (&key[..], entry)
         })
@@ -260,7 +260,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// The skiplist's fast key comparison orders exactly as bytes do, and iteration
+        /// The ordered set's fast key comparison orders exactly as bytes do, and iteration
         /// yields every key once, sorted, with its newest version.
         #[test]
         fn iterates_in_byte_order(writes in proptest::collection::vec(
