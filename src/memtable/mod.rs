@@ -204,7 +204,7 @@ impl Memtable {
         self.order.iter_from(start).map(move |ordered| {
             let (key, entry) = self
                 .newest
-                .get_key_value(ordered)
+                .get_key_value(ordered.bytes())
                 .expect("every ordered key has a newest version");
             (&key[..], entry)
         })
@@ -215,7 +215,7 @@ impl Memtable {
         self.order.iter().map(move |ordered| {
             let (key, entry) = self
                 .newest
-                .get_key_value(ordered)
+                .get_key_value(ordered.bytes())
                 .expect("every ordered key has a newest version");
             (&key[..], entry)
         })

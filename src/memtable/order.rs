@@ -3,21 +3,20 @@
 //! A key enters once, when it is first written (the memtable's hash map knows whether it
 //! is new). Keys that arrive in increasing order — a sequential load, a time series'
 //! chunks of one series — are appended to a sorted run in O(1), with one comparison
-//! against the run's last key; any other key goes into a B-tree. Iteration merges the two,
-//! which never share a key. RocksDB's memtable offers the same shortcut for the same
-//! workload (its skiplist remembers where the last insert went, and `fillseq` inserts
-//! right after it).
+//! against the run's last key; any other key goes into the `crossbeam-skiplist`, as every
+//! key did before. Iteration merges the two, which never share a key. RocksDB's memtable
+//! offers the same shortcut for the same workload (its skiplist remembers where the last
+//! insert went, and `fillseq` inserts right after it).
 //!
-//! Before, the order lived in a `crossbeam-skiplist`: measured with callgrind on the
-//! `engine_vs_fjall` `fillseq` phase (16-byte keys, in order), an insert cost about 1,430
-//! instructions there plus an allocation for its key; the run costs a few dozen. The
-//! memtable has one writer (`insert` takes `&mut self`) and is shared only once frozen,
-//! so nothing here needs a concurrent structure.
+//! Measured with callgrind on the `engine_vs_fjall` `fillseq` phase (16-byte keys, in
+//! order), an insert into the skiplist cost about 1,430 instructions plus an allocation
+//! for its key; an append to the run costs a few dozen.
 
 use std::cmp::Ordering;
-use std::collections::BTreeSet;
 use std::iter::Peekable;
 
+use crossbeam_skiplist::set::Entry;
+use crossbeam_skiplist::SkipSet;
 use smallvec::SmallVec;
 
 /// Key bytes kept inline (no allocation) up to this length, as in the hash map.
@@ -72,8 +71,24 @@ impl PartialOrd for OrderKey {
 pub(super) struct KeyOrder {
     /// Keys each greater than every earlier key of the run: sorted by construction.
     run: Vec<OrderKey>,
-    /// The keys that were not, in a B-tree.
-    rest: BTreeSet<OrderKey>,
+    /// The keys that were not, in the skiplist.
+    rest: SkipSet<OrderKey>,
+}
+
+/// A key of the set as iteration yields it: in the run, or an entry of the skiplist.
+pub(super) enum OrderedKey<'a> {
+    Run(&'a OrderKey),
+    Rest(Entry<'a, OrderKey>),
+}
+
+impl OrderedKey<'_> {
+    /// The key's bytes (borrowed from the entry: the memtable maps them to its own key).
+    pub(super) fn bytes(&self) -> &[u8] {
+        match self {
+            Self::Run(key) => key.bytes(),
+            Self::Rest(entry) => entry.value().bytes(),
+        }
+    }
 }
 
 impl KeyOrder {
@@ -83,13 +98,13 @@ impl KeyOrder {
         if self.run.last().is_none_or(|last| *last < key) {
             self.run.push(key);
         } else {
-            let added = self.rest.insert(key);
-            debug_assert!(added, "a key enters the order once");
+            debug_assert!(!self.rest.contains(&key), "a key enters the order once");
+            self.rest.insert(key);
         }
     }
 
     /// The keys from `start` on (inclusive), in byte order.
-    pub(super) fn iter_from<'a>(&'a self, start: &[u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+    pub(super) fn iter_from<'a>(&'a self, start: &[u8]) -> impl Iterator<Item = OrderedKey<'a>> {
         let start = OrderKey::new(start);
         let from = self.run.partition_point(|key| *key < start);
         Merge {
@@ -99,7 +114,7 @@ impl KeyOrder {
     }
 
     /// Every key, in byte order.
-    pub(super) fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+    pub(super) fn iter(&self) -> impl Iterator<Item = OrderedKey<'_>> {
         Merge {
             run: self.run.iter().peekable(),
             rest: self.rest.iter().peekable(),
@@ -107,28 +122,27 @@ impl KeyOrder {
     }
 }
 
-/// Merges the run and the B-tree, two sorted sequences with no key in common.
-struct Merge<'a, R: Iterator<Item = &'a OrderKey>> {
+/// Merges the run and the skiplist, two sorted sequences with no key in common.
+struct Merge<'a, R: Iterator<Item = Entry<'a, OrderKey>>> {
     run: Peekable<std::slice::Iter<'a, OrderKey>>,
     rest: Peekable<R>,
 }
 
-impl<'a, R: Iterator<Item = &'a OrderKey>> Iterator for Merge<'a, R> {
-    type Item = &'a [u8];
+impl<'a, R: Iterator<Item = Entry<'a, OrderKey>>> Iterator for Merge<'a, R> {
+    type Item = OrderedKey<'a>;
 
-    fn next(&mut self) -> Option<&'a [u8]> {
+    fn next(&mut self) -> Option<OrderedKey<'a>> {
         let from_run = match (self.run.peek(), self.rest.peek()) {
             (None, None) => return None,
             (Some(_), None) => true,
             (None, Some(_)) => false,
-            (Some(a), Some(b)) => a < b,
+            (Some(a), Some(b)) => *a < b.value(),
         };
-        let key = if from_run {
-            self.run.next()
+        if from_run {
+            self.run.next().map(OrderedKey::Run)
         } else {
-            self.rest.next()
-        };
-        key.map(OrderKey::bytes)
+            self.rest.next().map(OrderedKey::Rest)
+        }
     }
 }
 
@@ -157,11 +171,11 @@ mod tests {
             for key in &arrival {
                 order.insert(key);
             }
-            let all: Vec<&[u8]> = order.iter().collect();
-            let want: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+            let all: Vec<Vec<u8>> = order.iter().map(|k| k.bytes().to_vec()).collect();
+            let want: Vec<Vec<u8>> = keys.iter().cloned().collect();
             proptest::prop_assert_eq!(all, want);
-            let from: Vec<&[u8]> = order.iter_from(&start).collect();
-            let want_from: Vec<&[u8]> = keys.range(start.clone()..).map(Vec::as_slice).collect();
+            let from: Vec<Vec<u8>> = order.iter_from(&start).map(|k| k.bytes().to_vec()).collect();
+            let want_from: Vec<Vec<u8>> = keys.range(start.clone()..).cloned().collect();
             proptest::prop_assert_eq!(from, want_from);
         }
     }
@@ -177,7 +191,7 @@ mod tests {
         assert_eq!(
             order.rest.len(),
             1,
-            "an out-of-order key goes to the B-tree"
+            "an out-of-order key goes to the skiplist"
         );
     }
 }
