@@ -192,6 +192,20 @@ fn twa_takes_the_range_neighbours_from_the_unfiltered_series() {
         "f 6 + FILTER_BY_TS 8 16 AGGREGATION twa 10",
         &[(0, first), (10, second)],
     );
+    // Dropped samples inside the range serve too: 1000@5 before the first kept sample
+    // and 5000@18 after the last. [10,20) cut at 18: at 10 the line 1000@5 -> 20@12 is
+    // 300; then 20@12 -> 40@16; then 40@16 -> 5000@18, which is the edge.
+    add_all(
+        &mut c,
+        "g",
+        &[(2, 10.0), (5, 1000.0), (12, 20.0), (16, 40.0), (18, 5000.0)],
+    );
+    let area = (300.0 + 20.0) * 2.0 / 2.0 + (20.0 + 40.0) * 4.0 / 2.0 + (5000.0 + 40.0) * 2.0 / 2.0;
+    assert_both_ways(
+        &mut c,
+        "g 3 + FILTER_BY_VALUE 0 100 AGGREGATION twa 10",
+        &[(10, area / 8.0)],
+    );
 }
 
 #[test]

@@ -323,12 +323,18 @@ impl Bucketer {
         }
     }
 
-    /// Takes the next sample; `out` gets the buckets it closes.
-    pub fn push(&mut self, sample: Sample, out: &mut impl FnMut(Sample)) {
-        let ts = i128::from(sample.ts_ms);
+    /// As [`Bucketer::push`] for a sample a filter kept, where [`Bucketer::skip`] notes the
+    /// dropped ones (the plain `push` leaves that bookkeeping out of every other walk).
+    pub fn push_kept(&mut self, sample: Sample, out: &mut impl FnMut(Sample)) {
         if let Some(twa) = self.twa.as_mut() {
             twa.exit = None;
         }
+        self.push(sample, out);
+    }
+
+    /// Takes the next sample; `out` gets the buckets it closes.
+    pub fn push(&mut self, sample: Sample, out: &mut impl FnMut(Sample)) {
+        let ts = i128::from(sample.ts_ms);
         match self.current {
             Some((start, end)) if start <= ts && ts < end => {}
             current => {

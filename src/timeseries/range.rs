@@ -329,6 +329,23 @@ fn twa_bounds(
     })
 }
 
+/// Feeds `samples` to `bucketer`, those `keeps` refuses as dropped ones (for `twa`). Kept
+/// out of [`RangeCursor::step`], so the loop every other range runs stays as it was.
+#[inline(never)]
+fn push_noting_skipped(
+    bucketer: &mut Bucketer,
+    samples: Vec<Sample>,
+    keeps: impl Fn(&Sample) -> bool,
+    out: &mut Vec<Sample>,
+) {
+    for s in samples {
+        match keeps(&s) {
+            true => bucketer.push_kept(s, &mut |b| out.push(b)),
+            false => bucketer.skip(s),
+        }
+    }
+}
+
 /// Merges two time-ordered runs; at equal timestamps `newer` wins.
 pub(super) fn merge(older: Vec<Sample>, newer: Vec<Sample>) -> Vec<Sample> {
     let mut out = Vec::with_capacity(older.len() + newer.len());
@@ -410,12 +427,7 @@ impl RangeCursor {
             match self.bucketer.as_mut() {
                 // `twa` reads the dropped samples next to the kept ones.
                 Some(bucketer) if bucketer.wants_skipped() && source.filters() => {
-                    for s in samples {
-                        match keeps(&s) {
-                            true => bucketer.push(s, &mut |b| out.push(b)),
-                            false => bucketer.skip(s),
-                        }
-                    }
+                    push_noting_skipped(bucketer, samples, keeps, out);
                 }
                 Some(bucketer) => samples
                     .into_iter()
