@@ -233,3 +233,77 @@ fn twa_compaction_interpolates_across_closed_buckets() {
     with_latest.push((30, 30.5));
     assert_buckets(&mut c, "TS.RANGE dst - + LATEST", &with_latest);
 }
+
+/// The mean over `[from_ms, to_ms]` of the piecewise-linear function through `points`
+/// (in time order).
+fn line_mean(points: &[(u64, f64)], from_ms: u64, to_ms: u64) -> f64 {
+    let at = |t: u64| -> f64 {
+        let i = points.iter().rposition(|p| p.0 <= t).unwrap_or(0);
+        let j = (i + 1).min(points.len() - 1);
+        let ((t1, v1), (t2, v2)) = (points[i], points[j]);
+        if t1 == t2 {
+            v1
+        } else {
+            v1 + (t as f64 - t1 as f64) * (v2 - v1) / (t2 as f64 - t1 as f64)
+        }
+    };
+    if from_ms == to_ms {
+        return at(from_ms);
+    }
+    let mut cuts = vec![from_ms];
+    cuts.extend(
+        points
+            .iter()
+            .map(|p| p.0)
+            .filter(|&t| t > from_ms && t < to_ms),
+    );
+    cuts.push(to_ms);
+    let area: f64 = cuts
+        .windows(2)
+        .map(|w| (at(w[0]) + at(w[1])) / 2.0 * (w[1] - w[0]) as f64)
+        .sum();
+    area / (to_ms - from_ms) as f64
+}
+
+/// Sealed chunks, a gap of deleted samples right before the range (longer than the
+/// first window the backward search reads), and a restart: the neighbours come from the
+/// chunks on disk.
+#[test]
+fn twa_finds_neighbours_in_sealed_chunks_across_a_gap_and_a_restart() {
+    let args = ["--shards", "1"];
+    let mut server = TestServer::start(&args);
+    let dir = server.data_dir().to_path_buf();
+    let mut c = server.raw();
+    assert_eq!(req(&mut c, "TS.CREATE big CHUNK_SIZE 256"), Reply::ok());
+    let all: Vec<(u64, f64)> = (0..3000u64)
+        .map(|i| (1000 * i, ((i * 37) % 23) as f64 - 5.5))
+        .collect();
+    for batch in all.chunks(100) {
+        let mut line = String::from("TS.MADD");
+        for (ts, v) in batch {
+            line.push_str(&format!(" big {ts} {v}"));
+        }
+        req(&mut c, &line);
+    }
+    assert_eq!(req(&mut c, "TS.DEL big 1100000 1234000"), Reply::Int(135));
+    let kept: Vec<(u64, f64)> = all
+        .iter()
+        .copied()
+        .filter(|(ts, _)| !(1_100_000..=1_234_000).contains(ts))
+        .collect();
+    let (from, to, bucket) = (1_234_567u64, 1_800_000u64, 60_000u64);
+    let want: Vec<(i64, f64)> = (from / bucket * bucket..=to)
+        .step_by(bucket as usize)
+        .map(|start| {
+            let (lo, hi) = (start.max(from), (start + bucket).min(to));
+            (start as i64, line_mean(&kept, lo, hi))
+        })
+        .collect();
+    let query = format!("big {from} {to} AGGREGATION twa {bucket}");
+    assert_both_ways(&mut c, &query, &want);
+    drop(c);
+    server.shutdown();
+    let server = TestServer::start_in(&dir, &args);
+    let mut c = server.raw();
+    assert_both_ways(&mut c, &query, &want);
+}
