@@ -307,3 +307,52 @@ fn twa_finds_neighbours_in_sealed_chunks_across_a_gap_and_a_restart() {
     let mut c = server.raw();
     assert_both_ways(&mut c, &query, &want);
 }
+
+/// `TS.MRANGE` / `TS.MREVRANGE` give each series the same `twa` buckets as its own
+/// `TS.RANGE` / `TS.REVRANGE`, neighbours outside the range included.
+#[test]
+fn twa_in_mrange_matches_range() {
+    let server = TestServer::start(&["--shards", "2"]);
+    let mut c = server.raw();
+    for key in ["m{a}", "m{b}"] {
+        assert_eq!(
+            req(&mut c, &format!("TS.CREATE {key} LABELS k m")),
+            Reply::ok()
+        );
+    }
+    add_all(
+        &mut c,
+        "m{a}",
+        &[(3, 1.0), (9, 7.0), (14, 2.0), (26, 11.0), (31, 4.0)],
+    );
+    add_all(
+        &mut c,
+        "m{b}",
+        &[(1, 5.0), (12, -3.0), (19, 8.0), (33, 6.0)],
+    );
+    let range = "8 27 AGGREGATION twa 10 EMPTY";
+    // By hand: [0,10) cut to [8,10] runs 6 -> 7 -> 6 (lines to 1@3 and 2@14); [10,20)
+    // runs 6 -> 2 -> 6.5; [20,30) cut to [20,27] runs 6.5 -> 11 -> 9.6 (line to 4@31).
+    assert_both_ways(
+        &mut c,
+        &format!("m{{a}} {range}"),
+        &[(0, 6.5), (10, 4.15), (20, 62.8 / 7.0)],
+    );
+    for (single, multi) in [("TS.RANGE", "TS.MRANGE"), ("TS.REVRANGE", "TS.MREVRANGE")] {
+        let Reply::Array(series) = req(&mut c, &format!("{multi} {range} FILTER k=m")) else {
+            panic!("{multi} is an array")
+        };
+        assert_eq!(series.len(), 2, "{multi}");
+        for entry in series {
+            let Reply::Array(parts) = entry else {
+                panic!("{multi}: a series is an array")
+            };
+            let Reply::Bulk(key) = &parts[0] else {
+                panic!("{multi}: a key first")
+            };
+            let key = String::from_utf8(key.clone()).unwrap();
+            let alone = req(&mut c, &format!("{single} {key} {range}"));
+            assert_eq!(parts[2], alone, "{multi} {key}");
+        }
+    }
+}
