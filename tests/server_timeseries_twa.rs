@@ -206,6 +206,17 @@ fn twa_takes_the_range_neighbours_from_the_unfiltered_series() {
         "g 3 + FILTER_BY_VALUE 0 100 AGGREGATION twa 10",
         &[(10, area / 8.0)],
     );
+    // EMPTY with a filter: a gap's line runs between the unfiltered samples around it
+    // (10@2 and the dropped 500@25), not between the kept ones (10@2 and 50@33).
+    add_all(&mut c, "h", &[(2, 10.0), (25, 500.0), (33, 50.0)]);
+    let first = 10.0 + 4.0 * 40.0 / 31.0;
+    let last = (10.0 + 28.0 * 40.0 / 31.0 + 50.0) / 2.0;
+    let gap = 10.0 + 13.0 * 490.0 / 23.0;
+    assert_both_ways(
+        &mut c,
+        "h - + FILTER_BY_VALUE 0 100 AGGREGATION twa 10 EMPTY",
+        &[(0, first), (10, gap), (20, 500.0), (30, last)],
+    );
 }
 
 #[test]

@@ -7,7 +7,8 @@
 //! never below 0. Pure: no storage, tested on its own.
 
 use super::chunk::Sample;
-use super::twa::{self, Edges};
+pub use super::twa::TwaBounds;
+use super::twa::{self, Edges, Walk};
 
 /// The aggregators of `AGGREGATION`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -221,41 +222,6 @@ impl Aggregation {
     }
 }
 
-/// What `twa` needs of a range beyond its samples: the range's bounds, which cut its
-/// first and last bucket, and the series' samples right outside it (see [`twa`]).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct TwaBounds {
-    /// The range's first millisecond (`fromTimestamp`).
-    pub from_ms: u64,
-    /// The range's last millisecond (`toTimestamp`).
-    pub to_ms: u64,
-    /// The series' last sample before the range, if any.
-    pub before: Option<Sample>,
-    /// The series' first sample after the range, if any.
-    pub after: Option<Sample>,
-}
-
-impl TwaBounds {
-    /// No bounds and no neighbours: each bucket on its own samples.
-    pub const NONE: Self = Self {
-        from_ms: 0,
-        to_ms: u64::MAX,
-        before: None,
-        after: None,
-    };
-}
-
-/// `twa`'s view of the stream: the neighbours of the first and last bucket.
-#[derive(Clone, Debug)]
-struct TwaStream {
-    bounds: TwaBounds,
-    /// The sample next to the first bucket on the side the stream comes from: the range's
-    /// neighbour, or the last sample a filter dropped before the first one kept.
-    entry: Option<Sample>,
-    /// The first sample a filter dropped after the newest one kept.
-    exit: Option<Sample>,
-}
-
 /// Aggregation as a stream: samples go in one at a time, in time order or (for
 /// `TS.REVRANGE`) in reverse time order, and each bucket comes out as soon as a sample
 /// past it arrives, in the same order; with `EMPTY`, the empty buckets between two
@@ -277,7 +243,7 @@ pub struct Bucketer {
     /// (an empty bucket of `last` after it repeats its value; `twa` interpolates from it).
     previous: Option<(i128, Sample)>,
     /// `Some` for `twa` only.
-    twa: Option<TwaStream>,
+    twa: Option<Walk>,
 }
 
 impl Bucketer {
@@ -289,11 +255,7 @@ impl Bucketer {
     /// As [`Bucketer::new`], with the range's bounds and neighbours for `twa` (unused by
     /// the other aggregators).
     pub fn with_twa_bounds(aggregation: Aggregation, reverse: bool, bounds: TwaBounds) -> Self {
-        let twa = (aggregation.aggregator == Aggregator::Twa).then_some(TwaStream {
-            bounds,
-            entry: if reverse { bounds.after } else { bounds.before },
-            exit: None,
-        });
+        let twa = (aggregation.aggregator == Aggregator::Twa).then(|| Walk::new(bounds, reverse));
         Self {
             aggregation,
             reverse,
@@ -313,23 +275,21 @@ impl Bucketer {
     /// and the last bucket's outer neighbours from the unfiltered series, as
     /// RedisTimeSeries does.
     pub fn skip(&mut self, sample: Sample) {
-        let started = self.current.is_some();
-        if let Some(twa) = self.twa.as_mut() {
-            if !started {
-                twa.entry = Some(sample);
-            } else if twa.exit.is_none() {
-                twa.exit = Some(sample);
-            }
+        let bucket_ms = self.aggregation.bucket_ms;
+        if let Some(walk) = self.twa.as_mut() {
+            walk.dropped(sample, self.current, bucket_ms);
         }
     }
 
     /// As [`Bucketer::push`] for a sample a filter kept, where [`Bucketer::skip`] notes the
     /// dropped ones (the plain `push` leaves that bookkeeping out of every other walk).
     pub fn push_kept(&mut self, sample: Sample, out: &mut impl FnMut(Sample)) {
-        if let Some(twa) = self.twa.as_mut() {
-            twa.exit = None;
-        }
+        let gap = self.twa.as_mut().and_then(|w| w.kept(sample, self.current));
         self.push(sample, out);
+        let (bucket_ms, current) = (self.aggregation.bucket_ms, self.current);
+        if let (Some(walk), Some(current)) = (self.twa.as_mut(), current) {
+            walk.opened(gap, sample, current, bucket_ms);
+        }
     }
 
     /// Takes the next sample; `out` gets the buckets it closes.
@@ -351,21 +311,14 @@ impl Bucketer {
     /// Closes the last bucket.
     pub fn finish(&mut self, out: &mut impl FnMut(Sample)) {
         if self.current.is_some() {
-            let beyond = self.twa.as_ref().and_then(|twa| {
-                let range_side = if self.reverse {
-                    twa.bounds.before
-                } else {
-                    twa.bounds.after
-                };
-                twa.exit.or(range_side)
-            });
+            let beyond = self.twa.as_ref().and_then(Walk::beyond);
             self.close(beyond, out);
         }
     }
 
     /// The edges of the bucket starting at raw `start` for `twa`: cut at the range.
     fn twa_edges(&self, start: i128) -> Edges {
-        let bounds = self.twa.as_ref().map_or(TwaBounds::NONE, |t| t.bounds);
+        let bounds = self.twa.as_ref().map_or(TwaBounds::NONE, |w| w.bounds);
         Edges {
             start_ms: clamp_ts(start).max(bounds.from_ms),
             end_ms: clamp_ts(start + i128::from(self.aggregation.bucket_ms)).min(bounds.to_ms),
@@ -381,8 +334,8 @@ impl Bucketer {
             self.samples.reverse();
         }
         let value = match &self.twa {
-            Some(twa) => {
-                let prev = self.previous.map(|(_, last)| last).or(twa.entry);
+            Some(walk) => {
+                let prev = self.previous.map(|(_, last)| last).or(walk.entry);
                 let (before, after) = if self.reverse {
                     (next, prev)
                 } else {
@@ -415,6 +368,12 @@ impl Bucketer {
             } else {
                 (other, start, other_last, arrival_first)
             };
+            // A filtered walk takes them from the unfiltered series, as RedisTimeSeries.
+            let (earlier_last, later_first) = self
+                .twa
+                .as_ref()
+                .and_then(Walk::gap_neighbours)
+                .unwrap_or((earlier_last, later_first));
             let gap_value = |gap: i128| match self.twa {
                 Some(_) => twa::empty_value(earlier_last, later_first, self.twa_edges(gap)),
                 None => self.aggregation.aggregator.empty_value(earlier_last.value),

@@ -129,6 +129,152 @@ pub fn empty_value(before: Sample, after: Sample, edges: Edges) -> f64 {
     (at_start + at_end) / 2.0
 }
 
+/// What `twa` needs of a range beyond its samples: the range's bounds, which cut its
+/// first and last bucket, and the series' samples right outside it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TwaBounds {
+    /// The range's first millisecond (`fromTimestamp`).
+    pub from_ms: u64,
+    /// The range's last millisecond (`toTimestamp`).
+    pub to_ms: u64,
+    /// The series' last sample before the range, if any.
+    pub before: Option<Sample>,
+    /// The series' first sample after the range, if any.
+    pub after: Option<Sample>,
+}
+
+impl TwaBounds {
+    /// No bounds and no neighbours: each bucket on its own samples.
+    pub const NONE: Self = Self {
+        from_ms: 0,
+        to_ms: u64::MAX,
+        before: None,
+        after: None,
+    };
+}
+
+/// The unfiltered samples around a gap between buckets, in time order (`None` when one
+/// side is missing).
+pub type Gap = Option<(Sample, Sample)>;
+
+/// `twa`'s view of a walk over a range, in walk order (backwards for `TS.REVRANGE`): the
+/// samples next to its first and last bucket, and, when a filter drops samples, the
+/// unfiltered samples around each gap between buckets (RedisTimeSeries looks both up in
+/// the unfiltered series). A bucket is `(raw start, raw end)`, the end exclusive.
+#[derive(Clone, Debug)]
+pub struct Walk {
+    /// The range's bounds and outer neighbours.
+    pub bounds: TwaBounds,
+    reverse: bool,
+    /// The sample before the first bucket in walk order: the range's neighbour on that
+    /// side, or the last sample a filter dropped before the first one kept.
+    pub entry: Option<Sample>,
+    /// The first sample a filter dropped after the newest one kept.
+    exit: Option<Sample>,
+    /// The unfiltered samples either side of where a gap after the current bucket would
+    /// start (in walk order: its end, or backwards one bucket below its start).
+    gap_before: Option<Sample>,
+    gap_after: Option<Sample>,
+    /// Those samples for the gap before the current bucket, in time order.
+    gap: Gap,
+}
+
+impl Walk {
+    /// A walk over a range with `bounds`, backwards if `reverse`.
+    pub fn new(bounds: TwaBounds, reverse: bool) -> Self {
+        Self {
+            bounds,
+            reverse,
+            entry: if reverse { bounds.after } else { bounds.before },
+            exit: None,
+            gap_before: None,
+            gap_after: None,
+            gap: None,
+        }
+    }
+
+    /// The sample after the last bucket in walk order, when the walk ends.
+    pub fn beyond(&self) -> Option<Sample> {
+        let range_side = if self.reverse {
+            self.bounds.before
+        } else {
+            self.bounds.after
+        };
+        self.exit.or(range_side)
+    }
+
+    /// The unfiltered samples around the gap before the current bucket (time order),
+    /// known only in a filtered walk.
+    pub fn gap_neighbours(&self) -> Gap {
+        self.gap
+    }
+
+    /// Notes `sample`, dropped by a filter while `current` is the open bucket.
+    pub fn dropped(&mut self, sample: Sample, current: Option<(i128, i128)>, bucket_ms: u64) {
+        match current {
+            None => self.entry = Some(sample),
+            Some(current) => {
+                if self.exit.is_none() {
+                    self.exit = Some(sample);
+                }
+                self.track(sample, current, bucket_ms);
+            }
+        }
+    }
+
+    /// Notes `sample`, kept, before it goes into the buckets while `current` is open: if
+    /// it opens a new bucket, returns the unfiltered samples around the gap it ends.
+    pub fn kept(&mut self, sample: Sample, current: Option<(i128, i128)>) -> Option<Gap> {
+        self.exit = None;
+        let (start, end) = current?;
+        let ts = i128::from(sample.ts_ms);
+        if start <= ts && ts < end {
+            return None;
+        }
+        let (before, after) = if self.reverse {
+            (self.gap_before.or(Some(sample)), self.gap_after)
+        } else {
+            (self.gap_before, self.gap_after.or(Some(sample)))
+        };
+        self.gap_before = None;
+        self.gap_after = None;
+        Some(before.zip(after))
+    }
+
+    /// After `sample` went into bucket `current`: `opened` is what [`Walk::kept`]
+    /// returned for it.
+    pub fn opened(
+        &mut self,
+        opened: Option<Gap>,
+        sample: Sample,
+        current: (i128, i128),
+        bucket_ms: u64,
+    ) {
+        if let Some(gap) = opened {
+            self.gap = gap;
+        }
+        self.track(sample, current, bucket_ms);
+    }
+
+    /// Keeps the unfiltered samples nearest either side of where a gap after `current`
+    /// would start: forward its end; backwards the start of the bucket below it, where
+    /// RedisTimeSeries starts looking.
+    fn track(&mut self, sample: Sample, (start, end): (i128, i128), bucket_ms: u64) {
+        let ts = i128::from(sample.ts_ms);
+        if self.reverse {
+            if ts >= start - i128::from(bucket_ms) {
+                self.gap_after = Some(sample);
+            } else if self.gap_before.is_none() {
+                self.gap_before = Some(sample);
+            }
+        } else if ts < end {
+            self.gap_before = Some(sample);
+        } else if self.gap_after.is_none() {
+            self.gap_after = Some(sample);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
