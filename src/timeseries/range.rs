@@ -22,10 +22,11 @@
 
 use std::cell::RefCell;
 
-use super::aggregate::Bucketer;
+use super::aggregate::{Aggregator, Bucketer, TwaBounds};
 use super::args::RangeArgs;
 use super::chunk::{self, Sample};
 use super::keys;
+use super::neighbours;
 use super::series::{self, SeriesError, SeriesState};
 use crate::block_cache::BlockCache;
 use crate::block_cache::PinnedBlocks;
@@ -86,6 +87,8 @@ pub struct RangeSource {
     /// Open samples in the range, in time order, then the `LATEST` bucket if any.
     open: Vec<Sample>,
     view: Option<RangeView>,
+    /// For `twa`: the range's bounds and the samples right outside it, frozen with it.
+    twa_bounds: TwaBounds,
     /// Chunks read from tables with `pread`, for lack of the owning store's cache.
     uncached_reads: std::cell::Cell<u64>,
     /// Blocks read through a shard's ring for the chunks a stream walks next
@@ -134,6 +137,7 @@ impl RangeSource {
             chunks: Vec::new(),
             open: Vec::new(),
             view: None,
+            twa_bounds: TwaBounds::NONE,
             uncached_reads: std::cell::Cell::new(0),
             pinned: PinnedBlocks::new(),
         };
@@ -147,6 +151,7 @@ impl RangeSource {
             }
         }
         // LATEST: the open bucket of a compaction comes after its stored buckets.
+        let latest_all = latest;
         let latest = latest.filter(|l| (args.from_ms..=to_ms).contains(&l.ts_ms));
         let stored_to_ms = match latest {
             Some(open) => open.ts_ms.saturating_sub(1).min(to_ms),
@@ -184,6 +189,12 @@ impl RangeSource {
             }
             source.open = state.open.range(from_ms, stored_to_ms).collect();
         }
+        let is_twa = args
+            .aggregation
+            .is_some_and(|a| a.aggregator == Aggregator::Twa);
+        if is_twa && stored {
+            source.twa_bounds = twa_bounds(store, state, args.from_ms, to_ms, from_ms, latest_all)?;
+        }
         source.open.extend(latest);
         source.plan = Plan {
             from_ms,
@@ -192,6 +203,12 @@ impl RangeSource {
             reverse,
         };
         Ok(source)
+    }
+
+    /// Whether a filter may drop samples of the range.
+    fn filters(&self) -> bool {
+        let args = &self.plan.args;
+        args.filter_by_ts.is_some() || args.filter_by_value.is_some()
     }
 
     /// Whether every sample in the range is an entry of the reply (no aggregation, no
@@ -286,6 +303,49 @@ impl RangeSource {
     }
 }
 
+/// What `twa` needs of a range over `[range_from_ms, to_ms]` (stored samples from
+/// `from_ms`, the retention window applied): the bounds, the series' last sample before
+/// `from_ms`, and its first after `to_ms`, or else `latest` (the open bucket of a
+/// compaction) when it lies past the range and past every stored sample, as
+/// RedisTimeSeries's `LATEST` writes it into the series for the query.
+fn twa_bounds(
+    store: &ShardStore,
+    state: &SeriesState,
+    range_from_ms: u64,
+    to_ms: u64,
+    from_ms: u64,
+    latest: Option<Sample>,
+) -> Result<TwaBounds, SeriesError> {
+    let newest_stored_ms = state.last.map_or(0, |l| l.ts_ms);
+    let after = match neighbours::first_after(store, state, to_ms)? {
+        Some(after) => Some(after),
+        None => latest.filter(|l| l.ts_ms > to_ms && to_ms > newest_stored_ms),
+    };
+    Ok(TwaBounds {
+        from_ms: range_from_ms,
+        to_ms,
+        before: neighbours::last_before(store, state, from_ms)?,
+        after,
+    })
+}
+
+/// Feeds `samples` to `bucketer`, those `keeps` refuses as dropped ones (for `twa`). Kept
+/// out of [`RangeCursor::step`], so the loop every other range runs stays as it was.
+#[inline(never)]
+fn push_noting_skipped(
+    bucketer: &mut Bucketer,
+    samples: Vec<Sample>,
+    keeps: impl Fn(&Sample) -> bool,
+    out: &mut Vec<Sample>,
+) {
+    for s in samples {
+        match keeps(&s) {
+            true => bucketer.push_kept(s, &mut |b| out.push(b)),
+            false => bucketer.skip(s),
+        }
+    }
+}
+
 /// Merges two time-ordered runs; at equal timestamps `newer` wins.
 pub(super) fn merge(older: Vec<Sample>, newer: Vec<Sample>) -> Vec<Sample> {
     let mut out = Vec::with_capacity(older.len() + newer.len());
@@ -324,7 +384,7 @@ impl RangeCursor {
                 .plan
                 .args
                 .aggregation
-                .map(|a| Bucketer::new(a, source.plan.reverse)),
+                .map(|a| Bucketer::with_twa_bounds(a, source.plan.reverse, source.twa_bounds)),
             produced: 0,
             done: false,
         }
@@ -356,17 +416,24 @@ impl RangeCursor {
                 samples.reverse();
             }
             let args = &source.plan.args;
-            let kept = samples.into_iter().filter(|s| {
+            let keeps = |s: &Sample| {
                 args.filter_by_ts
                     .as_ref()
                     .is_none_or(|list| list.binary_search(&s.ts_ms).is_ok())
                     && args
                         .filter_by_value
                         .is_none_or(|(min, max)| s.value >= min && s.value <= max)
-            });
+            };
             match self.bucketer.as_mut() {
-                Some(bucketer) => kept.for_each(|s| bucketer.push(s, &mut |b| out.push(b))),
-                None => out.extend(kept),
+                // `twa` reads the dropped samples next to the kept ones.
+                Some(bucketer) if bucketer.wants_skipped() && source.filters() => {
+                    push_noting_skipped(bucketer, samples, keeps, out);
+                }
+                Some(bucketer) => samples
+                    .into_iter()
+                    .filter(keeps)
+                    .for_each(|s| bucketer.push(s, &mut |b| out.push(b))),
+                None => out.extend(samples.into_iter().filter(keeps)),
             }
         } else {
             if let Some(bucketer) = self.bucketer.as_mut() {

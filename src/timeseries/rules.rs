@@ -28,7 +28,9 @@ use super::exec::NO_KEY;
 use super::handover::{self, PendingUnlink, UnlinkSide};
 use super::keys;
 use super::meta::{CompactionRule, SeriesMeta};
+use super::neighbours;
 use super::series::{self, SeriesCache, SeriesError};
+use super::twa;
 
 fn refused(text: &str) -> SeriesError {
     SeriesError::Refused(text.to_string())
@@ -328,10 +330,42 @@ pub fn bucket_value(
 ) -> Result<Option<Sample>, SeriesError> {
     let (start, end) = buckets(rule).bucket_span(ts_ms);
     let samples = series::read_range(store, src, start.max(rule.samples_from_ms), end)?;
-    Ok((!samples.is_empty()).then(|| Sample {
+    if samples.is_empty() {
+        return Ok(None);
+    }
+    let value = match rule.aggregator {
+        Aggregator::Twa => twa_value(store, src, rule, &samples, (start, end))?,
+        aggregator => aggregator.fold(&samples),
+    };
+    Ok(Some(Sample {
         ts_ms: start,
-        value: rule.aggregator.fold(&samples),
+        value,
     }))
+}
+
+/// The `twa` of the rule's bucket `[start, end]` holding `samples`, as RedisTimeSeries
+/// 1.10's compaction computes it: the bucket spans `[start, end + 1]`, the sample before
+/// it is the previous bucket's last one (if the rule folded it), and the one after it
+/// the sample that closed it (none while the bucket is open, as for `LATEST`).
+fn twa_value(
+    store: &ShardStore,
+    src: &series::SeriesState,
+    rule: &CompactionRule,
+    samples: &[Sample],
+    (start, end): (u64, u64),
+) -> Result<f64, SeriesError> {
+    let before =
+        neighbours::last_before(store, src, start)?.filter(|b| b.ts_ms >= rule.samples_from_ms);
+    let bucket = twa::Bucket {
+        samples,
+        before,
+        after: neighbours::first_after(store, src, end)?,
+        edges: twa::Edges {
+            start_ms: start,
+            end_ms: end.saturating_add(1),
+        },
+    };
+    Ok(twa::bucket_value(bucket, false))
 }
 
 /// What the destination of a rule needs for one bucket: its start, and its aggregate
