@@ -32,9 +32,11 @@
 //!
 //! RedisTimeSeries adds the segments in the order it walks the samples (backwards for
 //! `TS.REVRANGE`) and so does this module, so both round alike. Timestamp differences are
-//! taken in unsigned 64-bit arithmetic as there, which matters only for a neighbour that
-//! a filter left inside the bucket (RedisTimeSeries takes the neighbours of a range from
-//! the unfiltered series).
+//! signed here. RedisTimeSeries takes them in unsigned 64-bit arithmetic, which differs
+//! only for a neighbour that a filter left inside the bucket it serves (it takes the
+//! neighbours of a range from the unfiltered series): there its difference wraps and its
+//! value is meaningless (about -2.3e20 in one case), while this module's stays on the
+//! line through the samples. That one case is deliberately not matched.
 
 use super::chunk::Sample;
 
@@ -61,9 +63,9 @@ pub struct Bucket<'a> {
     pub edges: Edges,
 }
 
-/// `t2 - t1` in milliseconds as RedisTimeSeries takes it (unsigned, wrapping).
+/// `t2 - t1` in milliseconds, signed (see the module doc).
 fn span(t1: u64, t2: u64) -> f64 {
-    t2.wrapping_sub(t1) as f64
+    (i128::from(t2) - i128::from(t1)) as f64
 }
 
 /// The trapezoid from `a` to `b` (`a` earlier).
@@ -285,6 +287,26 @@ mod tests {
 
     fn edges(start_ms: u64, end_ms: u64) -> Edges {
         Edges { start_ms, end_ms }
+    }
+
+    /// A neighbour that a filter left inside the bucket it serves (its timestamp after the
+    /// bucket's start): the value stays on the line through the samples, where
+    /// RedisTimeSeries's unsigned differences wrap into a meaningless one.
+    #[test]
+    fn a_neighbour_inside_the_bucket_gives_a_value_on_the_line() {
+        let bucket = Bucket {
+            samples: &[s(17, 4.0), s(19, 4.0)],
+            before: Some(s(15, 2.0)),
+            after: None,
+            edges: edges(10, 19),
+        };
+        // The line through (15, 2) and (17, 4) is at -3 at 10: from 10 to 17 the area is
+        // (-3 + 4) / 2 * 7, then 4 * 2 to 19, over 9 ms.
+        let want = (3.5 + 8.0) / 9.0;
+        for reverse in [false, true] {
+            let value = bucket_value(bucket, reverse);
+            assert!((value - want).abs() < 1e-9, "{value} against {want}");
+        }
     }
 
     /// The mean over `[from, to]` of the piecewise-linear function through `points` (in
