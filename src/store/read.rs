@@ -347,15 +347,24 @@ pub(crate) fn table_blocks_to_fetch(
     out: &mut Vec<BlockFetch>,
 ) {
     let cache = cache.borrow();
+    blocks_not_held(version, key, |table, index| cache.peek(table, index), out);
+}
+
+/// The data block of every candidate table of `version` for a lookup of `key` that
+/// `held` (table, block index) does not give, until a held block answers for the key (or
+/// is damaged: the lookup will report it).
+pub(crate) fn blocks_not_held(
+    version: &crate::version::Version,
+    key: &[u8],
+    mut held: impl FnMut(crate::sstable::TableId, u32) -> Option<Block>,
+    out: &mut Vec<BlockFetch>,
+) {
     for table in version.candidates(key) {
         let Some(index) = table.table().block_for(key) else {
             continue;
         };
-        let cached = u32::try_from(index)
-            .ok()
-            .and_then(|i| cache.peek(table.id(), i));
-        match cached {
-            // Found, or damaged (the lookup will report it): nothing more to read.
+        let index_u32 = u32::try_from(index).expect("fewer than 2^32 blocks");
+        match held(table.id(), index_u32) {
             Some(block) => match crate::sstable::block::find(&block, key) {
                 Ok(None) => {}
                 Ok(Some(_)) | Err(_) => return,

@@ -277,33 +277,17 @@ impl RangeView {
         if self.holds_in_memory(key) {
             return;
         }
-        for table in self.version.candidates(key) {
-            let Some(index) = table.table().block_for(key) else {
-                continue;
-            };
-            let slot = (
-                table.id(),
-                u32::try_from(index).expect("fewer than 2^32 blocks"),
-            );
-            let held = match pinned.remove(&slot).or_else(|| keep.get(&slot).cloned()) {
+        let held = |table, index| {
+            let slot = (table, index);
+            match pinned.remove(&slot).or_else(|| keep.get(&slot).cloned()) {
                 Some(block) => {
                     keep.insert(slot, Arc::clone(&block));
                     Some(block)
                 }
-                None => cache.and_then(|cache| cache.borrow().peek(slot.0, slot.1)),
-            };
-            match held {
-                // Found, or damaged (the lookup will report it): nothing more to read.
-                Some(block) => match crate::sstable::block::find(&block, key) {
-                    Ok(None) => {}
-                    Ok(Some(_)) | Err(_) => return,
-                },
-                None => out.push(BlockFetch {
-                    table: Arc::clone(table),
-                    index,
-                }),
+                None => cache.and_then(|cache| cache.borrow().peek(table, index)),
             }
-        }
+        };
+        super::read::blocks_not_held(&self.version, key, held, out);
     }
 
     /// As [`RangeView::get`], taking data blocks from `pinned` first (read through a

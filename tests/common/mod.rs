@@ -13,6 +13,7 @@
 
 pub mod frames;
 pub mod redis_server;
+pub mod twa_reference;
 
 use std::fmt;
 use std::fs::File;
