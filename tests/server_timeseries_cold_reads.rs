@@ -16,7 +16,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use common::{encode, Reply, TestServer};
+use common::{encode, samples_of, Reply, TestServer};
 
 const SERIES: usize = 24;
 const SAMPLES: u64 = 4_000;
@@ -81,22 +81,6 @@ fn cold_server(dir: &std::path::Path) -> (TestServer, Model) {
     let mut args = common_args.to_vec();
     args.extend(["--block-cache-bytes", "16384"]);
     (TestServer::start_in(dir, &args), model)
-}
-
-fn samples_of(reply: Reply) -> Vec<(u64, f64)> {
-    let Reply::Array(items) = reply else {
-        panic!("an array of samples: {reply:?}");
-    };
-    items
-        .into_iter()
-        .map(|item| match item {
-            Reply::Array(pair) => match &pair[..] {
-                [Reply::Int(ts), Reply::Status(v)] => (*ts as u64, v.parse::<f64>().unwrap()),
-                other => panic!("a sample: {other:?}"),
-            },
-            other => panic!("a sample: {other:?}"),
-        })
-        .collect()
 }
 
 fn in_range(model: &BTreeMap<u64, f64>, from: u64, to: u64) -> Vec<(u64, f64)> {

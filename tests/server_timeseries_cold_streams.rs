@@ -14,7 +14,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{Reply, TestServer};
+use common::{samples_of, Reply, TestServer};
 
 const SAMPLES: u64 = 100_000;
 
@@ -36,22 +36,6 @@ fn names() -> [String; 2] {
 fn sample(i: usize, j: u64) -> (u64, f64) {
     let n = (i as u64 * 7_919 + j * 104_729) % 1_000_003;
     (1_000 + 10 * j, n as f64 / 8.0)
-}
-
-fn samples_of(reply: Reply) -> Vec<(u64, f64)> {
-    let Reply::Array(items) = reply else {
-        panic!("an array of samples: {reply:?}");
-    };
-    items
-        .into_iter()
-        .map(|item| match item {
-            Reply::Array(pair) => match &pair[..] {
-                [Reply::Int(ts), Reply::Status(v)] => (*ts as u64, v.parse::<f64>().unwrap()),
-                other => panic!("a sample: {other:?}"),
-            },
-            other => panic!("a sample: {other:?}"),
-        })
-        .collect()
 }
 
 #[test]

@@ -719,3 +719,21 @@ pub fn metrics_sample(text: &str, name: &str) -> f64 {
         .parse()
         .unwrap()
 }
+
+/// The `(timestamp, value)` pairs of a RESP2 time-series range reply (`TS.RANGE` and the
+/// like: an array of `[ts, value]` pairs, values as simple strings).
+pub fn samples_of(reply: Reply) -> Vec<(u64, f64)> {
+    let Reply::Array(items) = reply else {
+        panic!("an array of samples: {reply:?}");
+    };
+    items
+        .into_iter()
+        .map(|item| match item {
+            Reply::Array(pair) => match &pair[..] {
+                [Reply::Int(ts), Reply::Status(v)] => (*ts as u64, v.parse::<f64>().unwrap()),
+                other => panic!("a sample: {other:?}"),
+            },
+            other => panic!("a sample: {other:?}"),
+        })
+        .collect()
+}
