@@ -24,6 +24,10 @@ use crate::base::SeqNo;
 use crate::timeseries::chunk::Sample;
 use crate::timeseries::rules;
 
+/// Buckets a rule keeps queued while their writes wait for an fdatasync (8): past it, a
+/// new one replaces the newest queued, so a stalled disk does not grow the queue.
+const QUEUED_PER_RULE_MAX: usize = 8;
+
 /// A rule's open bucket (`None`: empty) as of the write with the sequence number.
 type OpenBucketAt = (SeqNo, Option<Sample>);
 
@@ -42,6 +46,16 @@ impl LatestOut {
     pub(super) fn changed(&mut self, src_key: Vec<u8>, dst_key: Vec<u8>, seq: SeqNo) {
         let gate = self.changed.entry((src_key, dst_key)).or_default();
         *gate = (*gate).max(seq);
+    }
+
+    /// Queues `rule`'s open bucket as of the write `gate`. Past [`QUEUED_PER_RULE_MAX`]
+    /// (the writes wait for a slow fdatasync), it replaces the newest queued one.
+    fn queue(&mut self, rule: (Vec<u8>, Vec<u8>), gate: SeqNo, open: Option<Sample>) {
+        let queued = self.queued.entry(rule).or_default();
+        if queued.len() >= QUEUED_PER_RULE_MAX {
+            queued.pop_back();
+        }
+        queued.push_back((gate, open));
     }
 
     /// Whether a queued bucket may be sent now that `ack` is acknowledged.
@@ -64,11 +78,7 @@ impl Shard {
                 );
                 None
             });
-            let queued = &mut self.rule_links.latest.queued;
-            queued
-                .entry((src_key, dst_key))
-                .or_default()
-                .push_back((gate, open));
+            self.rule_links.latest.queue((src_key, dst_key), gate, open);
         }
     }
 
@@ -97,5 +107,37 @@ impl Shard {
         for rule in emptied {
             self.rule_links.latest.queued.remove(&rule);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rule_queues_a_bounded_number_of_buckets_and_keeps_the_newest() {
+        let mut out = LatestOut::default();
+        let rule = (b"src".to_vec(), b"dst".to_vec());
+        for seq in 1..=20u64 {
+            let open = Some(Sample {
+                ts_ms: 0,
+                value: seq as f64,
+            });
+            out.queue(rule.clone(), SeqNo(seq), open);
+        }
+        let queued = &out.queued[&rule];
+        assert_eq!(queued.len(), QUEUED_PER_RULE_MAX);
+        assert_eq!(
+            queued.front().map(|q| q.0),
+            Some(SeqNo(1)),
+            "the oldest stays first"
+        );
+        assert_eq!(
+            queued.back().map(|q| q.0),
+            Some(SeqNo(20)),
+            "the newest is last"
+        );
+        assert!(!out.is_due(SeqNo(0)));
+        assert!(out.is_due(SeqNo(1)));
     }
 }
