@@ -66,6 +66,7 @@ pub mod aggregate;
 pub mod args;
 pub mod bits;
 pub mod chunk;
+mod delete;
 pub mod directory;
 pub mod exec;
 pub mod filter;

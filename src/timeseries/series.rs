@@ -1,5 +1,6 @@
 //! The storage mechanism of series on one shard's [`ShardStore`]: loading a series' state,
-//! adding samples, sealing unsealed samples into chunks, reading a time range, deleting.
+//! adding samples, sealing unsealed samples into chunks, reading a time range (deleting is
+//! in `super::delete`, re-exported here).
 //! Every write goes through [`ShardStore::put`] / [`ShardStore::delete`], so it rides the
 //! WAL and group commit like a `SET`, and the caller acknowledges it once the returned
 //! sequence number is durable.
@@ -12,11 +13,10 @@ use crate::base::{SeqNo, StoreError};
 use crate::store::{Lookup, ShardStore};
 
 use super::chunk::{self, ChunkEncoding, Sample};
+pub use super::delete::{delete_range, delete_series};
 use super::keys;
 use super::meta::{DuplicatePolicy, SeriesMeta};
-use super::open::{
-    checkpoint_seal_min, OpenBudget, OpenSample, OpenSamples, EARLY_SEAL_SAMPLES_MIN,
-};
+use super::open::{checkpoint_seal_min, OpenBudget, OpenSamples, EARLY_SEAL_SAMPLES_MIN};
 
 /// A failure reading or writing a series.
 #[derive(Debug, thiserror::Error)]
@@ -282,7 +282,7 @@ type StoredChunk = (Vec<u8>, Vec<Sample>);
 
 /// Sealed chunks of series `id` that may hold samples in `[from_ms, to_ms]`: their keys
 /// and samples, in time order.
-fn scan_chunks(
+pub(super) fn scan_chunks(
     store: &ShardStore,
     id: u64,
     from_ms: u64,
@@ -524,79 +524,4 @@ fn cut_chunks(
         rest = &rest[take..];
     }
     out
-}
-
-/// Deletes the samples in `[from_ms, to_ms]`; returns the timestamps of those that were
-/// inside the retention window (what `TS.DEL` counts), in order, and the sequence number
-/// of the last write. The caller reloads the series' state.
-///
-/// # Errors
-/// A failed read or a damaged entry.
-pub fn delete_range(
-    store: &mut ShardStore,
-    state: &mut SeriesState,
-    from_ms: u64,
-    to_ms: u64,
-) -> Result<(Vec<u64>, SeqNo), SeriesError> {
-    let id = state.meta.series_id;
-    let mut removed = std::collections::BTreeSet::new();
-    let mut seq = SeqNo(0);
-    // Each open sample has a WAL record that a replay would bring back: a tombstone
-    // follows it.
-    let gone: Vec<OpenSample> = state.open.remove_range(from_ms, to_ms);
-    for open in gone {
-        removed.insert(open.sample.ts_ms);
-        seq = store.delete(&keys::sample_key(id, open.sample.ts_ms));
-    }
-    for (key, samples) in scan_chunks(store, id, from_ms, to_ms)? {
-        let (gone, kept): (Vec<Sample>, Vec<Sample>) = samples
-            .into_iter()
-            .partition(|s| (from_ms..=to_ms).contains(&s.ts_ms));
-        if gone.is_empty() {
-            continue;
-        }
-        removed.extend(gone.iter().map(|s| s.ts_ms));
-        seq = store.delete(&key);
-        if let Some(last) = kept.last() {
-            seq = store.put(
-                &keys::chunk_key(id, last.ts_ms),
-                &chunk::encode(&kept, state.meta.encoding),
-            );
-        }
-    }
-    let cutoff_ms = retention_cutoff_ms(state);
-    Ok((removed.range(cutoff_ms..).copied().collect(), seq))
-}
-
-/// Deletes a whole series: its metadata, seal mark, chunks and sample entries. The caller
-/// forgot it first ([`SeriesCache::forget`]), which put its open samples into the memtable.
-///
-/// # Errors
-/// A failed read or a damaged entry.
-pub fn delete_series(
-    store: &mut ShardStore,
-    key: &[u8],
-    meta: &SeriesMeta,
-) -> Result<SeqNo, SeriesError> {
-    let id = meta.series_id;
-    let mut doomed = Vec::new();
-    for start in [keys::chunk_key(id, 0), keys::sample_key(id, 0)] {
-        for entry in store.scan_from(&start) {
-            let entry = entry?;
-            let ours = keys::chunk_key_ts(&entry.key, id)
-                .or_else(|| keys::sample_key_ts(&entry.key, id))
-                .is_some();
-            if !ours {
-                break;
-            }
-            if entry.value.is_some() {
-                doomed.push(entry.key);
-            }
-        }
-    }
-    for k in &doomed {
-        store.delete(k);
-    }
-    store.delete(&keys::sealed_key(id));
-    Ok(store.delete(&keys::meta_key(key)))
 }
