@@ -71,6 +71,10 @@ pub struct StoreOptions {
     /// Bytes of SSTable data blocks each shard keeps in memory for point lookups
     /// ([`crate::block_cache`]); 0 disables the cache.
     pub block_cache_bytes: u64,
+    /// Makes the filter each compaction passes its entries through (`None`: entries are
+    /// written as merged). The server installs the time-series deletion marks' filter
+    /// (`crate::timeseries::marks::compaction_filter`).
+    pub compaction_filter: Option<crate::compaction::filter::CompactionFilterFactory>,
 }
 
 /// Options of the leveled compaction policy (see [`crate::compaction::picker`]).
@@ -158,6 +162,7 @@ impl Default for StoreOptions {
             bloom_bits_per_key: 10,
             compaction: CompactionOptions::default(),
             block_cache_bytes: BLOCK_CACHE_BYTES_DEFAULT,
+            compaction_filter: None,
         }
     }
 }

@@ -29,6 +29,7 @@ fn options() -> StoreOptions {
         sstable_block_bytes: 512,
         bloom_bits_per_key: 10,
         block_cache_bytes: 64 << 10,
+        compaction_filter: None,
         compaction: CompactionOptions {
             l0_trigger_tables: 4,
             level1_target_bytes: 32 << 10,
@@ -288,6 +289,7 @@ fn copy_dir(from: &Path, to: &Path) {
 fn a_crash_at_any_point_of_a_compaction_keeps_every_key() {
     let dir = tempfile::tempdir().unwrap();
     let opts = StoreOptions {
+        compaction_filter: None,
         compaction: CompactionOptions {
             target_table_bytes: 2 << 10,
             ..options().compaction

@@ -54,6 +54,7 @@ fn options() -> StoreOptions {
         sstable_block_bytes: 256,
         bloom_bits_per_key: 10,
         block_cache_bytes: 64 << 10,
+        compaction_filter: None,
         compaction: CompactionOptions {
             l0_trigger_tables: 2,
             level1_target_bytes: 4096,

@@ -60,6 +60,7 @@ fn options() -> StoreOptions {
         bloom_bits_per_key: 10,
         block_cache_bytes: 64 << 10,
         // Tiny levels, so a few flushes fill level 0 and compactions reach level 3 and more.
+        compaction_filter: None,
         compaction: CompactionOptions {
             l0_trigger_tables: 2,
             level1_target_bytes: 4 << 10,

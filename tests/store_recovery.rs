@@ -26,6 +26,7 @@ fn options(memtable_bytes: usize, wal_segment_bytes: u64) -> StoreOptions {
         bloom_bits_per_key: 10,
         block_cache_bytes: 64 << 10,
         compaction: CompactionOptions::default(),
+        compaction_filter: None,
     }
 }
 

@@ -28,6 +28,7 @@ fn options() -> StoreOptions {
         bloom_bits_per_key: 10,
         block_cache_bytes: 64 << 10,
         compaction: CompactionOptions::default(),
+        compaction_filter: None,
     }
 }
 

@@ -219,6 +219,7 @@ fn main() -> ExitCode {
             memtable_bytes: args.memtable_bytes,
             block_cache_bytes: args.block_cache_bytes,
             wal_segment_bytes: args.wal_segment_bytes,
+            compaction_filter: Some(tskv::timeseries::marks::compaction_filter),
             ..StoreOptions::default()
         },
         compaction_core: args.compaction_core,

@@ -7,6 +7,7 @@ use std::fs::OpenOptions;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::filter::CompactionFilter;
 use super::merge::{EntrySource, MergeIter};
 use super::picker::CompactionTask;
 use super::sink::TableSink;
@@ -34,6 +35,11 @@ pub struct CompactionStats {
 pub struct CompactionJob {
     task: CompactionTask,
     merge: MergeIter<'static>,
+    /// The layer above's rewrite of the merged entries, if installed.
+    filter: Option<Box<dyn CompactionFilter>>,
+    /// Entries the filter handed on, not yet written.
+    ready: std::collections::VecDeque<TableEntry>,
+    merge_done: bool,
     dir: PathBuf,
     options: StoreOptions,
     table_ids: Arc<TableIds>,
@@ -82,6 +88,9 @@ impl CompactionJob {
         Self {
             task,
             merge: MergeIter::new(sources, crate::base::unix_now_ms()),
+            filter: options.compaction_filter.map(|make| make()),
+            ready: std::collections::VecDeque::new(),
+            merge_done: false,
             dir,
             options,
             table_ids,
@@ -120,7 +129,7 @@ impl CompactionJob {
             if writer.size_bytes() >= target_bytes {
                 break;
             }
-            let Some(entry) = self.merge.next().transpose()? else {
+            let Some(entry) = self.next_entry()? else {
                 self.done = true;
                 break;
             };
@@ -140,6 +149,25 @@ impl CompactionJob {
             self.write_output(writer, sink)?;
         }
         Ok(self.done)
+    }
+
+    /// The next entry to write: the merge's, through the filter if one is installed.
+    fn next_entry(&mut self) -> Result<Option<TableEntry>, StoreError> {
+        let Some(filter) = self.filter.as_mut() else {
+            return self.merge.next().transpose();
+        };
+        let mut out = Vec::new();
+        while self.ready.is_empty() && !self.merge_done {
+            match self.merge.next().transpose()? {
+                Some(entry) => filter.push(entry, &mut out),
+                None => {
+                    filter.finish(&mut out);
+                    self.merge_done = true;
+                }
+            }
+            self.ready.extend(out.drain(..));
+        }
+        Ok(self.ready.pop_front())
     }
 
     fn write_output(

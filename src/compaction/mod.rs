@@ -3,6 +3,7 @@
 //!
 //! - [`picker`] is the policy, a pure function from the levels to the next task.
 //! - [`merge`] is the k-way merging iterator, shared with range scans.
+//! - [`filter`] is the hook through which a layer above rewrites what a job writes.
 //! - [`job`] runs one task, one output table at a time.
 //! - [`sink`] writes a finished table and fdatasyncs it (io_uring or blocking).
 //! - [`core`] is the compaction core thread that serves every shard in the server and is
@@ -12,6 +13,7 @@
 //! compaction core (tests, tools and embedded use).
 
 pub mod core;
+pub mod filter;
 pub mod job;
 pub mod merge;
 pub mod picker;

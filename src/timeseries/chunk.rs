@@ -187,7 +187,8 @@ fn gorilla_payload(samples: &[Sample]) -> Vec<u8> {
 /// `to_ms` ends: at the first entry that is not one of its chunks (`key`), or at a live
 /// chunk (`value`) whose first sample is after `to_ms` (the walk has read it). The one
 /// rule of every reader of a series' chunks and of the plan that reads their blocks
-/// through the ring first (`super::plan`); a tombstone goes on.
+/// through the ring first (`super::plan`); a tombstone and a deletion mark of the
+/// series (which follows its chunk, [`super::marks`]) go on.
 ///
 /// # Errors
 /// A damaged chunk header.
@@ -198,7 +199,8 @@ pub fn walk_ends(
     to_ms: u64,
 ) -> Result<bool, FormatError> {
     if super::keys::chunk_key_ts(key, series_id).is_none() {
-        return Ok(true);
+        let ours = super::keys::parse_mark_key(key).is_some_and(|m| m.series_id == series_id);
+        return Ok(!ours);
     }
     match value {
         Some(value) => Ok(header(value)?.first_ts_ms > to_ms),

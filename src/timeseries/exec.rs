@@ -206,14 +206,22 @@ fn dispatch(
     }
     if name_is(args, "TS.DEL") {
         let (from_ms, to_ms) = args::parse_del(rest).map_err(SeriesError::Refused)?;
-        let before = state.clone();
-        let (removed, seq) = series::delete_range(store, state, from_ms, to_ms)?;
+        // Only a rule's buckets need the state as it was (and the removed timestamps).
+        let before = (!state.meta.rules.is_empty()).then(|| state.clone());
+        let with_rules = before.is_some();
+        let (removed, seq) = series::delete_range(store, state, from_ms, to_ms, with_rules)?;
         cache.forget(store, key);
         let mut seq = seq.max(store.last_seq());
-        if !before.meta.rules.is_empty() && !removed.is_empty() {
-            seq = seq.max(rules::after_delete(store, cache, key, &before, &removed)?);
+        if let (Some(before), false) = (before, removed.ts_ms.is_empty()) {
+            seq = seq.max(rules::after_delete(
+                store,
+                cache,
+                key,
+                &before,
+                &removed.ts_ms,
+            )?);
         }
-        resp::integer(out, removed.len() as i64);
+        resp::integer(out, removed.count as i64);
         return Ok(seq);
     }
     if name_is(args, "TS.ALTER") {

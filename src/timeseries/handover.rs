@@ -337,7 +337,8 @@ pub fn store_bucket(
             series::add(store, dst, sample, Some(DuplicatePolicy::Last))
         }
         None => {
-            let (_, seq) = series::delete_range(store, dst, bucket_start_ms, bucket_start_ms)?;
+            let (_, seq) =
+                series::delete_range(store, dst, bucket_start_ms, bucket_start_ms, false)?;
             cache.forget(store, dst_key);
             Ok(seq.max(store.last_seq()))
         }

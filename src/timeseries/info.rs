@@ -8,6 +8,7 @@ use crate::store::ShardStore;
 
 use super::chunk::{self, ChunkEncoding};
 use super::keys;
+use super::marks::ChunkWalk;
 use super::range::{RangeCursor, RangeSource};
 use super::reply;
 use super::series::{SeriesError, SeriesState};
@@ -138,17 +139,26 @@ pub fn stats(store: &ShardStore, state: &SeriesState) -> Result<SeriesStats, Ser
         memory_bytes: state.meta.encode().len() as u64 + state.open.len() as u64 * 26,
         ..SeriesStats::default()
     };
-    for entry in store.scan_from(&keys::chunk_key(id, 0)) {
-        let entry = entry?;
-        if keys::chunk_key_ts(&entry.key, id).is_none() {
-            break;
+    let entries = store.scan_from(&keys::chunk_key(id, 0));
+    for chunk in ChunkWalk::new(entries, id, u64::MAX) {
+        let chunk = chunk?;
+        let h = chunk::header(&chunk.value)?;
+        stats.memory_bytes += chunk.value.len() as u64;
+        let size_bytes = chunk.value.len();
+        if chunk.deleted.is_empty() {
+            stats
+                .chunks
+                .push((h.first_ts_ms, h.last_ts_ms, h.sample_count, size_bytes));
+            continue;
         }
-        let Some(value) = entry.value else { continue };
-        let h = chunk::header(&value)?;
-        stats.memory_bytes += value.len() as u64;
-        stats
-            .chunks
-            .push((h.first_ts_ms, h.last_ts_ms, h.sample_count, value.len()));
+        // Cut by deletion marks: what is left of it, until compaction rewrites it.
+        let samples = chunk.samples()?;
+        if let (Some(first), Some(last)) = (samples.first(), samples.last()) {
+            let count = samples.len() as u32;
+            stats
+                .chunks
+                .push((first.ts_ms, last.ts_ms, count, size_bytes));
+        }
     }
     // Counted from chunk headers where they tell, never holding the series in memory.
     let everything = super::args::RangeArgs::default();

@@ -5,6 +5,8 @@
 //!  user string          <user key>                      first byte != 0xFF
 //!  series metadata      0xFF 0x01 <user key>             value: meta::SeriesMeta
 //!  sealed chunk         0xFF 0x02 <series id u64 BE> <last ts_ms u64 BE>   value: chunk
+//!  deletion mark        0xFF 0x02 <series id u64 BE> <chunk's last ts_ms u64 BE>
+//!                                 <from ms u64 BE> <to ms u64 BE>          value: empty
 //!  unsealed sample      0xFF 0x03 <series id u64 BE> <ts_ms u64 BE>        value: f64 LE
 //!  pending bucket       0xFF 0x04 <source series id u64 BE> <bucket start ms u64 BE>
 //!                                 <destination user key>       value: source user key
@@ -103,6 +105,42 @@ pub fn sealed_key(series_id: u64) -> [u8; 10] {
 /// If `key` is a chunk key of `series_id`, its last timestamp.
 pub fn chunk_key_ts(key: &[u8], series_id: u64) -> Option<u64> {
     id_key_ts(CHUNK_TAG, key, series_id)
+}
+
+/// The deletion mark of `[from_ms, to_ms]` on the chunk of `series_id` keyed at
+/// `chunk_last_ts_ms`: it sorts right after that chunk's key, before the next chunk's.
+pub fn mark_key(series_id: u64, chunk_last_ts_ms: u64, from_ms: u64, to_ms: u64) -> [u8; 34] {
+    let mut key = [0u8; 34];
+    key[..18].copy_from_slice(&chunk_key(series_id, chunk_last_ts_ms));
+    key[18..26].copy_from_slice(&from_ms.to_be_bytes());
+    key[26..].copy_from_slice(&to_ms.to_be_bytes());
+    key
+}
+
+/// A deletion mark's key, parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MarkKey {
+    /// The series id.
+    pub series_id: u64,
+    /// The key timestamp of the chunk it cuts (ms).
+    pub chunk_last_ts_ms: u64,
+    /// First deleted timestamp (ms).
+    pub from_ms: u64,
+    /// Last deleted timestamp (ms), inclusive.
+    pub to_ms: u64,
+}
+
+/// If `key` is a deletion mark: what it names.
+pub fn parse_mark_key(key: &[u8]) -> Option<MarkKey> {
+    let key: &[u8; 34] = key.try_into().ok()?;
+    let (series_id, chunk_last_ts_ms) = parse_id_key(CHUNK_TAG, &key[..18])?;
+    let word = |at: usize| u64::from_be_bytes(key[at..at + 8].try_into().expect("8 bytes"));
+    Some(MarkKey {
+        series_id,
+        chunk_last_ts_ms,
+        from_ms: word(18),
+        to_ms: word(26),
+    })
 }
 
 /// If `key` is a sample key of `series_id`, its timestamp.
@@ -230,6 +268,21 @@ mod tests {
         assert!(b"\xfe\xff".as_slice() < meta_key(b"").as_slice());
         assert_eq!(chunk_key_ts(&chunk_key(3, 42), 3), Some(42));
         assert_eq!(chunk_key_ts(&chunk_key(3, 42), 4), None);
+        let mark = mark_key(3, 42, 40, 41);
+        assert!(chunk_key(3, 42).as_slice() < mark.as_slice());
+        assert!(mark.as_slice() < chunk_key(3, 43).as_slice());
+        assert_eq!(chunk_key_ts(&mark, 3), None);
+        assert_eq!(parse_chunk_key(&mark), None);
+        assert_eq!(
+            parse_mark_key(&mark),
+            Some(MarkKey {
+                series_id: 3,
+                chunk_last_ts_ms: 42,
+                from_ms: 40,
+                to_ms: 41
+            })
+        );
+        assert_eq!(parse_mark_key(&chunk_key(3, 42)), None);
         assert_eq!(sample_key_ts(&chunk_key(3, 42), 3), None);
         assert_eq!(parse_chunk_key(&chunk_key(3, 42)), Some((3, 42)));
         assert_eq!(parse_chunk_key(&sample_key(3, 42)), None);

@@ -57,7 +57,7 @@
 //! `GROUPBY`, [`filter`] their label filter), [`series`] is the storage mechanism ([`open`]
 //! its samples in memory), [`directory`] the shard's series names and labels in memory
 //! ([`label_index`] the secondary index a filter is answered from), [`keys`] the key
-//! layout, [`meta`] the settings' format, [`chunk`] (with
+//! layout ([`marks`] how `TS.DEL` cuts a chunk without rewriting it), [`meta`] the settings' format, [`chunk`] (with
 //! [`bits`]) the chunk codec, [`aggregate`] the aggregators, [`reply`] the reply shapes
 //! (RESP2 and RESP3), [`info`] `TS.INFO`, [`plan`] what a request will read (so the shard reads it through its ring first), [`rules`] the compaction rules ([`handover`] their
 //! buckets bound for another shard).
@@ -75,6 +75,7 @@ pub mod handover;
 pub mod info;
 pub mod keys;
 pub mod label_index;
+pub mod marks;
 pub mod meta;
 pub mod multi;
 pub mod neighbours;

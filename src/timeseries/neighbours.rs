@@ -8,6 +8,7 @@
 
 use super::chunk::{self, Sample};
 use super::keys;
+use super::marks::ChunkWalk;
 use super::series::{self, SeriesError, SeriesState};
 use crate::store::ShardStore;
 
@@ -43,15 +44,9 @@ pub fn first_after(
     let from_ms = from_ms.max(series::retention_cutoff_ms(state));
     let id = state.meta.series_id;
     let mut sealed = None;
-    for entry in store.scan_from(&keys::chunk_key(id, from_ms)) {
-        let entry = entry?;
-        if keys::chunk_key_ts(&entry.key, id).is_none() {
-            break;
-        }
-        let Some(value) = entry.value else { continue };
-        sealed = chunk::decode(&value)?
-            .into_iter()
-            .find(|s| s.ts_ms >= from_ms);
+    let entries = store.scan_from(&keys::chunk_key(id, from_ms));
+    for chunk in ChunkWalk::new(entries, id, u64::MAX) {
+        sealed = chunk?.samples()?.into_iter().find(|s| s.ts_ms >= from_ms);
         if sealed.is_some() {
             break;
         }
@@ -88,35 +83,35 @@ fn last_sealed_before(
     let id = state.meta.series_id;
     let in_window = |s: &Sample| s.ts_ms >= cutoff_ms && s.ts_ms < ts_ms;
     // The chunk that holds `ts_ms` (or the first after it) may start before it.
-    for entry in store.scan_from(&keys::chunk_key(id, ts_ms)) {
-        let entry = entry?;
-        if keys::chunk_key_ts(&entry.key, id).is_none() {
-            break;
+    let entries = store.scan_from(&keys::chunk_key(id, ts_ms));
+    if let Some(chunk) = ChunkWalk::new(entries, id, u64::MAX).next().transpose()? {
+        if chunk::header(&chunk.value)?.first_ts_ms < ts_ms {
+            let found = chunk.samples()?.into_iter().rev().find(in_window);
+            if found.is_some() {
+                return Ok(found);
+            }
+            // Its samples before `ts_ms` are deleted: look further back, as below.
         }
-        let Some(value) = entry.value else { continue };
-        if chunk::header(&value)?.first_ts_ms >= ts_ms {
-            break;
-        }
-        return Ok(chunk::decode(&value)?.into_iter().rev().find(in_window));
     }
     // Otherwise the answer is the last sample of the last chunk ending before `ts_ms`.
     let mut window_ms = FIRST_WINDOW_MS;
     loop {
         let low_ms = ts_ms.saturating_sub(window_ms).max(cutoff_ms);
-        let mut last_chunk = None;
-        for entry in store.scan_from(&keys::chunk_key(id, low_ms)) {
-            let entry = entry?;
-            match keys::chunk_key_ts(&entry.key, id) {
-                Some(last_ts_ms) if last_ts_ms < ts_ms => {
-                    if let Some(value) = entry.value {
-                        last_chunk = Some(value);
-                    }
-                }
-                _ => break,
+        let mut before = Vec::new();
+        let entries = store.scan_from(&keys::chunk_key(id, low_ms));
+        for chunk in ChunkWalk::new(entries, id, ts_ms.saturating_sub(1)) {
+            let chunk = chunk?;
+            if chunk.last_ts_ms >= ts_ms {
+                break;
             }
+            before.push(chunk);
         }
-        if let Some(value) = last_chunk {
-            return Ok(chunk::decode(&value)?.into_iter().rev().find(in_window));
+        // Newest first: a chunk whose samples in the window are all deleted is skipped.
+        for chunk in before.iter().rev() {
+            let found = chunk.samples()?.into_iter().rev().find(in_window);
+            if found.is_some() {
+                return Ok(found);
+            }
         }
         if low_ms == cutoff_ms {
             return Ok(None);

@@ -26,6 +26,7 @@ use super::aggregate::{Aggregator, Bucketer, TwaBounds};
 use super::args::RangeArgs;
 use super::chunk::{self, Sample};
 use super::keys;
+use super::marks::{self, ChunkWalk, StoredChunk};
 use super::neighbours;
 use super::series::{self, SeriesError, SeriesState};
 use crate::block_cache::BlockCache;
@@ -76,6 +77,8 @@ struct ChunkRef {
     last_ts_ms: u64,
     sample_count: u32,
     value: Option<Vec<u8>>,
+    /// Ranges its deletion marks remove ([`super::marks`]); usually none.
+    deleted: Vec<(u64, u64)>,
 }
 
 /// What a range query reads, frozen when the command ran: `Send`, so a reply may be
@@ -164,15 +167,14 @@ impl RangeSource {
         if stored {
             let id = state.meta.series_id;
             let mut kept_bytes = 0;
-            for entry in store.scan_from(&keys::chunk_key(id, from_ms)) {
-                let entry = entry?;
-                if chunk::walk_ends(&entry.key, entry.value.as_deref(), id, stored_to_ms)? {
-                    break;
-                }
-                let Some(last_ts_ms) = keys::chunk_key_ts(&entry.key, id) else {
-                    break;
-                };
-                let Some(value) = entry.value else { continue };
+            let entries = store.scan_from(&keys::chunk_key(id, from_ms));
+            for stored in ChunkWalk::new(entries, id, stored_to_ms) {
+                let StoredChunk {
+                    last_ts_ms,
+                    value,
+                    deleted,
+                    ..
+                } = stored?;
                 let header = chunk::header(&value)?;
                 kept_bytes += value.len();
                 source.chunks.push(ChunkRef {
@@ -181,6 +183,7 @@ impl RangeSource {
                     last_ts_ms,
                     sample_count: header.sample_count,
                     value: (kept_bytes <= kept_bytes_max).then_some(value),
+                    deleted,
                 });
             }
             let first_not_kept = source.chunks.iter().find(|c| c.value.is_none());
@@ -274,6 +277,9 @@ impl RangeSource {
         };
         let (from_ms, to_ms) = (self.plan.from_ms, self.plan.to_ms);
         let mut sealed = sealed;
+        if !chunk.deleted.is_empty() {
+            sealed.retain(|s| !marks::is_deleted(&chunk.deleted, s.ts_ms));
+        }
         if !(from_ms <= chunk.first_ts_ms && chunk.last_ts_ms <= to_ms) {
             sealed.retain(|s| (from_ms..=to_ms).contains(&s.ts_ms));
         }
@@ -285,7 +291,8 @@ impl RangeSource {
     }
 
     /// The number of samples in segment `index`, known without reading its chunk when
-    /// the chunk lies inside the range and no open sample falls in its span.
+    /// the chunk lies inside the range, no deletion mark cuts it and no open sample falls
+    /// in its span.
     fn segment_len(
         &self,
         index: usize,
@@ -296,7 +303,7 @@ impl RangeSource {
             return Ok(open_span.len());
         };
         let inside = self.plan.from_ms <= chunk.first_ts_ms && chunk.last_ts_ms <= self.plan.to_ms;
-        if inside && open_span.is_empty() {
+        if inside && open_span.is_empty() && chunk.deleted.is_empty() {
             return Ok(chunk.sample_count as usize);
         }
         Ok(self.segment(index, cache)?.len())

@@ -10,6 +10,8 @@
 //! * Sample entries older than the series' seal mark were sealed before a crash
 //!   ([`super::open`]) and are left behind; the others are copied, and no seal mark is
 //!   written, so on the new shard they are open samples (sealed at its next seal).
+//! * A deletion mark ([`super::marks`]) is copied after its chunk if it cuts the
+//!   chunk's version there, and left behind otherwise.
 //! * Chunks and samples of a series with no metadata (left by a deleted series) are left
 //!   behind too.
 //! * A pending rule hand-over (a closed bucket or an unlink not yet acknowledged by the
@@ -66,6 +68,9 @@ pub struct Relocator {
     ids: HashMap<u64, (usize, u64)>,
     /// Old series id → sequence number of its seal mark.
     sealed: HashMap<u64, SeqNo>,
+    /// The last chunk met: (old series id, key timestamp, sequence number). Its deletion
+    /// marks come right after it.
+    last_chunk: Option<(u64, u64, SeqNo)>,
 }
 
 impl Relocator {
@@ -89,6 +94,7 @@ impl Relocator {
             shard_count,
             ids: HashMap::new(),
             sealed,
+            last_chunk: None,
         })
     }
 
@@ -119,11 +125,27 @@ impl Relocator {
             }));
         }
         if let Some((id, ts_ms)) = keys::parse_chunk_key(key) {
+            self.last_chunk = Some((id, ts_ms, seq));
             return Ok(self.ids.get(&id).map(|&(owner, new_id)| Moved {
                 owner,
                 key: keys::chunk_key(new_id, ts_ms).to_vec(),
                 value: value.to_vec(),
             }));
+        }
+        if let Some(mark) = keys::parse_mark_key(key) {
+            // A mark cuts only the chunk version older than itself; on the new shard it
+            // is written after its chunk, so one that does not cut it now is left behind.
+            let applies = self.last_chunk.is_some_and(|(id, ts_ms, chunk_seq)| {
+                (id, ts_ms) == (mark.series_id, mark.chunk_last_ts_ms) && seq > chunk_seq
+            });
+            return Ok(self.ids.get(&mark.series_id).filter(|_| applies).map(
+                |&(owner, new_id)| Moved {
+                    owner,
+                    key: keys::mark_key(new_id, mark.chunk_last_ts_ms, mark.from_ms, mark.to_ms)
+                        .to_vec(),
+                    value: value.to_vec(),
+                },
+            ));
         }
         if let Some((id, ts_ms)) = keys::parse_sample_key(key) {
             let sealed = self.sealed.get(&id).is_some_and(|&mark| seq < mark);

@@ -15,6 +15,7 @@ use crate::store::{Lookup, ShardStore};
 use super::chunk::{self, ChunkEncoding, Sample};
 pub use super::delete::{delete_range, delete_series};
 use super::keys;
+use super::marks::{ChunkWalk, StoredChunk};
 use super::meta::{DuplicatePolicy, SeriesMeta};
 use super::open::{checkpoint_seal_min, OpenBudget, OpenSamples, EARLY_SEAL_SAMPLES_MIN};
 
@@ -230,18 +231,26 @@ pub fn load<'c>(
     Ok(cache.states.get_mut(key))
 }
 
+/// The samples of the newest chunk of series `id` that has any (deletion marks applied).
 fn last_chunk(store: &ShardStore, id: u64) -> Result<Option<Vec<Sample>>, SeriesError> {
-    let mut newest = None;
-    for entry in store.scan_from(&keys::chunk_key(id, 0)) {
-        let entry = entry?;
-        if keys::chunk_key_ts(&entry.key, id).is_none() {
-            break;
-        }
-        if entry.value.is_some() {
-            newest = entry.value;
+    let walk = || ChunkWalk::new(store.scan_from(&keys::chunk_key(id, 0)), id, u64::MAX);
+    let Some(newest) = walk().last().transpose()? else {
+        return Ok(None);
+    };
+    let samples = newest.samples()?;
+    if !samples.is_empty() {
+        return Ok(Some(samples));
+    }
+    // Marks emptied it (`TS.DEL` deletes such a chunk instead, so only a chunk written
+    // otherwise gets here): the newest one with a sample left.
+    let mut found = None;
+    for chunk in walk() {
+        let samples = chunk?.samples()?;
+        if !samples.is_empty() {
+            found = Some(samples);
         }
     }
-    Ok(newest.map(|v| chunk::decode(&v)).transpose()?)
+    Ok(found)
 }
 
 /// Sample entries of series `id` in the LSM tree with `from_ms <= ts <= to_ms`, with their
@@ -277,27 +286,15 @@ fn decode_sample_value(bytes: &[u8]) -> Result<f64, FormatError> {
     Ok(f64::from_le_bytes(raw))
 }
 
-/// A sealed chunk read from the store: its key and its samples.
-type StoredChunk = (Vec<u8>, Vec<Sample>);
-
 /// Sealed chunks of series `id` that may hold samples in `[from_ms, to_ms]`: their keys
-/// and samples, in time order.
+/// and samples (deletion marks applied, so possibly none), in time order.
 pub(super) fn scan_chunks(
     store: &ShardStore,
     id: u64,
     from_ms: u64,
     to_ms: u64,
 ) -> Result<Vec<StoredChunk>, SeriesError> {
-    let mut out = Vec::new();
-    for entry in store.scan_from(&keys::chunk_key(id, from_ms)) {
-        let entry = entry?;
-        if chunk::walk_ends(&entry.key, entry.value.as_deref(), id, to_ms)? {
-            break;
-        }
-        let Some(value) = entry.value else { continue };
-        out.push((entry.key, chunk::decode(&value)?));
-    }
-    Ok(out)
+    ChunkWalk::new(store.scan_from(&keys::chunk_key(id, from_ms)), id, to_ms).collect()
 }
 
 /// The oldest timestamp still inside the retention window, 0 without retention.
@@ -325,9 +322,10 @@ pub fn read_range(
     }
     let id = state.meta.series_id;
     let mut sealed = Vec::new();
-    for (_, samples) in scan_chunks(store, id, from_ms, to_ms)? {
+    for chunk in scan_chunks(store, id, from_ms, to_ms)? {
         sealed.extend(
-            samples
+            chunk
+                .samples()?
                 .into_iter()
                 .filter(|s| (from_ms..=to_ms).contains(&s.ts_ms)),
         );
@@ -351,10 +349,15 @@ fn value_at(
         return Ok(None);
     }
     let id = state.meta.series_id;
-    let chunks = scan_chunks(store, id, ts_ms, ts_ms)?;
-    Ok(chunks
-        .first()
-        .and_then(|(_, samples)| samples.iter().find(|s| s.ts_ms == ts_ms))
+    let Some(chunk) = scan_chunks(store, id, ts_ms, ts_ms)?.into_iter().next() else {
+        return Ok(None);
+    };
+    if chunk.is_deleted(ts_ms) {
+        return Ok(None);
+    }
+    Ok(chunk::decode(&chunk.value)?
+        .into_iter()
+        .find(|s| s.ts_ms == ts_ms)
         .map(|s| s.value))
 }
 
@@ -471,10 +474,13 @@ pub fn seal(store: &mut ShardStore, state: &mut SeriesState) -> Result<SeqNo, Se
     let (open, stale) = state.open.take();
     let unsealed: Vec<Sample> = open.iter().map(|o| o.sample).collect();
     let mut seq = SeqNo(0);
-    for (key, _) in &old_chunks {
-        seq = store.delete(key);
+    let mut older: Vec<Sample> = Vec::new();
+    for chunk in &old_chunks {
+        older.extend(chunk.samples()?);
     }
-    let older: Vec<Sample> = old_chunks.into_iter().flat_map(|(_, s)| s).collect();
+    for chunk in &old_chunks {
+        seq = store.delete(&chunk.key);
+    }
     let merged: Vec<Sample> = super::range::merge(older, unsealed)
         .into_iter()
         .filter(|s| s.ts_ms >= cutoff_ms)
@@ -492,9 +498,9 @@ pub fn seal(store: &mut ShardStore, state: &mut SeriesState) -> Result<SeqNo, Se
         seq = store.delete(&keys::sample_key(id, ts_ms));
     }
     // Whole chunks that fell out of the retention window.
-    for (key, _) in expired {
-        if keys::chunk_key_ts(&key, id).is_some_and(|last| last < cutoff_ms) {
-            seq = store.delete(&key);
+    for chunk in expired {
+        if chunk.last_ts_ms < cutoff_ms {
+            seq = store.delete(&chunk.key);
         }
     }
     // Sample entries older than this mark are sealed (see `load`).

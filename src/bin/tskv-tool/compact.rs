@@ -59,7 +59,11 @@ pub fn compact(data_dir: &Path) -> Result<CompactReport, ToolError> {
         other => other.into(),
     })?;
     let options = Options {
-        store: StoreOptions::default(),
+        // Deletion marks are applied as the server's compactions apply them.
+        store: StoreOptions {
+            compaction_filter: Some(tskv::timeseries::marks::compaction_filter),
+            ..StoreOptions::default()
+        },
         durability: Durability::Buffered,
     };
     let mut shards = Vec::with_capacity(shard_count);

@@ -203,6 +203,7 @@ fn new_shard_options(shard_count: usize) -> Options {
         store: StoreOptions {
             memtable_bytes,
             wal_segment_bytes: WAL_SEGMENT_BYTES,
+            compaction_filter: Some(tskv::timeseries::marks::compaction_filter),
             ..StoreOptions::default()
         },
         durability: Durability::Buffered,
