@@ -191,6 +191,10 @@ pub fn range_reaches(state: &SeriesState, range: &args::RangeArgs, out: &mut Vec
     }
 }
 
+/// Out-of-order open samples a seal's plan names one by one; past this many, one reach
+/// over their span.
+const SEAL_REACHES_MAX: usize = 32;
+
 /// What adding a sample at `ts_ms` (`None`: the clock's, after the newest) reads: the
 /// chunk holding an older timestamp (for its duplicate policy), and what the seal that
 /// may follow merges or drops (`series::seal`).
@@ -207,14 +211,23 @@ fn add_reaches(state: &SeriesState, ts_ms: Option<u64>, out: &mut Vec<Reach>) {
     if !series::seal_due(state, state.open.len() + 1) {
         return;
     }
-    let first_open_ms = state.open.range(0, u64::MAX).next().map(|s| s.ts_ms);
-    let first_ms = first_open_ms.into_iter().chain(ts_ms).min();
-    if let Some(first_ms) = first_ms.filter(|&f| sealed_until_ms.is_some_and(|u| u >= f)) {
-        out.push(Reach::Chunks {
-            id,
-            from_ms: first_ms,
-            to_ms: u64::MAX,
-        });
+    // The seal reads the chunk at or after each open sample that is not past every chunk
+    // (`series::seal_runs`): one reach each, or one over their span when there are many.
+    if let Some(until_ms) = sealed_until_ms {
+        let mut inside: Vec<u64> = state.open.range(0, until_ms).map(|s| s.ts_ms).collect();
+        inside.extend(ts_ms.filter(|&t| t <= until_ms));
+        inside.sort_unstable();
+        inside.dedup();
+        match (inside.first(), inside.last()) {
+            (Some(&from_ms), Some(&to_ms)) if inside.len() > SEAL_REACHES_MAX => {
+                out.push(Reach::Chunks { id, from_ms, to_ms })
+            }
+            _ => out.extend(inside.into_iter().map(|t| Reach::Chunks {
+                id,
+                from_ms: t,
+                to_ms: t,
+            })),
+        }
     }
     let newest_ms = state.last.map(|l| l.ts_ms).into_iter().chain(ts_ms).max();
     let retention_ms = state.meta.retention_ms;
