@@ -1,7 +1,7 @@
 //! Goal: time-series commands whose chunks, samples and metadata are not in memory read
 //! their SSTable blocks through the shard's ring and never with a blocking read on the
 //! shard's loop, and still answer exactly: `TS.RANGE`, `TS.REVRANGE`, `TS.MRANGE`,
-//! `TS.GET`, `TS.INFO`, `TS.DEL`, and an out-of-order `TS.ADD` whose seal merges samples
+//! `TS.GET`, `TS.INFO`, `TS.DEL`, `twa` (with the samples just outside its range), and an out-of-order `TS.ADD` whose seal merges samples
 //! into chunks already on disk; a write pipelined behind a waiting range stays behind it.
 //!
 //! Method: `--shards 2`, 24 series of 4,000 samples each in chunks of 128 bytes (so a
@@ -130,6 +130,21 @@ fn series_reads_on_cold_blocks_go_through_the_ring_only() {
             "TS.MRANGE of {i}"
         );
     }
+
+    // `twa` over a middle range: it also reads the samples just outside the range. The
+    // same query again, with everything in memory, must give the same buckets.
+    let twa = [
+        "TS.RANGE",
+        &series(19),
+        &(FIRST_TS_MS + 1_001).to_string(),
+        &(FIRST_TS_MS + 5_001).to_string(),
+        "AGGREGATION",
+        "twa",
+        "500",
+    ];
+    let cold = samples_of(raw.request(&twa));
+    assert_eq!(cold.len(), 9, "twa buckets: {cold:?}");
+    assert_eq!(samples_of(raw.request(&twa)), cold, "twa, cold and warm");
 
     // A deletion in the middle of a series, then what is left.
     let (from, to) = (FIRST_TS_MS + 2_000, FIRST_TS_MS + 2_999);
