@@ -1,7 +1,8 @@
 //! Goal: time-series commands whose chunks, samples and metadata are not in memory read
 //! their SSTable blocks through the shard's ring and never with a blocking read on the
 //! shard's loop, and still answer exactly: `TS.RANGE`, `TS.REVRANGE`, `TS.MRANGE`,
-//! `TS.GET`, `TS.INFO`, `TS.DEL`, `twa` (with the samples just outside its range), and an out-of-order `TS.ADD` whose seal merges samples
+//! `TS.GET`, `TS.INFO`, `TS.DEL`, `twa` (with the samples just outside its range), `DEL`
+//! of a whole series, and an out-of-order `TS.ADD` whose seal merges samples
 //! into chunks already on disk; a write pipelined behind a waiting range stays behind it.
 //!
 //! Method: `--shards 2`, 24 series of 4,000 samples each in chunks of 128 bytes (so a
@@ -216,6 +217,11 @@ fn series_reads_on_cold_blocks_go_through_the_ring_only() {
             "range after the add"
         );
     }
+
+    // `DEL` of a whole cold series reads every chunk and sample entry of it to delete
+    // them; then the series is gone.
+    assert_eq!(raw.request(&["DEL", &series(21)]), Reply::Int(1), "DEL");
+    assert_eq!(raw.request(&["EXISTS", &series(21)]), Reply::Int(0));
 
     let ring_reads = raw.persistence_number("block_reads_async") - async_before;
     let blocking_reads = raw.persistence_number("block_reads_blocking") - blocking_before;

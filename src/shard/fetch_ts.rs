@@ -59,27 +59,58 @@ pub(super) struct SeriesWait {
     rounds: u32,
 }
 
-/// One request to plan: a single series' (`multi` false: name, key, arguments) or a
-/// label-filtered one's part on this shard (`multi` true: name, arguments).
+/// One request to plan.
 struct Planned<'a> {
     args: Vec<&'a [u8]>,
-    multi: bool,
+    scope: Scope,
+}
+
+/// What a [`Planned`] request's `args` are.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// A single series' request: name, key, arguments.
+    Single,
+    /// A label-filtered request's part on this shard: name, arguments.
+    Multi,
+    /// `DEL` of one key (name, key), which may name a series to delete whole.
+    Del,
 }
 
 impl Shard {
     /// Plans a time-series command of a local connection: its single-series requests on
-    /// keys this shard owns, or this shard's part of a label-filtered one. `None` if it has
+    /// keys this shard owns, or this shard's part of a label-filtered one; also `DEL` of
+    /// keys this shard owns (each may be a series, deleted whole). `None` if it has
     /// nothing of that kind here; else the reads submitted for `waiter` (0: run now).
     pub(super) fn plan_series_command(
         &mut self,
         command: &Command<'_>,
         waiter: Waiter,
     ) -> Option<u32> {
+        let local = |key: &[u8]| mesh::shard_of(key, self.shards) == self.id;
+        if let Command::Del(ref keys) = *command {
+            // `DEL` of a series reads all of it: planned as the series' own requests.
+            let requests: Vec<Planned<'_>> = keys
+                .iter()
+                .filter(|key| local(key))
+                .map(|&key| Planned {
+                    args: vec![b"DEL", key],
+                    scope: Scope::Del,
+                })
+                .collect();
+            if requests.is_empty() {
+                return None;
+            }
+            let identity = || {
+                let mut words: Vec<&[u8]> = vec![b"DEL"];
+                words.extend(keys.iter().copied());
+                encode_request(crate::resp::Protocol::Resp2, &words)
+            };
+            return Some(self.plan_series(&requests, identity, waiter));
+        }
         let Command::Series(kind, ref args) = *command else {
             return None;
         };
         let name = kind.name().as_bytes();
-        let local = |key: &[u8]| mesh::shard_of(key, self.shards) == self.id;
         // Ingest fast path: appends to cached series that read nothing need no planning
         // (nor the requests and identity built below, per sample).
         let samples = match kind {
@@ -101,14 +132,14 @@ impl Shard {
             words.extend_from_slice(args);
             vec![Planned {
                 args: words,
-                multi: true,
+                scope: Scope::Multi,
             }]
         } else if kind == CommandKind::TsMAdd {
             args.chunks_exact(3)
                 .filter(|s| local(s[0]))
                 .map(|s| Planned {
                     args: vec![name, s[0], s[1], s[2]],
-                    multi: false,
+                    scope: Scope::Single,
                 })
                 .collect()
         } else if args.first().is_some_and(|key| local(key)) {
@@ -116,7 +147,7 @@ impl Shard {
             words.extend_from_slice(args);
             vec![Planned {
                 args: words,
-                multi: false,
+                scope: Scope::Single,
             }]
         } else {
             Vec::new()
@@ -135,15 +166,23 @@ impl Shard {
     /// Plans a time-series request from another shard (or this one's own queue). `None`
     /// if `op` is not one; else the reads submitted for `waiter` (0: run now).
     pub(super) fn plan_series_op(&mut self, op: &Op<&[u8]>, waiter: Waiter) -> Option<u32> {
-        let (request, multi) = match *op {
-            Op::Series { request, .. } => (request, false),
-            Op::SeriesAll { request } => (request, true),
+        let (request, scope) = match *op {
+            Op::Series { request, .. } => (request, Scope::Single),
+            Op::SeriesAll { request } => (request, Scope::Multi),
+            Op::Del(key) => {
+                let requests = [Planned {
+                    args: vec![b"DEL", key],
+                    scope: Scope::Del,
+                }];
+                let identity = || encode_request(crate::resp::Protocol::Resp2, &[b"DEL", key]);
+                return Some(self.plan_series(&requests, identity, waiter));
+            }
             _ => return None,
         };
         let Some((_, args)) = decode_request(request).filter(|(_, a)| a.len() >= 2) else {
             return Some(0);
         };
-        let requests = [Planned { args, multi }];
+        let requests = [Planned { args, scope }];
         Some(self.plan_series(&requests, || request.to_vec(), waiter))
     }
 
@@ -170,10 +209,10 @@ impl Shard {
         self.store.pin_for_request(std::mem::take(&mut wait.pinned));
         let mut needed = Vec::new();
         for planned in requests {
-            if planned.multi {
-                self.plan_multi(&planned.args, budget, &mut needed);
-            } else {
-                self.plan_single(&planned.args, budget, &mut needed);
+            match planned.scope {
+                Scope::Multi => self.plan_multi(&planned.args, budget, &mut needed),
+                Scope::Single => self.plan_single(&planned.args, budget, &mut needed),
+                Scope::Del => self.plan_del(planned.args[1], budget, &mut needed),
             }
         }
         wait.pinned = self.store.unpin_request();
@@ -207,6 +246,22 @@ impl Shard {
         self.series_reaches(
             key,
             |state, out| plan::command_reaches(args, state, out),
+            &mut reaches,
+        );
+        self.plan_reaches(&reaches, budget, needed);
+    }
+
+    /// Plans `DEL` of `key`: the string and the series' metadata, and for a series what
+    /// deleting it reads (every chunk and sample entry, or loading it).
+    fn plan_del(&mut self, key: &[u8], budget: usize, needed: &mut Vec<BlockFetch>) {
+        let mut reaches = vec![Reach::Key(key.to_vec()), Reach::Key(keys::meta_key(key))];
+        if !self.plan_reaches(&reaches, budget, needed) {
+            return;
+        }
+        reaches.clear();
+        self.series_reaches(
+            key,
+            |state, out| plan::load_reaches(state.meta.series_id, out),
             &mut reaches,
         );
         self.plan_reaches(&reaches, budget, needed);

@@ -106,7 +106,8 @@ pub fn key_reaches(user_key: &[u8], string_check: bool, cached: bool, out: &mut 
 }
 
 /// What loading series `id` into the cache reads once its metadata is known
-/// (`series::load`): the seal mark, every sample entry and every chunk.
+/// (`series::load`): the seal mark, every sample entry and every chunk. Deleting the
+/// series (`series::delete_series`) reads the same.
 pub fn load_reaches(id: u64, out: &mut Vec<Reach>) {
     out.push(Reach::Key(keys::sealed_key(id).to_vec()));
     out.push(Reach::Samples {
