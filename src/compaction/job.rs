@@ -39,6 +39,8 @@ pub struct CompactionJob {
     filter: Option<Box<dyn CompactionFilter>>,
     /// Entries the filter handed on, not yet written.
     ready: std::collections::VecDeque<TableEntry>,
+    /// The buffer the filter hands entries on in.
+    filtered: Vec<TableEntry>,
     merge_done: bool,
     dir: PathBuf,
     options: StoreOptions,
@@ -90,6 +92,7 @@ impl CompactionJob {
             merge: MergeIter::new(sources, crate::base::unix_now_ms()),
             filter: options.compaction_filter.map(|make| make()),
             ready: std::collections::VecDeque::new(),
+            filtered: Vec::new(),
             merge_done: false,
             dir,
             options,
@@ -156,17 +159,24 @@ impl CompactionJob {
         let Some(filter) = self.filter.as_mut() else {
             return self.merge.next().transpose();
         };
-        let mut out = Vec::new();
-        while self.ready.is_empty() && !self.merge_done {
+        if let Some(entry) = self.ready.pop_front() {
+            return Ok(Some(entry));
+        }
+        // A filter hands most entries straight on: one reused buffer, no allocation each.
+        let out = &mut self.filtered;
+        while out.is_empty() && !self.merge_done {
             match self.merge.next().transpose()? {
-                Some(entry) => filter.push(entry, &mut out),
+                Some(entry) => filter.push(entry, out),
                 None => {
-                    filter.finish(&mut out);
+                    filter.finish(out);
                     self.merge_done = true;
                 }
             }
-            self.ready.extend(out.drain(..));
         }
+        if out.len() <= 1 {
+            return Ok(out.pop());
+        }
+        self.ready.extend(out.drain(..));
         Ok(self.ready.pop_front())
     }
 
