@@ -55,7 +55,7 @@
 //! Modules, in data-flow order: [`args`] parses requests (pure), [`exec`] runs them on the
 //! owning shard ([`multi`] the label-filtered commands, on every shard, [`group`] their
 //! `GROUPBY`, [`filter`] their label filter), [`series`] is the storage mechanism ([`open`]
-//! its samples in memory), [`directory`] the shard's series names and labels in memory
+//! its samples in memory, `seal` writing them as chunks), [`directory`] the shard's series names and labels in memory
 //! ([`label_index`] the secondary index a filter is answered from), [`keys`] the key
 //! layout ([`marks`] how `TS.DEL` cuts a chunk without rewriting it), [`meta`] the settings' format, [`chunk`] (with
 //! [`bits`]) the chunk codec, [`aggregate`] the aggregators, [`reply`] the reply shapes
@@ -85,5 +85,6 @@ pub mod range;
 pub mod relocate;
 pub mod reply;
 pub mod rules;
+mod seal;
 pub mod series;
 pub mod twa;

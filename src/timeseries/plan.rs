@@ -213,7 +213,7 @@ fn add_reaches(state: &SeriesState, ts_ms: Option<u64>, out: &mut Vec<Reach>) {
         return;
     }
     // The seal reads the chunk at or after each open sample that is not past every chunk
-    // (`series::seal_runs`): one reach each, or one over their span when there are many.
+    // (`seal::seal_runs`): one reach each, or one over their span when there are many.
     if let Some(until_ms) = sealed_until_ms {
         let mut inside: Vec<u64> = state.open.range(0, until_ms).map(|s| s.ts_ms).collect();
         inside.extend(ts_ms.filter(|&t| t <= until_ms));
