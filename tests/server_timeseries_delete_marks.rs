@@ -6,7 +6,8 @@
 //! Method: the real `tskv-server` (one shard, 64 KiB memtable) and a series of 20,000
 //! samples ten milliseconds apart, sealed into 4 KiB chunks as they arrive; a model of
 //! the series in the test. Each `TS.DEL` reply must be the model's count and `TS.RANGE`,
-//! `TS.GET` and `TS.INFO` must agree with the model after every step:
+//! `TS.REVRANGE`, `TS.GET` and `TS.INFO` must agree with the model after every step
+//! (deleting the newest samples too, so `TS.GET` follows a cut last chunk):
 //! - a delete inside a chunk, and one cutting the chunks at both ends of a long range,
 //!   must each log at most a few hundred WAL bytes (a rewrite of the cut chunks would
 //!   log kilobytes);
@@ -67,6 +68,12 @@ fn check(c: &mut RawConn, model: &BTreeMap<u64, f64>, when: &str) {
     reverse.reverse();
     assert_eq!(reverse, expected, "{when}: TS.REVRANGE");
     let (&first, _) = model.first_key_value().expect("samples left");
+    let (&last_ts, &last_value) = model.last_key_value().expect("samples left");
+    assert_eq!(
+        samples_of(Reply::Array(vec![c.request(&["TS.GET", SERIES])])),
+        vec![(last_ts, last_value)],
+        "{when}: TS.GET"
+    );
     let info = info_fields(c, false);
     assert_eq!(
         info["totalSamples"],
@@ -179,6 +186,11 @@ fn deletes_cut_chunks_with_marks_and_compaction_applies_them() {
     );
     delete(&mut c, &mut model, 1200, 1600);
     check(&mut c, &model, "after deleting again");
+
+    // The newest samples (open ones and the end of the last chunk): `TS.GET` follows.
+    let newest = (SAMPLES - 1) * STEP_MS;
+    delete(&mut c, &mut model, newest - 15_000, newest);
+    check(&mut c, &model, "after deleting the newest samples");
 
     // Samples added again inside the long deleted range, sealed into its cut chunks.
     add_all(&mut c, &mut model, (0..3_000).map(|i| 30_005 + i * 20));
