@@ -60,7 +60,7 @@
 //! layout, [`meta`] the settings' format, [`chunk`] (with
 //! [`bits`]) the chunk codec, [`aggregate`] the aggregators, [`reply`] the reply shapes
 //! (RESP2 and RESP3), [`info`] `TS.INFO`, [`plan`] what a request will read (so the shard reads it through its ring first), [`rules`] the compaction rules ([`handover`] their
-//! buckets bound for another shard).
+//! buckets bound for another shard), [`undo`] a transaction's sample writes written back.
 
 pub mod aggregate;
 pub mod args;
@@ -86,3 +86,4 @@ pub mod reply;
 pub mod rules;
 pub mod series;
 pub mod twa;
+pub mod undo;
