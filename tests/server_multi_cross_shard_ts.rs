@@ -267,8 +267,8 @@ fn transactions_of_samples_across_shards_survive_sigkill_whole() {
 }
 
 /// Four writers each add a sample to a series of each shard (with a string write that
-/// fills memtables) in one transaction, over and over, until the server is killed;
-/// returns each pair of series and its last acknowledged transaction.
+/// fills memtables, and a watched key) in one transaction, over and over, until the
+/// server is killed; returns each pair of series and its last acknowledged transaction.
 fn add_pairs_until_killed(server: &mut TestServer, round: usize) -> Vec<(String, String, u64)> {
     let port = server.port();
     let writers: Vec<_> = (0..4usize)
@@ -282,11 +282,15 @@ fn add_pairs_until_killed(server: &mut TestServer, round: usize) -> Vec<(String,
                     let reply = conn.request(&["TS.CREATE", key, "CHUNK_SIZE", "48"]);
                     assert_eq!(reply, Reply::ok());
                 }
+                // Watching a key of `a`'s shard runs that part first and the other only
+                // once it is durable: a kill in between leaves one part without the other.
+                let watched = format!("{a}:watched");
                 let padding = "p".repeat(300);
                 let mut acknowledged = 0u64;
                 'writing: for n in 1u64.. {
                     let ts = n.to_string();
                     let pipeline = [
+                        common::encode(&["WATCH", &watched]),
                         common::encode(&["MULTI"]),
                         common::encode(&["SET", &format!("{a}:pad"), &padding]),
                         common::encode(&["TS.ADD", &a, &ts, &ts]),
@@ -298,7 +302,7 @@ fn add_pairs_until_killed(server: &mut TestServer, round: usize) -> Vec<(String,
                         break;
                     }
                     let mut last = None;
-                    for _ in 0..5 {
+                    for _ in 0..6 {
                         match conn.try_reply() {
                             Ok(Some(reply)) => last = Some(reply),
                             _ => break 'writing,
@@ -353,8 +357,19 @@ fn fdatasync_failure_in_a_series_transaction(fail_at: u64) -> Met {
     let (s0, s1) = pair("undo:");
     let created = keys_on(1, "created:", 100);
     let mut conn = server.raw();
+    // Uncompressed 128-byte chunks (about seven samples): a seal is due every eighth open
+    // sample, so some parts would seal (merging the chunks from timestamp 1 on) if the
+    // series' seals were not held until the transaction is decided.
+    let create = [
+        "DUPLICATE_POLICY",
+        "LAST",
+        "ENCODING",
+        "UNCOMPRESSED",
+        "CHUNK_SIZE",
+        "128",
+    ];
     for key in [&s0, &s1] {
-        let reply = conn.request(&["TS.CREATE", key, "DUPLICATE_POLICY", "LAST"]);
+        let reply = conn.request(&[&["TS.CREATE", key.as_str()], &create[..]].concat());
         if reply != Reply::ok() {
             // The failure hit the creation itself: nothing to learn from this count.
             return Met::RefusedInside;

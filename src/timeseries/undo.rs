@@ -158,3 +158,101 @@ fn undo_series(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StoreOptions;
+    use crate::wal::tx::TxId;
+
+    fn sync(store: &mut ShardStore) {
+        if let Some(batch) = store.take_wal_batch().unwrap() {
+            store.write_batch_sync(batch).unwrap();
+        }
+    }
+
+    fn run(store: &mut ShardStore, cache: &mut SeriesCache, words: &[&str]) -> Vec<u8> {
+        let words: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).collect();
+        let request = exec::encode_request(crate::resp::Protocol::Resp2, &words);
+        match exec::run(store, cache, &request, 0).0 {
+            crate::shard::mesh::OpResult::Encoded(bytes) => bytes,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Every sample of series `k`, as `cache` and the store hold it.
+    fn samples(store: &ShardStore, cache: &mut SeriesCache) -> Vec<Sample> {
+        let state = series::load(store, cache, b"k").unwrap().unwrap();
+        series::read_range(store, state, 0, u64::MAX).unwrap()
+    }
+
+    /// A series whose seal is due every eighth open sample (a chunk holds about seven),
+    /// with samples 1..=13: eight sealed, five open.
+    fn series_with_samples(store: &mut ShardStore, cache: &mut SeriesCache) {
+        let create = "TS.CREATE k ENCODING UNCOMPRESSED CHUNK_SIZE 128 DUPLICATE_POLICY LAST";
+        let words: Vec<&str> = create.split(' ').collect();
+        assert_eq!(run(store, cache, &words), b"+OK\r\n");
+        for ts in 1..=13 {
+            let ts = ts.to_string();
+            run(store, cache, &["TS.ADD", "k", &ts, &ts]);
+        }
+        sync(store);
+    }
+
+    /// Runs transaction 1's part on series `k`: overwrites sample 1 and adds two, one
+    /// before every sealed sample (a seal would be due and merge them with the sealed
+    /// chunks), keeping the before-images in `undo`.
+    fn part(store: &mut ShardStore, cache: &mut SeriesCache, undo: &mut SeriesUndo) {
+        let first = store.tx_part_begin();
+        for (ts, value) in [("1", "100"), ("0", "0"), ("20", "20")] {
+            let words: Vec<&[u8]> = ["TS.ADD", "k", ts, value]
+                .iter()
+                .map(|w| w.as_bytes())
+                .collect();
+            let request = exec::encode_request(crate::resp::Protocol::Resp2, &words);
+            undo.before(store, cache, &request, 0).unwrap();
+            exec::run(store, cache, &request, 0);
+        }
+        store.tx_part_end(TxId(1), first).expect("the part wrote");
+        sync(store);
+    }
+
+    /// Goal: a part that does not commit leaves the series as it was, in memory after its
+    /// undo and after a restart, even where its samples would have made a seal (they
+    /// stay open samples while it is undecided, so the undo never rewrites a chunk).
+    #[test]
+    fn an_undone_part_leaves_the_series_as_it_was_before_and_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = ShardStore::open(dir.path(), &StoreOptions::default()).unwrap();
+        let mut cache = SeriesCache::default();
+        series_with_samples(&mut store, &mut cache);
+        let before = samples(&store, &mut cache);
+        let mut undo = SeriesUndo::default();
+        part(&mut store, &mut cache, &mut undo);
+        assert!(cache.seals_held(b"k"));
+        assert_eq!(samples(&store, &mut cache).len(), before.len() + 2);
+        undo.undo(&mut store, &mut cache);
+        store.abort_tx(TxId(1));
+        sync(&mut store);
+        assert!(!cache.seals_held(b"k"));
+        assert_eq!(samples(&store, &mut cache), before, "after the undo");
+        drop(store);
+        let store = ShardStore::open(dir.path(), &StoreOptions::default()).unwrap();
+        let restarted = samples(&store, &mut SeriesCache::default());
+        assert_eq!(restarted, before, "after a restart");
+    }
+
+    /// Goal: a part never decided (a crash before the commit) is gone after a restart.
+    #[test]
+    fn an_undecided_part_is_gone_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = ShardStore::open(dir.path(), &StoreOptions::default()).unwrap();
+        let mut cache = SeriesCache::default();
+        series_with_samples(&mut store, &mut cache);
+        let before = samples(&store, &mut cache);
+        part(&mut store, &mut cache, &mut SeriesUndo::default());
+        drop(store);
+        let store = ShardStore::open(dir.path(), &StoreOptions::default()).unwrap();
+        assert_eq!(samples(&store, &mut SeriesCache::default()), before);
+    }
+}
