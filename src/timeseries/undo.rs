@@ -242,6 +242,41 @@ mod tests {
         assert_eq!(restarted, before, "after a restart");
     }
 
+    /// Goal: a checkpoint while a part is undecided puts its samples into the memtable
+    /// about to freeze, but that memtable is not flushed before the decision; once the
+    /// part is undone and the memtable flushed, a restart (replaying the WAL after the
+    /// SSTable) shows the series as before the part.
+    #[test]
+    fn checkpointed_samples_of_an_undecided_part_wait_for_the_decision() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = ShardStore::open(dir.path(), &StoreOptions::default()).unwrap();
+        let mut cache = SeriesCache::default();
+        series_with_samples(&mut store, &mut cache);
+        let before = samples(&store, &mut cache);
+        let mut undo = SeriesUndo::default();
+        part(&mut store, &mut cache, &mut undo);
+        store.request_freeze();
+        assert!(store.checkpoint_wanted(), "open samples are logged only");
+        super::super::open::checkpoint(&mut store, &mut cache);
+        assert!(
+            store.take_flush_blocking().unwrap().is_none(),
+            "a memtable holding an undecided part's samples is flushed"
+        );
+        undo.undo(&mut store, &mut cache);
+        store.abort_tx(TxId(1));
+        sync(&mut store);
+        let job = store
+            .take_flush_blocking()
+            .unwrap()
+            .expect("decided: it flushes");
+        store.flush_sync(job).unwrap();
+        assert_eq!(samples(&store, &mut cache), before, "after the undo");
+        drop(store);
+        let store = ShardStore::open(dir.path(), &StoreOptions::default()).unwrap();
+        let restarted = samples(&store, &mut SeriesCache::default());
+        assert_eq!(restarted, before, "after a restart");
+    }
+
     /// Goal: a part never decided (a crash before the commit) is gone after a restart.
     #[test]
     fn an_undecided_part_is_gone_after_a_restart() {
