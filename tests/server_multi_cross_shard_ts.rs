@@ -3,7 +3,8 @@
 //! the same commands give outside a transaction, no reader sees one shard's samples
 //! without the other's, after SIGKILL every transaction is whole or absent, a part that
 //! could not be made durable leaves the other shard's series as they were (an added
-//! sample gone, an overwritten one back, a created series deleted), and what it refuses
+//! sample gone, an overwritten one back, a created series deleted, also one a failing
+//! `TS.INCRBY` created), and what it refuses
 //! (`TS.CREATE`, `TS.ALTER`, `TS.DEL`, samples of a series with a compaction rule) it
 //! refuses with a precise error.
 //!
@@ -356,6 +357,8 @@ fn fdatasync_failure_in_a_series_transaction(fail_at: u64) -> Met {
     let mut server = TestServer::start_in_with(dir.path(), &["--shards", "2"], &launch);
     let (s0, s1) = pair("undo:");
     let created = keys_on(1, "created:", 100);
+    // A TS.INCRBY creates its missing series before it refuses a bad value.
+    let incremented = keys_on(1, "incremented:", 100);
     let mut conn = server.raw();
     // Uncompressed 128-byte chunks (about seven samples): a seal is due every eighth open
     // sample, so some parts would seal (merging the chunks from timestamp 1 on) if the
@@ -385,10 +388,12 @@ fn fdatasync_failure_in_a_series_transaction(fail_at: u64) -> Met {
             conn.request(&["TS.ADD", key, &late, &v]);
         }
         conn.request(&["TS.ADD", &created[n as usize], "1", "1"]);
-        let ok: Vec<Reply> = [1, 1000 + n, 1, 1000 + n, 1]
+        conn.request(&["TS.INCRBY", &incremented[n as usize], "not-a-number"]);
+        let mut ok: Vec<Reply> = [1, 1000 + n, 1, 1000 + n, 1]
             .iter()
             .map(|&t| Reply::Int(t as i64))
             .collect();
+        ok.push(Reply::err("ERR TSDB: invalid increase/decrease value"));
         match conn.request(&["EXEC"]) {
             Reply::Array(replies) if replies == ok => acknowledged = n,
             other => {
@@ -411,15 +416,20 @@ fn fdatasync_failure_in_a_series_transaction(fail_at: u64) -> Met {
         }
         other => panic!("transaction {failed} answered {other:?}"),
     };
-    let created_failed = &created[failed as usize];
-    let exists_failed = Reply::Int(i64::from(want1 == failed));
+    let created_failed = [&created[failed as usize], &incremented[failed as usize]];
+    let exists_failed = Reply::Int(2 * i64::from(want1 == failed));
     let mut reader = server.raw();
     assert_eq!(
         samples_of(reader.request(&["TS.RANGE", &s1, "-", "+"])),
         after_transactions(want1),
         "{met:?} after {reply:?}"
     );
-    assert_eq!(reader.request(&["EXISTS", created_failed]), exists_failed);
+    let exists = ["EXISTS", created_failed[0], created_failed[1]];
+    assert_eq!(
+        reader.request(&exists),
+        exists_failed,
+        "series the transaction created"
+    );
     server.kill9();
     drop(server);
     let server = TestServer::start_in(dir.path(), &["--shards", "2"]);
@@ -431,7 +441,7 @@ fn fdatasync_failure_in_a_series_transaction(fail_at: u64) -> Met {
             "{key} after the restart ({met:?})"
         );
     }
-    assert_eq!(conn.request(&["EXISTS", created_failed]), exists_failed);
+    assert_eq!(conn.request(&exists), exists_failed, "after the restart");
     met
 }
 

@@ -414,10 +414,13 @@ fn incrby_ts(rest: &[&[u8]], now_ms: u64) -> Result<u64, SeriesError> {
     }
 }
 
-/// The sample a request (`args`: name, key, arguments) writes when run at `now_ms`: the
-/// series' key and the timestamp, for `TS.ADD`, `TS.MADD` (one sample), `TS.INCRBY` and
-/// `TS.DECRBY`. `None` for every other request, and for one whose arguments it will
-/// refuse (it then writes nothing).
+/// The sample a request (`args`: name, key, arguments) may write when run at `now_ms`:
+/// the series' key (which `TS.ADD`, `TS.INCRBY` and `TS.DECRBY` create when missing) and
+/// the timestamp, for `TS.ADD`, `TS.MADD` (one sample), `TS.INCRBY` and `TS.DECRBY`.
+/// `None` for every other request, and for a `TS.ADD` or `TS.MADD` whose timestamp or
+/// value it will refuse (checked before the key: it then writes nothing). A `TS.INCRBY`
+/// checks its other arguments only after it created a missing series, so it is named
+/// whatever they hold (a bad `TIMESTAMP` counts as `now_ms`).
 pub fn sample_written<'a>(args: &[&'a [u8]], now_ms: u64) -> Option<(&'a [u8], u64)> {
     let rest = args.get(1..).filter(|rest| rest.len() >= 2)?;
     let ts_ms = if name_is(args, "TS.ADD") || name_is(args, "TS.MADD") {
@@ -425,8 +428,7 @@ pub fn sample_written<'a>(args: &[&'a [u8]], now_ms: u64) -> Option<(&'a [u8], u
         args::parse_value(rest.get(2)?)?;
         resolve_ts(ts, now_ms)
     } else if name_is(args, "TS.INCRBY") || name_is(args, "TS.DECRBY") {
-        args::parse_value(rest[1])?;
-        incrby_ts(rest, now_ms).ok()?
+        incrby_ts(rest, now_ms).unwrap_or(now_ms)
     } else {
         return None;
     };

@@ -40,6 +40,18 @@ pub struct SeriesUndo {
     series: Vec<SeriesBefore>,
 }
 
+/// What [`SeriesUndo::before`] kept for one request: dropped again with
+/// [`SeriesUndo::failed`] if the request failed.
+#[derive(Clone, Copy, Debug)]
+pub struct Kept {
+    /// The series' place in [`SeriesUndo::series`].
+    series_index: usize,
+    /// The request marked the series as created.
+    created: bool,
+    /// The request added the last sample image of the series.
+    sample: bool,
+}
+
 /// One series' before-images.
 #[derive(Debug)]
 struct SeriesBefore {
@@ -54,6 +66,7 @@ impl SeriesUndo {
     /// Before `request` (from [`exec::encode_request`]) runs at `now_ms` in the part: if
     /// it writes a sample, keeps what that sample's place holds now (the first time this
     /// part touches it) and holds the series' seals until the transaction is decided.
+    /// Returns what it kept, if anything.
     ///
     /// # Errors
     /// The error reply text of a request the part must not run: a sample write to a
@@ -64,18 +77,18 @@ impl SeriesUndo {
         cache: &mut SeriesCache,
         request: &[u8],
         now_ms: u64,
-    ) -> Result<(), String> {
+    ) -> Result<Option<Kept>, String> {
         let Some((_, args)) = exec::decode_request(request) else {
-            return Ok(());
+            return Ok(None);
         };
         let Some((key, ts_ms)) = exec::sample_written(&args, now_ms) else {
-            return Ok(());
+            return Ok(None);
         };
         let storage = |e: SeriesError| format!("ERR storage error: {e}");
-        if let Some(known) = self.series.iter().position(|s| s.key == key) {
-            if self.series[known].created || self.series[known].samples.iter().any(|s| s.0 == ts_ms)
-            {
-                return Ok(());
+        let known = self.series.iter().position(|s| s.key == key);
+        if let Some(known) = known.map(|at| &self.series[at]) {
+            if known.created || known.samples.iter().any(|s| s.0 == ts_ms) {
+                return Ok(None);
             }
         }
         let before = match series::load(store, cache, key).map_err(storage)? {
@@ -86,21 +99,40 @@ impl SeriesUndo {
             Some(state) => Some(series::value_at(store, state, ts_ms).map_err(storage)?),
         };
         cache.hold_seals(key);
-        let entry = match self.series.iter().position(|s| s.key == key) {
-            Some(at) => &mut self.series[at],
-            None => {
-                self.series.push(SeriesBefore {
-                    key: key.to_vec(),
-                    created: before.is_none(),
-                    samples: Vec::new(),
-                });
-                self.series.last_mut().expect("just pushed")
-            }
-        };
-        if let Some(value) = before {
-            entry.samples.push((ts_ms, value));
+        let series_index = known.unwrap_or_else(|| {
+            self.series.push(SeriesBefore {
+                key: key.to_vec(),
+                created: false,
+                samples: Vec::new(),
+            });
+            self.series.len() - 1
+        });
+        let entry = &mut self.series[series_index];
+        match before {
+            None => entry.created = true,
+            Some(value) => entry.samples.push((ts_ms, value)),
         }
-        Ok(())
+        Ok(Some(Kept {
+            series_index,
+            created: before.is_none(),
+            sample: before.is_some(),
+        }))
+    }
+
+    /// The request [`SeriesUndo::before`] kept `kept` for failed: it wrote no sample, so
+    /// the sample's before-image goes, and so does the mark of a series it would have
+    /// created unless it did create it (`TS.INCRBY` checks its value after that). The
+    /// series' seals stay held until the decision.
+    pub fn failed(&mut self, kept: Kept, store: &ShardStore, cache: &mut SeriesCache) {
+        let Some(entry) = self.series.get_mut(kept.series_index) else {
+            return;
+        };
+        if kept.created && !cache.directory.contains(store, &entry.key).unwrap_or(true) {
+            entry.created = false;
+        }
+        if kept.sample {
+            entry.samples.pop();
+        }
     }
 
     /// The transaction committed: its series may be sealed again.

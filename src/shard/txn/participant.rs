@@ -228,18 +228,29 @@ impl Shard {
         (request, writes): (&[u8], bool),
         now_ms: u64,
     ) -> (OpResult, SeqNo) {
+        let mut kept = None;
         if let Some(part) = self.txp.parts.get_mut(&id) {
-            if let Err(message) = part
+            match part
                 .series
                 .before(&self.store, &mut self.series, request, now_ms)
             {
-                return (OpResult::Err(message), SeqNo(0));
+                Ok(k) => kept = k,
+                Err(message) => return (OpResult::Err(message), SeqNo(0)),
             }
         }
-        if let (true, Some(reason)) = (writes, &self.poisoned) {
-            return (OpResult::Err(reason.clone()), SeqNo(0));
+        let (result, gate) = match (writes, &self.poisoned) {
+            (true, Some(reason)) => (OpResult::Err(reason.clone()), SeqNo(0)),
+            _ => self.series_op_at(request, now_ms),
+        };
+        let failed = match &result {
+            OpResult::Err(_) => true,
+            OpResult::Encoded(reply) => reply.first() == Some(&b'-'),
+            _ => false,
+        };
+        if let (true, Some(kept), Some(part)) = (failed, kept, self.txp.parts.get_mut(&id)) {
+            part.series.failed(kept, &self.store, &mut self.series);
         }
-        self.series_op_at(request, now_ms)
+        (result, gate)
     }
 
     /// A write of a key holding a time series, refused inside a transaction across shards:
