@@ -4,9 +4,8 @@
 //! without the other's, after SIGKILL every transaction is whole or absent, a part that
 //! could not be made durable leaves the other shard's series as they were (an added
 //! sample gone, an overwritten one back, a created series deleted, also one a failing
-//! `TS.INCRBY` created), and what it refuses
-//! (`TS.CREATE`, `TS.ALTER`, `TS.DEL`, samples of a series with a compaction rule) it
-//! refuses with a precise error.
+//! `TS.INCRBY` created), and what it refuses (`TS.ALTER`, `TS.DEL`, samples of a series
+//! with a compaction rule) it refuses with a precise error.
 //!
 //! Method: two shards, series keys picked with `shard_of` so each transaction spans both.
 //! A scripted session runs inside `EXEC` on some series and outside a transaction on twin
@@ -48,8 +47,21 @@ fn text(reply: &[u8]) -> String {
 }
 
 /// The session: `A` a series of shard 0 (`DUPLICATE_POLICY BLOCK`), `B` one of shard 1
-/// (`LAST`, holding a sample at 500), `N` a missing series of shard 1, `S` a string key.
+/// (`LAST`, holding a sample at 500), `N` a missing series of shard 1, `S` a string key,
+/// `M` a missing series of shard 0.
 const SESSION: &[&[&str]] = &[
+    &[
+        "TS.CREATE",
+        "M",
+        "DUPLICATE_POLICY",
+        "MAX",
+        "LABELS",
+        "kind",
+        "made",
+    ],
+    &["TS.CREATE", "A"],
+    &["TS.ADD", "M", "5", "1"],
+    &["TS.MADD", "M", "5", "3", "B", "600", "6"],
     &["TS.ADD", "A", "1000", "1"],
     &[
         "TS.MADD", "A", "2000", "2", "B", "1000", "5", "A", "1000", "9",
@@ -66,10 +78,11 @@ const SESSION: &[&[&str]] = &[
     &["TS.INFO", "B"],
     &["TS.GET", "N"],
     &["TS.RANGE", "A", "-", "+", "AGGREGATION", "sum", "5000"],
+    &["TS.INFO", "M"],
 ];
 
-/// `SESSION`'s commands with its letters replaced by `keys` (`A`, `B`, `N`, `S`).
-fn session(keys: &[&str; 4]) -> Vec<Vec<String>> {
+/// `SESSION`'s commands with its letters replaced by `keys` (`A`, `B`, `N`, `S`, `M`).
+fn session(keys: &[&str; 5]) -> Vec<Vec<String>> {
     SESSION
         .iter()
         .map(|command| {
@@ -80,6 +93,7 @@ fn session(keys: &[&str; 4]) -> Vec<Vec<String>> {
                     "B" => keys[1].to_string(),
                     "N" => keys[2].to_string(),
                     "S" => keys[3].to_string(),
+                    "M" => keys[4].to_string(),
                     other => other.to_string(),
                 })
                 .collect()
@@ -106,16 +120,18 @@ fn replies_equal_outside_a_transaction(resp3: bool) {
     let (s, n) = pair("in:new:");
     let (c, d) = pair("ot:");
     let (t, m) = pair("ot:new:");
+    let (made, _) = pair("in:made:");
+    let (twin_made, _) = pair("ot:made:");
     create_session_series(&mut conn, &a, &b);
     create_session_series(&mut conn, &c, &d);
     let mut want = Vec::new();
-    let outside = session(&[&c, &d, &m, &t]);
+    let outside = session(&[&c, &d, &m, &t, &twin_made]);
     for command in &outside {
         let args: Vec<&str> = command.iter().map(String::as_str).collect();
         want.push(conn.request(&args));
     }
     assert_eq!(conn.request(&["MULTI"]), b"+OK\r\n");
-    for command in session(&[&a, &b, &n, &s]) {
+    for command in session(&[&a, &b, &n, &s, &made]) {
         let args: Vec<&str> = command.iter().map(String::as_str).collect();
         assert_eq!(conn.request(&args), b"+QUEUED\r\n", "{args:?}");
     }
@@ -131,7 +147,8 @@ fn replies_equal_outside_a_transaction(resp3: bool) {
     assert!(text(&exec).contains("DUPLICATE_POLICY is set to BLOCK"));
     assert!(text(&exec).contains("ERR TSDB: invalid value"));
     // And the data stays: each series as its twin.
-    for (inside, twin) in [(&a, &c), (&b, &d), (&n, &m)] {
+    assert!(text(&exec).contains("ERR TSDB: key already exists"));
+    for (inside, twin) in [(&a, &c), (&b, &d), (&n, &m), (&made, &twin_made)] {
         assert_eq!(
             text(&conn.request(&["TS.RANGE", inside, "-", "+"])),
             text(&conn.request(&["TS.RANGE", twin, "-", "+"])),
@@ -359,6 +376,7 @@ fn fdatasync_failure_in_a_series_transaction(fail_at: u64) -> Met {
     let created = keys_on(1, "created:", 100);
     // A TS.INCRBY creates its missing series before it refuses a bad value.
     let incremented = keys_on(1, "incremented:", 100);
+    let made = keys_on(1, "made:", 100);
     let mut conn = server.raw();
     // Uncompressed 128-byte chunks (about seven samples): a seal is due every eighth open
     // sample, so some parts would seal (merging the chunks from timestamp 1 on) if the
@@ -389,11 +407,13 @@ fn fdatasync_failure_in_a_series_transaction(fail_at: u64) -> Met {
         }
         conn.request(&["TS.ADD", &created[n as usize], "1", "1"]);
         conn.request(&["TS.INCRBY", &incremented[n as usize], "not-a-number"]);
+        conn.request(&["TS.CREATE", &made[n as usize], "LABELS", "made", "yes"]);
         let mut ok: Vec<Reply> = [1, 1000 + n, 1, 1000 + n, 1]
             .iter()
             .map(|&t| Reply::Int(t as i64))
             .collect();
         ok.push(Reply::err("ERR TSDB: invalid increase/decrease value"));
+        ok.push(Reply::ok());
         match conn.request(&["EXEC"]) {
             Reply::Array(replies) if replies == ok => acknowledged = n,
             other => {
@@ -416,15 +436,21 @@ fn fdatasync_failure_in_a_series_transaction(fail_at: u64) -> Met {
         }
         other => panic!("transaction {failed} answered {other:?}"),
     };
-    let created_failed = [&created[failed as usize], &incremented[failed as usize]];
-    let exists_failed = Reply::Int(2 * i64::from(want1 == failed));
+    let f = failed as usize;
+    let created_failed = [&created[f], &incremented[f], &made[f]];
+    let exists_failed = Reply::Int(3 * i64::from(want1 == failed));
     let mut reader = server.raw();
     assert_eq!(
         samples_of(reader.request(&["TS.RANGE", &s1, "-", "+"])),
         after_transactions(want1),
         "{met:?} after {reply:?}"
     );
-    let exists = ["EXISTS", created_failed[0], created_failed[1]];
+    let exists = [
+        "EXISTS",
+        created_failed[0],
+        created_failed[1],
+        created_failed[2],
+    ];
     assert_eq!(
         reader.request(&exists),
         exists_failed,
@@ -463,9 +489,8 @@ fn refused_forms_answer_a_precise_error() {
     let mut conn = server.raw();
     let (a, b) = pair("refused:");
     assert_eq!(conn.request(&["TS.CREATE", &b]), Reply::ok());
-    // Creating, altering or deleting a series: the whole EXEC runs nothing.
-    let forms: [&[&str]; 3] = [
-        &["TS.CREATE", &b, "RETENTION", "10"],
+    // Altering a series or deleting samples: the whole EXEC runs nothing.
+    let forms: [&[&str]; 2] = [
         &["TS.ALTER", &b, "RETENTION", "10"],
         &["TS.DEL", &b, "0", "10"],
     ];
@@ -477,7 +502,7 @@ fn refused_forms_answer_a_precise_error() {
         );
         assert_eq!(conn.request(form), Reply::Status("QUEUED".into()));
         let want = format!(
-            "ERR tskv cannot run {} in a transaction across shards (TS.CREATE, TS.ALTER and TS.DEL need every key of the transaction on one shard)",
+            "ERR tskv cannot run {} in a transaction across shards (TS.ALTER and TS.DEL need every key of the transaction on one shard)",
             form[0]
         );
         assert_eq!(conn.request(&["EXEC"]), Reply::Error(want), "{form:?}");

@@ -414,14 +414,19 @@ fn incrby_ts(rest: &[&[u8]], now_ms: u64) -> Result<u64, SeriesError> {
     }
 }
 
-/// The sample a request (`args`: name, key, arguments) may write when run at `now_ms`:
-/// the series' key (which `TS.ADD`, `TS.INCRBY` and `TS.DECRBY` create when missing) and
-/// the timestamp, for `TS.ADD`, `TS.MADD` (one sample), `TS.INCRBY` and `TS.DECRBY`.
-/// `None` for every other request, and for a `TS.ADD` or `TS.MADD` whose timestamp or
-/// value it will refuse (checked before the key: it then writes nothing). A `TS.INCRBY`
-/// checks its other arguments only after it created a missing series, so it is named
-/// whatever they hold (a bad `TIMESTAMP` counts as `now_ms`).
-pub fn sample_written<'a>(args: &[&'a [u8]], now_ms: u64) -> Option<(&'a [u8], u64)> {
+/// What a request (`args`: name, key, arguments) run at `now_ms` may write: the series'
+/// key (which `TS.CREATE`, `TS.ADD`, `TS.INCRBY` and `TS.DECRBY` create when missing) and
+/// the timestamp of the one sample `TS.ADD`, `TS.MADD` (one sample), `TS.INCRBY` and
+/// `TS.DECRBY` write (`None` for `TS.CREATE`). `None` for every other request, and for a
+/// `TS.ADD` or `TS.MADD` whose timestamp or value it will refuse (checked before the key:
+/// it then writes nothing). A `TS.INCRBY` checks its other arguments only after it
+/// created a missing series, so it is named whatever they hold (a bad `TIMESTAMP` counts
+/// as `now_ms`).
+pub fn series_written<'a>(args: &[&'a [u8]], now_ms: u64) -> Option<(&'a [u8], Option<u64>)> {
+    let key = *args.get(1)?;
+    if name_is(args, "TS.CREATE") {
+        return Some((key, None));
+    }
     let rest = args.get(1..).filter(|rest| rest.len() >= 2)?;
     let ts_ms = if name_is(args, "TS.ADD") || name_is(args, "TS.MADD") {
         let ts = args::parse_timestamp(rest.get(1)?).ok()?;
@@ -432,7 +437,7 @@ pub fn sample_written<'a>(args: &[&'a [u8]], now_ms: u64) -> Option<(&'a [u8], u
     } else {
         return None;
     };
-    Some((rest[0], ts_ms))
+    Some((key, Some(ts_ms)))
 }
 
 /// Deletes series `key` if there is one: its metadata, chunks and unsealed samples. This

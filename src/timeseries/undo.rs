@@ -1,14 +1,14 @@
-//! A transaction across shards on this shard's series: what its part's sample writes
-//! changed, and writing that back if the transaction does not commit.
+//! A transaction across shards on this shard's series: what its part's writes changed,
+//! and writing that back if the transaction does not commit.
 //!
-//! A part may write samples with `TS.ADD`, `TS.MADD`, `TS.INCRBY` and `TS.DECRBY` (the
-//! shard's transaction code refuses `TS.CREATE`, `TS.ALTER` and `TS.DEL` across shards).
-//! Before each such request runs, [`SeriesUndo::before`] keeps the *before-image* of the
-//! one sample it writes, the first time the part touches that (series, timestamp): no
-//! series yet, no sample there, or the value there. If the transaction does not commit,
-//! [`SeriesUndo::undo`] writes them back as ordinary writes after the part: a series the
-//! part created is deleted, a sample it added is deleted, an overwritten value is put
-//! back.
+//! A part may create series with `TS.CREATE` and write samples with `TS.ADD`, `TS.MADD`,
+//! `TS.INCRBY` and `TS.DECRBY` (the shard's transaction code refuses `TS.ALTER` and
+//! `TS.DEL` across shards). Before each such request runs, [`SeriesUndo::before`] keeps
+//! the *before-image* of what it writes, the first time the part touches it: no series
+//! yet, or for the one sample it writes, no sample at that timestamp or the value there.
+//! If the transaction does not commit, [`SeriesUndo::undo`] writes them back as ordinary
+//! writes after the part: a series the part created is deleted, a sample it added is
+//! deleted, an overwritten value is put back.
 //!
 //! **Why the part's samples stay open.** While the part is undecided, the series is not
 //! sealed ([`SeriesCache::hold_seals`]): its new samples are open samples only, each one
@@ -81,22 +81,30 @@ impl SeriesUndo {
         let Some((_, args)) = exec::decode_request(request) else {
             return Ok(None);
         };
-        let Some((key, ts_ms)) = exec::sample_written(&args, now_ms) else {
+        let Some((key, ts_ms)) = exec::series_written(&args, now_ms) else {
             return Ok(None);
         };
         let storage = |e: SeriesError| format!("ERR storage error: {e}");
         let known = self.series.iter().position(|s| s.key == key);
         if let Some(known) = known.map(|at| &self.series[at]) {
-            if known.created || known.samples.iter().any(|s| s.0 == ts_ms) {
+            let sample_known = |ts_ms: u64| known.samples.iter().any(|s| s.0 == ts_ms);
+            if known.created || ts_ms.is_some_and(sample_known) {
                 return Ok(None);
             }
         }
-        let before = match series::load(store, cache, key).map_err(storage)? {
-            None => None,
-            Some(state) if !state.meta.rules.is_empty() || state.meta.source_key.is_some() => {
+        let before = match (series::load(store, cache, key).map_err(storage)?, ts_ms) {
+            (None, _) => None,
+            // A `TS.CREATE` of an existing series writes nothing.
+            (Some(_), None) => return Ok(None),
+            (Some(state), Some(_))
+                if !state.meta.rules.is_empty() || state.meta.source_key.is_some() =>
+            {
                 return Err(RULE_SERIES_ACROSS_SHARDS.into());
             }
-            Some(state) => Some(series::value_at(store, state, ts_ms).map_err(storage)?),
+            (Some(state), Some(ts_ms)) => Some((
+                ts_ms,
+                series::value_at(store, state, ts_ms).map_err(storage)?,
+            )),
         };
         cache.hold_seals(key);
         let series_index = known.unwrap_or_else(|| {
@@ -110,7 +118,7 @@ impl SeriesUndo {
         let entry = &mut self.series[series_index];
         match before {
             None => entry.created = true,
-            Some(value) => entry.samples.push((ts_ms, value)),
+            Some(image) => entry.samples.push(image),
         }
         Ok(Some(Kept {
             series_index,
