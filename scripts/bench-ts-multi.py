@@ -4,7 +4,7 @@
 # TS.ADDs on series of two shards (a transaction across shards), and two SETs on keys of two
 # shards. Usage: `scripts/bench-ts-multi.py PORT CLIENTS TRANSACTIONS RUN` (CLIENTS
 # processes, TRANSACTIONS each; RUN prefixes the keys, so rounds on one server do not mix).
-# Keys are placed by asking the server: a TS.CREATE of two keys in one transaction is
+# Keys are placed by asking the server: a TS.ALTER of two keys in one transaction is
 # refused across shards.
 import sys, time, multiprocessing as mp
 import redis
@@ -13,27 +13,24 @@ PORT, PROCS, N = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 RUN = sys.argv[4]
 
 def same_shard(r, a, b):
-    """Whether a and b live on one shard: a TS.CREATE of both in one transaction is
-    refused across shards (and creates nothing)."""
+    """Whether a and b live on one shard: a TS.ALTER of both in one transaction is refused
+    whole across shards, and on one shard fails on each missing key."""
     p = r.pipeline()
-    p.execute_command("TS.CREATE", a).execute_command("TS.CREATE", b)
+    p.execute_command("TS.ALTER", a, "RETENTION", 0)
+    p.execute_command("TS.ALTER", b, "RETENTION", 0)
     try:
         p.execute()
-        return True
-    except redis.ResponseError:
-        return False
+    except redis.ResponseError as e:
+        return "across shards" not in str(e)
+    raise SystemExit(f"{a} or {b} exists already: use another RUN")
 
 def keys_for(r, prefix, want_same):
     for i in range(1000):
         a, b = f"{prefix}:a{i}", f"{prefix}:b{i}"
-        same = same_shard(r, a, b)
-        if same == want_same:
-            if not same:
-                r.execute_command("TS.CREATE", a)
-                r.execute_command("TS.CREATE", b)
+        if same_shard(r, a, b) == want_same:
+            r.execute_command("TS.CREATE", a)
+            r.execute_command("TS.CREATE", b)
             return a, b
-        if same:
-            r.delete(a, b)
     raise SystemExit("no key found")
 
 def worker(args):
