@@ -4,7 +4,7 @@
 # TS.ADDs on series of two shards (a transaction across shards), and two SETs on keys of two
 # shards. Usage: `scripts/bench-ts-multi.py PORT CLIENTS TRANSACTIONS RUN` (CLIENTS
 # processes, TRANSACTIONS each; RUN prefixes the keys, so rounds on one server do not mix).
-# Keys are placed by asking the server: a TS.ALTER of two keys in one transaction is
+# Keys are placed by asking the server: a TS.DEL of two keys in one transaction is
 # refused across shards.
 import sys, time, multiprocessing as mp
 import redis
@@ -13,11 +13,11 @@ PORT, PROCS, N = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 RUN = sys.argv[4]
 
 def same_shard(r, a, b):
-    """Whether a and b live on one shard: a TS.ALTER of both in one transaction is refused
+    """Whether a and b live on one shard: a TS.DEL of both in one transaction is refused
     whole across shards, and on one shard fails on each missing key."""
     p = r.pipeline()
-    p.execute_command("TS.ALTER", a, "RETENTION", 0)
-    p.execute_command("TS.ALTER", b, "RETENTION", 0)
+    p.execute_command("TS.DEL", a, 0, 1)
+    p.execute_command("TS.DEL", b, 0, 1)
     try:
         p.execute()
     except redis.ResponseError as e:

@@ -5,7 +5,7 @@
 //! shards): ping, set, get, incr, a non-transactional pipeline, transactional ones on one
 //! key and across both shards, a `WATCH` retry transaction, a session with a TTL, `.ts()`'s
 //! default (transactional) pipeline on one series and creating series and adding samples
-//! across shards (a `TS.ALTER` across shards refused), and the protocol the
+//! across shards (a `TS.DEL` across shards refused), and the protocol the
 //! connection ended up speaking (`CLIENT INFO`'s `resp`). If `python3` or the `redis`
 //! package is missing (`.ci/run` installs it with pip when the network allows), the test
 //! says `SKIP` on stderr, past libtest's capture, and passes.
@@ -73,15 +73,15 @@ tp.range(keys[9] + ":ts", "-", "+")
 want = [True, 1000] * 10 + [[2000, 2000], [(1000, 9.0), (2000, 2.5)]]
 assert tp.execute() == want, "TS pipeline across shards"
 assert r.ts().get(keys[0] + ":ts") == (2000, 1.5), "its samples stay"
-# A TS.ALTER across shards is refused whole: nothing runs.
+# A TS.DEL across shards is refused whole: nothing runs.
 tp = r.ts().pipeline()
 for key in keys:
-    tp.add(key + ":ts", 3000, 1).alter(key + ":ts", retention_msecs=10)
+    tp.add(key + ":ts", 3000, 1).delete(key + ":ts", 0, 1000)
 try:
     tp.execute()
-    raise AssertionError("a TS.ALTER transaction across shards ran")
+    raise AssertionError("a TS.DEL transaction across shards ran")
 except redis.ResponseError as e:
-    assert "TS.ALTER in a transaction across shards" in str(e), e
+    assert "TS.DEL in a transaction across shards" in str(e), e
 assert r.ts().get(keys[0] + ":ts") == (2000, 1.5), "nothing of it ran"
 print("resp=" + str(r.client_info()["resp"]), "redis-py=" + redis.__version__)
 "#;

@@ -198,7 +198,7 @@ fn type_inside_multi_names_a_series_a_string_and_a_missing_key() {
 
 /// Goal: time-series commands on series of one shard run inside `MULTI`/`EXEC` with their
 /// usual replies (redis-py's `.ts()` pipelines are transactions by default); one whose
-/// keys span shards and that alters a series with `TS.ALTER` runs nothing and says why
+/// keys span shards and that deletes samples with `TS.DEL` runs nothing and says why
 /// (what runs across shards: `server_multi_cross_shard_ts`); label-filtered ones are
 /// refused when queued, aborting the transaction, as `KEYS` is.
 #[test]
@@ -239,11 +239,11 @@ fn time_series_commands_run_in_a_transaction_on_one_shard() {
         want,
         "EXEC reply"
     );
-    // Across shards with a TS.ALTER: nothing runs.
+    // Across shards with a TS.DEL: nothing runs.
     assert_eq!(conn.request(&["MULTI"]), b"+OK\r\n");
     assert_eq!(conn.request(&["TS.ADD", a, "5000", "1"]), b"+QUEUED\r\n");
-    let alter = ["TS.ALTER", &one[0], "RETENTION", "10"];
-    assert_eq!(conn.request(&alter), b"+QUEUED\r\n");
+    let del = ["TS.DEL", &one[0], "0", "10"];
+    assert_eq!(conn.request(&del), b"+QUEUED\r\n");
     let refused = conn.request(&["EXEC"]);
     assert!(
         String::from_utf8_lossy(&refused).contains("across shards"),

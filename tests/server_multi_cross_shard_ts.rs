@@ -4,8 +4,8 @@
 //! without the other's, after SIGKILL every transaction is whole or absent, a part that
 //! could not be made durable leaves the other shard's series as they were (an added
 //! sample gone, an overwritten one back, a created series deleted, also one a failing
-//! `TS.INCRBY` created), and what it refuses (`TS.ALTER`, `TS.DEL`, samples of a series
-//! with a compaction rule) it refuses with a precise error.
+//! `TS.INCRBY` created, altered settings back), and what it refuses (`TS.DEL`, samples of
+//! a series with a compaction rule) it refuses with a precise error.
 //!
 //! Method: two shards, series keys picked with `shard_of` so each transaction spans both.
 //! A scripted session runs inside `EXEC` on some series and outside a transaction on twin
@@ -79,6 +79,19 @@ const SESSION: &[&[&str]] = &[
     &["TS.GET", "N"],
     &["TS.RANGE", "A", "-", "+", "AGGREGATION", "sum", "5000"],
     &["TS.INFO", "M"],
+    &[
+        "TS.ALTER",
+        "B",
+        "RETENTION",
+        "100000",
+        "LABELS",
+        "kind",
+        "altered",
+    ],
+    &["TS.ALTER", "N", "DUPLICATE_POLICY", "SUM"],
+    &["TS.ADD", "N", "10", "5"],
+    &["TS.INFO", "B"],
+    &["TS.ALTER", "S", "RETENTION", "1"],
 ];
 
 /// `SESSION`'s commands with its letters replaced by `keys` (`A`, `B`, `N`, `S`, `M`).
@@ -408,12 +421,13 @@ fn fdatasync_failure_in_a_series_transaction(fail_at: u64) -> Met {
         conn.request(&["TS.ADD", &created[n as usize], "1", "1"]);
         conn.request(&["TS.INCRBY", &incremented[n as usize], "not-a-number"]);
         conn.request(&["TS.CREATE", &made[n as usize], "LABELS", "made", "yes"]);
+        conn.request(&["TS.ALTER", &s1, "LABELS", "round", &v]);
         let mut ok: Vec<Reply> = [1, 1000 + n, 1, 1000 + n, 1]
             .iter()
             .map(|&t| Reply::Int(t as i64))
             .collect();
         ok.push(Reply::err("ERR TSDB: invalid increase/decrease value"));
-        ok.push(Reply::ok());
+        ok.extend([Reply::ok(), Reply::ok()]);
         match conn.request(&["EXEC"]) {
             Reply::Array(replies) if replies == ok => acknowledged = n,
             other => {
@@ -456,6 +470,9 @@ fn fdatasync_failure_in_a_series_transaction(fail_at: u64) -> Met {
         exists_failed,
         "series the transaction created"
     );
+    // The label TS.ALTER gave s1: the last transaction's that counts.
+    let round = |n: u64| (n > 0).then(|| n.to_string());
+    assert_eq!(round_label(&mut reader, &s1), round(want1), "{met:?}");
     server.kill9();
     drop(server);
     let server = TestServer::start_in(dir.path(), &["--shards", "2"]);
@@ -468,7 +485,32 @@ fn fdatasync_failure_in_a_series_transaction(fail_at: u64) -> Met {
         );
     }
     assert_eq!(conn.request(&exists), exists_failed, "after the restart");
+    let restarted = round_label(&mut conn, &s1);
+    assert_eq!(restarted, round(want1), "{met:?} after the restart");
     met
+}
+
+/// The value of label `round` in `TS.INFO key` (RESP2: name, value, ... with `labels` an
+/// array of name-value pairs).
+fn round_label(conn: &mut common::RawConn, key: &str) -> Option<String> {
+    let word = |r: &Reply| match r {
+        Reply::Status(s) => Some(s.clone()),
+        Reply::Bulk(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        _ => None,
+    };
+    let Reply::Array(info) = conn.request(&["TS.INFO", key]) else {
+        panic!("TS.INFO {key}");
+    };
+    let at = info
+        .iter()
+        .position(|r| word(r).as_deref() == Some("labels"))?;
+    let Reply::Array(labels) = &info[at + 1] else {
+        panic!("labels: {:?}", info[at + 1]);
+    };
+    labels.iter().find_map(|pair| match pair {
+        Reply::Array(pair) if word(&pair[0]).as_deref() == Some("round") => word(&pair[1]),
+        _ => None,
+    })
 }
 
 #[test]
@@ -489,11 +531,8 @@ fn refused_forms_answer_a_precise_error() {
     let mut conn = server.raw();
     let (a, b) = pair("refused:");
     assert_eq!(conn.request(&["TS.CREATE", &b]), Reply::ok());
-    // Altering a series or deleting samples: the whole EXEC runs nothing.
-    let forms: [&[&str]; 2] = [
-        &["TS.ALTER", &b, "RETENTION", "10"],
-        &["TS.DEL", &b, "0", "10"],
-    ];
+    // Deleting samples by range: the whole EXEC runs nothing.
+    let forms: [&[&str]; 1] = [&["TS.DEL", &b, "0", "10"]];
     for form in forms {
         assert_eq!(conn.request(&["MULTI"]), Reply::ok());
         assert_eq!(
@@ -502,7 +541,7 @@ fn refused_forms_answer_a_precise_error() {
         );
         assert_eq!(conn.request(form), Reply::Status("QUEUED".into()));
         let want = format!(
-            "ERR tskv cannot run {} in a transaction across shards (TS.ALTER and TS.DEL need every key of the transaction on one shard)",
+            "ERR tskv cannot run {} in a transaction across shards (TS.DEL needs every key of the transaction on one shard)",
             form[0]
         );
         assert_eq!(conn.request(&["EXEC"]), Reply::Error(want), "{form:?}");

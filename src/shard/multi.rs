@@ -7,10 +7,10 @@
 //! `-EXECABORT Transaction discarded because of previous errors.` and runs nothing.
 //!
 //! Time-series commands on one series (`TS.CREATE`, `TS.ADD`, `TS.MADD`, `TS.RANGE`, ...)
-//! may be queued. Across shards, those that create a series or write samples
-//! (`TS.CREATE`, `TS.ADD`, `TS.MADD`, `TS.INCRBY`, `TS.DECRBY`) and the reads (`TS.GET`,
-//! `TS.RANGE`, `TS.REVRANGE`, `TS.INFO`) run like string ops; an `EXEC` whose keys span
-//! shards and that holds `TS.ALTER` or `TS.DEL` runs nothing and answers an error naming it, and a
+//! may be queued. Across shards, those that create or alter a series or write samples
+//! (`TS.CREATE`, `TS.ALTER`, `TS.ADD`, `TS.MADD`, `TS.INCRBY`, `TS.DECRBY`) and the reads
+//! (`TS.GET`, `TS.RANGE`, `TS.REVRANGE`, `TS.INFO`) run like string ops; an `EXEC` whose
+//! keys span shards and that holds `TS.DEL` runs nothing and answers an error naming it, and a
 //! sample write to a series with a compaction rule gets an error inside the reply
 //! ([`crate::timeseries::undo`]). Label-filtered ones (`TS.MGET`, `TS.MRANGE`,
 //! `TS.QUERYINDEX`) and rules are refused when queued.
@@ -291,17 +291,17 @@ impl Shard {
 }
 
 /// Whether a queued time-series command may run in a transaction across shards: those
-/// that create a series or write samples of one (their before-images are undone series
-/// by series and sample by sample, [`crate::timeseries::undo`]) and the reads. Altering
-/// a series or deleting samples by range is not undone across shards.
+/// that create or alter a series or write samples of one (their before-images are undone
+/// series by series and sample by sample, [`crate::timeseries::undo`]) and the reads.
+/// Deleting samples by range (`TS.DEL`) is not undone across shards.
 fn series_across_shards(kind: CommandKind) -> bool {
-    !matches!(kind, CommandKind::TsAlter | CommandKind::TsDel)
+    kind != CommandKind::TsDel
 }
 
 /// Why an `EXEC` whose keys span shards and that holds `kind` runs nothing.
 fn series_across_shards_error(kind: CommandKind) -> String {
     format!(
-        "ERR tskv cannot run {} in a transaction across shards (TS.ALTER and TS.DEL need every key of the transaction on one shard)",
+        "ERR tskv cannot run {} in a transaction across shards (TS.DEL needs every key of the transaction on one shard)",
         kind.name().to_ascii_uppercase()
     )
 }

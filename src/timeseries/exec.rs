@@ -414,18 +414,30 @@ fn incrby_ts(rest: &[&[u8]], now_ms: u64) -> Result<u64, SeriesError> {
     }
 }
 
-/// What a request (`args`: name, key, arguments) run at `now_ms` may write: the series'
-/// key (which `TS.CREATE`, `TS.ADD`, `TS.INCRBY` and `TS.DECRBY` create when missing) and
-/// the timestamp of the one sample `TS.ADD`, `TS.MADD` (one sample), `TS.INCRBY` and
-/// `TS.DECRBY` write (`None` for `TS.CREATE`). `None` for every other request, and for a
-/// `TS.ADD` or `TS.MADD` whose timestamp or value it will refuse (checked before the key:
-/// it then writes nothing). A `TS.INCRBY` checks its other arguments only after it
-/// created a missing series, so it is named whatever they hold (a bad `TIMESTAMP` counts
-/// as `now_ms`).
-pub fn series_written<'a>(args: &[&'a [u8]], now_ms: u64) -> Option<(&'a [u8], Option<u64>)> {
+/// What one time-series request may write to its series (see [`series_written`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeriesWrite {
+    /// The series, if it is missing (`TS.CREATE`).
+    Create,
+    /// The series' settings (`TS.ALTER`).
+    Settings,
+    /// The sample at this timestamp (`TS.ADD`, `TS.MADD` for one sample, `TS.INCRBY`,
+    /// `TS.DECRBY`), and the series if it is missing (but for `TS.MADD`).
+    Sample(u64),
+}
+
+/// The series a request (`args`: name, key, arguments) run at `now_ms` may write, and
+/// what of it. `None` for every other request, and for a `TS.ADD` or `TS.MADD` whose
+/// timestamp or value it will refuse (checked before the key: it then writes nothing). A
+/// `TS.INCRBY` checks its other arguments only after it created a missing series, so it
+/// is named whatever they hold (a bad `TIMESTAMP` counts as `now_ms`).
+pub fn series_written<'a>(args: &[&'a [u8]], now_ms: u64) -> Option<(&'a [u8], SeriesWrite)> {
     let key = *args.get(1)?;
     if name_is(args, "TS.CREATE") {
-        return Some((key, None));
+        return Some((key, SeriesWrite::Create));
+    }
+    if name_is(args, "TS.ALTER") {
+        return Some((key, SeriesWrite::Settings));
     }
     let rest = args.get(1..).filter(|rest| rest.len() >= 2)?;
     let ts_ms = if name_is(args, "TS.ADD") || name_is(args, "TS.MADD") {
@@ -437,7 +449,7 @@ pub fn series_written<'a>(args: &[&'a [u8]], now_ms: u64) -> Option<(&'a [u8], O
     } else {
         return None;
     };
-    Some((key, Some(ts_ms)))
+    Some((key, SeriesWrite::Sample(ts_ms)))
 }
 
 /// Deletes series `key` if there is one: its metadata, chunks and unsealed samples. This

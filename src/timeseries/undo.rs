@@ -1,13 +1,14 @@
 //! A transaction across shards on this shard's series: what its part's writes changed,
 //! and writing that back if the transaction does not commit.
 //!
-//! A part may create series with `TS.CREATE` and write samples with `TS.ADD`, `TS.MADD`,
-//! `TS.INCRBY` and `TS.DECRBY` (the shard's transaction code refuses `TS.ALTER` and
-//! `TS.DEL` across shards). Before each such request runs, [`SeriesUndo::before`] keeps
-//! the *before-image* of what it writes, the first time the part touches it: no series
-//! yet, or for the one sample it writes, no sample at that timestamp or the value there.
-//! If the transaction does not commit, [`SeriesUndo::undo`] writes them back as ordinary
-//! writes after the part: a series the part created is deleted, a sample it added is
+//! A part may create series with `TS.CREATE`, alter them with `TS.ALTER` and write samples
+//! with `TS.ADD`, `TS.MADD`, `TS.INCRBY` and `TS.DECRBY` (the shard's transaction code
+//! refuses `TS.DEL` across shards). Before each such request runs, [`SeriesUndo::before`]
+//! keeps the *before-image* of what it writes, the first time the part touches it: no
+//! series yet, the series' settings, or for the one sample it writes, no sample at that
+//! timestamp or the value there. If the transaction does not commit, [`SeriesUndo::undo`]
+//! writes them back as ordinary writes after the part: a series the part created is
+//! deleted, altered settings (labels included) are put back, a sample it added is
 //! deleted, an overwritten value is put back.
 //!
 //! **Why the part's samples stay open.** While the part is undecided, the series is not
@@ -25,8 +26,9 @@
 use crate::store::ShardStore;
 
 use super::chunk::Sample;
-use super::exec;
-use super::meta::DuplicatePolicy;
+use super::exec::{self, SeriesWrite};
+use super::keys;
+use super::meta::{DuplicatePolicy, SeriesMeta};
 use super::series::{self, SeriesCache, SeriesError};
 
 /// The error a sample write to a series with a compaction rule gets inside a
@@ -48,6 +50,8 @@ pub struct Kept {
     series_index: usize,
     /// The request marked the series as created.
     created: bool,
+    /// The request kept the series' settings.
+    settings: bool,
     /// The request added the last sample image of the series.
     sample: bool,
 }
@@ -58,15 +62,28 @@ struct SeriesBefore {
     key: Vec<u8>,
     /// There was no series of this name: the undo deletes it.
     created: bool,
+    /// Its settings before a `TS.ALTER`.
+    settings: Option<Box<SeriesMeta>>,
     /// Each timestamp written, and the value it held before (`None`: no sample).
     samples: Vec<(u64, Option<f64>)>,
 }
 
+/// What one request's write held before.
+#[derive(Debug, PartialEq)]
+enum Image {
+    /// No series of that name.
+    NoSeries,
+    /// The series' settings.
+    Settings(Box<SeriesMeta>),
+    /// The sample's timestamp and value (`None`: no sample there).
+    Sample(u64, Option<f64>),
+}
+
 impl SeriesUndo {
     /// Before `request` (from [`exec::encode_request`]) runs at `now_ms` in the part: if
-    /// it writes a sample, keeps what that sample's place holds now (the first time this
-    /// part touches it) and holds the series' seals until the transaction is decided.
-    /// Returns what it kept, if anything.
+    /// it creates a series, alters one or writes a sample, keeps what that holds now (the
+    /// first time this part touches it) and holds the series' seals until the
+    /// transaction is decided. Returns what it kept, if anything.
     ///
     /// # Errors
     /// The error reply text of a request the part must not run: a sample write to a
@@ -81,62 +98,75 @@ impl SeriesUndo {
         let Some((_, args)) = exec::decode_request(request) else {
             return Ok(None);
         };
-        let Some((key, ts_ms)) = exec::series_written(&args, now_ms) else {
+        let Some((key, write)) = exec::series_written(&args, now_ms) else {
             return Ok(None);
         };
         let storage = |e: SeriesError| format!("ERR storage error: {e}");
         let known = self.series.iter().position(|s| s.key == key);
         if let Some(known) = known.map(|at| &self.series[at]) {
-            let sample_known = |ts_ms: u64| known.samples.iter().any(|s| s.0 == ts_ms);
-            if known.created || ts_ms.is_some_and(sample_known) {
+            let seen = match write {
+                SeriesWrite::Create => false,
+                SeriesWrite::Settings => known.settings.is_some(),
+                SeriesWrite::Sample(ts_ms) => known.samples.iter().any(|s| s.0 == ts_ms),
+            };
+            if known.created || seen {
                 return Ok(None);
             }
         }
-        let before = match (series::load(store, cache, key).map_err(storage)?, ts_ms) {
-            (None, _) => None,
+        let image = match (series::load(store, cache, key).map_err(storage)?, write) {
+            (None, SeriesWrite::Settings) => return Ok(None),
+            (None, _) => Image::NoSeries,
             // A `TS.CREATE` of an existing series writes nothing.
-            (Some(_), None) => return Ok(None),
-            (Some(state), Some(_))
+            (Some(_), SeriesWrite::Create) => return Ok(None),
+            (Some(state), SeriesWrite::Settings) => Image::Settings(Box::new(state.meta.clone())),
+            (Some(state), SeriesWrite::Sample(_))
                 if !state.meta.rules.is_empty() || state.meta.source_key.is_some() =>
             {
                 return Err(RULE_SERIES_ACROSS_SHARDS.into());
             }
-            (Some(state), Some(ts_ms)) => Some((
+            (Some(state), SeriesWrite::Sample(ts_ms)) => Image::Sample(
                 ts_ms,
                 series::value_at(store, state, ts_ms).map_err(storage)?,
-            )),
+            ),
         };
         cache.hold_seals(key);
         let series_index = known.unwrap_or_else(|| {
             self.series.push(SeriesBefore {
                 key: key.to_vec(),
                 created: false,
+                settings: None,
                 samples: Vec::new(),
             });
             self.series.len() - 1
         });
         let entry = &mut self.series[series_index];
-        match before {
-            None => entry.created = true,
-            Some(image) => entry.samples.push(image),
-        }
-        Ok(Some(Kept {
+        let kept = Kept {
             series_index,
-            created: before.is_none(),
-            sample: before.is_some(),
-        }))
+            created: image == Image::NoSeries,
+            settings: matches!(image, Image::Settings(_)),
+            sample: matches!(image, Image::Sample(..)),
+        };
+        match image {
+            Image::NoSeries => entry.created = true,
+            Image::Settings(meta) => entry.settings = Some(meta),
+            Image::Sample(ts_ms, value) => entry.samples.push((ts_ms, value)),
+        }
+        Ok(Some(kept))
     }
 
-    /// The request [`SeriesUndo::before`] kept `kept` for failed: it wrote no sample, so
-    /// the sample's before-image goes, and so does the mark of a series it would have
-    /// created unless it did create it (`TS.INCRBY` checks its value after that). The
-    /// series' seals stay held until the decision.
+    /// The request [`SeriesUndo::before`] kept `kept` for failed: it wrote no sample and
+    /// no settings, so their before-images go, and so does the mark of a series it would
+    /// have created unless it did create it (`TS.INCRBY` checks its value after that).
+    /// The series' seals stay held until the decision.
     pub fn failed(&mut self, kept: Kept, store: &ShardStore, cache: &mut SeriesCache) {
         let Some(entry) = self.series.get_mut(kept.series_index) else {
             return;
         };
         if kept.created && !cache.directory.contains(store, &entry.key).unwrap_or(true) {
             entry.created = false;
+        }
+        if kept.settings {
+            entry.settings = None;
         }
         if kept.sample {
             entry.samples.pop();
@@ -167,8 +197,8 @@ impl SeriesUndo {
 }
 
 /// Writes back one series' before-images: deletes it if the part created it; otherwise
-/// deletes the samples the part added, reloads the state (its newest sample may have
-/// gone), and puts the overwritten values back.
+/// puts its settings back, deletes the samples the part added, reloads the state (its
+/// newest sample may have gone), and puts the overwritten values back.
 fn undo_series(
     store: &mut ShardStore,
     cache: &mut SeriesCache,
@@ -179,6 +209,12 @@ fn undo_series(
         return exec::delete_series(store, cache, key).map(|_| ());
     }
     let storage = |e: SeriesError| format!("ERR storage error: {e}");
+    if let Some(meta) = &before.settings {
+        // First, so the samples go back under the retention they were written with.
+        store.put(&keys::meta_key(key), &meta.encode());
+        cache.directory.insert(key, &meta.labels);
+        cache.forget(store, key);
+    }
     let Some(state) = series::load(store, cache, key).map_err(storage)? else {
         return Ok(());
     };
