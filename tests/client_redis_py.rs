@@ -4,8 +4,8 @@
 //! Method: run a small Python script with redis-py against a real tskv-server (two
 //! shards): ping, set, get, incr, a non-transactional pipeline, transactional ones on one
 //! key and across both shards, a `WATCH` retry transaction, a session with a TTL, `.ts()`'s
-//! default (transactional) pipeline on one series and refused across shards, and the
-//! protocol the
+//! default (transactional) pipeline on one series and creating series and adding samples
+//! across shards (a `TS.DEL` across shards refused), and the protocol the
 //! connection ended up speaking (`CLIENT INFO`'s `resp`). If `python3` or the `redis`
 //! package is missing (`.ci/run` installs it with pip when the network allows), the test
 //! says `SKIP` on stderr, past libtest's capture, and passes.
@@ -64,16 +64,25 @@ tp.madd([("py:temp", 2000, 21.0), ("py:temp", 3000, 21.5)])
 tp.range("py:temp", "-", "+").get("py:temp")
 want = [True, 1000, [2000, 3000], [(1000, 20.5), (2000, 21.0), (3000, 21.5)], (3000, 21.5)]
 assert tp.execute() == want, "TS pipeline"
-# ... while one over series of both shards is refused whole: nothing runs.
+# ... and creating series and adding samples on both shards (a transaction across shards).
+tp = r.ts().pipeline()
+for i, key in enumerate(keys):
+    tp.create(key + ":ts", labels={"n": str(i)}).add(key + ":ts", 1000, i)
+tp.madd([(keys[0] + ":ts", 2000, 1.5), (keys[9] + ":ts", 2000, 2.5)])
+tp.range(keys[9] + ":ts", "-", "+")
+want = [True, 1000] * 10 + [[2000, 2000], [(1000, 9.0), (2000, 2.5)]]
+assert tp.execute() == want, "TS pipeline across shards"
+assert r.ts().get(keys[0] + ":ts") == (2000, 1.5), "its samples stay"
+# A TS.DEL across shards is refused whole: nothing runs.
 tp = r.ts().pipeline()
 for key in keys:
-    tp.add(key + ":ts", 1, 1)
+    tp.add(key + ":ts", 3000, 1).delete(key + ":ts", 0, 1000)
 try:
     tp.execute()
-    raise AssertionError("a TS transaction across shards ran")
+    raise AssertionError("a TS.DEL transaction across shards ran")
 except redis.ResponseError as e:
-    assert "across shards" in str(e), e
-assert r.exists(*[key + ":ts" for key in keys]) == 0, "nothing of it ran"
+    assert "TS.DEL in a transaction across shards" in str(e), e
+assert r.ts().get(keys[0] + ":ts") == (2000, 1.5), "nothing of it ran"
 print("resp=" + str(r.client_info()["resp"]), "redis-py=" + redis.__version__)
 "#;
 

@@ -198,8 +198,9 @@ fn type_inside_multi_names_a_series_a_string_and_a_missing_key() {
 
 /// Goal: time-series commands on series of one shard run inside `MULTI`/`EXEC` with their
 /// usual replies (redis-py's `.ts()` pipelines are transactions by default); one whose
-/// keys span shards runs nothing and says why; label-filtered ones are refused when
-/// queued, aborting the transaction, as `KEYS` is.
+/// keys span shards and that deletes samples with `TS.DEL` runs nothing and says why
+/// (what runs across shards: `server_multi_cross_shard_ts`); label-filtered ones are
+/// refused when queued, aborting the transaction, as `KEYS` is.
 #[test]
 fn time_series_commands_run_in_a_transaction_on_one_shard() {
     let server = TestServer::start(&["--shards", "2"]);
@@ -238,13 +239,11 @@ fn time_series_commands_run_in_a_transaction_on_one_shard() {
         want,
         "EXEC reply"
     );
-    // Across shards: nothing runs.
+    // Across shards with a TS.DEL: nothing runs.
     assert_eq!(conn.request(&["MULTI"]), b"+OK\r\n");
     assert_eq!(conn.request(&["TS.ADD", a, "5000", "1"]), b"+QUEUED\r\n");
-    assert_eq!(
-        conn.request(&["TS.ADD", &one[0], "5000", "1"]),
-        b"+QUEUED\r\n"
-    );
+    let del = ["TS.DEL", &one[0], "0", "10"];
+    assert_eq!(conn.request(&del), b"+QUEUED\r\n");
     let refused = conn.request(&["EXEC"]);
     assert!(
         String::from_utf8_lossy(&refused).contains("across shards"),

@@ -7,9 +7,13 @@
 //! `-EXECABORT Transaction discarded because of previous errors.` and runs nothing.
 //!
 //! Time-series commands on one series (`TS.CREATE`, `TS.ADD`, `TS.MADD`, `TS.RANGE`, ...)
-//! may be queued when every key of the transaction lives on one shard; an `EXEC` whose keys
-//! span shards and that holds one runs nothing and answers an error. Label-filtered ones
-//! (`TS.MGET`, `TS.MRANGE`, `TS.QUERYINDEX`) and rules are refused when queued.
+//! may be queued. Across shards, those that create or alter a series or write samples
+//! (`TS.CREATE`, `TS.ALTER`, `TS.ADD`, `TS.MADD`, `TS.INCRBY`, `TS.DECRBY`) and the reads
+//! (`TS.GET`, `TS.RANGE`, `TS.REVRANGE`, `TS.INFO`) run like string ops; an `EXEC` whose
+//! keys span shards and that holds `TS.DEL` runs nothing and answers an error naming it, and a
+//! sample write to a series with a compaction rule gets an error inside the reply
+//! ([`crate::timeseries::undo`]). Label-filtered ones (`TS.MGET`, `TS.MRANGE`,
+//! `TS.QUERYINDEX`) and rules are refused when queued.
 //!
 //! `EXEC` of a transaction whose keys all live on one shard sends it to that shard as one
 //! [`Op::Batch`], which that shard runs in one turn of its loop: no other request runs in
@@ -173,11 +177,17 @@ impl Shard {
         let proto = self.proto(key);
         let mut replies = Vec::with_capacity(queued.len());
         let mut ops = Vec::new();
+        let mut series_refused = None;
         for args in &queued {
             let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
             let command = command::parse(&args)
                 .1
                 .expect("a queued command parsed when it was queued");
+            if let Command::Series(kind, _) = &command {
+                if !series_across_shards(*kind) {
+                    series_refused = series_refused.or(Some(*kind));
+                }
+            }
             let (reply, command_ops) =
                 owned_plan(&command, proto).expect("queued commands have a plan");
             replies.push((Slot::ready(reply), command_ops.len()));
@@ -185,7 +195,7 @@ impl Shard {
         }
         let borrowed: Vec<Op<&[u8]>> = ops.iter().map(|op| op.as_borrowed()).collect();
         let spans_shards = self.spans_shards(&borrowed, &watch_shards);
-        if spans_shards && borrowed.iter().any(|op| matches!(op, Op::Series { .. })) {
+        if let (true, Some(kind)) = (spans_shards, series_refused) {
             // Nothing ran: the transaction ends as an aborted one does.
             for shard in watch_shards {
                 self.forget_watches(key, client, shard);
@@ -194,7 +204,7 @@ impl Shard {
                 conn.transaction = None;
                 conn.watch_shards.clear();
             }
-            self.push_ready(key, error_reply(SERIES_ACROSS_SHARDS));
+            self.push_ready(key, error_reply(&series_across_shards_error(kind)));
             return Ok(());
         }
         if spans_shards {
@@ -280,8 +290,21 @@ impl Shard {
     }
 }
 
-/// Why an `EXEC` whose keys span shards and that holds a time-series command runs nothing.
-const SERIES_ACROSS_SHARDS: &str = "ERR a transaction across shards cannot include time-series commands in tskv (all keys of a transaction with TS.* commands must live on one shard)";
+/// Whether a queued time-series command may run in a transaction across shards: those
+/// that create or alter a series or write samples of one (their before-images are undone
+/// series by series and sample by sample, [`crate::timeseries::undo`]) and the reads.
+/// Deleting samples by range (`TS.DEL`) is not undone across shards.
+fn series_across_shards(kind: CommandKind) -> bool {
+    kind != CommandKind::TsDel
+}
+
+/// Why an `EXEC` whose keys span shards and that holds `kind` runs nothing.
+fn series_across_shards_error(kind: CommandKind) -> String {
+    format!(
+        "ERR tskv cannot run {} in a transaction across shards (TS.DEL needs every key of the transaction on one shard)",
+        kind.name().to_ascii_uppercase()
+    )
+}
 
 /// The time-series commands that may be queued: those on one series (`TS.MADD`: one per
 /// sample). Label-filtered ones go to every shard, and rules may take a second round to

@@ -56,6 +56,13 @@ impl Shard {
     }
 }
 
+/// The wall clock in Unix milliseconds: what a time-series timestamp `*` means.
+pub(super) fn clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 impl Shard {
     /// For a lookup of `key` that found no string (`string`: its tombstone, if any):
     /// whether a series has that name, and the sequence number the reply waits for (the
@@ -132,9 +139,11 @@ impl Shard {
 
     /// Runs a time-series request (from [`encode_request`]) on this shard's store.
     pub(super) fn series_op(&mut self, request: &[u8]) -> (OpResult, SeqNo) {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        self.series_op_at(request, clock_ms())
+    }
+
+    /// [`Shard::series_op`] with `*` and a missing timestamp meaning `now_ms`.
+    pub(super) fn series_op_at(&mut self, request: &[u8], now_ms: u64) -> (OpResult, SeqNo) {
         let (mut result, seq) = ts_exec::run(&mut self.store, &mut self.series, request, now_ms);
         if let OpResult::Stream(stream) = &mut result {
             stream.0.owner = Some(self.id.0);

@@ -333,6 +333,7 @@ fn add_or_ignore(
     sample: Sample,
     policy_override: Option<super::meta::DuplicatePolicy>,
 ) -> Result<(u64, SeqNo), SeriesError> {
+    let may_seal = !cache.seals_held(key);
     let state = series::load(store, cache, key)?.expect("the caller checked it exists");
     if series::ignores(state, sample) {
         let newest_ts_ms = state.last.map_or(sample.ts_ms, |l| l.ts_ms);
@@ -340,7 +341,7 @@ fn add_or_ignore(
     }
     let previous = state.last;
     let has_rules = !state.meta.rules.is_empty();
-    let mut seq = series::add(store, state, sample, policy_override)?;
+    let mut seq = series::add(store, state, sample, policy_override, may_seal)?;
     if has_rules {
         seq = seq.max(rules::after_add(store, cache, key, previous, sample)?);
     }
@@ -385,19 +386,7 @@ fn ts_incrby(
     }
     let by = args::parse_value(rest[1])
         .ok_or_else(|| refused("ERR TSDB: invalid increase/decrease value"))?;
-    let ts_ms = match rest
-        .iter()
-        .position(|a| a.eq_ignore_ascii_case(b"TIMESTAMP"))
-    {
-        Some(at) => {
-            let word = rest.get(at + 1).copied().unwrap_or_default();
-            resolve_ts(
-                args::parse_timestamp(word).map_err(SeriesError::Refused)?,
-                now_ms,
-            )
-        }
-        None => now_ms,
-    };
+    let ts_ms = incrby_ts(rest, now_ms)?;
     let state = series::load(store, cache, key)?.expect("exists or just created");
     if state.last.is_some_and(|l| ts_ms < l.ts_ms) {
         return Err(refused(
@@ -415,6 +404,60 @@ fn ts_incrby(
     )?;
     resp::integer(out, reply_ts_ms as i64);
     Ok(seq.max(created))
+}
+
+/// The timestamp `TS.INCRBY|TS.DECRBY key value [TIMESTAMP ts] ...` (`rest`, after the
+/// name) writes at: its `TIMESTAMP`, or `now_ms`.
+fn incrby_ts(rest: &[&[u8]], now_ms: u64) -> Result<u64, SeriesError> {
+    match rest
+        .iter()
+        .position(|a| a.eq_ignore_ascii_case(b"TIMESTAMP"))
+    {
+        Some(at) => {
+            let word = rest.get(at + 1).copied().unwrap_or_default();
+            let ts = args::parse_timestamp(word).map_err(SeriesError::Refused)?;
+            Ok(resolve_ts(ts, now_ms))
+        }
+        None => Ok(now_ms),
+    }
+}
+
+/// What one time-series request may write to its series (see [`series_written`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeriesWrite {
+    /// The series, if it is missing (`TS.CREATE`).
+    Create,
+    /// The series' settings (`TS.ALTER`).
+    Settings,
+    /// The sample at this timestamp (`TS.ADD`, `TS.MADD` for one sample, `TS.INCRBY`,
+    /// `TS.DECRBY`), and the series if it is missing (but for `TS.MADD`).
+    Sample(u64),
+}
+
+/// The series a request (`args`: name, key, arguments) run at `now_ms` may write, and
+/// what of it. `None` for every other request, and for a `TS.ADD` or `TS.MADD` whose
+/// timestamp or value it will refuse (checked before the key: it then writes nothing). A
+/// `TS.INCRBY` checks its other arguments only after it created a missing series, so it
+/// is named whatever they hold (a bad `TIMESTAMP` counts as `now_ms`).
+pub fn series_written<'a>(args: &[&'a [u8]], now_ms: u64) -> Option<(&'a [u8], SeriesWrite)> {
+    let key = *args.get(1)?;
+    if name_is(args, "TS.CREATE") {
+        return Some((key, SeriesWrite::Create));
+    }
+    if name_is(args, "TS.ALTER") {
+        return Some((key, SeriesWrite::Settings));
+    }
+    let rest = args.get(1..).filter(|rest| rest.len() >= 2)?;
+    let ts_ms = if name_is(args, "TS.ADD") || name_is(args, "TS.MADD") {
+        let ts = args::parse_timestamp(rest.get(1)?).ok()?;
+        args::parse_value(rest.get(2)?)?;
+        resolve_ts(ts, now_ms)
+    } else if name_is(args, "TS.INCRBY") || name_is(args, "TS.DECRBY") {
+        incrby_ts(rest, now_ms).unwrap_or(now_ms)
+    } else {
+        return None;
+    };
+    Some((key, SeriesWrite::Sample(ts_ms)))
 }
 
 /// Deletes series `key` if there is one: its metadata, chunks and unsealed samples. This

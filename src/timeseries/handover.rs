@@ -334,7 +334,7 @@ pub fn store_bucket(
                 ts_ms: bucket_start_ms,
                 value,
             };
-            series::add(store, dst, sample, Some(DuplicatePolicy::Last))
+            series::add(store, dst, sample, Some(DuplicatePolicy::Last), true)
         }
         None => {
             let (_, seq) =

@@ -60,7 +60,7 @@
 //! layout ([`marks`] how `TS.DEL` cuts a chunk without rewriting it), [`meta`] the settings' format, [`chunk`] (with
 //! [`bits`]) the chunk codec, [`aggregate`] the aggregators, [`reply`] the reply shapes
 //! (RESP2 and RESP3), [`info`] `TS.INFO`, [`plan`] what a request will read (so the shard reads it through its ring first), [`rules`] the compaction rules ([`handover`] their
-//! buckets bound for another shard).
+//! buckets bound for another shard), [`undo`] a transaction's sample writes written back.
 
 pub mod aggregate;
 pub mod args;
@@ -88,3 +88,4 @@ pub mod rules;
 mod seal;
 pub mod series;
 pub mod twa;
+pub mod undo;

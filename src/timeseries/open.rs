@@ -372,7 +372,7 @@ mod tests {
                     ts_ms: round,
                     value: (i * round) as f64,
                 };
-                series::add(&mut store, state, sample, None).unwrap();
+                series::add(&mut store, state, sample, None, true).unwrap();
                 assert!(cache.open_samples() <= bound, "{}", cache.open_samples());
             }
         }

@@ -73,6 +73,9 @@ pub struct SeriesCache {
     /// ([`super::handover::RuleNotice::Latest`]), for `LATEST`. In memory only: empty
     /// after a restart until the source is written again.
     pub remote_latest: HashMap<Vec<u8>, (Vec<u8>, Option<Sample>)>,
+    /// Series written by a transaction across shards that is not decided yet: none is
+    /// sealed until it is ([`SeriesCache::hold_seals`]).
+    seals_held: std::collections::HashSet<Vec<u8>>,
 }
 
 impl SeriesCache {
@@ -116,12 +119,33 @@ impl SeriesCache {
         self.states.get(key)
     }
 
+    /// Holds the seals of series `key` until [`SeriesCache::release_seals`]: its samples
+    /// stay open samples, whose WAL records replay skips if the transaction that wrote
+    /// them does not commit, and which are undone one by one. A seal would mix them into
+    /// chunks with samples older than the transaction.
+    pub fn hold_seals(&mut self, key: &[u8]) {
+        if !self.seals_held.contains(key) {
+            self.seals_held.insert(key.to_vec());
+        }
+    }
+
+    /// Lets series `key` be sealed again (its transaction is decided).
+    pub fn release_seals(&mut self, key: &[u8]) {
+        self.seals_held.remove(key);
+    }
+
+    /// Whether series `key`'s seals are held ([`SeriesCache::hold_seals`]).
+    pub fn seals_held(&self, key: &[u8]) -> bool {
+        !self.seals_held.is_empty() && self.seals_held.contains(key)
+    }
+
     /// Before the memtable freezes: seals each series holding at least
     /// [`checkpoint_seal_min`] open samples, and puts the other series' open samples that
     /// are not in the memtable yet into it (a series whose seal fails is stored too).
     pub(super) fn checkpoint_all(&mut self, store: &mut ShardStore) {
-        for state in self.states.values_mut() {
-            if state.open.len() >= checkpoint_seal_min(seal_threshold(&state.meta)) {
+        for (key, state) in &mut self.states {
+            let may_seal = !self.seals_held.contains(key);
+            if may_seal && state.open.len() >= checkpoint_seal_min(seal_threshold(&state.meta)) {
                 match seal(store, state) {
                     Ok(_) => continue,
                     Err(e) => tracing::error!("time-series seal at a checkpoint: {e}"),
@@ -337,8 +361,11 @@ pub fn read_range(
     ))
 }
 
-/// The value stored at `ts_ms`, open or sealed.
-fn value_at(
+/// The value stored at `ts_ms`, open or sealed (retention aside).
+///
+/// # Errors
+/// A failed read or a damaged entry.
+pub fn value_at(
     store: &ShardStore,
     state: &SeriesState,
     ts_ms: u64,
@@ -378,8 +405,8 @@ pub fn ignores(state: &SeriesState, sample: Sample) -> bool {
 }
 
 /// Adds one sample under the series' duplicate policy (or `policy_override`), sealing
-/// the unsealed samples into chunks when there are enough. Returns the sequence number of
-/// the last write.
+/// the unsealed samples into chunks when there are enough and `may_seal`
+/// ([`SeriesCache::hold_seals`]). Returns the sequence number of the last write.
 ///
 /// # Errors
 /// [`SeriesError::Refused`] with RedisTimeSeries's text for a sample older than the
@@ -389,6 +416,7 @@ pub fn add(
     state: &mut SeriesState,
     sample: Sample,
     policy_override: Option<DuplicatePolicy>,
+    may_seal: bool,
 ) -> Result<SeqNo, SeriesError> {
     let id = state.meta.series_id;
     let mut value = sample.value;
@@ -427,7 +455,7 @@ pub fn add(
             value,
         });
     }
-    if seal_due(state, state.open.len()) {
+    if may_seal && seal_due(state, state.open.len()) {
         seq = seq.max(seal(store, state)?);
     }
     Ok(seq)

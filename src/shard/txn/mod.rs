@@ -22,7 +22,8 @@
 //!    the coordinator's WAL), unlocks, and answers; the coordinator then lets its record
 //!    go with its segment. If a part could not be made durable (a failed fdatasync), the
 //!    transaction does not commit: the other participants write back what their part
-//!    overwrote, as ordinary writes that come after it, and the client gets the error.
+//!    overwrote (a key's value and deadline, a time-series sample's before-image), as
+//!    ordinary writes that come after it, and the client gets the error.
 //!
 //! **Why it cannot deadlock.** A transaction waits for a lock only at one shard at a time,
 //! and only for a transaction that holds a key there (which is past this shard in the
@@ -40,7 +41,9 @@
 //!
 //! **Why it is all or nothing.** Replay counts a part only if some shard's WAL holds the
 //! transaction's `TxCommit` ([`crate::wal::tx::TxOutcomes`]); a shard never flushes an
-//! undecided part into an SSTable; the coordinator's record stays on disk until every
+//! undecided part into an SSTable (nor seals a time series an undecided part wrote, so its
+//! samples stay open samples inside the part, [`crate::timeseries::undo`]); the
+//! coordinator's record stays on disk until every
 //! participant has its own. A client's next request waits until its transaction has
 //! replied, and the transaction's keys stay locked until each participant has released
 //! them, so nothing later sees the keys before the transaction.

@@ -14,6 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use super::super::mesh::{Message, Op, OpResult, OwnedOp, RunOutcome, ShardId, TxMessage};
 use super::super::Shard;
 use crate::base::SeqNo;
+use crate::timeseries::undo::SeriesUndo;
 use crate::wal::tx::TxId;
 
 /// What a key held before a transaction's part changed it: its value and deadline, or
@@ -51,6 +52,8 @@ struct Part {
     /// What each key it may have written held before, in the order first touched: written
     /// back if the transaction does not commit.
     before: Vec<(Box<[u8]>, BeforeImage)>,
+    /// The same for the samples it wrote to time series.
+    series: SeriesUndo,
 }
 
 impl Participant {
@@ -102,7 +105,7 @@ impl Participant {
             id,
             Part {
                 keys,
-                before: Vec::new(),
+                ..Part::default()
             },
         );
     }
@@ -182,17 +185,27 @@ impl Shard {
         let mut results = Vec::with_capacity(ops.len());
         let mut gate = SeqNo(0);
         let first = self.store.tx_part_begin();
+        // One clock for the part: a sample's before-image is kept for the timestamp `*`
+        // then means.
+        let now_ms = super::super::ts_route::clock_ms();
         for (index, op) in &ops {
             let op = op.as_borrowed();
-            let (result, op_gate) = match self.refuse_series_write(&op) {
-                Some(message) => (OpResult::Err(message), SeqNo(0)),
-                None => {
+            let (result, op_gate) = match (self.refuse_series_write(&op), &op) {
+                (Some(message), _) => (OpResult::Err(message), SeqNo(0)),
+                (
+                    None,
+                    Op::Series {
+                        request, writes, ..
+                    },
+                ) => self.run_series_op(id, (request, *writes), now_ms),
+                (None, _) => {
                     self.keep_before_images(id, &op);
                     self.run_op(&op)
                 }
             };
             gate = gate.max(op_gate);
-            results.push((*index, result));
+            // A range is built whole here, under the part's locks.
+            results.push((*index, self.stream_built(result)));
         }
         let part_seq = self.store.tx_part_end(id, first);
         if let Some(seq) = part_seq {
@@ -205,6 +218,39 @@ impl Shard {
             wrote: part_seq.is_some(),
         };
         self.post_when_durable(from, gate, Message::Tx(message));
+    }
+
+    /// Runs a time-series request of transaction `id`'s part at `now_ms`, keeping the
+    /// before-image of the sample it writes first ([`SeriesUndo::before`]).
+    fn run_series_op(
+        &mut self,
+        id: TxId,
+        (request, writes): (&[u8], bool),
+        now_ms: u64,
+    ) -> (OpResult, SeqNo) {
+        let mut kept = None;
+        if let Some(part) = self.txp.parts.get_mut(&id) {
+            match part
+                .series
+                .before(&self.store, &mut self.series, request, now_ms)
+            {
+                Ok(k) => kept = k,
+                Err(message) => return (OpResult::Err(message), SeqNo(0)),
+            }
+        }
+        let (result, gate) = match (writes, &self.poisoned) {
+            (true, Some(reason)) => (OpResult::Err(reason.clone()), SeqNo(0)),
+            _ => self.series_op_at(request, now_ms),
+        };
+        let failed = match &result {
+            OpResult::Err(_) => true,
+            OpResult::Encoded(reply) => reply.first() == Some(&b'-'),
+            _ => false,
+        };
+        if let (true, Some(kept), Some(part)) = (failed, kept, self.txp.parts.get_mut(&id)) {
+            part.series.failed(kept, &self.store, &mut self.series);
+        }
+        (result, gate)
     }
 
     /// A write of a key holding a time series, refused inside a transaction across shards:
@@ -264,12 +310,14 @@ impl Shard {
     /// commit the coordinator could not confirm, only once this shard's own record is
     /// durable (until then a crash could still take the part back).
     fn release_part(&mut self, from: ShardId, id: TxId, commit: bool, confirmed: bool) {
-        let part = self.txp.parts.remove(&id).unwrap_or_default();
+        let mut part = self.txp.parts.remove(&id).unwrap_or_default();
+        let series = std::mem::take(&mut part.series);
         let mut gate = SeqNo(0);
         if commit {
             if self.store.has_tx_part(id) {
                 gate = self.store.commit_tx(id, false);
             }
+            series.release(&mut self.series);
         } else if self.store.has_tx_part(id) {
             // As ordinary writes after the part: whether or not the part's own records
             // survive a crash, these come later and win.
@@ -283,7 +331,10 @@ impl Shard {
                     }
                 }
             }
+            series.undo(&mut self.store, &mut self.series);
             self.store.abort_tx(id);
+        } else {
+            series.release(&mut self.series);
         }
         let durable = self.poisoned.is_none() || gate == SeqNo(0);
         let message = Message::Tx(TxMessage::Released { id, durable });
