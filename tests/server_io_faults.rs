@@ -9,6 +9,11 @@
 //! to keys of shard 0 until one is refused, recording the acknowledged ones; check the
 //! error, a second refusal, reads, a write to shard 1, and `INFO persistence`. Kill the
 //! server, restart it without the fault, and read every acknowledged key back.
+//!
+//! Time-series reads on the refusing shard must answer at once too, on the connection
+//! whose writes were refused and on a series of the other shard: a reply that waited for
+//! the refused writes' fdatasync used to wait until some other I/O woke the shard, so
+//! `TS.GET` and `TS.RANGE` after a refused `TS.ADD` hung until the client timed out.
 
 mod common;
 
@@ -103,4 +108,48 @@ fn failed_wal_fdatasync_refuses_writes_keeps_reads_and_recovers() {
 #[test]
 fn failed_wal_write_refuses_writes_keeps_reads_and_recovers() {
     check_fault(WRITE_EIO_VAR, 6, "write failed");
+}
+
+#[test]
+fn time_series_reads_on_a_refusing_shard_answer_at_once() {
+    let data = tempfile::tempdir().unwrap();
+    let launch = Launch {
+        env: &[(FDATASYNC_EIO_VAR, "0:6")],
+        ..Launch::default()
+    };
+    let server = TestServer::start_in_with(data.path(), &["--shards", "2"], &launch);
+    let mut conn = server.raw();
+    let series = &keys_of(0, 1)[0];
+    let other = &keys_of(1, 1)[0];
+    assert_eq!(conn.request(&["TS.CREATE", other]), Reply::ok());
+    let mut refused = false;
+    for ts in 1..50 {
+        if conn
+            .request(&["TS.ADD", series, &ts.to_string(), "1.5"])
+            .is_error()
+        {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "the injected failure must refuse a TS.ADD");
+    // Each request reads its reply under the connection's I/O timeout: a hang fails it.
+    for request in [
+        vec!["TS.GET", series.as_str()],
+        vec!["TS.RANGE", series.as_str(), "-", "+"],
+        vec!["TS.INFO", series.as_str()],
+    ] {
+        let reply = conn.request(&request);
+        assert!(
+            matches!(&reply, Reply::Error(text) if text.contains("refuses writes"))
+                || !reply.is_error(),
+            "{request:?}: {reply:?}"
+        );
+    }
+    assert_eq!(
+        conn.request(&["TS.ADD", other, "5", "2.5"]),
+        Reply::Int(5),
+        "the other shard still writes"
+    );
+    assert_eq!(conn.request(&["PING"]), Reply::Status("PONG".into()));
 }

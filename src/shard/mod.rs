@@ -396,6 +396,7 @@ impl Shard {
             || self.outbox.iter().any(|q| !q.is_empty())
             || self.fetches.has_yielded()
             || self.rules_have_work()
+            || (self.poisoned.is_some() && self.has_gated_replies())
             || (self.committer.has_wal_room()
                 && !self.committer.slowdown_holding()
                 && self.poisoned.is_none()
@@ -420,6 +421,11 @@ impl Shard {
     /// Group commit, the next memtable flush and a due periodic fdatasync, unless poisoned.
     fn start_writes(&mut self) {
         if self.poisoned.is_some() {
+            // Replies queued behind writes that will never be durable get the shard's
+            // error now: nothing else would wake them once the ring is idle.
+            if self.has_gated_replies() {
+                self.release_acknowledged();
+            }
             return;
         }
         crate::timeseries::open::checkpoint(&mut self.store, &mut self.series);

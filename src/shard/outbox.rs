@@ -27,6 +27,11 @@ impl Shard {
             .push_back((gate.max(tail_gate), to, message));
     }
 
+    /// Whether replies (local or to peers) wait for the acknowledgement point.
+    pub(super) fn has_gated_replies(&self) -> bool {
+        !self.durable_waiters.is_empty() || !self.remote_waiting.is_empty()
+    }
+
     /// Releases replies (local and to peers) whose gate the acknowledgement point passed.
     pub(super) fn release_acknowledged(&mut self) {
         let ack = self.ack_seq();
