@@ -330,6 +330,15 @@ impl Shard {
             shared,
         };
         shard.series.route = crate::timeseries::handover::Route { shard: id, shards };
+        // Built before any client: a blind `SET` or a `DEL` asks the directory whether it
+        // replaces a series, and building it reads every metadata entry, which would
+        // otherwise stall the loop at the first such write after a start.
+        if let Err(e) = shard.series.directory.contains(&shard.store, b"") {
+            tracing::error!(
+                shard = id.0,
+                "reading the series directory at start-up: {e}; read again when needed"
+            );
+        }
         shard.publish_store_stats();
         Ok(shard)
     }

@@ -4,7 +4,8 @@
 //!
 //! The durable truth is the set of metadata entries (`0xFF 0x01 <user key>`, see
 //! [`super::keys`]): the directory is read from them with one range scan the first time a
-//! shard needs it (after a start, that rebuilds it from what recovery replayed), and from
+//! shard needs it (the server's shards do it as they start, from what recovery replayed,
+//! before serving anyone), and from
 //! then on follows every series the shard creates, relabels (`TS.ALTER LABELS`) or
 //! deletes. Nothing of it is written anywhere: the metadata entries already are the index's
 //! durable form, so it cannot disagree with them after a crash.
