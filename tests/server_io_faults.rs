@@ -18,18 +18,13 @@
 mod common;
 
 use common::{Launch, Reply, TestServer};
-use tskv::datadir::shard_of;
 use tskv::fault::{FDATASYNC_EIO_VAR, WRITE_EIO_VAR};
 
 const SHARDS: usize = 2;
 
 /// The first `count` keys `k<i>` that shard `shard` owns.
 fn keys_of(shard: usize, count: usize) -> Vec<String> {
-    (0..)
-        .map(|i| format!("k{i}"))
-        .filter(|k| shard_of(k.as_bytes(), SHARDS).0 == shard)
-        .take(count)
-        .collect()
+    common::keys_on(SHARDS, shard, "k", count)
 }
 
 fn check_fault(var: &str, fail_at: u64, what: &str) {

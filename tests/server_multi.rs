@@ -19,11 +19,7 @@ use tskv::datadir::shard_of;
 
 /// Keys named `<prefix><n>` owned by `shard` of two.
 fn keys_on(shard: usize, prefix: &str, count: usize) -> Vec<String> {
-    (0..)
-        .map(|i| format!("{prefix}{i}"))
-        .filter(|k| shard_of(k.as_bytes(), 2).0 == shard)
-        .take(count)
-        .collect()
+    common::keys_on(2, shard, prefix, count)
 }
 
 fn differential(resp3: bool) {

@@ -25,11 +25,7 @@ use tskv::datadir::shard_of;
 
 /// The first `count` keys `<prefix><n>` owned by `shard` of `shards`.
 fn keys_on(shards: usize, shard: usize, prefix: &str, count: usize) -> Vec<String> {
-    (0..)
-        .map(|i| format!("{prefix}{i}"))
-        .filter(|k| shard_of(k.as_bytes(), shards).0 == shard)
-        .take(count)
-        .collect()
+    common::keys_on(shards, shard, prefix, count)
 }
 
 fn text(reply: Vec<u8>) -> String {

@@ -23,15 +23,10 @@ mod common;
 
 use common::frames::Frames;
 use common::{samples_of, Reply, TestServer};
-use tskv::datadir::shard_of;
 
 /// The first `count` keys `<prefix><n>` owned by `shard` of two.
 fn keys_on(shard: usize, prefix: &str, count: usize) -> Vec<String> {
-    (0..)
-        .map(|i| format!("{prefix}{i}"))
-        .filter(|k| shard_of(k.as_bytes(), 2).0 == shard)
-        .take(count)
-        .collect()
+    common::keys_on(2, shard, prefix, count)
 }
 
 /// A key of shard 0 and one of shard 1 with this prefix.

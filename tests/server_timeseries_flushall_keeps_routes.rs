@@ -13,7 +13,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Reply, TestServer};
-use tskv::datadir::shard_of;
 
 fn req(con: &mut common::RawConn, line: &str) -> Reply {
     let args: Vec<&str> = line.split_whitespace().collect();
@@ -21,10 +20,7 @@ fn req(con: &mut common::RawConn, line: &str) -> Reply {
 }
 
 fn key_on(prefix: &str, shard: usize) -> String {
-    (0..)
-        .map(|i| format!("{prefix}{i}"))
-        .find(|k| shard_of(k.as_bytes(), 2).0 == shard)
-        .expect("some key hashes to each shard")
+    common::keys_on(2, shard, prefix, 1).remove(0)
 }
 
 #[test]

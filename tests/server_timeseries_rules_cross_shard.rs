@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{Reply, TestServer};
-use tskv::datadir::shard_of;
 
 const SHARDS: usize = 2;
 
@@ -29,11 +28,7 @@ fn req(con: &mut common::RawConn, line: &str) -> Reply {
 
 /// `count` key names with `prefix` on `shard`.
 fn keys_on(prefix: &str, shard: usize, count: usize) -> Vec<String> {
-    (0..)
-        .map(|i| format!("{prefix}{i}"))
-        .filter(|k| shard_of(k.as_bytes(), SHARDS).0 == shard)
-        .take(count)
-        .collect()
+    common::keys_on(SHARDS, shard, prefix, count)
 }
 
 fn range(con: &mut common::RawConn, key: &str) -> Vec<(i64, String)> {

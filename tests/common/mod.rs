@@ -720,6 +720,16 @@ pub fn metrics_sample(text: &str, name: &str) -> f64 {
         .unwrap()
 }
 
+/// The first `count` keys `<prefix><n>` (n = 0, 1, ...) that shard `shard` of `shards`
+/// owns, by the server's own routing rule.
+pub fn keys_on(shards: usize, shard: usize, prefix: &str, count: usize) -> Vec<String> {
+    (0..)
+        .map(|i| format!("{prefix}{i}"))
+        .filter(|k| tskv::datadir::shard_of(k.as_bytes(), shards).0 == shard)
+        .take(count)
+        .collect()
+}
+
 /// The `(timestamp, value)` pairs of a RESP2 time-series range reply (`TS.RANGE` and the
 /// like: an array of `[ts, value]` pairs, values as simple strings).
 pub fn samples_of(reply: Reply) -> Vec<(u64, f64)> {
