@@ -18,7 +18,7 @@
 # * Prints one line per round and the medians.
 #
 # Usage: scripts/bench-ts-ingest.sh   (variables: ROUNDS, DURATION, HOSTS, CLIENTS,
-#        PIPELINE, OUT). Needs: redis-cli, jq, taskset, cargo, at least 2 cores.
+#        PIPELINE, OUT, BIN: the directory of the binaries, default target/release). Needs: redis-cli, jq, taskset, cargo, at least 2 cores.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -30,7 +30,7 @@ OUT=${OUT:-$(mktemp -d /tmp/tskv-ts-ingest.XXXXXX)}
 mkdir -p "$OUT"
 cd "$(dirname "$0")/.."
 cargo build --release --bins >&2
-BIN=target/release
+BIN=${BIN:-target/release}
 
 . scripts/lib/server.sh
 
