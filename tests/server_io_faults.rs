@@ -148,3 +148,49 @@ fn time_series_reads_on_a_refusing_shard_answer_at_once() {
     );
     assert_eq!(conn.request(&["PING"]), Reply::Status("PONG".into()));
 }
+
+#[test]
+fn time_series_reads_on_a_refusing_shard_serve_series_whose_writes_are_durable() {
+    let data = tempfile::tempdir().unwrap();
+    let launch = Launch {
+        env: &[(FDATASYNC_EIO_VAR, "0:10")],
+        ..Launch::default()
+    };
+    let server = TestServer::start_in_with(data.path(), &["--shards", "2"], &launch);
+    let mut conn = server.raw();
+    let [durable, refused_series] = <[String; 2]>::try_from(keys_of(0, 2)).unwrap();
+    assert_eq!(conn.request(&["TS.CREATE", &durable]), Reply::ok());
+    let madd = ["TS.MADD", &durable, "1", "1.5", &durable, "2", "2.5"];
+    assert_eq!(
+        conn.request(&madd),
+        Reply::Array(vec![Reply::Int(1), Reply::Int(2)]),
+        "written before the injected failure"
+    );
+    let mut refused = false;
+    for ts in 1..100 {
+        if conn
+            .request(&["TS.ADD", &refused_series, &ts.to_string(), "7"])
+            .is_error()
+        {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "the injected failure must refuse a TS.ADD");
+    // The refused sample is in the other series' memory, not on disk: its reads wait for
+    // the refused write and answer the shard's error instead of showing it.
+    let reply = conn.request(&["TS.GET", &refused_series]);
+    assert!(
+        matches!(&reply, Reply::Error(text) if text.contains("refuses writes")),
+        "{reply:?}"
+    );
+    // Every write of this series is durable: its reads answer as before the failure.
+    let sample =
+        |ts: i64, value: &str| Reply::Array(vec![Reply::Int(ts), Reply::Status(value.into())]);
+    assert_eq!(conn.request(&["TS.GET", &durable]), sample(2, "2.5"));
+    assert_eq!(
+        conn.request(&["TS.RANGE", &durable, "-", "+"]),
+        Reply::Array(vec![sample(1, "1.5"), sample(2, "2.5")])
+    );
+    assert!(!conn.request(&["TS.INFO", &durable]).is_error());
+}

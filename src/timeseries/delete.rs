@@ -84,6 +84,7 @@ pub fn delete_range(
     if with_ts {
         removed.ts_ms = open_ts;
     }
+    state.wrote(seq);
     Ok((removed, seq))
 }
 

@@ -177,7 +177,7 @@ fn dispatch(
             Some(last) => reply::sample(out, proto, last),
             None => resp::array_header(out, 0),
         }
-        return Ok(store.last_seq());
+        return Ok(read_gate(store, cache, key, latest_wanted));
     }
     if name_is(args, "TS.RANGE") || name_is(args, "TS.REVRANGE") {
         let range = args::parse_range(rest).map_err(SeriesError::Refused)?;
@@ -189,20 +189,22 @@ fn dispatch(
             false => None,
         };
         let reverse = name_is(args, "TS.REVRANGE");
+        let gate = read_gate(store, cache, key, range.latest);
         let source = RangeSource::open(store, &state, range, latest, reverse)?;
         match super::range::reply(store, source, proto)? {
             RangeReply::Encoded(bytes, _) => *out = bytes,
             RangeReply::Stream(stream) => *streamed = Some(stream),
         }
-        return Ok(store.last_seq());
+        return Ok(gate);
     }
     let state = series::load(store, cache, key)?.ok_or_else(|| refused(NO_KEY))?;
     if name_is(args, "TS.INFO") {
         let debug = rest
             .get(1)
             .is_some_and(|w| w.eq_ignore_ascii_case(b"DEBUG"));
+        let gate = state.read_gate();
         super::info::info(store, state, key, debug, proto, out)?;
-        return Ok(store.last_seq());
+        return Ok(gate);
     }
     if name_is(args, "TS.DEL") {
         let (from_ms, to_ms) = args::parse_del(rest).map_err(SeriesError::Refused)?;
@@ -236,8 +238,9 @@ fn dispatch(
         }
         meta.ignore = options.ignore.unwrap_or(meta.ignore);
         let seq = store.put(&super::keys::meta_key(key), &meta.encode());
-        if relabeled {
-            let labels = meta.labels.clone();
+        let labels = relabeled.then(|| meta.labels.clone());
+        state.wrote(seq);
+        if let Some(labels) = labels {
             cache.directory.insert(key, &labels);
         }
         resp::simple(out, "OK");
@@ -247,6 +250,16 @@ fn dispatch(
         "ERR unknown command '{}'",
         String::from_utf8_lossy(args[0])
     )))
+}
+
+/// What a read of series `key` (cached: the caller loaded it) waits for: the series'
+/// newest write ([`SeriesState::read_gate`]); with `LATEST`, everything written so far,
+/// as the open bucket comes from the rule's source.
+fn read_gate(store: &ShardStore, cache: &SeriesCache, key: &[u8], latest: bool) -> SeqNo {
+    match cache.state(key) {
+        Some(state) if !latest => state.read_gate(),
+        _ => store.last_seq(),
+    }
 }
 
 fn resolve_ts(ts: TimestampArg, now_ms: u64) -> u64 {
@@ -286,6 +299,7 @@ fn create(
             last: None,
             sealed_until_ms: None,
             no_string_at_writes: u64::MAX,
+            written_seq: seq,
         },
     );
     seq

@@ -344,6 +344,7 @@ mod tests {
             last: None,
             sealed_until_ms: None,
             no_string_at_writes: u64::MAX,
+            written_seq: SeqNo(0),
         }
     }
 

@@ -79,6 +79,7 @@ fn put_meta(
     let seq = store.put(&keys::meta_key(key), &meta.encode());
     if let Some(state) = series::load(store, cache, key)? {
         state.meta = meta;
+        state.wrote(seq);
     }
     Ok(seq)
 }

@@ -67,6 +67,7 @@ pub fn seal(store: &mut ShardStore, state: &mut SeriesState) -> Result<SeqNo, Se
     }
     // Sample entries older than this mark are sealed (see `load`).
     seq = seq.max(store.put(&keys::sealed_key(id), b""));
+    state.wrote(seq);
     Ok(seq)
 }
 

@@ -53,6 +53,26 @@ pub struct SeriesState {
     /// [`ShardStore::memtable_writes`] was this count (`u64::MAX`: not known), so a
     /// command need not look for one again until some other write happened.
     pub no_string_at_writes: u64,
+    /// The sequence number of the newest write to the series (its metadata, samples,
+    /// chunks, deletion marks, or the string of its name that a deletion hid) since the
+    /// cache loaded it, and at load the store's last sequence number, which bounds every
+    /// earlier write. A read of this series replies once this is durable
+    /// ([`SeriesState::read_gate`]), so it never shows what a crash could take back, and
+    /// never waits for the fdatasync of other series' writes.
+    pub written_seq: SeqNo,
+}
+
+impl SeriesState {
+    /// Takes note of a write to the series with sequence number `seq`.
+    pub fn wrote(&mut self, seq: SeqNo) {
+        self.written_seq = self.written_seq.max(seq);
+    }
+
+    /// The sequence number a reply that shows this series' samples or settings waits
+    /// for: its newest write ([`SeriesState::written_seq`]).
+    pub fn read_gate(&self) -> SeqNo {
+        self.written_seq
+    }
 }
 
 /// The series states of one shard, by user key.
@@ -85,6 +105,14 @@ impl SeriesCache {
         if let Some(mut state) = self.states.remove(key) {
             state.open.checkpoint(store, state.meta.series_id);
             state.open.release();
+        }
+    }
+
+    /// Takes note of a write with sequence number `seq` to series `key`, if cached (a
+    /// series loaded later gets the store's last sequence number anyway).
+    pub fn wrote(&mut self, key: &[u8], seq: SeqNo) {
+        if let Some(state) = self.states.get_mut(key) {
+            state.wrote(seq);
         }
     }
 
@@ -179,9 +207,14 @@ pub fn string_shadows(
     if !string_check_needed(cache.states.get(key), writes) {
         return Ok(false);
     }
-    let exists = string_exists(store, key)?;
+    let found = store.get(key)?;
+    let exists = found.as_ref().is_some_and(|f| f.value.is_some());
     if let Some(state) = cache.states.get_mut(key).filter(|_| !exists) {
         state.no_string_at_writes = writes;
+        // A string whose deletion a crash could take back would shadow the series again.
+        if let Some(tombstone) = found {
+            state.wrote(tombstone.seq);
+        }
     }
     Ok(exists)
 }
@@ -250,6 +283,7 @@ pub fn load<'c>(
             last,
             sealed_until_ms,
             no_string_at_writes: u64::MAX,
+            written_seq: store.last_seq(),
         };
         cache.states.insert(key.to_vec(), state);
     }
@@ -455,6 +489,7 @@ pub fn add(
             value,
         });
     }
+    state.wrote(seq);
     if may_seal && seal_due(state, state.open.len()) {
         seq = seq.max(seal(store, state)?);
     }

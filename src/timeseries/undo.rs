@@ -23,6 +23,7 @@
 //! destination of a compaction rule: a closed bucket may move to another shard, outside
 //! the transaction, and could not be taken back.
 
+use crate::base::SeqNo;
 use crate::store::ShardStore;
 
 use super::chunk::Sample;
@@ -173,10 +174,14 @@ impl SeriesUndo {
         }
     }
 
-    /// The transaction committed: its series may be sealed again.
-    pub fn release(self, cache: &mut SeriesCache) {
+    /// The transaction is decided (by the write with sequence number `decided_seq`, or
+    /// the last write of its undo): its series may be sealed again, and a read of one of
+    /// them waits for that write, since until it is durable a crash could still take the
+    /// part's samples back.
+    pub fn release(self, cache: &mut SeriesCache, decided_seq: SeqNo) {
         for series in self.series {
             cache.release_seals(&series.key);
+            cache.wrote(&series.key, decided_seq);
         }
     }
 
@@ -192,7 +197,7 @@ impl SeriesUndo {
                 );
             }
         }
-        self.release(cache);
+        self.release(cache, store.last_seq());
     }
 }
 

@@ -317,7 +317,7 @@ impl Shard {
             if self.store.has_tx_part(id) {
                 gate = self.store.commit_tx(id, false);
             }
-            series.release(&mut self.series);
+            series.release(&mut self.series, self.store.last_seq());
         } else if self.store.has_tx_part(id) {
             // As ordinary writes after the part: whether or not the part's own records
             // survive a crash, these come later and win.
@@ -334,7 +334,7 @@ impl Shard {
             series.undo(&mut self.store, &mut self.series);
             self.store.abort_tx(id);
         } else {
-            series.release(&mut self.series);
+            series.release(&mut self.series, self.store.last_seq());
         }
         let durable = self.poisoned.is_none() || gate == SeqNo(0);
         let message = Message::Tx(TxMessage::Released { id, durable });
