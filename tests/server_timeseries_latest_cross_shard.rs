@@ -9,7 +9,8 @@
 //! sources get the same samples. Each `LATEST` query on the cross-shard destination must
 //! equal the same query on the reference destination. The open bucket reaches the other
 //! shard after the source's writes are acknowledged, so each is polled until equal (or a
-//! generous deadline passes and both readings are shown).
+//! generous deadline passes and both readings are shown). Last, the server restarts and
+//! the open bucket must show again without a write to the source.
 
 mod common;
 
@@ -50,7 +51,8 @@ fn sample(ts: i64, value: &str) -> Reply {
 
 #[test]
 fn latest_across_shards_shows_the_open_bucket_as_within_a_shard() {
-    let server = TestServer::start(&["--shards", "2"]);
+    let data = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start_in(data.path(), &["--shards", "2"]);
     let mut c = server.raw();
     let (src_x, dst_x) = (key_on("src:x:", 0), key_on("dst:x:", 1));
     let (src_l, dst_l) = (key_on("src:l:", 0), key_on("dst:l:", 0));
@@ -130,5 +132,17 @@ fn latest_across_shards_shows_the_open_bucket_as_within_a_shard() {
     for src in [&src_x, &src_l] {
         assert_eq!(req(&mut c, &format!("TS.DEL {src} 20 29")), Reply::Int(1));
     }
+    check_all(&mut c);
+
+    // After a restart, with no write since: the source's shard sends the open bucket again.
+    add_both(&mut c, 24, "3");
+    drop(c);
+    server.shutdown();
+    let server = TestServer::start_in(data.path(), &["--shards", "2"]);
+    let mut c = server.raw();
+    assert_eq!(
+        await_same(&mut c, "TS.GET {dst} LATEST", &dst_x, &dst_l),
+        sample(20, "3")
+    );
     check_all(&mut c);
 }
