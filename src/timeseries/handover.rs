@@ -272,6 +272,9 @@ pub fn scan_pending(store: &ShardStore) -> Result<Vec<(PendingBucket, Vec<u8>)>,
     Ok(out)
 }
 
+/// A compaction rule's (source, destination) user keys.
+pub type RuleKeys = (Vec<u8>, Vec<u8>);
+
 /// Every compaction rule whose source is on this shard and whose destination is on
 /// another, as (source, destination) user keys in the source's key order: a start-up
 /// sends each one's open bucket for `LATEST` ([`RuleNotice::Latest`]), which the
@@ -280,10 +283,7 @@ pub fn scan_pending(store: &ShardStore) -> Result<Vec<(PendingBucket, Vec<u8>)>,
 ///
 /// # Errors
 /// A failed read.
-pub fn scan_remote_rules(
-    store: &ShardStore,
-    route: &Route,
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>, SeriesError> {
+pub fn scan_remote_rules(store: &ShardStore, route: &Route) -> Result<Vec<RuleKeys>, SeriesError> {
     let mut out = Vec::new();
     for entry in store.scan_from(&keys::meta_key(b"")) {
         let entry = entry?;

@@ -90,8 +90,8 @@ pub struct SeriesCache {
     open_total: Arc<OpenBudget>,
     /// Per destination series here whose rule's source lives on another shard: the
     /// source's key and its open bucket as that shard last sent it
-    /// ([`super::handover::RuleNotice::Latest`]), for `LATEST`. In memory only: empty
-    /// after a restart until the source is written again.
+    /// ([`super::handover::RuleNotice::Latest`]), for `LATEST`. In memory only: the
+    /// source's shard sends it again as it starts.
     pub remote_latest: HashMap<Vec<u8>, (Vec<u8>, Option<Sample>)>,
     /// Series written by a transaction across shards that is not decided yet: none is
     /// sealed until it is ([`SeriesCache::hold_seals`]).
