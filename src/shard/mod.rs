@@ -332,12 +332,21 @@ impl Shard {
         shard.series.route = crate::timeseries::handover::Route { shard: id, shards };
         // Built before any client: a blind `SET` or a `DEL` asks the directory whether it
         // replaces a series, and building it reads every metadata entry, which would
-        // otherwise stall the loop at the first such write after a start.
-        if let Err(e) = shard.series.directory.contains(&shard.store, b"") {
-            tracing::error!(
+        // otherwise stall the loop at the first such write after a start. The same scan
+        // finds the rules into other shards' series, whose open buckets for `LATEST` those
+        // shards keep in memory only: they are computed now and sent once serving.
+        match shard.series.directory.read_at_start(&shard.store) {
+            Ok(rules) => {
+                let route = shard.series.route;
+                for (src_key, dst_key) in rules.into_iter().filter(|(_, d)| !route.is_local(d)) {
+                    shard.rule_links.latest.changed(src_key, dst_key, SeqNo(0));
+                }
+                shard.compute_latest();
+            }
+            Err(e) => tracing::error!(
                 shard = id.0,
                 "reading the series directory at start-up: {e}; read again when needed"
-            );
+            ),
         }
         shard.publish_store_stats();
         Ok(shard)

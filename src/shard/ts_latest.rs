@@ -11,9 +11,10 @@
 //! iterations after it are not acknowledged yet, but its own are). The bucket travels
 //! after the writes are acknowledged, so a read on the destination right after the
 //! source's reply may still show the previous one for as long as the message takes.
-//! In memory only on the destination's shard: so as it starts, each shard queues every
-//! rule whose source it holds and whose destination is elsewhere
-//! ([`crate::timeseries::handover::scan_remote_rules`]) and sends their open buckets.
+//! In memory only on the destination's shard: so as it starts, each shard computes the
+//! open bucket of every rule whose source it holds and whose destination is elsewhere
+//! (found by [`crate::timeseries::directory::SeriesDirectory::read_at_start`]) before it
+//! serves, and sends them once it does.
 //!
 //! [`RuleNotice::Latest`]: crate::timeseries::handover::RuleNotice::Latest
 

@@ -467,15 +467,6 @@ impl Shard {
                 Ok(found) => found.into_iter().for_each(|u| self.send_unlink(u)),
                 Err(e) => tracing::error!(shard = self.id.0, "reading pending unlinks: {e}"),
             }
-            // The other shards keep their destinations' open buckets in memory only.
-            match handover::scan_remote_rules(&self.store, &self.series.route) {
-                Ok(found) => {
-                    for (src_key, dst_key) in found {
-                        self.rule_links.latest.changed(src_key, dst_key, SeqNo(0));
-                    }
-                }
-                Err(e) => tracing::error!(shard = self.id.0, "reading rules for LATEST: {e}"),
-            }
         }
         for notice in std::mem::take(&mut self.series.notices) {
             match notice {

@@ -85,29 +85,55 @@ impl SeriesDirectory {
         }
     }
 
+    /// Reads the directory from the store now (a shard does so as it starts, before it
+    /// serves anyone) and returns the compaction rules of every series it read, as
+    /// (source, destination) user keys in the source's key order, from the same scan.
+    ///
+    /// # Errors
+    /// A failed read of the metadata entries.
+    pub fn read_at_start(&mut self, store: &ShardStore) -> Result<Vec<RuleKeys>, SeriesError> {
+        let mut rules = Vec::new();
+        self.build(store, &mut rules)?;
+        Ok(rules)
+    }
+
     fn index(&mut self, store: &ShardStore) -> Result<&LabelIndex, SeriesError> {
         if self.index.is_none() {
-            let mut index = LabelIndex::default();
-            for entry in store.scan_from(&keys::meta_key(b"")) {
-                let entry = entry?;
-                let KeyClass::Series(user) = keys::classify(&entry.key) else {
-                    break;
-                };
-                let Some(value) = entry.value else { continue };
-                match SeriesMeta::decode(&value) {
-                    Ok(meta) => index.insert(user, &meta.labels),
-                    Err(damage) => {
-                        tracing::error!(
-                            "series {:?}: damaged metadata ({damage}); filters fail until it is deleted",
-                            String::from_utf8_lossy(user)
-                        );
-                        index.insert(user, &[]);
-                        self.damaged.insert(user.to_vec(), damage);
-                    }
-                }
-            }
-            self.index = Some(index);
+            self.build(store, &mut Vec::new())?;
         }
         Ok(self.index.as_ref().expect("just filled"))
     }
+
+    /// Reads every metadata entry into a new label index, and each series' rules into
+    /// `rules`.
+    fn build(&mut self, store: &ShardStore, rules: &mut Vec<RuleKeys>) -> Result<(), SeriesError> {
+        let mut index = LabelIndex::default();
+        for entry in store.scan_from(&keys::meta_key(b"")) {
+            let entry = entry?;
+            let KeyClass::Series(user) = keys::classify(&entry.key) else {
+                break;
+            };
+            let Some(value) = entry.value else { continue };
+            match SeriesMeta::decode(&value) {
+                Ok(meta) => {
+                    index.insert(user, &meta.labels);
+                    let dests = meta.rules.into_iter().map(|r| (user.to_vec(), r.dest_key));
+                    rules.extend(dests);
+                }
+                Err(damage) => {
+                    tracing::error!(
+                        "series {:?}: damaged metadata ({damage}); filters fail until it is deleted",
+                        String::from_utf8_lossy(user)
+                    );
+                    index.insert(user, &[]);
+                    self.damaged.insert(user.to_vec(), damage);
+                }
+            }
+        }
+        self.index = Some(index);
+        Ok(())
+    }
 }
+
+/// A compaction rule's (source, destination) user keys.
+pub type RuleKeys = (Vec<u8>, Vec<u8>);

@@ -36,7 +36,7 @@ use crate::store::ShardStore;
 
 use super::chunk::Sample;
 use super::keys;
-use super::meta::{DuplicatePolicy, SeriesMeta};
+use super::meta::DuplicatePolicy;
 use super::series::{self, SeriesCache, SeriesError};
 
 /// Which shard the cache's series live on, to tell a rule's local destination from a
@@ -267,34 +267,6 @@ pub fn scan_pending(store: &ShardStore) -> Result<Vec<(PendingBucket, Vec<u8>)>,
                 dst_key: dst_key.to_vec(),
             };
             out.push((pending, src_key));
-        }
-    }
-    Ok(out)
-}
-
-/// A compaction rule's (source, destination) user keys.
-pub type RuleKeys = (Vec<u8>, Vec<u8>);
-
-/// Every compaction rule whose source is on this shard and whose destination is on
-/// another, as (source, destination) user keys in the source's key order: a start-up
-/// sends each one's open bucket for `LATEST` ([`RuleNotice::Latest`]), which the
-/// destination's shard keeps in memory only. A source whose metadata does not decode is
-/// left out (the series directory reports it).
-///
-/// # Errors
-/// A failed read.
-pub fn scan_remote_rules(store: &ShardStore, route: &Route) -> Result<Vec<RuleKeys>, SeriesError> {
-    let mut out = Vec::new();
-    for entry in store.scan_from(&keys::meta_key(b"")) {
-        let entry = entry?;
-        let keys::KeyClass::Series(src_key) = keys::classify(&entry.key) else {
-            break;
-        };
-        let Some(meta) = entry.value.and_then(|v| SeriesMeta::decode(&v).ok()) else {
-            continue;
-        };
-        for rule in meta.rules.iter().filter(|r| !route.is_local(&r.dest_key)) {
-            out.push((src_key.to_vec(), rule.dest_key.clone()));
         }
     }
     Ok(out)
