@@ -202,7 +202,7 @@ fn dispatch(
         let debug = rest
             .get(1)
             .is_some_and(|w| w.eq_ignore_ascii_case(b"DEBUG"));
-        let gate = state.read_gate();
+        let gate = state.written_seq;
         super::info::info(store, state, key, debug, proto, out)?;
         return Ok(gate);
     }
@@ -253,11 +253,11 @@ fn dispatch(
 }
 
 /// What a read of series `key` (cached: the caller loaded it) waits for: the series'
-/// newest write ([`SeriesState::read_gate`]); with `LATEST`, everything written so far,
+/// newest write ([`SeriesState::written_seq`]); with `LATEST`, everything written so far,
 /// as the open bucket comes from the rule's source.
 fn read_gate(store: &ShardStore, cache: &SeriesCache, key: &[u8], latest: bool) -> SeqNo {
     match cache.state(key) {
-        Some(state) if !latest => state.read_gate(),
+        Some(state) if !latest => state.written_seq,
         _ => store.last_seq(),
     }
 }

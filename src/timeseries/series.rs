@@ -56,9 +56,9 @@ pub struct SeriesState {
     /// The sequence number of the newest write to the series (its metadata, samples,
     /// chunks, deletion marks, or the string of its name that a deletion hid) since the
     /// cache loaded it, and at load the store's last sequence number, which bounds every
-    /// earlier write. A read of this series replies once this is durable
-    /// ([`SeriesState::read_gate`]), so it never shows what a crash could take back, and
-    /// never waits for the fdatasync of other series' writes.
+    /// earlier write. A read of this series replies once this is durable, so it never
+    /// shows what a crash could take back, and never waits for the fdatasync of other
+    /// series' writes.
     pub written_seq: SeqNo,
 }
 
@@ -66,12 +66,6 @@ impl SeriesState {
     /// Takes note of a write to the series with sequence number `seq`.
     pub fn wrote(&mut self, seq: SeqNo) {
         self.written_seq = self.written_seq.max(seq);
-    }
-
-    /// The sequence number a reply that shows this series' samples or settings waits
-    /// for: its newest write ([`SeriesState::written_seq`]).
-    pub fn read_gate(&self) -> SeqNo {
-        self.written_seq
     }
 }
 

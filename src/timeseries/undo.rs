@@ -267,17 +267,30 @@ mod tests {
         series::read_range(store, state, 0, u64::MAX).unwrap()
     }
 
-    /// A series whose seal is due every eighth open sample (a chunk holds about seven),
-    /// with samples 1..=13: eight sealed, five open.
-    fn series_with_samples(store: &mut ShardStore, cache: &mut SeriesCache) {
+    /// A store in a new directory with series `k`, whose seal is due every eighth open
+    /// sample (a chunk holds about seven), with samples 1..=13: eight sealed, five open.
+    /// Returns the directory, the store, its cache and the samples.
+    fn series_with_samples() -> (tempfile::TempDir, ShardStore, SeriesCache, Vec<Sample>) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = ShardStore::open(dir.path(), &StoreOptions::default()).unwrap();
+        let mut cache = SeriesCache::default();
         let create = "TS.CREATE k ENCODING UNCOMPRESSED CHUNK_SIZE 128 DUPLICATE_POLICY LAST";
         let words: Vec<&str> = create.split(' ').collect();
-        assert_eq!(run(store, cache, &words), b"+OK\r\n");
+        assert_eq!(run(&mut store, &mut cache, &words), b"+OK\r\n");
         for ts in 1..=13 {
             let ts = ts.to_string();
-            run(store, cache, &["TS.ADD", "k", &ts, &ts]);
+            run(&mut store, &mut cache, &["TS.ADD", "k", &ts, &ts]);
         }
-        sync(store);
+        sync(&mut store);
+        let before = samples(&store, &mut cache);
+        (dir, store, cache, before)
+    }
+
+    /// Every sample of series `k` after `store` (in `dir`) is closed and opened again.
+    fn restarted_samples(dir: tempfile::TempDir, store: ShardStore) -> Vec<Sample> {
+        drop(store);
+        let store = ShardStore::open(dir.path(), &StoreOptions::default()).unwrap();
+        samples(&store, &mut SeriesCache::default())
     }
 
     /// Runs transaction 1's part on series `k`: overwrites sample 1 and adds two, one
@@ -303,11 +316,7 @@ mod tests {
     /// stay open samples while it is undecided, so the undo never rewrites a chunk).
     #[test]
     fn an_undone_part_leaves_the_series_as_it_was_before_and_after_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = ShardStore::open(dir.path(), &StoreOptions::default()).unwrap();
-        let mut cache = SeriesCache::default();
-        series_with_samples(&mut store, &mut cache);
-        let before = samples(&store, &mut cache);
+        let (dir, mut store, mut cache, before) = series_with_samples();
         let mut undo = SeriesUndo::default();
         part(&mut store, &mut cache, &mut undo);
         assert!(cache.seals_held(b"k"));
@@ -317,10 +326,7 @@ mod tests {
         sync(&mut store);
         assert!(!cache.seals_held(b"k"));
         assert_eq!(samples(&store, &mut cache), before, "after the undo");
-        drop(store);
-        let store = ShardStore::open(dir.path(), &StoreOptions::default()).unwrap();
-        let restarted = samples(&store, &mut SeriesCache::default());
-        assert_eq!(restarted, before, "after a restart");
+        assert_eq!(restarted_samples(dir, store), before, "after a restart");
     }
 
     /// Goal: a checkpoint while a part is undecided puts its samples into the memtable
@@ -329,11 +335,7 @@ mod tests {
     /// SSTable) shows the series as before the part.
     #[test]
     fn checkpointed_samples_of_an_undecided_part_wait_for_the_decision() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = ShardStore::open(dir.path(), &StoreOptions::default()).unwrap();
-        let mut cache = SeriesCache::default();
-        series_with_samples(&mut store, &mut cache);
-        let before = samples(&store, &mut cache);
+        let (dir, mut store, mut cache, before) = series_with_samples();
         let mut undo = SeriesUndo::default();
         part(&mut store, &mut cache, &mut undo);
         store.request_freeze();
@@ -352,23 +354,14 @@ mod tests {
             .expect("decided: it flushes");
         store.flush_sync(job).unwrap();
         assert_eq!(samples(&store, &mut cache), before, "after the undo");
-        drop(store);
-        let store = ShardStore::open(dir.path(), &StoreOptions::default()).unwrap();
-        let restarted = samples(&store, &mut SeriesCache::default());
-        assert_eq!(restarted, before, "after a restart");
+        assert_eq!(restarted_samples(dir, store), before, "after a restart");
     }
 
     /// Goal: a part never decided (a crash before the commit) is gone after a restart.
     #[test]
     fn an_undecided_part_is_gone_after_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = ShardStore::open(dir.path(), &StoreOptions::default()).unwrap();
-        let mut cache = SeriesCache::default();
-        series_with_samples(&mut store, &mut cache);
-        let before = samples(&store, &mut cache);
+        let (dir, mut store, mut cache, before) = series_with_samples();
         part(&mut store, &mut cache, &mut SeriesUndo::default());
-        drop(store);
-        let store = ShardStore::open(dir.path(), &StoreOptions::default()).unwrap();
-        assert_eq!(samples(&store, &mut SeriesCache::default()), before);
+        assert_eq!(restarted_samples(dir, store), before);
     }
 }
